@@ -46,6 +46,7 @@ __all__ = [
     "KUBERNETES_VERSION",
     "SchemaIssue",
     "known_kind",
+    "namespaced",
     "served_versions",
     "validate_object",
     "validate_objects",
@@ -338,6 +339,51 @@ def served_versions(api_version: str, kind: str) -> tuple[str, ...]:
     if _is_core_group(group):
         return _core_versions_of(kind)
     return ()
+
+
+#: Core kinds that are cluster-scoped (everything else in the core groups is namespaced).
+_CLUSTER_SCOPED_CORE = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ComponentStatus",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "DeviceClass",
+        "FlowSchema",
+        "IngressClass",
+        "IPAddress",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "ServiceCIDR",
+        "StorageClass",
+        "StorageVersionMigration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+        "VolumeAttributesClass",
+    }
+)
+
+
+def namespaced(api_version: str, kind: str) -> bool:
+    """Whether objects of this kind live in a namespace (unknown kinds are assumed namespaced)."""
+    group, _ = _split(api_version) if isinstance(api_version, str) else ("", "")
+    crd = _crds().get((group, kind))
+    if crd is not None:
+        return crd.scope == "Namespaced"
+    return kind not in _CLUSTER_SCOPED_CORE
 
 
 def known_kind(api_version: str, kind: str) -> bool:

@@ -1,0 +1,176 @@
+"""The ``fleetkit lint`` command (registered on the main CLI; also runnable as ``python -m fleetkit.lint.cli``)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from fleetkit.errors import EXIT_USAGE, Problem, SpecError, format_path
+from fleetkit.lint.engine import exit_code, lint_documents
+from fleetkit.lint.loader import load_paths
+from fleetkit.lint.model import LintConfig
+from fleetkit.lint.output import render_json, render_sarif, render_table, summary
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+_HELP = """
+Lint Kubernetes, Istio and KEDA manifests (any YAML, not only what fleetkit renders).
+
+Every object is validated against its schema (Istio 1.30, KEDA 2.20, prometheus-operator, Gateway API,
+Kubernetes core kinds; strict: unknown fields are errors), then all objects are analysed together: routes to
+undefined subsets, failover without outlier detection, retries that replay LLM generations, timeouts and
+connection pools too tight for generation, hosts that cannot resolve across clusters, consistent hashing that
+cannot hold, mTLS conflicts, autoscalers on the wrong signal or on metrics vLLM removed, deprecated fields and
+apiVersions.
+
+Suppress a finding on one object with an annotation that gives the reason:
+fleetkit.dev/lint-ignore: "FK105: backend is idempotent; FK102: spare subset for rollbacks"
+
+Exit codes: 0 clean (warnings allowed), 1 error findings, 2 unusable input. Rules: runbooks/lint.md.
+"""
+# typer keeps single newlines; reflow each paragraph onto one line.
+HELP = "\n\n".join(" ".join(p.split()) for p in _HELP.strip().split("\n\n"))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fleetkit")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def _config_from_file(path: Path) -> dict[str, Any]:
+    name = path.as_posix()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError([Problem(name, "", "config-file", f"cannot read lint config: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(name, "", "yaml-syntax", f"invalid YAML: {exc}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(
+            [Problem(name, "", "config-file", "lint config must be a mapping of LintConfig fields")]
+        )
+    return data
+
+
+def build_config(
+    config_file: Path | None, overrides: dict[str, Any], source: str = "(command line)"
+) -> LintConfig:
+    """Defaults < config file < command-line flags. Invalid values become SpecError problems."""
+    data: dict[str, Any] = _config_from_file(config_file) if config_file else {}
+    origin = {key: config_file.as_posix() if config_file else source for key in data}
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+            origin[key] = source
+    try:
+        return LintConfig(**data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            key = str(loc[0]) if loc else ""
+            file = origin.get(key, source)
+            problems.append(Problem(file, format_path(loc), "lint-config", err.get("msg", "invalid value"),
+                                    err.get("input")))  # fmt: skip
+        raise SpecError(problems) from None
+
+
+def lint_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE_OR_DIR...", help="YAML files, or directories searched for *.yaml/*.yml."
+        ),
+    ],
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table (people), json (scripts), sarif (code scanning).",
+        ),
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+    ] = None,
+    min_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--min-timeout", help="Smallest acceptable route timeout for LLM generation (default 60s)."
+        ),
+    ] = None,
+    min_per_try_timeout: Annotated[
+        str | None,
+        typer.Option("--min-per-try-timeout", help="Smallest acceptable perTryTimeout (default 30s)."),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="YAML file with LintConfig fields (thresholds, disable, severity, ...)."
+        ),
+    ] = None,
+    disable: Annotated[
+        list[str] | None, typer.Option("--disable", help="Rule id or slug to skip (repeatable).")
+    ] = None,
+    no_schema: Annotated[
+        bool,
+        typer.Option("--no-schema", help="Skip schema validation (FK001); cross-object checks still run."),
+    ] = False,
+) -> None:
+    try:
+        overrides: dict[str, Any] = {
+            "min_timeout": min_timeout,
+            "min_per_try_timeout": min_per_try_timeout,
+            "schema_validation": False if no_schema else None,
+        }
+        if disable:
+            overrides["disable"] = set(disable)
+        config = build_config(config_file, overrides)
+        docs = load_paths(paths)
+        findings = lint_documents(docs, config)
+    except SpecError as exc:
+        typer.echo(exc.render(), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+    if output_format is OutputFormat.json:
+        report = render_json(findings)
+    elif output_format is OutputFormat.sarif:
+        report = render_sarif(findings, _version())
+    else:
+        report = render_table(findings, len(docs))
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        typer.echo(f"{summary(findings, len(docs))}; report written to {output}", err=True)
+    else:
+        sys.stdout.write(report)
+        sys.stdout.flush()
+    raise typer.Exit(exit_code(findings))
+
+
+lint_command.__doc__ = HELP
+
+
+def main() -> None:
+    """Entry point for ``python -m fleetkit.lint.cli`` (the kit's CLI registers ``lint_command`` itself)."""
+    typer.run(lint_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Load Kubernetes YAML from files and directories, remembering where each value came from.
+
+Unusable input (missing file, YAML syntax error, duplicate key, a document that is not an object or has no
+apiVersion/kind) is collected for every file and raised once as :class:`~fleetkit.errors.SpecError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetkit.errors import ProblemCollector, format_path
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class Lines:
+    """Line numbers (1-based) of mapping keys and sequence items, found by object identity."""
+
+    start: int
+    keys: dict[int, dict[Any, int]] = field(default_factory=dict)
+    items: dict[int, list[int]] = field(default_factory=dict)
+
+    def line_of(self, root: Any, path: Sequence[str | int]) -> int:
+        """Line of the deepest part of ``path`` that exists under ``root`` (the document start otherwise)."""
+        line, node = self.start, root
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                line = self.keys.get(id(node), {}).get(part, line)
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                items = self.items.get(id(node), [])
+                line = items[part] if part < len(items) else line
+                node = node[part]
+            else:
+                break
+        return line
+
+
+@dataclass
+class Document:
+    """One object from one file (``index`` counts objects in the file, List items included)."""
+
+    file: str
+    index: int
+    obj: dict[str, Any]
+    lines: Lines | None = None
+
+    def line(self, path: Sequence[str | int] = ()) -> int | None:
+        return self.lines.line_of(self.obj, path) if self.lines else None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int):
+        self.key, self.line, self.first = key, line, first
+
+
+class _TrackingLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader that records key/item lines and refuses duplicate keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.keys: dict[int, dict[Any, int]] = {}
+        self.items: dict[int, list[int]] = {}
+        self.duplicates: list[tuple[list[Any], Any, int, int]] = []
+        self._path: list[Any] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                ) from None
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                self.duplicates.append((list(self._path), key, line, lines[key]))
+            lines[key] = line
+            self._path.append(key)
+            mapping[key] = self.construct_object(value_node, deep=True)
+            self._path.pop()
+        self.keys[id(mapping)] = lines
+        return mapping
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        out: list[Any] = []
+        for i, child in enumerate(node.value):
+            self._path.append(i)
+            out.append(self.construct_object(child, deep=True))
+            self._path.pop()
+        self.items[id(out)] = [child.start_mark.line + 1 for child in node.value]
+        return out
+
+
+def _construct_map(loader: _TrackingLoader, node: yaml.MappingNode) -> Any:
+    return loader.construct_mapping(node)
+
+
+def _construct_seq(loader: _TrackingLoader, node: yaml.SequenceNode) -> Any:
+    return loader.construct_sequence(node)
+
+
+_TrackingLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_TrackingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_TrackingLoader.add_constructor("tag:yaml.org,2002:omap", _construct_map)
+
+
+def discover(paths: Iterable[Path], problems: ProblemCollector) -> list[Path]:
+    """Files to lint: explicit files as given, directories searched recursively for *.yaml / *.yml."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                problems.add(str(path), "", "no-input", "directory contains no *.yaml or *.yml files")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            problems.add(str(path), "", "file-not-found", "no such file or directory")
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def load_text(text: str, file: str, problems: ProblemCollector) -> list[Document]:
+    """Parse one file's text into documents; problems are added to ``problems``."""
+    loader = _TrackingLoader(text)
+    docs: list[Document] = []
+    try:
+        n = 0
+        while loader.check_node():
+            node = loader.get_node()
+            n += 1
+            if node is None:
+                continue
+            start = node.start_mark.line + 1
+            data = loader.construct_document(node)
+            for path, key, line, first in loader.duplicates:
+                problems.add(
+                    file,
+                    [*path, key] if isinstance(key, str | int) else path,
+                    "duplicate-key",
+                    f"key {key!r} appears twice in document {n} (lines {first} and {line}); YAML keeps only the last",
+                )
+            loader.duplicates.clear()
+            if data is None:
+                continue
+            lines = Lines(start, loader.keys, loader.items)
+            docs.extend(_objects(data, file, n, start, lines, problems, len(docs)))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problems.add(file, where, "yaml-syntax", f"invalid YAML: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        problems.add(file, "", "yaml-syntax", f"invalid YAML: {exc}")
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _objects(
+    data: Any, file: str, n: int, start: int, lines: Lines, problems: ProblemCollector, offset: int
+) -> list[Document]:
+    where = f"document {n}"
+    if not isinstance(data, dict):
+        problems.add(file, where, "not-an-object",
+                     f"expected a Kubernetes object, got {type(data).__name__} (line {start})")  # fmt: skip
+        return []
+    if data.get("kind") == "List" and "items" in data:
+        items = data.get("items")
+        if not isinstance(items, list):
+            problems.add(
+                file, f"{where}: items", "not-an-object", f"List.items must be a list (line {start})"
+            )
+            return []
+        out: list[Document] = []
+        for i, item in enumerate(items):
+            item_line = lines.items.get(id(items), [start] * len(items))[i]
+            item_lines = Lines(item_line, lines.keys, lines.items)
+            item_where = f"document {n}, {format_path(['items', i])}"
+            if _usable(item, file, item_where, problems, item_line):
+                out.append(Document(file, offset + len(out), item, item_lines))
+        return out
+    if _usable(data, file, where, problems, start):
+        return [Document(file, offset, data, lines)]
+    return []
+
+
+def _usable(obj: Any, file: str, where: str, problems: ProblemCollector, line: int) -> bool:
+    if not isinstance(obj, dict):
+        problems.add(
+            file,
+            where,
+            "not-an-object",
+            f"expected a Kubernetes object, got {type(obj).__name__} (line {line})",
+        )
+        return False
+    ok = True
+    for key in ("apiVersion", "kind"):
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            shown = "missing" if value is None else f"not a string ({value!r})"
+            problems.add(file, f"{where}: {key}", "missing-type", f"{key} is {shown} (object at line {line})")
+            ok = False
+    return ok
+
+
+def load_paths(paths: Iterable[Path | str]) -> list[Document]:
+    """Load every object under ``paths``; raises SpecError listing all unusable input at once."""
+    problems = ProblemCollector()
+    files = discover([Path(p) for p in paths], problems)
+    docs: list[Document] = []
+    for path in files:
+        name = path.as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.add(name, "", "unreadable", f"cannot read file: {exc}")
+            continue
+        docs.extend(load_text(text, name, problems))
+    problems.raise_if_any()
+    return docs

@@ -1,0 +1,239 @@
+"""Findings, rule metadata and the lint configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fleetkit.lint.durations import parse_duration
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in one object.
+
+    ``object`` is ``Kind/namespace/name`` (``Kind/name`` for cluster-scoped kinds). ``suppressed`` holds the
+    justification when an annotation on the object suppresses the finding. ``line`` (1-based, in ``file``) is
+    known only for objects loaded from files; it is not part of the JSON output.
+    """
+
+    file: str
+    object: str
+    rule: str
+    severity: str
+    message: str
+    fix: str
+    suppressed: str | None = None
+    line: int | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "object": self.object,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "suppressed": self.suppressed,
+        }
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    slug: str
+    severity: Severity
+    title: str
+    help: str
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    return {r.id: r for r in rules}
+
+
+#: Every rule the linter can report. Ids are stable; runbooks/lint.md documents each one.
+RULES: dict[str, Rule] = _rules(
+    Rule("FK001", "schema", Severity.ERROR, "Object does not match its schema",
+         "Unknown fields, wrong types, bad enum values or invalid metadata; the API server or Istio would "
+         "reject or silently drop it."),
+    Rule("FK002", "unknown-kind", Severity.WARNING, "No schema for this apiVersion/kind",
+         "The kind is neither a core Kubernetes kind nor one of the vendored CRDs, so it was not validated."),
+    Rule("FK003", "unserved-api-version", Severity.ERROR, "apiVersion is not served",
+         "The CRD or Kubernetes version the kit targets does not serve this apiVersion; apply fails."),
+    Rule("FK004", "bad-suppression", Severity.WARNING, "Lint suppression without a reason or for an unknown rule",
+         "fleetkit.dev/lint-ignore entries must read 'RULE: reason'; an entry without a reason suppresses nothing."),
+    Rule("FK101", "undefined-subset", Severity.ERROR, "Route references a subset no DestinationRule defines",
+         "Istio has no cluster for the subset and the route fails with 503 (NR)."),
+    Rule("FK102", "unused-subset", Severity.WARNING, "DestinationRule subset no route uses",
+         "A subset that no VirtualService routes to is dead configuration (often a finished canary)."),
+    Rule("FK103", "fault-injection", Severity.WARNING, "Fault injection left on a route",
+         "Injected aborts/delays hit real traffic, and Istio disables the route's retries and timeouts while "
+         "a fault is configured."),
+    Rule("FK104", "retry-exceeds-timeout", Severity.WARNING, "Retries do not fit in the route timeout",
+         "perTryTimeout x (attempts + 1) exceeds the route timeout, so the last tries are cut off."),
+    Rule("FK105", "unsafe-retry", Severity.ERROR, "Retry condition can replay a started generation",
+         "Conditions such as 5xx, reset or gateway-error fire after the request reached vLLM; the retry runs "
+         "the whole generation again (double GPU work, duplicated side effects)."),
+    Rule("FK106", "invalid-retry", Severity.ERROR, "Retry policy Istio rejects",
+         "Unknown retryOn tokens, negative attempts, or retry settings with attempts 0."),
+    Rule("FK107", "short-timeout", Severity.WARNING, "Timeout too short for LLM generation",
+         "Route timeout or perTryTimeout below the configured generation budget cuts off long completions."),
+    Rule("FK108", "unroutable-host", Severity.ERROR, "Destination host cannot resolve in a multi-cluster mesh",
+         "IPs, localhost, wildcards, partial names and foreign cluster domains match no mesh service."),
+    Rule("FK201", "failover-without-outlier-detection", Severity.ERROR,
+         "Locality failover without outlier detection",
+         "failover/failoverPriority only take effect when outlierDetection can eject endpoints in the same "
+         "traffic policy."),
+    Rule("FK202", "connection-pool-limits", Severity.WARNING, "Connection pool limits throttle LLM traffic",
+         "Small concurrency limits queue or reject (503 UO) normal long-running generations; tiny timeouts "
+         "break connections."),
+    Rule("FK203", "hash-defeated", Severity.WARNING, "Consistent hashing defeated by other settings",
+         "Locality LB, weighted splits or hashing on the gateway's source IP break session/prefix-cache affinity."),
+    Rule("FK204", "maglev-table-size", Severity.ERROR, "Maglev tableSize missing or not prime",
+         "Istio validation requires maglev.tableSize to be set, prime and below 5000011."),
+    Rule("FK205", "mtls-conflict", Severity.ERROR, "DestinationRule TLS mode conflicts with PeerAuthentication",
+         "Plaintext toward a STRICT workload, or Istio mTLS toward a DISABLE workload, fails every connection."),
+    Rule("FK301", "deprecated-field", Severity.WARNING, "Deprecated or removed field/value",
+         "The field or value is deprecated upstream; use the replacement."),
+    Rule("FK302", "deprecated-api-version", Severity.WARNING, "Deprecated apiVersion",
+         "A newer apiVersion is served; old versions get removed."),
+    Rule("FK401", "autoscale-on-cpu-memory", Severity.WARNING, "GPU inference autoscaled on CPU/memory",
+         "CPU, memory and GPU framebuffer usage do not track vLLM load; scale on queue depth or KV-cache usage."),
+    Rule("FK402", "vllm-metric-removed", Severity.ERROR, "Autoscaler or alert uses a metric vLLM removed",
+         "The series no longer exists; queries return nothing (KEDA then treats it as 0)."),
+    Rule("FK403", "vllm-metric-unknown", Severity.WARNING, "Unknown vllm: metric",
+         "The name is not a metric vLLM is known to export (typo?)."),
+    Rule("FK404", "keda-scale-to-zero", Severity.WARNING, "ScaledObject can scale to zero",
+         "minReplicaCount defaults to 0; a cold start reloads model weights (minutes)."),
+    Rule("FK405", "duplicate-autoscaler", Severity.ERROR, "Several autoscalers target one workload",
+         "KEDA creates its own HPA; two HPAs on one Deployment fight over the replica count."),
+)  # fmt: skip
+
+RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}
+
+
+def rule_for(name: str) -> Rule | None:
+    """Look a rule up by id (``FK105``, case-insensitive) or slug (``unsafe-retry``)."""
+    return RULES.get(name.strip().upper()) or RULES_BY_SLUG.get(name.strip().lower())
+
+
+#: retryOn conditions that only fire before vLLM could have started a generation (see runbooks/lint.md).
+DEFAULT_SAFE_RETRY_ON: frozenset[str] = frozenset(
+    {
+        "connect-failure",  # TCP connect failed: request never sent
+        "refused-stream",  # HTTP/2 REFUSED_STREAM: server did not process the stream
+        "reset-before-request",  # reset before the request was fully sent
+        "envoy-ratelimited",  # rejected locally by Envoy's rate limiter
+        "unavailable",  # gRPC UNAVAILABLE (Istio default; only for gRPC responses)
+        "cancelled",  # gRPC CANCELLED (Istio default; only for gRPC responses)
+        "retriable-status-codes",  # the token alone adds no codes; listed codes are checked separately
+        "503",  # upstream answered "unavailable" before processing
+        "429",  # rejected as too many requests before processing
+    }
+)
+
+GPU_RESOURCES: tuple[str, ...] = ("nvidia.com/gpu", "amd.com/gpu")
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        parsed = parse_duration(value)
+        if parsed is None:
+            raise ValueError(f"{value!r} is not a duration such as '60s', '1m30s' or '500ms'")
+        return parsed
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+class LintConfig(BaseModel):
+    """Tunable thresholds. Defaults suit LLM generation behind Istio; every field can be set from a YAML
+    file (``fleetkit lint --config``) and the main ones from CLI flags (flag > file > default).
+    Durations accept Go-style strings (``90s``, ``2m``) or seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_validation: bool = Field(
+        default=True, description="Validate every object against its schema (FK001)."
+    )
+    min_timeout: timedelta = Field(
+        default=timedelta(seconds=60), description="Smallest acceptable VirtualService route timeout (FK107)."
+    )
+    min_per_try_timeout: timedelta = Field(
+        default=timedelta(seconds=30), description="Smallest acceptable retries.perTryTimeout (FK107)."
+    )
+    min_connect_timeout: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="Smallest acceptable connectionPool.tcp.connectTimeout (FK202).",
+    )
+    min_http_idle_timeout: timedelta = Field(
+        default=timedelta(seconds=10),
+        description="Smallest acceptable connectionPool.http.idleTimeout (FK202).",
+    )
+    min_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="Floor for tcp.maxConnections and http.http2MaxRequests, per client proxy (FK202).",
+    )
+    min_pending_requests: int = Field(
+        default=8, ge=1, description="Floor for http.http1MaxPendingRequests (FK202)."
+    )
+    cluster_domain: str = Field(
+        default="cluster.local", description="Kubernetes cluster domain shared by the mesh."
+    )
+    root_namespace: str = Field(
+        default="istio-system", description="Istio root namespace (mesh-wide policies)."
+    )
+    default_namespace: str = Field(
+        default="default", description="Namespace assumed for objects that name none."
+    )
+    safe_retry_on: frozenset[str] = Field(
+        default=DEFAULT_SAFE_RETRY_ON, description="retryOn tokens FK105 accepts."
+    )
+    gpu_resources: tuple[str, ...] = Field(
+        default=GPU_RESOURCES, description="Extended resources that mark GPU pods."
+    )
+    disable: frozenset[str] = Field(default=frozenset(), description="Rule ids or slugs not to run.")
+    severity: dict[str, Severity] = Field(default_factory=dict, description="Per-rule severity overrides.")
+
+    _parse_durations = field_validator(
+        "min_timeout", "min_per_try_timeout", "min_connect_timeout", "min_http_idle_timeout", mode="before"
+    )(_duration)
+
+    @field_validator("disable", mode="after")
+    @classmethod
+    def _known_disabled(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(v for v in value if rule_for(v) is None)
+        if unknown:
+            raise ValueError(f"unknown rule(s): {', '.join(unknown)}")
+        return frozenset(r.id for v in value if (r := rule_for(v)) is not None)
+
+    @field_validator("severity", mode="after")
+    @classmethod
+    def _known_severity(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        out = {}
+        for name, sev in value.items():
+            rule = rule_for(name)
+            if rule is None:
+                raise ValueError(f"unknown rule {name!r}")
+            out[rule.id] = sev
+        return out
+
+    def enabled(self, rule_id: str) -> bool:
+        return rule_id not in self.disable
+
+    def severity_of(self, rule_id: str, default: Severity) -> Severity:
+        return self.severity.get(rule_id, default)
