@@ -1,0 +1,110 @@
+"""The top-level component of a region stack: cluster, GPU pools, mesh, model services, policies.
+
+Build order (each step a child of the platform, dependencies explicit):
+
+1. ``Cluster`` — creates or adopts the cluster; exposes a Kubernetes provider and peer outputs.
+2. ``GpuNodePool`` per pool (keyed by pool name), plus the GPU device plugin where the image needs it.
+3. the model namespace (sidecar injection on).
+4. ``MeshMember`` — Istio as one primary of the multi-network mesh (trust, istiod, gateways, remote secrets).
+5. ``ModelService`` per model (keyed by model name) — vLLM Deployment, weight cache, observability.
+6. ``PolicySet`` — the rendered serving policies, applied after Istio (and KEDA) are up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.addons import Addons, AddonsArgs
+from components.cluster import Cluster, ClusterArgs
+from components.model_service import ModelService, ModelServiceArgs
+from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
+from components.policy_set import PolicySet, PolicySetArgs
+from fleetkit.loader import Fleet
+from fleetkit.spec import RegionStackSpec
+from mesh.member import MeshMember, MeshMemberArgs
+from policies.common import metadata
+
+
+@dataclass
+class RegionPlatformArgs:
+    stack: str
+    spec: RegionStackSpec
+    fleet: Fleet
+
+
+class RegionPlatform(pulumi.ComponentResource):
+    def __init__(self, name: str, args: RegionPlatformArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleetkit:components:RegionPlatform", name, None, opts)
+        spec = args.spec
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, spec=spec), child)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
+
+        self.node_pools = {
+            pool_name: create_gpu_node_pool(
+                f"{name}-{pool_name}",
+                GpuNodePoolArgs(pool_name=pool_name, pool=pool, spec=spec, cluster=self.cluster),
+                child,
+            )
+            for pool_name, pool in sorted(spec.node_pools.items())
+        }
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-ns-{spec.namespace}",
+            metadata=metadata(spec.namespace, None, {"istio-injection": "enabled"}),
+            opts=k8s_opts,
+        )
+
+        self.mesh = MeshMember(
+            f"{name}-mesh",
+            MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster),
+            k8s_opts,
+        )
+
+        self.addons = Addons(
+            f"{name}-addons",
+            AddonsArgs(spec=spec, node_pools=self.node_pools),
+            k8s_opts,
+        )
+
+        ctx = args.fleet.context_for(args.stack)
+        self.models = {
+            model_name: ModelService(
+                f"{name}-{model_name}",
+                ModelServiceArgs(
+                    stack=args.stack,
+                    spec=spec,
+                    model_name=model_name,
+                    context=ctx,
+                    cluster=self.cluster,
+                    node_pool=self.node_pools[model.pool or ""],
+                    depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
+                ),
+                k8s_opts,
+            )
+            for model_name, model in sorted(spec.models.items())
+        }
+
+        self.policies = PolicySet(
+            f"{name}-policies",
+            PolicySetArgs(
+                manifests=spec.policies.render(ctx),
+                depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
+            ),
+            k8s_opts,
+        )
+
+        self.outputs: dict[str, Any] = {
+            "cloud": spec.cloud,
+            "region": spec.region,
+            **self.cluster.exports(),
+            **self.mesh.exports(),
+            "models": sorted(spec.models),
+            "nodePools": sorted(spec.node_pools),
+        }
+        self.register_outputs(self.outputs)

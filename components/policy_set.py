@@ -1,0 +1,34 @@
+"""``PolicySet``: applies the rendered serving-policy manifests through a Kubernetes provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from components.kube import apply_manifest, resource_name
+
+
+@dataclass
+class PolicySetArgs:
+    #: plain manifest dicts from ``policies.PolicySet.render`` (sorted, deterministic)
+    manifests: list[dict[str, Any]]
+    #: resources the policy objects must wait for (e.g. istiod and its CRDs, KEDA)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class PolicySet(pulumi.ComponentResource):
+    """One child resource per manifest; names are derived from kind/namespace/name, never position."""
+
+    def __init__(self, name: str, args: PolicySetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleetkit:components:PolicySet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        self.objects: dict[str, pulumi.CustomResource] = {}
+        for obj in args.manifests:
+            rname = resource_name(name, obj)
+            if rname in self.objects:
+                raise ValueError(f"two policy objects map to the resource name {rname!r}")
+            self.objects[rname] = apply_manifest(rname, obj, child)
+        self.object_count = pulumi.Output.from_input(len(self.objects))
+        self.register_outputs({"object_count": self.object_count})

@@ -1,0 +1,12 @@
+"""Mock outputs for the offline preview, one module per area; importing this package registers all."""
+
+import importlib
+import pkgutil
+
+from fleetkit.mocks.registry import INVOKES, RESOURCE_OUTPUTS, MockResource, invoke, resource_outputs
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _mod != "registry":
+        importlib.import_module(f"{__name__}.{_mod}")
+
+__all__ = ["INVOKES", "RESOURCE_OUTPUTS", "MockResource", "invoke", "resource_outputs"]

@@ -1,0 +1,326 @@
+"""The offline preview: run the real Pulumi program under Pulumi's mock runtime and record everything.
+
+For each stack, ``__main__.py`` runs exactly as ``pulumi up`` would run it — same config (the stack
+file's values, objects as JSON strings, as Pulumi passes them), same components — but against a mock
+resource monitor that records every registered resource (type, name, parent, provider, inputs) and
+answers with plausible, deterministic outputs from :mod:`fleetkit.mocks`. Provider function calls
+are answered from the same registry; an unknown call is an error, never a silent empty answer.
+
+StackReferences resolve to the other stacks' previewed outputs. Stacks are previewed in dependency
+order (trust roots first); a stack that read a peer before that peer had been previewed is previewed
+again once every stack has outputs, so a fresh clone shows the full cross-cluster picture.
+
+Secret values (Pulumi secrets) are never written: they appear as ``"[secret]"`` in every file.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+from pulumi.runtime import config as rconfig
+from pulumi.runtime import mocks as rmocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from fleetkit import mocks as mockdata
+from fleetkit.errors import Problem, SpecError
+from fleetkit.loader import Fleet
+from fleetkit.yamlio import load_yaml_file
+
+PROJECT = "fleetkit"
+SECRET = "[secret]"
+_SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+_SECRET_VAL = rpc._special_secret_sig
+_UNKNOWN = rpc.UNKNOWN
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    custom: bool
+    inputs: dict[str, Any]
+    id: str = ""
+
+    def to_json(self, names: dict[str, str]) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "parent": names.get(self.parent, ""),
+            "provider": names.get(self.provider.rsplit("::", 1)[0], "") if self.provider else "",
+            "custom": self.custom,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class StackPreview:
+    stack: str
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+    missing_refs: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+
+    # ---------------------------------------------------------------- views
+    def resource_names(self) -> dict[str, str]:
+        return {r.urn: f"{r.type}::{r.name}" for r in self.resources}
+
+    def resources_json(self) -> list[dict[str, Any]]:
+        names = self.resource_names()
+        rows = [r.to_json(names) for r in self.resources]
+        return sorted(rows, key=lambda r: (r["type"], r["name"]))
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object the stack applies (Helm releases are listed in resources.json)."""
+        out = []
+        for r in self.resources:
+            if not r.custom or not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
+                continue
+            if "apiVersion" not in r.inputs or "kind" not in r.inputs:
+                continue
+            obj = {"apiVersion": r.inputs["apiVersion"], "kind": r.inputs["kind"]}
+            for k, v in r.inputs.items():
+                if k not in obj:
+                    obj[k] = v
+            out.append(obj)
+        from policies.common import manifest_key
+
+        return sorted(out, key=manifest_key)
+
+    def types(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.resources:
+            if r.custom:
+                counts[r.type] = counts.get(r.type, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def public_outputs(self) -> dict[str, Any]:
+        """Outputs as written to files: secrets redacted, JSON-ready."""
+        return {k: (SECRET if k in self.secret_outputs else clean(v)[0]) for k, v in sorted(self.outputs.items())}
+
+
+# --------------------------------------------------------------------------- value cleaning
+def clean(value: Any) -> tuple[Any, bool]:
+    """JSON-ready copy of a deserialized property value; secrets become "[secret]". Returns (value, had_secret)."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _SECRET_VAL:
+            return SECRET, True
+        out, secret = {}, False
+        for k in sorted(value):
+            v, s = clean(value[k])
+            out[str(k)] = v
+            secret = secret or s
+        return out, secret
+    if isinstance(value, (list, tuple)):
+        items = [clean(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    if isinstance(value, float) and value.is_integer():
+        return int(value), False
+    if isinstance(value, str) and value == _UNKNOWN:
+        return "(known after apply)", False
+    if isinstance(value, pulumi.Resource):
+        return f"resource:{type(value).__name__}", False
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value, False
+    return str(value), False
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Plain values for mock state (outputs keep their secretness through the SDK's own wrappers)."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _SECRET_VAL:
+            return {_SECRET_SIG: _SECRET_VAL, "value": _unwrap_secrets(value.get("value"))}
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- the mock runtime
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, stack: str, peers: dict[str, "StackPreview"]):
+        self.stack = stack
+        self.peers = peers
+        self.missing_refs: set[str] = set()
+
+    def new_resource(self, args: rmocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args)
+        inputs = _unwrap_secrets(dict(args.inputs))
+        fn = mockdata.RESOURCE_OUTPUTS.get(args.typ)
+        extra = fn(mockdata.MockResource(args.typ, args.name, inputs, self.stack, PROJECT)) if fn else {}
+        state = {**inputs, **extra}
+        rid = args.resource_id or state.pop("id", None) or f"{args.name}-{mockdata.registry.digest(self.stack, args.typ, args.name, length=8)}"
+        return str(rid), state
+
+    def _stack_reference(self, args: rmocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        ref = str(args.inputs.get("name") or args.name)
+        peer = ref.rstrip("/").split("/")[-1]
+        prev = self.peers.get(peer)
+        if prev is None:
+            self.missing_refs.add(peer)
+            outputs: dict[str, Any] = {}
+            secret_names: list[str] = []
+        else:
+            outputs = {
+                k: ({_SECRET_SIG: _SECRET_VAL, "value": v} if k in prev.secret_outputs else v)
+                for k, v in prev.outputs.items()
+            }
+            secret_names = sorted(prev.secret_outputs)
+        return ref, {"name": ref, "outputs": outputs, "secretOutputNames": secret_names}
+
+    def call(self, args: rmocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        fn = mockdata.INVOKES.get(args.token)
+        if fn is None:
+            raise RuntimeError(
+                f"the offline preview has no mock for provider function {args.token!r}; "
+                f"register one in fleetkit/mocks/ (@invoke({args.token!r}))"
+            )
+        return fn(dict(args.args), self.stack), None
+
+
+class _RecordingMonitor(rmocks.MockMonitor):
+    """Mock monitor that also records parent and provider of every registration."""
+
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object)
+        args = rmocks.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False,
+        )
+        rid, state = self.mocks.new_resource(args)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = rmocks.MockMonitor.ResourceRegistration(urn, rid, state)
+        cleaned, _ = clean(inputs)
+        with self._lock:
+            self.recorded.append(RecordedResource(urn, request.type, request.name, request.parent,
+                                                  request.provider, bool(request.custom), cleaned, rid or ""))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj)
+
+    def ReadResource(self, request: Any) -> Any:
+        resp = super().ReadResource(request)
+        state = rpc.deserialize_properties(request.properties)
+        cleaned, _ = clean({"id": request.id, **state} if request.type != "pulumi:pulumi:StackReference"
+                           else {"name": state.get("name")})
+        with self._lock:
+            self.recorded.append(RecordedResource(resp.urn, request.type, request.name, request.parent,
+                                                  request.provider, True, cleaned, request.id))
+        return resp
+
+
+def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The stack's config exactly as Pulumi would pass it: strings, objects as JSON, plus --set values."""
+    doc, problems = load_yaml_file(root / "stacks" / f"Pulumi.{stack}.yaml", f"stacks/Pulumi.{stack}.yaml")
+    if problems:
+        raise SpecError(problems)
+    config: dict[str, Any] = dict((doc or {}).get("config") or {})
+    from fleetkit.loader import _parse_override, _set_path
+    from fleetkit.errors import ProblemCollector
+
+    col = ProblemCollector()
+    for item in cli_sets:
+        parsed = _parse_override(item, col)
+        if parsed is None:
+            continue
+        parts, value = parsed
+        key = f"{PROJECT}:{parts[0]}"
+        if len(parts) == 1:
+            config[key] = value
+        else:
+            holder = config.get(key)
+            holder = dict(holder) if isinstance(holder, dict) else {}
+            _set_path(holder, parts[1:], value)
+            config[key] = holder
+    col.raise_if_any()
+    out: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            out[key] = "preview-secret-placeholder"
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value)
+    return out, secret_keys
+
+
+def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = None,
+              cli_sets: list[str] | None = None) -> StackPreview:
+    """Run ``__main__.py`` for one stack under the mock runtime and return what it registered."""
+    started = time.perf_counter()
+    cfg, secret_keys = _config_for(root, stack, cli_sets or [])
+    mocks = _Mocks(stack, peers or {})
+    monitor = _RecordingMonitor(mocks)
+    settings.reset_options(project=PROJECT, stack=stack, preview=True)
+    rconfig.set_all_config(cfg, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    program = str(root / "__main__.py")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+    def main() -> None:
+        runpy.run_path(program, run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(main))
+    except pulumi.RunError as err:
+        raise SpecError([Problem(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
+    stack_res = settings.get_root_resource()
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    for key, value in sorted(getattr(stack_res, "outputs", {}).items()):
+        out = pulumi.Output.from_input(value)
+        outputs[key] = _sync_await(out.future())
+        if _sync_await(out.is_secret()):
+            secret_outputs.add(key)
+    recorded = sorted(monitor.recorded, key=lambda r: r.urn)
+    return StackPreview(stack, recorded, outputs, secret_outputs, set(mocks.missing_refs),
+                        time.perf_counter() - started)
+
+
+def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[str] | None = None,
+                  progress: Callable[[str, str], None] | None = None) -> dict[str, StackPreview]:
+    """Preview stacks in dependency order, resolving StackReferences from previewed outputs.
+
+    Every stack is previewed (peers need each other's outputs); the result holds ``only`` (or all).
+    """
+    root = fleet.root
+    names = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
+    wanted = only or names
+    results: dict[str, StackPreview] = {}
+    for name in names:
+        if progress:
+            progress(name, "previewing")
+        results[name] = run_stack(root, name, results, cli_sets if name in wanted else None)
+    for name in names:
+        if results[name].missing_refs and name in wanted:
+            if progress:
+                progress(name, "resolving peer outputs")
+            results[name] = run_stack(root, name, results, cli_sets)
+    return {n: results[n] for n in names if n in wanted}

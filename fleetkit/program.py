@@ -1,0 +1,77 @@
+"""What ``__main__.py`` runs: load the spec of the current stack and build its top-level component.
+
+Under a real ``pulumi up`` the current stack's ``fleetkit:*`` values come from Pulumi's config (so
+``pulumi config set`` and secrets work) and replace what the stack file says; the fleet file and the
+other stacks are read from ``stacks/`` for fleet-wide context. The offline preview feeds Pulumi's
+config from the stack file the same way Pulumi does (objects as JSON strings).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from fleetkit.errors import SpecError
+from fleetkit.loader import Fleet, load_fleet
+
+NAMESPACE = "fleetkit"
+
+
+def _config_overrides(root: Path, stack: str) -> list[str]:
+    """``--set``-style items for the ``fleetkit:*`` config values that differ from the stack file.
+
+    Values equal to the file's are left to the file, so problems point at the file's lines.
+    """
+    from pulumi.runtime.config import CONFIG
+
+    from fleetkit.yamlio import load_yaml_file
+
+    doc, _ = load_yaml_file(root / "stacks" / f"Pulumi.{stack}.yaml", stack)
+    in_file = (doc or {}).get("config", {}) if isinstance(doc, dict) else {}
+    items = []
+    for key, raw in sorted(CONFIG.get().items()):
+        if not key.startswith(f"{NAMESPACE}:"):
+            continue
+        name = key.split(":", 1)[1]
+        try:
+            value: Any = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(in_file, dict) and in_file.get(key) == value:
+            continue
+        items.append(f"{name}={json.dumps(value)}")
+    return items
+
+
+def load_current_stack(root: Path) -> Fleet:
+    stack = pulumi.get_stack()
+    try:
+        return load_fleet(root, only=[stack], overrides=_config_overrides(root, stack),
+                          override_label="pulumi config")
+    except SpecError as err:
+        # a RunError prints its message without a Python traceback
+        raise pulumi.RunError(err.render()) from None
+
+
+def run(root: Path) -> None:
+    """Build the stack's component and export what peers and operators need."""
+    from fleetkit.spec import RegionStackSpec
+
+    stack = pulumi.get_stack()
+    fleet = load_current_stack(root)
+    spec = fleet.stacks[stack].spec
+    if isinstance(spec, RegionStackSpec):
+        from components.platform import RegionPlatform, RegionPlatformArgs
+
+        platform = RegionPlatform(stack, RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet))
+        outputs = platform.outputs
+    else:
+        from mesh.trust import TrustRoot, TrustRootArgs
+
+        root_ca = TrustRoot(stack, TrustRootArgs(spec=spec))
+        outputs = root_ca.exports()
+    for key, value in sorted(outputs.items()):
+        pulumi.export(key, value)

@@ -1,0 +1,187 @@
+"""Readable preview output: per-stack tables of resources, GPU pools, models and policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fleetkit import catalog
+from fleetkit.loader import Fleet
+from fleetkit.spec import RegionStackSpec
+
+
+@dataclass
+class Report:
+    renderables: list[Any] = field(default_factory=list)
+    #: stack -> {relative path: text} written beside resources.json with --out
+    extra_files: dict[str, dict[str, str]] = field(default_factory=dict)
+    exit_code: int = 0
+
+
+def _resource_table(preview: Any, details: bool) -> Table:
+    table = Table(title="resources", title_justify="left", show_edge=False, pad_edge=False)
+    if details:
+        table.add_column("type")
+        table.add_column("name")
+        table.add_column("parent", style="dim")
+        for row in preview.resources_json():
+            if row["custom"]:
+                table.add_row(row["type"], row["name"], row["parent"].split("::")[-1])
+        return table
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for typ, n in preview.types().items():
+        table.add_row(typ, str(n))
+    return table
+
+
+def _pool_table(spec: RegionStackSpec) -> Table:
+    table = Table(title="GPU node pools", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("pool", "instance type", "GPU", "GPUs/node", "GPU mem", "nodes", "capacity", "taints"):
+        table.add_column(col, justify="right" if col in ("GPUs/node", "GPU mem", "nodes") else "left")
+    for name, pool in sorted(spec.node_pools.items()):
+        entry = catalog.lookup(spec.cloud, pool.instance_type)
+        gpu = f"{entry.gpu_model}" if entry else "?"
+        table.add_row(
+            name,
+            pool.instance_type,
+            gpu,
+            str(entry.gpu_count) if entry else "?",
+            f"{entry.gpu_memory_gib:g} GiB" if entry else "?",
+            f"{pool.min_size}–{pool.max_size}",
+            "spot" if pool.spot else "on-demand",
+            ", ".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints) or "-",
+        )
+    return table
+
+
+def _model_table(spec: RegionStackSpec) -> Table:
+    table = Table(title="models", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("model", "service", "version", "pool", "TP", "replicas", "tier", "served as"):
+        table.add_column(col)
+    for name, m in sorted(spec.models.items()):
+        table.add_row(name, m.service or name, m.version, m.pool or "-", str(m.tensor_parallel),
+                      f"{m.replicas.min}–{m.replicas.max}", m.tier or "-", m.served_name)
+    return table
+
+
+def _policy_table(spec: RegionStackSpec) -> Table:
+    p = spec.policies
+    table = Table(title="serving policies", title_justify="left", show_edge=False, pad_edge=False, show_header=False)
+    table.add_column("policy", style="bold")
+    table.add_column("summary")
+    routes = [f"{r.name} → " + ", ".join(
+        f"{d.model}{'/' + d.version if d.version else ''}{'@' + d.gpu_class if d.gpu_class else ''}"
+        f"{'' if len(r.to) == 1 else f' ({d.weight})'}" for d in r.to) for r in p.routing.routes]
+    routes.append("default → " + ", ".join(d.model for d in p.routing.default.to))
+    table.add_row("routing", "\n".join(routes))
+    lb = p.load_balancing.default
+    lb_line = f"default {lb.algorithm}"
+    for name, o in sorted(p.load_balancing.models.items()):
+        eff = p.load_balancing.for_model(name)
+        extra = f", GPU weights {dict(sorted(eff.gpu_weights.items()))}" if eff.gpu_weights else ""
+        lb_line += f"; {name}: {eff.algorithm}{extra}"
+    table.add_row("load balancing", lb_line)
+    res = p.resilience.default
+    res_line = (f"timeout {res.model_dump()['timeout']}, retries {res.retries.attempts}× "
+                f"({', '.join(res.retries.retry_on) or 'none'})")
+    if p.resilience.fallback:
+        res_line += "; fallback " + "; ".join(" → ".join(p.resilience.chain(k)) for k in sorted(p.resilience.fallback))
+    table.add_row("resilience", res_line)
+    if p.qos:
+        table.add_row("QoS tiers", ", ".join(f"{n} (prio {t.priority}, ≤{t.max_requests} req)" for n, t in p.qos.ordered())
+                      + f"; shed first: {p.qos.shed_order()[0]}")
+    if p.failover:
+        fo = p.failover
+        table.add_row("failover", ("regions " + " → ".join(fo.regions)) if fo.mode == "regions"
+                      else "priority " + " > ".join(fo.effective_priority_labels()))
+    a = p.autoscaling.default
+    table.add_row("autoscaling", f"{a.engine}: {a.queue_per_replica:g} waiting/replica"
+                  + (f", KV cache {a.kv_cache_target:g}" if a.kv_cache_target and a.engine == "keda" else ""))
+    s = p.security
+    table.add_row("security", f"mTLS {s.mtls}, {'deny by default' if s.deny_by_default else 'allow by default'}, "
+                  f"JWT {'required' if s.require_jwt else 'optional'} ({len(s.jwt)} issuer{'s' if len(s.jwt) != 1 else ''})")
+    return table
+
+
+def _lint(preview: Any) -> tuple[list[Any], Any | None]:
+    try:
+        from fleetkit.lint import lint_objects
+    except ImportError:  # pragma: no cover - lint ships with the kit
+        return [], None
+    objs = [(f"{preview.stack}/manifests", o) for o in preview.manifests()]
+    findings = lint_objects(objs)
+    if not findings:
+        return [], Text("lint: no findings", style="green")
+    table = Table(title="lint findings", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("severity", "rule", "object", "message"):
+        table.add_column(col)
+    for f in findings:
+        table.add_row(f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule, f.object, f.message)
+    return findings, table
+
+
+def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False) -> Report:
+    report = Report()
+    total = 0
+    for name, res in results.items():
+        st = fleet.stacks[name]
+        spec = st.spec
+        n = sum(1 for r in res.resources if r.custom)
+        total += n
+        parts: list[Any] = [_resource_table(res, details)]
+        if isinstance(spec, RegionStackSpec):
+            title = f"{name}  ·  {spec.cloud} {spec.region}  ·  cluster {spec.cluster.name}  ·  mesh {spec.mesh.cluster_name}@{spec.mesh.network}"
+            parts += [_pool_table(spec), _model_table(spec), _policy_table(spec)]
+        else:
+            title = f"{name}  ·  mesh trust root ({spec.mesh.mesh_id})"
+        findings, lint_view = _lint(res)
+        if lint_view is not None:
+            parts.append(lint_view)
+            from fleetkit.output import dump_json
+
+            report.extra_files[name] = {"lint.json": dump_json([f.__dict__ for f in findings])}
+            if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
+                report.exit_code = 1
+        outputs = res.public_outputs()
+        if outputs:
+            out_table = Table(title="stack outputs", title_justify="left", show_edge=False, pad_edge=False)
+            out_table.add_column("key")
+            out_table.add_column("value", overflow="fold")
+            for k, v in outputs.items():
+                out_table.add_row(k, str(v) if not isinstance(v, (dict, list)) else f"{type(v).__name__} ({len(v)})")
+            parts.append(out_table)
+        report.renderables.append(Panel(Group(*parts), title=title, title_align="left",
+                                        subtitle=f"{n} resources · {res.seconds:.2f}s", subtitle_align="right"))
+    report.renderables.append(Text(f"{len(results)} stacks, {total} resources would be created.", style="bold"))
+    return report
+
+
+def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
+    from fleetkit import capacity
+
+    out = []
+    for name, st in sorted(fleet.region_stacks().items()):
+        if only and name not in only:
+            continue
+        spec = st.spec
+        assert isinstance(spec, RegionStackSpec)
+        pools = {p: capacity.PlanPool(pool.instance_type, pool.min_size, pool.max_size)
+                 for p, pool in spec.node_pools.items()}
+        models = {
+            m: capacity.PlanModel(
+                model.pool or "", model.tensor_parallel,
+                capacity.ModelSize(params_billion=model.params_billion, dtype=model.dtype,
+                                   weights_bytes=model.weights_bytes, kv_cache_gib=model.kv_cache_gib,
+                                   max_model_len=model.max_model_len),
+                model.replicas.min, model.replicas.max, model.gpu_memory_utilization)
+            for m, model in spec.models.items()
+        }
+        plan = capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
+        out.append(capacity.render_plan_table(plan, title=f"{name} ({spec.cloud} {spec.region})"))
+    return out

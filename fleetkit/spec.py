@@ -1,0 +1,344 @@
+"""The typed stack spec: everything under the ``fleetkit:`` namespace of a stack, after inheritance.
+
+A region stack is ``stacks/Pulumi.<stack>.yaml`` (standard Pulumi stack config). Shared fleet
+definitions live in ``stacks/fleet.yaml`` and are inherited by every stack; see
+:mod:`fleetkit.loader` for the precedence. Every model here forbids unknown keys.
+
+Units are carried by types: durations are ``timedelta`` (written ``30s``), sizes in GiB carry
+``_gib`` in the field name only where the value is a plain number of GiB.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from policies.common import Name, StrictModel
+from policies.policy_set import PolicySet
+
+Cloud = Literal["aws", "gcp", "azure"]
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+ISTIO_VERSION = "1.30.3"
+#: Istio 1.30's install precheck minimum (MinK8SVersion = 32).
+ISTIO_MIN_KUBERNETES = (1, 32)
+
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
+_K8S_VERSION = re.compile(r"^1\.(\d+)$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+# --------------------------------------------------------------------------- node pools
+class Taint(StrictModel):
+    """A node taint in the one spelling the kit takes (Kubernetes style ``NoSchedule``).
+
+    Each cloud renders its own spelling (EKS/GKE APIs: ``NO_SCHEDULE``; AKS: ``key=value:NoSchedule``),
+    and model pods get the matching toleration.
+    """
+
+    key: str = Field(min_length=1, max_length=253)
+    value: str = Field(default="", max_length=63)
+    effect: TaintEffect = "NoSchedule"
+
+
+def _default_gpu_taints() -> list[Taint]:
+    return [Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")]
+
+
+class AwsPoolOptions(StrictModel):
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
+                      "BOTTLEROCKET_ARM_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
+    instance_store_cache: bool | None = Field(
+        default=None,
+        description=(
+            "RAID0 the instance-store NVMe for kubelet/containerd (and so the weight cache) with nodeadm "
+            "localStorage; AL2023 AMIs only. None (default): on when the AMI is AL2023 and the type has "
+            "instance-store NVMe. true with a Bottlerocket AMI (whose cache lives on the /dev/xvdb data "
+            "volume, sized by root_volume_gib) or with a type without NVMe is a spec error"
+        ),
+    )
+
+
+class GcpPoolOptions(StrictModel):
+    gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = Field(
+        default="LATEST", description="left unset GKE installs no driver; INSTALLATION_DISABLED for the GPU Operator"
+    )
+    local_ssd_count: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "local NVMe SSDs (375 GiB each) backing ephemeral storage, i.e. the weight cache. None: the "
+            "disks a type bundles (a2-ultragpu, a3, a4), none otherwise. On a bundling type any other "
+            "count than the bundled one is a spec error"
+        ),
+    )
+
+
+class AzurePoolOptions(StrictModel):
+    spot_max_price: float = Field(default=-1, description="-1 = pay up to the on-demand price")
+    spot_eviction_policy: Literal["Delete", "Deallocate"] = "Delete"
+    mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
+    gpu_driver: Literal["Install", "None"] = Field(default="Install", description="None when the GPU Operator owns drivers")
+
+
+class NodePoolSpec(StrictModel):
+    instance_type: str = Field(min_length=1)
+    min_size: int = Field(default=0, ge=0, description="0 lets the pool scale to zero where the cloud allows it")
+    max_size: int = Field(default=1, ge=1)
+    desired_size: int | None = Field(default=None, ge=0)
+    spot: bool = False
+    zones: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=_default_gpu_taints)
+    root_volume_gib: int = Field(default=200, ge=20, le=16384)
+    aws: AwsPoolOptions | None = None
+    gcp: GcpPoolOptions | None = None
+    azure: AzurePoolOptions | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "NodePoolSpec":
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is greater than max_size {self.max_size}")
+        if self.desired_size is not None and not (self.min_size <= self.desired_size <= self.max_size):
+            raise ValueError(
+                f"desired_size {self.desired_size} is outside min_size..max_size ({self.min_size}..{self.max_size})"
+            )
+        for k, v in self.labels.items():
+            if not _LABEL_VALUE.match(v) or len(v) > 63:
+                raise ValueError(f"label {k}={v!r}: not a valid Kubernetes label value")
+        return self
+
+
+# --------------------------------------------------------------------------- clusters
+class TerraformFoundation(StrictModel):
+    """Read network/cluster ids from a Terraform-managed foundation's state outputs.
+
+    Read with the ``pulumi_terraform.state`` functions (``getS3Reference``, ``getAzureRMReference``,
+    ``getRemoteReference``, ``getLocalReference``). ``gcs`` is accepted by the schema but reported as
+    a spec error: pulumi-terraform 6.x has no GCS state reader.
+    """
+
+    backend: Literal["s3", "gcs", "azurerm", "remote", "local"]
+    config: dict[str, str] = Field(
+        description="backend settings, as in the foundation's backend block (bucket, key, region, ...); "
+        "credentials never go here (see secret_config)"
+    )
+    secret_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="backend setting -> Pulumi secret config key holding it, e.g. {token: tfeToken}",
+    )
+    outputs: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "kit input -> Terraform output name, e.g. {vpc_id: vpc_id, subnet_ids: private_subnets}. Kit "
+            "inputs: vpc_id (AWS VPC / GCP network / Azure VNet), subnet_ids (list, or one id), "
+            "cluster_name (adopt), resource_group (Azure), pods_range_name and services_range_name (GKE)"
+        ),
+    )
+    workspace: str | None = None
+
+
+class CreateCluster(StrictModel):
+    kubernetes_version: str = "1.33"
+    vpc_id: str | None = Field(
+        default=None,
+        description="AWS VPC id / GCP network name or self link / Azure VNet id; a foundation output wins. "
+        "Unset: the account's default VPC (AWS), the 'default' network (GCP), an AKS-managed VNet (Azure)",
+    )
+    subnet_ids: list[str] = Field(
+        default_factory=list,
+        description="AWS: the cluster's subnets (two AZs at least; unset: the default VPC's default subnets); "
+        "GCP and Azure: at most one subnetwork / VNet subnet",
+    )
+    system_instance_type: str | None = Field(
+        default=None,
+        description="machine type of the small CPU pool for system pods, istiod, gateways and KEDA "
+        "(default m6i.xlarge / e2-standard-4 / Standard_D4ds_v5)",
+    )
+    public_endpoint: bool = Field(default=True, description="peer clusters' istiod must reach the API server")
+    authorized_networks: list[str] = Field(default_factory=list, description="CIDRs allowed to reach the API server")
+    deletion_protection: bool = Field(
+        default=True, description="EKS/GKE deletion protection; set false before `pulumi destroy` (no AKS equivalent)"
+    )
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _k8s(cls, v: str) -> str:
+        if not _K8S_VERSION.match(v):
+            raise ValueError("write the Kubernetes minor version as '1.NN', e.g. '1.33'")
+        return v
+
+
+class AdoptCluster(StrictModel):
+    kubernetes_version: str = "1.33"
+    kubeconfig_secret: str | None = Field(
+        default=None,
+        description=(
+            "Pulumi secret config key holding the kubeconfig the Kubernetes provider uses (e.g. "
+            "`fleetkit:adoptKubeconfig`; no namespace means `fleetkit`). Unset: built from the cloud's API "
+            "(exec auth on EKS/GKE, user credentials on AKS). Cluster facts (endpoint, CA, OIDC issuer, "
+            "network) are always read from the cloud's API"
+        ),
+    )
+    resource_group: str | None = Field(
+        default=None, description="Azure: the cluster's resource group (default: account.azure_resource_group)"
+    )
+    location: str | None = Field(
+        default=None, description="GKE: the cluster's location when it is zonal (default: the stack's region)"
+    )
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _k8s(cls, v: str) -> str:
+        return CreateCluster._k8s(v)
+
+
+class ClusterSpec(StrictModel):
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_]*$")
+    create: CreateCluster | None = None
+    adopt: AdoptCluster | None = None
+    foundation: TerraformFoundation | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "ClusterSpec":
+        if (self.create is None) == (self.adopt is None):
+            raise ValueError("set exactly one of create (a new cluster) or adopt (an existing one)")
+        return self
+
+    @property
+    def kubernetes_version(self) -> str:
+        src = self.create or self.adopt
+        assert src is not None
+        return src.kubernetes_version
+
+
+class CloudAccount(StrictModel):
+    """Cloud account coordinates a real ``pulumi up`` needs."""
+
+    gcp_project: str | None = Field(default=None, description="required on GCP (workload pool, node service account)")
+    azure_resource_group: str | None = Field(
+        default=None,
+        description="an existing resource group for the cluster; unset: fleetkit creates `rg-<cluster name>`",
+    )
+    azure_subscription_id: str | None = None
+
+
+# --------------------------------------------------------------------------- models
+class Replicas(StrictModel):
+    min: int = Field(default=1, ge=0, description="0 allows scale-to-zero")
+    max: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class ModelSpec(StrictModel):
+    """One deployable model: a vLLM Deployment of one weights revision on one GPU pool.
+
+    Several entries may form one mesh ``service`` (e.g. a canary ``version`` or another GPU class);
+    routes address ``service`` + ``version`` + GPU class.
+    """
+
+    served_name: str = Field(min_length=1, description="name clients put in the OpenAI 'model' field")
+    weights_uri: str = Field(description="s3://bucket/prefix holding the weights and their manifest")
+    revision: str = Field(min_length=1, description="weights revision (commit or tag), part of pod identity")
+    service: Name | None = Field(default=None, description="mesh service this model serves as (default: its key)")
+    version: Name = "v1"
+    pool: Name | None = Field(default=None, description="GPU node pool (key of node_pools) it runs on")
+    tensor_parallel: int = Field(default=1, ge=1, le=64)
+    pipeline_parallel: int = Field(default=1, ge=1, le=16)
+    replicas: Replicas = Replicas()
+    params_billion: float | None = Field(default=None, gt=0, description="parameter count, for sizing")
+    weights_bytes: int | None = Field(default=None, gt=0, description="declared weight size (overrides params)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8", "int8", "int4"] = "bfloat16"
+    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
+    kv_cache_gib: float | None = Field(default=None, gt=0, description="minimum KV cache per replica, GiB")
+    max_model_len: int | None = Field(default=None, ge=128)
+    gpu_memory_utilization: float = Field(default=0.92, gt=0.1, le=0.99)
+    enable_prefix_caching: bool = True
+    max_num_seqs: int = Field(default=256, ge=1, le=4096)
+    extra_args: list[str] = Field(default_factory=list, description="escape hatch: extra `vllm serve` flags")
+    tier: Name | None = Field(default=None, description="QoS tier whose PriorityClass the pods run at")
+    hot: bool = Field(default=True, description="prefetch the weights on every node of the pool")
+
+    @field_validator("weights_uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if not _S3_URI.match(v):
+            raise ValueError("must be an S3 URI such as s3://bucket/prefix")
+        return v
+
+    @model_validator(mode="after")
+    def _sizing_source(self) -> "ModelSpec":
+        if self.params_billion is None and self.weights_bytes is None:
+            raise ValueError("give params_billion or weights_bytes so the model can be sized against its GPUs")
+        return self
+
+
+# --------------------------------------------------------------------------- mesh
+class MeshSpec(StrictModel):
+    mesh_id: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    cluster_name: Name | None = Field(default=None, description="unique per cluster; remote-secret name")
+    network: Name | None = Field(default=None, description="the cluster's network (east-west gateway per network)")
+    trust_domain: str = "cluster.local"
+    istio_version: str = ISTIO_VERSION
+    trust_root_stack: str = Field(default="mesh-root", description="stack holding the shared root CA")
+    east_west_gateway: bool = True
+    dns_capture: bool = Field(
+        default=False, description="Istio DNS proxying; off because every cluster gets every model Service"
+    )
+
+
+class Addons(StrictModel):
+    keda: bool = Field(default=True, description="install KEDA (needed by engine: keda autoscaling)")
+    nvidia_device_plugin: Literal["auto", "always", "never"] = "auto"
+    prometheus_operator_crds: bool = True
+
+
+# --------------------------------------------------------------------------- stacks
+class RegionStackSpec(StrictModel):
+    role: Literal["region"] = "region"
+    cloud: Cloud
+    region: str = Field(min_length=2, pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$")
+    account: CloudAccount = CloudAccount()
+    cluster: ClusterSpec
+    node_pools: dict[Name, NodePoolSpec] = Field(min_length=1)
+    models: dict[Name, ModelSpec] = Field(default_factory=dict)
+    mesh: MeshSpec
+    namespace: Name = "llm"
+    policies: PolicySet
+    addons: Addons = Addons()
+
+    @model_validator(mode="after")
+    def _cloud_options(self) -> "RegionStackSpec":
+        for name, pool in self.node_pools.items():
+            for other in ("aws", "gcp", "azure"):
+                if other != self.cloud and getattr(pool, other) is not None:
+                    raise ValueError(f"node_pools.{name}.{other}: options for {other} in a {self.cloud} stack")
+        return self
+
+    def service_of(self, model: str) -> str:
+        return self.models[model].service or model
+
+
+class CaSpec(StrictModel):
+    organization: str = "fleetkit"
+    root_validity_hours: int = Field(default=87600, ge=24)
+    intermediate_validity_hours: int = Field(default=17520, ge=24)
+    key_algorithm: Literal["RSA", "ECDSA"] = "ECDSA"
+
+
+class TrustRootStackSpec(StrictModel):
+    """The small stack that holds the mesh's shared root CA (region stacks reference it)."""
+
+    role: Literal["trust-root"]
+    mesh: MeshSpec
+    ca: CaSpec = CaSpec()
+
+
+StackSpec = Annotated[RegionStackSpec | TrustRootStackSpec, Field(discriminator="role")]

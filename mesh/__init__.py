@@ -1,0 +1,1 @@
+"""Multi-cluster Istio: trust (CA), control plane, east-west gateways, remote secrets."""

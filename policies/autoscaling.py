@@ -1,0 +1,141 @@
+"""Autoscaling model deployments on vLLM's own metrics.
+
+GPU utilisation and memory say nothing useful about vLLM load (memory is pre-allocated), and CPU is
+not the bottleneck; the signals are the request queue (``vllm:num_requests_waiting``) and KV-cache
+pressure (``vllm:kv_cache_usage_perc``, a 0–1 fraction).
+
+* ``engine: keda`` renders a ``keda.sh/v1alpha1`` ScaledObject with Prometheus triggers. KEDA's
+  default ``AverageValue`` metric type divides the query result by the threshold, so the queries
+  return the pool **sum** and the threshold is per replica (≈5 waiting requests per replica).
+  ``minReplicaCount`` is always rendered (KEDA defaults it to 0, i.e. scale-to-zero).
+* ``engine: hpa`` renders an ``autoscaling/v2`` HorizontalPodAutoscaler on the per-pod custom metric
+  ``vllm_num_requests_waiting`` served by prometheus-adapter (for clusters without KEDA).
+
+Replica bounds come from the model (``models.<name>.replicas``), one source of truth.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from policies.common import Duration, Name, StrictModel, metadata, seconds
+from policies.merge import merged_model
+
+HPA_QUEUE_METRIC = "vllm_num_requests_waiting"
+
+
+class AutoscalerSpec(StrictModel):
+    engine: Literal["keda", "hpa", "none"] = "keda"
+    queue_per_replica: float = Field(default=5, gt=0, description="waiting requests per replica before scaling out")
+    kv_cache_target: float | None = Field(
+        default=0.8, gt=0, le=1, description="KV-cache usage fraction per replica; null disables the trigger"
+    )
+    polling_interval: Duration = timedelta(seconds=15)
+    cooldown: Duration = Field(default=timedelta(seconds=300), description="idle time before scaling to zero")
+    scale_down_window: Duration = Field(default=timedelta(seconds=300), description="stabilisation before scale-in")
+    prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://")
+    fallback_replicas: int | None = Field(default=None, ge=1, description="KEDA fallback when metrics fail")
+
+    @model_validator(mode="after")
+    def _engine(self) -> "AutoscalerSpec":
+        if self.engine == "hpa" and self.kv_cache_target is not None and "kv_cache_target" in self.model_fields_set:
+            raise ValueError("kv_cache_target is a KEDA trigger; with engine hpa only the queue metric is used")
+        return self
+
+
+class AutoscalingPolicy(StrictModel):
+    default: AutoscalerSpec = AutoscalerSpec()
+    models: dict[Name, AutoscalerSpec] = Field(default_factory=dict)
+
+    def for_model(self, model: str) -> AutoscalerSpec:
+        return merged_model(AutoscalerSpec, self.default, self.models.get(model))
+
+    def render_for(
+        self, *, model: str, deployment: str, namespace: str, served_name: str, min_replicas: int, max_replicas: int
+    ) -> list[dict[str, object]]:
+        spec = self.for_model(model)
+        labels = {"fleetkit.dev/model": model}
+        selector = f'model_name="{served_name}",namespace="{namespace}"'
+        if spec.engine == "none":
+            return []
+        if spec.engine == "hpa":
+            return [
+                {
+                    "apiVersion": "autoscaling/v2",
+                    "kind": "HorizontalPodAutoscaler",
+                    "metadata": metadata(deployment, namespace, labels),
+                    "spec": {
+                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+                        "minReplicas": max(min_replicas, 1),
+                        "maxReplicas": max_replicas,
+                        "metrics": [
+                            {
+                                "type": "Pods",
+                                "pods": {
+                                    "metric": {"name": HPA_QUEUE_METRIC},
+                                    "target": {"type": "AverageValue", "averageValue": _qty(spec.queue_per_replica)},
+                                },
+                            }
+                        ],
+                        "behavior": {
+                            "scaleDown": {"stabilizationWindowSeconds": seconds(spec.scale_down_window)},
+                        },
+                    },
+                }
+            ]
+        triggers: list[dict[str, object]] = [
+            {
+                "type": "prometheus",
+                "name": "queue",
+                "metadata": {
+                    "serverAddress": spec.prometheus_url,
+                    "query": f"sum(vllm:num_requests_waiting{{{selector}}})",
+                    "threshold": _qty(spec.queue_per_replica),
+                    "activationThreshold": "0",
+                    "ignoreNullValues": "false",
+                },
+            }
+        ]
+        if spec.kv_cache_target is not None:
+            triggers.append(
+                {
+                    "type": "prometheus",
+                    "name": "kv-cache",
+                    "metadata": {
+                        "serverAddress": spec.prometheus_url,
+                        "query": f"sum(vllm:kv_cache_usage_perc{{{selector}}})",
+                        "threshold": _qty(spec.kv_cache_target),
+                        "ignoreNullValues": "false",
+                    },
+                }
+            )
+        so_spec: dict[str, object] = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "pollingInterval": seconds(spec.polling_interval),
+            "cooldownPeriod": seconds(spec.cooldown),
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": seconds(spec.scale_down_window)}}
+                }
+            },
+            "triggers": triggers,
+        }
+        if spec.fallback_replicas is not None:
+            so_spec["fallback"] = {"failureThreshold": 3, "replicas": spec.fallback_replicas}
+        return [
+            {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": metadata(deployment, namespace, labels),
+                "spec": so_spec,
+            }
+        ]
+
+
+def _qty(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

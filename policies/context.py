@@ -1,0 +1,80 @@
+"""What the policies need to know about the fleet to render and to check references.
+
+The context is plain data built from the stack spec (``fleetkit.spec``) so that policies stay pure
+and can be unit-tested with a hand-written context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policies.common import service_host
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One deployable of a model service: a version on a GPU class (a vLLM Deployment)."""
+
+    model: str  # the model entry key (Deployment identity)
+    version: str
+    gpu_class: str
+    stack: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A model service as the mesh sees it: one host, possibly several versions and GPU classes."""
+
+    name: str
+    served_name: str
+    variants: tuple[Variant, ...] = ()
+
+    @property
+    def versions(self) -> set[str]:
+        return {v.version for v in self.variants}
+
+    def gpu_classes(self, version: str | None = None) -> set[str]:
+        return {v.gpu_class for v in self.variants if version is None or v.version == version}
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A model deployment in this stack (what autoscaling attaches to)."""
+
+    model: str
+    service: str
+    served_name: str
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a policy needs: where model services live and which exist in the fleet."""
+
+    namespace: str
+    services: dict[str, ServiceInfo]
+    #: services with a Deployment in this stack (the rest are reached across the mesh)
+    local_services: frozenset[str] = frozenset()
+    local_models: tuple[LocalModel, ...] = ()
+    cluster_domain: str = "cluster.local"
+    trust_domain: str = "cluster.local"
+    system_namespace: str = "istio-system"
+    #: the ingress gateway workload: its selector label and its service account
+    ingress_gateway_name: str = "fleetkit-ingress"
+    ingress_service_account: str = "fleetkit-ingress"
+    monitoring_namespace: str = "monitoring"
+    #: every region of the fleet, for failover checks (empty = unknown, no check)
+    fleet_regions: frozenset[str] = frozenset()
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def host(self, service: str) -> str:
+        return service_host(service, self.namespace, self.cluster_domain)
+
+    @property
+    def gateway_ref(self) -> str:
+        return f"{self.system_namespace}/{self.ingress_gateway_name}"
+
+    @property
+    def ingress_principal(self) -> str:
+        return f"{self.trust_domain}/ns/{self.system_namespace}/sa/{self.ingress_service_account}"

@@ -1,0 +1,115 @@
+"""Load balancing toward model pods.
+
+* ``least_request`` (default): the right choice for LLM serving, where request cost varies by orders
+  of magnitude; Istio's ``LEAST_CONN`` is deprecated in its favour.
+* ``consistent_hash`` on a header or cookie keeps a session on one replica so vLLM's prefix
+  (KV) cache is reused. Istio warns that consistent hashing and locality load balancing only work
+  together when all proxies are in one locality; failover still applies when a replica is ejected.
+* ``gpu_weights``: hardware-aware weighting across GPU classes. Routes to a model without an
+  explicit ``gpu_class`` are split into per-GPU-class subsets with these relative weights (weights
+  live on the VirtualService route; DestinationRule subsets carry no weight).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from policies.common import Duration, Name, StrictModel, format_duration
+from policies.merge import merged_model
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    i = 2
+    while i * i <= n:
+        if n % i == 0:
+            return False
+        i += 1
+    return True
+
+
+class HashCookie(StrictModel):
+    name: str = Field(min_length=1)
+    ttl: Duration | None = None
+    path: str | None = None
+
+
+class HashOn(StrictModel):
+    """Exactly one hash key: a request header or a cookie."""
+
+    header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    cookie: HashCookie | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "HashOn":
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("set exactly one of header or cookie")
+        return self
+
+
+class LoadBalancerSpec(StrictModel):
+    algorithm: Literal["least_request", "round_robin", "random", "consistent_hash"] = "least_request"
+    hash_on: HashOn | None = None
+    hash_algorithm: Literal["ring_hash", "maglev"] = "ring_hash"
+    ring_minimum_size: int | None = Field(default=None, ge=1, le=8_388_608)
+    maglev_table_size: int | None = Field(
+        default=None, description="Istio requires it set, prime and < 5000011 when maglev is used"
+    )
+    warmup: Duration | None = Field(default=None, description="slow-start window for new replicas")
+    gpu_weights: dict[Name, int] = Field(
+        default_factory=dict, description="relative traffic share per GPU class, e.g. {h100: 3, l4: 1}"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LoadBalancerSpec":
+        if self.algorithm == "consistent_hash" and self.hash_on is None:
+            raise ValueError("consistent_hash needs hash_on (a header or a cookie)")
+        if self.algorithm != "consistent_hash" and self.hash_on is not None:
+            raise ValueError(f"hash_on only applies to consistent_hash, not {self.algorithm}")
+        if self.algorithm == "consistent_hash" and self.hash_algorithm == "maglev":
+            size = self.maglev_table_size
+            if size is None or not _is_prime(size) or size >= 5_000_011:
+                raise ValueError("maglev needs maglev_table_size set to a prime below 5000011 (e.g. 65537)")
+        if self.algorithm == "consistent_hash" and self.warmup is not None:
+            raise ValueError("warmup only works with least_request, round_robin or random")
+        for gpu, w in self.gpu_weights.items():
+            if w < 1:
+                raise ValueError(f"gpu_weights.{gpu} must be at least 1 (leave a GPU class out instead of 0)")
+        return self
+
+    def render(self) -> dict[str, object]:
+        """The ``trafficPolicy.loadBalancer`` fragment (locality settings are added by failover)."""
+        if self.algorithm == "consistent_hash":
+            assert self.hash_on is not None
+            ch: dict[str, object] = {}
+            if self.hash_on.header:
+                ch["httpHeaderName"] = self.hash_on.header
+            elif self.hash_on.cookie:
+                cookie: dict[str, object] = {"name": self.hash_on.cookie.name}
+                if self.hash_on.cookie.ttl is not None:
+                    cookie["ttl"] = format_duration(self.hash_on.cookie.ttl)
+                if self.hash_on.cookie.path:
+                    cookie["path"] = self.hash_on.cookie.path
+                ch["httpCookie"] = cookie
+            if self.hash_algorithm == "maglev":
+                ch["maglev"] = {"tableSize": self.maglev_table_size}
+            elif self.ring_minimum_size is not None:
+                ch["ringHash"] = {"minimumRingSize": self.ring_minimum_size}
+            return {"consistentHash": ch}
+        out: dict[str, object] = {"simple": self.algorithm.upper()}
+        if self.warmup is not None:
+            out["warmup"] = {"duration": format_duration(self.warmup)}
+        return out
+
+
+class LoadBalancingPolicy(StrictModel):
+    """A fleet default plus per-model overrides (an override is merged over the default)."""
+
+    default: LoadBalancerSpec = LoadBalancerSpec()
+    models: dict[Name, LoadBalancerSpec] = Field(default_factory=dict)
+
+    def for_model(self, model: str) -> LoadBalancerSpec:
+        return merged_model(LoadBalancerSpec, self.default, self.models.get(model))

@@ -1,0 +1,145 @@
+"""The full set of serving policies of a stack, their cross-reference checks and their rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from policies.autoscaling import AutoscalingPolicy
+from policies.common import StrictModel, manifest_key
+from policies.context import RenderContext
+from policies.failover import FailoverPolicy
+from policies.load_balancing import LoadBalancingPolicy
+from policies.qos import QosPolicy
+from policies.resilience import ResiliencePolicy
+from policies.routing import RoutingPolicy
+from policies.security import SecurityPolicy
+from policies.traffic import render_traffic
+
+
+@dataclass(frozen=True)
+class PolicyIssue:
+    """A reference or cross-policy problem; ``path`` is relative to the ``policies`` section."""
+
+    path: tuple[Any, ...]
+    rule: str
+    message: str
+    value: Any
+
+
+class PolicySet(StrictModel):
+    routing: RoutingPolicy
+    load_balancing: LoadBalancingPolicy = LoadBalancingPolicy()
+    resilience: ResiliencePolicy = ResiliencePolicy()
+    qos: QosPolicy | None = None
+    failover: FailoverPolicy | None = Field(default_factory=FailoverPolicy)
+    autoscaling: AutoscalingPolicy = AutoscalingPolicy()
+    security: SecurityPolicy = SecurityPolicy(require_jwt=False)
+
+    # ------------------------------------------------------------------ checks
+    def check(self, ctx: RenderContext) -> list[PolicyIssue]:
+        """References to models, versions, GPU classes, tiers and regions, and cross-policy rules."""
+        issues: list[PolicyIssue] = []
+        services = ctx.services
+
+        def unknown_model(path: tuple[Any, ...], name: str) -> None:
+            known = ", ".join(sorted(services)) or "none"
+            issues.append(PolicyIssue(path, "ref.unknown-model", f"no model service named {name!r} (known: {known})", name))
+
+        for path, dest in self.routing.all_destinations():
+            base = ("routing", *path)
+            info = services.get(dest.model)
+            if info is None:
+                unknown_model((*base, "model"), dest.model)
+                continue
+            if dest.version is not None and dest.version not in info.versions:
+                issues.append(PolicyIssue((*base, "version"), "ref.unknown-version",
+                                          f"model {dest.model!r} has no version {dest.version!r} "
+                                          f"(versions: {', '.join(sorted(info.versions))})", dest.version))
+            if dest.gpu_class is not None and dest.gpu_class not in info.gpu_classes(dest.version):
+                issues.append(PolicyIssue((*base, "gpu_class"), "ref.unknown-gpu-class",
+                                          f"model {dest.model!r} does not run on GPU class {dest.gpu_class!r} "
+                                          f"(runs on: {', '.join(sorted(info.gpu_classes(dest.version))) or 'none'})",
+                                          dest.gpu_class))
+        for i, route in enumerate(self.routing.routes):
+            if route.name in ("default", "untiered"):
+                issues.append(PolicyIssue(("routing", "routes", i, "name"), "routing.reserved-name",
+                                          "route names 'default' and 'untiered' are reserved", route.name))
+            for j, m in enumerate(route.match):
+                if m.tier is not None and self.qos is not None and m.tier not in self.qos.tiers:
+                    issues.append(PolicyIssue(("routing", "routes", i, "match", j, "tier"), "ref.unknown-tier",
+                                              f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(self.qos.tiers))})",
+                                              m.tier))
+        for section in ("load_balancing", "resilience"):
+            for name in getattr(self, section).models:
+                if name not in services:
+                    unknown_model((section, "models", name), name)
+        deployables = {v.model for info in services.values() for v in info.variants}
+        for name in self.autoscaling.models:
+            if name not in deployables:
+                issues.append(PolicyIssue(("autoscaling", "models", name), "ref.unknown-model",
+                                          f"no model named {name!r} (known: {', '.join(sorted(deployables))})", name))
+        for name, spec in self.load_balancing.models.items():
+            info = services.get(name)
+            if info is None:
+                continue
+            for g in spec.gpu_weights:
+                if g not in info.gpu_classes():
+                    issues.append(PolicyIssue(("load_balancing", "models", name, "gpu_weights", g),
+                                              "ref.unknown-gpu-class",
+                                              f"model {name!r} does not run on GPU class {g!r}", g))
+        for primary, chain in self.resilience.fallback.items():
+            if primary not in services:
+                unknown_model(("resilience", "fallback", primary), primary)
+            for j, member in enumerate(chain):
+                if member not in services:
+                    unknown_model(("resilience", "fallback", primary, j), member)
+            if len(primary) > 50:
+                issues.append(PolicyIssue(("resilience", "fallback", primary), "resilience.name-too-long",
+                                          "a model with a fallback chain needs a name of at most 50 characters "
+                                          "(it becomes a label key)", primary))
+        if self.failover is not None:
+            for model in sorted(services):
+                cb = self.resilience.for_model(model).circuit_breaker
+                if not cb.ejects:
+                    where = ("resilience", "models", model, "circuit_breaker") if model in self.resilience.models \
+                        else ("resilience", "default", "circuit_breaker")
+                    issues.append(PolicyIssue(where, "failover.needs-outlier-detection",
+                                              f"failover is on but outlier detection is disabled for {model!r} "
+                                              "(consecutive_5xx_errors and consecutive_gateway_errors are 0): "
+                                              "Istio would never fail over", 0))
+            if ctx.fleet_regions and self.failover.mode == "regions":
+                for j, region in enumerate(self.failover.regions):
+                    if region not in ctx.fleet_regions:
+                        issues.append(PolicyIssue(("failover", "regions", j), "ref.unknown-region",
+                                                  f"no stack of the fleet runs in region {region!r} "
+                                                  f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})", region))
+        # de-duplicate (the same bad key can be reported by two sections)
+        seen, unique = set(), []
+        for issue in issues:
+            key = (issue.path, issue.rule)
+            if key not in seen:
+                seen.add(key)
+                unique.append(issue)
+        return unique
+
+    # ------------------------------------------------------------------ render
+    def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        """Every manifest of the policy set, sorted by apiVersion, kind, namespace, name."""
+        objs: list[dict[str, Any]] = []
+        objs += render_traffic(self, ctx)
+        objs += self.security.render(ctx)
+        if self.qos is not None:
+            objs += self.qos.render()
+        for lm in ctx.local_models:
+            objs += self.autoscaling.render_for(
+                model=lm.model,
+                deployment=lm.model,
+                namespace=ctx.namespace,
+                served_name=lm.served_name,
+                min_replicas=lm.min_replicas,
+                max_replicas=lm.max_replicas,
+            )
+        return sorted(objs, key=manifest_key)

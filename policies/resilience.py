@@ -1,0 +1,159 @@
+"""Resilience for LLM traffic: timeouts, safe retries, circuit breaking and fallback-model chains.
+
+* ``timeout`` bounds a whole request including retries. Generations run for minutes, so the
+  default is 600 s with one retry whose per-try timeout (300 s) still fits a long generation (Istio's own default is no timeout at all).
+* Retries replay a request, and a replayed POST to an LLM may re-run a generation that already
+  consumed GPU time. Only conditions where the upstream never started work are allowed
+  (:data:`SAFE_RETRY_ON`); ``attempts: 0`` renders Istio's "no retries" form (Istio otherwise
+  applies its mesh default of 2 retries on every route).
+* The circuit breaker renders ``connectionPool`` and ``outlierDetection`` with the current field names
+  (``consecutive5xxErrors``/``consecutiveGatewayErrors``, never the deprecated ``consecutiveErrors``).
+* ``fallback``: an ordered chain per model, e.g. ``llama-70b: [llama-8b]``. The chain is served through
+  one extra Service (``<model>-fallback``) selecting the pods of every chain member; priority-based
+  load balancing (``failoverPriority`` with explicit label values) puts the primary's pods at
+  priority 0 and each fallback one level lower, so Envoy only sends traffic to a fallback when
+  outlier detection has ejected (or there are no) healthy primary endpoints anywhere in the mesh.
+  Fallback pods also answer to the primary's served model name (``--served-model-name``), so the
+  request body needs no rewrite.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from policies.common import Duration, Name, StrictModel, format_duration
+from policies.merge import merged_model
+
+#: Retry conditions under which the upstream cannot have started generating.
+SAFE_RETRY_ON = ("connect-failure", "refused-stream", "reset-before-request", "unavailable", "cancelled")
+RetryOn = Literal["connect-failure", "refused-stream", "reset-before-request", "unavailable", "cancelled"]
+
+
+class Retries(StrictModel):
+    attempts: int = Field(default=1, ge=0, le=10, description="retries after the first try; 0 disables")
+    per_try_timeout: Duration | None = Field(
+        default=timedelta(seconds=300), description="bounds every try, the first one too: fit a long generation"
+    )
+    retry_on: list[RetryOn] = Field(default_factory=lambda: list(SAFE_RETRY_ON[:4]))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Retries":
+        if self.attempts > 0 and not self.retry_on:
+            raise ValueError("retry_on must list at least one condition when attempts > 0")
+        if len(set(self.retry_on)) != len(self.retry_on):
+            raise ValueError("retry_on lists a condition twice")
+        return self
+
+    def render(self) -> dict[str, object]:
+        if self.attempts == 0:
+            return {"attempts": 0}
+        out: dict[str, object] = {"attempts": self.attempts, "retryOn": ",".join(self.retry_on)}
+        if self.per_try_timeout is not None:
+            out["perTryTimeout"] = format_duration(self.per_try_timeout)
+        return out
+
+
+class CircuitBreaker(StrictModel):
+    """Connection pool limits per upstream host plus outlier detection (ejection of bad replicas)."""
+
+    max_connections: int = Field(default=1024, ge=1)
+    max_pending_requests: int = Field(default=1024, ge=1, description="requests queued in Envoy waiting")
+    max_requests: int = Field(default=1024, ge=1, description="concurrent requests to the model service")
+    connect_timeout: Duration = timedelta(seconds=10)
+    idle_timeout: Duration = timedelta(hours=1)
+    consecutive_5xx_errors: int = Field(default=5, ge=0, description="0 disables 5xx-based ejection")
+    consecutive_gateway_errors: int = Field(default=3, ge=0, description="502/503/504; 0 disables")
+    interval: Duration = timedelta(seconds=10)
+    base_ejection_time: Duration = timedelta(seconds=30)
+    max_ejection_percent: int = Field(default=100, ge=0, le=100, description="100 lets a whole locality be ejected so failover can happen")
+    min_health_percent: int = Field(default=0, ge=0, le=100)
+
+    @property
+    def ejects(self) -> bool:
+        return self.consecutive_5xx_errors > 0 or self.consecutive_gateway_errors > 0
+
+    def connection_pool(self) -> dict[str, object]:
+        return {
+            "tcp": {
+                "maxConnections": self.max_connections,
+                "connectTimeout": format_duration(self.connect_timeout),
+            },
+            "http": {
+                "http1MaxPendingRequests": self.max_pending_requests,
+                "http2MaxRequests": self.max_requests,
+                "idleTimeout": format_duration(self.idle_timeout),
+            },
+        }
+
+    def outlier_detection(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "consecutive5xxErrors": self.consecutive_5xx_errors,
+            "interval": format_duration(self.interval),
+            "baseEjectionTime": format_duration(self.base_ejection_time),
+            "maxEjectionPercent": self.max_ejection_percent,
+        }
+        if self.consecutive_gateway_errors:
+            out["consecutiveGatewayErrors"] = self.consecutive_gateway_errors
+        if self.min_health_percent:
+            out["minHealthPercent"] = self.min_health_percent
+        return out
+
+
+class ResilienceSpec(StrictModel):
+    timeout: Duration = Field(default=timedelta(seconds=600), description="whole request, retries included")
+    retries: Retries = Retries()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+
+    @model_validator(mode="after")
+    def _retries_fit(self) -> "ResilienceSpec":
+        r = self.retries
+        if r.attempts and r.per_try_timeout is not None:
+            total = r.per_try_timeout * (r.attempts + 1)
+            if total > self.timeout:
+                raise ValueError(
+                    f"retries do not fit the route timeout: (1 + {r.attempts} attempts) x per_try_timeout "
+                    f"{format_duration(r.per_try_timeout)} = {format_duration(total)} > timeout "
+                    f"{format_duration(self.timeout)}"
+                )
+        return self
+
+
+class ResiliencePolicy(StrictModel):
+    """A fleet default plus per-model overrides, and fallback chains keyed by primary model."""
+
+    default: ResilienceSpec = ResilienceSpec()
+    models: dict[Name, ResilienceSpec] = Field(default_factory=dict)
+    fallback: dict[Name, list[Name]] = Field(
+        default_factory=dict, description="primary model -> ordered fallback models"
+    )
+    fallback_mode: Literal["same-served-name"] = "same-served-name"
+
+    @model_validator(mode="after")
+    def _chains(self) -> "ResiliencePolicy":
+        for primary, chain in self.fallback.items():
+            if not chain:
+                raise ValueError(f"fallback.{primary} is empty: list at least one fallback model")
+            if primary in chain:
+                raise ValueError(f"fallback.{primary} lists the primary itself")
+            if len(set(chain)) != len(chain):
+                raise ValueError(f"fallback.{primary} lists a model twice")
+        return self
+
+    def for_model(self, model: str) -> ResilienceSpec:
+        return merged_model(ResilienceSpec, self.default, self.models.get(model))
+
+    def chain(self, primary: str) -> list[str]:
+        """The full ordered chain, primary first."""
+        return [primary, *self.fallback.get(primary, [])]
+
+    def chains_of(self, model: str) -> list[tuple[str, int]]:
+        """(primary, rank) for every chain the model belongs to (rank 0 = primary)."""
+        out = []
+        for primary in sorted(self.fallback):
+            chain = self.chain(primary)
+            if model in chain:
+                out.append((primary, chain.index(model)))
+        return out

@@ -1,0 +1,170 @@
+"""Routing: which model (and version / GPU class) serves a request, with canary weights and mirroring.
+
+Requests reach the front-door hosts through the ingress gateway (and from inside the mesh). Routes
+are evaluated in order, first match wins, and the ``default`` route catches the rest. A route
+matches on the model header, the user-tier header, the task-type header, any other header, or a
+URI prefix; its destinations carry weights (``weight/sum(weights)`` of the traffic each, as in
+Istio — they need not add up to 100).
+
+Renders one ``networking.istio.io/v1`` VirtualService per front-door host set.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from policies.common import Name, StrictModel
+
+
+class StringMatch(StrictModel):
+    """Exactly one of ``exact``, ``prefix`` or ``regex`` (RE2 syntax, as Envoy uses)."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "StringMatch":
+        given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of exact, prefix or regex")
+        return self
+
+    def render(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def _coerce_match(value: object) -> object:
+    # a bare string is an exact match: {x-team: search} == {x-team: {exact: search}}
+    return {"exact": value} if isinstance(value, str) else value
+
+
+HeaderMatch = Annotated[StringMatch, Field()]
+
+_HEADER_NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class RouteMatch(StrictModel):
+    """One match block; all conditions in it must hold (AND). A route's blocks are OR-ed."""
+
+    model: str | None = Field(default=None, description="value of the model header (exact)")
+    tier: str | None = Field(default=None, description="value of the user-tier header (exact)")
+    task: str | None = Field(default=None, description="value of the task-type header (exact)")
+    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], StringMatch] = Field(default_factory=dict)
+    uri_prefix: str | None = None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _bare_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: _coerce_match(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "RouteMatch":
+        if not (self.model or self.tier or self.task or self.headers or self.uri_prefix):
+            raise ValueError("a match block needs at least one condition (model, tier, task, headers or uri_prefix)")
+        return self
+
+
+class Destination(StrictModel):
+    """Where traffic goes: a model service, optionally one version and/or one GPU class."""
+
+    model: Name
+    version: Name | None = None
+    gpu_class: Name | None = None
+    weight: int = Field(default=100, ge=1, le=1000, description="relative share; destinations need not sum to 100")
+
+
+class Mirror(StrictModel):
+    """Copy a percentage of the traffic to another destination (responses are discarded)."""
+
+    model: Name
+    version: Name | None = None
+    gpu_class: Name | None = None
+    percent: float = Field(gt=0, le=100, description="share of requests mirrored, 0 < percent <= 100")
+
+
+class Route(StrictModel):
+    name: Name
+    match: list[RouteMatch] = Field(min_length=1)
+    to: list[Destination] = Field(min_length=1)
+    mirror: Mirror | None = None
+
+    @model_validator(mode="after")
+    def _distinct_destinations(self) -> "Route":
+        seen = set()
+        for d in self.to:
+            key = (d.model, d.version, d.gpu_class)
+            if key in seen:
+                raise ValueError(f"destination {'/'.join(x for x in key if x)} is listed twice")
+            seen.add(key)
+        return self
+
+
+class RoutingHeaders(StrictModel):
+    """The request headers the kit routes on. Clients (or an API gateway in front) set them."""
+
+    model: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-model"
+    tier: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-tier"
+    task: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-task"
+
+
+class DefaultRoute(StrictModel):
+    to: list[Destination] = Field(min_length=1)
+    mirror: Mirror | None = None
+
+
+class RoutingPolicy(StrictModel):
+    """Front-door routing. ``routes`` are ordered (first match wins); names must be unique."""
+
+    hosts: list[str] = Field(default_factory=lambda: ["api.llm.internal"], min_length=1)
+    headers: RoutingHeaders = RoutingHeaders()
+    routes: list[Route] = Field(default_factory=list)
+    default: DefaultRoute
+    tls_credential: str | None = Field(
+        default=None,
+        description="Kubernetes TLS secret (in istio-system) for HTTPS on 443; unset serves plain HTTP on 80",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "RoutingPolicy":
+        names = [r.name for r in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"route names must be unique: {', '.join(dupes)}")
+        return self
+
+    def all_destinations(self) -> list[tuple[tuple[object, ...], Destination | Mirror]]:
+        """Every destination and mirror with its path in the document (for reference checks)."""
+        out: list[tuple[tuple[object, ...], Destination | Mirror]] = []
+        for i, r in enumerate(self.routes):
+            for j, d in enumerate(r.to):
+                out.append((("routes", i, "to", j), d))
+            if r.mirror:
+                out.append((("routes", i, "mirror"), r.mirror))
+        for j, d in enumerate(self.default.to):
+            out.append((("default", "to", j), d))
+        if self.default.mirror:
+            out.append((("default", "mirror"), self.default.mirror))
+        return out
+
+    def match_blocks(self, match: RouteMatch) -> dict[str, object]:
+        """An Istio HTTPMatchRequest for one match block."""
+        headers: dict[str, dict[str, str]] = {}
+        if match.model:
+            headers[self.headers.model] = {"exact": match.model}
+        if match.tier:
+            headers[self.headers.tier] = {"exact": match.tier}
+        if match.task:
+            headers[self.headers.task] = {"exact": match.task}
+        for k, v in sorted(match.headers.items()):
+            headers[k] = v.render()
+        out: dict[str, object] = {}
+        if headers:
+            out["headers"] = dict(sorted(headers.items()))
+        if match.uri_prefix:
+            out["uri"] = {"prefix": match.uri_prefix}
+        return out

@@ -1,0 +1,150 @@
+"""Security: mesh-wide STRICT mTLS, deny-by-default authorization, JWT at the ingress.
+
+Renders (``security.istio.io/v1``):
+
+* PeerAuthentication ``default`` in the Istio root namespace with ``STRICT`` (mesh-wide) and one in
+  the model namespace, so no plaintext reaches a model pod.
+* AuthorizationPolicy ``allow-nothing`` in the model namespace (an ALLOW policy with no rules denies
+  everything), then ALLOW rules: the ingress gateway's identity may call the model API, and the
+  monitoring namespace may ``GET /metrics``. Extra callers are listed explicitly.
+* RequestAuthentication on the ingress gateway with the JWT rules, paired with an AuthorizationPolicy
+  that requires a valid token (``requestPrincipals: ["*"]``): a RequestAuthentication alone lets
+  requests without a token through.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from policies.common import StrictModel, metadata
+from policies.context import RenderContext
+
+
+class JwtRule(StrictModel):
+    issuer: str = Field(min_length=1)
+    jwks_uri: str | None = Field(default=None, pattern=r"^https://")
+    audiences: list[str] = Field(default_factory=list)
+    forward_original_token: bool = False
+
+    def render(self) -> dict[str, object]:
+        out: dict[str, object] = {"issuer": self.issuer}
+        if self.jwks_uri:
+            out["jwksUri"] = self.jwks_uri
+        if self.audiences:
+            out["audiences"] = list(self.audiences)
+        if self.forward_original_token:
+            out["forwardOriginalToken"] = True
+        return out
+
+
+class ExtraCaller(StrictModel):
+    """Another workload allowed to call model services directly (inside the mesh)."""
+
+    namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    service_account: str | None = None
+    paths: list[str] = Field(default_factory=lambda: ["/v1/*"])
+
+    @model_validator(mode="after")
+    def _who(self) -> "ExtraCaller":
+        if self.service_account and not self.namespace:
+            raise ValueError("service_account needs its namespace")
+        if not self.namespace:
+            raise ValueError("name the caller's namespace (and optionally its service_account)")
+        return self
+
+
+class SecurityPolicy(StrictModel):
+    mtls: Literal["STRICT"] = Field(
+        default="STRICT", description="only STRICT is supported: model traffic is never plaintext"
+    )
+    deny_by_default: bool = True
+    jwt: list[JwtRule] = Field(default_factory=list, description="JWT issuers accepted at the ingress")
+    require_jwt: bool = True
+    allow_metrics_from_monitoring: bool = True
+    extra_callers: list[ExtraCaller] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _jwt(self) -> "SecurityPolicy":
+        if self.require_jwt and not self.jwt:
+            raise ValueError("require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)")
+        return self
+
+    def render(self, ctx: RenderContext) -> list[dict[str, object]]:
+        ns, sys_ns = ctx.namespace, ctx.system_namespace
+        out: list[dict[str, object]] = [
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": metadata("default", sys_ns),
+                "spec": {"mtls": {"mode": self.mtls}},
+            },
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": metadata("default", ns),
+                "spec": {"mtls": {"mode": self.mtls}},
+            },
+        ]
+        if self.deny_by_default:
+            out.append(
+                {
+                    "apiVersion": "security.istio.io/v1",
+                    "kind": "AuthorizationPolicy",
+                    "metadata": metadata("allow-nothing", ns),
+                    "spec": {},
+                }
+            )
+        rules: list[dict[str, object]] = [
+            {
+                "from": [{"source": {"principals": [ctx.ingress_principal]}}],
+                "to": [{"operation": {"methods": ["GET", "POST"], "paths": ["/v1/*"]}}],
+            }
+        ]
+        if self.allow_metrics_from_monitoring:
+            rules.append(
+                {
+                    "from": [{"source": {"namespaces": [ctx.monitoring_namespace]}}],
+                    "to": [{"operation": {"methods": ["GET"], "paths": ["/metrics"]}}],
+                }
+            )
+        for caller in self.extra_callers:
+            source: dict[str, object]
+            if caller.service_account:
+                source = {"principals": [f"{ctx.trust_domain}/ns/{caller.namespace}/sa/{caller.service_account}"]}
+            else:
+                source = {"namespaces": [caller.namespace]}
+            rules.append({"from": [{"source": source}], "to": [{"operation": {"paths": list(caller.paths)}}]})
+        out.append(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "AuthorizationPolicy",
+                "metadata": metadata("allow-model-callers", ns),
+                "spec": {"action": "ALLOW", "rules": rules},
+            }
+        )
+        gw_selector = {"matchLabels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}}
+        if self.jwt:
+            out.append(
+                {
+                    "apiVersion": "security.istio.io/v1",
+                    "kind": "RequestAuthentication",
+                    "metadata": metadata(f"{ctx.ingress_gateway_name}-jwt", sys_ns),
+                    "spec": {"selector": gw_selector, "jwtRules": [r.render() for r in self.jwt]},
+                }
+            )
+        if self.require_jwt:
+            out.append(
+                {
+                    "apiVersion": "security.istio.io/v1",
+                    "kind": "AuthorizationPolicy",
+                    "metadata": metadata(f"{ctx.ingress_gateway_name}-require-jwt", sys_ns),
+                    "spec": {
+                        "selector": gw_selector,
+                        "action": "ALLOW",
+                        "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}],
+                    },
+                }
+            )
+        return out
