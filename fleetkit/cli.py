@@ -164,6 +164,11 @@ def weights(ctx: typer.Context) -> None:
     raise typer.Exit(weights_main(list(ctx.args)))
 
 
+from fleetkit.lint.cli import lint_command  # noqa: E402  (registered after the core commands)
+
+app.command("lint")(lint_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="fleetkit", standalone_mode=True)
