@@ -1,0 +1,67 @@
+"""Every rule has failing and passing cases under corpus/<RULE>-<slug>/{fail,pass}*.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetkit.lint import RULES, lint_paths
+
+CORPUS = Path(__file__).parent / "corpus"
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def _cases() -> list[tuple[str, Path, bool]]:
+    cases = []
+    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
+        rule = folder.name.split("-", 1)[0]
+        for file in sorted(folder.glob("*.yaml")):
+            cases.append((rule, file, file.name.startswith("fail")))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(
+    ("rule", "file", "should_fire"),
+    CASES,
+    ids=[f"{c[1].parent.name}/{c[1].name}" for c in CASES],
+)
+def test_corpus_case(rule: str, file: Path, should_fire: bool) -> None:
+    findings = lint_paths([file])
+    fired = [f for f in findings if f.rule == rule and f.suppressed is None]
+    if should_fire:
+        assert fired, f"{rule} expected in {file.name}, got {[(f.rule, f.message) for f in findings]}"
+    else:
+        assert not fired, f"{rule} unexpected in {file.name}: {[f.message for f in fired]}"
+
+
+def test_every_rule_has_fail_and_pass_cases() -> None:
+    folders = {p.name.split("-", 1)[0]: p for p in CORPUS.iterdir() if p.is_dir()}
+    assert sorted(folders) == sorted(RULES)
+    for rule_id, folder in folders.items():
+        assert folder.name == f"{rule_id}-{RULES[rule_id].slug}"
+        names = [f.name for f in folder.glob("*.yaml")]
+        assert any(n.startswith("fail") for n in names), rule_id
+        assert any(n.startswith("pass") for n in names), rule_id
+
+
+def test_pass_cases_are_clean_of_errors() -> None:
+    """Pass files show the right way; they must not trip any other error rule either."""
+    for _, file, should_fire in CASES:
+        if should_fire:
+            continue
+        errors = [f for f in lint_paths([file]) if f.severity == "error" and f.suppressed is None]
+        assert not errors, (file.name, errors)
+
+
+def test_healthy_mesh_has_no_findings() -> None:
+    assert lint_paths([EXAMPLES / "good-mesh.yaml"]) == []
+
+
+def test_whole_corpus_at_once_is_deterministic() -> None:
+    first = lint_paths([CORPUS])
+    assert first == lint_paths([CORPUS])
+    assert len({f.rule for f in first}) == len(RULES)
