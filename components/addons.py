@@ -1,0 +1,116 @@
+"""Cluster add-ons GPU workloads need: the NVIDIA device plugin (where images lack it) and KEDA.
+
+* NVIDIA device plugin (Helm chart ``nvidia-device-plugin`` from NVIDIA's repository): installed when
+  :func:`fleetkit.scheduling.needs_device_plugin` says so - AL2023 NVIDIA AMIs on EKS and AKS pools
+  whose driver AKS installs. Not on Bottlerocket (the AMI runs its own plugin) or GKE (GKE deploys
+  it). The DaemonSet selects the pools that need it (``nvidia.com/gpu.present=true``) and tolerates
+  their taints.
+* KEDA (chart ``keda`` from kedacore's repository) when ``addons.keda`` is on; it runs on the system
+  pool.
+
+Both are ``kubernetes.helm.v3.Release``; ``ready`` lists what model workloads must wait for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin
+from fleetkit.spec import RegionStackSpec
+
+DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
+DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+#: chart version == plugin version (image nvcr.io/nvidia/k8s-device-plugin:v0.19.3)
+DEVICE_PLUGIN_VERSION = "0.19.3"
+DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"
+
+KEDA_REPO = "https://kedacore.github.io/charts"
+KEDA_CHART = "keda"
+#: chart versions track KEDA releases; 2.20.2 matches the vendored KEDA CRD schemas
+KEDA_VERSION = "2.20.2"
+KEDA_NAMESPACE = "keda"
+
+
+@dataclass
+class AddonsArgs:
+    spec: RegionStackSpec
+    #: the stack's GPU pools (``GpuNodePool``), keyed by pool name
+    node_pools: dict[str, Any]
+
+
+def build_device_plugin_values(spec: RegionStackSpec) -> dict[str, Any]:
+    """Values of the device plugin chart: placement on the pools that need it, no GFD/NFD."""
+    sched = device_plugin_scheduling(spec)
+    return {
+        "nodeSelector": dict(sched.node_selector),
+        "tolerations": [*sched.tolerations, {"key": "CriticalAddonsOnly", "operator": "Exists"}],
+        "priorityClassName": "system-node-critical",
+        "gfd": {"enabled": False},
+        "nfd": {"enabled": False},
+    }
+
+
+def build_keda_values() -> dict[str, Any]:
+    """Values of the KEDA chart (on the untainted system pool; the chart's defaults otherwise)."""
+    return {
+        "resources": {
+            "operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+            "metricServer": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        },
+        "prometheus": {"operator": {"enabled": True}, "metricServer": {"enabled": True}},
+    }
+
+
+class Addons(pulumi.ComponentResource):
+    """Device plugin and KEDA Helm releases; ``ready`` is what model workloads wait for."""
+
+    ready: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleetkit:components:Addons", name, None, opts)
+        spec = args.spec
+        # the Kubernetes provider comes in through opts (and is inherited by children)
+        child = pulumi.ResourceOptions(parent=self)
+        pool_resources = [p.resource for _, p in sorted(args.node_pools.items()) if hasattr(p, "resource")]
+        self.ready = []
+        self.device_plugin: k8s.helm.v3.Release | None = None
+        self.keda: k8s.helm.v3.Release | None = None
+        if needs_device_plugin(spec):
+            self.device_plugin = k8s.helm.v3.Release(
+                f"{name}-nvidia-device-plugin",
+                name="nvidia-device-plugin",
+                chart=DEVICE_PLUGIN_CHART,
+                version=DEVICE_PLUGIN_VERSION,
+                repository_opts={"repo": DEVICE_PLUGIN_REPO},
+                namespace=DEVICE_PLUGIN_NAMESPACE,
+                create_namespace=True,
+                values=build_device_plugin_values(spec),
+                # a DaemonSet on pools that may be at zero nodes: do not wait for pods
+                skip_await=True,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=pool_resources)),
+            )
+            self.ready.append(self.device_plugin)
+        if spec.addons.keda:
+            self.keda = k8s.helm.v3.Release(
+                f"{name}-keda",
+                name="keda",
+                chart=KEDA_CHART,
+                version=KEDA_VERSION,
+                repository_opts={"repo": KEDA_REPO},
+                namespace=KEDA_NAMESPACE,
+                create_namespace=True,
+                values=build_keda_values(),
+                opts=child,
+            )
+            self.ready.append(self.keda)
+        self.register_outputs(
+            {
+                "ready": [r.urn for r in self.ready],
+                "devicePlugin": DEVICE_PLUGIN_VERSION if self.device_plugin else None,
+                "keda": KEDA_VERSION if self.keda else None,
+            }
+        )

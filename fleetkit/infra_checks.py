@@ -1,0 +1,301 @@
+"""Infrastructure reference checks of one region stack, and the capacity plan feeding ``plan-capacity``.
+
+Pure: no engine, no credentials, no network. :func:`check_infra` runs inside the loader's reference
+pass (after the typed models validated), so every problem carries the file that set the value, its
+path, the rule and the bad value, like every other spec error.
+
+Rules (``Problem.rule``):
+
+* ``pool.gpu-not-offered`` — the catalog knows the type is not offered in the stack's region.
+* ``pool.zone-not-in-region`` — a zone that is not a zone of the stack's region (AWS ``us-east-1a``,
+  GCP ``europe-west4-b``, Azure ``1``/``2``/``3``).
+* ``pool.mig-unsupported`` — an AKS MIG profile on a GPU without MIG (only A100/H100/H200 have it).
+* ``pool.local-ssd-bundled`` — a GKE ``local_ssd_count`` other than the count a type bundles.
+* ``pool.instance-store-unsupported`` — ``instance_store_cache: true`` with Bottlerocket, or on a
+  type without instance-store NVMe.
+* ``pool.ami-arch`` — an ARM AMI type on an x86 GPU instance type.
+* ``pool.scale-to-zero`` — ``min_size: 0`` on a pool kind that cannot scale to zero.
+* ``pool.reserved-label`` — a node label under a prefix the cloud reserves.
+* ``pool.aks-name`` — an AKS agent pool name must be 1-12 lowercase letters/digits, not ``system``.
+* ``cluster.kubernetes-too-old`` — below Istio's minimum Kubernetes version.
+* ``cluster.subnets`` — GKE and AKS take at most one subnet.
+* ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
+* ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
+* ``foundation.*`` — Terraform foundation backend, settings, secrets and output names.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from fleetkit import capacity, catalog
+from fleetkit.errors import MISSING, Problem
+from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
+from fleetkit.spec import ISTIO_MIN_KUBERNETES, RegionStackSpec
+
+if TYPE_CHECKING:
+    from fleetkit.loader import Fleet, LoadedStack
+
+#: GPU classes with Multi-Instance GPU support (AKS ``gpuInstanceProfile``).
+MIG_GPU_CLASSES = frozenset({"a100-40gb", "a100-80gb", "h100", "h100-nvl", "h200"})
+
+#: Per cloud: may a GPU pool with ``min_size: 0`` scale to zero? EKS managed node groups, GKE node
+#: pools and AKS user pools all can (AKS system pools cannot, but GPU pools are user pools).
+SCALE_TO_ZERO: dict[str, bool] = {"aws": True, "gcp": True, "azure": True}
+
+#: Backend settings fleetkit passes to the ``pulumi_terraform.state`` reader of each backend (the
+#: scalar parameters of ``get_<backend>_reference``; checked against the SDK in a unit test).
+BACKEND_SETTINGS: dict[str, frozenset[str]] = {
+    "s3": frozenset({
+        "assume_role_duration_seconds", "bucket", "encrypt", "endpoint", "external_id", "force_path_style",
+        "iam_endpoint", "key", "kms_key_id", "max_retries", "profile", "region", "role_arn", "session_name",
+        "shared_credentials_file", "skip_credentials_validation", "skip_metadata_api_check",
+        "skip_region_validation", "sts_endpoint", "workspace_key_prefix",
+        # credentials: only through secret_config
+        "access_key", "secret_key", "token", "sse_customer_key",
+    }),
+    "azurerm": frozenset({
+        "client_certificate_path", "client_id", "container_name", "endpoint", "environment", "key",
+        "metadata_host", "msi_endpoint", "oidc_request_url", "oidc_token_file_path", "resource_group_name",
+        "storage_account_name", "subscription_id", "tenant_id", "use_azuread_auth", "use_msi", "use_oidc",
+        "access_key", "client_certificate_password", "client_secret", "oidc_request_token", "oidc_token",
+        "sas_token",
+    }),
+    "remote": frozenset({"hostname", "organization", "token"}),
+    "local": frozenset({"path", "workspace_dir"}),
+}
+#: Settings that are credentials: never in the stack file, only via ``secret_config``.
+SECRET_SETTINGS = frozenset({
+    "access_key", "secret_key", "token", "sse_customer_key", "client_certificate_password", "client_secret",
+    "oidc_request_token", "oidc_token", "sas_token",
+})
+#: Settings typed bool / int in the SDK (the spec carries strings).
+BOOL_SETTINGS = frozenset({
+    "encrypt", "force_path_style", "skip_credentials_validation", "skip_metadata_api_check",
+    "skip_region_validation", "use_azuread_auth", "use_msi", "use_oidc",
+})
+INT_SETTINGS = frozenset({"assume_role_duration_seconds", "max_retries"})
+#: Kit inputs a foundation output may feed, per cloud.
+FOUNDATION_INPUTS: dict[str, frozenset[str]] = {
+    "aws": frozenset({"vpc_id", "subnet_ids", "cluster_name"}),
+    "gcp": frozenset({"vpc_id", "subnet_ids", "cluster_name", "pods_range_name", "services_range_name"}),
+    "azure": frozenset({"vpc_id", "subnet_ids", "cluster_name", "resource_group"}),
+}
+
+_AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_AZURE_ZONES = frozenset({"1", "2", "3"})
+
+
+def _zone_ok(cloud: str, region: str, zone: str) -> bool:
+    if cloud == "aws":
+        return re.fullmatch(re.escape(region) + r"[a-z]", zone) is not None
+    if cloud == "gcp":
+        return re.fullmatch(re.escape(region) + r"-[a-z]", zone) is not None
+    return zone in _AZURE_ZONES
+
+
+def _zone_example(cloud: str, region: str) -> str:
+    return {"aws": f"{region}a", "gcp": f"{region}-b", "azure": "1, 2 or 3"}[cloud]
+
+
+def gce_bundled_local_ssds(entry: catalog.GpuInstanceType) -> int:
+    """Local SSDs (375 GiB each) a GCE machine type bundles; 0 when it only accepts optional ones."""
+    if entry.cloud != "gcp" or entry.local_nvme_gb == 0:
+        return 0
+    return round(entry.local_nvme_gb / (375 * 2**30 / 1e9))
+
+
+def coerce_backend_setting(key: str, value: str) -> Any:
+    """A backend setting as the SDK types it (``"true"`` -> True for bool settings...)."""
+    if key in BOOL_SETTINGS:
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if key in INT_SETTINGS:
+        return int(value)
+    return value
+
+
+# --------------------------------------------------------------------------- checks
+def check_infra(stack: LoadedStack) -> list[Problem]:
+    """Every infrastructure problem of one region stack (empty for a trust-root stack)."""
+    from fleetkit.loader import _locate
+
+    spec = stack.spec
+    if not isinstance(spec, RegionStackSpec):
+        return []
+    out: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
+        file, path = _locate(stack.origin, loc, (stack.file, "stack"))
+        out.append(Problem(file, path, rule, message, value))
+
+    cloud, region = spec.cloud, spec.region
+    for name, pool in sorted(spec.node_pools.items()):
+        at = ("node_pools", name)
+        entry = catalog.lookup(cloud, pool.instance_type)
+        if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
+            add((*at, "instance_type"), "pool.gpu-not-offered",
+                f"pool '{name}': {pool.instance_type} ({entry.gpu_model}) is not offered in {cloud} region "
+                f"{region}; pick another region or GPU type", pool.instance_type)
+        for i, zone in enumerate(pool.zones):
+            if not _zone_ok(cloud, region, zone):
+                add((*at, "zones", i), "pool.zone-not-in-region",
+                    f"pool '{name}': {zone!r} is not a zone of {cloud} region {region} "
+                    f"(write zones like {_zone_example(cloud, region)})", zone)
+        for key in sorted(pool.labels):
+            for prefix in RESERVED_LABEL_PREFIXES[cloud]:
+                if key.startswith(prefix) or key.split("/")[0].endswith("." + prefix.rstrip("/")):
+                    add((*at, "labels", key), "pool.reserved-label",
+                        f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools", key)
+                    break
+        if pool.min_size == 0 and not SCALE_TO_ZERO[cloud]:
+            add((*at, "min_size"), "pool.scale-to-zero",
+                f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more", 0)
+        if cloud == "aws":
+            opts = pool.aws
+            ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
+            if "ARM_64" in ami and entry is not None:
+                add((*at, "aws", "ami_type"), "pool.ami-arch",
+                    f"pool '{name}': {ami} is an ARM (Graviton) AMI but {pool.instance_type} is x86_64; "
+                    f"use {ami.replace('ARM_64', 'x86_64')}", ami)
+            if opts is not None and opts.instance_store_cache:
+                if ami.startswith("BOTTLEROCKET"):
+                    add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
+                        f"pool '{name}': instance_store_cache uses nodeadm (AL2023); Bottlerocket keeps the "
+                        "weight cache on its /dev/xvdb data volume (size it with root_volume_gib) - set "
+                        "instance_store_cache: false or ami_type: AL2023_x86_64_NVIDIA", True)
+                elif entry is not None and entry.local_nvme_gb == 0:
+                    add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
+                        f"pool '{name}': {pool.instance_type} has no instance-store NVMe", True)
+        if cloud == "gcp" and pool.gcp is not None and pool.gcp.local_ssd_count is not None and entry:
+            bundled = gce_bundled_local_ssds(entry)
+            if bundled and pool.gcp.local_ssd_count != bundled:
+                add((*at, "gcp", "local_ssd_count"), "pool.local-ssd-bundled",
+                    f"pool '{name}': {pool.instance_type} bundles {bundled} local SSDs, which back ephemeral "
+                    "storage as a whole; leave local_ssd_count unset", pool.gcp.local_ssd_count)
+        if cloud == "azure":
+            if not _AKS_POOL_NAME.match(name) or name == "system":
+                add(at, "pool.aks-name",
+                    f"AKS agent pool names are 1-12 lowercase letters and digits starting with a letter, and "
+                    f"'system' is the kit's system pool; rename pool '{name}'", name)
+            mig = pool.azure.mig_profile if pool.azure else None
+            if mig is not None and entry is not None and entry.gpu_class not in MIG_GPU_CLASSES:
+                add((*at, "azure", "mig_profile"), "pool.mig-unsupported",
+                    f"pool '{name}': {pool.instance_type} has {entry.gpu_model} GPUs, which have no MIG "
+                    f"(MIG needs A100, H100 or H200)", mig)
+
+    cl = spec.cluster
+    major_minor = tuple(int(x) for x in cl.kubernetes_version.split("."))
+    if major_minor < ISTIO_MIN_KUBERNETES:
+        which = "create" if cl.create else "adopt"
+        add(("cluster", which, "kubernetes_version"), "cluster.kubernetes-too-old",
+            f"Istio 1.30 needs Kubernetes {'.'.join(map(str, ISTIO_MIN_KUBERNETES))} or newer",
+            cl.kubernetes_version)
+    if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
+        add(("cluster", "create", "subnet_ids"), "cluster.subnets",
+            f"{'GKE takes one subnetwork' if cloud == 'gcp' else 'AKS takes one VNet subnet'}; give at most one",
+            cl.create.subnet_ids)
+    if cloud == "gcp" and not spec.account.gcp_project:
+        add(("account", "gcp_project"), "account.gcp-project",
+            "GCP stacks need account.gcp_project (workload identity pool and node service account live there)")
+    if cloud == "azure" and cl.adopt is not None and not (cl.adopt.resource_group or spec.account.azure_resource_group):
+        fed = cl.foundation is not None and "resource_group" in cl.foundation.outputs
+        if not fed:
+            add(("cluster", "adopt", "resource_group"), "cluster.azure-resource-group",
+                "adopting an AKS cluster needs its resource group (adopt.resource_group or "
+                "account.azure_resource_group)")
+    if cl.foundation is not None:
+        out.extend(_foundation_problems(stack, spec))
+    return out
+
+
+def _foundation_problems(stack: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
+    from fleetkit.loader import _locate
+
+    fnd = spec.cluster.foundation
+    assert fnd is not None
+    out: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
+        file, path = _locate(stack.origin, ("cluster", "foundation", *loc), (stack.file, "stack"))
+        out.append(Problem(file, path, rule, message, value))
+
+    if fnd.backend == "gcs":
+        add(("backend",), "foundation.unsupported-backend",
+            "pulumi-terraform 6.x reads s3, azurerm, remote and local state only, not gcs; export the "
+            "foundation outputs to a supported backend or set the ids in cluster.create", "gcs")
+        return out
+    allowed = BACKEND_SETTINGS[fnd.backend]
+    for key, value in sorted(fnd.config.items()):
+        if key not in allowed:
+            add(("config", key), "foundation.unknown-setting",
+                f"not a {fnd.backend} backend setting fleetkit can pass (known: {', '.join(sorted(allowed))})", key)
+        elif key in SECRET_SETTINGS:
+            add(("config", key), "foundation.secret-in-config",
+                f"{key} is a credential: put it in a Pulumi secret and name the config key in secret_config", "***")
+        elif key in INT_SETTINGS and not value.strip().isdigit():
+            add(("config", key), "foundation.bad-setting", f"{key} must be a whole number", value)
+    for key in sorted(fnd.secret_config):
+        if key not in allowed:
+            add(("secret_config", key), "foundation.unknown-setting",
+                f"not a {fnd.backend} backend setting fleetkit can pass", key)
+    if fnd.backend == "s3" and not {"bucket", "key"} <= set(fnd.config):
+        add(("config",), "foundation.missing-setting", "the s3 backend needs bucket and key", sorted(fnd.config))
+    if fnd.backend == "azurerm" and not {"storage_account_name", "container_name", "key"} <= set(fnd.config):
+        add(("config",), "foundation.missing-setting",
+            "the azurerm backend needs storage_account_name, container_name and key", sorted(fnd.config))
+    if fnd.backend == "remote" and "organization" not in fnd.config:
+        add(("config",), "foundation.missing-setting", "the remote backend needs organization", sorted(fnd.config))
+    known = FOUNDATION_INPUTS[spec.cloud]
+    for key in sorted(fnd.outputs):
+        if key not in known:
+            add(("outputs", key), "foundation.unknown-input",
+                f"not a kit input on {spec.cloud} (inputs: {', '.join(sorted(known))})", key)
+    if "cluster_name" in fnd.outputs and spec.cluster.adopt is None:
+        add(("outputs", "cluster_name"), "foundation.unknown-input",
+            "cluster_name from a foundation is only read when the cluster is adopted", "cluster_name")
+    if not fnd.outputs:
+        add(("outputs",), "foundation.no-outputs", "name at least one Terraform output to read", {})
+    return out
+
+
+# --------------------------------------------------------------------------- capacity plan
+def capacity_plan(fleet: Fleet, stack: str) -> capacity.CapacityPlan:
+    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its spec.
+
+    Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
+    tensor parallelism, size and replica range. Problem paths name the stack file.
+    """
+    st = fleet.stacks[stack]
+    spec = st.spec
+    if not isinstance(spec, RegionStackSpec):
+        raise TypeError(f"stack {stack!r} is not a region stack (it has no GPU pools)")
+    pools = {
+        name: capacity.PlanPool(p.instance_type, p.min_size, p.max_size)
+        for name, p in sorted(spec.node_pools.items())
+    }
+    models = {
+        name: capacity.PlanModel(
+            pool=m.pool or "",
+            tensor_parallel=m.tensor_parallel,
+            size=capacity.ModelSize(params_billion=m.params_billion, dtype=m.dtype, weights_bytes=m.weights_bytes,
+                                    kv_cache_gib=m.kv_cache_gib, max_model_len=m.max_model_len),
+            replicas_min=m.replicas.min,
+            replicas_max=m.replicas.max,
+            gpu_memory_utilization=m.gpu_memory_utilization,
+        )
+        for name, m in sorted(spec.models.items())
+    }
+    return capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
+
+
+def gpus_per_node(spec: RegionStackSpec, pool_name: str) -> int:
+    """GPUs on one node of the pool (0 for a type fleetkit does not know)."""
+    entry = catalog.lookup(spec.cloud, spec.node_pools[pool_name].instance_type)
+    return entry.gpu_count if entry else 0
+
+
+def nodes_for(total: int, zones: int) -> int:
+    """Nodes per zone for ``total`` nodes spread over ``zones`` zones (rounded up)."""
+    return math.ceil(total / max(zones, 1))
