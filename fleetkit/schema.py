@@ -290,12 +290,48 @@ def _core_registry() -> Registry:
     return Resource.from_contents(definitions) @ Registry()
 
 
+_DEFS_URI = "https://kubernetes.io/api/_definitions.json"
+
+
+@functools.cache
+def _core_definitions() -> dict[str, Any]:
+    definitions = json.loads(_core_schema_dir().joinpath("_definitions.json").read_text(encoding="utf-8"))
+    defs: dict[str, Any] = definitions["$defs"]
+    return defs
+
+
+def _inline_refs(node: Any, stack: frozenset[str] = frozenset()) -> Any:
+    """Copy of a kubernetes-validate schema with ``$ref``s to definitions inlined (resolving references on
+    every validation is most of its cost). Recursive definitions keep an absolute ``$ref``."""
+    if isinstance(node, list):
+        return [_inline_refs(item, stack) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and "#/$defs/" in ref:
+        name = ref.split("#/$defs/", 1)[1]
+        if name in stack:
+            return {"$ref": f"{_DEFS_URI}#/$defs/{name}"}
+        target = _inline_refs(_core_definitions()[name], stack | {name})
+        extra = _inline_refs({k: v for k, v in node.items() if k != "$ref"}, stack)
+        return {**target, **extra} if extra else target
+    out = {}
+    for key, value in node.items():
+        if key == "description":
+            continue
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _inline_refs(sub, stack) for name, sub in value.items()}  # names, not keywords
+        else:
+            out[key] = _inline_refs(value, stack)
+    return out
+
+
 @functools.cache
 def _core_validator(api_version: str, kind: str) -> Draft202012Validator | None:
     name = _core_file(api_version, kind)
     if name not in _core_files():
         return None
-    schema = json.loads(_core_schema_dir().joinpath(name).read_text(encoding="utf-8"))
+    schema = _inline_refs(json.loads(_core_schema_dir().joinpath(name).read_text(encoding="utf-8")))
     enum_kind = (schema.get("properties", {}).get("kind") or {}).get("enum") or []
     if enum_kind and kind not in enum_kind:
         return None  # file names are lower-case; the kind's spelling must match exactly

@@ -540,3 +540,21 @@ def test_validation_is_cached_and_fast() -> None:
 
 def test_no_repo_paths_needed() -> None:
     assert Path(schema.__file__).parent / "schemas" == schema.SCHEMA_DIR
+
+
+def test_vendored_crds_validate_as_crd_objects() -> None:
+    """Exercises recursive core definitions (JSONSchemaProps) and property names that are also keywords."""
+    import yaml
+
+    small = [
+        p for p in sorted(schema.SCHEMA_DIR.rglob("*.yaml")) if p.stat().st_size < 30_000
+    ]  # keep it fast
+    docs = [d for p in small for d in yaml.safe_load_all(p.read_text()) if d]
+    assert len(docs) >= 5
+    for doc in docs:
+        assert validate_object(doc) == [], doc["metadata"]["name"]
+    crd = copy.deepcopy(next(d for d in docs if d["kind"] == "CustomResourceDefinition"))
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["propertiez"] = {}
+    issues = validate_object(crd)
+    assert [i.path for i in issues] == ["spec.versions[0].schema.openAPIV3Schema.propertiez"]
+    assert "did you mean 'properties'?" in issues[0].message

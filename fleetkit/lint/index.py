@@ -258,6 +258,13 @@ class Index:
         tmpl = as_dict(as_dict(workload.spec.get("template")).get("metadata"))
         return {k: v for k, v in as_dict(tmpl.get("labels")).items() if isinstance(v, str)}
 
+    @cached_property
+    def pod_labels_by_namespace(self) -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for (ns, _, _), w in sorted(self.workloads.items()):
+            out[ns].append(self.pod_labels(w))
+        return out
+
     def workload_labels_for_service(self, namespace: str, name: str) -> list[dict[str, str]]:
         """Pod label sets behind a Service (the Service selector itself when no workload is in the input)."""
         svc = self.services.get((namespace, name))
@@ -268,8 +275,8 @@ class Index:
             return []
         pods = [
             labels
-            for (ns, _, _), w in sorted(self.workloads.items())
-            if ns == namespace and selector.items() <= (labels := self.pod_labels(w)).items()
+            for labels in self.pod_labels_by_namespace.get(namespace, [])
+            if selector.items() <= labels.items()
         ]
         return pods or [selector]
 

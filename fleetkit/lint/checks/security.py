@@ -91,6 +91,13 @@ def check_mtls(ix: Index) -> Iterator[Hit]:
         if parts is None:
             continue
         service, namespace = parts
+        tls_policies = [
+            p
+            for p in traffic_policies(dr)
+            if as_str(as_dict(p.body.get("tls")).get("mode")) in ("DISABLE", "ISTIO_MUTUAL")
+        ]
+        if not tls_policies:
+            continue
         base_pods = ix.workload_labels_for_service(namespace, service)
         subsets = {
             as_str(as_dict(s).get("name")): {
@@ -98,10 +105,8 @@ def check_mtls(ix: Index) -> Iterator[Hit]:
             }
             for s in as_list(dr.spec.get("subsets"))
         }
-        for p in traffic_policies(dr):
+        for p in tls_policies:
             mode = as_str(as_dict(p.body.get("tls")).get("mode"))
-            if mode not in ("DISABLE", "ISTIO_MUTUAL"):
-                continue
             pods = base_pods
             if p.subset is not None:
                 extra = subsets.get(p.subset, {})
