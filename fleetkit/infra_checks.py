@@ -31,7 +31,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from fleetkit import capacity, catalog
-from fleetkit.errors import MISSING, Problem
+from fleetkit.errors import MISSING, Problem, format_path
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import ISTIO_MIN_KUBERNETES, RegionStackSpec
 
@@ -88,6 +88,15 @@ _AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _AZURE_ZONES = frozenset({"1", "2", "3"})
 
 
+def _where(stack: LoadedStack, loc: tuple[Any, ...]) -> tuple[str, str]:
+    """(file, displayed path) of a location; a value set nowhere is the stack file's to add."""
+    from fleetkit.loader import NAMESPACE, _locate
+
+    if not any(tuple(loc[:n]) in stack.origin for n in range(1, len(loc) + 1)):
+        return stack.file, f"{NAMESPACE}:{format_path(loc)}"
+    return _locate(stack.origin, loc, (stack.file, "stack"))
+
+
 def _zone_ok(cloud: str, region: str, zone: str) -> bool:
     if cloud == "aws":
         return re.fullmatch(re.escape(region) + r"[a-z]", zone) is not None
@@ -119,15 +128,13 @@ def coerce_backend_setting(key: str, value: str) -> Any:
 # --------------------------------------------------------------------------- checks
 def check_infra(stack: LoadedStack) -> list[Problem]:
     """Every infrastructure problem of one region stack (empty for a trust-root stack)."""
-    from fleetkit.loader import _locate
-
     spec = stack.spec
     if not isinstance(spec, RegionStackSpec):
         return []
     out: list[Problem] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
-        file, path = _locate(stack.origin, loc, (stack.file, "stack"))
+        file, path = _where(stack, loc)
         out.append(Problem(file, path, rule, message, value))
 
     cloud, region = spec.cloud, spec.region
@@ -211,14 +218,12 @@ def check_infra(stack: LoadedStack) -> list[Problem]:
 
 
 def _foundation_problems(stack: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
-    from fleetkit.loader import _locate
-
     fnd = spec.cluster.foundation
     assert fnd is not None
     out: list[Problem] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
-        file, path = _locate(stack.origin, ("cluster", "foundation", *loc), (stack.file, "stack"))
+        file, path = _where(stack, ("cluster", "foundation", *loc))
         out.append(Problem(file, path, rule, message, value))
 
     if fnd.backend == "gcs":

@@ -41,7 +41,17 @@ def _hex17(*parts: str) -> str:
 
 
 # --------------------------------------------------------------------------- IAM
-# aws:iam/role:Role outputs are registered with the model identities (fleetkit/mocks/models.py).
+@resource_outputs("aws:iam/role:Role")
+def _role(r: MockResource) -> dict[str, Any]:
+    """Every IAM role of the stack (EKS cluster/node roles, model IRSA roles)."""
+    name = _named(r)
+    return {
+        "id": name,
+        "name": name,
+        "arn": f"arn:aws:iam::{fake_account(r.stack)}:role{r.inputs.get('path', '/')}{name}",
+        "uniqueId": "AROA" + digest("role", r.stack, r.name, length=17).upper(),
+        "createDate": "2026-01-01T00:00:00Z",
+    }
 
 
 @resource_outputs("aws:iam/rolePolicyAttachment:RolePolicyAttachment")

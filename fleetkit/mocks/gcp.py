@@ -70,8 +70,20 @@ def _node_pool(r: MockResource) -> dict[str, Any]:
     }
 
 
-# gcp:serviceaccount/account:Account outputs are registered with the model identities
-# (fleetkit/mocks/models.py).
+@resource_outputs("gcp:serviceaccount/account:Account")
+def _service_account(r: MockResource) -> dict[str, Any]:
+    """Every Google service account of the stack (GKE nodes, model workload identities)."""
+    project = _project(r)
+    account_id = str(r.inputs.get("accountId", r.name))
+    email = f"{account_id}@{project}.iam.gserviceaccount.com"
+    return {
+        "id": f"projects/{project}/serviceAccounts/{email}",
+        "name": f"projects/{project}/serviceAccounts/{email}",
+        "email": email,
+        "member": f"serviceAccount:{email}",
+        "uniqueId": str(int(digest("gsa", project, account_id, length=16), 16))[:21],
+        "project": project,
+    }
 
 
 @resource_outputs("gcp:projects/iAMMember:IAMMember")

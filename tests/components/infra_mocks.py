@@ -29,6 +29,20 @@ PROJECT = "fleetkit"
 _PROVIDER_CONFIG = {"aws": "aws:region", "gcp": "gcp:region", "azure": "azure-native:location"}
 
 
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's special signature key
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Plain values for Pulumi secret envelopes (``{sig: secret, value: x}``), recursively."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value and "value" in value:
+            return unwrap_secrets(value["value"])
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
 @dataclass
 class Recorded:
     type: str
@@ -45,7 +59,7 @@ class InfraMocks(pulumi.runtime.Mocks):
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        inputs = json.loads(json.dumps(dict(args.inputs), default=str))
+        inputs = unwrap_secrets(json.loads(json.dumps(dict(args.inputs), default=str)))
         self.resources.append(Recorded(args.typ, args.name, inputs, bool(args.custom)))
         if not args.custom:
             return None, {}
