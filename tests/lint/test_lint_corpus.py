@@ -65,3 +65,9 @@ def test_whole_corpus_at_once_is_deterministic() -> None:
     first = lint_paths([CORPUS])
     assert first == lint_paths([CORPUS])
     assert len({f.rule for f in first}) == len(RULES)
+
+
+def test_every_rule_is_documented_in_the_runbook() -> None:
+    runbook = (Path(__file__).parents[2] / "runbooks" / "lint.md").read_text(encoding="utf-8")
+    for rule in RULES.values():
+        assert f"### {rule.id} {rule.slug}\n" in runbook, rule.id
