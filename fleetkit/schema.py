@@ -265,7 +265,13 @@ def _crd_validator(group: str, kind: str, version: str) -> Draft4Validator:
 @functools.cache
 def _core_schema_dir() -> Any:
     base = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
-    return base.joinpath(f"v{KUBERNETES_VERSION}.0-local-strict")
+    folder = base.joinpath(f"v{KUBERNETES_VERSION}.0-local-strict")
+    if not folder.is_dir():
+        raise RuntimeError(
+            f"the installed kubernetes-validate has no schemas for Kubernetes {KUBERNETES_VERSION}; "
+            f"install kubernetes-validate>={KUBERNETES_VERSION}"
+        )
+    return folder
 
 
 def _core_file(api_version: str, kind: str) -> str:

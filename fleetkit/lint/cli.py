@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from enum import StrEnum
 from importlib import metadata
@@ -154,7 +155,9 @@ def lint_command(
     elif output_format is OutputFormat.sarif:
         report = render_sarif(findings, _version())
     else:
-        report = render_table(findings, len(docs))
+        tty = output is None and sys.stdout.isatty()
+        width = max(100, shutil.get_terminal_size().columns) if tty else None
+        report = render_table(findings, len(docs), width=width, color=tty)
     if output is not None:
         output.write_text(report, encoding="utf-8")
         typer.echo(f"{summary(findings, len(docs))}; report written to {output}", err=True)

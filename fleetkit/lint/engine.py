@@ -63,7 +63,7 @@ def _schema_hits(obj: Obj, config: LintConfig) -> list[Hit]:
             out.append(_unknown(obj, issue.message))
         else:
             path = _tokens(obj.raw, issue.path)
-            out.append(Hit(obj, path, "FK001", _strip_path(issue.message), _schema_fix(issue.message)))
+            out.append(Hit(obj, path, "FK001", issue.message, _schema_fix(issue.message)))
     return out
 
 
@@ -75,10 +75,6 @@ def _unknown(obj: Obj, message: str) -> Hit:
     return Hit(obj, ("kind",), "FK002", message + "; the object was not validated",
                "check the kind's spelling and apiVersion; a CRD the kit does not vendor can be suppressed "
                f"with {IGNORE_ANNOTATION}")  # fmt: skip
-
-
-def _strip_path(message: str) -> str:
-    return message
 
 
 def _schema_fix(message: str) -> str:

@@ -223,9 +223,12 @@ def _usable(obj: Any, file: str, where: str, problems: ProblemCollector, line: i
     ok = True
     for key in ("apiVersion", "kind"):
         value = obj.get(key)
-        if not isinstance(value, str) or not value:
-            shown = "missing" if value is None else f"not a string ({value!r})"
-            problems.add(file, f"{where}: {key}", "missing-type", f"{key} is {shown} (object at line {line})")
+        if value is None:
+            problems.add(file, f"{where}: {key}", "missing-type", f"{key} is missing (object at line {line})")
+            ok = False
+        elif not isinstance(value, str) or not value:
+            problems.add(file, f"{where}: {key}", "missing-type",
+                         f"{key} must be a non-empty string (object at line {line})", value)  # fmt: skip
             ok = False
     return ok
 

@@ -34,11 +34,18 @@ def summary(findings: Sequence[Finding], objects: int | None = None) -> str:
     return text
 
 
-def render_table(findings: Sequence[Finding], objects: int | None = None, width: int | None = None) -> str:
-    """Human-readable table of unsuppressed findings, followed by a one-line summary."""
+def render_table(
+    findings: Sequence[Finding], objects: int | None = None, width: int | None = None, color: bool = False
+) -> str:
+    """Human-readable table of unsuppressed findings, followed by a one-line summary. ``color`` adds ANSI
+    styles (for a terminal); ``width`` defaults to 160 columns."""
     buffer = io.StringIO()
     console = Console(
-        file=buffer, width=width or 160, force_terminal=False, color_system=None, highlight=False
+        file=buffer,
+        width=width or 160,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        highlight=False,
     )
     shown = [f for f in findings if f.suppressed is None]
     if shown:
