@@ -1,0 +1,5 @@
+import sys
+
+from fleetkit_weights.cli import main
+
+sys.exit(main())

@@ -1,0 +1,535 @@
+"""Parallel ranged downloads into preallocated .part files, with a resume journal and
+streaming sha256 verification.
+
+Each file is split into ``part_size`` byte ranges. Worker threads GET ranges (with
+If-Match on the object's ETag), pwrite them at their offset in ``<path>.part`` and mark
+them done. Every ``checkpoint`` seconds a file's newly finished ranges are made durable
+(fdatasync of the .part, then an fsynced append to ``<path>.part.journal``), so a killed
+process resumes instead of restarting. The sha256 runs in file order behind the
+"contiguous done" frontier, reading back the just-written (page-cached) bytes, so the
+digest is ready a moment after the last range lands. A verified file is fsynced and
+renamed from ``.part`` to its real name; a mismatching one is deleted and reported.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
+from fleetkit_weights.manifest import FileEntry
+from fleetkit_weights.progress import Progress
+from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, RetryStats, describe, is_transient
+from fleetkit_weights.s3 import S3Client, S3Location
+
+CHUNK = 1 << 20  # socket -> pwrite granularity
+HASH_CHUNK = 4 << 20
+JOURNAL_VERSION = 1
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class TransferStats:
+    bytes_fetched: int = 0
+    resumed_bytes: int = 0
+    refetched_files: int = 0
+
+
+class FileJob:
+    def __init__(self, entry: FileEntry, key: str, final: Path, etag: str, part_size: int):
+        self.entry = entry
+        self.key = key
+        self.final = final
+        self.part = final.with_name(final.name + ".part")
+        self.journal = final.with_name(final.name + ".part.journal")
+        self.etag = etag
+        # With per-chunk digests in the manifest, ranges are the chunks and each is verified on its own.
+        self.chunked = bool(entry.chunks)
+        self.part_size = entry.chunk_size if self.chunked else part_size
+        self.fd = -1
+        self.jfd = -1
+        self.lock = threading.Lock()
+        self.hash_lock = threading.Lock()
+        self.ckpt_lock = threading.Lock()
+        self.reset_state()
+        self.fresh_retry_done = False
+
+    def reset_state(self) -> None:
+        size = self.entry.size
+        self.nparts = (size + self.part_size - 1) // self.part_size
+        self.done = bytearray(self.nparts)
+        self.remaining = self.nparts
+        self.frontier = 0  # index of the first range not done
+        self.hashed = 0
+        self.sha = hashlib.sha256()
+        self.pending: list[int] = []
+        self.last_ckpt = time.monotonic()
+        self.resumed_bytes = 0
+        self.finishing = False
+
+    def range_of(self, idx: int) -> tuple[int, int]:
+        start = idx * self.part_size
+        return start, min(self.part_size, self.entry.size - start)
+
+    def header(self) -> bytes:
+        return (
+            json.dumps(
+                {
+                    "v": JOURNAL_VERSION,
+                    "size": self.entry.size,
+                    "part_size": self.part_size,
+                    "etag": self.etag,
+                    "sha256": self.entry.sha256,
+                },
+                sort_keys=True,
+            )
+            + "\n"
+        ).encode()
+
+
+def read_journal(path: Path, entry: FileEntry, etag: str) -> tuple[int, set[int]] | None:
+    """Return (part_size, done range indexes) if the journal belongs to this exact object."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+        header = json.loads(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if (
+        not isinstance(header, dict)
+        or header.get("v") != JOURNAL_VERSION
+        or header.get("size") != entry.size
+        or header.get("sha256") != entry.sha256
+        or header.get("etag") != etag
+        or not isinstance(header.get("part_size"), int)
+        or header["part_size"] <= 0
+    ):
+        return None
+    part_size = header["part_size"]
+    nparts = (entry.size + part_size - 1) // part_size
+    done = set()
+    # Only newline-terminated records count: a torn final append (crash) is ignored.
+    for line in lines[1:-1]:
+        if line.isdigit() and 0 <= int(line) < nparts:
+            done.add(int(line))
+    return part_size, done
+
+
+class Transfer:
+    def __init__(
+        self,
+        client: S3Client,
+        loc: S3Location,
+        jobs: list[FileJob],
+        concurrency: int,
+        policy: RetryPolicy,
+        progress: Progress,
+        log: Callable[[str], None],
+        durable: bool = True,
+        checkpoint_seconds: float | None = None,
+    ):
+        self.client = client
+        self.loc = loc
+        self.jobs = jobs
+        self.concurrency = max(1, concurrency)
+        self.policy = policy
+        self.progress = progress
+        self.log = log
+        self.durable = durable
+        if checkpoint_seconds is None:
+            env = os.environ.get("FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS")
+            checkpoint_seconds = float(env) if env else (1.0 if durable else 0.0)
+        self.checkpoint_seconds = checkpoint_seconds
+        self.retry_stats = RetryStats()
+        self.stats = TransferStats()
+        self._cond = threading.Condition()
+        self._queue: collections.deque[tuple[FileJob, int]] = collections.deque()
+        self._unfinished = 0
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ setup
+    def _open_job(self, job: FileJob) -> None:
+        job.final.parent.mkdir(parents=True, exist_ok=True)
+        resumed = read_journal(job.journal, job.entry, job.etag) if job.part.exists() else None
+        if resumed is not None and job.part.stat().st_size == job.entry.size:
+            part_size, done = resumed
+            if part_size != job.part_size:
+                job.part_size = part_size
+                job.reset_state()
+            job.fd = os.open(job.part, os.O_RDWR)
+            job.jfd = os.open(job.journal, os.O_WRONLY | os.O_APPEND)
+            for idx in done:
+                job.done[idx] = 1
+                job.remaining -= 1
+                job.resumed_bytes += job.range_of(idx)[1]
+            while job.frontier < job.nparts and job.done[job.frontier]:
+                job.frontier += 1
+            if job.resumed_bytes:
+                self.log(
+                    f"resuming {job.entry.path}: {job.resumed_bytes} of {job.entry.size} bytes already downloaded"
+                )
+        else:
+            self._create_part(job)
+
+    def _create_part(self, job: FileJob) -> None:
+        for p in (job.part, job.journal):
+            p.unlink(missing_ok=True)
+        job.fd = os.open(job.part, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.posix_fallocate(job.fd, 0, job.entry.size)
+        except OSError as exc:
+            if exc.errno == 28:
+                raise WeightsError(
+                    f"no space left on device allocating {job.entry.size} bytes for {job.entry.path} in {job.part.parent}"
+                ) from None
+            os.ftruncate(job.fd, job.entry.size)  # filesystem without fallocate support
+        job.jfd = os.open(job.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.write(job.jfd, job.header())
+        if self.durable:
+            os.fsync(job.jfd)
+
+    def _close_job(self, job: FileJob) -> None:
+        with job.ckpt_lock:  # never close under a checkpoint running in another thread
+            self._close_fds(job)
+
+    def _close_fds(self, job: FileJob) -> None:
+        for attr in ("fd", "jfd"):
+            fd = getattr(job, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(job, attr, -1)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> TransferStats:
+        try:
+            for job in self.jobs:
+                self._open_job(job)
+                self.stats.resumed_bytes += job.resumed_bytes
+            with self._cond:
+                for job in self.jobs:
+                    self._unfinished += 1
+                    self._queue.extend((job, i) for i in range(job.nparts) if not job.done[i])
+            # Files whose ranges were all done before a crash only need hashing.
+            for job in self.jobs:
+                if job.remaining == 0:
+                    if job.chunked:
+                        job.finishing = True
+                        self._finish_ok(job)
+                    else:
+                        self._advance_hash(job)
+            threads = [
+                threading.Thread(target=self._worker, name=f"fetch-{i}", daemon=True)
+                for i in range(min(self.concurrency, max(1, len(self._queue))))
+            ]
+            for t in threads:
+                t.start()
+            try:
+                with self._cond:
+                    while self._unfinished and self._error is None:
+                        self._cond.wait(0.5)
+            except BaseException as exc:  # KeyboardInterrupt / SystemExit from a signal
+                self._set_error(Cancelled(str(exc) or type(exc).__name__))
+                self.client.abort()
+                for t in threads:
+                    t.join(timeout=10)
+                raise
+            if self._error is not None:
+                self.client.abort()
+            for t in threads:
+                t.join()
+            if self._error is not None:
+                raise self._error
+            self.stats.bytes_fetched = self.progress.done
+            return self.stats
+        finally:
+            for job in self.jobs:
+                if job.fd >= 0:
+                    try:
+                        self._checkpoint(job, force=True)
+                    except OSError:
+                        pass
+                self._close_job(job)
+
+    def _set_error(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._cancel.set()
+            self._cond.notify_all()
+
+    def _next(self) -> tuple[FileJob, int] | None:
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    return None
+                if self._queue:
+                    return self._queue.popleft()
+                if not self._unfinished:
+                    return None
+                self._cond.wait(0.5)
+
+    def _worker(self) -> None:
+        buf = bytearray(CHUNK)
+        while True:
+            task = self._next()
+            if task is None:
+                return
+            job, idx = task
+            try:
+                self._fetch(job, idx, buf)
+                self._range_done(job, idx)
+            except Cancelled:
+                return
+            except BaseException as exc:  # noqa: BLE001 - reported by run()
+                self._set_error(exc)
+                return
+
+    # ------------------------------------------------------------------ ranges
+    def _fetch(self, job: FileJob, idx: int, buf: bytearray) -> None:
+        start, length = job.range_of(idx)
+        got = 0
+        what = f"{self.loc.key(job.entry.path)} bytes {start}-{start + length - 1}"
+        chunk_hash = hashlib.sha256() if job.chunked else None
+        bad_digests = 0
+
+        def sink(view: memoryview) -> None:
+            nonlocal got
+            if self._cancel.is_set():
+                raise Cancelled()
+            off = start + got
+            try:
+                written = os.pwrite(job.fd, view, off)
+                while written < len(view):
+                    written += os.pwrite(job.fd, view[written:], off + written)
+            except OSError as exc:
+                raise WeightsError(f"writing {job.part}: {exc.strerror or exc}") from None
+            if chunk_hash is not None:
+                chunk_hash.update(view)  # streaming verification straight from the socket buffer
+            got += len(view)
+            self.progress.add(len(view))
+
+        while True:
+            self._fetch_loop(job, start, length, lambda: got, sink, buf, what)
+            if chunk_hash is None:
+                return
+            digest = chunk_hash.hexdigest()
+            if digest == job.entry.chunks[idx]:
+                return
+            bad_digests += 1
+            if bad_digests >= 2:
+                raise IntegrityError(
+                    f"corrupt data: bytes {start}-{start + length - 1} of '{job.entry.path}' "
+                    f"(s3://{self.loc.bucket}/{job.key}) have sha256 {digest}, the manifest says "
+                    f"{job.entry.chunks[idx]}; nothing was published"
+                )
+            self.log(f"sha256 mismatch in {what}; fetching that range again")
+            got = 0
+            chunk_hash = hashlib.sha256()
+
+    def _fetch_loop(self, job: FileJob, start: int, length: int, got_fn: Callable[[], int],
+                    sink: Callable[[memoryview], None], buf: bytearray, what: str) -> None:
+        failures = 0
+        while (got := got_fn()) < length:
+            if self._cancel.is_set():
+                raise Cancelled()
+            before = got
+            try:
+                self.client.get_range_into(
+                    self.loc.bucket, job.key, start + got, length - got, sink, buf, job.etag or None
+                )
+            except (Cancelled, WeightsError) as exc:
+                if isinstance(exc, S3Error):
+                    if exc.status == 412:
+                        raise WeightsError(
+                            f"{job.entry.path}: the object changed in the bucket during the download "
+                            f"(ETag is no longer {job.etag}); run sync again"
+                        ) from None
+                    if exc.retryable:
+                        failures = self._backoff(exc, got_fn() > before, failures, what)
+                        continue
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified
+                if self._cancel.is_set():
+                    raise Cancelled() from None
+                if not is_transient(exc):
+                    raise
+                failures = self._backoff(exc, got_fn() > before, failures, what)
+
+    def _backoff(self, exc: BaseException, progressed: bool, failures: int, what: str) -> int:
+        failures = 1 if progressed else failures + 1
+        if failures >= self.policy.max_attempts:
+            raise RetriesExhausted(f"GET {what}", failures, exc)
+        self.retry_stats.add()
+        delay = self.policy.delay(failures)
+        if failures >= 3:
+            self.log(f"retrying {what} in {delay:.1f}s after {describe(exc)} (attempt {failures})")
+        if self._cancel.wait(delay):
+            raise Cancelled()
+        return failures
+
+    def _range_done(self, job: FileJob, idx: int) -> None:
+        with job.lock:
+            job.done[idx] = 1
+            job.remaining -= 1
+            job.pending.append(idx)
+            while job.frontier < job.nparts and job.done[job.frontier]:
+                job.frontier += 1
+            last = job.remaining == 0
+            finish = last and job.chunked and not job.finishing
+            if finish:
+                job.finishing = True
+        self._checkpoint(job, force=last)
+        if finish:
+            self._finish_ok(job)  # every chunk was verified as it arrived
+        elif not job.chunked:
+            self._advance_hash(job)
+
+    def _checkpoint(self, job: FileJob, force: bool) -> None:
+        if not force and time.monotonic() - job.last_ckpt < self.checkpoint_seconds:
+            return
+        if not job.ckpt_lock.acquire(blocking=force):
+            return
+        try:
+            with job.lock:
+                pending, job.pending = job.pending, []
+                job.last_ckpt = time.monotonic()
+            if not pending or job.jfd < 0 or job.fd < 0:
+                return
+            if self.durable:
+                os.fdatasync(job.fd)  # data first, then the record that says it is there
+            os.write(job.jfd, "".join(f"{i}\n" for i in pending).encode())
+            if self.durable:
+                os.fdatasync(job.jfd)
+        finally:
+            job.ckpt_lock.release()
+
+    # ------------------------------------------------------------------ hashing
+    def _advance_hash(self, job: FileJob) -> None:
+        """Hash newly contiguous bytes; whoever holds hash_lock does the work."""
+        hbuf = getattr(self._local, "hbuf", None)
+        if hbuf is None:
+            hbuf = self._local.hbuf = bytearray(HASH_CHUNK)
+        view = memoryview(hbuf)
+        size = job.entry.size
+        while True:
+            if not job.hash_lock.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with job.lock:
+                        limit = min(job.frontier * job.part_size, size)
+                    if job.hashed >= limit:
+                        break
+                    n = os.preadv(job.fd, [view[: min(HASH_CHUNK, limit - job.hashed)]], job.hashed)
+                    if n <= 0:
+                        raise WeightsError(f"reading back {job.part}: unexpected end of file")
+                    job.sha.update(view[:n])
+                    job.hashed += n
+            finally:
+                job.hash_lock.release()
+            with job.lock:
+                limit = min(job.frontier * job.part_size, size)
+                if job.hashed < limit:
+                    continue  # frontier moved while we were releasing the lock
+                finish = job.hashed == size and job.remaining == 0 and not job.finishing
+                if finish:
+                    job.finishing = True
+            if finish:
+                self._finish(job)
+            return
+
+    def _finish(self, job: FileJob) -> None:
+        digest = job.sha.hexdigest()
+        if digest != job.entry.sha256:
+            if job.resumed_bytes and not job.fresh_retry_done:
+                # The resumed bytes may predate a power loss; fetch the whole file once more.
+                self.log(f"sha256 mismatch for {job.entry.path} after resume; downloading it again from scratch")
+                with self._cond:
+                    self._close_job(job)
+                    job.fresh_retry_done = True
+                    job.reset_state()
+                    self._create_part(job)
+                    self.stats.refetched_files += 1
+                    self._queue.extendleft((job, i) for i in reversed(range(job.nparts)))
+                    self._cond.notify_all()
+                return
+            self._close_job(job)
+            for p in (job.part, job.journal):
+                p.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"corrupt data: sha256 of '{job.entry.path}' (s3://{self.loc.bucket}/{job.key}) is {digest}, "
+                f"the manifest says {job.entry.sha256}; the file was discarded and nothing was published"
+            )
+        self._finish_ok(job)
+
+    def _finish_ok(self, job: FileJob) -> None:
+        if self.durable:
+            os.fsync(job.fd)
+        self._close_job(job)
+        os.rename(job.part, job.final)
+        job.journal.unlink(missing_ok=True)
+        with self._cond:
+            self._unfinished -= 1
+            self._cond.notify_all()
+
+
+def hash_file(path: Path, progress: Progress | None = None) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        off = 0
+        while True:
+            n = os.preadv(fd, [view], off)
+            if not n:
+                break
+            h.update(view[:n])
+            off += n
+            if progress is not None:
+                progress.add(n)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = None) -> tuple[str, list[str]]:
+    """(whole-file sha256, sha256 of each chunk_size slice) in one read pass."""
+    whole = hashlib.sha256()
+    chunks: list[str] = []
+    buf = bytearray(min(HASH_CHUNK, chunk_size))
+    view = memoryview(buf)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        off = 0
+        part = hashlib.sha256()
+        in_part = 0
+        while True:
+            n = os.preadv(fd, [view[: min(len(buf), chunk_size - in_part)]], off)
+            if not n:
+                break
+            whole.update(view[:n])
+            part.update(view[:n])
+            in_part += n
+            off += n
+            if in_part == chunk_size:
+                chunks.append(part.hexdigest())
+                part, in_part = hashlib.sha256(), 0
+            if progress is not None:
+                progress.add(n)
+        if in_part:
+            chunks.append(part.hexdigest())
+    finally:
+        os.close(fd)
+    return whole.hexdigest(), chunks
