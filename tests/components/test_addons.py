@@ -1,0 +1,35 @@
+"""Add-on Helm releases under Pulumi mocks: NVIDIA device plugin where needed, KEDA when enabled."""
+
+from __future__ import annotations
+
+from components.addons import DEVICE_PLUGIN_VERSION, KEDA_VERSION
+from tests.components.infra_mocks import build_infra, demo_spec, run
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def releases(stack: str) -> dict[str, dict]:
+    spec = demo_spec(stack)
+    mocks, _ = run(stack, spec, build_infra(stack, spec))
+    return {r.inputs["chart"]: r.inputs for r in mocks.of_type(RELEASE)}
+
+
+def test_eks_with_al2023_gets_device_plugin_and_keda():
+    rel = releases("aws-us-east-1")
+    assert sorted(rel) == ["keda", "nvidia-device-plugin"]
+    dp = rel["nvidia-device-plugin"]
+    assert dp["version"] == DEVICE_PLUGIN_VERSION
+    assert dp["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
+    assert dp["values"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in dp["values"]["tolerations"]
+    keda = rel["keda"]
+    assert keda["version"] == KEDA_VERSION and keda["namespace"] == "keda"
+    assert keda["repositoryOpts"] == {"repo": "https://kedacore.github.io/charts"}
+
+
+def test_gke_installs_no_device_plugin():
+    assert sorted(releases("gcp-europe-west4")) == ["keda"]
+
+
+def test_aks_without_keda_gets_only_the_device_plugin():
+    assert sorted(releases("azure-eastus")) == ["nvidia-device-plugin"]

@@ -1,0 +1,79 @@
+"""AKS cluster under Pulumi mocks: OIDC + workload identity, system pool, credentials, resource group."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.components.infra_mocks import build_infra, demo_spec, run, with_changes
+
+STACK = "azure-eastus"
+AKS = "azure-native:containerservice:ManagedCluster"
+
+
+def test_aks_cluster_inputs_and_exports():
+    spec = demo_spec(STACK)
+    mocks, out = run(STACK, spec, build_infra(STACK, spec))
+    aks = mocks.one(AKS).inputs
+    assert aks["oidcIssuerProfile"] == {"enabled": True}
+    assert aks["securityProfile"] == {"workloadIdentity": {"enabled": True}}
+    assert aks["kubernetesVersion"] == "1.33" and aks["resourceName"] == "fleetkit-eus"
+    assert aks["resourceGroupName"] == "fleetkit-eastus"  # the configured group, not a new one
+    assert not mocks.of_type("azure-native:resources:ResourceGroup")
+    assert aks["identity"] == {"type": "SystemAssigned"}
+    (system,) = aks["agentPoolProfiles"]
+    assert system["mode"] == "System" and system["enableAutoScaling"] is True and "nodeTaints" not in system
+    assert "apiServerAccessProfile" not in aks  # 0.0.0.0/0 or nothing: no allow-list
+    assert out["clusterOidcIssuer"].startswith("https://eastus.oic.prod-aks.azure.com/")
+    assert out["clusterEndpoint"].endswith(".hcp.eastus.azmk8s.io:443")
+    assert out["resourceGroup"] == "fleetkit-eastus"
+    call = next(a for t, a in mocks.calls if t == "azure-native:containerservice:listManagedClusterUserCredentials")
+    assert (call["resourceGroupName"], call["resourceName"]) == ("fleetkit-eastus", "fleetkit-eus")
+    kube = yaml.safe_load(out["kubeconfig"])
+    assert kube["clusters"][0]["cluster"]["certificate-authority-data"] == out["clusterCaData"]
+
+
+def test_authorized_ranges_and_created_resource_group():
+    spec = demo_spec(STACK)
+    cluster = spec.cluster.model_dump()
+    cluster["create"]["authorized_networks"] = ["198.51.100.0/24"]
+    spec = with_changes(spec, cluster=cluster, account={})
+    mocks, _ = run(STACK, spec, build_infra(STACK, spec))
+    rg = mocks.one("azure-native:resources:ResourceGroup").inputs
+    assert rg["resourceGroupName"] == "rg-fleetkit-eus" and rg["location"] == "eastus"
+    aks = mocks.one(AKS).inputs
+    assert aks["apiServerAccessProfile"] == {"authorizedIPRanges": ["198.51.100.0/24"]}
+    assert aks["resourceGroupName"] == "rg-fleetkit-eus"
+
+
+def test_adopt_by_name_and_resource_group():
+    spec = demo_spec(STACK)
+    cluster = spec.cluster.model_dump()
+    cluster.update(create=None, adopt={"resource_group": "rg-existing"})
+    spec = with_changes(spec, cluster=cluster)
+    mocks, out = run(STACK, spec, build_infra(STACK, spec))
+    assert not mocks.of_type(AKS)
+    call = next(a for t, a in mocks.calls if t == "azure-native:containerservice:getManagedCluster")
+    assert (call["resourceGroupName"], call["resourceName"]) == ("rg-existing", "fleetkit-eus")
+    pool = mocks.one("azure-native:containerservice:AgentPool").inputs
+    assert (pool["resourceGroupName"], pool["resourceName"]) == ("rg-existing", "fleetkit-eus")
+    assert out["networkId"] == "MC_rg-existing_fleetkit-eus_eastus"
+
+
+def test_foundation_subnet_goes_to_every_pool():
+    spec = demo_spec(STACK)
+    cluster = spec.cluster.model_dump()
+    cluster["foundation"] = {
+        "backend": "azurerm",
+        "config": {"storage_account_name": "tfstate", "container_name": "tfstate", "key": "net.tfstate",
+                   "use_azuread_auth": "true"},
+        "outputs": {"subnet_ids": "aks_subnet_id"},
+    }
+    spec = with_changes(spec, cluster=cluster)
+    mocks, out = run(STACK, spec, build_infra(STACK, spec))
+    call = next(a for t, a in mocks.calls if t == "terraform:state:getAzureRMReference")
+    assert call["useAzureadAuth"] is True
+    aks = mocks.one(AKS).inputs
+    subnet = aks["agentPoolProfiles"][0]["vnetSubnetID"]
+    assert subnet.endswith("/subnets/aks-nodes")
+    assert mocks.one("azure-native:containerservice:AgentPool").inputs["vnetSubnetID"] == subnet
+    assert out["networkId"] == subnet
