@@ -210,6 +210,21 @@ def check_timeouts(ix: Index) -> Iterator[Hit]:
                       f"set perTryTimeout to at least {human(cfg.min_per_try_timeout)} or drop it")  # fmt: skip
 
 
+def check_httproute_timeouts(ix: Index) -> Iterator[Hit]:
+    """FK107 for Gateway API HTTPRoutes (also what Istio uses to route to InferencePools)."""
+    cfg = ix.config
+    for route in ix.of("gateway.networking.k8s.io", "HTTPRoute"):
+        for i, rule in enumerate(as_list(route.spec.get("rules"))):
+            timeouts = as_dict(as_dict(rule).get("timeouts"))
+            for key in ("request", "backendRequest"):
+                value = parse_duration(as_str(timeouts.get(key)))
+                if value is not None and timedelta(0) < value < cfg.min_timeout:
+                    yield Hit(route, ("spec", "rules", i, "timeouts", key), "FK107",
+                              f"timeouts.{key} {human(value)} is below the generation budget "
+                              f"{human(cfg.min_timeout)}; long completions are cut off",
+                              f"set it to at least {human(cfg.min_timeout)}, or remove it")  # fmt: skip
+
+
 def check_hosts(ix: Index) -> Iterator[Hit]:
     """FK108: destination hosts that match no service in a multi-cluster mesh."""
     for d in ix.route_dests:
@@ -271,4 +286,4 @@ def _host_problem(ix: Index, host: str, vs: Obj) -> tuple[str, str] | None:
     return None
 
 
-CHECKS = [check_subsets, check_fault, check_retries, check_timeouts, check_hosts]
+CHECKS = [check_subsets, check_fault, check_retries, check_timeouts, check_httproute_timeouts, check_hosts]
