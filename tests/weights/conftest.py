@@ -12,7 +12,11 @@ from weights_support import CREDS, FaultProxy, cli, free_port, make_model
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
 
     old = {k: os.environ.get(k) for k in CREDS}
     os.environ.update(CREDS)

@@ -63,6 +63,7 @@ class FileJob:
         self.ckpt_lock = threading.Lock()
         self.reset_state()
         self.fresh_retry_done = False
+        self.corrupt = False
 
     def reset_state(self) -> None:
         size = self.entry.size
@@ -260,6 +261,9 @@ class Transfer:
                     except OSError:
                         pass
                 self._close_job(job)
+                if job.corrupt:
+                    for p in (job.part, job.journal):
+                        p.unlink(missing_ok=True)
 
     def _set_error(self, exc: BaseException) -> None:
         with self._cond:
@@ -328,6 +332,7 @@ class Transfer:
                 return
             bad_digests += 1
             if bad_digests >= 2:
+                job.corrupt = True  # its .part is deleted once every worker has stopped
                 raise IntegrityError(
                     f"corrupt data: bytes {start}-{start + length - 1} of '{job.entry.path}' "
                     f"(s3://{self.loc.bucket}/{job.key}) have sha256 {digest}, the manifest says "
