@@ -98,8 +98,10 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
                 "name": rule.slug,
                 "shortDescription": {"text": rule.title},
                 "fullDescription": {"text": rule.help},
-                "help": {"text": f"{rule.help} See {RULES_DOC} ({rule.id}).", "markdown": f"{rule.help}"},
-                "helpUri": f"{RULES_DOC}#{rule.id.lower()}-{rule.slug}",
+                "help": {
+                    "text": f"{rule.help} See {RULES_DOC}, section {rule.id} {rule.slug}.",
+                    "markdown": f"{rule.help}\n\nSee `{RULES_DOC}`, section **{rule.id} {rule.slug}**.",
+                },
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
                 "properties": {
                     "tags": ["kubernetes", "istio"] if rid < "FK400" else ["kubernetes", "autoscaling"]
