@@ -118,7 +118,7 @@ def clean(value: Any) -> tuple[Any, bool]:
     """JSON-ready copy of a deserialized property value; secrets become "[secret]". Returns (value, had_secret)."""
     if isinstance(value, dict):
         if value.get(_SECRET_SIG) == _SECRET_VAL:
-            return SECRET, True
+            return _redact(value.get("value")), True
         out, secret = {}, False
         for k in sorted(value):
             v, s = clean(value[k])
@@ -137,6 +137,17 @@ def clean(value: Any) -> tuple[Any, bool]:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value, False
     return str(value), False
+
+
+def _redact(value: Any) -> Any:
+    """Keep the shape of a secret value (mapping keys, list length) and hide every leaf."""
+    if isinstance(value, dict) and value.get(_SECRET_SIG) != _SECRET_VAL:
+        return {str(k): _redact(v) for k, v in sorted(value.items())}
+    if isinstance(value, dict):
+        return _redact(value.get("value"))
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return SECRET
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -183,14 +194,14 @@ class _Mocks(pulumi.runtime.Mocks):
             secret_names = sorted(prev.secret_outputs)
         return ref, {"name": ref, "outputs": outputs, "secretOutputNames": secret_names}
 
-    def call(self, args: rmocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: rmocks.MockCallArgs) -> dict[str, Any]:
         fn = mockdata.INVOKES.get(args.token)
         if fn is None:
             raise RuntimeError(
                 f"the offline preview has no mock for provider function {args.token!r}; "
                 f"register one in fleetkit/mocks/ (@invoke({args.token!r}))"
             )
-        return fn(dict(args.args), self.stack), None
+        return fn(dict(args.args), self.stack)
 
 
 class _RecordingMonitor(rmocks.MockMonitor):

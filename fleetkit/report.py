@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -122,7 +123,8 @@ def _lint(preview: Any) -> tuple[list[Any], Any | None]:
     for col in ("severity", "rule", "object", "message"):
         table.add_column(col)
     for f in findings:
-        table.add_row(f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule, f.object, f.message)
+        table.add_row(f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule,
+                      escape(f.object), escape(f.message))
     return findings, table
 
 
@@ -148,13 +150,21 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
             report.extra_files[name] = {"lint.json": dump_json([f.__dict__ for f in findings])}
             if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
                 report.exit_code = 1
+        from fleetkit.guardrails import preview_section
+
+        guard = preview_section(res)  # the CrossGuard rules (policies/crossguard), run offline
+        parts.append(guard.renderable)
+        report.extra_files.setdefault(name, {}).update(guard.files)
+        if guard.failed:
+            report.exit_code = 1
         outputs = res.public_outputs()
         if outputs:
             out_table = Table(title="stack outputs", title_justify="left", show_edge=False, pad_edge=False)
             out_table.add_column("key")
             out_table.add_column("value", overflow="fold")
             for k, v in outputs.items():
-                out_table.add_row(k, str(v) if not isinstance(v, (dict, list)) else f"{type(v).__name__} ({len(v)})")
+                shown = str(v) if not isinstance(v, (dict, list)) else f"{type(v).__name__} ({len(v)})"
+                out_table.add_row(escape(k), escape(shown))
             parts.append(out_table)
         report.renderables.append(Panel(Group(*parts), title=title, title_align="left",
                                         subtitle=f"{n} resources · {res.seconds:.2f}s", subtitle_align="right"))

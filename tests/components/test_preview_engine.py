@@ -54,7 +54,7 @@ def test_records_resources_parents_providers_and_redacts_secrets(tmp_path):
     by_name = {r.name: r for r in res.resources}
     secret = by_name["pol-secret-llm-creds"]
     assert secret.type == "kubernetes:core/v1:Secret"
-    assert secret.inputs["stringData"] == SECRET
+    assert secret.inputs["stringData"] == {"token": SECRET}  # keys stay visible, values never
     rows = {r["name"]: r for r in res.resources_json()}
     assert rows["pol-destinationrule-llm-m"]["parent"] == "fleetkit:components:PolicySet::pol"
     assert rows["pol-destinationrule-llm-m"]["provider"] == "pulumi:providers:kubernetes::k8s"
