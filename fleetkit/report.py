@@ -173,7 +173,9 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
 
 
 def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
+    """One ``plan-capacity`` table per region stack."""
     from fleetkit import capacity
+    from fleetkit.infra_checks import capacity_plan
 
     out = []
     for name, st in sorted(fleet.region_stacks().items()):
@@ -181,17 +183,5 @@ def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
             continue
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
-        pools = {p: capacity.PlanPool(pool.instance_type, pool.min_size, pool.max_size)
-                 for p, pool in spec.node_pools.items()}
-        models = {
-            m: capacity.PlanModel(
-                model.pool or "", model.tensor_parallel,
-                capacity.ModelSize(params_billion=model.params_billion, dtype=model.dtype,
-                                   weights_bytes=model.weights_bytes, kv_cache_gib=model.kv_cache_gib,
-                                   max_model_len=model.max_model_len),
-                model.replicas.min, model.replicas.max, model.gpu_memory_utilization)
-            for m, model in spec.models.items()
-        }
-        plan = capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
-        out.append(capacity.render_plan_table(plan, title=f"{name} ({spec.cloud} {spec.region})"))
+        out.append(capacity.render_plan_table(capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})"))
     return out
