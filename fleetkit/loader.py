@@ -488,4 +488,6 @@ def check_fleet(fleet: Fleet) -> list[Problem]:
                 out.append(_problem(fleet.stacks[n], ("mesh", "cluster_name"), "mesh.duplicate-cluster-name",
                                     f"cluster_name must be unique across the fleet; also used by "
                                     f"{', '.join(x for x in names if x != n)}", cname))
+    from fleetkit.mesh_checks import check_mesh  # imports this module, so not at the top
+    out.extend(check_mesh(fleet))
     return out

@@ -1,0 +1,152 @@
+"""Fleet-wide mesh rules, checked before anything is created (called from ``loader.check_fleet``).
+
+The loader already checks that every stack uses the same ``mesh_id`` (``mesh.mesh-id-mismatch``) and
+that every region stack has a unique ``cluster_name`` (``mesh.duplicate-cluster-name``) and a
+``network``; failover chains naming regions outside the fleet are reported by the policy checks
+(``ref.unknown-region``). The rules here:
+
+* ``mesh.trust-root-missing`` / ``mesh.trust-root-not-a-root`` / ``mesh.trust-root-mismatch`` — every
+  region stack names, in ``mesh.trust_root_stack``, the same stack of the fleet, and it is a
+  ``role: trust-root`` stack (one root for the whole mesh);
+* ``mesh.stack-ref-syntax`` — stack references are ``<stack>`` or ``<org>/<project>/<stack>``, and the
+  ``FLEETKIT_STACK_REF_PREFIX`` environment variable is ``<org>/<project>``;
+* ``mesh.trust-domain-mismatch`` — one trust domain across the mesh (the policy layer's principals
+  embed it);
+* ``mesh.network-without-gateway`` — when the mesh spans several networks, every network has at least
+  one cluster with an east-west gateway, or its endpoints are unreachable from the others;
+* ``mesh.istio-version-unsupported`` / ``mesh.kubernetes-too-old`` — the pinned Istio version is one the
+  kit supports (its CRD schemas are vendored) and every cluster's Kubernetes meets its minimum.
+
+The remote-secret graph needs no rule of its own: it is derived from the fleet (every region stack
+peers with every other), so it is complete once cluster names are present and unique.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fleetkit.errors import Problem
+from fleetkit.loader import Fleet, LoadedStack, _problem
+from fleetkit.spec import ISTIO_MIN_KUBERNETES, ISTIO_VERSION, RegionStackSpec, TrustRootStackSpec
+from mesh import topology
+
+#: Istio versions the kit installs (their CRD schemas are vendored) -> minimum Kubernetes (major, minor).
+SUPPORTED_ISTIO: dict[str, tuple[int, int]] = {ISTIO_VERSION: ISTIO_MIN_KUBERNETES}
+
+
+def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every mesh problem of the fleet, each with its file, path, rule and bad value."""
+    environ = os.environ if env is None else env
+    regions = {n: st for n, st in sorted(fleet.region_stacks().items())}
+    out: list[Problem] = []
+    out += _trust_roots(fleet, regions)
+    out += _stack_refs(regions, environ)
+    out += _majority(regions, ("mesh", "trust_domain"), "mesh.trust-domain-mismatch",
+                     "every cluster of the mesh needs the same trust domain")
+    out += _gateways(regions)
+    out += _versions(regions)
+    return out
+
+
+def _region(st: LoadedStack) -> RegionStackSpec:
+    assert isinstance(st.spec, RegionStackSpec)
+    return st.spec
+
+
+def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
+    out: list[Problem] = []
+    roots = sorted(n for n, st in fleet.stacks.items() if isinstance(st.spec, TrustRootStackSpec))
+    for st in regions.values():
+        ref = _region(st).mesh.trust_root_stack
+        target = topology.split_ref(ref)[1]
+        loc = ("mesh", "trust_root_stack")
+        if target not in fleet.stacks:
+            hint = f"trust-root stacks: {', '.join(roots)}" if roots else "the fleet has no role: trust-root stack"
+            out.append(_problem(st, loc, "mesh.trust-root-missing",
+                                f"no stack {target!r} in stacks/ to read the mesh root CA from ({hint})", ref))
+        elif not isinstance(fleet.stacks[target].spec, TrustRootStackSpec):
+            out.append(_problem(st, loc, "mesh.trust-root-not-a-root",
+                                f"stack {target!r} is a region stack, not a 'role: trust-root' stack", ref))
+    out += _majority(regions, ("mesh", "trust_root_stack"), "mesh.trust-root-mismatch",
+                     "every cluster must chain to one root CA (one trust-root stack)",
+                     key=lambda v: topology.split_ref(v)[1])
+    return out
+
+
+def _stack_refs(regions: dict[str, LoadedStack], env: Mapping[str, str]) -> list[Problem]:
+    out: list[Problem] = []
+    for st in regions.values():
+        ref = _region(st).mesh.trust_root_stack
+        why = topology.ref_syntax_problem(ref)
+        if why:
+            out.append(_problem(st, ("mesh", "trust_root_stack"), "mesh.stack-ref-syntax", why, ref))
+    prefix = env.get(topology.STACK_REF_PREFIX_ENV, "").strip().strip("/")
+    if prefix:
+        why = topology.prefix_syntax_problem(prefix)
+        if why:
+            out.append(Problem(f"${topology.STACK_REF_PREFIX_ENV}", "(environment)", "mesh.stack-ref-syntax",
+                               why, prefix))
+    return out
+
+
+def _majority(regions: dict[str, LoadedStack], loc: tuple[str, str], rule: str, message: str,
+              key: Callable[[Any], Any] | None = None) -> list[Problem]:
+    """Report every stack whose value at ``loc`` differs from the most common one."""
+    groups: dict[str, list[str]] = {}
+    for name, st in regions.items():
+        value = getattr(getattr(_region(st), loc[0]), loc[1])
+        groups.setdefault(key(value) if key else value, []).append(name)
+    if len(groups) < 2:
+        return []
+    majority = max(groups, key=lambda k: (len(groups[k]), k))
+    out = []
+    for value, names in sorted(groups.items()):
+        if value == majority:
+            continue
+        for n in names:
+            raw = getattr(getattr(_region(regions[n]), loc[0]), loc[1])
+            out.append(_problem(regions[n], loc, rule, f"{message}; the fleet uses {majority!r}", raw))
+    return out
+
+
+def _gateways(regions: dict[str, LoadedStack]) -> list[Problem]:
+    networks: dict[str, list[str]] = {}
+    for name, st in regions.items():
+        net = _region(st).mesh.network
+        if net is not None:
+            networks.setdefault(net, []).append(name)
+    if len(networks) < 2:  # one flat network: pods reach each other directly, no gateway needed
+        return []
+    out = []
+    for net, names in sorted(networks.items()):
+        if any(_region(regions[n]).mesh.east_west_gateway for n in names):
+            continue
+        for n in names:
+            out.append(_problem(regions[n], ("mesh", "east_west_gateway"), "mesh.network-without-gateway",
+                                f"network {net!r} has no cluster with an east-west gateway, so the other "
+                                f"networks cannot reach its endpoints; enable it on one of: {', '.join(names)}",
+                                False))
+    return out
+
+
+def _versions(regions: dict[str, LoadedStack]) -> list[Problem]:
+    out = []
+    for st in regions.values():
+        spec = _region(st)
+        version = spec.mesh.istio_version
+        minimum = SUPPORTED_ISTIO.get(version)
+        if minimum is None:
+            out.append(_problem(st, ("mesh", "istio_version"), "mesh.istio-version-unsupported",
+                                f"pin a supported Istio version ({', '.join(sorted(SUPPORTED_ISTIO))}); the kit "
+                                "vendors and validates against that version's CRDs", version))
+            continue
+        have = tuple(int(x) for x in spec.cluster.kubernetes_version.split("."))
+        if have < minimum:
+            side = "create" if spec.cluster.create is not None else "adopt"
+            out.append(_problem(st, ("cluster", side, "kubernetes_version"), "mesh.kubernetes-too-old",
+                                f"Istio {version} needs Kubernetes >= {minimum[0]}.{minimum[1]}",
+                                spec.cluster.kubernetes_version))
+    return out
+
