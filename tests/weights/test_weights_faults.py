@@ -184,18 +184,21 @@ def test_kill_9_mid_download_then_resume(tmp_path, bucket, s3_endpoint, proxy):
 
 @pytest.mark.slow
 def test_concurrent_syncs_share_one_download(tmp_path, published, proxy):
-    proxy.rate = 4e6  # slow enough that the two processes overlap
+    proxy.rate = 1e6  # slow enough that the second process arrives mid-download
     cache = tmp_path / "cache"
     cmd = agent_cmd("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "4")
-    procs = [subprocess.Popen(cmd, env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    first = subprocess.Popen(cmd, env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while proxy.data_bytes == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = subprocess.Popen(cmd, env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=120) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outs
     # exactly one download's worth of model bytes went over the wire
     assert proxy.data_bytes == published["size"]
-    summaries = [o[0] for o in outs]
-    assert sum("already cached" in s for s in summaries) == 1
-    assert any("waiting for another sync" in o[1] for o in outs) or any("after waiting" in s for s in summaries)
+    assert "5 downloaded" in outs[0][0]
+    assert "already cached and verified (after waiting for another sync)" in outs[1][0]
+    assert "waiting for another sync" in outs[1][1]
     assert tree(link(cache, published)) == published["files"]
     assert len(Cache(cache).entries()) == 1
 

@@ -134,6 +134,7 @@ class FaultProxy:
         self.requests: list[tuple[str, str]] = []
         self.data_bytes = 0  # body bytes of GETs excluding the manifest
         self.injected: dict[str, int] = {}
+        self.generation = 0  # bytes of requests from before reset_counters() are not counted
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,6 +158,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
                 with proxy.lock:
+                    gen = proxy.generation
                     proxy.requests.append((self.command, self.path))
                     fault = proxy.plan(self.command, self.path, headers)
                     if fault:
@@ -192,7 +194,8 @@ class FaultProxy:
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
                     with proxy.lock:
-                        proxy.data_bytes += len(data) // 2 if is_data else 0
+                        if is_data and gen == proxy.generation:
+                            proxy.data_bytes += len(data) // 2
                     if fault == "reset_mid":
                         return self._reset()
                     self.close_connection = True
@@ -204,11 +207,18 @@ class FaultProxy:
                     self.wfile.write(piece)
                     if is_data:
                         with proxy.lock:
-                            proxy.data_bytes += len(piece)
+                            if gen == proxy.generation:
+                                proxy.data_bytes += len(piece)
                     if proxy.rate:
                         time.sleep(len(piece) / proxy.rate)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # clients hanging up on injected faults are expected; keep stderr clean
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -220,6 +230,7 @@ class FaultProxy:
 
     def reset_counters(self) -> None:
         with self.lock:
+            self.generation += 1
             self.requests.clear()
             self.data_bytes = 0
             self.injected.clear()
