@@ -29,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from fleetkit import catalog
 from fleetkit.errors import MISSING, Problem, ProblemCollector, SpecError, format_path
 from fleetkit.infra_checks import check_infra
+from fleetkit.model_checks import check_models
 from fleetkit.spec import RegionStackSpec, StackSpec, TrustRootStackSpec
 from fleetkit.yamlio import load_yaml_file
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
@@ -426,6 +427,7 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
         out.append(_problem(st, ("policies", *issue.path), issue.rule, issue.message, issue.value))
     out.extend(_capacity_problems(st))
     out.extend(check_infra(st))
+    out.extend(_problem(st, i.path, i.rule, i.message, i.value) for i in check_models(spec))
     return out
 
 
