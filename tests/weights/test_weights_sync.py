@@ -308,7 +308,7 @@ def test_sigv4_matches_aws_documented_example():
     headers = {"Range": "bytes=0-9"}
     sign_v4("GET", "examplebucket.s3.amazonaws.com", "/test.txt", {}, headers, EMPTY_SHA256,
             Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), "us-east-1",
-            now=dt.datetime(2013, 5, 24, tzinfo=dt.timezone.utc))
+            now=dt.datetime(2013, 5, 24, tzinfo=dt.timezone.utc).timestamp())
     assert headers["Authorization"].endswith(
         "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
         "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"

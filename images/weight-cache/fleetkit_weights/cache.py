@@ -32,9 +32,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,7 +60,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(3).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
@@ -241,7 +239,7 @@ class Cache:
                 return link
         except OSError:
             pass
-        tmp = link.with_name(f".{link.name}.link-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        tmp = link.with_name(f".{link.name}.link-{os.getpid()}-{os.urandom(3).hex()}")
         os.symlink(target, tmp)
         os.replace(tmp, link)
         if durable:
@@ -326,12 +324,12 @@ class Cache:
     # ------------------------------------------------------------------ eviction
     def _discard(self, path: Path) -> None:
         """Move a directory to trash (atomic disappearance) and delete it."""
-        dest = self.trash / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        dest = self.trash / f"{path.name}.{os.urandom(4).hex()}"
         try:
             os.rename(path, dest)
         except FileNotFoundError:
             return
-        shutil.rmtree(dest, ignore_errors=True)
+        _rmtree(dest)
 
     def try_evict(self, entry: Entry) -> bool:
         """Delete a store entry unless a reader holds its lease. Caller holds global_lock."""
@@ -348,11 +346,11 @@ class Cache:
                 return False
             if entry.link:
                 self.remove_link_if(self.root / entry.link, entry.id)
-            dest = self.trash / f"{entry.id}.{uuid.uuid4().hex[:8]}"
+            dest = self.trash / f"{entry.id}.{os.urandom(4).hex()}"
             os.rename(entry.path, dest)
         finally:
             os.close(fd)
-        shutil.rmtree(dest, ignore_errors=True)
+        _rmtree(dest)
         return True
 
     def usage(self, exclude_staging: str | None = None) -> int:
@@ -433,7 +431,7 @@ class Cache:
     def sweep_trash(self) -> None:
         if self.trash.is_dir():
             for d in self.trash.iterdir():
-                shutil.rmtree(d, ignore_errors=True)
+                _rmtree(d)
 
 
 def lease_held(entry_dir: Path) -> bool:
@@ -515,3 +513,9 @@ def _read_holder(fd: int) -> str:
     except OSError:
         text = ""
     return text or "holder unknown"
+
+
+def _rmtree(path: Path) -> None:
+    import shutil  # noqa: PLC0415 - not needed on the warm path
+
+    shutil.rmtree(path, ignore_errors=True)

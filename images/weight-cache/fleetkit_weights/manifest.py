@@ -24,10 +24,10 @@ newer ones with a clear error (they may carry semantics we would silently ignore
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 
 from fleetkit_weights import MANIFEST_NAME, __version__
@@ -87,7 +87,7 @@ def check_rel_path(path: str) -> str | None:
 
 def build(files: list[FileEntry]) -> Manifest:
     files = sorted(files, key=lambda f: f.path)
-    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -7,7 +7,7 @@ import http.client
 import os
 import random
 import socket
-import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -50,7 +50,8 @@ def is_transient(exc: BaseException) -> bool:
         return exc.retryable
     if isinstance(exc, (TruncatedBody, http.client.HTTPException, socket.timeout, TimeoutError)):
         return True
-    if isinstance(exc, ssl.SSLError):
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return True
     if isinstance(exc, (ConnectionError, BrokenPipeError)):
         return True

@@ -7,17 +7,15 @@ that IRSA / EKS Pod Identity / IMDS / shared-config credentials work in a pod.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import hmac
 import http.client
 import os
 import re
 import socket
-import ssl
 import threading
+import time
 import urllib.parse
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -159,11 +157,10 @@ def sign_v4(
     payload_sha256: str,
     creds: Credentials,
     region: str,
-    now: _dt.datetime | None = None,
+    now: float | None = None,
 ) -> None:
     """Add x-amz-date, x-amz-content-sha256, (x-amz-security-token) and Authorization to headers."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
     date = amz_date[:8]
     headers["x-amz-date"] = amz_date
     headers["x-amz-content-sha256"] = payload_sha256
@@ -209,6 +206,8 @@ class ObjectInfo:
 
 
 def _error_from_response(status: int, body: bytes, what: str) -> S3Error:
+    import xml.etree.ElementTree as ET  # noqa: PLC0415 - only on the error path
+
     code, message = "", ""
     if body:
         try:
@@ -250,7 +249,7 @@ class S3Client:
         self.read_timeout = read_timeout
         self._bucket_region: dict[str, str] = {}
         self._local = threading.local()
-        self._ssl_ctx: ssl.SSLContext | None = None
+        self._ssl_ctx = None  # ssl is imported only for https endpoints
         self._all_conns: list[http.client.HTTPConnection] = []
         self._conns_lock = threading.Lock()
 
@@ -286,6 +285,8 @@ class S3Client:
         conn = conns.get(key)
         if conn is None:
             if scheme == "https":
+                import ssl  # noqa: PLC0415
+
                 if self._ssl_ctx is None:
                     self._ssl_ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
                 conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self._ssl_ctx)
@@ -506,6 +507,8 @@ class S3Client:
 
     def create_multipart(self, bucket: str, key: str) -> str:
         _, _, data = self.request("POST", bucket, key, query={"uploads": ""}, what=f"CreateMultipartUpload s3://{bucket}/{key}")
+        import xml.etree.ElementTree as ET  # noqa: PLC0415
+
         root = ET.fromstring(data)
         for el in root.iter():
             if el.tag.rsplit("}", 1)[-1] == "UploadId":

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +119,8 @@ def verify_entry(entry_dir: Path, man: Manifest, workers: int = 4, progress: Pro
     def check(f: manifest_mod.FileEntry) -> str | None:
         digest = hash_file(entry_dir / "files" / f.path, progress)
         return None if digest == f.sha256 else f"{f.path}: sha256 {digest}, expected {f.sha256}"
+
+    import concurrent.futures as cf  # noqa: PLC0415 - keep the warm path's imports small
 
     with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return [p for p in pool.map(check, man.files) if p]
@@ -330,6 +330,8 @@ class Syncer:
                 meta = {}
             stale_boot = not meta.get("durable", True) and meta.get("boot_id") != boot_id()
             if meta.get("manifest_sha256") != man.digest or stale_boot:
+                import shutil  # noqa: PLC0415
+
                 shutil.rmtree(staging)
         if not staging.is_dir():
             (staging / "files").mkdir(parents=True)
@@ -387,6 +389,8 @@ class Syncer:
                     f"{f.size} in the manifest; nothing was published"
                 )
             return f.path, info
+
+        import concurrent.futures as cf  # noqa: PLC0415
 
         with cf.ThreadPoolExecutor(max_workers=min(self.opts.concurrency, len(files), 32)) as pool:
             return dict(pool.map(head, files))

