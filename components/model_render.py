@@ -310,7 +310,7 @@ def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, st
     gpu_class = gpu_class_of(spec, pool)
     selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
     labels = {
-        **fallback_pod_labels(policies, service),
+        **fallback_pod_labels(policies, service, model.version),
         LABEL_APP: service,
         LABEL_VERSION: model.version,
         LABEL_GPU_CLASS: gpu_class,

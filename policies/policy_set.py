@@ -96,6 +96,11 @@ class PolicySet(StrictModel):
             for j, member in enumerate(chain):
                 if member not in services:
                     unknown_model(("resilience", "fallback", primary, j), member)
+            version = self.resilience.chain_version(primary)
+            if primary in services and version not in services[primary].versions:
+                issues.append(PolicyIssue(("resilience", "fallback_versions", primary), "ref.unknown-version",
+                                          f"model {primary!r} has no version {version!r} to serve its fallback chain "
+                                          f"(versions: {', '.join(sorted(services[primary].versions))})", version))
             if len(primary) > 50:
                 issues.append(PolicyIssue(("resilience", "fallback", primary), "resilience.name-too-long",
                                           "a model with a fallback chain needs a name of at most 50 characters "

@@ -14,7 +14,8 @@
   priority 0 and each fallback one level lower, so Envoy only sends traffic to a fallback when
   outlier detection has ejected (or there are no) healthy primary endpoints anywhere in the mesh.
   Fallback pods also answer to the primary's served model name (``--served-model-name``), so the
-  request body needs no rewrite.
+  request body needs no rewrite. Only one version of the primary serves the chain
+  (``fallback_versions``, default ``v1``): a canary version never receives whole-model traffic.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ class ResiliencePolicy(StrictModel):
     fallback: dict[Name, list[Name]] = Field(
         default_factory=dict, description="primary model -> ordered fallback models"
     )
+    fallback_versions: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="primary model -> the version its chain serves (default v1); other versions, e.g. a canary, "
+        "stay out of the chain so whole-model traffic never reaches them",
+    )
     fallback_mode: Literal["same-served-name"] = "same-served-name"
 
     @model_validator(mode="after")
@@ -140,6 +146,9 @@ class ResiliencePolicy(StrictModel):
                 raise ValueError(f"fallback.{primary} lists the primary itself")
             if len(set(chain)) != len(chain):
                 raise ValueError(f"fallback.{primary} lists a model twice")
+        for primary in self.fallback_versions:
+            if primary not in self.fallback:
+                raise ValueError(f"fallback_versions.{primary}: {primary!r} has no fallback chain")
         return self
 
     def for_model(self, model: str) -> ResilienceSpec:
@@ -148,6 +157,10 @@ class ResiliencePolicy(StrictModel):
     def chain(self, primary: str) -> list[str]:
         """The full ordered chain, primary first."""
         return [primary, *self.fallback.get(primary, [])]
+
+    def chain_version(self, primary: str) -> str:
+        """The primary's version that serves its chain (other versions are canaries outside it)."""
+        return self.fallback_versions.get(primary, "v1")
 
     def chains_of(self, model: str) -> list[tuple[str, int]]:
         """(primary, rank) for every chain the model belongs to (rank 0 = primary)."""

@@ -44,11 +44,17 @@ def fallback_priority_labels(primary: str, chain_length: int) -> list[str]:
     return [f"{FALLBACK_LABEL_DOMAIN}/{primary}-p{i}=1" for i in range(1, chain_length)]
 
 
-def fallback_pod_labels(policies: "PolicySet", model_service: str) -> dict[str, str]:
-    """Labels a model's pods carry for every fallback chain the model is part of."""
+def fallback_pod_labels(policies: "PolicySet", model_service: str, version: str | None = None) -> dict[str, str]:
+    """Labels a model's pods carry for every fallback chain the model is part of.
+
+    Pods of the primary join its chain only in the chain's version (``fallback_versions``, default
+    ``v1``), so a canary version is reached only through routes that name it.
+    """
     labels: dict[str, str] = {}
     res = policies.resilience
     for primary, rank in res.chains_of(model_service):
+        if rank == 0 and version is not None and version != res.chain_version(primary):
+            continue
         n = len(res.chain(primary))
         labels.update(fallback_selector(primary))
         for i in range(1, n):

@@ -220,6 +220,9 @@ def test_fallback_chain_really_routes_to_the_fallback():
                              "fallback.fleetkit.dev/big-p2": "1"}
     assert labels["small"]["fallback.fleetkit.dev/big-p1"] == "1" and labels["small"]["fallback.fleetkit.dev/big-p2"] == "0"
     assert labels["tiny"]["fallback.fleetkit.dev/big-p1"] == "0"
+    # a canary version of the primary stays out of the chain
+    assert fallback_pod_labels(ps, "big", "v2") == {}
+    assert fallback_pod_labels(ps, "big", "v1") == labels["big"]
     assert fallback_served_names(ps, "small", {"big": "org/big"}) == ["org/big"]
     assert fallback_served_names(ps, "big", {"big": "org/big"}) == []
 
