@@ -74,10 +74,16 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
 
 
 def touch(path: Path) -> None:
+    """Record a use. Best effort: a reader may see the cache through a read-only mount."""
     try:
         os.utime(path)
     except FileNotFoundError:
-        path.touch()
+        try:
+            path.touch()
+        except OSError:
+            pass
+    except OSError:
+        pass
 
 
 @dataclass
