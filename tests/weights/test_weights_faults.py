@@ -226,3 +226,31 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path, published, proxy):
     assert r.rc == 0, r
     assert proxy.data_bytes < published["size"]
     assert tree(link(cache, published)) == published["files"]
+
+
+def test_whole_file_resume_with_damaged_part_refetches_once(tmp_path, bucket, s3_endpoint, proxy, monkeypatch):
+    """Without chunk digests, resumed bytes are only checked by the whole-file sha256: if
+    they were lost (power loss after the journal said done), the file is fetched again."""
+    src = tmp_path / "src"
+    files = make_model(src, {"w.bin": 2 * 1024 * 1024})
+    uri = f"s3://{bucket}/plain-resume"
+    assert cli("publish", src, uri, "--endpoint-url", s3_endpoint, "--chunk-size", "0").rc == 0
+    monkeypatch.setenv("FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS", "0")
+    monkeypatch.setenv("FLEETKIT_WEIGHTS_MAX_ATTEMPTS", "2")
+
+    def plan(method, path, headers):
+        rng = headers.get("Range", "")
+        return "503" if method == "GET" and rng.startswith("bytes=") and int(rng[6:].split("-")[0]) >= 1 << 20 else None
+
+    proxy.plan = plan
+    cache = tmp_path / "cache"
+    r = cli("sync", uri, cache, "--endpoint-url", proxy.url, "--part-size", "256Ki", "--concurrency", "1")
+    assert r.rc == 1 and "giving up" in r.err
+    (part,) = list((cache / META / "staging").rglob("w.bin.part"))
+    with open(part, "r+b") as f:  # the journal says these bytes are done; make them wrong
+        f.write(b"\0" * 4096)
+    proxy.plan = lambda m, p, h: None
+    r = cli("sync", uri, cache, "--endpoint-url", proxy.url, "--part-size", "256Ki")
+    assert r.rc == 0, r
+    assert "resuming w.bin" in r.err and "downloading it again from scratch" in r.err
+    assert tree(cache / bucket / "plain-resume") == files
