@@ -7,6 +7,12 @@
   their taints.
 * KEDA (chart ``keda`` from kedacore's repository) when ``addons.keda`` is on; it runs on the system
   pool.
+* Monitoring (chart ``kube-prometheus-stack`` from prometheus-community) when ``addons.monitoring`` is
+  ``kube-prometheus-stack``: Prometheus Operator and its CRDs (PodMonitor, PrometheusRule — the model
+  services need them), Prometheus selecting monitors and rules in every namespace, kube-state-metrics
+  (restart and init-container alerts), and Grafana with its dashboard sidecar watching ConfigMaps
+  labelled ``grafana_dashboard: "1"``. Prometheus is reachable at
+  ``http://prometheus-operated.monitoring.svc:9090``, the KEDA triggers' default address.
 
 Both are ``kubernetes.helm.v3.Release``; ``ready`` lists what model workloads must wait for.
 """
@@ -33,6 +39,10 @@ KEDA_CHART = "keda"
 #: chart versions track KEDA releases; 2.20.2 matches the vendored KEDA CRD schemas
 KEDA_VERSION = "2.20.2"
 KEDA_NAMESPACE = "keda"
+
+MONITORING_REPO = "https://prometheus-community.github.io/helm-charts"
+MONITORING_CHART = "kube-prometheus-stack"
+MONITORING_NAMESPACE = "monitoring"
 
 
 @dataclass
@@ -65,6 +75,26 @@ def build_keda_values() -> dict[str, Any]:
     }
 
 
+def build_monitoring_values() -> dict[str, Any]:
+    """kube-prometheus-stack values: select monitors/rules everywhere, Grafana dashboards from ConfigMaps."""
+    return {
+        "prometheus": {
+            "prometheusSpec": {
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "retention": "15d",
+            }
+        },
+        "grafana": {
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1", "searchNamespace": "ALL"}
+            }
+        },
+        "kube-state-metrics": {"metricLabelsAllowlist": ["pods=[app,version,fleetkit.dev/model]"]},
+    }
+
+
 class Addons(pulumi.ComponentResource):
     """Device plugin and KEDA Helm releases; ``ready`` is what model workloads wait for."""
 
@@ -79,6 +109,20 @@ class Addons(pulumi.ComponentResource):
         self.ready = []
         self.device_plugin: k8s.helm.v3.Release | None = None
         self.keda: k8s.helm.v3.Release | None = None
+        self.monitoring: k8s.helm.v3.Release | None = None
+        if spec.addons.monitoring == "kube-prometheus-stack":
+            self.monitoring = k8s.helm.v3.Release(
+                f"{name}-monitoring",
+                name="kube-prometheus-stack",
+                chart=MONITORING_CHART,
+                version=spec.addons.monitoring_chart_version,
+                repository_opts={"repo": MONITORING_REPO},
+                namespace=MONITORING_NAMESPACE,
+                create_namespace=True,
+                values=build_monitoring_values(),
+                opts=child,
+            )
+            self.ready.append(self.monitoring)
         if needs_device_plugin(spec):
             self.device_plugin = k8s.helm.v3.Release(
                 f"{name}-nvidia-device-plugin",
@@ -104,7 +148,10 @@ class Addons(pulumi.ComponentResource):
                 namespace=KEDA_NAMESPACE,
                 create_namespace=True,
                 values=build_keda_values(),
-                opts=child,
+                # KEDA's chart creates ServiceMonitors: the monitoring CRDs must exist first
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[self.monitoring] if self.monitoring else [])
+                ),
             )
             self.ready.append(self.keda)
         self.register_outputs(
@@ -112,5 +159,6 @@ class Addons(pulumi.ComponentResource):
                 "ready": [r.urn for r in self.ready],
                 "devicePlugin": DEVICE_PLUGIN_VERSION if self.device_plugin else None,
                 "keda": KEDA_VERSION if self.keda else None,
+                "monitoring": spec.addons.monitoring_chart_version if self.monitoring else None,
             }
         )

@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.addons import Addons, AddonsArgs
 from components.cluster import Cluster, ClusterArgs
-from components.model_service import ModelService, ModelServiceArgs
+from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from components.policy_set import PolicySet, PolicySetArgs
 from fleetkit.loader import Fleet
@@ -89,6 +89,12 @@ class RegionPlatform(pulumi.ComponentResource):
             )
             for model_name, model in sorted(spec.models.items())
         }
+
+        self.dashboard = FleetDashboard(
+            f"{name}-dashboard",
+            FleetDashboardArgs(namespace=spec.namespace, depends_on=[self.namespace]),
+            k8s_opts,
+        )
 
         self.policies = PolicySet(
             f"{name}-policies",

@@ -297,7 +297,14 @@ class MeshSpec(StrictModel):
 class Addons(StrictModel):
     keda: bool = Field(default=True, description="install KEDA (needed by engine: keda autoscaling)")
     nvidia_device_plugin: Literal["auto", "always", "never"] = "auto"
-    prometheus_operator_crds: bool = True
+    monitoring: Literal["kube-prometheus-stack", "external"] = Field(
+        default="kube-prometheus-stack",
+        description="install Prometheus Operator, Prometheus and Grafana (kube-prometheus-stack chart), or rely on "
+        "an existing one ('external': its CRDs must exist and its Prometheus must select all namespaces)",
+    )
+    monitoring_chart_version: str = Field(
+        default="80.6.0", description="kube-prometheus-stack chart version (verify against your mirror)"
+    )
 
 
 # --------------------------------------------------------------------------- stacks

@@ -16,7 +16,7 @@ def releases(stack: str) -> dict[str, dict]:
 
 def test_eks_with_al2023_gets_device_plugin_and_keda():
     rel = releases("aws-us-east-1")
-    assert sorted(rel) == ["keda", "nvidia-device-plugin"]
+    assert sorted(rel) == ["keda", "kube-prometheus-stack", "nvidia-device-plugin"]
     dp = rel["nvidia-device-plugin"]
     assert dp["version"] == DEVICE_PLUGIN_VERSION
     assert dp["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
@@ -28,8 +28,17 @@ def test_eks_with_al2023_gets_device_plugin_and_keda():
 
 
 def test_gke_installs_no_device_plugin():
-    assert sorted(releases("gcp-europe-west4")) == ["keda"]
+    assert sorted(releases("gcp-europe-west4")) == ["keda", "kube-prometheus-stack"]
 
 
 def test_aks_without_keda_gets_only_the_device_plugin():
-    assert sorted(releases("azure-eastus")) == ["nvidia-device-plugin"]
+    assert sorted(releases("azure-eastus")) == ["kube-prometheus-stack", "nvidia-device-plugin"]
+
+
+def test_monitoring_stack_selects_every_namespace_and_watches_dashboards():
+    mon = releases("aws-us-east-1")["kube-prometheus-stack"]
+    assert mon["namespace"] == "monitoring"
+    assert mon["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
+    prom = mon["values"]["prometheus"]["prometheusSpec"]
+    assert prom["podMonitorSelectorNilUsesHelmValues"] is False and prom["ruleSelectorNilUsesHelmValues"] is False
+    assert mon["values"]["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
