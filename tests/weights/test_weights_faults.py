@@ -149,7 +149,6 @@ def test_kill_9_mid_download_then_resume(tmp_path, bucket, s3_endpoint, proxy):
     env = agent_env(FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS="0.2")
     proc = subprocess.Popen(agent_cmd("sync", uri, cache, "--endpoint-url", proxy.url, "--concurrency", "2"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    journal = next_journal = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         journals = list((cache / META / "staging").rglob("*.part.journal")) if (cache / META).exists() else []

@@ -26,7 +26,6 @@ when a new version has been published, so a reader never sees a half model.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -359,11 +358,6 @@ class Cache:
         _rmtree(dest)
         return True
 
-    def usage(self, exclude_staging: str | None = None) -> int:
-        used = sum(e.total_bytes for e in self.entries())
-        used += sum(p.total_bytes for p in self.partials() if p.id != exclude_staging)
-        return used
-
     def make_room(
         self,
         need: int,
@@ -497,20 +491,8 @@ def resolve_entry(path: str | os.PathLike[str]) -> tuple[Cache, Path]:
     raise WeightsError(f"{path} is not a model in a fleetkit-weights cache (it resolves to {real})")
 
 
-def describe_entry(entry_dir: Path) -> str:
-    try:
-        meta = json.loads((entry_dir / "meta.json").read_text())
-        return f"{meta.get('source', '?')} ({entry_dir.name})"
-    except (OSError, ValueError):
-        return entry_dir.name
-
-
 def load_entry_manifest(entry_dir: Path) -> manifest_mod.Manifest:
     return manifest_mod.parse((entry_dir / "manifest.json").read_bytes(), str(entry_dir / "manifest.json"))
-
-
-def is_enospc(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def _read_holder(fd: int) -> str:

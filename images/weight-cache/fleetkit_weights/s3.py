@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from fleetkit_weights.errors import S3Error, TruncatedBody, UsageError, WeightsError
+from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -531,10 +531,3 @@ class S3Client:
 
     def delete(self, bucket: str, key: str) -> None:
         self.request("DELETE", bucket, key, what=f"DELETE s3://{bucket}/{key}")
-
-
-def check_usage(location: str) -> S3Location:
-    try:
-        return parse_s3_uri(location)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
