@@ -168,6 +168,10 @@ from fleetkit.lint.cli import lint_command  # noqa: E402  (registered after the 
 
 app.command("lint")(lint_command)
 
+from fleetkit.review.cli import review_command  # noqa: E402
+
+app.command("review")(review_command)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:

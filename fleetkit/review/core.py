@@ -1,0 +1,144 @@
+"""``review``: compare the fleet at a base revision with the working tree, stack by stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetkit.errors import Problem, SpecError
+from fleetkit.loader import Fleet, load_fleet
+from fleetkit.review import gitrev
+from fleetkit.review.render import (
+    Rendered,
+    RenderMode,
+    guardrail_verdicts,
+    introduced_findings,
+    lint_findings,
+    render_sides,
+    unified_diff,
+)
+from fleetkit.review.semantic import Change, diff_stack
+
+HEAD_LABEL = "working tree"
+
+
+@dataclass
+class StackReview:
+    name: str
+    status: str  # added | removed | changed | unchanged
+    changes: list[Change] = field(default_factory=list)
+    manifest_diff: str = ""
+    lint_introduced: list[Any] = field(default_factory=list)
+    lint_resolved: int = 0
+    #: None when the renderer recorded no resources (policies-only render)
+    guardrails_introduced: list[Any] | None = None
+    guardrails_resolved: int = 0
+
+    @property
+    def blocking(self) -> bool:
+        """The change introduces an unsuppressed lint error or a blocking guardrail verdict."""
+        lint = any(f.severity == "error" and not f.suppressed for f in self.lint_introduced)
+        guard = any(v.blocking for v in self.guardrails_introduced or [])
+        return lint or guard
+
+    def diff_stats(self) -> tuple[int, int, int]:
+        """(files, lines added, lines removed) of the raw diff."""
+        files = added = removed = 0
+        for line in self.manifest_diff.splitlines():
+            if line.startswith("+++ "):
+                files += 1
+            elif line.startswith("+") and not line.startswith("+++"):
+                added += 1
+            elif line.startswith("-") and not line.startswith("---"):
+                removed += 1
+        return files, added, removed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "changes": [c.to_dict() for c in self.changes],
+            "manifest_diff": self.manifest_diff,
+            "lint_introduced": [f.to_dict() for f in self.lint_introduced],
+            "lint_resolved": self.lint_resolved,
+            "guardrails_introduced": None if self.guardrails_introduced is None
+            else [v.to_dict() for v in self.guardrails_introduced],
+            "guardrails_resolved": self.guardrails_resolved,
+        }
+
+
+@dataclass
+class Review:
+    base: gitrev.Revision
+    renderer: str  # preview | policies
+    note: str | None
+    stacks: list[StackReview]
+    head: str = HEAD_LABEL
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(s.blocking for s in self.stacks) else 0
+
+    def changed(self) -> list[StackReview]:
+        return [s for s in self.stacks if s.status != "unchanged"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": {"rev": self.base.label, "sha": self.base.sha},
+            "head": self.head,
+            "renderer": self.renderer,
+            "note": self.note,
+            "stacks": {s.name: s.to_dict() for s in self.stacks},
+            "exit_code": self.exit_code,
+        }
+
+
+def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
+    try:
+        return load_fleet(project)
+    except SpecError as err:
+        at = f" (at {rev.short})"
+        problems = [Problem(p.file + at, p.path, p.rule, p.message, p.value) for p in err.problems]
+        head = Problem("--base", rev.label, "review.base-invalid",
+                       f"the fleet at {rev} does not load with this version of the kit")
+        raise SpecError([head, *problems]) from None
+
+
+def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendered) -> StackReview:
+    sb, sh = base.stacks.get(name), head.stacks.get(name)
+    status = "added" if sb is None else "removed" if sh is None else "changed"
+    review = StackReview(name, status)
+    review.changes = diff_stack(sb.spec if sb else None, sh.spec if sh else None)
+    review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
+    if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
+        review.lint_introduced, review.lint_resolved = introduced_findings(
+            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else [])
+    gb, gh = guardrail_verdicts(rb, name), guardrail_verdicts(rh, name)
+    if gh is not None or gb is not None:
+        bkeys = {v.key() for v in gb or []}
+        hkeys = {v.key() for v in gh or []}
+        review.guardrails_introduced = [v for v in gh or [] if v.key() not in bkeys]
+        review.guardrails_resolved = len(bkeys - hkeys)
+    if status == "changed" and not (review.changes or review.manifest_diff or review.lint_introduced
+                                    or review.lint_resolved or review.guardrails_introduced
+                                    or review.guardrails_resolved):
+        review.status = "unchanged"
+    return review
+
+
+def review(root: Path, base_rev: str | None = None, stacks: list[str] | None = None,
+           mode: RenderMode = "auto") -> Review:
+    """Compare the fleet at ``base_rev`` (see :mod:`fleetkit.review.gitrev` for the default) with ``root``."""
+    rev = gitrev.resolve_base(root, base_rev)
+    head = load_fleet(root)
+    with gitrev.extracted(root, rev) as base_root:
+        base = _load_base(base_root, rev)
+        names = sorted(set(base.stacks) | set(head.stacks))
+        unknown = [s for s in stacks or [] if s not in names]
+        if unknown:
+            raise SpecError([Problem("--stack", s, "cli.unknown-stack",
+                                     f"no stack {s!r} at {rev} or in the working tree (stacks: {', '.join(names)})", s)
+                             for s in unknown])
+        renderer, note, rb, rh = render_sides(base_root, root, base, head, mode)
+    wanted = [n for n in names if not stacks or n in stacks]
+    return Review(rev, renderer, note, [_stack_review(n, base, head, rb, rh) for n in wanted])

@@ -1,0 +1,383 @@
+"""Semantic diff of two stack specs: what changes in behaviour, in words.
+
+Computed from the typed specs (pydantic models after inheritance and defaults), never from rendered
+YAML, so it reads the same whatever the renderer does: routes and their traffic shares, QoS tiers and
+the shedding order, failover order, timeouts and retries, autoscaling, GPU pools, models, load
+balancing, security, and any other stack setting.
+
+Every change is a :class:`Change` — an area, a subject (``route llama-70b-canary``), a setting
+(``llama-3-70b/v2``), the value before and after (``None`` when it did not exist) — rendered as a
+sentence: ``route llama-70b-canary: llama-3-70b/v2 10% → 25%``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from fleetkit import catalog
+from fleetkit.spec import NodePoolSpec, RegionStackSpec, TrustRootStackSpec
+from policies.failover import FailoverPolicy
+from policies.qos import QosPolicy, Tier
+from policies.routing import DefaultRoute, Destination, Mirror, Route, RouteMatch, RoutingPolicy
+
+AREAS = ("stack", "routing", "qos", "failover", "resilience", "autoscaling", "gpu-pools", "models",
+         "load-balancing", "security")
+ARROW = "→"
+
+
+@dataclass(frozen=True)
+class Change:
+    area: str
+    subject: str
+    setting: str
+    before: str | None
+    after: str | None
+
+    @property
+    def kind(self) -> str:
+        if self.before is None:
+            return "added"
+        if self.after is None:
+            return "removed"
+        return "changed"
+
+    @property
+    def sentence(self) -> str:
+        what = f"{self.subject}: {self.setting}" if self.setting else self.subject
+        if self.before is None:
+            return f"{what} added" + (f" ({self.after})" if self.after else "")
+        if self.after is None:
+            return f"{what} removed" + (f" (was {self.before})" if self.before else "")
+        return f"{what}{' ' if self.setting else ': '}{self.before} {ARROW} {self.after}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"area": self.area, "subject": self.subject, "setting": self.setting, "kind": self.kind,
+                "before": self.before, "after": self.after, "text": self.sentence}
+
+
+Spec = RegionStackSpec | TrustRootStackSpec
+
+
+# --------------------------------------------------------------------------- value helpers
+def fmt(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value) if value else "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(value.items())) if value else "none"
+    return str(value)
+
+
+def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of a dumped model keyed by dotted path; lists are leaves."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, Mapping) and v:
+                out.update(flat(v, key))
+            else:
+                out[key] = v
+        return out
+    return {prefix: value}
+
+
+def _field_changes(area: str, subject: str, before: Any, after: Any,
+                   rename: Mapping[str, str] | None = None) -> list[Change]:
+    b, a = flat(before), flat(after)
+    out = []
+    for key in sorted(set(b) | set(a)):
+        if b.get(key) != a.get(key):
+            label = (rename or {}).get(key, key)
+            out.append(Change(area, subject, label, fmt(b.get(key)) if key in b else None,
+                              fmt(a.get(key)) if key in a else None))
+    return out
+
+
+def _both_or_presence(area: str, subject: str, before: Any, after: Any, describe: Any) -> list[Change] | None:
+    """Added/removed changes when one side is missing; None when both exist (caller compares fields)."""
+    if before is None and after is None:
+        return []
+    if before is None:
+        return [Change(area, subject, "", None, describe(after))]
+    if after is None:
+        return [Change(area, subject, "", describe(before), None)]
+    return None
+
+
+# --------------------------------------------------------------------------- routing
+def _dest_label(d: Destination | Mirror) -> str:
+    return d.model + (f"/{d.version}" if d.version else "") + (f"@{d.gpu_class}" if d.gpu_class else "")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def shares(dests: list[Destination]) -> dict[str, str]:
+    total = sum(d.weight for d in dests) or 1
+    return {_dest_label(d): _pct(100 * d.weight / total) for d in dests}
+
+
+def _match_text(m: RouteMatch) -> str:
+    parts = [f"{k}={getattr(m, k)}" for k in ("model", "tier", "task") if getattr(m, k)]
+    for name, sm in sorted(m.headers.items()):
+        op, value = next(iter(sm.render().items()))
+        parts.append(f"{name}={value}" if op == "exact" else f"{name} {op} {value}")
+    if m.uri_prefix:
+        parts.append(f"uri prefix {m.uri_prefix}")
+    return " & ".join(parts)
+
+
+def _matches(r: Route | DefaultRoute) -> str:
+    if isinstance(r, DefaultRoute):
+        return "everything else"
+    return " | ".join(_match_text(m) for m in r.match)
+
+
+def _mirror_text(m: Mirror | None) -> str | None:
+    return f"{_dest_label(m)} {_pct(m.percent)}" if m is not None else None
+
+
+def _route_text(policy: RoutingPolicy, r: Route | DefaultRoute) -> str:
+    text = f"{_matches(r)} {ARROW} " + ", ".join(f"{k} {v}" for k, v in shares(r.to).items())
+    if r.mirror is not None:
+        text += f", mirror {_mirror_text(r.mirror)}"
+    return text
+
+
+def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
+    out: list[Change] = []
+    broutes: dict[str, Route | DefaultRoute] = {r.name: r for r in b.routes}
+    aroutes: dict[str, Route | DefaultRoute] = {r.name: r for r in a.routes}
+    broutes["default"], aroutes["default"] = b.default, a.default
+    for name in [*aroutes, *(n for n in broutes if n not in aroutes)]:
+        subject = f"route {name}"
+        rb, ra = broutes.get(name), aroutes.get(name)
+        if rb is None or ra is None:
+            out.append(Change("routing", subject, "", _route_text(b, rb) if rb else None,
+                              _route_text(a, ra) if ra else None))
+            continue
+        mb, ma = _matches(rb), _matches(ra)
+        if mb != ma:
+            out.append(Change("routing", subject, "match", mb, ma))
+        sb, sa = shares(rb.to), shares(ra.to)
+        for dest in [*sa, *(d for d in sb if d not in sa)]:
+            if sb.get(dest) != sa.get(dest):
+                out.append(Change("routing", subject, dest, sb.get(dest), sa.get(dest)))
+        if _mirror_text(rb.mirror) != _mirror_text(ra.mirror):
+            out.append(Change("routing", subject, "mirror", _mirror_text(rb.mirror), _mirror_text(ra.mirror)))
+    common_b = [r.name for r in b.routes if r.name in aroutes]
+    common_a = [r.name for r in a.routes if r.name in broutes]
+    if common_b != common_a:
+        out.append(Change("routing", "route order (first match wins)", "", ", ".join(common_b), ", ".join(common_a)))
+    out += _field_changes("routing", "front door", b.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
+                          a.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}))
+    return out
+
+
+# --------------------------------------------------------------------------- QoS
+def _tier_text(t: Tier) -> str:
+    text = f"priority {t.priority}, max_requests {t.max_requests}, max_pending_requests {t.max_pending_requests}"
+    if t.max_connections is not None:
+        text += f", max_connections {t.max_connections}"
+    return text + (", preemptible" if t.preemptible else "")
+
+
+def _qos_text(q: QosPolicy) -> str:
+    return "tiers " + ", ".join(n for n, _ in q.ordered()) + f", default {q.default_tier}"
+
+
+def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
+    early = _both_or_presence("qos", "QoS tiers", b, a, _qos_text)
+    if early is not None:
+        return early
+    assert b is not None and a is not None
+    out: list[Change] = []
+    for name in [*(n for n, _ in a.ordered()), *(n for n, _ in b.ordered() if n not in a.tiers)]:
+        tb, ta = b.tiers.get(name), a.tiers.get(name)
+        if tb is None or ta is None:
+            out.append(Change("qos", f"tier {name}", "", _tier_text(tb) if tb else None, _tier_text(ta) if ta else None))
+        else:
+            out += _field_changes("qos", f"tier {name}", tb, ta)
+    if b.default_tier != a.default_tier:
+        out.append(Change("qos", "QoS", "default tier", b.default_tier, a.default_tier))
+    if b.shed_order() != a.shed_order():
+        out.append(Change("qos", "QoS shed order (shed first → last)", "", ", ".join(b.shed_order()),
+                          ", ".join(a.shed_order())))
+    return out
+
+
+# --------------------------------------------------------------------------- failover
+_SHORT_LABELS = ("topology.istio.io/", "topology.kubernetes.io/")
+
+
+def _label(label: str) -> str:
+    for prefix in _SHORT_LABELS:
+        if label.startswith(prefix):
+            return label[len(prefix):]
+    return label
+
+
+def failover_text(f: FailoverPolicy | None) -> str:
+    if f is None:
+        return "off"
+    if f.mode == "regions":
+        text = "regions " + " > ".join(f.regions)
+        extra = f.effective_priority_labels()
+        return text + (f" (priority {' > '.join(_label(x) for x in extra)})" if extra else "")
+    return "priority " + " > ".join(_label(x) for x in f.priority_labels)
+
+
+def diff_failover(b: FailoverPolicy | None, a: FailoverPolicy | None) -> list[Change]:
+    if failover_text(b) == failover_text(a):
+        return []
+    return [Change("failover", "failover order", "", failover_text(b), failover_text(a))]
+
+
+# --------------------------------------------------------------------------- resilience, LB, security
+def diff_resilience(b: Any, a: Any) -> list[Change]:
+    out = _field_changes("resilience", "resilience default", b.default, a.default)
+    for model in sorted(set(b.models) | set(a.models)):
+        out += _field_changes("resilience", f"resilience {model}", b.for_model(model), a.for_model(model))
+    for primary in sorted(set(b.fallback) | set(a.fallback)):
+        cb = " > ".join(b.chain(primary)) if primary in b.fallback else None
+        ca = " > ".join(a.chain(primary)) if primary in a.fallback else None
+        if cb != ca:
+            out.append(Change("resilience", f"fallback chain {primary}", "", cb, ca))
+    return out
+
+
+def diff_load_balancing(b: Any, a: Any) -> list[Change]:
+    out = _field_changes("load-balancing", "load balancing default", b.default, a.default)
+    for model in sorted(set(b.models) | set(a.models)):
+        out += _field_changes("load-balancing", f"load balancing {model}", b.for_model(model), a.for_model(model))
+    return out
+
+
+def diff_security(b: Any, a: Any) -> list[Change]:
+    return _field_changes("security", "security", b, a)
+
+
+# --------------------------------------------------------------------------- autoscaling
+def diff_autoscaling(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+    out: list[Change] = []
+    for model in sorted(set(b.models) & set(a.models)):
+        subject = f"autoscaling {model}"
+        mb, ma = b.models[model], a.models[model]
+        for bound in ("min", "max"):
+            vb, va = getattr(mb.replicas, bound), getattr(ma.replicas, bound)
+            if vb != va:
+                out.append(Change("autoscaling", subject, f"{bound} replicas", str(vb), str(va)))
+        out += _field_changes("autoscaling", subject, b.policies.autoscaling.for_model(model),
+                              a.policies.autoscaling.for_model(model))
+    return out
+
+
+# --------------------------------------------------------------------------- GPU pools
+def _instance_text(cloud: str, instance: str) -> str:
+    entry = catalog.lookup(cloud, instance)
+    if entry is None:
+        return instance
+    return f"{instance} ({entry.gpu_count}× {entry.gpu_model} {entry.gpu_memory_gib:.0f} GiB)"
+
+
+def pool_text(cloud: str, p: NodePoolSpec) -> str:
+    return (f"{_instance_text(cloud, p.instance_type)}, {p.min_size}–{p.max_size} nodes, "
+            f"{'spot' if p.spot else 'on-demand'}")
+
+
+def _pool_dump(p: NodePoolSpec) -> dict[str, Any]:
+    d = p.model_dump(mode="json", exclude={"instance_type"})
+    d["taints"] = [f"{t.key}={t.value}:{t.effect}" for t in p.taints]
+    return d
+
+
+def diff_pools(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+    out: list[Change] = []
+    for name in sorted(set(b.node_pools) | set(a.node_pools)):
+        pb, pa = b.node_pools.get(name), a.node_pools.get(name)
+        subject = f"GPU pool {name}"
+        if pb is None or pa is None:
+            out.append(Change("gpu-pools", subject, "", pool_text(b.cloud, pb) if pb else None,
+                              pool_text(a.cloud, pa) if pa else None))
+            continue
+        if pb.instance_type != pa.instance_type or b.cloud != a.cloud:
+            out.append(Change("gpu-pools", subject, "instance type", _instance_text(b.cloud, pb.instance_type),
+                              _instance_text(a.cloud, pa.instance_type)))
+        out += _field_changes("gpu-pools", subject, _pool_dump(pb), _pool_dump(pa))
+    return out
+
+
+# --------------------------------------------------------------------------- models
+def model_text(m: Any) -> str:
+    return (f"{m.service + ' ' if m.service else ''}{m.version} on pool {m.pool or '?'}, TP {m.tensor_parallel}, "
+            f"replicas {m.replicas.min}–{m.replicas.max}")
+
+
+_MODEL_RENAME = {"pool": "pool (moved)", "tensor_parallel": "tensor parallel (TP)"}
+
+
+def diff_models(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+    out: list[Change] = []
+    for name in sorted(set(b.models) | set(a.models)):
+        mb, ma = b.models.get(name), a.models.get(name)
+        subject = f"model {name}"
+        if mb is None or ma is None:
+            out.append(Change("models", subject, "", model_text(mb) if mb else None, model_text(ma) if ma else None))
+            continue
+        # replica bounds are reported under autoscaling (they are the autoscaler's bounds)
+        out += _field_changes("models", subject, mb.model_dump(mode="json", exclude={"replicas"}),
+                              ma.model_dump(mode="json", exclude={"replicas"}), rename=_MODEL_RENAME)
+    return out
+
+
+# --------------------------------------------------------------------------- a whole stack
+_STACK_SECTIONS = {"policies", "node_pools", "models"}
+
+
+def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
+    """Every behavioural change between two specs of one stack, grouped by area in :data:`AREAS` order."""
+    if before is None and after is None:
+        return []
+    if before is None or after is None:
+        spec = after if after is not None else before
+        assert spec is not None
+        if isinstance(spec, RegionStackSpec):
+            text = (f"{spec.cloud} {spec.region}, pools {', '.join(sorted(spec.node_pools))}, "
+                    f"models {', '.join(sorted(spec.models)) or 'none'}")
+        else:
+            text = f"mesh trust root ({spec.mesh.mesh_id})"
+        return [Change("stack", "stack", "", None if before is None else text, None if after is None else text)]
+    if type(before) is not type(after):
+        return [Change("stack", "stack", "role", before.role, after.role)]
+    if isinstance(before, TrustRootStackSpec):
+        return _field_changes("stack", "stack", before, after)
+    assert isinstance(after, RegionStackSpec)
+    bp, ap = before.policies, after.policies
+    changes = [
+        *_field_changes("stack", "stack", before.model_dump(mode="json", exclude=_STACK_SECTIONS),
+                        after.model_dump(mode="json", exclude=_STACK_SECTIONS)),
+        *diff_routing(bp.routing, ap.routing),
+        *diff_qos(bp.qos, ap.qos),
+        *diff_failover(bp.failover, ap.failover),
+        *diff_resilience(bp.resilience, ap.resilience),
+        *diff_autoscaling(before, after),
+        *diff_pools(before, after),
+        *diff_models(before, after),
+        *diff_load_balancing(bp.load_balancing, ap.load_balancing),
+        *diff_security(bp.security, ap.security),
+    ]
+    order = {area: i for i, area in enumerate(AREAS)}
+    return sorted(changes, key=lambda c: order.get(c.area, len(order)))  # stable: keeps order inside an area
