@@ -699,7 +699,7 @@ def _containers(res: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
                 yield f"{base}.{part}[{i}]", c
 
 
-def _container_problems(where: str, c: Mapping[str, Any]) -> Iterator[str]:
+def _container_problems(c: Mapping[str, Any]) -> Iterator[str]:
     name = c.get("name", "?")
     for env in _list(c.get("env")):
         if not isinstance(env, Mapping) or "value" not in env:
@@ -737,8 +737,8 @@ def check_secret_data(res: Resource) -> Iterator[str]:
 
 def check_plain_credentials(res: Resource) -> Iterator[str]:
     if res.type.startswith("kubernetes:") and res.kind in _WORKLOAD_KINDS:
-        for where, c in _containers(res):
-            for p in _container_problems(where, c):
+        for _, c in _containers(res):
+            for p in _container_problems(c):
                 yield f"{res.kind} {res.ref}: {p}"
     elif _is_k8s(res, "core/v1:ConfigMap"):
         for p in _scan(_map(res.get("data")), "data"):
