@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 
 from components.identity import WeightsIdentityArgs, create_weights_identity
-from components.kube import apply_manifest, resource_name
+from fleetkit.kube import apply_manifest, resource_name
 from components.model_render import build_dashboard_configmap, plan_model, render_model
 from fleetkit.spec import RegionStackSpec
 from policies.context import RenderContext

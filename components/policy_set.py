@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from components.kube import apply_manifest, resource_name
+from fleetkit.kube import apply_manifest, resource_name
 
 
 @dataclass

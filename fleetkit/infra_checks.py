@@ -17,7 +17,6 @@ Rules (``Problem.rule``):
 * ``pool.scale-to-zero`` — ``min_size: 0`` on a pool kind that cannot scale to zero.
 * ``pool.reserved-label`` — a node label under a prefix the cloud reserves.
 * ``pool.aks-name`` — an AKS agent pool name must be 1-12 lowercase letters/digits, not ``system``.
-* ``cluster.kubernetes-too-old`` — below Istio's minimum Kubernetes version.
 * ``cluster.subnets`` — GKE and AKS take at most one subnet.
 * ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
 * ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from fleetkit import capacity, catalog
 from fleetkit.errors import MISSING, Problem, format_path
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
-from fleetkit.spec import ISTIO_MIN_KUBERNETES, RegionStackSpec
+from fleetkit.spec import RegionStackSpec
 
 if TYPE_CHECKING:
     from fleetkit.loader import Fleet, LoadedStack
@@ -193,12 +192,6 @@ def check_infra(stack: LoadedStack) -> list[Problem]:
                     f"(MIG needs A100, H100 or H200)", mig)
 
     cl = spec.cluster
-    major_minor = tuple(int(x) for x in cl.kubernetes_version.split("."))
-    if major_minor < ISTIO_MIN_KUBERNETES:
-        which = "create" if cl.create else "adopt"
-        add(("cluster", which, "kubernetes_version"), "cluster.kubernetes-too-old",
-            f"Istio 1.30 needs Kubernetes {'.'.join(map(str, ISTIO_MIN_KUBERNETES))} or newer",
-            cl.kubernetes_version)
     if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
         add(("cluster", "create", "subnet_ids"), "cluster.subnets",
             f"{'GKE takes one subnetwork' if cloud == 'gcp' else 'AKS takes one VNet subnet'}; give at most one",

@@ -17,7 +17,10 @@ that every region stack has a unique ``cluster_name`` (``mesh.duplicate-cluster-
 * ``mesh.istio-version-unsupported`` / ``mesh.kubernetes-too-old`` — the pinned Istio version is one the
   kit supports (its CRD schemas are vendored) and every cluster's Kubernetes meets its minimum.
 
-The remote-secret graph needs no rule of its own: it is derived from the fleet (every region stack
+* ``mesh.peer-missing`` / ``mesh.peer-is-self`` / ``mesh.remote-secret-graph-incomplete`` — an explicit
+  ``mesh.peers`` list names a stack that is not a region stack of the fleet, or leaves one out.
+
+Without explicit peers the remote-secret graph is derived from the fleet (every region stack
 peers with every other), so it is complete once cluster names are present and unique.
 """
 
@@ -47,6 +50,30 @@ def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Probl
                      "every cluster of the mesh needs the same trust domain")
     out += _gateways(regions)
     out += _versions(regions)
+    out += _peers(regions)
+    return out
+
+
+def _peers(regions: dict[str, LoadedStack]) -> list[Problem]:
+    """Explicit ``mesh.peers``: every name a region stack of the fleet, and the graph complete."""
+    out = []
+    for name, st in regions.items():
+        peers = _region(st).mesh.peers
+        if peers is None:
+            continue
+        for i, peer in enumerate(peers):
+            if peer == name:
+                out.append(_problem(st, ("mesh", "peers", i), "mesh.peer-is-self",
+                                    "a stack does not peer with itself", peer))
+            elif peer not in regions:
+                out.append(_problem(st, ("mesh", "peers", i), "mesh.peer-missing",
+                                    f"no region stack {peer!r} in the fleet (region stacks: {', '.join(regions)})",
+                                    peer))
+        missing = sorted(set(regions) - set(peers) - {name})
+        if missing:
+            out.append(_problem(st, ("mesh", "peers"), "mesh.remote-secret-graph-incomplete",
+                                f"multi-primary endpoint discovery needs a remote secret for every other cluster; "
+                                f"missing: {', '.join(missing)}", peers))
     return out
 
 

@@ -289,6 +289,11 @@ class MeshSpec(StrictModel):
     istio_version: str = ISTIO_VERSION
     trust_root_stack: str = Field(default="mesh-root", description="stack holding the shared root CA")
     east_west_gateway: bool = True
+    peers: list[str] | None = Field(
+        default=None,
+        description="peer stacks whose remote secrets this cluster holds; default every other region stack "
+        "(multi-primary endpoint discovery needs all of them, so an explicit list must name every one)",
+    )
     dns_capture: bool = Field(
         default=False, description="Istio DNS proxying; off because every cluster gets every model Service"
     )

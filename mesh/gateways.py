@@ -22,7 +22,7 @@ from typing import Any
 
 import pulumi
 
-from components.kube import apply_manifest, resource_name
+from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.spec import RegionStackSpec
 from mesh import render
 from mesh.control_plane import helm_release

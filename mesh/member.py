@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components.kube import apply_manifest, resource_name
+from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.loader import Fleet
 from fleetkit.spec import CaSpec, RegionStackSpec, TrustRootStackSpec
 from mesh import render, topology

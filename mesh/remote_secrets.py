@@ -19,7 +19,7 @@ from typing import Any
 
 import pulumi
 
-from components.kube import apply_manifest, resource_name
+from fleetkit.kube import apply_manifest, resource_name
 from mesh import render
 from mesh.topology import (
     EXPORT_CLUSTER_NAME,

@@ -123,10 +123,11 @@ def peers_of(fleet: Fleet, stack: str, env: Mapping[str, str] | None = None) -> 
     from fleetkit.spec import RegionStackSpec
 
     me = fleet.stacks[stack].spec
+    wanted = set(me.mesh.peers) if isinstance(me, RegionStackSpec) and me.mesh.peers is not None else None
     peers = []
     for name, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
-        if name == stack or not isinstance(spec, RegionStackSpec):
+        if name == stack or not isinstance(spec, RegionStackSpec) or (wanted is not None and name not in wanted):
             continue
         if spec.mesh.cluster_name is None or spec.mesh.network is None:
             raise ValueError(f"stack {name!r} has no mesh cluster_name/network; validate the fleet first")

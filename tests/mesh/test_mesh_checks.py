@@ -139,3 +139,26 @@ def test_remote_secret_graph_of_the_demo_fleet(project_root: Path) -> None:
         "azure-eastus": ["aws-use1", "aws-usw2", "gcp-euw4"],
         "gcp-europe-west4": ["aws-use1", "aws-usw2", "azure-eus"],
     }
+
+
+def test_explicit_peer_stack_missing(tmp_project):
+    import yaml
+
+    path = tmp_project / "stacks" / "Pulumi.aws-us-east-1.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["fleetkit:mesh"]["peers"] = ["aws-us-west-2", "gcp-europe-west4", "azure-eastus", "aws-eu-west-9"]
+    path.write_text(yaml.safe_dump(doc))
+    [hit] = find(problems(tmp_project), "mesh.peer-missing")
+    assert hit.file == "stacks/Pulumi.aws-us-east-1.yaml" and hit.path == "fleetkit:mesh.peers[3]"
+    assert hit.value == "aws-eu-west-9"
+
+
+def test_explicit_peers_must_cover_every_cluster(tmp_project):
+    import yaml
+
+    path = tmp_project / "stacks" / "Pulumi.aws-us-east-1.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["fleetkit:mesh"]["peers"] = ["aws-us-west-2"]
+    path.write_text(yaml.safe_dump(doc))
+    [hit] = find(problems(tmp_project), "mesh.remote-secret-graph-incomplete")
+    assert "azure-eastus" in hit.message and "gcp-europe-west4" in hit.message

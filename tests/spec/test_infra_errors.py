@@ -103,7 +103,7 @@ CASES: list[tuple[str, str, Edit, str, str, Any]] = [
     ("aks-pool-name", EUS, _rename_aks_pool, "pool.aks-name", "fleetkit:node_pools.a100-gpu", "a100-gpu"),
     ("kubernetes-too-old", USE1,
      lambda c: c["fleetkit:cluster"]["create"].update(kubernetes_version="1.31"),
-     "cluster.kubernetes-too-old", "fleetkit:cluster.create.kubernetes_version", "1.31"),
+     "mesh.kubernetes-too-old", "fleetkit:cluster.create.kubernetes_version", "1.31"),
     ("gcp-without-project", EUW4,
      lambda c: c.pop("fleetkit:account"),
      "account.gcp-project", "fleetkit:account.gcp_project", None),
@@ -150,7 +150,7 @@ def test_every_problem_is_reported_at_once(tmp_project: Path) -> None:
 
     edit_stack(tmp_project, USE1, many)
     rules = {p.rule for p in problems_of(tmp_project)}
-    assert {"pool.zone-not-in-region", "pool.ami-arch", "cluster.kubernetes-too-old"} <= rules
+    assert {"pool.zone-not-in-region", "pool.ami-arch", "mesh.kubernetes-too-old"} <= rules
 
 
 def test_a_pool_option_from_the_fleet_file_points_at_the_fleet_file(tmp_project: Path) -> None:
@@ -160,7 +160,7 @@ def test_a_pool_option_from_the_fleet_file_points_at_the_fleet_file(tmp_project:
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     # stacks that do not set the version themselves inherit the bad one from the fleet file
     edit_stack(tmp_project, USE1, lambda c: c["fleetkit:cluster"]["create"].pop("kubernetes_version"))
-    found = [p for p in problems_of(tmp_project) if p.rule == "cluster.kubernetes-too-old"]
+    found = [p for p in problems_of(tmp_project) if p.rule == "mesh.kubernetes-too-old"]
     assert any(p.file == "stacks/fleet.yaml" and p.path == "fleetkit.cluster.create.kubernetes_version"
                for p in found), [p.render() for p in found]
 
