@@ -27,3 +27,12 @@ def copy_project(dest: Path) -> Path:
 @pytest.fixture()
 def tmp_project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def demo_preview():
+    """The offline preview of the bundled demo fleet, computed once per test session."""
+    from fleetkit.loader import load_fleet
+    from fleetkit.preview import preview_fleet
+
+    return preview_fleet(load_fleet(ROOT))
