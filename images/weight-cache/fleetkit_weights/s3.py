@@ -205,6 +205,12 @@ class ObjectInfo:
     etag: str
 
 
+class ObjectSizeMismatch(WeightsError):
+    def __init__(self, size: int):
+        self.size = size
+        super().__init__(f"object is {size} bytes")
+
+
 def _error_from_response(status: int, body: bytes, what: str) -> S3Error:
     import xml.etree.ElementTree as ET  # noqa: PLC0415 - only on the error path
 
@@ -437,6 +443,7 @@ class S3Client:
         sink: Callable[[memoryview], None],
         buf: bytearray,
         etag: str | None = None,
+        object_size: int | None = None,
     ) -> None:
         """GET bytes [start, start+length) and feed them to sink() in buffer-sized chunks.
 
@@ -450,6 +457,12 @@ class S3Client:
         what = f"GET s3://{bucket}/{key} bytes {start}-{start + length - 1}"
         resp, ckey = self._open("GET", bucket, key, headers=headers, what=what)
         try:
+            if object_size is not None:
+                total = (resp.getheader("Content-Range") or "").rpartition("/")[2]
+                if resp.status == 206 and total.isdigit() and int(total) != object_size:
+                    raise ObjectSizeMismatch(int(total))
+                if resp.status == 200 and resp.length is not None and resp.length != object_size:
+                    raise ObjectSizeMismatch(resp.length)
             if resp.status == 200 and not (start == 0 and resp.length == length):
                 raise S3Error(resp.status, "RangeIgnored", "server ignored the Range header", what)
             if resp.length is not None and resp.length != length:

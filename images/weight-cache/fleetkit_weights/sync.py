@@ -297,10 +297,15 @@ class Syncer:
                 res.downloaded_files += 1
                 continue
             todo.append(f)
-        infos = self._head_all(loc, todo)
+        # Chunked files are verified range by range against the manifest (and each response's
+        # Content-Range total against its size), so they need no HEAD; whole-file-digest files
+        # are HEADed for their ETag, used as If-Match so one object version fills the file.
+        infos = self._head_all(loc, [f for f in todo if not f.chunks])
         self._check_space(staging, todo)
         jobs = [
-            FileJob(f, loc.key(f.path), files_dir / f.path, infos[f.path].etag, self.opts.part_size) for f in todo
+            FileJob(f, loc.key(f.path), files_dir / f.path, infos[f.path].etag if f.path in infos else "",
+                    self.opts.part_size)
+            for f in todo
         ]
         progress = Progress(
             str(loc),

@@ -27,7 +27,7 @@ from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
 from fleetkit_weights.manifest import FileEntry
 from fleetkit_weights.progress import Progress
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, RetryStats, describe, is_transient
-from fleetkit_weights.s3 import S3Client, S3Location
+from fleetkit_weights.s3 import ObjectSizeMismatch, S3Client, S3Location
 
 CHUNK = 1 << 20  # socket -> pwrite granularity
 HASH_CHUNK = 4 << 20
@@ -351,9 +351,21 @@ class Transfer:
             before = got
             try:
                 self.client.get_range_into(
-                    self.loc.bucket, job.key, start + got, length - got, sink, buf, job.etag or None
+                    self.loc.bucket, job.key, start + got, length - got, sink, buf, job.etag or None,
+                    object_size=job.entry.size,
                 )
             except (Cancelled, WeightsError) as exc:
+                if isinstance(exc, ObjectSizeMismatch):
+                    job.corrupt = True
+                    raise IntegrityError(
+                        f"corrupt model: '{job.entry.path}' is {exc.size} bytes in the bucket "
+                        f"(s3://{self.loc.bucket}/{job.key}) but {job.entry.size} in the manifest; nothing was published"
+                    ) from None
+                if isinstance(exc, S3Error) and exc.status == 404:
+                    raise WeightsError(
+                        f"'{job.entry.path}' is listed in the manifest but missing from the bucket "
+                        f"(s3://{self.loc.bucket}/{job.key})"
+                    ) from None
                 if isinstance(exc, S3Error):
                     if exc.status == 412:
                         raise WeightsError(
