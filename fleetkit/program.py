@@ -40,10 +40,26 @@ def _config_overrides(root: Path, stack: str) -> list[str]:
             value: Any = json.loads(raw) if isinstance(raw, str) else raw
         except json.JSONDecodeError:
             value = raw
-        if isinstance(in_file, dict) and in_file.get(key) == value:
-            continue
-        items.append(f"{name}={json.dumps(value)}")
+        before = in_file.get(key) if isinstance(in_file, dict) else None
+        items += [f"{path}={json.dumps(v)}" for path, v in _changed_leaves(name, before, value)]
     return items
+
+
+def _changed_leaves(path: str, before: Any, after: Any) -> list[tuple[str, Any]]:
+    """Paths (dotted) whose values differ, descending into mappings so inherited siblings survive."""
+    if before == after:
+        return []
+    if isinstance(after, dict) and after and isinstance(before, dict):
+        out: list[tuple[str, Any]] = []
+        for k, v in after.items():
+            out += _changed_leaves(f"{path}.{k}", before.get(k), v)
+        return out
+    if isinstance(after, dict) and after and before is None:
+        out = []
+        for k, v in after.items():
+            out += _changed_leaves(f"{path}.{k}", None, v)
+        return out
+    return [(path, after)]
 
 
 def load_current_stack(root: Path) -> Fleet:
