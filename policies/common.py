@@ -95,6 +95,20 @@ Duration = Annotated[
 ]
 
 
+def is_prime(n: int) -> bool:
+    """Istio requires a prime maglev table size."""
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    f = 3
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 2
+    return True
+
+
 def seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 

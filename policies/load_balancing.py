@@ -16,19 +16,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Duration, Name, StrictModel, format_duration
+from policies.common import Duration, Name, StrictModel, format_duration, is_prime
 from policies.merge import merged_model
-
-
-def _is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
 
 
 class HashCookie(StrictModel):
@@ -71,7 +60,7 @@ class LoadBalancerSpec(StrictModel):
             raise ValueError(f"hash_on only applies to consistent_hash, not {self.algorithm}")
         if self.algorithm == "consistent_hash" and self.hash_algorithm == "maglev":
             size = self.maglev_table_size
-            if size is None or not _is_prime(size) or size >= 5_000_011:
+            if size is None or not is_prime(size) or size >= 5_000_011:
                 raise ValueError("maglev needs maglev_table_size set to a prime below 5000011 (e.g. 65537)")
         if self.algorithm == "consistent_hash" and self.warmup is not None:
             raise ValueError("warmup only works with least_request, round_robin or random")

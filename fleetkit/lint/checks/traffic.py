@@ -18,6 +18,7 @@ from fleetkit.lint.index import (
     effective_policy,
     traffic_policies,
 )
+from policies.common import is_prime
 
 OUTLIER_EXAMPLE = "outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}"
 MAGLEV_MAX = 5000011
@@ -130,19 +131,6 @@ def check_connection_pools(ix: Index) -> Iterator[Hit]:
                           f"use at least {human(cfg.min_http_idle_timeout)} (Istio default 1h)")  # fmt: skip
 
 
-def _is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    f = 3
-    while f * f <= n:
-        if n % f == 0:
-            return False
-        f += 2
-    return True
-
-
 def _hash(lb: dict[str, Any]) -> dict[str, Any] | None:
     ch = lb.get("consistentHash")
     return ch if isinstance(ch, dict) else None
@@ -168,7 +156,7 @@ def check_hashing(ix: Index) -> Iterator[Hit]:
                 if size is None:
                     yield Hit(dr, (*path, "maglev"), "FK204", "maglev.tableSize is not set; Istio rejects it",
                               "set maglev.tableSize to a prime such as 65537")  # fmt: skip
-                elif not isinstance(size, int) or not _is_prime(size) or size >= MAGLEV_MAX:
+                elif not isinstance(size, int) or not is_prime(size) or size >= MAGLEV_MAX:
                     yield Hit(dr, (*path, "maglev", "tableSize"), "FK204",
                               f"maglev.tableSize {size!r} must be a prime below {MAGLEV_MAX}",
                               "use a prime such as 65537 (or 16381 for small pools)")  # fmt: skip
