@@ -32,9 +32,8 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from fleetkit_weights import manifest as manifest_mod
 from fleetkit_weights.errors import LockTimeout, WeightsError
@@ -85,8 +84,7 @@ def touch(path: Path) -> None:
         pass
 
 
-@dataclass
-class Entry:
+class Entry(NamedTuple):
     """A store entry (published model version) as seen by status/eviction."""
 
     id: str
@@ -100,11 +98,10 @@ class Entry:
     last_use: float
     in_use: bool = False
     current: bool = False
-    meta: dict = field(default_factory=dict)
+    meta: dict | None = None
 
 
-@dataclass
-class Partial:
+class Partial(NamedTuple):
     id: str
     path: Path
     source: str

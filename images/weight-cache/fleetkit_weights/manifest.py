@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fleetkit_weights import MANIFEST_NAME, __version__
 from fleetkit_weights.errors import IntegrityError
@@ -38,8 +38,7 @@ FORMAT_VERSION = 1
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     path: str
     size: int
     sha256: str
@@ -54,8 +53,7 @@ class FileEntry:
         return doc
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     files: tuple[FileEntry, ...]
     raw: bytes  # exact bytes as stored; their sha256 identifies this model version
     created_at: str = ""

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import errno
-import http.client
 import os
 import random
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
 
@@ -25,8 +23,7 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-@dataclass
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     max_attempts: int = 10
     base_delay: float = 0.25
     max_delay: float = 20.0
@@ -48,7 +45,7 @@ class RetryPolicy:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, S3Error):
         return exc.retryable
-    if isinstance(exc, (TruncatedBody, http.client.HTTPException, socket.timeout, TimeoutError)):
+    if isinstance(exc, (TruncatedBody, socket.timeout, TimeoutError)):
         return True
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(exc, ssl.SSLError):

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import os
 import re
 import socket
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
+from fleetkit_weights.httpc import Connection, Headers, Response
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -30,8 +29,7 @@ _DNS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 # --------------------------------------------------------------------------- URIs
 
 
-@dataclass(frozen=True)
-class S3Location:
+class S3Location(NamedTuple):
     bucket: str
     prefix: str  # no leading/trailing slash; "" means bucket root
 
@@ -75,8 +73,7 @@ def validate_endpoint_url(url: str) -> str:
 # --------------------------------------------------------------------------- credentials
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     access_key: str
     secret_key: str
     token: str | None = None
@@ -199,8 +196,7 @@ def sign_v4(
 # --------------------------------------------------------------------------- client
 
 
-@dataclass
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
     size: int
     etag: str
 
@@ -256,7 +252,7 @@ class S3Client:
         self._bucket_region: dict[str, str] = {}
         self._local = threading.local()
         self._ssl_ctx = None  # ssl is imported only for https endpoints
-        self._all_conns: list[http.client.HTTPConnection] = []
+        self._all_conns: list[Connection] = []
         self._conns_lock = threading.Lock()
 
     # -- addressing ---------------------------------------------------------
@@ -283,7 +279,7 @@ class S3Client:
         host_header = host if port == default_port else f"{host}:{port}"
         return scheme, host, port, host_header, path
 
-    def _conn(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+    def _conn(self, scheme: str, host: str, port: int) -> Connection:
         conns = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
@@ -295,9 +291,9 @@ class S3Client:
 
                 if self._ssl_ctx is None:
                     self._ssl_ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-                conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self._ssl_ctx)
+                conn = Connection(host, port, self._ssl_ctx, self.connect_timeout, self.read_timeout)
             else:
-                conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+                conn = Connection(host, port, None, self.connect_timeout, self.read_timeout)
             conns[key] = conn
             with self._conns_lock:
                 self._all_conns.append(conn)
@@ -314,12 +310,7 @@ class S3Client:
         with self._conns_lock:
             conns = list(self._all_conns)
         for c in conns:
-            sock = c.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            c.abort()
 
     def close(self) -> None:
         with self._conns_lock:
@@ -337,10 +328,10 @@ class S3Client:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         payload_sha256: str | None = None,
-        body_writer: Callable[[http.client.HTTPConnection], None] | None = None,
+        body_writer: Callable[[Connection], None] | None = None,
         content_length: int | None = None,
         what: str = "",
-    ) -> tuple[http.client.HTTPResponse, tuple[str, str, int]]:
+    ) -> tuple[Response, tuple[str, str, int]]:
         """Send a request and return the (unread) response. Raises S3Error for error statuses."""
         for _redirect in range(2):
             scheme, host, port, host_header, path = self._target(bucket, key)
@@ -373,18 +364,7 @@ class S3Client:
             conn = self._conn(scheme, host, port)
             ckey = (scheme, host, port)
             try:
-                if conn.sock is None:
-                    conn.connect()
-                conn.sock.settimeout(self.read_timeout)
-                conn.putrequest(method, url, skip_host=True, skip_accept_encoding=True)
-                for k, v in hdrs.items():
-                    conn.putheader(k, v)
-                conn.endheaders()
-                if body:
-                    conn.send(body)
-                elif body_writer is not None:
-                    body_writer(conn)
-                resp = conn.getresponse()
+                resp = conn.request(method, url, hdrs, body, body_writer)
             except BaseException:
                 self._drop_conn(*ckey)
                 raise
@@ -409,12 +389,10 @@ class S3Client:
             raise _error_from_response(resp.status, err_body, what or f"{method} s3://{bucket}/{key}")
         raise WeightsError(f"{what}: too many region redirects")
 
-    def request(self, method: str, bucket: str, key: str = "", **kw) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def request(self, method: str, bucket: str, key: str = "", **kw) -> tuple[int, Headers, bytes]:
         resp, ckey = self._open(method, bucket, key, **kw)
         try:
-            data = resp.read()  # for HEAD this returns b"" and frees the connection
-            if resp.length not in (None, 0) and method != "HEAD":
-                raise TruncatedBody(f"{method} s3://{bucket}/{key}: body truncated")
+            data = resp.read()
         except BaseException:
             self._drop_conn(*ckey)
             raise
@@ -493,7 +471,7 @@ class S3Client:
     ) -> str:
         """PUT ``length`` bytes of ``fd`` from ``offset`` (streamed, UNSIGNED-PAYLOAD)."""
 
-        def writer(conn: http.client.HTTPConnection) -> None:
+        def writer(conn: Connection) -> None:
             pos, end = offset, offset + length
             while pos < end:
                 chunk = os.pread(fd, min(1 << 20, end - pos), pos)

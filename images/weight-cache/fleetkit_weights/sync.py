@@ -6,9 +6,8 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from fleetkit_weights import MANIFEST_NAME, __version__
 from fleetkit_weights import manifest as manifest_mod
@@ -30,8 +29,7 @@ from fleetkit_weights.transfer import FileJob, Transfer, hash_file
 MiB = 1 << 20
 
 
-@dataclass
-class SyncOptions:
+class SyncOptions(NamedTuple):
     concurrency: int = 16
     part_size: int = 16 * MiB
     max_cache_bytes: int | None = None
@@ -41,26 +39,30 @@ class SyncOptions:
     progress_interval: float | None = None
     quiet: bool = False
     allow_stale: bool = False
-    retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    retry: RetryPolicy | None = None  # None: RetryPolicy.from_env()
 
 
-@dataclass
 class SyncResult:
-    source: str
-    path: str
-    entry_id: str
-    files: int = 0
-    downloaded_files: int = 0
-    skipped_files: int = 0  # already present and verified (cache hit, resume, or reused)
-    total_bytes: int = 0
-    fetched_bytes: int = 0
-    resumed_bytes: int = 0
-    seconds: float = 0.0
-    cached: bool = False  # warm hit: nothing to download
-    waited: bool = False  # another process on this node did (part of) the work
-    stale: bool = False
-    retries: int = 0
-    evicted: list[str] = field(default_factory=list)
+    FIELDS = (
+        "source", "path", "entry_id", "files", "downloaded_files", "skipped_files", "total_bytes", "fetched_bytes",
+        "resumed_bytes", "seconds", "cached", "waited", "stale", "retries", "evicted",
+    )
+
+    def __init__(self, source: str, path: str, entry_id: str, files: int = 0, total_bytes: int = 0,
+                 skipped_files: int = 0, cached: bool = False, stale: bool = False, seconds: float = 0.0):
+        self.source, self.path, self.entry_id = source, path, entry_id
+        self.files = files
+        self.downloaded_files = 0
+        self.skipped_files = skipped_files  # already present and verified (cache hit, resume, or reused)
+        self.total_bytes = total_bytes
+        self.fetched_bytes = 0
+        self.resumed_bytes = 0
+        self.seconds = seconds
+        self.cached = cached  # warm hit: nothing to download
+        self.waited = False  # another process on this node did (part of) the work
+        self.stale = stale
+        self.retries = 0
+        self.evicted: list[str] = []
 
     def summary(self) -> str:
         rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0.0
@@ -80,7 +82,7 @@ class SyncResult:
         )
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in self.FIELDS}
 
 
 def fetch_manifest(client: S3Client, loc: S3Location, policy: RetryPolicy) -> Manifest:
@@ -142,7 +144,7 @@ class Syncer:
     def __init__(self, client: S3Client, cache: Cache, opts: SyncOptions, log: Callable[[str], None]):
         self.client = client
         self.cache = cache
-        self.opts = opts
+        self.opts = opts if opts.retry is not None else opts._replace(retry=RetryPolicy.from_env())
         self.log = log
 
     # ------------------------------------------------------------------ entry points

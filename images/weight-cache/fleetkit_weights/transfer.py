@@ -19,7 +19,6 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,11 +37,11 @@ class Cancelled(Exception):
     pass
 
 
-@dataclass
 class TransferStats:
-    bytes_fetched: int = 0
-    resumed_bytes: int = 0
-    refetched_files: int = 0
+    def __init__(self) -> None:
+        self.bytes_fetched = 0
+        self.resumed_bytes = 0
+        self.refetched_files = 0
 
 
 class FileJob:
