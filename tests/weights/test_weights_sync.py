@@ -313,3 +313,10 @@ def test_sigv4_matches_aws_documented_example():
         "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
         "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
     )
+
+
+def test_fallocate_option(tmp_path, published, s3_endpoint):
+    cache = tmp_path / "cache"
+    r = cli("sync", published["source"], cache, "--endpoint-url", s3_endpoint, "--fallocate", "--no-fsync")
+    assert r.rc == 0, r
+    assert tree(model_dir(cache, published)) == published["files"]

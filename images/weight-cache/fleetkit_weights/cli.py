@@ -125,6 +125,9 @@ def _add_sync_options(p: argparse.ArgumentParser) -> None:
                    help="give up waiting for another sync of the same model on this node (default: wait)")
     g.add_argument("--no-fsync", action="store_true",
                    help="skip fsync (faster on slow disks); the model is then fully re-verified after a reboot")
+    g.add_argument("--fallocate", action="store_true",
+                   help="reserve each file's disk blocks before downloading (default: sparse .part files; "
+                        "free space is checked up front either way)")
     g.add_argument("--allow-stale", action="store_true",
                    help="if the object store is unreachable, succeed with the cached version of the model")
     g.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary line")
@@ -329,6 +332,7 @@ def _sync_options(args: argparse.Namespace, probs: _Problems):
         quiet=args.quiet,
         allow_stale=args.allow_stale,
         retry=common["retry"],
+        fallocate=args.fallocate,
     )
 
 

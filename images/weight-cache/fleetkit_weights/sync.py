@@ -40,6 +40,7 @@ class SyncOptions(NamedTuple):
     quiet: bool = False
     allow_stale: bool = False
     retry: RetryPolicy | None = None  # None: RetryPolicy.from_env()
+    fallocate: bool = False
 
 
 class SyncResult:
@@ -316,7 +317,8 @@ class Syncer:
             enabled=not self.opts.quiet,
         )
         transfer = Transfer(
-            self.client, loc, jobs, self.opts.concurrency, self.opts.retry, progress, self.log, self.opts.durable
+            self.client, loc, jobs, self.opts.concurrency, self.opts.retry, progress, self.log, self.opts.durable,
+            fallocate=self.opts.fallocate,
         )
         progress.start()
         try:
