@@ -114,6 +114,17 @@ def timed(cmd: list[str], env: dict, label: str) -> float:
     return dt
 
 
+SHA256_SCRIPT = textwrap.dedent(
+    """
+    import concurrent.futures, hashlib, sys
+    def digest(path):
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(digest, sys.argv[1:]))
+    """
+)
+
 BOTO3_SCRIPT = textwrap.dedent(
     """
     import os, sys, boto3
@@ -136,6 +147,8 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=4, help="number of shards (default 4)")
     ap.add_argument("--server", choices=("auto", "localbucket", "moto"), default="auto")
     ap.add_argument("--concurrency", type=int, default=16, help="ours and boto3 (default 16)")
+    ap.add_argument("--low-concurrency", type=int, default=4,
+                    help="also time ours with this many connections (few-core box, local server); 0 = skip")
     ap.add_argument("--part-size", default="16Mi", help="ours; boto3 uses the same chunk size (default 16Mi)")
     ap.add_argument("--warm-runs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool, interleaved (default 3)")
@@ -202,7 +215,7 @@ def main() -> int:
         def ours(extra: list[str]) -> Callable[[], float]:
             def run() -> float:
                 cache.mkdir()
-                t = timed(fw + ["sync", source, str(cache)] + extra + ours_args, env, "fleetkit-weights")
+                t = timed(fw + ["sync", source, str(cache)] + ours_args + extra, env, "fleetkit-weights")
                 check(cache / BUCKET / PREFIX, "fleetkit-weights")
                 shutil.rmtree(cache)
                 return t
@@ -213,9 +226,9 @@ def main() -> int:
                 dest = workdir / "dest"
                 t = timed(cmd(dest), env, label)
                 check(dest, label)
-                if verify:  # the same sha256 work our sync does, done afterwards
+                if verify:  # the same sha256 work our sync does (OpenSSL via hashlib, 2 threads), afterwards
                     files = sorted(str(p) for p in dest.rglob("*") if p.is_file())
-                    t += timed(["sha256sum", *files], env, "sha256sum")
+                    t += timed([sys.executable, "-c", SHA256_SCRIPT, *files], env, "sha256 verify")
                 shutil.rmtree(dest)
                 return t
             return run
@@ -223,11 +236,13 @@ def main() -> int:
         runners: dict[str, Callable[[], float]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
         if "nofsync" not in args.skip:
             runners["fleetkit-weights sync (cold, --no-fsync)"] = ours(["--no-fsync"])
+        if args.low_concurrency and args.low_concurrency != args.concurrency:
+            runners[f"fleetkit-weights sync (cold, fsync, c={args.low_concurrency})"] = ours(
+                ["--concurrency", str(args.low_concurrency)])
         s5cmd = lambda d: [s5, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", str(d) + "/"]  # noqa: E731
         if "s5cmd" not in args.skip:
             runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
-            if shutil.which("sha256sum"):
-                runners["s5cmd cp + sha256sum (same verification)"] = tool("s5cmd", s5cmd, verify=True)
+            runners["s5cmd cp, then sha256 of the files"] = tool("s5cmd", s5cmd, verify=True)
         if "awscli" not in args.skip:
             runners["aws s3 cp --recursive (awscli v1)"] = tool("awscli", lambda d: [
                 aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", url,
