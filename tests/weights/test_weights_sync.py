@@ -320,3 +320,17 @@ def test_fallocate_option(tmp_path, published, s3_endpoint):
     r = cli("sync", published["source"], cache, "--endpoint-url", s3_endpoint, "--fallocate", "--no-fsync")
     assert r.rc == 0, r
     assert tree(model_dir(cache, published)) == published["files"]
+
+
+def test_progress_lines_without_tty(tmp_path, published, proxy):
+    proxy.rate = 2e6  # ~0.3 s per connection: several progress ticks
+    r = cli("sync", published["source"], tmp_path / "c", "--endpoint-url", proxy.url, "--concurrency", "2",
+            "--progress-interval", "0.05")
+    assert r.rc == 0, r
+    lines = [line for line in r.err.splitlines() if "ETA" in line]
+    assert lines, r.err
+    assert all(line.startswith(f"fleetkit-weights: {published['source']}: ") for line in lines)
+    assert "MB/s" in lines[-1] and "%" in lines[-1] and "\r" not in r.err  # plain lines, not a redrawn bar
+    r = cli("sync", published["source"], tmp_path / "c2", "--endpoint-url", proxy.url, "--quiet",
+            "--progress-interval", "0.05")
+    assert r.rc == 0 and r.err == "" and r.out.startswith("synced ")
