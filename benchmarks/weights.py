@@ -178,7 +178,8 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_REGION="us-east-1", PYTHONPATH=str(here / "images" / "weight-cache"))
+               AWS_REGION="us-east-1")
+    env.pop("PYTHONPATH", None)
     env.pop("AWS_PROFILE", None)
     # Measure what an installed image runs: byte-compiled modules (pip compiles them at install).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -196,7 +197,13 @@ def main() -> int:
 
         boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
                      region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        fw = [sys.executable, "-m", "fleetkit_weights"]
+        # Run the agent from a bare venv that only sees its own package (like its container
+        # image), not from this dev venv, whose editable-install hooks slow every start-up.
+        agent_venv = workdir / "agent-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(agent_venv)], check=True)
+        site_dir = next((agent_venv / "lib").glob("python3*/site-packages"))
+        (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
+        fw = [str(agent_venv / "bin" / "python"), "-m", "fleetkit_weights"]
         source = f"s3://{BUCKET}/{PREFIX}"
         t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish")
         n_files, n_bytes = tree_bytes(src)
