@@ -187,3 +187,21 @@ def test_purge_by_source_and_partial(tmp_path, three_models, s3_endpoint):
 def test_status_empty_cache(tmp_path):
     r = cli("status", tmp_path)
     assert r.rc == 0 and "0 model version(s)" in r.out
+
+
+def test_warm_loop_runs_rounds_and_stops_on_sigterm(tmp_path, three_models, s3_endpoint):
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(
+        agent_cmd("warm", "--interval", "0.2", three_models["a"]["uri"], cache, "--endpoint-url", s3_endpoint),
+        env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (cache / ".fleetkit-weights" / "store").is_dir():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.count("synced ") >= 2 and "already cached" in out
+    assert "SIGTERM: stopping" in err
+    assert tree(three_models["a"]["path"](cache)) == three_models["a"]["files"]
