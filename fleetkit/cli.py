@@ -97,6 +97,10 @@ def preview(
     ] = None,
     set_: SetOpt = None,
     details: Annotated[bool, typer.Option("--details", help="Also list every resource, not only counts by type.")] = False,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option("--jobs", "-j", min=1, help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value."),
+    ] = None,
 ) -> None:
     """Preview stacks offline: run the real Pulumi program under the mock runtime.
 
@@ -115,7 +119,7 @@ def preview(
             def progress(name: str, what: str) -> None:
                 status.update(f"{what} [bold]{name}[/bold]…")
 
-            results = preview_fleet(fleet, only=stack or None, cli_sets=set_ or [], progress=progress)
+            results = preview_fleet(fleet, only=stack or None, cli_sets=set_ or [], progress=progress, jobs=jobs)
         report = preview_report(fleet, results, details=details)
         for renderable in report.renderables:
             out_console.print(renderable)

@@ -16,6 +16,7 @@ Secret values (Pulumi secrets) are never written: they appear as ``"[secret]"`` 
 from __future__ import annotations
 
 import json
+import logging
 import runpy
 import sys
 import threading
@@ -74,6 +75,8 @@ class StackPreview:
     secret_outputs: set[str] = field(default_factory=set)
     missing_refs: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    #: warnings and errors the program logged (pulumi.log), in order
+    messages: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- views
     def resource_names(self) -> dict[str, str]:
@@ -242,6 +245,22 @@ class _RecordingMonitor(rmocks.MockMonitor):
         return resp
 
 
+class _CollectingLogger(logging.Logger):
+    """Keeps what the program logs (``pulumi.log.warn`` …) with its preview instead of printing it.
+
+    A first-pass run that read a peer before the peer had outputs warns about it; only the
+    messages of the run that is kept are shown.
+    """
+
+    def __init__(self, stack: str):
+        super().__init__(f"fleetkit.preview.{stack}", level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def handle(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.messages.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, str], list[str]]:
     """The stack's config exactly as Pulumi would pass it: strings, objects as JSON, plus --set values."""
     doc, problems = load_yaml_file(root / "stacks" / f"Pulumi.{stack}.yaml", f"stacks/Pulumi.{stack}.yaml")
@@ -286,9 +305,10 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
     cfg, secret_keys = _config_for(root, stack, cli_sets or [])
     mocks = _Mocks(stack, peers or {})
     monitor = _RecordingMonitor(mocks)
+    log = _CollectingLogger(stack)
     settings.reset_options(project=PROJECT, stack=stack, preview=True)
     rconfig.set_all_config(cfg, secret_keys)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor, logger=log)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     program = str(root / "__main__.py")
@@ -312,26 +332,147 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
             secret_outputs.add(key)
     recorded = sorted(monitor.recorded, key=lambda r: r.urn)
     return StackPreview(stack, recorded, outputs, secret_outputs, set(mocks.missing_refs),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, log.messages)
+
+
+def _portable(value: Any) -> Any:
+    """Outputs reduced to plain data so a worker process can send them back."""
+    if isinstance(value, dict):
+        return {str(k): _portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _worker(conn: Any, root: Path) -> None:
+    """A preview worker: runs the stacks it is sent and answers with their previews."""
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        names, peers, sets_for = msg
+        out: dict[str, Any] = {}
+        try:
+            for name in names:
+                res = run_stack(root, name, peers, sets_for.get(name))
+                res.outputs = _portable(res.outputs)
+                out[name] = res
+            conn.send(("ok", out))
+        except SpecError as err:
+            conn.send(("spec", err.problems))
+        except BaseException as err:  # noqa: BLE001 - reported in the parent with its traceback text
+            import traceback
+
+            conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+
+
+class _Pool:
+    """Long-lived forked workers, so each keeps the provider SDKs it already imported."""
+
+    def __init__(self, root: Path, size: int):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.conns = []
+        self.procs = []
+        for _ in range(size):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, root), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def run(self, batches: list[list[str]], peers: dict[str, StackPreview], sets_for: dict[str, list[str]],
+            progress: Callable[[str, str], None] | None, what: str) -> dict[str, StackPreview]:
+        busy = []
+        for conn, names in zip(self.conns, batches):
+            if names:
+                conn.send((names, peers, sets_for))
+                busy.append((conn, names))
+                if progress:
+                    progress(", ".join(names), what)
+        out: dict[str, StackPreview] = {}
+        for conn, _ in busy:
+            kind, payload = conn.recv()
+            if kind == "spec":
+                raise SpecError(payload)
+            if kind == "error":
+                raise RuntimeError(f"preview worker failed: {payload}")
+            out.update(payload)
+        return out
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+
+
+def _batches(fleet: Fleet, names: list[str], size: int) -> list[list[str]]:
+    """Split stacks over workers, keeping one cloud's stacks together (each SDK is imported once)."""
+    by_cloud: dict[str, list[str]] = {}
+    for n in names:
+        spec = fleet.stacks[n].spec
+        by_cloud.setdefault(getattr(spec, "cloud", "-"), []).append(n)
+    batches: list[list[str]] = [[] for _ in range(size)]
+    for _, group in sorted(by_cloud.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        min(batches, key=len).extend(group)
+    return batches
+
+
+def default_jobs() -> int:
+    import os
+
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[str] | None = None,
-                  progress: Callable[[str, str], None] | None = None) -> dict[str, StackPreview]:
+                  progress: Callable[[str, str], None] | None = None, jobs: int | None = None
+                  ) -> dict[str, StackPreview]:
     """Preview stacks in dependency order, resolving StackReferences from previewed outputs.
 
-    Every stack is previewed (peers need each other's outputs); the result holds ``only`` (or all).
+    Trust roots first, then every region stack (each sees the peers previewed before it), then a
+    second run of each stack that read a peer before that peer had outputs. With ``jobs`` > 1 the
+    region stacks run in forked worker processes, one cloud per worker where possible; the result is
+    the same as a sequential run. Every stack is previewed (peers need each other's outputs); the
+    result holds ``only`` (or all).
     """
     root = fleet.root
     names = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
     wanted = only or names
+    sets_for = {n: list(cli_sets or []) for n in wanted}
+    jobs = default_jobs() if jobs is None else jobs
     results: dict[str, StackPreview] = {}
-    for name in names:
-        if progress:
-            progress(name, "previewing")
-        results[name] = run_stack(root, name, results, cli_sets if name in wanted else None)
-    for name in names:
-        if results[name].missing_refs and name in wanted:
+    regions = [n for n in names if fleet.stacks[n].is_region]
+    roots = [n for n in names if n not in regions]
+    import multiprocessing as mp
+
+    if jobs <= 1 or len(regions) < 2 or "fork" not in mp.get_all_start_methods():
+        for name in names:
             if progress:
-                progress(name, "resolving peer outputs")
-            results[name] = run_stack(root, name, results, cli_sets)
+                progress(name, "previewing")
+            results[name] = run_stack(root, name, results, sets_for.get(name))
+        for name in names:
+            if results[name].missing_refs and name in wanted:
+                if progress:
+                    progress(name, "resolving peer outputs")
+                results[name] = run_stack(root, name, results, sets_for.get(name))
+        return {n: results[n] for n in names if n in wanted}
+
+    pool = _Pool(root, min(jobs, len(regions)))
+    try:
+        batches = _batches(fleet, regions, len(pool.conns))
+        if roots:
+            results.update(pool.run([roots], results, sets_for, progress, "previewing"))
+        results.update(pool.run(batches, results, sets_for, progress, "previewing"))
+        again = [[n for n in b if results[n].missing_refs and n in wanted] for b in batches]
+        if any(again):
+            results.update(pool.run(again, results, sets_for, progress, "resolving peer outputs"))
+    finally:
+        pool.close()
     return {n: results[n] for n in names if n in wanted}

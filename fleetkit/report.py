@@ -142,6 +142,8 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
             parts += [_pool_table(spec), _model_table(spec), _policy_table(spec)]
         else:
             title = f"{name}  ·  mesh trust root ({spec.mesh.mesh_id})"
+        if res.messages:
+            parts.append(Text("\n".join(res.messages), style="yellow"))
         findings, lint_view = _lint(res)
         if lint_view is not None:
             parts.append(lint_view)
