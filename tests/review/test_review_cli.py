@@ -154,7 +154,7 @@ def test_unknown_revision(two_commits: Path) -> None:
 
 
 def test_option_like_revision_is_rejected(two_commits: Path) -> None:
-    code, out = review(two_commits, "--base=--output=/tmp/x")
+    code, out = review(two_commits, "--base=--output=out/x")
     assert code == 2 and "review.unknown-rev" in out
 
 
