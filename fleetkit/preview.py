@@ -348,6 +348,11 @@ def _portable(value: Any) -> Any:
 
 def _worker(conn: Any, root: Path) -> None:
     """A preview worker: runs the stacks it is sent and answers with their previews."""
+    import asyncio
+
+    # A forked child inherits the parent's event loop, whose default thread pool has no threads
+    # here (they were not copied by fork): work queued to it would never run. Start afresh.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     while True:
         msg = conn.recv()
         if msg is None:

@@ -45,9 +45,22 @@ def test_preview_is_deterministic_sequential_or_parallel(demo_preview, project_r
     from fleetkit.loader import load_fleet
     from fleetkit.preview import preview_fleet
 
-    again = preview_fleet(load_fleet(project_root), jobs=1)  # the fixture ran with the default workers
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("preview workers hung")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(240)
+    try:
+        fleet = load_fleet(project_root)
+        sequential = preview_fleet(fleet, jobs=1)  # the fixture ran with the default workers
+        # workers forked from a process that already ran programs in-process must still work
+        parallel = preview_fleet(fleet, jobs=2)
+    finally:
+        signal.alarm(0)
     for name, res in demo_preview.items():
-        assert stack_files(res) == stack_files(again[name]), name
+        assert stack_files(res) == stack_files(sequential[name]) == stack_files(parallel[name]), name
 
 
 def test_every_manifest_is_schema_valid(demo_preview):
