@@ -34,6 +34,9 @@ class RegionPlatformArgs:
     stack: str
     spec: RegionStackSpec
     fleet: Fleet
+    #: build only what peer stacks read (cluster + mesh member exports); the offline preview's first
+    #: pass uses it to learn every stack's outputs before the full run
+    exports_only: bool = False
 
 
 class RegionPlatform(pulumi.ComponentResource):
@@ -44,6 +47,15 @@ class RegionPlatform(pulumi.ComponentResource):
 
         self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, spec=spec), child)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
+        if args.exports_only:
+            self.mesh = MeshMember(
+                f"{name}-mesh",
+                MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster),
+                k8s_opts,
+            )
+            self.outputs = self._outputs(spec)
+            self.register_outputs(self.outputs)
+            return
 
         self.node_pools = {
             pool_name: create_gpu_node_pool(
@@ -105,7 +117,11 @@ class RegionPlatform(pulumi.ComponentResource):
             k8s_opts,
         )
 
-        self.outputs: dict[str, Any] = {
+        self.outputs = self._outputs(spec)
+        self.register_outputs(self.outputs)
+
+    def _outputs(self, spec: RegionStackSpec) -> dict[str, Any]:
+        return {
             "cloud": spec.cloud,
             "region": spec.region,
             **self.cluster.exports(),
@@ -113,4 +129,3 @@ class RegionPlatform(pulumi.ComponentResource):
             "models": sorted(spec.models),
             "nodePools": sorted(spec.node_pools),
         }
-        self.register_outputs(self.outputs)

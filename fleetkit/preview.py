@@ -299,8 +299,13 @@ def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, 
 
 
 def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = None,
-              cli_sets: list[str] | None = None) -> StackPreview:
-    """Run ``__main__.py`` for one stack under the mock runtime and return what it registered."""
+              cli_sets: list[str] | None = None, exports_only: bool = False) -> StackPreview:
+    """Run ``__main__.py`` for one stack under the mock runtime and return what it registered.
+
+    ``exports_only`` builds only what peer stacks read (the first pass of a fleet preview).
+    """
+    from fleetkit import program as program_module
+
     started = time.perf_counter()
     cfg, secret_keys = _config_for(root, stack, cli_sets or [])
     mocks = _Mocks(stack, peers or {})
@@ -318,10 +323,13 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
     def main() -> None:
         runpy.run_path(program, run_name="__main__")
 
+    program_module.PREVIEW_EXPORTS_ONLY = exports_only
     try:
         _sync_await(run_pulumi_func(main))
     except pulumi.RunError as err:
         raise SpecError([Problem(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
+    finally:
+        program_module.PREVIEW_EXPORTS_ONLY = False
     stack_res = settings.get_root_resource()
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
@@ -357,11 +365,11 @@ def _worker(conn: Any, root: Path) -> None:
         msg = conn.recv()
         if msg is None:
             return
-        names, peers, sets_for = msg
+        names, peers, sets_for, exports_only = msg
         out: dict[str, Any] = {}
         try:
             for name in names:
-                res = run_stack(root, name, peers, sets_for.get(name))
+                res = run_stack(root, name, {**peers, **out}, sets_for.get(name), exports_only)
                 res.outputs = _portable(res.outputs)
                 out[name] = res
             conn.send(("ok", out))
@@ -390,11 +398,12 @@ class _Pool:
             self.procs.append(proc)
 
     def run(self, batches: list[list[str]], peers: dict[str, StackPreview], sets_for: dict[str, list[str]],
-            progress: Callable[[str, str], None] | None, what: str) -> dict[str, StackPreview]:
+            progress: Callable[[str, str], None] | None, what: str, exports_only: bool = False
+            ) -> dict[str, StackPreview]:
         busy = []
         for conn, names in zip(self.conns, batches):
             if names:
-                conn.send((names, peers, sets_for))
+                conn.send((names, peers, sets_for, exports_only))
                 busy.append((conn, names))
                 if progress:
                     progress(", ".join(names), what)
@@ -441,11 +450,11 @@ def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[st
                   ) -> dict[str, StackPreview]:
     """Preview stacks in dependency order, resolving StackReferences from previewed outputs.
 
-    Trust roots first, then every region stack (each sees the peers previewed before it), then a
-    second run of each stack that read a peer before that peer had outputs. With ``jobs`` > 1 the
-    region stacks run in forked worker processes, one cloud per worker where possible; the result is
-    the same as a sequential run. Every stack is previewed (peers need each other's outputs); the
-    result holds ``only`` (or all).
+    Trust roots first; then a first pass over every region stack that builds only what peers read
+    (cluster and mesh exports); then the full program for each wanted stack, with every peer's
+    outputs known. With ``jobs`` > 1 region stacks run in forked worker processes, one cloud per
+    worker where possible; the result is the same as a sequential run. The result holds ``only``
+    (or every stack).
     """
     root = fleet.root
     names = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
@@ -455,19 +464,37 @@ def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[st
     results: dict[str, StackPreview] = {}
     regions = [n for n in names if fleet.stacks[n].is_region]
     roots = [n for n in names if n not in regions]
+    full = [n for n in regions if n in wanted]
+    # a lone region has no peers to learn about: one full run is enough
+    first_pass = len(regions) > 1
     import multiprocessing as mp
 
     if jobs <= 1 or len(regions) < 2 or "fork" not in mp.get_all_start_methods():
-        for name in names:
+        for name in roots:
             if progress:
                 progress(name, "previewing")
             results[name] = run_stack(root, name, results, sets_for.get(name))
-        for name in names:
-            if results[name].missing_refs and name in wanted:
+        if first_pass:
+            for name in regions:
                 if progress:
-                    progress(name, "resolving peer outputs")
-                results[name] = run_stack(root, name, results, sets_for.get(name))
+                    progress(name, "reading outputs of")
+                results[name] = run_stack(root, name, results, sets_for.get(name), exports_only=True)
+        for name in full:
+            if progress:
+                progress(name, "previewing")
+            results[name] = run_stack(root, name, results, sets_for.get(name))
         return {n: results[n] for n in names if n in wanted}
+
+    pool = _Pool(root, min(jobs, len(regions)))
+    try:
+        if roots:
+            results.update(pool.run([roots], results, sets_for, progress, "previewing"))
+        results.update(pool.run(_batches(fleet, regions, len(pool.conns)), results, sets_for, progress,
+                                "reading outputs of", exports_only=True))
+        results.update(pool.run(_batches(fleet, full, len(pool.conns)), results, sets_for, progress, "previewing"))
+    finally:
+        pool.close()
+    return {n: results[n] for n in names if n in wanted}
 
     pool = _Pool(root, min(jobs, len(regions)))
     try:

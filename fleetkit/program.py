@@ -19,6 +19,9 @@ from fleetkit.loader import Fleet, load_fleet
 
 NAMESPACE = "fleetkit"
 
+#: Set by the offline preview around a first-pass run: build only what peers read (see RegionPlatformArgs).
+PREVIEW_EXPORTS_ONLY = False
+
 
 def _config_overrides(root: Path, stack: str) -> list[str]:
     """``--set``-style items for the ``fleetkit:*`` config values that differ from the stack file.
@@ -82,7 +85,9 @@ def run(root: Path) -> None:
     if isinstance(spec, RegionStackSpec):
         from components.platform import RegionPlatform, RegionPlatformArgs
 
-        platform = RegionPlatform(stack, RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet))
+        platform = RegionPlatform(
+            stack, RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet, exports_only=PREVIEW_EXPORTS_ONLY)
+        )
         outputs = platform.outputs
     else:
         from mesh.trust import TrustRoot, TrustRootArgs

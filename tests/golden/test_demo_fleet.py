@@ -80,3 +80,14 @@ def test_demo_fleet_spans_three_clouds(demo_preview):
     assert any(t.startswith("aws:") for t in types)
     assert any(t.startswith("gcp:") for t in types)
     assert any(t.startswith("azure-native:") for t in types)
+
+
+def test_first_pass_exports_equal_the_full_run(demo_preview, project_root):
+    """The preview learns peers' outputs from an exports-only run; they must be what the full run exports."""
+    from fleetkit.preview import run_stack
+
+    peers = {n: r for n, r in demo_preview.items()}
+    for name in ("aws-us-east-1", "gcp-europe-west4"):
+        partial = run_stack(project_root, name, peers, exports_only=True)
+        assert partial.public_outputs() == demo_preview[name].public_outputs()
+        assert len(partial.resources) < len(demo_preview[name].resources)
