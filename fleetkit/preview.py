@@ -401,9 +401,11 @@ class _Pool:
             progress: Callable[[str, str], None] | None, what: str, exports_only: bool = False
             ) -> dict[str, StackPreview]:
         busy = []
+        # workers only need peers' outputs, not their recorded resources
+        slim = {n: StackPreview(n, [], r.outputs, set(r.secret_outputs)) for n, r in peers.items()}
         for conn, names in zip(self.conns, batches):
             if names:
-                conn.send((names, peers, sets_for, exports_only))
+                conn.send((names, slim, sets_for, exports_only))
                 busy.append((conn, names))
                 if progress:
                     progress(", ".join(names), what)

@@ -65,14 +65,32 @@ def _changed_leaves(path: str, before: Any, after: Any) -> list[tuple[str, Any]]
     return [(path, after)]
 
 
+#: fleets already loaded and validated in this process, by the state of the stack files (the offline
+#: preview runs the program once or twice per stack; every run would otherwise reload the fleet)
+_LOADED: dict[tuple[object, ...], Fleet] = {}
+
+
+def _fingerprint(root: Path) -> tuple[object, ...]:
+    stacks = root / "stacks"
+    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in stacks.glob("*.yaml")))
+
+
 def load_current_stack(root: Path) -> Fleet:
     stack = pulumi.get_stack()
+    overrides = _config_overrides(root, stack)
+    # without overrides the fleet is the same whichever stack asks; with them it is this stack's own
+    key = (str(root), _fingerprint(root), stack if overrides else None, tuple(overrides))
+    if key in _LOADED and stack in _LOADED[key].stacks:
+        return _LOADED[key]
     try:
-        return load_fleet(root, only=[stack], overrides=_config_overrides(root, stack),
-                          override_label="pulumi config")
+        fleet = load_fleet(root, only=[stack], overrides=overrides, override_label="pulumi config")
     except SpecError as err:
         # a RunError prints its message without a Python traceback
         raise pulumi.RunError(err.render()) from None
+    if len(_LOADED) > 8:
+        _LOADED.clear()
+    _LOADED[key] = fleet
+    return fleet
 
 
 def run(root: Path) -> None:
