@@ -128,6 +128,12 @@ def main() -> int:
     for name, n, sm, wall, res, t_load in rows:
         per = f"{wall / sm * 1000:.1f}" if isinstance(sm, int) and sm else "-"
         print(f"{name:>10} {n:>6} {sm!s:>15} {wall:>8.2f} {t_load:>7.2f} {res:>9} {res / wall:>8.0f} {per:>20}")
+    # a quick picture of the trend: wall time per size
+    longest = max(r[3] for r in rows) or 1
+    print()
+    for name, _, sm, wall, _, _ in rows:
+        bar = "#" * max(1, round(40 * wall / longest))
+        print(f"{name:>10} | {bar:<40} {wall:6.1f}s")
     sized = [(sm, wall) for _, _, sm, wall, _, _ in rows if isinstance(sm, int)]
     if len(sized) >= 2:
         (a_sm, a_w), (b_sm, b_w) = sized[-2], sized[-1]
