@@ -343,26 +343,34 @@ class Cluster(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ AWS
     def _aws(self, spec: RegionStackSpec) -> None:
-        name, cl, tags = self._name, spec.cluster, self._tags
-        node_role = aws.iam.Role(
-            f"{name}-node-role",
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-            description=f"fleetkit: nodes of EKS cluster {cl.name}",
-            tags=tags,
-            opts=self._child,
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}", role=node_role.name, policy_arn=aws_managed_policy_arn(policy), opts=self._child
-            )
-            for policy in EKS_NODE_POLICIES
-        ]
+        cl = spec.cluster
+        node_role, attachments = self._aws_role("node", "ec2.amazonaws.com", f"fleetkit: nodes of EKS cluster {cl.name}",
+                                                EKS_NODE_POLICIES)
         self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in attachments]).apply(lambda xs: xs[0])
 
         if cl.create is not None:
             self._aws_create(spec, cl.create)
         else:
             self._aws_adopt(spec)
+
+    def _aws_role(self, kind: str, service: str, description: str, policies: Any
+                  ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        """An IAM role ``<name>-<kind>-role`` assumable by ``service``, with AWS-managed policies attached."""
+        role = aws.iam.Role(
+            f"{self._name}-{kind}-role",
+            assume_role_policy=assume_role_policy(service),
+            description=description,
+            tags=self._tags,
+            opts=self._child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-{kind}-{policy}", role=role.name, policy_arn=aws_managed_policy_arn(policy),
+                opts=self._child,
+            )
+            for policy in policies
+        ]
+        return role, attachments
 
     def _aws_default_subnets(self, spec: RegionStackSpec) -> pulumi.Output[list[str]]:
         vpc = aws.ec2.get_vpc_output(default=True, opts=self._invoke)
@@ -377,22 +385,9 @@ class Cluster(pulumi.ComponentResource):
 
     def _aws_create(self, spec: RegionStackSpec, create: CreateCluster) -> None:
         name, cl, tags = self._name, spec.cluster, self._tags
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role",
-            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
-            description=f"fleetkit: EKS control plane of {cl.name}",
-            tags=tags,
-            opts=self._child,
+        cluster_role, cluster_attachments = self._aws_role(
+            "cluster", "eks.amazonaws.com", f"fleetkit: EKS control plane of {cl.name}", EKS_CLUSTER_POLICIES
         )
-        cluster_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-cluster-{policy}",
-                role=cluster_role.name,
-                policy_arn=aws_managed_policy_arn(policy),
-                opts=self._child,
-            )
-            for policy in EKS_CLUSTER_POLICIES
-        ]
         subnets = self._subnets(create) or self._aws_default_subnets(spec)
         self.subnet_ids = subnets
         eks = aws.eks.Cluster(

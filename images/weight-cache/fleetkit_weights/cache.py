@@ -42,6 +42,14 @@ from fleetkit_weights.s3 import S3Location
 META = ".fleetkit-weights"
 
 
+
+def _read_meta(d: Path) -> dict:
+    """An entry's (or a staging dir's) meta.json; empty when missing or unreadable."""
+    try:
+        return json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -264,10 +272,7 @@ class Cache:
         for d in sorted(self.store.iterdir()):
             if not d.is_dir():
                 continue
-            try:
-                meta = json.loads((d / "meta.json").read_text())
-            except (OSError, ValueError):
-                meta = {}
+            meta = _read_meta(d)
             try:
                 last_use = (d / "last_use").stat().st_mtime
             except OSError:
@@ -304,10 +309,7 @@ class Cache:
         for d in sorted(self.staging.iterdir()):
             if not d.is_dir():
                 continue
-            try:
-                meta = json.loads((d / "meta.json").read_text())
-            except (OSError, ValueError):
-                meta = {}
+            meta = _read_meta(d)
             done, mtime = staged_bytes(d)
             slug = d.name.rsplit(".", 1)[0]
             out.append(
