@@ -104,56 +104,29 @@ class Addons(pulumi.ComponentResource):
         super().__init__("fleetkit:components:Addons", name, None, opts)
         spec = args.spec
         # the Kubernetes provider comes in through opts (and is inherited by children)
-        child = pulumi.ResourceOptions(parent=self)
         pool_resources = [p.resource for _, p in sorted(args.node_pools.items()) if hasattr(p, "resource")]
         self.ready = []
         self.device_plugin: k8s.helm.v3.Release | None = None
         self.keda: k8s.helm.v3.Release | None = None
         self.monitoring: k8s.helm.v3.Release | None = None
         if spec.addons.monitoring == "kube-prometheus-stack":
-            self.monitoring = k8s.helm.v3.Release(
-                f"{name}-monitoring",
-                name="kube-prometheus-stack",
-                chart=MONITORING_CHART,
-                version=spec.addons.monitoring_chart_version,
-                repository_opts={"repo": MONITORING_REPO},
-                namespace=MONITORING_NAMESPACE,
-                create_namespace=True,
-                values=build_monitoring_values(),
-                opts=child,
+            self.monitoring = self._release(
+                f"{name}-monitoring", "kube-prometheus-stack", MONITORING_CHART, spec.addons.monitoring_chart_version,
+                MONITORING_REPO, MONITORING_NAMESPACE, build_monitoring_values(),
             )
-            self.ready.append(self.monitoring)
         if needs_device_plugin(spec):
-            self.device_plugin = k8s.helm.v3.Release(
-                f"{name}-nvidia-device-plugin",
-                name="nvidia-device-plugin",
-                chart=DEVICE_PLUGIN_CHART,
-                version=DEVICE_PLUGIN_VERSION,
-                repository_opts={"repo": DEVICE_PLUGIN_REPO},
-                namespace=DEVICE_PLUGIN_NAMESPACE,
-                create_namespace=True,
-                values=build_device_plugin_values(spec),
+            self.device_plugin = self._release(
+                f"{name}-nvidia-device-plugin", "nvidia-device-plugin", DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION,
+                DEVICE_PLUGIN_REPO, DEVICE_PLUGIN_NAMESPACE, build_device_plugin_values(spec),
                 # a DaemonSet on pools that may be at zero nodes: do not wait for pods
-                skip_await=True,
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=pool_resources)),
+                skip_await=True, depends_on=pool_resources,
             )
-            self.ready.append(self.device_plugin)
         if spec.addons.keda:
-            self.keda = k8s.helm.v3.Release(
-                f"{name}-keda",
-                name="keda",
-                chart=KEDA_CHART,
-                version=KEDA_VERSION,
-                repository_opts={"repo": KEDA_REPO},
-                namespace=KEDA_NAMESPACE,
-                create_namespace=True,
-                values=build_keda_values(),
+            self.keda = self._release(
+                f"{name}-keda", "keda", KEDA_CHART, KEDA_VERSION, KEDA_REPO, KEDA_NAMESPACE, build_keda_values(),
                 # KEDA's chart creates ServiceMonitors: the monitoring CRDs must exist first
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[self.monitoring] if self.monitoring else [])
-                ),
+                depends_on=[self.monitoring] if self.monitoring else [],
             )
-            self.ready.append(self.keda)
         self.register_outputs(
             {
                 "ready": [r.urn for r in self.ready],
@@ -162,3 +135,23 @@ class Addons(pulumi.ComponentResource):
                 "monitoring": spec.addons.monitoring_chart_version if self.monitoring else None,
             }
         )
+
+    def _release(self, resource_name: str, release: str, chart: str, version: str, repo: str, namespace: str,
+                 values: dict[str, Any], *, skip_await: bool = False,
+                 depends_on: list[Any] | None = None) -> k8s.helm.v3.Release:
+        """A Helm release in its own namespace; workloads wait for it (``ready``)."""
+        extra: dict[str, Any] = {"skip_await": True} if skip_await else {}
+        rel = k8s.helm.v3.Release(
+            resource_name,
+            name=release,
+            chart=chart,
+            version=version,
+            repository_opts={"repo": repo},
+            namespace=namespace,
+            create_namespace=True,
+            values=values,
+            **extra,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
+        )
+        self.ready.append(rel)
+        return rel

@@ -46,6 +46,12 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
 
 
+def yaml_error_location(exc: yaml.YAMLError, unknown: str = "(document)") -> str:
+    """``line L, column C`` of a YAML error (1-based), for problem reports."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else unknown
+
+
 def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
     """Parse every document of ``text``; syntax errors and duplicate keys come back as problems."""
     collector = ProblemCollector()
@@ -55,9 +61,7 @@ def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]
         while loader.check_data():
             docs.append(loader.get_data())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
-        collector.add(file, where, "yaml.syntax", f"YAML syntax error: {exc.problem or exc}")
+        collector.add(file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {exc.problem or exc}")
     except yaml.YAMLError as exc:
         collector.add(file, "(document)", "yaml.syntax", f"YAML error: {exc}")
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from fleetkit.errors import ProblemCollector, format_path
+from fleetkit.yamlio import yaml_error_location
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -173,8 +174,7 @@ def load_text(text: str, file: str, problems: ProblemCollector) -> list[Document
             lines = Lines(start, loader.keys, loader.items)
             docs.extend(_objects(data, file, n, start, lines, problems, len(docs)))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        where = yaml_error_location(exc, "unknown position")
         problems.add(file, where, "yaml-syntax", f"invalid YAML: {exc.problem or exc.context}")
     except yaml.YAMLError as exc:
         problems.add(file, "", "yaml-syntax", f"invalid YAML: {exc}")
