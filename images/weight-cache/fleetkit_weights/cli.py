@@ -128,6 +128,10 @@ def _add_sync_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fallocate", action="store_true",
                    help="reserve each file's disk blocks before downloading (default: sparse .part files; "
                         "free space is checked up front either way)")
+    g.add_argument("--buffered-io", action="store_true",
+                   help="write downloads through the page cache (default: direct I/O from the verified "
+                        "socket buffer to disk where the filesystem supports it, which spares a copy "
+                        "and the dirty-page writeback before fsync)")
     g.add_argument("--allow-stale", action="store_true",
                    help="if the object store is unreachable, succeed with the cached version of the model")
     g.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary line")
@@ -333,6 +337,7 @@ def _sync_options(args: argparse.Namespace, probs: _Problems):
         allow_stale=args.allow_stale,
         retry=common["retry"],
         fallocate=args.fallocate,
+        direct_io=not args.buffered_io,
     )
 
 

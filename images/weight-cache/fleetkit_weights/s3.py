@@ -419,7 +419,7 @@ class S3Client:
         start: int,
         length: int,
         sink: Callable[[memoryview], None],
-        buf: bytearray,
+        buf: bytearray | memoryview,
         etag: str | None = None,
         object_size: int | None = None,
     ) -> None:
@@ -445,14 +445,24 @@ class S3Client:
                 raise S3Error(resp.status, "RangeIgnored", "server ignored the Range header", what)
             if resp.length is not None and resp.length != length:
                 raise S3Error(resp.status, "BadRange", f"expected {length} bytes, server sends {resp.length}", what)
+            # The buffer is filled completely before sink() sees it, so every sink() call but
+            # the last of a range is len(buf) bytes at a buffer-aligned offset (what O_DIRECT
+            # writes need, and fewer, larger pwrites in any case).
             view = memoryview(buf)
             remaining = length
             while remaining:
-                n = resp.readinto(view[: min(remaining, len(buf))])
-                if not n:
-                    raise TruncatedBody(f"{what}: connection closed after {length - remaining} of {length} bytes")
-                sink(view[:n])
-                remaining -= n
+                want = min(remaining, len(buf))
+                filled = 0
+                while filled < want:
+                    n = resp.readinto(view[filled:want])
+                    if not n:
+                        if filled:
+                            sink(view[:filled])  # keep what arrived; the caller resumes after it
+                        got = length - remaining + filled
+                        raise TruncatedBody(f"{what}: connection closed after {got} of {length} bytes")
+                    filled += n
+                sink(view[:want])
+                remaining -= want
         except BaseException:
             self._drop_conn(*ckey)
             raise

@@ -41,6 +41,7 @@ class SyncOptions(NamedTuple):
     allow_stale: bool = False
     retry: RetryPolicy | None = None  # None: RetryPolicy.from_env()
     fallocate: bool = False
+    direct_io: bool = True
 
 
 class SyncResult:
@@ -318,7 +319,7 @@ class Syncer:
         )
         transfer = Transfer(
             self.client, loc, jobs, self.opts.concurrency, self.opts.retry, progress, self.log, self.opts.durable,
-            fallocate=self.opts.fallocate,
+            fallocate=self.opts.fallocate, direct=self.opts.direct_io,
         )
         progress.start()
         try:
