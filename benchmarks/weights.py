@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 MB = 1_000_000
+AWSCLI = "aws s3 cp --recursive (awscli v1)"
 BUCKET = "bench"
 PREFIX = "model/rev-1"
 
@@ -338,7 +339,7 @@ def main() -> int:
             runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
             runners["s5cmd cp, then sha256 of the files"] = tool("s5cmd", s5cmd, verify=True)
         if "awscli" not in args.skip:
-            runners["aws s3 cp --recursive (awscli v1)"] = tool("awscli", lambda d: [
+            runners[AWSCLI] = tool("awscli", lambda d: [
                 aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", url,
                 f"s3://{BUCKET}/{PREFIX}", str(d)])
         if "boto3" not in args.skip:
@@ -391,6 +392,13 @@ def main() -> int:
               f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold")
         print(f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
               f"(the rest is interpreter start-up and imports)")
+        print()
+        checks = [("cold >= 1.0x s5cmd", "s5cmd cp (defaults)", 1.0), ("cold >= 3.0x awscli", AWSCLI, 3.0)]
+        for label, name, want in checks:
+            if name in times:
+                ratio = med(name) / t_cold
+                print(f"target {label:24} {ratio:5.2f}x  {'met' if ratio >= want else 'missed'}")
+        print(f"target {'warm < 2% of cold':24} {100 * t_warm / t_cold:5.2f}%  {'met' if t_warm < 0.02 * t_cold else 'missed'}")
         return 0
     finally:
         if servers is not None:
