@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -338,6 +339,10 @@ def main() -> int:
         if "s5cmd" not in args.skip:
             runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
             runners["s5cmd cp, then sha256 of the files"] = tool("s5cmd", s5cmd, verify=True)
+            # s5cmd neither fsyncs nor waits for writeback: below the kernel's dirty-page limit its
+            # data is still in memory when it exits (and the next run's sync flushes it untimed).
+            runners["s5cmd cp, then sync (on disk, as ours)"] = tool(
+                "s5cmd", lambda d: ["sh", "-c", shlex.join(s5cmd(d)) + " && sync"])
         if "awscli" not in args.skip:
             runners[AWSCLI] = tool("awscli", lambda d: [
                 aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", url,
