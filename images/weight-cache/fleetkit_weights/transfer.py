@@ -13,7 +13,7 @@ renamed from ``.part`` to its real name; a mismatching one is deleted and report
 With per-chunk digests in the manifest (what ``publish`` writes) every range is hashed
 from the socket buffer as it arrives and written with O_DIRECT where the filesystem
 allows: no copy into the page cache and no dirty pages left for the final fsync, which
-on our test VM made the durable cold sync 2.4x faster (see benchmarks/weights.py).
+on our test VM made the durable cold sync 2.2x faster (see benchmarks/weights.py).
 """
 
 from __future__ import annotations
