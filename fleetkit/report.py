@@ -24,6 +24,16 @@ class Report:
     exit_code: int = 0
 
 
+def titled_table(title: str, columns: Any, rows: Any, **column_opts: Any) -> Table:
+    """The kit's table look (left title, no outer edge), with these columns and rows."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in columns:
+        table.add_column(col, **column_opts)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _resource_table(preview: Any, details: bool) -> Table:
     table = Table(title="resources", title_justify="left", show_edge=False, pad_edge=False)
     if details:
@@ -62,13 +72,11 @@ def _pool_table(spec: RegionStackSpec) -> Table:
 
 
 def _model_table(spec: RegionStackSpec) -> Table:
-    table = Table(title="models", title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("model", "service", "version", "pool", "TP", "replicas", "tier", "served as"):
-        table.add_column(col)
-    for name, m in sorted(spec.models.items()):
-        table.add_row(name, m.service or name, m.version, m.pool or "-", str(m.tensor_parallel),
-                      f"{m.replicas.min}–{m.replicas.max}", m.tier or "-", m.served_name)
-    return table
+    return titled_table(
+        "models", ("model", "service", "version", "pool", "TP", "replicas", "tier", "served as"),
+        ((name, m.service or name, m.version, m.pool or "-", str(m.tensor_parallel),
+          f"{m.replicas.min}–{m.replicas.max}", m.tier or "-", m.served_name)
+         for name, m in sorted(spec.models.items())))
 
 
 def _policy_table(spec: RegionStackSpec) -> Table:
@@ -119,13 +127,10 @@ def _lint(preview: Any) -> tuple[list[Any], Any | None]:
     findings = lint_objects(objs)
     if not findings:
         return [], Text("lint: no findings", style="green")
-    table = Table(title="lint findings", title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("severity", "rule", "object", "message"):
-        table.add_column(col)
-    for f in findings:
-        table.add_row(f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule,
-                      escape(f.object), escape(f.message))
-    return findings, table
+    return findings, titled_table(
+        "lint findings", ("severity", "rule", "object", "message"),
+        ((f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule, escape(f.object),
+          escape(f.message)) for f in findings))
 
 
 def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False) -> Report:

@@ -129,6 +129,8 @@ def to_renderables(review: Review) -> list[Any]:
     from rich.table import Table
     from rich.text import Text
 
+    from fleetkit.report import titled_table
+
     out: list[Any] = [Text(f"base {review.base} → {review.head} · manifests: {renderer_text(review)}", style="bold")]
     for s in review.changed():
         parts: list[Any] = []
@@ -146,21 +148,15 @@ def to_renderables(review: Review) -> list[Any]:
         else:
             parts.append(Text("no change in the stack specs; the rendered output differs", style="dim"))
         if s.lint_introduced:
-            lint = Table(title="lint findings introduced", title_justify="left", show_edge=False, pad_edge=False)
-            for col in ("severity", "rule", "object", "message"):
-                lint.add_column(col, overflow="fold")
-            for f in s.lint_introduced:
-                lint.add_row(f.severity + (f" (suppressed: {f.suppressed})" if f.suppressed else ""), f.rule,
-                             f.object, f.message)
-            parts.append(lint)
+            parts.append(titled_table(
+                "lint findings introduced", ("severity", "rule", "object", "message"),
+                ((f.severity + (f" (suppressed: {f.suppressed})" if f.suppressed else ""), f.rule, f.object,
+                  f.message) for f in s.lint_introduced), overflow="fold"))
         if s.guardrails_introduced:
-            guard = Table(title="guardrail verdicts introduced", title_justify="left", show_edge=False, pad_edge=False)
-            for col in ("enforcement", "policy", "resource", "message"):
-                guard.add_column(col, overflow="fold")
-            for v in s.guardrails_introduced:
-                guard.add_row(v.enforcement + (f" (suppressed: {v.suppressed})" if v.suppressed else ""), v.policy,
-                              v.resource, v.message)
-            parts.append(guard)
+            parts.append(titled_table(
+                "guardrail verdicts introduced", ("enforcement", "policy", "resource", "message"),
+                ((v.enforcement + (f" (suppressed: {v.suppressed})" if v.suppressed else ""), v.policy, v.resource,
+                  v.message) for v in s.guardrails_introduced), overflow="fold"))
         if s.lint_resolved or s.guardrails_resolved:
             parts.append(Text(f"resolved: {s.lint_resolved} lint finding(s), {s.guardrails_resolved} guardrail verdict(s)",
                               style="green"))

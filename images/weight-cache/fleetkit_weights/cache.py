@@ -43,6 +43,13 @@ META = ".fleetkit-weights"
 
 
 
+def _subdirs(parent: Path) -> list[Path]:
+    """parent's subdirectories in name order ([] if parent does not exist yet)."""
+    if not parent.is_dir():
+        return []
+    return [d for d in sorted(parent.iterdir()) if d.is_dir()]
+
+
 def _read_meta(d: Path) -> dict:
     """An entry's (or a staging dir's) meta.json; empty when missing or unreadable."""
     try:
@@ -267,11 +274,7 @@ class Cache:
 
     def entries(self) -> list[Entry]:
         out: list[Entry] = []
-        if not self.store.is_dir():
-            return out
-        for d in sorted(self.store.iterdir()):
-            if not d.is_dir():
-                continue
+        for d in _subdirs(self.store):
             meta = _read_meta(d)
             try:
                 last_use = (d / "last_use").stat().st_mtime
@@ -304,11 +307,7 @@ class Cache:
 
     def partials(self) -> list[Partial]:
         out: list[Partial] = []
-        if not self.staging.is_dir():
-            return out
-        for d in sorted(self.staging.iterdir()):
-            if not d.is_dir():
-                continue
+        for d in _subdirs(self.staging):
             meta = _read_meta(d)
             done, mtime = staged_bytes(d)
             slug = d.name.rsplit(".", 1)[0]
