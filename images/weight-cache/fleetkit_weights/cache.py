@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from fleetkit_weights import manifest as manifest_mod
 from fleetkit_weights.errors import LockTimeout, WeightsError
-from fleetkit_weights.s3 import S3Location
+from fleetkit_weights.layout import META, boot_id, entry_id, linked_entry, slug, touch  # noqa: F401 - re-exported
+from fleetkit_weights.options import S3Location
 
-META = ".fleetkit-weights"
 
 
 
@@ -56,13 +54,6 @@ def _read_meta(d: Path) -> dict:
         return json.loads((d / "meta.json").read_text())
     except (OSError, ValueError):
         return {}
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -84,19 +75,6 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
-
-
-def touch(path: Path) -> None:
-    """Record a use. Best effort: a reader may see the cache through a read-only mount."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        try:
-            path.touch()
-        except OSError:
-            pass
-    except OSError:
-        pass
 
 
 class Entry(NamedTuple):
@@ -142,11 +120,10 @@ class Cache:
 
     @staticmethod
     def slug(loc: S3Location) -> str:
-        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{loc.bucket}_{loc.prefix}".strip("_"))[:80]
-        return f"{readable}-{hashlib.sha256(str(loc).encode()).hexdigest()[:8]}"
+        return slug(loc)
 
     def entry_id(self, loc: S3Location, digest: str) -> str:
-        return f"{self.slug(loc)}.{digest[:16]}"
+        return entry_id(loc, digest)
 
     def link_path(self, loc: S3Location) -> Path:
         return self.root / loc.bucket / loc.prefix if loc.prefix else self.root / loc.bucket
@@ -227,14 +204,7 @@ class Cache:
 
     def link_target(self, loc: S3Location) -> str | None:
         """Entry id the source's link points at, or None."""
-        try:
-            target = os.readlink(self.link_path(loc))
-        except OSError:
-            return None
-        parts = Path(target).parts
-        if len(parts) >= 2 and parts[-1] == "files":
-            return parts[-2]
-        return None
+        return linked_entry(self.link_path(loc))
 
     def ensure_link(self, loc: S3Location, eid: str, durable: bool = True) -> Path:
         """Point <root>/<bucket>/<prefix> at the entry's files/ (atomic symlink swap)."""

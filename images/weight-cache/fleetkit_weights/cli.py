@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -22,6 +21,13 @@ from typing import Callable, Iterator, NoReturn
 
 from fleetkit_weights import MANIFEST_NAME, __version__
 from fleetkit_weights.errors import IntegrityError, UsageError, WeightsError
+from fleetkit_weights.options import (  # noqa: F401 - parse_size is part of this module's API
+    ADDRESSING_STYLES,
+    MAX_CACHE_BYTES_ENV,
+    SYNC_DEFAULTS,
+    Problems as _Problems,
+    parse_size,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTEGRITY = 0, 1, 2, 3
 PROG = "fleetkit-weights"
@@ -79,19 +85,6 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExit(status)
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]i?)?[bB]?\s*$")
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40, "pi": 2**50}
-
-
-def parse_size(text: str) -> int:
-    """'800Gi' -> 858993459200, '1.5T' -> 1500000000000, '12345' -> 12345."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ValueError(f"invalid size {text!r} (examples: 500Gi, 1.5T, 1048576)")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
-
-
 def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str) -> None:
     g = p.add_argument_group("object store")
     g.add_argument("--endpoint-url", metavar="URL",
@@ -99,7 +92,7 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str
                         "(default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3)")
     g.add_argument("--region", help="signing region (default: $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1; "
                                     "GCS accepts 'auto' or any, R2 uses 'auto')")
-    g.add_argument("--addressing-style", choices=("auto", "path", "virtual"), default="auto",
+    g.add_argument("--addressing-style", choices=ADDRESSING_STYLES, default=SYNC_DEFAULTS["addressing_style"],
                    help="bucket in the path or in the host name (default auto: virtual on AWS, path elsewhere)")
     g.add_argument("--no-sign-request", action="store_true", help="anonymous requests (public buckets)")
     g.add_argument("--concurrency", default=concurrency, metavar="N",
@@ -115,10 +108,10 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str
 
 def _add_sync_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cache")
-    g.add_argument("--max-cache-bytes", metavar="SIZE", default=os.environ.get("FLEETKIT_WEIGHTS_MAX_CACHE_BYTES"),
+    g.add_argument("--max-cache-bytes", metavar="SIZE", default=os.environ.get(MAX_CACHE_BYTES_ENV),
                    help="cache capacity (e.g. 800Gi); least recently used models that are not in use are "
                         "evicted to make room (default: $FLEETKIT_WEIGHTS_MAX_CACHE_BYTES, else unlimited)")
-    g.add_argument("--evict-min-idle", metavar="SECONDS", default="300",
+    g.add_argument("--evict-min-idle", metavar="SECONDS", default=SYNC_DEFAULTS["evict_min_idle"],
                    help="never evict a model used less than this long ago, so a model synced by an "
                         "initContainer survives until its container takes the lease (default 300)")
     g.add_argument("--lock-timeout", metavar="SECONDS", default=None,
@@ -149,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "If that exact version is already cached this takes one small request.")
     p.add_argument("source", metavar="SOURCE", help="s3://bucket/prefix of a published model")
     p.add_argument("cache_dir", metavar="CACHE_DIR", help="cache root on the node (created if its parent exists)")
-    _add_s3_options(p, 16, "16Mi")
+    _add_s3_options(p, SYNC_DEFAULTS["concurrency"], SYNC_DEFAULTS["part_size"])
     _add_sync_options(p)
     p.set_defaults(func=cmd_sync)
 
@@ -160,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="s3://bucket/prefix (one or more)")
     p.add_argument("cache_dir", metavar="CACHE_DIR")
     p.add_argument("--interval", default="0", metavar="SECONDS", help="seconds between rounds (default 0: run once)")
-    _add_s3_options(p, 16, "16Mi")
+    _add_s3_options(p, SYNC_DEFAULTS["concurrency"], SYNC_DEFAULTS["part_size"])
     _add_sync_options(p)
     p.set_defaults(func=cmd_warm)
 
@@ -216,73 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- validation helpers
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, msg: str) -> None:
-        self.items.append(msg)
-
-    def int_(self, value: str | int, name: str, lo: int, hi: int) -> int:
-        try:
-            v = int(value)
-        except (TypeError, ValueError):
-            self.add(f"{name} must be an integer, got {value!r}")
-            return lo
-        if not lo <= v <= hi:
-            self.add(f"{name} must be between {lo} and {hi}, got {v}")
-        return v
-
-    def float_(self, value: str | None, name: str, allow_none: bool = True) -> float | None:
-        if value is None and allow_none:
-            return None
-        try:
-            v = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            self.add(f"{name} must be a number of seconds, got {value!r}")
-            return 0.0
-        if v < 0:
-            self.add(f"{name} must not be negative, got {value}")
-        return v
-
-    def size(self, value: str | None, name: str, minimum: int = 0) -> int | None:
-        if value is None:
-            return None
-        try:
-            v = parse_size(str(value))
-        except ValueError as exc:
-            self.add(f"{name}: {exc}")
-            return None
-        if v < minimum:
-            self.add(f"{name} must be at least {minimum} bytes, got {value}")
-        return v
-
-    def s3(self, value: str, name: str):
-        from fleetkit_weights.s3 import parse_s3_uri
-
-        try:
-            return parse_s3_uri(value)
-        except ValueError as exc:
-            self.add(f"{name}: {exc}")
-            return None
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise UsageError(self.items)
-
-
 def _check_cache_dir(probs: _Problems, path: str, create: bool) -> Path:
-    p = Path(path)
-    if p.exists():
-        if not p.is_dir():
-            probs.add(f"CACHE_DIR {path} exists but is not a directory")
-        elif not os.access(p, os.W_OK | os.X_OK) and create:
-            probs.add(f"CACHE_DIR {path} is not writable by uid {os.getuid()}")
-    elif not create:
-        probs.add(f"CACHE_DIR {path} does not exist")
-    elif not p.parent.is_dir():
-        probs.add(f"CACHE_DIR {path} does not exist and neither does its parent {p.parent}")
-    return p
+    return Path(probs.cache_dir(path, create))
 
 
 def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
@@ -311,31 +239,27 @@ def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
 def _common(args: argparse.Namespace, probs: _Problems) -> dict:
     from fleetkit_weights.retry import RetryPolicy
 
-    out = {
-        "concurrency": probs.int_(args.concurrency, "--concurrency", 1, 512),
-        "part_size": probs.size(args.part_size, "--part-size", 64 * 1024),
-        "progress_interval": probs.float_(args.progress_interval, "--progress-interval"),
-    }
-    attempts = probs.int_(args.max_attempts, "--max-attempts", 1, 100) if args.max_attempts is not None else None
-    out["retry"] = RetryPolicy.from_env(attempts)
+    out = probs.transfer_values(args)
+    out["retry"] = RetryPolicy.from_env(out.pop("max_attempts"))
     return out
 
 
 def _sync_options(args: argparse.Namespace, probs: _Problems):
+    from fleetkit_weights.retry import RetryPolicy
     from fleetkit_weights.sync import SyncOptions
 
-    common = _common(args, probs)
+    v = probs.sync_values(args)
     return SyncOptions(
-        concurrency=common["concurrency"],
-        part_size=common["part_size"] or 16 << 20,
-        max_cache_bytes=probs.size(args.max_cache_bytes, "--max-cache-bytes", 1),
-        evict_min_idle=probs.float_(args.evict_min_idle, "--evict-min-idle", False) or 0.0,
-        lock_timeout=probs.float_(args.lock_timeout, "--lock-timeout"),
+        concurrency=v["concurrency"],
+        part_size=v["part_size"] or 16 << 20,
+        max_cache_bytes=v["max_cache_bytes"],
+        evict_min_idle=v["evict_min_idle"],
+        lock_timeout=v["lock_timeout"],
         durable=not args.no_fsync,
-        progress_interval=common["progress_interval"],
+        progress_interval=v["progress_interval"],
         quiet=args.quiet,
         allow_stale=args.allow_stale,
-        retry=common["retry"],
+        retry=RetryPolicy.from_env(v["max_attempts"]),
         fallocate=args.fallocate,
         direct_io=not args.buffered_io,
     )

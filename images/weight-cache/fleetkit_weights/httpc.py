@@ -3,13 +3,18 @@ readinto() straight into the caller's buffer.
 
 It exists instead of http.client because a warm `sync` is a handful of milliseconds of
 work, and importing http.client (with the email package behind it) would cost more than
-the whole request. TLS is imported only for https endpoints.
+the whole request. For the same reason it uses the C `_socket` module (the `socket` module
+pulls in enum, selectors and array) and imports ssl only for https endpoints.
 """
 
 from __future__ import annotations
 
-import socket
-from typing import Callable
+import _socket
+import io
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 _NO_BODY_STATUSES = (204, 304)
 
@@ -137,6 +142,37 @@ class Response:
         return bytes(out)
 
 
+class _SocketReader(io.RawIOBase):
+    """Unbuffered reads from a socket, for io.BufferedReader (what socket.makefile does)."""
+
+    def __init__(self, sock) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        return self._sock.recv_into(b)
+
+
+def _connect(host: str, port: int, timeout: float):
+    """Like socket.create_connection: try each address getaddrinfo returns, first success wins."""
+    err: OSError | None = None
+    # An ASCII host is passed as bytes: a str would make getaddrinfo import the idna codec.
+    name = host.encode("ascii") if host.isascii() else host
+    for family, type_, proto, _canon, addr in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(addr)
+            return sock
+        except OSError as exc:
+            err = exc
+            sock.close()
+    raise err if err is not None else OSError(f"getaddrinfo returned no addresses for {host}")
+
+
 class Connection:
     def __init__(self, host: str, port: int, tls_context=None, connect_timeout: float = 10.0,
                  read_timeout: float = 60.0):
@@ -144,21 +180,24 @@ class Connection:
         self.tls_context = tls_context
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.sock: socket.socket | None = None
-        self.rfile = None
+        self.sock = None
+        self.rfile: io.BufferedReader | None = None
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        sock = _connect(self.host, self.port, self.connect_timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if self.tls_context is not None:
+                import socket  # noqa: PLC0415 - ssl needs a socket.socket (and imports socket anyway)
+
+                sock = socket.socket(fileno=sock.detach())
                 sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.read_timeout)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
-        self.rfile = sock.makefile("rb", buffering=256 * 1024)
+        self.rfile = io.BufferedReader(_SocketReader(sock), 256 * 1024)
 
     def request(
         self,
@@ -207,6 +246,6 @@ class Connection:
         sock = self.sock
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass

@@ -7,17 +7,7 @@ import threading
 import time
 from typing import TextIO
 
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TiB"
-
-
-def fmt_rate(bytes_per_s: float) -> str:
-    return f"{bytes_per_s / 1e6:.1f} MB/s"
+from fleetkit_weights.result import fmt_bytes, fmt_rate  # noqa: F401 - re-exported
 
 
 def fmt_duration(seconds: float) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import random
-import socket
 import sys
 import threading
 import time
@@ -39,20 +38,22 @@ class RetryPolicy(NamedTuple):
     def delay(self, attempt: int) -> float:
         """Full-jitter backoff for the given 1-based failed attempt."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        import random  # noqa: PLC0415 - only once something has failed
+
         return random.uniform(ceiling / 4, ceiling)
 
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, S3Error):
         return exc.retryable
-    if isinstance(exc, (TruncatedBody, socket.timeout, TimeoutError)):
+    if isinstance(exc, (TruncatedBody, TimeoutError)):
         return True
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(exc, ssl.SSLError):
         return True
     if isinstance(exc, (ConnectionError, BrokenPipeError)):
         return True
-    if isinstance(exc, socket.gaierror):
+    if isinstance(exc, _socket.gaierror):
         return True  # DNS hiccup (EAI_AGAIN and friends)
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
         return True

@@ -8,10 +8,7 @@ that IRSA / EKS Pod Identity / IMDS / shared-config credentials work in a pod.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
-import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -19,44 +16,17 @@ from typing import Callable, Iterable, Mapping, NamedTuple
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
 from fleetkit_weights.httpc import Connection, Headers, Response
+from fleetkit_weights.options import S3Location, parse_s3_uri  # noqa: F401 - re-exported
+from fleetkit_weights.s3req import (  # noqa: F401 - some are re-exported
+    EMPTY_SHA256,
+    UNSIGNED,
+    default_region,
+    encode_target,
+    object_target,
+    sign_v4,
+)
 
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-UNSIGNED = "UNSIGNED-PAYLOAD"
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
-_DNS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-# --------------------------------------------------------------------------- URIs
-
-
-class S3Location(NamedTuple):
-    bucket: str
-    prefix: str  # no leading/trailing slash; "" means bucket root
-
-    def key(self, rel: str) -> str:
-        return f"{self.prefix}/{rel}" if self.prefix else rel
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-
-def parse_s3_uri(uri: str) -> S3Location:
-    """Parse ``s3://bucket[/prefix]``; raise a one-line ValueError on anything else."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r} (expected s3://bucket/prefix)")
-    rest = uri[len("s3://") :]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ValueError(f"missing bucket name in {uri!r}")
-    if not _BUCKET_RE.match(bucket):
-        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
-    prefix = prefix.strip("/")
-    parts = prefix.split("/") if prefix else []
-    if any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"invalid prefix in {uri!r} (empty, '.' or '..' path segment)")
-    if any(ch in prefix for ch in "\0\r\n"):
-        raise ValueError(f"invalid characters in {uri!r}")
-    return S3Location(bucket, prefix)
+_URLSPLIT_CACHE: dict[str, tuple[str, str, int, str]] = {}
 
 
 def validate_endpoint_url(url: str) -> str:
@@ -68,6 +38,17 @@ def validate_endpoint_url(url: str) -> str:
     except ValueError:
         raise ValueError(f"invalid port in endpoint URL {url!r}") from None
     return url.rstrip("/")
+
+
+def endpoint_parts(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, base path) of a validated endpoint URL."""
+    parts = _URLSPLIT_CACHE.get(url)
+    if parts is None:
+        u = urllib.parse.urlsplit(url)
+        scheme = u.scheme
+        parts = _URLSPLIT_CACHE[url] = (scheme, u.hostname or "", u.port or (443 if scheme == "https" else 80),
+                                        u.path.rstrip("/"))
+    return parts
 
 
 # --------------------------------------------------------------------------- credentials
@@ -114,83 +95,6 @@ def _botocore_credentials():
     except ImportError:
         return None
     return botocore.session.get_session().get_credentials()
-
-
-def default_region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-# --------------------------------------------------------------------------- SigV4
-
-
-def _quote(value: str, safe: str = "/") -> str:
-    return urllib.parse.quote(value, safe=safe + "~")
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-
-
-_key_cache: dict[tuple[str, str, str], bytes] = {}
-
-
-def _signing_key(secret: str, date: str, region: str) -> bytes:
-    cached = _key_cache.get((secret, date, region))
-    if cached is None:
-        k = _hmac(("AWS4" + secret).encode(), date)
-        k = _hmac(k, region)
-        k = _hmac(k, "s3")
-        cached = _hmac(k, "aws4_request")
-        _key_cache[(secret, date, region)] = cached
-    return cached
-
-
-def sign_v4(
-    method: str,
-    host: str,
-    path: str,
-    query: Mapping[str, str],
-    headers: dict[str, str],
-    payload_sha256: str,
-    creds: Credentials,
-    region: str,
-    now: float | None = None,
-) -> None:
-    """Add x-amz-date, x-amz-content-sha256, (x-amz-security-token) and Authorization to headers."""
-    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    date = amz_date[:8]
-    headers["x-amz-date"] = amz_date
-    headers["x-amz-content-sha256"] = payload_sha256
-    if creds.token:
-        headers["x-amz-security-token"] = creds.token
-    signed = {"host": host}
-    for k, v in headers.items():
-        lk = k.lower()
-        if lk.startswith("x-amz-") or lk in ("range", "content-md5", "if-match"):
-            signed[lk] = " ".join(str(v).strip().split())
-    names = sorted(signed)
-    canonical_query = "&".join(
-        f"{_quote(k, '')}={_quote(v, '')}" for k, v in sorted(query.items())
-    )
-    canonical = "\n".join(
-        [
-            method,
-            _quote(path),
-            canonical_query,
-            "".join(f"{n}:{signed[n]}\n" for n in names),
-            ";".join(names),
-            payload_sha256,
-        ]
-    )
-    scope = f"{date}/{region}/s3/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    sig = hmac.new(_signing_key(creds.secret_key, date, region), to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={sig}"
-    )
 
 
 # --------------------------------------------------------------------------- client
@@ -258,26 +162,9 @@ class S3Client:
     # -- addressing ---------------------------------------------------------
     def _target(self, bucket: str, key: str) -> tuple[str, str, int, str, str]:
         """(scheme, host, port, host_header, path) for an object (key may be '')."""
-        region = self._bucket_region.get(bucket, self.region)
-        if self.custom_endpoint:
-            u = urllib.parse.urlsplit(self.custom_endpoint)
-            scheme, host = u.scheme, u.hostname or ""
-            port = u.port or (443 if scheme == "https" else 80)
-            base = u.path.rstrip("/")
-            virtual = self.addressing_style == "virtual"
-        else:
-            scheme, host, port, base = "https", f"s3.{region}.amazonaws.com", 443, ""
-            virtual = self.addressing_style == "virtual" or (
-                self.addressing_style == "auto" and bool(_DNS_BUCKET_RE.match(bucket))
-            )
-        if virtual:
-            host = f"{bucket}.{host}"
-            path = f"{base}/{key}"
-        else:
-            path = f"{base}/{bucket}/{key}" if key else f"{base}/{bucket}"
-        default_port = 443 if scheme == "https" else 80
-        host_header = host if port == default_port else f"{host}:{port}"
-        return scheme, host, port, host_header, path
+        endpoint = endpoint_parts(self.custom_endpoint) if self.custom_endpoint else None
+        return object_target(endpoint, self._bucket_region.get(bucket, self.region), self.addressing_style,
+                             bucket, key)
 
     def _conn(self, scheme: str, host: str, port: int) -> Connection:
         conns = getattr(self._local, "conns", None)
@@ -356,11 +243,7 @@ class S3Client:
                     creds,
                     self._bucket_region.get(bucket, self.region),
                 )
-            url = _quote(path)
-            if query:
-                url += "?" + "&".join(
-                    f"{_quote(k, '')}={_quote(v, '')}" if v != "" else _quote(k, "") for k, v in sorted(query.items())
-                )
+            url = encode_target(path, query)
             conn = self._conn(scheme, host, port)
             ckey = (scheme, host, port)
             try:

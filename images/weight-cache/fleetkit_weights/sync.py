@@ -21,7 +21,9 @@ from fleetkit_weights.cache import (
 )
 from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
 from fleetkit_weights.manifest import Manifest
-from fleetkit_weights.progress import Progress, fmt_bytes, fmt_rate
+from fleetkit_weights.layout import files_problems
+from fleetkit_weights.progress import Progress, fmt_bytes
+from fleetkit_weights.result import SyncResult
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, call_with_retry, is_transient
 from fleetkit_weights.s3 import ObjectInfo, S3Client, S3Location
 from fleetkit_weights.transfer import FileJob, Transfer, hash_file
@@ -44,49 +46,6 @@ class SyncOptions(NamedTuple):
     direct_io: bool = True
 
 
-class SyncResult:
-    FIELDS = (
-        "source", "path", "entry_id", "files", "downloaded_files", "skipped_files", "total_bytes", "fetched_bytes",
-        "resumed_bytes", "seconds", "cached", "waited", "stale", "retries", "evicted",
-    )
-
-    def __init__(self, source: str, path: str, entry_id: str, files: int = 0, total_bytes: int = 0,
-                 skipped_files: int = 0, cached: bool = False, stale: bool = False, seconds: float = 0.0):
-        self.source, self.path, self.entry_id = source, path, entry_id
-        self.files = files
-        self.downloaded_files = 0
-        self.skipped_files = skipped_files  # already present and verified (cache hit, resume, or reused)
-        self.total_bytes = total_bytes
-        self.fetched_bytes = 0
-        self.resumed_bytes = 0
-        self.seconds = seconds
-        self.cached = cached  # warm hit: nothing to download
-        self.waited = False  # another process on this node did (part of) the work
-        self.stale = stale
-        self.retries = 0
-        self.evicted: list[str] = []
-
-    def summary(self) -> str:
-        rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0.0
-        if self.stale:
-            state = "object store unreachable; using the cached version (--allow-stale)"
-        elif self.cached:
-            state = "already cached and verified" + (" (after waiting for another sync)" if self.waited else "")
-        else:
-            state = (
-                f"{self.downloaded_files} downloaded, {self.skipped_files} skipped, all sha256-verified"
-                + (f", resumed {fmt_bytes(self.resumed_bytes)}" if self.resumed_bytes else "")
-                + (f", {self.retries} retries" if self.retries else "")
-            )
-        return (
-            f"synced {self.source} -> {self.path}: {self.files} files, {fmt_bytes(self.total_bytes)} "
-            f"({fmt_bytes(self.fetched_bytes)} fetched) in {self.seconds:.2f}s ({fmt_rate(rate)}); {state}"
-        )
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.FIELDS}
-
-
 def fetch_manifest(client: S3Client, loc: S3Location, policy: RetryPolicy) -> Manifest:
     key = loc.key(MANIFEST_NAME)
     try:
@@ -102,16 +61,7 @@ def fetch_manifest(client: S3Client, loc: S3Location, policy: RetryPolicy) -> Ma
 
 def _entry_files_ok(entry_dir: Path, man: Manifest) -> list[str]:
     """Cheap structural check (sizes only) of a published entry."""
-    problems = []
-    for f in man.files:
-        try:
-            size = os.stat(entry_dir / "files" / f.path).st_size
-        except OSError:
-            problems.append(f"{f.path} is missing")
-            continue
-        if size != f.size:
-            problems.append(f"{f.path} has {size} bytes, expected {f.size}")
-    return problems
+    return files_problems(entry_dir / "files", ((f.path, f.size) for f in man.files))
 
 
 def verify_entry(entry_dir: Path, man: Manifest, workers: int = 4, progress: Progress | None = None) -> list[str]:

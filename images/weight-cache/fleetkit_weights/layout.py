@@ -1,0 +1,80 @@
+"""Cache naming and the cheap checks on a published entry, shared by the full sync (cache.py,
+sync.py) and the warm fast path (fastpath.py). Imports only os and the C sha256.
+
+See cache.py for the layout of CACHE_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fleetkit_weights.s3req import sha256
+
+META = ".fleetkit-weights"
+_SLUG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def slug(loc) -> str:
+    """A file-name-safe id of a source: readable part (runs of other characters become one
+    "_", at most 80 characters) plus 8 hex of sha256 of its URI."""
+    out: list[str] = []
+    in_run = False  # inside a run of characters that are replaced
+    for ch in f"{loc.bucket}_{loc.prefix}".strip("_"):
+        if ch in _SLUG_CHARS:
+            out.append(ch)
+            in_run = False
+        elif not in_run:
+            out.append("_")
+            in_run = True
+    return f"{''.join(out)[:80]}-{sha256(str(loc).encode()).hexdigest()[:8]}"
+
+
+def entry_id(loc, manifest_digest: str) -> str:
+    return f"{slug(loc)}.{manifest_digest[:16]}"
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def touch(path: str | os.PathLike[str]) -> None:
+    """Record a use. Best effort: a reader may see the cache through a read-only mount."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        except OSError:
+            pass
+    except OSError:
+        pass
+
+
+def linked_entry(link: str | os.PathLike[str]) -> str | None:
+    """Entry id that a model link (CACHE_DIR/<bucket>/<prefix> -> .../store/<id>/files) points at."""
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    head, name = os.path.split(target.rstrip("/"))
+    if name != "files":
+        return None
+    return os.path.basename(head) or None
+
+
+def files_problems(files_dir: str | os.PathLike[str], files) -> list[str]:
+    """Cheap structural check of a published entry: every (path, size) exists with that size."""
+    problems = []
+    for rel, size in files:
+        try:
+            have = os.stat(os.path.join(files_dir, rel)).st_size
+        except OSError:
+            problems.append(f"{rel} is missing")
+            continue
+        if have != size:
+            problems.append(f"{rel} has {have} bytes, expected {size}")
+    return problems
