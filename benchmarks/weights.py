@@ -287,7 +287,7 @@ def main() -> int:
         (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
         # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
         script = agent_venv / "bin" / "fleetkit-weights"
-        script.write_text(f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.cli import main\n"
+        script.write_text(f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
                           "sys.exit(main())\n")
         script.chmod(0o755)
         fw = [str(script)]

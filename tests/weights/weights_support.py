@@ -24,6 +24,7 @@ if str(AGENT_SRC) not in sys.path:
     sys.path.insert(0, str(AGENT_SRC))
 
 from fleetkit_weights.cli import main  # noqa: E402
+from fleetkit_weights.fastpath import main as fast_main  # noqa: E402
 
 CREDS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -93,6 +94,13 @@ def cli(*argv: str) -> Result:
     """Run fleetkit_weights.cli.main in-process (as the kit does)."""
     with _swap_std() as (out, err):
         rc = main([str(a) for a in argv])
+    return Result(rc, out.getvalue(), err.getvalue())
+
+
+def fast(*argv: str) -> Result:
+    """Run the console script's entry point (warm fast path, else the full CLI) in-process."""
+    with _swap_std() as (out, err):
+        rc = fast_main([str(a) for a in argv])
     return Result(rc, out.getvalue(), err.getvalue())
 
 

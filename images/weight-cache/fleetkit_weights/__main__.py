@@ -1,5 +1,5 @@
 import sys
 
-from fleetkit_weights.cli import main
+from fleetkit_weights.fastpath import main
 
 sys.exit(main())

@@ -1,0 +1,250 @@
+"""The `fleetkit-weights` console script, and the warm `sync` that needs none of the full CLI.
+
+Every pod start on a node that already holds its model runs `fleetkit-weights sync` again.
+The answer takes one manifest GET and a few stat calls, about 3 ms. Importing the full
+CLI takes ten times that: argparse, pathlib, typing, json, re, socket and hashlib. So the
+console script tries this path first. It is built only from modules the interpreter loads
+anyway and small C modules, plus the lean shared pieces:
+- options.py: argument checks;
+- s3req.py: addressing and SigV4;
+- httpc.py: HTTP;
+- layout.py: cache naming and entry checks;
+- result.py: the summary line.
+
+This path answers only when it is certain. It needs all of the following:
+- a `sync` command line made of options it recognises, with valid values;
+- a plain http(s) endpoint;
+- credentials in the environment (or --no-sign-request);
+- a manifest GET that succeeds the first time;
+- a complete entry for exactly that manifest, durable or written since the last boot,
+  already linked at CACHE_DIR/<bucket>/<prefix>, with every file at its manifest size.
+
+In any other case it hands over to the full CLI (cli.main), and so does any error. The full
+CLI then runs the same check again with retries, repairs, downloads, and reports problems.
+Set FLEETKIT_WEIGHTS_DEBUG=1 to see why a run was handed over, and FLEETKIT_WEIGHTS_NO_FASTPATH=1
+to always use the full CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from fleetkit_weights import MANIFEST_NAME
+from fleetkit_weights.options import ADDRESSING_STYLES, MAX_CACHE_BYTES_ENV, SYNC_DEFAULTS, Problems, plain_endpoint
+
+# Options of `sync` that this path recognises: argparse dest names.
+_FLAGS = {
+    "--quiet": "quiet", "-q": "quiet", "--json": "json", "--no-sign-request": "no_sign_request",
+    "--no-fsync": "no_fsync", "--fallocate": "fallocate", "--buffered-io": "buffered_io",
+    "--allow-stale": "allow_stale",
+}
+_VALUED = {
+    "--endpoint-url": "endpoint_url", "--region": "region", "--addressing-style": "addressing_style",
+    "--concurrency": "concurrency", "--part-size": "part_size", "--max-attempts": "max_attempts",
+    "--progress-interval": "progress_interval", "--max-cache-bytes": "max_cache_bytes",
+    "--evict-min-idle": "evict_min_idle", "--lock-timeout": "lock_timeout",
+}
+
+
+class Miss(Exception):
+    """The fast path cannot answer with certainty; the full CLI takes over."""
+
+
+class SyncArgs:
+    """A `sync` command line as argparse would parse it, for the forms recognised here."""
+
+    def __init__(self, argv: list[str]):
+        if not argv or argv[0] != "sync":
+            raise Miss("not a sync command")
+        self.__dict__.update(SYNC_DEFAULTS)
+        self.__dict__.update(dict.fromkeys(_FLAGS.values(), False))
+        self.endpoint_url: str | None = None
+        self.region: str | None = None
+        self.max_cache_bytes = os.environ.get(MAX_CACHE_BYTES_ENV)
+        positionals = []
+        it = iter(argv[1:])
+        for tok in it:
+            if tok in _FLAGS:
+                setattr(self, _FLAGS[tok], True)
+                continue
+            name, eq, value = tok.partition("=")
+            if name in _VALUED:
+                if not eq:
+                    value = next(it, None)
+                    if value is None or value.startswith("-"):
+                        raise Miss(f"{name} without a plain value")
+                setattr(self, _VALUED[name], value)
+            elif tok.startswith("-"):
+                raise Miss(f"option {tok!r} is left to argparse")
+            else:
+                positionals.append(tok)
+        if len(positionals) != 2:
+            raise Miss("not exactly SOURCE and CACHE_DIR")
+        self.source, self.cache_dir = positionals
+        if self.addressing_style not in ADDRESSING_STYLES:
+            raise Miss("invalid --addressing-style")
+
+
+class _EnvCredentials:
+    def __init__(self, access_key: str, secret_key: str, token: str | None):
+        self.access_key, self.secret_key, self.token = access_key, secret_key, token
+
+
+def _credentials(args: SyncArgs) -> _EnvCredentials | None:
+    if args.no_sign_request:
+        return None
+    ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (ak and sk):
+        raise Miss("credentials come from the AWS provider chain (botocore)")
+    return _EnvCredentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
+
+
+def _endpoint(args: SyncArgs) -> tuple[str, str, int, str] | None:
+    url = args.endpoint_url
+    if url is None:
+        url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        if url is None:
+            return None  # AWS S3
+    parts = plain_endpoint(url)
+    if parts is None:
+        raise Miss(f"endpoint {url!r} needs the full URL parser")
+    return parts
+
+
+def _get_manifest(args: SyncArgs, loc) -> bytes:
+    from fleetkit_weights.httpc import Connection
+    from fleetkit_weights.s3req import EMPTY_SHA256, default_region, encode_target, object_target, sign_v4
+
+    region = args.region or default_region()
+    creds = _credentials(args)
+    scheme, host, port, host_header, path = object_target(
+        _endpoint(args), region, args.addressing_style, loc.bucket, loc.key(MANIFEST_NAME)
+    )
+    headers = {"Host": host_header}
+    if creds is not None:
+        sign_v4("GET", host_header, path, {}, headers, EMPTY_SHA256, creds, region)
+    tls = None
+    if scheme == "https":
+        import ssl  # noqa: PLC0415
+
+        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+    conn = Connection(host, port, tls)
+    try:
+        resp = conn.request("GET", encode_target(path), headers)
+        if resp.status != 200:
+            raise Miss(f"manifest GET answered {resp.status}")
+        return resp.read()
+    finally:
+        conn.close()
+
+
+def _loads(text: str):
+    """json.loads through the C scanner, without importing json (and re behind it)."""
+    try:
+        import _json
+    except ImportError:  # pragma: no cover - CPython always has it
+        import json
+
+        return json.loads(text)
+
+    class _Context:
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+
+        @staticmethod
+        def parse_constant(name: str):
+            raise ValueError(f"{name} is not valid JSON")
+
+    ws = " \t\n\r"
+    start = len(text) - len(text.lstrip(ws))
+    try:
+        value, end = _json.make_scanner(_Context)(text, start)
+    except StopIteration:
+        raise ValueError("not valid JSON") from None
+    if text[end:].strip(ws):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _path_str(path: str) -> str:
+    """The path as pathlib prints it (no "." or empty segments), as the full CLI reports it."""
+    segs = [s for s in path.split("/") if s not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(segs) or "."
+
+
+def warm_sync(argv: list[str]) -> str:
+    """The summary line of a `sync` whose model is already cached and verified; raises Miss otherwise."""
+    from fleetkit_weights.layout import META, boot_id, entry_id, files_problems, linked_entry, touch
+    from fleetkit_weights.result import SyncResult
+    from fleetkit_weights.s3req import sha256
+
+    t0 = time.monotonic()
+    args = SyncArgs(argv)
+    probs = Problems()
+    loc = probs.s3(args.source, "SOURCE")
+    probs.cache_dir(args.cache_dir, create=True)
+    probs.sync_values(args)
+    if probs.items or loc is None:
+        raise Miss("invalid arguments: " + "; ".join(probs.items))
+    raw = _get_manifest(args, loc)
+    eid = entry_id(loc, sha256(raw).hexdigest())
+    entry = os.path.join(args.cache_dir, META, "store", eid)
+    try:
+        marker = _loads(_read_text(os.path.join(entry, "COMPLETE")))
+    except OSError:
+        raise Miss("this version has no COMPLETE entry in the cache") from None
+    if not isinstance(marker, dict):
+        raise Miss("unreadable completion marker")
+    if not marker.get("durable", True) and marker.get("boot_id") != boot_id():
+        raise Miss("entry written without fsync before the last reboot")
+    link = os.path.join(args.cache_dir, loc.bucket, loc.prefix) if loc.prefix else os.path.join(args.cache_dir, loc.bucket)
+    if linked_entry(link) != eid:
+        raise Miss("the model link does not point at this version")
+    files = [(f["path"], f["size"]) for f in _loads(raw.decode("utf-8"))["files"]]
+    problems = files_problems(os.path.join(entry, "files"), files)
+    if problems:
+        raise Miss("; ".join(problems[:3]))
+    touch(os.path.join(entry, "last_use"))
+    res = SyncResult(str(loc), _path_str(link), eid, files=len(files), total_bytes=sum(size for _, size in files),
+                     skipped_files=len(files), cached=True, seconds=time.monotonic() - t0)
+    if args.json:
+        import json  # noqa: PLC0415
+
+        return json.dumps(res.as_dict())
+    return res.summary()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: the warm fast path, else the full CLI (same exit codes)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    line = None
+    if not os.environ.get("FLEETKIT_WEIGHTS_NO_FASTPATH"):
+        try:
+            line = warm_sync(argv)
+        except KeyboardInterrupt:
+            print("fleetkit-weights: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - every failure means: let the full CLI do it
+            if os.environ.get("FLEETKIT_WEIGHTS_DEBUG") and argv[:1] == ["sync"]:
+                print(f"fleetkit-weights: debug: warm fast path not taken: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+    if line is not None:
+        print(line, flush=True)
+        return 0
+    from fleetkit_weights.cli import main as cli_main  # noqa: PLC0415
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
