@@ -239,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fleetkit-weights: debug: warm fast path not taken: {type(exc).__name__}: {exc}",
                       file=sys.stderr)
     if line is not None:
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except OSError as exc:  # e.g. stdout closed: reported as the full CLI reports it
+            print(f"fleetkit-weights: error: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         return 0
     from fleetkit_weights.cli import main as cli_main  # noqa: PLC0415
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 import urllib.parse
 from typing import Callable, Iterable, Mapping, NamedTuple
 
