@@ -100,13 +100,19 @@ def test_bad_values_get_the_full_clis_errors(tmp_path):
     assert via_script.err == via_cli.err and len(via_script.err.strip().splitlines()) == 4
 
 
-def test_cold_cache_is_handed_to_the_full_sync(tmp_path, published, s3_endpoint):
-    cache = tmp_path / "cache"
-    argv = ["sync", published["source"], str(cache), "--endpoint-url", s3_endpoint]
-    with pytest.raises(Miss, match="COMPLETE|link"):
+def _handed_over(cache, published, endpoint, reason: str):
+    """The fast path refuses (with ``reason``); the console-script entry then succeeds via the full CLI."""
+    argv = ["sync", published["source"], str(cache), "--endpoint-url", endpoint]
+    with pytest.raises(Miss, match=reason):
         warm_sync(argv)
     r = fast(*argv)
-    assert r.rc == 0 and "5 downloaded" in r.out
+    assert r.rc == 0, r
+    return r, argv
+
+
+def test_cold_cache_is_handed_to_the_full_sync(tmp_path, published, s3_endpoint):
+    r, argv = _handed_over(tmp_path / "cache", published, s3_endpoint, "COMPLETE")
+    assert "5 downloaded" in r.out
     assert "already cached" in warm_sync(argv)
 
 
@@ -114,11 +120,8 @@ def test_new_version_is_handed_over(tmp_path, published, s3_endpoint):
     cache = _cold(tmp_path, published, s3_endpoint)
     (published["src"] / "config.json").write_text('{"v": 2}')
     assert cli("publish", published["src"], published["source"], "--endpoint-url", s3_endpoint, "--quiet").rc == 0
-    argv = ["sync", published["source"], str(cache), "--endpoint-url", s3_endpoint]
-    with pytest.raises(Miss):
-        warm_sync(argv)
-    r = fast(*argv)
-    assert r.rc == 0 and "1 downloaded, 4 skipped" in r.out
+    r, _ = _handed_over(cache, published, s3_endpoint, "no COMPLETE entry")  # a new manifest is a new entry
+    assert "1 downloaded, 4 skipped" in r.out
     assert (cache / published["bucket"] / published["prefix"] / "config.json").read_text() == '{"v": 2}'
 
 
@@ -126,11 +129,8 @@ def test_damaged_entry_is_handed_over_and_repaired(tmp_path, published, s3_endpo
     cache = _cold(tmp_path, published, s3_endpoint)
     victim = cache / published["bucket"] / published["prefix"] / "model-00002-of-00002.safetensors"
     os.truncate(victim, 10)
-    argv = ["sync", published["source"], str(cache), "--endpoint-url", s3_endpoint]
-    with pytest.raises(Miss, match="has 10 bytes"):
-        warm_sync(argv)
-    r = fast(*argv)
-    assert r.rc == 0 and "damaged" in r.err
+    r, _ = _handed_over(cache, published, s3_endpoint, "has 10 bytes")
+    assert "damaged" in r.err
     assert victim.read_bytes() == published["files"]["model-00002-of-00002.safetensors"]
 
 
@@ -140,11 +140,8 @@ def test_unsynced_entry_after_reboot_is_handed_over(tmp_path, published, s3_endp
     marker = json.loads((entry.path / "COMPLETE").read_text())
     marker["boot_id"] = "a-previous-boot"
     (entry.path / "COMPLETE").write_text(json.dumps(marker))
-    argv = ["sync", published["source"], str(cache), "--endpoint-url", s3_endpoint]
-    with pytest.raises(Miss, match="reboot"):
-        warm_sync(argv)
-    r = fast(*argv)
-    assert r.rc == 0 and "re-verifying" in r.err
+    r, argv = _handed_over(cache, published, s3_endpoint, "reboot")
+    assert "re-verifying" in r.err
     assert "already cached" in warm_sync(argv)
 
 
