@@ -35,7 +35,16 @@ from typing import Callable, Iterator, NamedTuple
 
 from fleetkit_weights import manifest as manifest_mod
 from fleetkit_weights.errors import LockTimeout, WeightsError
-from fleetkit_weights.layout import META, boot_id, entry_id, linked_entry, slug, touch  # noqa: F401 - re-exported
+from fleetkit_weights.layout import (  # noqa: F401 - boot_id and touch are re-exported
+    META,
+    boot_id,
+    entry_id,
+    flock_held,
+    linked_entry,
+    model_link,
+    slug,
+    touch,
+)
 from fleetkit_weights.options import S3Location
 
 
@@ -126,7 +135,7 @@ class Cache:
         return entry_id(loc, digest)
 
     def link_path(self, loc: S3Location) -> Path:
-        return self.root / loc.bucket / loc.prefix if loc.prefix else self.root / loc.bucket
+        return Path(model_link(self.root, loc))
 
     # ------------------------------------------------------------------ locks
     @contextlib.contextmanager
@@ -177,17 +186,7 @@ class Cache:
             os.close(fd)
 
     def source_lock_held(self, slug: str) -> bool:
-        path = self.locks / f"{slug}.lock"
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+        return flock_held(self.locks / f"{slug}.lock")
 
     # ------------------------------------------------------------------ entries
     def entry_dir(self, eid: str) -> Path:
@@ -234,11 +233,7 @@ class Cache:
         return link
 
     def remove_link_if(self, loc_link: Path, eid: str) -> None:
-        try:
-            target = os.readlink(loc_link)
-        except OSError:
-            return
-        if Path(target).parts[-2:] == (eid, "files"):
+        if linked_entry(loc_link) == eid:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(loc_link)
 
@@ -404,17 +399,7 @@ class Cache:
 
 def lease_held(entry_dir: Path) -> bool:
     """True if some process holds a (shared) lease flock on the entry."""
-    try:
-        fd = os.open(entry_dir / "lease", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return flock_held(entry_dir / "lease")
 
 
 def staged_bytes(staging_dir: Path) -> tuple[int, float]:

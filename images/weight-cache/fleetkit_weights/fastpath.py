@@ -87,18 +87,15 @@ class SyncArgs:
             raise Miss("invalid --addressing-style")
 
 
-class _EnvCredentials:
-    def __init__(self, access_key: str, secret_key: str, token: str | None):
-        self.access_key, self.secret_key, self.token = access_key, secret_key, token
+def _credentials(args: SyncArgs):
+    from fleetkit_weights.s3req import env_credentials
 
-
-def _credentials(args: SyncArgs) -> _EnvCredentials | None:
     if args.no_sign_request:
         return None
-    ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not (ak and sk):
+    creds = env_credentials()
+    if creds is None:
         raise Miss("credentials come from the AWS provider chain (botocore)")
-    return _EnvCredentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
+    return creds
 
 
 def _endpoint(args: SyncArgs) -> tuple[str, str, int, str] | None:
@@ -114,7 +111,7 @@ def _endpoint(args: SyncArgs) -> tuple[str, str, int, str] | None:
 
 
 def _get_manifest(args: SyncArgs, loc) -> bytes:
-    from fleetkit_weights.httpc import Connection
+    from fleetkit_weights.httpc import Connection, tls_context
     from fleetkit_weights.s3req import EMPTY_SHA256, default_region, encode_target, object_target, sign_v4
 
     region = args.region or default_region()
@@ -125,12 +122,7 @@ def _get_manifest(args: SyncArgs, loc) -> bytes:
     headers = {"Host": host_header}
     if creds is not None:
         sign_v4("GET", host_header, path, {}, headers, EMPTY_SHA256, creds, region)
-    tls = None
-    if scheme == "https":
-        import ssl  # noqa: PLC0415
-
-        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-    conn = Connection(host, port, tls)
+    conn = Connection(host, port, tls_context() if scheme == "https" else None)
     try:
         resp = conn.request("GET", encode_target(path), headers)
         if resp.status != 200:
@@ -184,7 +176,15 @@ def _path_str(path: str) -> str:
 
 def warm_sync(argv: list[str]) -> str:
     """The summary line of a `sync` whose model is already cached and verified; raises Miss otherwise."""
-    from fleetkit_weights.layout import META, boot_id, entry_id, files_problems, linked_entry, touch
+    from fleetkit_weights.layout import (
+        META,
+        entry_id,
+        files_problems,
+        linked_entry,
+        model_link,
+        touch,
+        written_before_reboot,
+    )
     from fleetkit_weights.result import SyncResult
     from fleetkit_weights.s3req import sha256
 
@@ -205,9 +205,9 @@ def warm_sync(argv: list[str]) -> str:
         raise Miss("this version has no COMPLETE entry in the cache") from None
     if not isinstance(marker, dict):
         raise Miss("unreadable completion marker")
-    if not marker.get("durable", True) and marker.get("boot_id") != boot_id():
+    if written_before_reboot(marker):
         raise Miss("entry written without fsync before the last reboot")
-    link = os.path.join(args.cache_dir, loc.bucket, loc.prefix) if loc.prefix else os.path.join(args.cache_dir, loc.bucket)
+    link = model_link(args.cache_dir, loc)
     if linked_entry(link) != eid:
         raise Miss("the model link does not point at this version")
     files = [(f["path"], f["size"]) for f in _loads(raw.decode("utf-8"))["files"]]

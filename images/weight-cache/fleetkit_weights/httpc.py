@@ -142,6 +142,14 @@ class Response:
         return bytes(out)
 
 
+def tls_context():
+    """The TLS context for https endpoints: system CAs, or $AWS_CA_BUNDLE (ssl imported only here)."""
+    import os  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+
+    return ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+
+
 class _SocketReader(io.RawIOBase):
     """Unbuffered reads from a socket, for io.BufferedReader (what socket.makefile does)."""
 

@@ -6,6 +6,7 @@ See cache.py for the layout of CACHE_DIR.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from fleetkit_weights.s3req import sha256
@@ -27,6 +28,32 @@ def slug(loc) -> str:
             out.append("_")
             in_run = True
     return f"{''.join(out)[:80]}-{sha256(str(loc).encode()).hexdigest()[:8]}"
+
+
+def written_before_reboot(meta: dict) -> bool:
+    """True for an entry (or staging dir) written without fsync during an earlier boot: the page
+    cache it was written to may not have reached the disk, so it must be verified again."""
+    return not meta.get("durable", True) and meta.get("boot_id") != boot_id()
+
+
+def model_link(root: str | os.PathLike[str], loc) -> str:
+    """CACHE_DIR/<bucket>/<prefix>: the symlink a reader opens."""
+    return os.path.join(root, loc.bucket, loc.prefix) if loc.prefix else os.path.join(root, loc.bucket)
+
+
+def flock_held(path: str | os.PathLike[str]) -> bool:
+    """True if another open file holds a flock on path (False if path does not exist)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def entry_id(loc, manifest_digest: str) -> str:

@@ -14,19 +14,18 @@ import urllib.parse
 from typing import Callable, Iterable, Mapping, NamedTuple
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
-from fleetkit_weights.httpc import Connection, Headers, Response
+from fleetkit_weights.httpc import Connection, Headers, Response, tls_context
 from fleetkit_weights.options import S3Location, parse_s3_uri  # noqa: F401 - re-exported
 from fleetkit_weights.s3req import (  # noqa: F401 - some are re-exported
     EMPTY_SHA256,
     UNSIGNED,
+    Credentials,
     default_region,
     encode_target,
+    env_credentials,
     object_target,
     sign_v4,
 )
-
-_URLSPLIT_CACHE: dict[str, tuple[str, str, int, str]] = {}
-
 
 def validate_endpoint_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
@@ -41,22 +40,11 @@ def validate_endpoint_url(url: str) -> str:
 
 def endpoint_parts(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, base path) of a validated endpoint URL."""
-    parts = _URLSPLIT_CACHE.get(url)
-    if parts is None:
-        u = urllib.parse.urlsplit(url)
-        scheme = u.scheme
-        parts = _URLSPLIT_CACHE[url] = (scheme, u.hostname or "", u.port or (443 if scheme == "https" else 80),
-                                        u.path.rstrip("/"))
-    return parts
+    u = urllib.parse.urlsplit(url)
+    return u.scheme, u.hostname or "", u.port or (443 if u.scheme == "https" else 80), u.path.rstrip("/")
 
 
 # --------------------------------------------------------------------------- credentials
-
-
-class Credentials(NamedTuple):
-    access_key: str
-    secret_key: str
-    token: str | None = None
 
 
 class CredentialResolver:
@@ -71,9 +59,9 @@ class CredentialResolver:
     def get(self) -> Credentials | None:
         if self.anonymous:
             return None
-        ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if ak and sk:
-            return Credentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
+        creds = env_credentials()
+        if creds is not None:
+            return creds
         with self._lock:
             if not self._resolved:
                 self._botocore_creds = _botocore_credentials()
@@ -147,6 +135,7 @@ class S3Client:
             or None
         )
         self.custom_endpoint = validate_endpoint_url(endpoint_url) if endpoint_url else None
+        self._endpoint = endpoint_parts(self.custom_endpoint) if self.custom_endpoint else None
         self.region = region or default_region()
         self.addressing_style = addressing_style
         self.creds = CredentialResolver(anonymous)
@@ -161,8 +150,7 @@ class S3Client:
     # -- addressing ---------------------------------------------------------
     def _target(self, bucket: str, key: str) -> tuple[str, str, int, str, str]:
         """(scheme, host, port, host_header, path) for an object (key may be '')."""
-        endpoint = endpoint_parts(self.custom_endpoint) if self.custom_endpoint else None
-        return object_target(endpoint, self._bucket_region.get(bucket, self.region), self.addressing_style,
+        return object_target(self._endpoint, self._bucket_region.get(bucket, self.region), self.addressing_style,
                              bucket, key)
 
     def _conn(self, scheme: str, host: str, port: int) -> Connection:
@@ -173,10 +161,8 @@ class S3Client:
         conn = conns.get(key)
         if conn is None:
             if scheme == "https":
-                import ssl  # noqa: PLC0415
-
                 if self._ssl_ctx is None:
-                    self._ssl_ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                    self._ssl_ctx = tls_context()
                 conn = Connection(host, port, self._ssl_ctx, self.connect_timeout, self.read_timeout)
             else:
                 conn = Connection(host, port, None, self.connect_timeout, self.read_timeout)

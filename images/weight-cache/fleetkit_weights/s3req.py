@@ -91,6 +91,33 @@ def object_target(
     return scheme, host, port, host_header, path
 
 
+# --------------------------------------------------------------------------- credentials
+
+
+class Credentials:
+    """Signing credentials; token is None for long-term keys."""
+
+    __slots__ = ("access_key", "secret_key", "token")
+
+    def __init__(self, access_key: str, secret_key: str, token: str | None = None):
+        self.access_key, self.secret_key, self.token = access_key, secret_key, token
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and (self.access_key, self.secret_key, self.token) == (
+            other.access_key, other.secret_key, other.token)
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key={self.access_key!r}, secret_key='***', token={'***' if self.token else None})"
+
+
+def env_credentials() -> Credentials | None:
+    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN], or None if not both set."""
+    ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (ak and sk):
+        return None
+    return Credentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
+
+
 # --------------------------------------------------------------------------- SigV4
 
 _TRANS_5C = bytes(x ^ 0x5C for x in range(256))

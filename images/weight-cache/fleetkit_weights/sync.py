@@ -21,7 +21,7 @@ from fleetkit_weights.cache import (
 )
 from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
 from fleetkit_weights.manifest import Manifest
-from fleetkit_weights.layout import files_problems
+from fleetkit_weights.layout import files_problems, written_before_reboot
 from fleetkit_weights.progress import Progress, fmt_bytes
 from fleetkit_weights.result import SyncResult
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, call_with_retry, is_transient
@@ -169,7 +169,7 @@ class Syncer:
         marker = cache.read_complete(eid)
         if not marker:
             return False
-        if not marker.get("durable", True) and marker.get("boot_id") != boot_id():
+        if written_before_reboot(marker):
             # Written without fsync before a reboot: the page cache may not have reached disk.
             return self._reverify(loc, eid, man, res)
         problems = _entry_files_ok(entry, man)
@@ -193,7 +193,7 @@ class Syncer:
         with self.cache.source_lock(loc, self.opts.lock_timeout, self.log):
             marker = self.cache.read_complete(eid)
             entry = self.cache.entry_dir(eid)
-            if marker and not marker.get("durable", True) and marker.get("boot_id") != boot_id():
+            if marker and written_before_reboot(marker):
                 self.log(f"re-verifying {eid}: it was cached without fsync before the last reboot")
                 problems = verify_entry(entry, man, self.opts.concurrency)
                 if problems:
@@ -288,7 +288,7 @@ class Syncer:
                 meta = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 meta = {}
-            stale_boot = not meta.get("durable", True) and meta.get("boot_id") != boot_id()
+            stale_boot = written_before_reboot(meta)
             if meta.get("manifest_sha256") != man.digest or stale_boot:
                 import shutil  # noqa: PLC0415
 
