@@ -28,7 +28,9 @@ directory can be mounted at different paths in different containers.
 A model pod runs, in order:
 
 1. init ``weights-sync``: ``fleetkit-weights sync <weights_uri> /cache/models …`` (read-write mount),
-   a no-op beyond one request when the node already holds that version;
+   a no-op beyond one request when the node already holds that version; with the model's
+   ``weights_digest`` set it passes ``--manifest-digest``, so a node serves exactly the pinned manifest
+   (images/weight-cache/README.md, "Pinning");
 2. native sidecar ``weights-lease``: ``fleetkit-weights lease /cache/models/<bucket>/<prefix>`` holds
    the model "in use" for the pod's lifetime so the agent's LRU eviction skips it;
 3. ``vllm``: ``vllm serve /models/<bucket>/<prefix> …`` with the cache mounted **read-only** at
@@ -392,14 +394,19 @@ def agent_sync_args(plan: ModelPlan) -> list[str]:
             "--concurrency", str(SYNC_CONCURRENCY),
             "--max-cache-bytes", str(plan.max_cache_bytes),
             # the node's copy still serves if the bucket is unreachable (cross-cloud outages)
-            "--allow-stale"]
+            "--allow-stale", *_pin_args(plan)]
+
+
+def _pin_args(plan: ModelPlan) -> list[str]:
+    """The model's pinned manifest digest: the agent refuses a manifest with any other digest."""
+    return ["--manifest-digest", plan.model.weights_digest] if plan.model.weights_digest else []
 
 
 def agent_warm_args(plan: ModelPlan) -> list[str]:
     return ["fleetkit-weights", "warm", plan.weights.uri, AGENT_CACHE_DIR,
             "--interval", str(WARM_INTERVAL_SECONDS),
             "--concurrency", str(SYNC_CONCURRENCY),
-            "--max-cache-bytes", str(plan.max_cache_bytes)]
+            "--max-cache-bytes", str(plan.max_cache_bytes), *_pin_args(plan)]
 
 
 def agent_lease_args(plan: ModelPlan) -> list[str]:

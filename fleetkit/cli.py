@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fleetkit.errors import EXIT_USAGE, Problem, SpecError
 
@@ -70,12 +71,22 @@ def fail(err: SpecError) -> None:
 
 
 @app.command()
-def validate(root: RootOpt = None, stack: StackOpt = None, set_: SetOpt = None) -> None:
+def validate(
+    root: RootOpt = None,
+    stack: StackOpt = None,
+    set_: SetOpt = None,
+    check_buckets: Annotated[
+        bool,
+        typer.Option("--check-buckets", help="Also fetch each pinned model's manifest from its bucket and report a "
+                                             "weights_digest that does not match (network; exit 1 on a mismatch)."),
+    ] = False,
+) -> None:
     """Check every stack file, the fleet file and the policies without rendering anything.
 
     Reports every problem at once (file, path in the document, rule, bad value) and exits with
-    code 2 if there is any.
+    code 2 if there is any. Offline unless `--check-buckets`.
     """
+    from fleetkit.buckets import check_pins, pinned_models
     from fleetkit.loader import load_fleet
 
     try:
@@ -85,6 +96,21 @@ def validate(root: RootOpt = None, stack: StackOpt = None, set_: SetOpt = None) 
         return
     n = len(fleet.stacks)
     out_console.print(f"[green]✓[/green] {n} stack{'s' if n != 1 else ''} valid: {', '.join(sorted(fleet.stacks))}")
+    pins, unpinned = pinned_models(fleet)
+    if not check_buckets:
+        out_console.print(f"bucket manifests not checked (offline): {len(pins)} pinned weights_digest(s); "
+                          "--check-buckets compares them with the buckets", soft_wrap=True)
+        return
+    bad = 0
+    for res in check_pins(pins):
+        bad += not res.ok
+        mark = "[green]✓[/green]" if res.ok else "[red]✗[/red]"
+        out_console.print(f"{mark} " + escape(f"{res.pin.weights_uri} ({', '.join(res.pin.where)}): {res.detail}"),
+                          soft_wrap=True)
+    out_console.print(f"checked {len(pins)} pinned model manifest(s) against their buckets, {bad} mismatch(es); "
+                      f"{unpinned} model(s) without weights_digest not checked", soft_wrap=True)
+    if bad:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -247,6 +247,12 @@ class ModelSpec(StrictModel):
     served_name: str = Field(min_length=1, description="name clients put in the OpenAI 'model' field")
     weights_uri: str = Field(description="s3://bucket/prefix holding the weights and their manifest")
     revision: str = Field(min_length=1, description="weights revision (commit or tag), part of pod identity")
+    weights_digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="manifest digest the weights must have (printed by `fleetkit-weights publish`): every node "
+        "verifies the bucket's manifest against it before serving; `fleetkit validate --check-buckets` compares",
+    )
     service: Name | None = Field(default=None, description="mesh service this model serves as (default: its key)")
     version: Name = "v1"
     pool: Name | None = Field(default=None, description="GPU node pool (key of node_pools) it runs on")

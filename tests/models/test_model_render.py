@@ -350,3 +350,27 @@ def test_builders_are_pure():
     code = "import sys, components.model_render, fleetkit.model_checks; print('pulumi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_pinned_weights_digest_reaches_sync_and_prefetch_and_the_agent_accepts_it():
+    from fleetkit_weights.cli import build_parser
+
+    pin = "sha256:" + "5e" * 32  # any well-formed digest: rendering only passes it through
+    spec = with_model(spec_of("aws-us-east-1"), "llama-3-8b", weights_digest=pin)
+    plan = plan_for("aws-us-east-1", "llama-3-8b", spec=spec)
+    sync = container(mr.build_deployment(plan, stub_identity(plan)), "weights-sync")
+    ds = mr.build_prefetch_daemonset(plan, stub_identity(plan))
+    assert ds is not None
+    warm = ds["spec"]["template"]["spec"]["containers"][0]
+    for c in (sync, warm):
+        assert flag(c["args"], "--manifest-digest") == pin
+        args = build_parser().parse_args(c["args"])  # the agent's own parser takes the rendered line
+        assert args.manifest_digest in (pin, [pin])
+    unpinned = plan_for("aws-us-east-1", "llama-3-8b")
+    assert "--manifest-digest" not in mr.agent_sync_args(unpinned) + mr.agent_warm_args(unpinned)
+
+
+@pytest.mark.parametrize("bad", ["sha256:ABC", "5e" * 32, "sha512:" + "0" * 64])
+def test_weights_digest_must_be_a_sha256_pin(bad):
+    with pytest.raises(ValueError, match="weights_digest"):
+        with_model(spec_of("aws-us-east-1"), "llama-3-8b", weights_digest=bad)

@@ -97,8 +97,14 @@ def test_corrupt_object_is_named_and_never_published(tmp_path, bucket, s3, s3_en
     assert "Traceback" not in r.err
     assert not os.path.lexists(cache / bucket / "corrupt")
     assert Cache(cache).entries() == []
-    leftovers = [p.name for p in (cache / META / "staging").rglob("b.safetensors*")]
-    assert leftovers == []  # the corrupt bytes are gone; good files may stay for the next attempt
+    leftovers = sorted(p.name for p in (cache / META / "staging").rglob("b.safetensors*"))
+    if chunked:
+        # the verified chunks stay (journaled) for the next attempt; the corrupt one is not journaled
+        assert leftovers == ["b.safetensors.part", "b.safetensors.part.journal"]
+        (journal,) = (cache / META / "staging").rglob("b.safetensors.part.journal")
+        assert b"\n1\n" not in journal.read_bytes()  # bytes 262144-524287 hold the flipped byte
+    else:
+        assert leftovers == []  # a whole-file digest cannot tell which bytes are bad: all are gone
 
 
 def test_size_mismatch_names_file(tmp_path, published, s3, s3_endpoint):
@@ -146,7 +152,7 @@ def test_kill_9_mid_download_then_resume(tmp_path, bucket, s3_endpoint, proxy):
     assert cli("publish", src, uri, "--endpoint-url", s3_endpoint, "--chunk-size", "256Ki").rc == 0
     cache = tmp_path / "cache"
     proxy.rate = 1.5e6  # bytes/s per connection: the sync takes a few seconds
-    env = agent_env(FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS="0.2")
+    env = agent_env()
     proc = subprocess.Popen(agent_cmd("sync", uri, cache, "--endpoint-url", proxy.url, "--concurrency", "2"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -208,7 +214,7 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path, published, proxy):
     cache = tmp_path / "cache"
     proc = subprocess.Popen(
         agent_cmd("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "2"),
-        env=agent_env(FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 30
@@ -234,7 +240,6 @@ def test_whole_file_resume_with_damaged_part_refetches_once(tmp_path, bucket, s3
     files = make_model(src, {"w.bin": 2 * 1024 * 1024})
     uri = f"s3://{bucket}/plain-resume"
     assert cli("publish", src, uri, "--endpoint-url", s3_endpoint, "--chunk-size", "0").rc == 0
-    monkeypatch.setenv("FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS", "0")
     monkeypatch.setenv("FLEETKIT_WEIGHTS_MAX_ATTEMPTS", "2")
 
     def plan(method, path, headers):

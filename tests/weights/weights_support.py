@@ -129,7 +129,9 @@ class FaultProxy:
     ``plan(method, path, headers) -> fault | None`` picks a fault per request:
     "503" (SlowDown), "500" (InternalError), "reset" (TCP RST before any answer),
     "reset_mid" (RST after half the body), "truncate" (Content-Length promised, half
-    sent, connection closed). ``rate`` throttles response bodies (bytes/s).
+    sent, connection closed), "trickle" (the body at ``trickle_rate`` bytes/s), "flip"
+    or "flip:BIT" (one bit of the body inverted: the middle one, or bit BIT counted from
+    the first byte's least significant bit). ``rate`` throttles response bodies (bytes/s).
     Counts requests and body bytes sent for GETs of model data.
     """
 
@@ -137,6 +139,7 @@ class FaultProxy:
         self.upstream = upstream.removeprefix("http://")
         self.plan: Callable[[str, str, dict], str | None] = lambda m, p, h: None
         self.rate: float | None = None
+        self.trickle_rate = 20_000.0
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.data_bytes = 0  # body bytes of GETs excluding the manifest
@@ -208,16 +211,24 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_WR)
                     return
-                step = 64 * 1024
+                if fault and fault.startswith("flip") and data:
+                    bit = int(fault.partition(":")[2] or len(data) // 2 * 8)
+                    flipped = bytearray(data)
+                    flipped[bit // 8] ^= 1 << (bit % 8)
+                    data = bytes(flipped)
+                step = 4096 if fault == "trickle" else 64 * 1024
+                rate = proxy.trickle_rate if fault == "trickle" else proxy.rate
                 for off in range(0, len(data), step):
                     piece = data[off : off + step]
                     self.wfile.write(piece)
+                    if fault == "trickle":
+                        self.wfile.flush()
                     if is_data:
                         with proxy.lock:
                             if gen == proxy.generation:
                                 proxy.data_bytes += len(piece)
-                    if proxy.rate:
-                        time.sleep(len(piece) / proxy.rate)
+                    if rate:
+                        time.sleep(len(piece) / rate)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True

@@ -238,13 +238,17 @@ class Cache:
                 os.unlink(loc_link)
 
     def entries(self) -> list[Entry]:
+        """Store entries. Tolerant of entries renamed or deleted while it scans (by another process)."""
         out: list[Entry] = []
         for d in _subdirs(self.store):
             meta = _read_meta(d)
             try:
                 last_use = (d / "last_use").stat().st_mtime
             except OSError:
-                last_use = d.stat().st_mtime
+                try:
+                    last_use = d.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # evicted or purged meanwhile
             link = meta.get("link", "")
             current = False
             if link:
@@ -271,11 +275,17 @@ class Cache:
         return out
 
     def partials(self) -> list[Partial]:
+        """Staging directories. Tolerant of one being published (renamed into the store) or
+        discarded while it scans: a directory that is gone by the time it is looked at is skipped."""
         out: list[Partial] = []
         for d in _subdirs(self.staging):
             meta = _read_meta(d)
             done, mtime = staged_bytes(d)
             slug = d.name.rsplit(".", 1)[0]
+            try:
+                dir_mtime = d.stat().st_mtime
+            except FileNotFoundError:
+                continue
             out.append(
                 Partial(
                     id=d.name,
@@ -284,7 +294,7 @@ class Cache:
                     total_bytes=int(meta.get("total_bytes", 0)),
                     done_bytes=done,
                     active=self.source_lock_held(slug),
-                    mtime=max(mtime, d.stat().st_mtime),
+                    mtime=max(mtime, dir_mtime),
                 )
             )
         return out
@@ -329,11 +339,14 @@ class Cache:
         min_idle: float,
         log: Callable[[str], None],
         staging_id: str | None = None,
+        strict: bool = True,
     ) -> list[str]:
         """Evict least-recently-used, unleased entries until used + need <= max_bytes.
 
-        Caller holds global_lock. Returns evicted ids. Raises WeightsError when the limit
-        cannot be met because the remaining entries are in use (or too recently used).
+        Caller holds global_lock. Returns evicted ids. Partial downloads count with their full
+        size (the reservation of a running download). When the limit cannot be met because the
+        remaining entries are in use (or too recently used) it raises WeightsError, or with
+        ``strict=False`` (the model being synced is already published) logs a warning.
         """
         if max_bytes is None:
             return []
@@ -376,7 +389,12 @@ class Cache:
                 used -= item.total_bytes
                 evicted.append(item.id)
                 log(f"removed abandoned partial download {item.source} ({item.id})")
-        if used + need > max_bytes:
+        if used + need > max_bytes and not strict:
+            log(
+                f"warning: cache limit {max_bytes} bytes exceeded: {used} bytes in use after eviction"
+                + (f"; not evictable: {', '.join(blocked)}" if blocked else "")
+            )
+        elif used + need > max_bytes:
             raise WeightsError(
                 f"cache limit {max_bytes} bytes cannot fit {need} more bytes: {used} bytes remain after eviction"
                 + (f"; not evictable: {', '.join(blocked)}" if blocked else "")

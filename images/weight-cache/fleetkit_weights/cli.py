@@ -106,7 +106,7 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str
                    help="seconds between progress lines on stderr (default 0.5 on a TTY, 5 otherwise; 0 = off)")
 
 
-def _add_sync_options(p: argparse.ArgumentParser) -> None:
+def _add_sync_options(p: argparse.ArgumentParser, warm: bool = False) -> None:
     g = p.add_argument_group("cache")
     g.add_argument("--max-cache-bytes", metavar="SIZE", default=os.environ.get(MAX_CACHE_BYTES_ENV),
                    help="cache capacity (e.g. 800Gi); least recently used models that are not in use are "
@@ -127,6 +127,22 @@ def _add_sync_options(p: argparse.ArgumentParser) -> None:
                         "and the dirty-page writeback before fsync)")
     g.add_argument("--allow-stale", action="store_true",
                    help="if the object store is unreachable, succeed with the cached version of the model")
+    g.add_argument("--manifest-digest", metavar="sha256:HEX", default=None,
+                   help="the model's pinned manifest digest (printed by `publish`): the manifest is verified "
+                        "against it before use and fetched again on a mismatch; a bucket that keeps serving "
+                        "another manifest fails the sync (exit 3)" + (
+                            ". With several SOURCEs, pin each as S3URI=sha256:HEX (repeatable)"
+                            if warm else ""),
+                   **({"action": "append"} if warm else {}))
+    g.add_argument("--speed-limit", metavar="BYTES_PER_S", default=SYNC_DEFAULTS["speed_limit"],
+                   help="low-speed limit per connection, as curl's --speed-limit: a ranged GET slower than "
+                        "this for --speed-time seconds is dropped and the rest of the range requested again on "
+                        "a new connection (default 100K; 0 = off)")
+    g.add_argument("--speed-time", metavar="SECONDS", default=SYNC_DEFAULTS["speed_time"],
+                   help="seconds a connection may stay below --speed-limit (default 30)")
+    g.add_argument("--deadline", metavar="SECONDS", default=None,
+                   help="give up a sync that takes longer than this (exit 1; verified parts are kept and the "
+                        "next sync resumes them; default: no deadline)")
     g.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary line")
 
 
@@ -154,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cache_dir", metavar="CACHE_DIR")
     p.add_argument("--interval", default="0", metavar="SECONDS", help="seconds between rounds (default 0: run once)")
     _add_s3_options(p, SYNC_DEFAULTS["concurrency"], SYNC_DEFAULTS["part_size"])
-    _add_sync_options(p)
+    _add_sync_options(p, warm=True)
     p.set_defaults(func=cmd_warm)
 
     p = sub.add_parser("publish", help="upload a model directory and its manifest",
@@ -233,7 +249,13 @@ def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
                 break
     if probs.items:
         return None
-    return S3Client(endpoint, args.region, args.addressing_style, anonymous=args.no_sign_request)
+    speed = {}
+    if getattr(args, "speed_limit", None) is not None:
+        speed = {"speed_limit": probs.size(args.speed_limit, "--speed-limit", 0) or 0,
+                 "speed_time": probs.float_(args.speed_time, "--speed-time", False) or 0.0}
+        if probs.items:
+            return None
+    return S3Client(endpoint, args.region, args.addressing_style, anonymous=args.no_sign_request, **speed)
 
 
 def _common(args: argparse.Namespace, probs: _Problems) -> dict:
@@ -262,6 +284,8 @@ def _sync_options(args: argparse.Namespace, probs: _Problems):
         retry=RetryPolicy.from_env(v["max_attempts"]),
         fallocate=args.fallocate,
         direct_io=not args.buffered_io,
+        manifest_digest=v["manifest_digest"],
+        deadline=v["deadline"],
     )
 
 
@@ -325,12 +349,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
     locs = [probs.s3(s, "SOURCE") for s in args.sources]
     cache_dir = _check_cache_dir(probs, args.cache_dir, create=True)
     interval = probs.float_(args.interval, "--interval", False) or 0.0
+    pins = _warm_pins(probs, args.manifest_digest or [], locs)
+    args.manifest_digest = None
     opts = _sync_options(args, probs)
     client = _s3_client_from_args(args, probs)
     probs.raise_if_any()
     cache_dir.mkdir(exist_ok=True)
     log = _logger(opts.quiet)
-    syncer = Syncer(client, Cache(cache_dir), opts, log)
+    cache = Cache(cache_dir)
+    syncers = {loc: Syncer(client, cache, opts._replace(manifest_digest=pins.get(str(loc))), log) for loc in locs}
     stop = threading.Event()
     round_no = 0
     try:
@@ -340,7 +367,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
                 failed = 0
                 for loc in locs:
                     try:
-                        res = syncer.sync(loc)
+                        res = syncers[loc].sync(loc)
                         print(json.dumps(res.as_dict()) if args.json else res.summary(), flush=True)
                     except WeightsError as exc:
                         failed += 1
@@ -354,6 +381,28 @@ def cmd_warm(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         client.close()
+
+
+def _warm_pins(probs: _Problems, values: list[str], locs: list) -> dict[str, str]:
+    """`warm --manifest-digest`: sha256:HEX for a single SOURCE, else S3URI=sha256:HEX per source."""
+    pins: dict[str, str] = {}
+    sources = {str(loc) for loc in locs if loc is not None}
+    for value in values:
+        uri, eq, digest = value.rpartition("=")
+        if not eq:
+            if len(locs) != 1:
+                probs.add(f"--manifest-digest {value}: with several SOURCEs, give S3URI=sha256:HEX")
+                continue
+            uri = str(locs[0]) if locs[0] is not None else ""
+        else:
+            loc = probs.s3(uri, "--manifest-digest")
+            uri = str(loc) if loc is not None else ""
+            if loc is not None and uri not in sources:
+                probs.add(f"--manifest-digest {value}: {uri} is not one of the SOURCEs")
+        digest = probs.digest(digest, "--manifest-digest")
+        if uri and digest:
+            pins[uri] = digest
+    return pins
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

@@ -16,8 +16,11 @@ This path answers only when it is certain. It needs all of the following:
 - a plain http(s) endpoint;
 - credentials in the environment (or --no-sign-request);
 - a manifest GET that succeeds the first time;
+- a manifest that matches its own digest (if it carries one) and the pinned --manifest-digest
+  (if given);
 - a complete entry for exactly that manifest, durable or written since the last boot,
-  already linked at CACHE_DIR/<bucket>/<prefix>, with every file at its manifest size.
+  already linked at CACHE_DIR/<bucket>/<prefix>, with every file at its manifest size;
+- with --max-cache-bytes, a cache within its limit (otherwise the full CLI evicts idle entries).
 
 In any other case it hands over to the full CLI (cli.main), and so does any error. The full
 CLI then runs the same check again with retries, repairs, downloads, and reports problems.
@@ -45,6 +48,8 @@ _VALUED = {
     "--concurrency": "concurrency", "--part-size": "part_size", "--max-attempts": "max_attempts",
     "--progress-interval": "progress_interval", "--max-cache-bytes": "max_cache_bytes",
     "--evict-min-idle": "evict_min_idle", "--lock-timeout": "lock_timeout",
+    "--manifest-digest": "manifest_digest", "--speed-limit": "speed_limit", "--speed-time": "speed_time",
+    "--deadline": "deadline",
 }
 
 
@@ -174,11 +179,33 @@ def _path_str(path: str) -> str:
     return ("/" if path.startswith("/") else "") + "/".join(segs) or "."
 
 
+def _cache_bytes(cache_dir: str) -> int:
+    """Bytes the cache holds and reserves, as the full CLI counts them: the total_bytes of every
+    store entry and staging directory (their meta.json)."""
+    from fleetkit_weights.layout import META
+
+    used = 0
+    for sub in ("store", "staging"):
+        top = os.path.join(cache_dir, META, sub)
+        try:
+            names = os.listdir(top)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            try:
+                used += int(_loads(_read_text(os.path.join(top, name, "meta.json"))).get("total_bytes", 0))
+            except (OSError, ValueError, AttributeError):
+                continue
+    return used
+
+
 def warm_sync(argv: list[str]) -> str:
     """The summary line of a `sync` whose model is already cached and verified; raises Miss otherwise."""
     from fleetkit_weights.layout import (
+        DIGEST_FIELD,
         META,
         entry_id,
+        manifest_digest,
         files_problems,
         linked_entry,
         model_link,
@@ -186,18 +213,22 @@ def warm_sync(argv: list[str]) -> str:
         written_before_reboot,
     )
     from fleetkit_weights.result import SyncResult
-    from fleetkit_weights.s3req import sha256
-
     t0 = time.monotonic()
     args = SyncArgs(argv)
     probs = Problems()
     loc = probs.s3(args.source, "SOURCE")
     probs.cache_dir(args.cache_dir, create=True)
-    probs.sync_values(args)
+    values = probs.sync_values(args)
     if probs.items or loc is None:
         raise Miss("invalid arguments: " + "; ".join(probs.items))
     raw = _get_manifest(args, loc)
-    eid = entry_id(loc, sha256(raw).hexdigest())
+    doc = _loads(raw.decode("utf-8"))
+    digest = manifest_digest(doc)
+    if doc.get(DIGEST_FIELD, f"sha256:{digest}") != f"sha256:{digest}":
+        raise Miss("the manifest does not match its own digest")
+    if values["manifest_digest"] not in (None, f"sha256:{digest}"):
+        raise Miss("the manifest does not match the pinned digest")
+    eid = entry_id(loc, digest)
     entry = os.path.join(args.cache_dir, META, "store", eid)
     try:
         marker = _loads(_read_text(os.path.join(entry, "COMPLETE")))
@@ -210,10 +241,12 @@ def warm_sync(argv: list[str]) -> str:
     link = model_link(args.cache_dir, loc)
     if linked_entry(link) != eid:
         raise Miss("the model link does not point at this version")
-    files = [(f["path"], f["size"]) for f in _loads(raw.decode("utf-8"))["files"]]
+    files = [(f["path"], f["size"]) for f in doc["files"]]
     problems = files_problems(os.path.join(entry, "files"), files)
     if problems:
         raise Miss("; ".join(problems[:3]))
+    if values["max_cache_bytes"] is not None and _cache_bytes(args.cache_dir) > values["max_cache_bytes"]:
+        raise Miss("the cache is over --max-cache-bytes")
     touch(os.path.join(entry, "last_use"))
     res = SyncResult(str(loc), _path_str(link), eid, files=len(files), total_bytes=sum(size for _, size in files),
                      skipped_files=len(files), cached=True, seconds=time.monotonic() - t0)

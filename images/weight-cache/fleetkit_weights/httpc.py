@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _socket
 import io
+from time import monotonic as _monotonic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -150,18 +151,45 @@ def tls_context():
     return ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
 
 
+class LowSpeed(TimeoutError):
+    """A response body arrived below the low-speed limit for the low-speed time (curl's
+    --speed-limit / --speed-time): the caller drops the connection and asks again (retryable)."""
+
+
 class _SocketReader(io.RawIOBase):
-    """Unbuffered reads from a socket, for io.BufferedReader (what socket.makefile does)."""
+    """Unbuffered reads from a socket, for io.BufferedReader (what socket.makefile does).
+
+    While armed with a low-speed limit, every receive is counted: when a window of ``window``
+    seconds ends with fewer than ``limit`` bytes/s, LowSpeed is raised. It is checked here, per
+    receive, because BufferedReader.readinto keeps receiving until the caller's buffer is full."""
 
     def __init__(self, sock) -> None:
         super().__init__()
         self._sock = sock
+        self.limit = 0
+        self.window = 0.0
+        self._t0 = 0.0
+        self._got = 0
+
+    def arm(self, limit: int, window: float) -> None:
+        self.limit, self.window = (limit, window) if limit and window > 0 else (0, 0.0)
+        self._t0, self._got = _monotonic(), 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
-        return self._sock.recv_into(b)
+        n = self._sock.recv_into(b)
+        if self.limit:
+            self._got += n
+            now = _monotonic()
+            if now - self._t0 >= self.window:
+                if self._got < self.limit * (now - self._t0):
+                    rate = self._got / (now - self._t0)
+                    self.limit = 0
+                    raise LowSpeed(f"{rate:.0f} B/s for {now - self._t0:.1f}s, below the low-speed limit")
+                self._t0, self._got = now, 0
+        return n
 
 
 def _connect(host: str, port: int, timeout: float):
@@ -189,6 +217,7 @@ class Connection:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.sock = None
+        self.reader: _SocketReader | None = None
         self.rfile: io.BufferedReader | None = None
 
     def connect(self) -> None:
@@ -205,7 +234,8 @@ class Connection:
             sock.close()
             raise
         self.sock = sock
-        self.rfile = io.BufferedReader(_SocketReader(sock), 256 * 1024)
+        self.reader = _SocketReader(sock)
+        self.rfile = io.BufferedReader(self.reader, 256 * 1024)
 
     def request(
         self,

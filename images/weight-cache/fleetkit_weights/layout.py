@@ -12,6 +12,7 @@ import os
 from fleetkit_weights.s3req import sha256
 
 META = ".fleetkit-weights"
+DIGEST_FIELD = "digest"  # the manifest's own canonical digest ("sha256:<hex>"), see manifest_digest()
 _SLUG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -105,3 +106,21 @@ def files_problems(files_dir: str | os.PathLike[str], files) -> list[str]:
         if have != size:
             problems.append(f"{rel} has {have} bytes, expected {size}")
     return problems
+
+
+def canonical_json(doc) -> bytes:
+    """The canonical bytes of a parsed manifest: RFC 8785 (JSON Canonicalization Scheme) for the
+    values a manifest holds (objects with ASCII keys, strings, integers, arrays): members sorted
+    by key, no insignificant whitespace, strings as UTF-8 with only the escapes JSON requires.
+    Python's C encoder with these settings writes exactly that for such values
+    (https://www.rfc-editor.org/rfc/rfc8785#section-3.2), and it needs no ``json`` import."""
+    import _json  # noqa: PLC0415 - C module, part of the interpreter
+
+    encode = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", True, False, False)
+    return "".join(encode(doc, 0)).encode("utf-8")
+
+
+def manifest_digest(doc: dict) -> str:
+    """sha256 hex of the canonical JSON of a manifest without its own ``digest`` member. The same
+    model content gives the same digest whatever the whitespace or member order of the stored bytes."""
+    return sha256(canonical_json({k: v for k, v in doc.items() if k != DIGEST_FIELD})).hexdigest()

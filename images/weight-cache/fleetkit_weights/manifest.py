@@ -20,11 +20,20 @@ without them it verifies the whole-file ``sha256`` in order behind the download.
 ``path`` is relative to the prefix, '/'-separated, never absolute, never containing
 '.' or '..' segments. Readers accept any format_version <= FORMAT_VERSION and refuse
 newer ones with a clear error (they may carry semantics we would silently ignore).
+
+The manifest's *digest* (``sha256:<hex>``) is the sha256 of its canonical JSON (layout.canonical_json:
+RFC 8785 for these values) without the ``digest`` member. It identifies the model version (the cache
+entry id), it is what a stack spec pins next to the model's revision, and `publish` stores it in the
+manifest as ``"digest"``, so a reader detects a manifest damaged in transit
+(a flipped bit over plain HTTP) and fetches it again. Manifests without the member (written by
+earlier agents) stay valid; only a pin protects those. The member is optional within
+format_version 1, so earlier agents read new manifests too (they ignore unknown members). This
+reader refuses members it does not know (a flipped bit in a member name must not pass as an
+unknown member): a future member comes with a new format_version.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -32,10 +41,19 @@ from typing import NamedTuple
 
 from fleetkit_weights import MANIFEST_NAME, __version__
 from fleetkit_weights.errors import IntegrityError
+from fleetkit_weights.layout import DIGEST_FIELD, manifest_digest
 
 FORMAT = "fleetkit-weights-manifest"
 FORMAT_VERSION = 1
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+PIN = re.compile(r"^sha256:[0-9a-f]{64}$")
+_MEMBERS = frozenset({"format", "format_version", "created_at", "created_by", "total_bytes", "files", DIGEST_FIELD})
+_FILE_MEMBERS = frozenset({"path", "size", "sha256", "chunk_size", "chunks"})
+
+
+class ManifestCorrupt(IntegrityError):
+    """The manifest bytes are not what was published (bad JSON, or its own digest does not match):
+    most likely damaged in transit, so the reader fetches it again."""
 
 
 class FileEntry(NamedTuple):
@@ -55,16 +73,19 @@ class FileEntry(NamedTuple):
 
 class Manifest(NamedTuple):
     files: tuple[FileEntry, ...]
-    raw: bytes  # exact bytes as stored; their sha256 identifies this model version
+    raw: bytes  # exact bytes as stored
     created_at: str = ""
+    digest: str = ""  # sha256 hex of the canonical JSON (without the digest member): the model version
+    self_checked: bool = False  # the manifest carried its own digest and it matched
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
     @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
+    def pin(self) -> str:
+        """The digest as a stack spec pins it: ``sha256:<hex>``."""
+        return f"sha256:{self.digest}"
 
 
 def check_rel_path(path: str) -> str | None:
@@ -94,6 +115,7 @@ def build(files: list[FileEntry]) -> Manifest:
         "total_bytes": sum(f.size for f in files),
         "files": [f.to_json() for f in files],
     }
+    doc[DIGEST_FIELD] = f"sha256:{manifest_digest(doc)}"
     raw = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
     return parse(raw, "new manifest")
 
@@ -103,9 +125,19 @@ def parse(raw: bytes, where: str) -> Manifest:
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: manifest is not valid JSON ({exc})") from None
+        raise ManifestCorrupt(f"{where}: manifest is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise IntegrityError(f"{where}: manifest must be a JSON object")
+        raise ManifestCorrupt(f"{where}: manifest must be a JSON object")
+    unknown = sorted(set(doc) - _MEMBERS)
+    if unknown:  # format_version 1 has exactly these members; a new one comes with a new version
+        raise ManifestCorrupt(f"{where}: unknown manifest member(s) {', '.join(map(repr, unknown))[:200]}")
+    digest = manifest_digest(doc)
+    own = doc.get(DIGEST_FIELD)
+    if own is not None and own != f"sha256:{digest}":
+        raise ManifestCorrupt(
+            f"{where}: the manifest does not match its own digest ({str(own)[:80]!r}, content sha256:{digest}): "
+            "damaged in transit or edited by hand"
+        )
     if doc.get("format") != FORMAT:
         raise IntegrityError(f"{where}: not a fleetkit-weights manifest (format={doc.get('format')!r})")
     version = doc.get("format_version")
@@ -126,6 +158,9 @@ def parse(raw: bytes, where: str) -> Manifest:
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             problems.append(f"files[{i}] is not an object")
+            continue
+        if set(item) - _FILE_MEMBERS:
+            problems.append(f"files[{i}]: unknown member(s) {', '.join(map(repr, sorted(set(item) - _FILE_MEMBERS)))}")
             continue
         path, size, sha = item.get("path"), item.get("size"), item.get("sha256")
         bad = check_rel_path(path)
@@ -168,4 +203,4 @@ def parse(raw: bytes, where: str) -> Manifest:
             problems.append("total_bytes does not equal the sum of file sizes")
     if problems:
         raise IntegrityError(f"{where}: invalid manifest: " + "; ".join(problems))
-    return Manifest(tuple(files), raw, str(doc.get("created_at", "")))
+    return Manifest(tuple(files), raw, str(doc.get("created_at", "")), digest, own is not None)

@@ -23,6 +23,10 @@ SYNC_DEFAULTS = {
     "evict_min_idle": "300",
     "lock_timeout": None,
     "addressing_style": "auto",
+    "speed_limit": "100K",
+    "speed_time": "30",
+    "deadline": None,
+    "manifest_digest": None,
 }
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 MAX_CACHE_BYTES_ENV = "FLEETKIT_WEIGHTS_MAX_CACHE_BYTES"
@@ -218,4 +222,20 @@ class Problems:
         out["max_cache_bytes"] = self.size(args.max_cache_bytes, "--max-cache-bytes", 1)
         out["evict_min_idle"] = self.float_(args.evict_min_idle, "--evict-min-idle", False) or 0.0
         out["lock_timeout"] = self.float_(args.lock_timeout, "--lock-timeout")
+        out["speed_limit"] = self.size(args.speed_limit, "--speed-limit", 0) or 0
+        out["speed_time"] = self.float_(args.speed_time, "--speed-time", False) or 0.0
+        out["deadline"] = self.float_(args.deadline, "--deadline")
+        if out["deadline"] == 0:
+            self.add("--deadline must be more than 0 seconds")
+        out["manifest_digest"] = self.digest(args.manifest_digest, "--manifest-digest")
         return out
+
+    def digest(self, value: str | None, name: str) -> str | None:
+        """A pinned manifest digest: sha256:<64 lowercase hex>."""
+        if value is None:
+            return None
+        hexpart = value[7:] if value.startswith("sha256:") else ""
+        if len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            self.add(f"{name} must be sha256:<64 lowercase hex digits> (as `publish` prints it), got {value!r}")
+            return None
+        return value

@@ -33,14 +33,16 @@ class PublishResult:
     total_bytes: int = 0
     uploaded_bytes: int = 0
     seconds: float = 0.0
-    manifest_sha256: str = ""
+    manifest_sha256: str = ""  # canonical digest, hex (see manifest.py)
 
     def summary(self) -> str:
         rate = self.uploaded_bytes / self.seconds if self.seconds > 0 else 0.0
         return (
             f"published {self.source} -> {self.dest}: {self.files} files, {fmt_bytes(self.total_bytes)} "
             f"({self.uploaded_files} uploaded, {self.skipped_files} unchanged) in {self.seconds:.2f}s "
-            f"({fmt_rate(rate)}); manifest sha256 {self.manifest_sha256[:16]}"
+            f"({fmt_rate(rate)})\n"
+            f"manifest digest: sha256:{self.manifest_sha256} (pin it as weights_digest next to the model's revision, "
+            f"or pass it to `sync --manifest-digest`)"
         )
 
 

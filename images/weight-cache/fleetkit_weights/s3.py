@@ -14,7 +14,7 @@ import urllib.parse
 from typing import Callable, Iterable, Mapping, NamedTuple
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
-from fleetkit_weights.httpc import Connection, Headers, Response, tls_context
+from fleetkit_weights.httpc import Connection, Headers, LowSpeed, Response, tls_context  # noqa: F401
 from fleetkit_weights.options import S3Location, parse_s3_uri  # noqa: F401 - re-exported
 from fleetkit_weights.s3req import (  # noqa: F401 - some are re-exported
     EMPTY_SHA256,
@@ -127,6 +127,8 @@ class S3Client:
         anonymous: bool = False,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        speed_limit: int = 0,
+        speed_time: float = 0.0,
     ):
         endpoint_url = (
             endpoint_url
@@ -140,7 +142,12 @@ class S3Client:
         self.addressing_style = addressing_style
         self.creds = CredentialResolver(anonymous)
         self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+        # Low-speed limit of ranged GETs (curl's semantics): abandon a response that delivers fewer
+        # than speed_limit bytes/s averaged over speed_time seconds. A read that gets nothing at all
+        # for speed_time is below any limit, so the socket timeout is at most speed_time then.
+        self.speed_limit = speed_limit if speed_time > 0 else 0
+        self.speed_time = speed_time
+        self.read_timeout = min(read_timeout, speed_time) if self.speed_limit else read_timeout
         self._bucket_region: dict[str, str] = {}
         self._local = threading.local()
         self._ssl_ctx = None  # ssl is imported only for https endpoints
@@ -318,11 +325,24 @@ class S3Client:
             # writes need, and fewer, larger pwrites in any case).
             view = memoryview(buf)
             remaining = length
+            reader = resp._conn.reader
+            if self.speed_limit and reader is not None:
+                reader.arm(self.speed_limit, self.speed_time)
             while remaining:
                 want = min(remaining, len(buf))
                 filled = 0
                 while filled < want:
-                    n = resp.readinto(view[filled:want])
+                    try:
+                        n = resp.readinto(view[filled:want])
+                    except TimeoutError as exc:
+                        if filled:
+                            sink(view[:filled])  # keep what arrived; the caller resumes after it
+                        if isinstance(exc, LowSpeed):
+                            raise LowSpeed(f"{what}: {exc}") from None
+                        if self.speed_limit:
+                            raise LowSpeed(f"{what}: no data for {self.speed_time:g}s, below the low-speed "
+                                           f"limit of {self.speed_limit} B/s") from None
+                        raise
                     if not n:
                         if filled:
                             sink(view[:filled])  # keep what arrived; the caller resumes after it
@@ -331,6 +351,8 @@ class S3Client:
                     filled += n
                 sink(view[:want])
                 remaining -= want
+            if reader is not None:
+                reader.arm(0, 0.0)
         except BaseException:
             self._drop_conn(*ckey)
             raise

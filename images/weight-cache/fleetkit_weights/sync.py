@@ -44,19 +44,45 @@ class SyncOptions(NamedTuple):
     retry: RetryPolicy | None = None  # None: RetryPolicy.from_env()
     fallocate: bool = False
     direct_io: bool = True
+    manifest_digest: str | None = None  # the pinned "sha256:<hex>"; the manifest must have exactly this digest
+    deadline: float | None = None  # seconds for the whole sync; the download checkpoints and stops after it
 
 
-def fetch_manifest(client: S3Client, loc: S3Location, policy: RetryPolicy) -> Manifest:
+MANIFEST_ATTEMPTS = 5  # fetches of a manifest that arrives damaged (or unlike its pin) before giving up
+
+
+def fetch_manifest(client: S3Client, loc: S3Location, policy: RetryPolicy, pin: str | None = None,
+                   log: Callable[[str], None] | None = None) -> Manifest:
+    """GET and parse the manifest; a damaged one (bad JSON, own digest wrong) or one that differs from
+    ``pin`` ("sha256:<hex>") is fetched again a few times before it is refused (exit 3)."""
     key = loc.key(MANIFEST_NAME)
-    try:
-        raw, _etag = call_with_retry(lambda: client.get_bytes(loc.bucket, key), policy, f"GET s3://{loc.bucket}/{key}")
-    except S3Error as exc:
-        if exc.status == 404:
-            raise WeightsError(
-                f"no manifest at s3://{loc.bucket}/{key}: publish the model first (fleetkit-weights publish DIR {loc})"
-            ) from None
-        raise
-    return manifest_mod.parse(raw, f"s3://{loc.bucket}/{key}")
+    where = f"s3://{loc.bucket}/{key}"
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            raw, _etag = call_with_retry(lambda: client.get_bytes(loc.bucket, key), policy, f"GET {where}")
+        except S3Error as exc:
+            if exc.status == 404:
+                raise WeightsError(
+                    f"no manifest at {where}: publish the model first (fleetkit-weights publish DIR {loc})"
+                ) from None
+            raise
+        try:
+            man = manifest_mod.parse(raw, where)
+            if pin is not None and man.pin != pin:
+                raise IntegrityError(
+                    f"{where}: the manifest's digest is {man.pin} but the pinned digest is {pin}; the bucket holds "
+                    "other content than the stack pins (re-publish, or pin what `fleetkit-weights publish` printed); "
+                    "nothing was published"
+                )
+            return man
+        except IntegrityError as exc:
+            if attempt >= min(MANIFEST_ATTEMPTS, policy.max_attempts):
+                raise
+            if log is not None:
+                log(f"fetching the manifest again: {exc}")
+            time.sleep(policy.delay(attempt))
 
 
 def _entry_files_ok(entry_dir: Path, man: Manifest) -> list[str]:
@@ -102,11 +128,12 @@ class Syncer:
     # ------------------------------------------------------------------ entry points
     def sync(self, loc: S3Location) -> SyncResult:
         t0 = time.monotonic()
+        deadline = t0 + self.opts.deadline if self.opts.deadline else None
         cache = self.cache
         cache.ensure()
         link = cache.link_path(loc)
         try:
-            man = fetch_manifest(self.client, loc, self.opts.retry)
+            man = fetch_manifest(self.client, loc, self.opts.retry, self.opts.manifest_digest, self.log)
         except (RetriesExhausted, OSError) as exc:
             if not self.opts.allow_stale:
                 raise
@@ -122,7 +149,11 @@ class Syncer:
             res.seconds = time.monotonic() - t0
             return res
 
-        with cache.source_lock(loc, self.opts.lock_timeout, self.log) as waited:
+        lock_timeout = self.opts.lock_timeout
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            lock_timeout = left if lock_timeout is None else min(lock_timeout, left)
+        with cache.source_lock(loc, lock_timeout, self.log) as waited:
             res.waited = waited
             if self._warm_hit(loc, eid, man, res):  # another process finished it meanwhile
                 res.seconds = time.monotonic() - t0
@@ -130,6 +161,9 @@ class Syncer:
             self._recover_unmarked(loc, eid, man)
             if not cache.is_complete(eid):
                 with cache.global_lock():
+                    # Room check and reservation in one step: the staging directory (with the model's
+                    # size in its meta.json) is what every other sync's room check counts, so it is
+                    # created before the node lock is released.
                     res.evicted = cache.make_room(
                         man.total_bytes,
                         self.opts.max_cache_bytes,
@@ -138,17 +172,26 @@ class Syncer:
                         log=self.log,
                         staging_id=eid,
                     )
-                self._download(loc, eid, man, res)
+                    self._prepare_staging(loc, eid, man, cache.staging / eid)
+                self._download(loc, eid, man, res, deadline)
                 self._publish(loc, eid)
             with cache.global_lock():
                 cache.ensure_link(loc, eid, self.opts.durable)
                 touch(cache.entry_dir(eid) / "last_use")
                 cache.gc_stale(loc, eid, self.log)
-                res.evicted += cache.make_room(
-                    0, self.opts.max_cache_bytes, {eid}, self.opts.evict_min_idle, self.log
-                )
+        # The model is published and usable from here on: the limit is still enforced (idle entries
+        # are evicted), but a limit that cannot be met now is a warning, not a failed sync.
+        res.evicted += self._enforce_limit(eid)
         res.seconds = time.monotonic() - t0
         return res
+
+    def _enforce_limit(self, eid: str) -> list[str]:
+        """Evict idle, unleased entries while the cache is over --max-cache-bytes (never ``eid``)."""
+        if self.opts.max_cache_bytes is None:
+            return []
+        with self.cache.global_lock():
+            return self.cache.make_room(0, self.opts.max_cache_bytes, {eid}, self.opts.evict_min_idle, self.log,
+                                        strict=False)
 
     def _stale(self, loc: S3Location, t0: float, exc: BaseException) -> SyncResult:
         eid = self.cache.link_target(loc)
@@ -187,6 +230,7 @@ class Syncer:
         touch(entry / "last_use")
         res.cached = True
         res.skipped_files = len(man.files)
+        res.evicted += self._enforce_limit(eid)
         return True
 
     def _reverify(self, loc: S3Location, eid: str, man: Manifest, res: SyncResult) -> bool:
@@ -219,10 +263,10 @@ class Syncer:
                 self._write_marker(entry, durable=self.opts.durable)
 
     # ------------------------------------------------------------------ cold path
-    def _download(self, loc: S3Location, eid: str, man: Manifest, res: SyncResult) -> None:
+    def _download(self, loc: S3Location, eid: str, man: Manifest, res: SyncResult,
+                  deadline: float | None = None) -> None:
         cache = self.cache
         staging = cache.staging / eid
-        self._prepare_staging(loc, eid, man, staging)
         files_dir = staging / "files"
         reuse = self._reusable_files(loc, eid)
         todo: list[manifest_mod.FileEntry] = []
@@ -269,7 +313,8 @@ class Syncer:
         )
         transfer = Transfer(
             self.client, loc, jobs, self.opts.concurrency, self.opts.retry, progress, self.log, self.opts.durable,
-            fallocate=self.opts.fallocate, direct=self.opts.direct_io,
+            fallocate=self.opts.fallocate, direct=self.opts.direct_io, deadline=deadline,
+            deadline_seconds=self.opts.deadline,
         )
         progress.start()
         try:
@@ -301,7 +346,7 @@ class Syncer:
             "source": str(loc),
             "link": str(self.cache.link_path(loc).relative_to(self.cache.root)),
             "endpoint": self.client.custom_endpoint or "aws",
-            "manifest_sha256": man.digest,
+            "manifest_sha256": man.digest,  # canonical digest (see manifest.py), hex
             "total_bytes": man.total_bytes,
             "files": len(man.files),
             "agent": f"fleetkit-weights {__version__}",
@@ -374,7 +419,8 @@ class Syncer:
         if self.opts.durable:
             _fsync_tree(staging / "files", files=False)  # files were fsynced when verified
             fsync_dir(staging)
-        os.rename(staging, entry)
+        with self.cache.global_lock():  # room checks see the model in staging or in the store, never neither
+            os.rename(staging, entry)
         if self.opts.durable:
             fsync_dir(self.cache.store)
             fsync_dir(self.cache.staging)

@@ -3,9 +3,10 @@ streaming sha256 verification.
 
 Each file is split into ``part_size`` byte ranges. Worker threads GET ranges (with
 If-Match on the object's ETag), pwrite them at their offset in ``<path>.part`` and mark
-them done. Every ``checkpoint`` seconds a file's newly finished ranges are made durable
-(fdatasync of the .part, then an fsynced append to ``<path>.part.journal``), so a killed
-process resumes instead of restarting. The sha256 runs in file order behind the
+them done. Every finished (for chunked files: verified) range is made durable at once
+(fdatasync of the .part, then an fsynced append to ``<path>.part.journal``; ranges that
+finish while another thread is checkpointing the file go into its next batch), so a killed
+process resumes and fetches again at most the ranges that were in flight. The sha256 runs in file order behind the
 "contiguous done" frontier, reading back the just-written (page-cached) bytes, so the
 digest is ready a moment after the last range lands. A verified file is fsynced and
 renamed from ``.part`` to its real name; a mismatching one is deleted and reported.
@@ -33,7 +34,7 @@ from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
 from fleetkit_weights.manifest import FileEntry
 from fleetkit_weights.progress import Progress
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, RetryStats, describe, is_transient
-from fleetkit_weights.s3 import ObjectSizeMismatch, S3Client, S3Location
+from fleetkit_weights.s3 import LowSpeed, ObjectSizeMismatch, S3Client, S3Location
 
 # socket -> hash -> pwrite granularity. With direct writes 4 MiB took ~12% less CPU than
 # 1 MiB; through the page cache 4 MiB took twice the CPU and time of 1 MiB (16 workers).
@@ -45,6 +46,10 @@ JOURNAL_VERSION = 1
 
 
 class Cancelled(Exception):
+    pass
+
+
+class DeadlineExceeded(WeightsError):
     pass
 
 
@@ -86,7 +91,6 @@ class FileJob:
         self.hashed = 0
         self.sha = hashlib.sha256()
         self.pending: list[int] = []
-        self.last_ckpt = time.monotonic()
         self.resumed_bytes = 0
         self.finishing = False
 
@@ -148,9 +152,10 @@ class Transfer:
         progress: Progress,
         log: Callable[[str], None],
         durable: bool = True,
-        checkpoint_seconds: float | None = None,
         fallocate: bool = False,
         direct: bool = True,
+        deadline: float | None = None,
+        deadline_seconds: float | None = None,
     ):
         self.fallocate = fallocate
         # Direct I/O only where every byte is verified as it streams by (per-chunk digests):
@@ -164,10 +169,8 @@ class Transfer:
         self.progress = progress
         self.log = log
         self.durable = durable
-        if checkpoint_seconds is None:
-            env = os.environ.get("FLEETKIT_WEIGHTS_CHECKPOINT_SECONDS")
-            checkpoint_seconds = float(env) if env else (1.0 if durable else 0.0)
-        self.checkpoint_seconds = checkpoint_seconds
+        self.deadline = deadline  # time.monotonic() after which the transfer stops (DeadlineExceeded)
+        self.deadline_seconds = deadline_seconds
         self.retry_stats = RetryStats()
         self.stats = TransferStats()
         self._cond = threading.Condition()
@@ -271,6 +274,13 @@ class Transfer:
                 with self._cond:
                     while self._unfinished and self._error is None:
                         self._cond.wait(0.5)
+                        if self.deadline is not None and time.monotonic() > self.deadline and self._unfinished:
+                            self._error = DeadlineExceeded(
+                                f"deadline of {self.deadline_seconds:g}s exceeded while downloading {self.loc} "
+                                f"({self.progress.done} bytes fetched this run); verified parts are kept and the "
+                                "next sync resumes them; nothing was published"
+                            )
+                            self._cancel.set()
             except BaseException as exc:  # KeyboardInterrupt / SystemExit from a signal
                 self._set_error(Cancelled(str(exc) or type(exc).__name__))
                 self.client.abort()
@@ -374,11 +384,12 @@ class Transfer:
                 return
             bad_digests += 1
             if bad_digests >= 2:
-                job.corrupt = True  # its .part is deleted once every worker has stopped
+                # The file's other, verified chunks stay in its .part and journal: a later sync
+                # fetches only this range again.
                 raise IntegrityError(
                     f"corrupt data: bytes {start}-{start + length - 1} of '{job.entry.path}' "
                     f"(s3://{self.loc.bucket}/{job.key}) have sha256 {digest}, the manifest says "
-                    f"{job.entry.chunks[idx]}; nothing was published"
+                    f"{job.entry.chunks[idx]}; the file's verified chunks are kept, nothing was published"
                 )
             self.log(f"sha256 mismatch in {what}; fetching that range again")
             got = 0
@@ -454,7 +465,10 @@ class Transfer:
                     raise Cancelled() from None
                 if not is_transient(exc):
                     raise
-                failures = self._backoff(exc, got_fn() > before, failures, what)
+                # A connection below the low-speed limit made some progress, but it counts as a
+                # failed attempt: a trickling server must not hold the range forever.
+                progressed = got_fn() > before and not isinstance(exc, LowSpeed)
+                failures = self._backoff(exc, progressed, failures, what)
 
     def _backoff(self, exc: BaseException, progressed: bool, failures: int, what: str) -> int:
         failures = 1 if progressed else failures + 1
@@ -486,23 +500,30 @@ class Transfer:
             self._advance_hash(job)
 
     def _checkpoint(self, job: FileJob, force: bool) -> None:
-        if not force and time.monotonic() - job.last_ckpt < self.checkpoint_seconds:
-            return
-        if not job.ckpt_lock.acquire(blocking=force):
-            return
-        try:
-            with job.lock:
-                pending, job.pending = job.pending, []
-                job.last_ckpt = time.monotonic()
-            if not pending or job.jfd < 0 or job.fd < 0:
+        """Make the file's finished ranges durable and journal them (group commit).
+
+        Whoever holds ckpt_lock drains job.pending, so ranges finishing during a checkpoint are
+        recorded in the next batch; a thread that finds the lock taken leaves its range to the
+        holder (``force`` waits for the lock instead: the last range, and shutdown)."""
+        while True:
+            if not job.ckpt_lock.acquire(blocking=force):
                 return
-            if self.durable:
-                os.fdatasync(job.fd)  # data first, then the record that says it is there
-            os.write(job.jfd, "".join(f"{i}\n" for i in pending).encode())
-            if self.durable:
-                os.fdatasync(job.jfd)
-        finally:
-            job.ckpt_lock.release()
+            try:
+                while True:
+                    with job.lock:
+                        pending, job.pending = job.pending, []
+                    if not pending or job.jfd < 0 or job.fd < 0:
+                        break
+                    if self.durable:
+                        os.fdatasync(job.fd)  # data first, then the record that says it is there
+                    os.write(job.jfd, "".join(f"{i}\n" for i in pending).encode())
+                    if self.durable:
+                        os.fdatasync(job.jfd)
+            finally:
+                job.ckpt_lock.release()
+            with job.lock:  # a range may have been added after the last drain, before the release
+                if not job.pending or job.jfd < 0:
+                    return
 
     # ------------------------------------------------------------------ hashing
     def _advance_hash(self, job: FileJob) -> None:
