@@ -17,6 +17,10 @@ that every region stack has a unique ``cluster_name`` (``mesh.duplicate-cluster-
 * ``mesh.istio-version-unsupported`` / ``mesh.kubernetes-too-old`` — the pinned Istio version is one the
   kit supports (its CRD schemas are vendored) and every cluster's Kubernetes meets its minimum.
 
+* ``mesh.east-west-source-unknown`` — an east-west gateway's load balancer admits only the peers'
+  ``mesh.egress_cidrs``; a peer that declares none (with no explicit ``east_west_source_ranges``)
+  would leave it open to the internet (Kubernetes reads empty ``loadBalancerSourceRanges`` as all).
+
 * ``mesh.peer-missing`` / ``mesh.peer-is-self`` / ``mesh.remote-secret-graph-incomplete`` — an explicit
   ``mesh.peers`` list names a stack that is not a region stack of the fleet, or leaves one out.
 
@@ -51,6 +55,28 @@ def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Probl
     out += _gateways(regions)
     out += _versions(regions)
     out += _peers(regions)
+    out += _east_west_sources(fleet, regions)
+    return out
+
+
+def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
+    """An east-west gateway admits only its peers' egress CIDRs: each peer must declare them (or the
+    stack sets ``mesh.east_west_source_ranges`` itself), else the load balancer would be open to all."""
+    out = []
+    for name, st in regions.items():
+        spec = _region(st)
+        if not spec.mesh.east_west_gateway or spec.mesh.cluster_name is None or spec.mesh.network is None:
+            continue
+        try:
+            _, missing = topology.east_west_source_ranges(fleet, name)
+        except ValueError:  # a peer without cluster_name/network: reported by the loader
+            continue
+        for peer in missing:
+            out.append(_problem(st, ("mesh", "east_west_source_ranges"), "mesh.east-west-source-unknown",
+                                f"peer stack {peer!r} declares no mesh.egress_cidrs, so this east-west gateway "
+                                "cannot admit it without being open to everyone; set mesh.egress_cidrs on "
+                                f"{peer!r} (its NAT/outbound addresses) or mesh.east_west_source_ranges here "
+                                "('0.0.0.0/0' to open it deliberately)"))
     return out
 
 

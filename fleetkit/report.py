@@ -14,6 +14,8 @@ from rich.text import Text
 from fleetkit import catalog
 from fleetkit.loader import Fleet
 from fleetkit.spec import RegionStackSpec
+from fleetkit.verify.runner import failed as verify_failed
+from fleetkit.verify.runner import verdict_text, verify_stack
 
 
 @dataclass
@@ -163,6 +165,10 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
         parts.append(guard.renderable)
         report.extra_files.setdefault(name, {}).update(guard.files)
         if guard.failed:
+            report.exit_code = 1
+        verdicts = verify_stack(res.manifests(), res.resources_json())  # the real consumers' checks
+        parts.append(verdict_text(verdicts))
+        if verify_failed(verdicts):
             report.exit_code = 1
         outputs = res.public_outputs()
         if outputs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from policies.common import Name, StrictModel
 from policies.policy_set import PolicySet
@@ -302,6 +302,16 @@ class MeshSpec(StrictModel):
     )
     dns_capture: bool = Field(
         default=False, description="Istio DNS proxying; off because every cluster gets every model Service"
+    )
+    egress_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="public addresses this cluster's traffic to other networks leaves from (NAT gateway, Cloud NAT, "
+        "AKS outbound IPs); the peers' east-west load balancers admit only these",
+    )
+    east_west_source_ranges: list[IPvAnyNetwork] | None = Field(
+        default=None,
+        description="CIDRs the east-west gateway's load balancer admits (loadBalancerSourceRanges); default: every "
+        "peer's egress_cidrs. '0.0.0.0/0' opens it to the internet deliberately",
     )
 
 

@@ -38,6 +38,8 @@ class EastWestGatewayArgs:
     #: what the gateway waits for (istiod: the gateway's proxy is injected and configured by it)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     extra_values: Mapping[str, Any] | None = None
+    #: CIDRs the load balancer admits (:func:`mesh.topology.east_west_source_ranges`)
+    source_ranges: list[str] = field(default_factory=list)
 
 
 class EastWestGateway(pulumi.ComponentResource):
@@ -96,7 +98,8 @@ class EastWestGateway(pulumi.ComponentResource):
             self.addresses = ip.ip_address.apply(lambda a: [a] if a else [])
 
         after = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.static_ips])
-        plan = render.eastwest_release(spec.mesh.istio_version, args.network, annotations, load_balancer_ip)
+        plan = render.eastwest_release(spec.mesh.istio_version, args.network, annotations, load_balancer_ip,
+                                       args.source_ranges)
         self.release = helm_release(f"{name}-release", plan, after, args.extra_values)
         gateway = render.cross_network_gateway()
         self.gateway = apply_manifest(resource_name(name, gateway), gateway,

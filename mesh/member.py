@@ -104,7 +104,8 @@ class MeshMember(pulumi.ComponentResource):
                 f"{name}-eastwest",
                 EastWestGatewayArgs(spec=spec, cluster_name=self.cluster_name, network=self.network,
                                     resource_group=args.cluster.resource_group_name,
-                                    depends_on=[self.istiod], extra_values=extra.get("eastwest")),
+                                    depends_on=[self.istiod], extra_values=extra.get("eastwest"),
+                                    source_ranges=topology.east_west_source_ranges(args.fleet, args.stack)[0]),
                 after(),
             )
         self.ingress = helm_release(f"{name}-ingress", render.ingress_release(version, render.ingress_annotations(spec.cloud)),

@@ -101,9 +101,12 @@ def istiod_values(mesh: MeshSpec, cluster_name: str, network: str) -> dict[str, 
       policies (DestinationRule ``failoverPriority``) build on. mTLS STRICT is the policy layer's
       PeerAuthentication, not a mesh default here.
     * ``holdApplicationUntilProxyStarts``: model pods reach object storage for weights at start-up.
-    * ``pilot.env``: ``AUTO_RELOAD_PLUGIN_CERTS`` lets istiod pick up a rotated intermediate without a
-      restart; ``RESOLVE_HOSTNAME_GATEWAYS`` (the 1.30 default, made explicit) lets istiod use EKS
-      load balancers, which publish hostnames.
+    * ``env`` (istiod's environment; the 1.30 ``istiod`` chart has no ``pilot`` key — ``pilot.env`` is
+      the IstioOperator layout and the chart silently ignores it, see ``fleetkit/charts/README.md``):
+      ``AUTO_RELOAD_PLUGIN_CERTS`` lets istiod pick up a rotated intermediate without a restart (on by
+      default since Istio 1.18, istio/istio#43104, kept explicit because rotation depends on it);
+      ``RESOLVE_HOSTNAME_GATEWAYS`` (default true in ``pilot/pkg/features``, made explicit) lets istiod
+      use EKS load balancers, which publish hostnames. Both are still registered feature flags.
     * DNS capture only when ``mesh.dns_capture``: the policy layer already creates every model
       Service in every cluster (namespace sameness), so Kubernetes DNS resolves remote-only models.
     """
@@ -121,7 +124,7 @@ def istiod_values(mesh: MeshSpec, cluster_name: str, network: str) -> dict[str, 
             "localityLbSetting": {"enabled": True},
             "defaultConfig": default_config,
         },
-        "pilot": {"env": {"AUTO_RELOAD_PLUGIN_CERTS": "true", "RESOLVE_HOSTNAME_GATEWAYS": "true"}},
+        "env": {"AUTO_RELOAD_PLUGIN_CERTS": "true", "RESOLVE_HOSTNAME_GATEWAYS": "true"},
     }
 
 
@@ -131,33 +134,39 @@ def istiod_release(mesh: MeshSpec, cluster_name: str, network: str) -> HelmRelea
 
 
 # --------------------------------------------------------------------------- gateways
-def eastwest_values(network: str, service_annotations: dict[str, Any],
-                    load_balancer_ip: Any = None) -> dict[str, Any]:
+def eastwest_values(network: str, service_annotations: dict[str, Any], load_balancer_ip: Any = None,
+                    source_ranges: list[str] | None = None) -> dict[str, Any]:
     """``istio/gateway`` as this network's east-west gateway.
 
     ``networkGateway`` labels the Service and pods with the network (how istiod finds the gateway)
-    and sets ``ISTIO_META_REQUESTED_NETWORK_VIEW``. Only the status port and 15443 (cross-network
-    mTLS, AUTO_PASSTHROUGH) are exposed; 15012/15017 are for primary-remote setups, not this one.
+    and sets ``ISTIO_META_REQUESTED_NETWORK_VIEW``. ``networkGatewayPorts`` is a **mapping keyed by
+    port name** in the 1.30 chart (its ``values.schema.json``; ``templates/service.yaml`` reads
+    ``index .ports "status-port"``): the status port and 15443 (cross-network mTLS,
+    AUTO_PASSTHROUGH) are set explicitly. The chart's defaults also hold ``tls-istiod`` (15012) and
+    ``tls-webhook`` (15017), which Helm's merge keeps, so the load balancer admits only
+    ``source_ranges`` (the peers' egress addresses, :func:`mesh.topology.east_west_source_ranges`).
     """
     service: dict[str, Any] = {"annotations": dict(service_annotations)}
     if load_balancer_ip is not None:
         service["loadBalancerIP"] = load_balancer_ip
+    if source_ranges:
+        service["loadBalancerSourceRanges"] = list(source_ranges)
     return {
         "name": EASTWEST_NAME,
         "networkGateway": network,
         "labels": {**EASTWEST_SELECTOR, LABEL_NETWORK: network},
-        "networkGatewayPorts": [
-            {"name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
-            {"name": "tls", "port": CROSS_NETWORK_PORT, "targetPort": CROSS_NETWORK_PORT, "protocol": "TCP"},
-        ],
+        "networkGatewayPorts": {
+            "status-port": {"port": STATUS_PORT, "targetPort": STATUS_PORT, "protocol": "TCP"},
+            "tls": {"port": CROSS_NETWORK_PORT, "targetPort": CROSS_NETWORK_PORT, "protocol": "TCP"},
+        },
         "service": service,
     }
 
 
 def eastwest_release(version: str, network: str, service_annotations: dict[str, Any],
-                     load_balancer_ip: Any = None) -> HelmReleasePlan:
+                     load_balancer_ip: Any = None, source_ranges: list[str] | None = None) -> HelmReleasePlan:
     return HelmReleasePlan(release=EASTWEST_NAME, chart="gateway", version=version, timeout=900,
-                           values=eastwest_values(network, service_annotations, load_balancer_ip))
+                           values=eastwest_values(network, service_annotations, load_balancer_ip, source_ranges))
 
 
 def ingress_values(service_annotations: dict[str, Any]) -> dict[str, Any]:

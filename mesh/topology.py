@@ -136,6 +136,30 @@ def peers_of(fleet: Fleet, stack: str, env: Mapping[str, str] | None = None) -> 
     return peers
 
 
+def east_west_source_ranges(fleet: Fleet, stack: str) -> tuple[list[str], list[str]]:
+    """(CIDRs the stack's east-west load balancer admits, peers that declare no ``mesh.egress_cidrs``).
+
+    An explicit ``mesh.east_west_source_ranges`` wins; otherwise the union of every peer's egress
+    CIDRs (the addresses a peer's sidecars dial this gateway from). ``mesh_checks`` refuses a fleet
+    where a peer is missing, so an empty list — which Kubernetes reads as "anyone" — is never rendered
+    by accident.
+    """
+    from fleetkit.spec import RegionStackSpec
+
+    me = fleet.stacks[stack].spec
+    if isinstance(me, RegionStackSpec) and me.mesh.east_west_source_ranges is not None:
+        return sorted({str(c) for c in me.mesh.east_west_source_ranges}), []
+    ranges: set[str] = set()
+    missing: list[str] = []
+    for peer in peers_of(fleet, stack):
+        spec = fleet.stacks[peer.stack].spec
+        cidrs = spec.mesh.egress_cidrs if isinstance(spec, RegionStackSpec) else []
+        if not cidrs:
+            missing.append(peer.stack)
+        ranges.update(str(c) for c in cidrs)
+    return sorted(ranges), missing
+
+
 def remote_secret_graph(fleet: Fleet) -> dict[str, list[str]]:
     """stack -> cluster names whose remote secret that stack's cluster holds."""
     return {name: [p.cluster_name for p in peers_of(fleet, name)] for name in sorted(fleet.region_stacks())}

@@ -19,6 +19,7 @@ from fleetkit.review.render import (
     unified_diff,
 )
 from fleetkit.review.semantic import Change, diff_stack
+from fleetkit.verify.runner import verify_stack
 
 HEAD_LABEL = "working tree"
 
@@ -34,13 +35,15 @@ class StackReview:
     #: None when the renderer recorded no resources (policies-only render)
     guardrails_introduced: list[Any] | None = None
     guardrails_resolved: int = 0
+    #: the real tools' verdicts on the working tree's rendering (fleetkit.verify); empty when removed
+    verdicts: list[Any] = field(default_factory=list)
 
     @property
     def blocking(self) -> bool:
         """The change introduces an unsuppressed lint error or a blocking guardrail verdict."""
         lint = any(f.severity == "error" and not f.suppressed for f in self.lint_introduced)
         guard = any(v.blocking for v in self.guardrails_introduced or [])
-        return lint or guard
+        return lint or guard or any(v.failed for v in self.verdicts)
 
     def diff_stats(self) -> tuple[int, int, int]:
         """(files, lines added, lines removed) of the raw diff."""
@@ -64,6 +67,7 @@ class StackReview:
             "guardrails_introduced": None if self.guardrails_introduced is None
             else [v.to_dict() for v in self.guardrails_introduced],
             "guardrails_resolved": self.guardrails_resolved,
+            "verdicts": [v.to_dict() for v in self.verdicts],
         }
 
 
@@ -119,6 +123,8 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
         hkeys = {v.key() for v in gh or []}
         review.guardrails_introduced = [v for v in gh or [] if v.key() not in bkeys]
         review.guardrails_resolved = len(bkeys - hkeys)
+    if sh is not None and name in rh.manifests:
+        review.verdicts = verify_stack(rh.manifests[name], rh.resources.get(name, []))
     if status == "changed" and not (review.changes or review.manifest_diff or review.lint_introduced
                                     or review.lint_resolved or review.guardrails_introduced
                                     or review.guardrails_resolved):

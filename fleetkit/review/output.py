@@ -101,8 +101,15 @@ def to_markdown(review: Review) -> str:
             out += _md_stack(s, budget)
     if unchanged:
         out += [f"Unchanged: {', '.join(f'`{n}`' for n in unchanged)}.", ""]
+    checked = [s for s in review.stacks if s.verdicts]
+    if checked:
+        out += ["Real checks on the working tree:", ""]
+        out += [f"- `{s.name}`: " + " · ".join(v.line() for v in s.verdicts)
+                + "".join(f"\n  - {f.line()}" for v in s.verdicts if v.failed for f in v.findings[:10])
+                for s in checked]
+        out.append("")
     if review.exit_code:
-        out += ["**This change introduces lint errors or blocking guardrail verdicts.**", ""]
+        out += ["**This change introduces lint errors or blocking guardrail verdicts, or fails a real check.**", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -168,6 +175,11 @@ def to_renderables(review: Review) -> list[Any]:
         out.append(Panel(Group(*parts), title=f"{s.name} · {s.status}", title_align="left",
                          subtitle=f"{len(s.changes)} changes · lint +{lint_n} · guardrails +{guard_n}",
                          subtitle_align="right"))
+    from fleetkit.verify.runner import verdict_text
+
+    for s in review.stacks:
+        if s.verdicts:
+            out.append(Text(f"{s.name} ({review.head}) ", style="bold") + verdict_text(s.verdicts))
     unchanged = [s.name for s in review.stacks if s.status == "unchanged"]
     if unchanged:
         out.append(Text(f"unchanged: {', '.join(unchanged)}", style="dim"))

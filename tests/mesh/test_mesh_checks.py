@@ -162,3 +162,31 @@ def test_explicit_peers_must_cover_every_cluster(tmp_project):
     path.write_text(yaml.safe_dump(doc))
     [hit] = find(problems(tmp_project), "mesh.remote-secret-graph-incomplete")
     assert "azure-eastus" in hit.message and "gcp-europe-west4" in hit.message
+
+
+def test_east_west_gateway_admits_only_the_peers_egress(project_root: Path) -> None:
+    fleet = load_fleet(project_root)
+    ranges, missing = topology.east_west_source_ranges(fleet, "aws-us-east-1")
+    assert missing == [] and ranges == ["198.51.100.32/29", "203.0.113.16/29", "203.0.113.32/29"]
+
+
+def test_peer_without_egress_cidrs_is_refused(tmp_project: Path) -> None:
+    edit(tmp_project, USW2, lambda c: c["fleetkit:mesh"].pop("egress_cidrs"))
+    hits = find(problems(tmp_project), "mesh.east-west-source-unknown")
+    # every other region's gateway would have to admit aws-us-west-2: each is told, at its own file
+    assert {p.file for p in hits} == {USE1, EUS, "stacks/Pulumi.gcp-europe-west4.yaml"}
+    assert all("'aws-us-west-2'" in p.message and p.path.endswith("east_west_source_ranges") for p in hits)
+
+
+def test_explicit_source_ranges_win(tmp_project: Path) -> None:
+    edit(tmp_project, USW2, lambda c: c["fleetkit:mesh"].pop("egress_cidrs"))
+    for rel in (USE1, EUS, "stacks/Pulumi.gcp-europe-west4.yaml"):
+        edit(tmp_project, rel, lambda c: c["fleetkit:mesh"].update(east_west_source_ranges=["0.0.0.0/0"]))
+    fleet = load_fleet(tmp_project)
+    assert topology.east_west_source_ranges(fleet, "aws-us-east-1") == (["0.0.0.0/0"], [])
+
+
+def test_egress_cidrs_are_typed(tmp_project: Path) -> None:
+    edit(tmp_project, USE1, lambda c: c["fleetkit:mesh"].update(egress_cidrs=["198.51.100.999/32"]))
+    [hit] = [p for p in problems(tmp_project) if "egress_cidrs" in p.path]
+    assert hit.file == USE1 and "198.51.100.999/32" in hit.render()

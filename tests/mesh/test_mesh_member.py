@@ -244,9 +244,9 @@ def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:
             return MeshMember("gcp-europe-west4-mesh", args, pulumi.ResourceOptions(provider=cluster.provider)).exports()
         return inner
 
-    run = run_program("gcp-europe-west4", build({"istiod": {"pilot": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}}),
+    run = run_program("gcp-europe-west4", build({"istiod": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}),
                       fleet_run)
-    env = _release(run, "istiod").inputs["values"]["pilot"]["env"]
+    env = _release(run, "istiod").inputs["values"]["env"]
     assert env["PILOT_TRACE_SAMPLING"] == "1" and env["AUTO_RELOAD_PLUGIN_CERTS"] == "true"
     with pytest.raises(ValueError, match="unknown releases"):
         run_program("gcp-europe-west4", build({"istio-ingress": {}}), fleet_run)

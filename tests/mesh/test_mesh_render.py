@@ -102,7 +102,7 @@ def test_istiod_values_carry_mesh_identity_and_defaults() -> None:
     assert values["meshConfig"]["trustDomain"] == "example.org"
     assert values["meshConfig"]["localityLbSetting"] == {"enabled": True}
     assert "proxyMetadata" not in values["meshConfig"]["defaultConfig"]
-    assert all(isinstance(v, str) for v in values["pilot"]["env"].values())
+    assert all(isinstance(v, str) for v in values["env"].values()) and "pilot" not in values
 
 
 def test_dns_capture_only_when_asked() -> None:
@@ -124,8 +124,10 @@ def test_eastwest_values_expose_only_status_and_cross_network_ports() -> None:
     values = render.eastwest_values("n1", {"a": "b"}, load_balancer_ip="203.0.113.1")
     assert values["networkGateway"] == "n1"
     assert values["labels"] == {"istio": "eastwestgateway", "topology.istio.io/network": "n1"}
-    assert [p["port"] for p in values["networkGatewayPorts"]] == [15021, 15443]
+    assert {k: p["port"] for k, p in values["networkGatewayPorts"].items()} == {"status-port": 15021, "tls": 15443}
     assert values["service"] == {"annotations": {"a": "b"}, "loadBalancerIP": "203.0.113.1"}
+    restricted = render.eastwest_values("n1", {}, source_ranges=["198.51.100.16/29"])
+    assert restricted["service"]["loadBalancerSourceRanges"] == ["198.51.100.16/29"]
 
 
 def test_cross_network_gateway_is_valid_istio() -> None:
