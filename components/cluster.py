@@ -90,8 +90,15 @@ def aws_managed_policy_arn(name: str) -> str:
 
 
 def public_cidrs(create: CreateCluster) -> list[str]:
-    """CIDRs allowed to reach a public API endpoint (everyone when none are listed)."""
-    return list(create.authorized_networks) or ["0.0.0.0/0"]
+    """CIDRs allowed to reach a public API endpoint.
+
+    Never empty: EKS reads a missing ``publicAccessCidrs`` as ``0.0.0.0/0`` (EKS API ``VpcConfigRequest``).
+    The spec check ``cluster.api-open-to-internet`` refuses a public endpoint without ranges, so an
+    empty list here is a bug in the caller, not a user mistake.
+    """
+    if not create.authorized_networks:
+        raise ValueError("a public API endpoint needs authorized_networks (checked by cluster.api-open-to-internet)")
+    return list(create.authorized_networks)
 
 
 def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ local disk — the RAID0 of instance-store NVMe on EKS AL2023 (nodeadm ``localSt
 local SSDs on GKE (``ephemeral_storage_local_ssd_config``); elsewhere (Bottlerocket data volume,
 AKS OS disk, types without local disks) it is the node's regular disk, which works, only slower.
 Because the kubelet evicts pods when that filesystem runs low, the agent's LRU cache is capped at
-60% of the local disk (40% of a network disk) — see :func:`max_cache_bytes`. The agent
+60% of the local disk (40% of a network disk) — see :mod:`fleetkit.node_cache`, whose
+``pool.cache-too-small`` check refuses a pool whose models do not fit. The agent
 (``fleetkit-weights``, ``images/weight-cache``) owns the layout inside: ``sync`` publishes a model
 at ``<cache>/<bucket>/<prefix>`` as a relative symlink to a verified, immutable copy, so the same
 directory can be mounted at different paths in different containers.
@@ -58,6 +59,7 @@ from fleetkit import capacity, catalog
 from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.loader import gpu_class_of
 from fleetkit.model_checks import EngineArgs
+from fleetkit.node_cache import max_cache_bytes
 from fleetkit.spec import ModelSpec, RegionStackSpec
 from policies.common import (
     LABEL_APP,
@@ -71,7 +73,7 @@ from policies.common import (
 )
 from policies.context import RenderContext
 from policies.qos import QosPolicy
-from policies.traffic import fallback_pod_labels, fallback_served_names
+from policies.traffic import fallback_served_names
 
 # --------------------------------------------------------------------------- constants
 #: Node directory of the shared weight cache (see the module docstring for the contract).
@@ -261,39 +263,6 @@ def budgets(model: ModelSpec, route_timeout_seconds: int) -> Budgets:
     return Budgets(startup=startup, progress_deadline=startup + sync, drain=drain, grace=drain + SHUTDOWN_SECONDS)
 
 
-def local_cache_disk_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> int:
-    """Bytes of local NVMe/SSD under the kubelet root of the pool's nodes (0 = a network disk).
-
-    Mirrors the node pools: EKS RAID0s instance-store NVMe on AL2023 unless
-    ``aws.instance_store_cache: false``; GKE puts ``gcp.local_ssd_count`` (else the bundled) local
-    SSDs under ephemeral storage; AKS pools keep the kubelet on the OS disk.
-    """
-    from fleetkit.infra_checks import gce_bundled_local_ssds
-
-    p = spec.node_pools[pool]
-    if spec.cloud == "aws":
-        ami = p.aws.ami_type if p.aws else "AL2023_x86_64_NVIDIA"
-        wanted = p.aws.instance_store_cache if p.aws else None  # None: on when the type has NVMe
-        return instance.local_nvme_gb * 10**9 if ami.startswith("AL2023") and wanted is not False else 0
-    if spec.cloud == "gcp":
-        configured = p.gcp.local_ssd_count if p.gcp else None
-        count = configured if configured is not None else gce_bundled_local_ssds(instance)
-        return count * 375 * 2**30
-    return 0
-
-
-def max_cache_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> int:
-    """The agent's cache capacity (``--max-cache-bytes``) on the pool's nodes.
-
-    The cache shares the kubelet filesystem with images and emptyDirs, and the kubelet evicts pods
-    below 10% free: 60% of a local disk, 40% of the boot/data disk.
-    """
-    local = local_cache_disk_bytes(spec, pool, instance)
-    if local:
-        return int(local * 0.6)
-    return int(spec.node_pools[pool].root_volume_gib * 2**30 * 0.4)
-
-
 def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, stack: str,
                scheduling: PodScheduling | None = None) -> ModelPlan:
     """Resolve one model of a (validated) region stack into a :class:`ModelPlan`."""
@@ -312,7 +281,6 @@ def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, st
     gpu_class = gpu_class_of(spec, pool)
     selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
     labels = {
-        **fallback_pod_labels(policies, service, model.version),
         LABEL_APP: service,
         LABEL_VERSION: model.version,
         LABEL_GPU_CLASS: gpu_class,

@@ -229,6 +229,10 @@ def build_gke_autoscaling(pool: NodePoolSpec) -> dict[str, Any]:
     }
 
 
+#: IMDSv2 response hop limit of GPU nodes: 1 keeps IMDS (and the node role) out of pods' reach.
+IMDS_HOP_LIMIT = 1
+
+
 # --------------------------------------------------------------------------- Azure
 def build_aks_agent_pool(spec: RegionStackSpec, pool_name: str) -> dict[str, Any]:
     """The static inputs of ``containerservice.AgentPool`` (resource group/cluster/subnet added later)."""
@@ -310,7 +314,10 @@ class AwsGpuNodePool(GpuNodePool):
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                "http_put_response_hop_limit": 2,
+                # 1: a pod's packets to IMDS take a second hop, so pods cannot read the node role's
+                # credentials and must use their IRSA identity (EKS best practices, "Restrict access
+                # to the instance profile assigned to the worker node")
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
             },
             tag_specifications=[
                 {"resource_type": "instance", "tags": {**tags, "Name": f"{spec.cluster.name}-{args.pool_name}"}},

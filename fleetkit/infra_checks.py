@@ -17,6 +17,11 @@ Rules (``Problem.rule``):
 * ``pool.scale-to-zero`` — ``min_size: 0`` on a pool kind that cannot scale to zero.
 * ``pool.reserved-label`` — a node label under a prefix the cloud reserves.
 * ``pool.aks-name`` — an AKS agent pool name must be 1-12 lowercase letters/digits, not ``system``.
+* ``pool.spot-options-without-spot`` — AKS ``spot_max_price``/``spot_eviction_policy`` on a pool that
+  is not ``spot: true`` (AKS renders a Regular scale set and ignores them).
+* ``cluster.api-open-to-internet`` — a public API endpoint with no ``authorized_networks`` or with
+  ``0.0.0.0/0`` (EKS ``publicAccessCidrs`` defaults to ``0.0.0.0/0``; GKE without master authorized
+  networks and AKS without ``authorizedIPRanges`` accept any address).
 * ``cluster.subnets`` — GKE and AKS take at most one subnet.
 * ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
 * ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
@@ -39,6 +44,9 @@ if TYPE_CHECKING:
 
 #: GPU classes with Multi-Instance GPU support (AKS ``gpuInstanceProfile``).
 MIG_GPU_CLASSES = frozenset({"a100-40gb", "a100-80gb", "h100", "h100-nvl", "h200"})
+
+#: Source ranges that mean "the whole internet" on a public API endpoint.
+OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 
 #: Per cloud: may a GPU pool with ``min_size: 0`` scale to zero? EKS managed node groups, GKE node
 #: pools and AKS user pools all can (AKS system pools cannot, but GPU pools are user pools).
@@ -185,6 +193,13 @@ def check_infra(stack: LoadedStack) -> list[Problem]:
                 add(at, "pool.aks-name",
                     f"AKS agent pool names are 1-12 lowercase letters and digits starting with a letter, and "
                     f"'system' is the kit's system pool; rename pool '{name}'", name)
+            spot_opts = sorted(pool.azure.model_fields_set & {"spot_max_price", "spot_eviction_policy"}) \
+                if pool.azure else []
+            if spot_opts and not pool.spot:
+                add((*at, "azure", spot_opts[0]), "pool.spot-options-without-spot",
+                    f"pool '{name}': azure.{' and azure.'.join(spot_opts)} only apply to a Spot scale set, but the "
+                    "pool is not spot (spot: false renders a Regular pool and AKS ignores them); set spot: true or "
+                    "remove them", spot_opts)
             mig = pool.azure.mig_profile if pool.azure else None
             if mig is not None and entry is not None and entry.gpu_class not in MIG_GPU_CLASSES:
                 add((*at, "azure", "mig_profile"), "pool.mig-unsupported",
@@ -196,6 +211,14 @@ def check_infra(stack: LoadedStack) -> list[Problem]:
         add(("cluster", "create", "subnet_ids"), "cluster.subnets",
             f"{'GKE takes one subnetwork' if cloud == 'gcp' else 'AKS takes one VNet subnet'}; give at most one",
             cl.create.subnet_ids)
+    if cl.create is not None and cl.create.public_endpoint:
+        open_ranges = [c for c in cl.create.authorized_networks if c in OPEN_CIDRS]
+        if not cl.create.authorized_networks or open_ranges:
+            add(("cluster", "create", "authorized_networks"), "cluster.api-open-to-internet",
+                "the public Kubernetes API endpoint would accept connections from any address; list the CIDRs "
+                "that must reach it (your admin networks and the NAT egress of every peer cluster, whose istiod "
+                "watches this API server) or set public_endpoint: false",
+                cl.create.authorized_networks)
     if cloud == "gcp" and not spec.account.gcp_project:
         add(("account", "gcp_project"), "account.gcp-project",
             "GCP stacks need account.gcp_project (workload identity pool and node service account live there)")

@@ -30,6 +30,7 @@ from fleetkit import catalog
 from fleetkit.errors import MISSING, Problem, ProblemCollector, SpecError, format_path
 from fleetkit.infra_checks import check_infra
 from fleetkit.model_checks import check_models
+from fleetkit.node_cache import check_cache_fit
 from fleetkit.spec import RegionStackSpec, StackSpec, TrustRootStackSpec
 from fleetkit.yamlio import load_yaml_file
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
@@ -355,7 +356,8 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
             service = m.service or mname
             served.setdefault(service, m.served_name)
             variants.setdefault(service, []).append(
-                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname)
+                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname,
+                        min_replicas=m.replicas.min, max_replicas=m.replicas.max)
             )
     return {s: ServiceInfo(s, served[s], tuple(v)) for s, v in sorted(variants.items())}
 
@@ -367,10 +369,11 @@ def render_context(fleet: Fleet, stack: str) -> RenderContext:
     return RenderContext(
         namespace=spec.namespace,
         services=fleet_services(fleet),
+        stack=stack,
         local_services=frozenset(m.service or k for k, m in spec.models.items()),
         local_models=tuple(
             LocalModel(model=k, service=m.service or k, served_name=m.served_name,
-                       min_replicas=m.replicas.min, max_replicas=m.replicas.max)
+                       min_replicas=m.replicas.min, max_replicas=m.replicas.max, version=m.version)
             for k, m in sorted(spec.models.items())
         ),
         trust_domain=spec.mesh.trust_domain,
@@ -428,6 +431,7 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
     out.extend(_capacity_problems(st))
     out.extend(check_infra(st))
     out.extend(_problem(st, i.path, i.rule, i.message, i.value) for i in check_models(spec))
+    out.extend(_problem(st, i.path, i.rule, i.message, i.value) for i in check_cache_fit(spec))
     return out
 
 

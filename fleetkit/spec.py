@@ -10,6 +10,7 @@ Units are carried by types: durations are ``timedelta`` (written ``30s``), sizes
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -77,8 +78,12 @@ class GcpPoolOptions(StrictModel):
 
 
 class AzurePoolOptions(StrictModel):
-    spot_max_price: float = Field(default=-1, description="-1 = pay up to the on-demand price")
-    spot_eviction_policy: Literal["Delete", "Deallocate"] = "Delete"
+    spot_max_price: float = Field(
+        default=-1, description="-1 = pay up to the on-demand price; only with spot: true (else a spec error)"
+    )
+    spot_eviction_policy: Literal["Delete", "Deallocate"] = Field(
+        default="Delete", description="only with spot: true (else a spec error)"
+    )
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     gpu_driver: Literal["Install", "None"] = Field(default="Install", description="None when the GPU Operator owns drivers")
 
@@ -158,10 +163,27 @@ class CreateCluster(StrictModel):
         "(default m6i.xlarge / e2-standard-4 / Standard_D4ds_v5)",
     )
     public_endpoint: bool = Field(default=True, description="peer clusters' istiod must reach the API server")
-    authorized_networks: list[str] = Field(default_factory=list, description="CIDRs allowed to reach the API server")
+    authorized_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs allowed to reach the public API endpoint (EKS publicAccessCidrs, GKE master authorized "
+            "networks, AKS authorizedIPRanges): your admin networks and the NAT egress of every peer cluster. "
+            "Required with public_endpoint: true; 0.0.0.0/0 is refused (rule cluster.api-open-to-internet)"
+        ),
+    )
     deletion_protection: bool = Field(
         default=True, description="EKS/GKE deletion protection; set false before `pulumi destroy` (no AKS equivalent)"
     )
+
+    @field_validator("authorized_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.0/24 ({exc})") from None
+        return v
 
     @field_validator("kubernetes_version")
     @classmethod

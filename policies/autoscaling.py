@@ -8,6 +8,12 @@ pressure (``vllm:kv_cache_usage_perc``, a 0–1 fraction).
   default ``AverageValue`` metric type divides the query result by the threshold, so the queries
   return the pool **sum** and the threshold is per replica (≈5 waiting requests per replica).
   ``minReplicaCount`` is always rendered (KEDA defaults it to 0, i.e. scale-to-zero).
+  The queries select the series of **one Deployment** by ``fleetkit_model="<deployment>"``, the
+  target label the model's PodMonitor sets (``components.model_render.build_pod_monitor``).
+  ``model_name`` (the served name) is not enough: two versions of a service serve the same name
+  (v1 would scale on v2's canary and mirror load), and so do one model's Deployments on two GPU
+  classes (a10g would wake on l4's queue). The guardrail ``autoscaler-selects-one-deployment``
+  refuses a query that does not pin one Deployment.
 * ``engine: hpa`` renders an ``autoscaling/v2`` HorizontalPodAutoscaler on the per-pod custom metric
   ``vllm_num_requests_waiting`` served by prometheus-adapter (for clusters without KEDA).
 
@@ -25,6 +31,8 @@ from policies.common import Duration, Name, StrictModel, metadata, seconds
 from policies.merge import merged_model
 
 HPA_QUEUE_METRIC = "vllm_num_requests_waiting"
+#: Prometheus target label the model PodMonitor sets to the Deployment name (unique per Deployment).
+DEPLOYMENT_LABEL = "fleetkit_model"
 
 
 class AutoscalerSpec(StrictModel):
@@ -58,7 +66,9 @@ class AutoscalingPolicy(StrictModel):
     ) -> list[dict[str, object]]:
         spec = self.for_model(model)
         labels = {"fleetkit.dev/model": model}
-        selector = f'model_name="{served_name}",namespace="{namespace}"'
+        # one Deployment's series: the PodMonitor's fleetkit_model target label (see module docstring);
+        # served_name is shared by versions and GPU classes, so it never selects alone
+        selector = f'{DEPLOYMENT_LABEL}="{deployment}",namespace="{namespace}"'
         if spec.engine == "none":
             return []
         if spec.engine == "hpa":

@@ -19,6 +19,9 @@ class Variant:
     version: str
     gpu_class: str
     stack: str = ""
+    #: replicas the Deployment never goes below (0: it may have no endpoints at all)
+    min_replicas: int = 1
+    max_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class ServiceInfo:
     def gpu_classes(self, version: str | None = None) -> set[str]:
         return {v.gpu_class for v in self.variants if version is None or v.version == version}
 
+    def always_on(self, stack: str, version: str | None = None) -> list[Variant]:
+        """Variants in ``stack`` (every stack when it is "") that never scale below one replica."""
+        return [v for v in self.variants if (not stack or v.stack == stack) and v.min_replicas >= 1
+                and (version is None or v.version == version)]
+
 
 @dataclass(frozen=True)
 class LocalModel:
@@ -46,6 +54,7 @@ class LocalModel:
     served_name: str
     min_replicas: int
     max_replicas: int
+    version: str = "v1"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class RenderContext:
 
     namespace: str
     services: dict[str, ServiceInfo]
+    #: the stack (cluster) being rendered; "" = unknown, every variant counts as local
+    stack: str = ""
     #: services with a Deployment in this stack (the rest are reached across the mesh)
     local_services: frozenset[str] = frozenset()
     local_models: tuple[LocalModel, ...] = ()

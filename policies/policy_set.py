@@ -121,6 +121,9 @@ class PolicySet(StrictModel):
                         issues.append(PolicyIssue(("failover", "regions", j), "ref.unknown-region",
                                                   f"no stack of the fleet runs in region {region!r} "
                                                   f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})", region))
+        issues.extend(self._fallback_split_issues())
+        issues.extend(self._empty_subset_issues(ctx))
+        issues.extend(self._mirror_capacity_issues(ctx))
         # de-duplicate (the same bad key can be reported by two sections)
         seen, unique = set(), []
         for issue in issues:
@@ -129,6 +132,84 @@ class PolicySet(StrictModel):
                 seen.add(key)
                 unique.append(issue)
         return unique
+
+    def _fallback_split_issues(self) -> list[PolicyIssue]:
+        """A fallback chain is an aggregate cluster swapped into a single-destination route only."""
+        out = []
+        for i, route in enumerate(self.routing.routes):
+            if len(route.to) < 2:
+                continue
+            for j, dest in enumerate(route.to):
+                if dest.version is None and dest.gpu_class is None and dest.model in self.resilience.fallback:
+                    out.append(PolicyIssue(("routing", "routes", i, "to", j), "routing.fallback-in-split",
+                                           f"model {dest.model!r} has a fallback chain, which is routed as one Envoy "
+                                           "aggregate cluster: give it a route of its own, or name a version",
+                                           dest.model))
+        return out
+
+    def _empty_subset_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
+        """Rule ``routing.weighted-subset-may-be-empty``: a split's every part keeps a replica somewhere.
+
+        Each weighted destination is its own Envoy cluster; with no endpoint anywhere in the mesh its
+        share of requests gets 503 (istio/istio#27092) and is not failed over to the other parts
+        (istio/istio#41787). So every part of a split needs a Deployment with ``replicas.min >= 1``
+        in some cluster of the fleet.
+        """
+        out = []
+        for i, route in enumerate(self.routing.routes):
+            if len(route.to) < 2:
+                continue
+            for j, d in enumerate(route.to):
+                info = ctx.services.get(d.model)
+                if info is None or d.weight == 0:
+                    continue
+                if not [v for v in info.always_on("", d.version) if d.gpu_class in (None, v.gpu_class)]:
+                    what = " ".join(x for x in (d.model, d.version, d.gpu_class) if x)
+                    out.append(PolicyIssue(("routing", "routes", i, "to", j), "routing.weighted-subset-may-be-empty",
+                                           f"{what} may have no replica anywhere (replicas.min 0 in every cluster), so "
+                                           f"its {d.weight} weight would answer 503; keep a replica or route it alone",
+                                           d.weight))
+        return out
+
+    def _mirror_capacity_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
+        """Rule ``routing.mirror-overloads-target``: mirrored plus canary load fits the local target.
+
+        Per cluster, at the source's full local capacity (its Deployments' ``replicas.max``): the
+        mirrored share plus the largest weighted share any route gives the mirror target must not
+        exceed the target's local ``replicas.max``. Replicas stand in for throughput, which holds when
+        source and target are versions of one model on one GPU class (a canary, the usual mirror
+        target); the capacity planner (``fleetkit plan-capacity``) shows both sides' replica ranges.
+        """
+        out: list[PolicyIssue] = []
+        res = self.resilience
+
+        def local_max(service: str, version: str | None) -> int:
+            return sum(m.max_replicas for m in ctx.local_models
+                       if m.service == service and (version is None or m.version == version))
+
+        entries = [(("routing", "routes", i), r.to, r.mirror) for i, r in enumerate(self.routing.routes)]
+        entries.append((("routing", "default"), self.routing.default.to, self.routing.default.mirror))
+        for path, dests, mirror in entries:
+            if mirror is None or not any(m.service == mirror.model for m in ctx.local_models):
+                continue
+            target = local_max(mirror.model, mirror.version)
+            if target == 0:
+                continue  # not rendered in this cluster (policies.traffic.mirror_is_local)
+            source = sum(local_max(d.model, d.version or (res.chain_version(d.model) if d.model in res.fallback
+                                                          else None)) for d in dests)
+            canary = 0.0  # a weighted share toward the same named version (a canary) adds to its load
+            for r in [*self.routing.routes, self.routing.default] if mirror.version is not None else []:
+                total = sum(d.weight for d in r.to) or 1
+                share = sum(d.weight for d in r.to if d.model == mirror.model and d.version == mirror.version)
+                canary = max(canary, share / total)
+            need = (mirror.percent / 100 + canary) * source
+            if need > target:
+                out.append(PolicyIssue((*path, "mirror", "percent"), "routing.mirror-overloads-target",
+                                       f"mirroring {mirror.percent:g}% of a source with {source} local replicas at "
+                                       f"most, plus a {canary:.0%} weighted share, needs {need:.2f} replicas of "
+                                       f"{mirror.model} {mirror.version or ''} but this cluster runs at most {target}; "
+                                       "lower the percentage or raise the target's replicas.max", mirror.percent))
+        return out
 
     # ------------------------------------------------------------------ render
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:

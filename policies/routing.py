@@ -1,7 +1,10 @@
 """Routing: which model (and version / GPU class) serves a request, with canary weights and mirroring.
 
-Requests reach the front-door hosts through the ingress gateway (and from inside the mesh). Routes
-are evaluated in order, first match wins, and the ``default`` route catches the rest. A route
+Requests reach the front-door hosts through the ingress gateway only: the VirtualService is bound to
+the ingress Gateway (``gateways: [istio-system/fleetkit-ingress]``) and not to ``mesh``, so a client
+inside the mesh calling ``api.llm.example.com`` or a model Service directly bypasses these routes
+(Istio VirtualService reference, ``gateways``: "the reserved word mesh is used to imply all the
+sidecars in the mesh", and it applies only when listed). Routes are evaluated in order, first match wins, and the ``default`` route catches the rest. A route
 matches on the model header, the user-tier header, the task-type header, any other header, or a
 URI prefix; its destinations carry weights (``weight/sum(weights)`` of the traffic each, as in
 Istio — they need not add up to 100).

@@ -5,8 +5,11 @@ Renders (``security.istio.io/v1``):
 * PeerAuthentication ``default`` in the Istio root namespace with ``STRICT`` (mesh-wide) and one in
   the model namespace, so no plaintext reaches a model pod.
 * AuthorizationPolicy ``allow-nothing`` in the model namespace (an ALLOW policy with no rules denies
-  everything), then ALLOW rules: the ingress gateway's identity may call the model API, and the
-  monitoring namespace may ``GET /metrics``. Extra callers are listed explicitly.
+  everything), then ALLOW rules: the ingress gateway's identity may call the model API; extra
+  callers are listed explicitly. No rule for Prometheus: it scrapes vLLM through Istio's merged
+  metrics endpoint (``:15020/stats/prometheus``, served by the pod's istio-agent, which sidecar
+  authorization does not see — Istio "Prometheus" integration, "Option 1: Metrics merging"), so an
+  ALLOW rule for ``GET /metrics`` would never match and only suggest a path that is not used.
 * RequestAuthentication on the ingress gateway with the JWT rules, paired with an AuthorizationPolicy
   that requires a valid token (``requestPrincipals: ["*"]``): a RequestAuthentication alone lets
   requests without a token through.
@@ -62,8 +65,22 @@ class SecurityPolicy(StrictModel):
     deny_by_default: bool = True
     jwt: list[JwtRule] = Field(default_factory=list, description="JWT issuers accepted at the ingress")
     require_jwt: bool = True
-    allow_metrics_from_monitoring: bool = True
+    allow_metrics_from_monitoring: bool = Field(
+        default=False,
+        description="must stay false: scrapes go to Istio's merged metrics on :15020, so a GET /metrics "
+        "rule would be dead (rule security.dead-metrics-rule)",
+    )
     extra_callers: list[ExtraCaller] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _metrics(self) -> "SecurityPolicy":
+        if self.allow_metrics_from_monitoring:
+            raise ValueError(
+                "allow_metrics_from_monitoring would render a dead rule: Prometheus scrapes vLLM through Istio's "
+                "merged metrics on :15020 (the istio-agent, outside sidecar authorization), never GET /metrics "
+                "through the sidecar; remove the setting"
+            )
+        return self
 
     @model_validator(mode="after")
     def _jwt(self) -> "SecurityPolicy":
@@ -102,13 +119,6 @@ class SecurityPolicy(StrictModel):
                 "to": [{"operation": {"methods": ["GET", "POST"], "paths": ["/v1/*"]}}],
             }
         ]
-        if self.allow_metrics_from_monitoring:
-            rules.append(
-                {
-                    "from": [{"source": {"namespaces": [ctx.monitoring_namespace]}}],
-                    "to": [{"operation": {"methods": ["GET"], "paths": ["/metrics"]}}],
-                }
-            )
         for caller in self.extra_callers:
             source: dict[str, object]
             if caller.service_account:

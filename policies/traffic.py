@@ -1,65 +1,46 @@
 """Composes routing, load balancing, resilience, QoS and failover into Istio traffic objects.
 
-A route destination is resolved in a fixed order:
+Rendered per cluster (stack): every object here is applied to one cluster's istiod, so a route's
+destinations are chosen for the endpoints that exist *there*. A route destination is resolved in a
+fixed order:
 
-1. a whole model (no version, no GPU class) that has a fallback chain goes to the chain Service
-   ``<model>-fallback``;
+1. a whole model (no version, no GPU class) that has a fallback chain goes to the primary's chain
+   version, and the route is pointed at an Envoy aggregate cluster over the chain members
+   (:mod:`policies.fallback`: the primary anywhere in the mesh first, then each fallback model);
 2. a destination without ``gpu_class`` whose model has ``gpu_weights`` is split into one weighted
-   destination per GPU class the model runs on (hardware-aware weighting);
+   destination per GPU class **this cluster always runs** (a local Deployment with
+   ``replicas.min >= 1``). Each subset is its own Envoy cluster; a weighted destination whose subset
+   has no endpoints answers 503 for its share (istio/istio#27092), and a VirtualService cannot fail
+   over from one subset to another (istio/istio#41787). So a GPU class that exists only in another
+   cluster, or that may scale to zero here, never gets a weight. With fewer than two such classes
+   the destination is the whole model (or version), whose endpoints fail over across the mesh;
 3. the subset is named ``<version>-<gpu_class>`` (either part optional) and selects pods by the
    ``version`` / ``fleetkit.dev/gpu-class`` labels;
 4. with QoS tiers, every route is emitted once per tier (matching the tier header; the default tier
    also catches requests without it) toward ``<subset>-<tier>`` subsets that carry the tier's
    connection-pool limits.
 
+A mirror is rendered only in a cluster where its target has a local Deployment with
+``replicas.min >= 1``: Envoy mirrors to the target cluster's endpoints wherever they are, so a mirror
+toward a version that runs elsewhere would duplicate the most expensive requests across clouds.
+
 Every subset a route references is defined on its DestinationRule, and no other subset is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from policies.common import LABEL_APP, LABEL_GPU_CLASS, LABEL_VERSION, MODEL_PORT, metadata
+from policies.common import LABEL_APP, LABEL_GPU_CLASS, LABEL_VERSION, MODEL_PORT, format_duration, metadata
 from policies.context import RenderContext
+from policies.fallback import ChainRoute, istio_cluster_name, render_envoy_filter
 from policies.routing import Destination, Mirror, Route
 
 if TYPE_CHECKING:
     from policies.policy_set import PolicySet
 
-FALLBACK_LABEL_DOMAIN = "fallback.fleetkit.dev"
 ROUTES_NAME = "fleetkit-routes"
-
-
-def fallback_service(primary: str) -> str:
-    return f"{primary}-fallback"
-
-
-def fallback_selector(primary: str) -> dict[str, str]:
-    return {f"{FALLBACK_LABEL_DOMAIN}/{primary}": "member"}
-
-
-def fallback_priority_labels(primary: str, chain_length: int) -> list[str]:
-    """``n-1`` labels with explicit values: rank r matches the first ``n-1-r`` of them, so priority = rank."""
-    return [f"{FALLBACK_LABEL_DOMAIN}/{primary}-p{i}=1" for i in range(1, chain_length)]
-
-
-def fallback_pod_labels(policies: "PolicySet", model_service: str, version: str | None = None) -> dict[str, str]:
-    """Labels a model's pods carry for every fallback chain the model is part of.
-
-    Pods of the primary join its chain only in the chain's version (``fallback_versions``, default
-    ``v1``), so a canary version is reached only through routes that name it.
-    """
-    labels: dict[str, str] = {}
-    res = policies.resilience
-    for primary, rank in res.chains_of(model_service):
-        if rank == 0 and version is not None and version != res.chain_version(primary):
-            continue
-        n = len(res.chain(primary))
-        labels.update(fallback_selector(primary))
-        for i in range(1, n):
-            labels[f"{FALLBACK_LABEL_DOMAIN}/{primary}-p{i}"] = "1" if i <= n - 1 - rank else "0"
-    return labels
 
 
 def fallback_served_names(policies: "PolicySet", model_service: str, served: dict[str, str]) -> list[str]:
@@ -71,6 +52,26 @@ def fallback_served_names(policies: "PolicySet", model_service: str, served: dic
     return sorted(set(names))
 
 
+def weighted_gpu_classes(policies: "PolicySet", ctx: RenderContext, model: str, version: str | None
+                         ) -> list[tuple[str, int]]:
+    """(GPU class, weight) pairs a destination is split over in this cluster (see the module docstring)."""
+    gpu_weights = policies.load_balancing.for_model(model).gpu_weights
+    info = ctx.services.get(model)
+    if not gpu_weights or info is None:
+        return []
+    always_on = {v.gpu_class for v in info.always_on(ctx.stack, version)}
+    split = [(g, w) for g, w in sorted(gpu_weights.items()) if g in always_on]
+    return split if len(split) >= 2 else []
+
+
+def mirror_is_local(mirror: Mirror, ctx: RenderContext) -> bool:
+    """The mirror target has a Deployment in this cluster that never scales below one replica."""
+    info = ctx.services.get(mirror.model)
+    if info is None:
+        return False
+    return any(mirror.gpu_class in (None, v.gpu_class) for v in info.always_on(ctx.stack, mirror.version))
+
+
 @dataclass(frozen=True)
 class Target:
     """A resolved destination: the Service it goes to and the subset (name + labels) if any."""
@@ -79,22 +80,21 @@ class Target:
     subset: str | None
     labels: tuple[tuple[str, str], ...]
     weight: int = 100
+    #: fallback models after this one, in chain order (whole-model destinations with a chain)
+    chain: tuple["Target", ...] = field(default=())
 
 
 def _resolve(dest: Destination | Mirror, policies: "PolicySet", ctx: RenderContext) -> list[Target]:
     model = dest.model
     weight = getattr(dest, "weight", 100)
-    if dest.version is None and dest.gpu_class is None and model in policies.resilience.fallback:
-        return [Target(fallback_service(model), None, tuple(fallback_selector(model).items()), weight)]
-    gpu_weights = policies.load_balancing.for_model(model).gpu_weights
-    info = ctx.services.get(model)
-    if isinstance(dest, Destination) and dest.gpu_class is None and gpu_weights and info is not None:
-        present = info.gpu_classes(dest.version)
-        split = [(g, w) for g, w in sorted(gpu_weights.items()) if g in present]
+    res = policies.resilience
+    if dest.version is None and dest.gpu_class is None and model in res.fallback:
+        members = tuple(_target(m, None, None, 100) for m in res.fallback[model])
+        return [replace(_target(model, res.chain_version(model), None, weight), chain=members)]
+    if isinstance(dest, Destination) and dest.gpu_class is None:
+        split = weighted_gpu_classes(policies, ctx, model, dest.version)
         if split:
-            return [
-                _target(model, dest.version, g, weight * w) for g, w in split
-            ]
+            return [_target(model, dest.version, g, weight * w) for g, w in split]
     return [_target(model, dest.version, dest.gpu_class, weight)]
 
 
@@ -110,7 +110,8 @@ def _target(model: str, version: str | None, gpu_class: str | None, weight: int)
 
 def _with_tier(t: Target, tier: str) -> Target:
     labels = t.labels or ((LABEL_APP, t.service),)
-    return Target(t.service, f"{t.subset}-{tier}" if t.subset else tier, labels, t.weight)
+    return Target(t.service, f"{t.subset}-{tier}" if t.subset else tier, labels, t.weight,
+                  tuple(_with_tier(m, tier) for m in t.chain))
 
 
 class _Collector:
@@ -119,6 +120,7 @@ class _Collector:
     def __init__(self) -> None:
         self.subsets: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}
         self.tier_of: dict[tuple[str, str], str] = {}
+        self.chains: list[ChainRoute] = []
 
     def use(self, t: Target, tier: str | None = None) -> dict[str, Any]:
         dest: dict[str, Any] = {"host": "", "port": {"number": MODEL_PORT}}
@@ -155,8 +157,11 @@ def _http_route(
     route["route"] = [
         {"destination": _destination(t, ctx, col, tier), "weight": t.weight} for t in targets
     ]
-    from policies.common import format_duration
-
+    if len(targets) == 1 and targets[0].chain:
+        members = [targets[0], *targets[0].chain]
+        for m in members[1:]:
+            _destination(m, ctx, col, tier)  # defines the member's subset, so istiod builds its cluster
+        col.chains.append(ChainRoute(name, tuple(istio_cluster_name(ctx.host(m.service), m.subset) for m in members)))
     route["timeout"] = format_duration(res.timeout)
     route["retries"] = res.retries.render()
     if mirror is not None:
@@ -187,7 +192,8 @@ def render_virtual_service(policies: "PolicySet", ctx: RenderContext, col: _Coll
     entries.append(("default", None, routing.default.to, routing.default.mirror))
     for name, matches, dests, mirror in entries:
         targets = [t for d in dests for t in _resolve(d, policies, ctx)]
-        mirror_t = (_resolve(mirror, policies, ctx)[0], mirror.percent) if mirror else None
+        local_mirror = mirror is not None and mirror_is_local(mirror, ctx)
+        mirror_t = (_resolve(mirror, policies, ctx)[0], mirror.percent) if mirror and local_mirror else None
         primary = dests[0].model
         if qos is None:
             http.append(_http_route(name, matches, targets, mirror_t, primary, policies, ctx, col, None))
@@ -235,11 +241,11 @@ def render_gateway(policies: "PolicySet", ctx: RenderContext) -> dict[str, Any]:
     }
 
 
-def _traffic_policy(policies: "PolicySet", model: str, extra_priority: list[str] | None) -> dict[str, Any]:
+def _traffic_policy(policies: "PolicySet", model: str) -> dict[str, Any]:
     lb = policies.load_balancing.for_model(model).render()
     cb = policies.resilience.for_model(model).circuit_breaker
     if policies.failover is not None:
-        lb["localityLbSetting"] = policies.failover.locality_lb_setting(extra_priority)
+        lb["localityLbSetting"] = policies.failover.locality_lb_setting()
     return {
         "connectionPool": cb.connection_pool(),
         "loadBalancer": lb,
@@ -249,15 +255,10 @@ def _traffic_policy(policies: "PolicySet", model: str, extra_priority: list[str]
 
 def render_destination_rules(policies: "PolicySet", ctx: RenderContext, col: _Collector) -> list[dict[str, Any]]:
     out = []
-    services: dict[str, tuple[str, list[str] | None]] = {s: (s, None) for s in ctx.services}
-    for primary in policies.resilience.fallback:
-        chain = policies.resilience.chain(primary)
-        services[fallback_service(primary)] = (primary, fallback_priority_labels(primary, len(chain)))
-    for service in sorted(set(services) | set(col.subsets)):
-        model, extra = services.get(service, (service, None))
+    for service in sorted(set(ctx.services) | set(col.subsets)):
         spec: dict[str, Any] = {
             "host": ctx.host(service),
-            "trafficPolicy": _traffic_policy(policies, model, extra),
+            "trafficPolicy": _traffic_policy(policies, service),
         }
         subsets = []
         for name, labels in sorted(col.subsets.get(service, {}).items()):
@@ -288,8 +289,6 @@ def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str,
     port = {"name": "http", "port": MODEL_PORT, "targetPort": MODEL_PORT, "protocol": "TCP", "appProtocol": "http"}
     out = []
     selectors: dict[str, dict[str, str]] = {s: {LABEL_APP: s} for s in ctx.services}
-    for primary in policies.resilience.fallback:
-        selectors[fallback_service(primary)] = fallback_selector(primary)
     for name, selector in sorted(selectors.items()):
         out.append(
             {
@@ -305,7 +304,13 @@ def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str,
 def render_traffic(policies: "PolicySet", ctx: RenderContext) -> list[dict[str, Any]]:
     col = _Collector()
     vs = render_virtual_service(policies, ctx, col)
-    return [render_gateway(policies, ctx), vs, *render_destination_rules(policies, ctx, col), *render_services(policies, ctx)]
+    out = [render_gateway(policies, ctx), vs, *render_destination_rules(policies, ctx, col),
+           *render_services(policies, ctx)]
+    envoy_filter = render_envoy_filter(col.chains, namespace=ctx.system_namespace,
+                                       gateway_selector={"istio": ctx.ingress_gateway_name.removeprefix("istio-")})
+    if envoy_filter is not None:
+        out.append(envoy_filter)
+    return out
 
 
 def route_by_name(policies: "PolicySet", name: str) -> Route | None:

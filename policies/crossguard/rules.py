@@ -20,11 +20,16 @@ A suppressed verdict is still reported (with its reason) but never counts as a v
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 SECRET = "[secret]"
@@ -748,6 +753,24 @@ def check_plain_credentials(res: Resource) -> Iterator[str]:
             yield f"Helm release {res.name} ({_chart_name(res) or '?'}): {p}; pass it as a Pulumi secret"
 
 
+# --------------------------------------------------------------------------- sibling rule modules
+def _sibling(name: str) -> ModuleType:
+    """``policies.crossguard.<name>`` inside the kit; the file beside this one when this file was loaded by
+    path (the pack's own virtualenv, see ``__main__._load_rules``), importing nothing of the kit."""
+    if __name__ == "policies.crossguard.rules":
+        return importlib.import_module(f"policies.crossguard.{name}")
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"fleetkit_guardrail_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fleet_rules = _sibling("fleet_rules")
+
+
 # --------------------------------------------------------------------------- the rule set
 RULES: tuple[Rule, ...] = (
     Rule("gpu-pools-tainted", "GPU node pools carry a NoSchedule/NoExecute taint so only GPU workloads land there.",
@@ -778,6 +801,33 @@ RULES: tuple[Rule, ...] = (
          "tokens or keys.",
          "mandatory", "high", "Reference a Secret (env valueFrom.secretKeyRef) fed by a Pulumi secret.",
          resource_check=check_plain_credentials),
+    Rule("imds-hop-limit", "GPU node launch templates require IMDSv2 with a response hop limit of 1, so pods cannot "
+         "read the node role.", "mandatory", "high",
+         "Set metadataOptions httpTokens: required and httpPutResponseHopLimit: 1 (the kit's GPU pools do).",
+         resource_check=fleet_rules.check_imds_hop_limit),
+    Rule("api-endpoint-restricted", "A public Kubernetes API endpoint accepts only listed source ranges, never "
+         "0.0.0.0/0.", "mandatory", "critical",
+         "Set cluster.create.authorized_networks to the admin and peer-cluster egress CIDRs, or public_endpoint: false.",
+         resource_check=fleet_rules.check_api_endpoint),
+    Rule("autoscaler-selects-one-deployment", "Every KEDA Prometheus trigger selects the series of its scale target "
+         "alone, by a label its PodMonitor sets for that Deployment only.", "mandatory", "high",
+         "Filter the query on fleetkit_model=\"<deployment>\" (the kit's PodMonitor target label).",
+         stack_check=fleet_rules.check_autoscaler_signals),
+    Rule("weighted-subsets-have-endpoints", "Every subset a route splits traffic over selects a local Deployment "
+         "that keeps at least one replica (a subset with no endpoints answers 503 for its share).", "mandatory", "high",
+         "Weight only GPU classes this cluster always runs (the kit's renderer does); route the rest to the whole model.",
+         stack_check=fleet_rules.check_weighted_subsets),
+    Rule("mirror-target-local", "A route mirrors only to a target with an always-on Deployment in the same cluster.",
+         "mandatory", "high", "Mirror only in the cluster that runs the target (the kit's renderer drops the mirror "
+         "elsewhere).", stack_check=fleet_rules.check_mirror_local),
+    Rule("failover-priority-topology-only", "In a multi-network mesh, failoverPriority uses topology labels only "
+         "(east-west gateway endpoints carry no others).", "mandatory", "high",
+         "Keep network/cluster/region/zone labels; express model fallback as an Envoy aggregate cluster.",
+         stack_check=fleet_rules.check_failover_priority),
+    Rule("no-dead-metrics-rule", "No AuthorizationPolicy allows /metrics on pods that Prometheus scrapes through "
+         "Istio's merged metrics port 15020 (such a rule never matches).", "advisory", "low",
+         "Remove the /metrics rule; scrapes reach istio-agent on :15020, outside sidecar authorization.",
+         stack_check=fleet_rules.check_dead_metrics_rule),
 )
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
 

@@ -24,7 +24,7 @@ def test_eks_cluster_inputs(created):
     eks = mocks.one(EKS).inputs
     assert eks["name"] == "fleetkit-use1" and eks["version"] == "1.33"
     assert eks["vpcConfig"]["endpointPublicAccess"] is True
-    assert eks["vpcConfig"]["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert eks["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.0/24"]  # never 0.0.0.0/0
     assert len(eks["vpcConfig"]["subnetIds"]) == 3  # default subnets of the pools' zones
     assert eks["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}
     assert eks["roleArn"].endswith(":role/" + eks["roleArn"].split("/")[-1])

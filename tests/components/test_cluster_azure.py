@@ -22,7 +22,8 @@ def test_aks_cluster_inputs_and_exports():
     assert aks["identity"] == {"type": "SystemAssigned"}
     (system,) = aks["agentPoolProfiles"]
     assert system["mode"] == "System" and system["enableAutoScaling"] is True and "nodeTaints" not in system
-    assert "apiServerAccessProfile" not in aks  # 0.0.0.0/0 or nothing: no allow-list
+    # the demo's documented ranges: the API server is never open to every address
+    assert aks["apiServerAccessProfile"] == {"authorizedIPRanges": ["203.0.113.0/24", "198.51.100.0/24"]}
     assert out["clusterOidcIssuer"].startswith("https://eastus.oic.prod-aks.azure.com/")
     assert out["clusterEndpoint"].endswith(".hcp.eastus.azmk8s.io:443")
     assert out["resourceGroup"] == "fleetkit-eastus"

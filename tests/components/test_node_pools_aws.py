@@ -17,6 +17,10 @@ LT = "aws:ec2/launchTemplate:LaunchTemplate"
 @pytest.fixture(scope="module")
 def mocks():
     spec = demo_spec(STACK)
+    pools = spec.model_dump()["node_pools"]
+    # the demo runs l40s on AL2023 (its NVMe holds both 70B versions); keep the Bottlerocket path under test
+    pools["l40s"]["aws"] = {"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}
+    spec = with_changes(spec, node_pools=pools)
     return run(STACK, spec, build_infra(STACK, spec))[0]
 
 
@@ -50,6 +54,8 @@ def test_launch_templates_disks_and_raid0(mocks):
     assert "Content-Type: application/node.eks.aws" in user_data
     assert "kind: NodeConfig" in user_data and "strategy: RAID0" in user_data
     assert al2023["metadataOptions"]["httpTokens"] == "required"
+    # pods must not reach IMDS (and the node role) past their own IRSA identity
+    assert al2023["metadataOptions"]["httpPutResponseHopLimit"] == 1
     bottlerocket = mocks.one(LT, "-l40s-lt").inputs
     devices = {d["deviceName"]: d["ebs"]["volumeSize"] for d in bottlerocket["blockDeviceMappings"]}
     assert devices == {"/dev/xvda": 4, "/dev/xvdb": 200}

@@ -9,6 +9,7 @@ import pytest
 
 from policies.crossguard import rules
 from policies.crossguard.rules import RULES, SECRET, UNKNOWN, Resource
+from tests.crossguard.fleet_cases import FLEET_CASES
 
 NS = "llm"
 
@@ -228,6 +229,8 @@ CASES: list[tuple[str, str, list[Resource], bool]] = [
     ("no-plain-credentials", "configmap-ca-cert", [k8s("kubernetes:core/v1:ConfigMap", "ConfigMap", "cfg", data={
         "root-cert.pem": "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"})], False),
 ]
+
+CASES += FLEET_CASES  # issue 14's rules (policies/crossguard/fleet_rules.py)
 
 
 @pytest.mark.parametrize(("rule_name", "resources", "fails"),

@@ -91,6 +91,25 @@ def _plain_token_env(rows: list[dict[str, Any]]) -> None:
         {"name": "HF_TOKEN", "value": "hf_plaintexttoken"})
 
 
+# --------------------------------------------------------------------------- issue 14: the old forms
+def _imds_hop_two(rows: list[dict[str, Any]]) -> None:
+    lt = _first(rows, lambda r: r["type"] == "aws:ec2/launchTemplate:LaunchTemplate")
+    lt["inputs"]["metadataOptions"]["httpPutResponseHopLimit"] = 2
+
+
+def _api_open(rows: list[dict[str, Any]]) -> None:
+    _first(rows, lambda r: r["type"] == "aws:eks/cluster:Cluster")["inputs"]["vpcConfig"]["publicAccessCidrs"] = [
+        "0.0.0.0/0"]
+
+
+def _query_on_served_name(rows: list[dict[str, Any]]) -> None:
+    so = _first(rows, lambda r: r["type"].endswith(":ScaledObject") and r["inputs"]["metadata"]["name"] == "llama-3-70b")
+    for trig in so["inputs"]["spec"]["triggers"]:
+        q = trig["metadata"]["query"]
+        trig["metadata"]["query"] = q.replace('fleetkit_model="llama-3-70b"',
+                                              'model_name="meta-llama/Llama-3.1-70B-Instruct"')
+
+
 @pytest.mark.parametrize(("breakage", "policy"), [
     (_untaint, "gpu-pools-tainted"),
     (_drop_liveness, "model-probes"),
@@ -100,6 +119,9 @@ def _plain_token_env(rows: list[dict[str, Any]]) -> None:
     (_weights_write, "weights-read-only"),
     (_plain_secret, "no-plain-secret-data"),
     (_plain_token_env, "no-plain-credentials"),
+    (_imds_hop_two, "imds-hop-limit"),
+    (_api_open, "api-endpoint-restricted"),
+    (_query_on_served_name, "autoscaler-selects-one-deployment"),
 ])
 def test_rules_bite_on_the_kit_output(demo_preview: dict[str, Any], breakage: Any, policy: str) -> None:
     rows = _rows(demo_preview["aws-us-east-1"])
@@ -107,3 +129,69 @@ def test_rules_bite_on_the_kit_output(demo_preview: dict[str, Any], breakage: An
     breakage(rows)
     found = {v.policy for v in check_records(rows) if v.blocking}
     assert found == {policy}
+
+
+def test_a_metrics_allow_rule_on_merged_metrics_pods_is_reported_dead(demo_preview: dict[str, Any]) -> None:
+    rows = _rows(demo_preview["aws-us-east-1"])
+    ap = _first(rows, lambda r: r["type"].endswith(":AuthorizationPolicy")
+                and r["inputs"]["metadata"]["name"] == "allow-model-callers")
+    ap["inputs"]["spec"]["rules"].append({"from": [{"source": {"namespaces": ["monitoring"]}}],
+                                          "to": [{"operation": {"methods": ["GET"], "paths": ["/metrics"]}}]})
+    found = [v for v in check_records(rows) if v.policy == "no-dead-metrics-rule"]
+    assert len(found) == 1 and not found[0].blocking and ":15020" in found[0].message
+
+
+# --------------------------------------------------------------------------- issue 14: old traffic forms
+def _routes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _first(rows, lambda r: r["type"].endswith(":VirtualService"))["inputs"]["spec"]["http"]
+
+
+def _dr(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return _first(rows, lambda r: r["type"].endswith(":DestinationRule")
+                  and r["inputs"]["metadata"]["name"] == name)["inputs"]["spec"]
+
+
+def _old_gpu_split(rows: list[dict[str, Any]]) -> None:
+    """The 8B default route split 300/100/200 over a100-80gb (Azure only), a10g (min 0) and l4."""
+    host = "llama-3-8b.llm.svc.cluster.local"
+    dr = _dr(rows, "llama-3-8b")
+    for g in ("a100-80gb", "a10g", "l4"):
+        dr.setdefault("subsets", []).append({"name": g, "labels": {"fleetkit.dev/gpu-class": g}})
+    route = next(r for r in _routes(rows) if r["name"].startswith("default"))
+    route["route"] = [{"destination": {"host": host, "port": {"number": 8000}, "subset": g}, "weight": w}
+                      for g, w in (("a100-80gb", 300), ("a10g", 100), ("l4", 200))]
+
+
+def _remote_mirror(rows: list[dict[str, Any]]) -> None:
+    """5% of every cluster's 70B traffic mirrored to v2, which runs only in us-east-1."""
+    _dr(rows, "llama-3-70b").setdefault("subsets", []).append({"name": "v2", "labels": {"version": "v2"}})
+    route = next(r for r in _routes(rows) if r["name"].startswith("llama-70b-"))
+    route["mirror"] = {"host": "llama-3-70b.llm.svc.cluster.local", "port": {"number": 8000}, "subset": "v2"}
+    route["mirrorPercentage"] = {"value": 5}
+
+
+def _custom_failover_label(rows: list[dict[str, Any]]) -> None:
+    """The first fallback design: a custom pod label first in failoverPriority."""
+    lb = _dr(rows, "llama-3-8b")["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
+    lb["failoverPriority"].insert(0, "fallback.fleetkit.dev/llama-3-70b-p1=1")
+
+
+@pytest.mark.parametrize(("breakage", "policy"), [
+    (_old_gpu_split, "weighted-subsets-have-endpoints"),
+    (_remote_mirror, "mirror-target-local"),
+    (_custom_failover_label, "failover-priority-topology-only"),
+])
+def test_traffic_rules_bite_on_the_old_forms(demo_preview: dict[str, Any], breakage: Any, policy: str) -> None:
+    rows = _rows(demo_preview["aws-us-west-2"])
+    assert check_records(rows) == []
+    breakage(rows)
+    found = {v.policy for v in check_records(rows) if v.blocking}
+    assert found == {policy}
+
+
+def test_the_weighted_rule_names_only_the_subsets_without_local_replicas(demo_preview: dict[str, Any]) -> None:
+    rows = _rows(demo_preview["aws-us-west-2"])
+    _old_gpu_split(rows)
+    messages = [v.message for v in check_records(rows) if v.policy == "weighted-subsets-have-endpoints"]
+    named = {g for m in messages for g in ("a100-80gb", "a10g", "l4") if f"subset {g} " in m}
+    assert named == {"a100-80gb", "a10g"}  # l4 runs here with replicas.min 1

@@ -16,7 +16,6 @@ from fleetkit.images import VLLM, WEIGHTS_AGENT
 from fleetkit.scheduling import pod_scheduling
 from fleetkit.schema import validate_objects
 from fleetkit.spec import RegionStackSpec
-from policies.traffic import fallback_pod_labels
 
 
 def deployment(stack: str, model: str, **changes: Any) -> dict[str, Any]:
@@ -193,10 +192,8 @@ def test_pod_labels_for_routing_and_fallback():
     assert labels["fleetkit.dev/gpu-class"] == "l4"
     assert labels["fleetkit.dev/tier"] == "standard"
     assert labels["sidecar.istio.io/inject"] == "true"
-    spec = spec_of("aws-us-east-1")
-    for k, v in fallback_pod_labels(spec.policies, "llama-3-8b").items():
-        assert labels[k] == v
-    assert "fallback.fleetkit.dev/llama-3-70b" in labels
+    # fallback chains are Envoy aggregate clusters (policies.fallback), not pod labels
+    assert not [k for k in labels if k.startswith("fallback.fleetkit.dev/")]
 
 
 def test_canary_version_shares_the_service_label():
@@ -279,8 +276,13 @@ def test_sync_init_container_uses_the_agent_cli_and_a_read_only_serving_mount():
 def test_cache_capacity_follows_the_nodes_local_disks():
     nvme = plan_for("aws-us-east-1", "llama-3-8b")  # g6.12xlarge AL2023: 3760 GB instance store RAID0
     assert nvme.max_cache_bytes == int(3760 * 10**9 * 0.6)
-    bottlerocket = plan_for("aws-us-east-1", "llama-3-70b")  # no RAID0 on Bottlerocket: data volume
-    assert bottlerocket.max_cache_bytes == int(200 * 2**30 * 0.4)
+    l40s = plan_for("aws-us-east-1", "llama-3-70b")  # g6e.12xlarge AL2023: 3800 GB instance store RAID0
+    assert l40s.max_cache_bytes == int(3800 * 10**9 * 0.6)
+    data = spec_of("aws-us-east-1").model_dump()
+    data["node_pools"]["l40s"]["aws"] = {"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}  # no RAID0: data volume
+    br = mr.plan_model(RegionStackSpec.model_validate(data), "llama-3-70b",
+                       demo_fleet().context_for("aws-us-east-1"), stack="aws-us-east-1")
+    assert br.max_cache_bytes == int(200 * 2**30 * 0.4)
     gke = plan_for("gcp-europe-west4", "llama-3-8b")  # local_ssd_count: 2
     assert gke.max_cache_bytes == int(2 * 375 * 2**30 * 0.6)
     spec = spec_of("aws-us-east-1")

@@ -94,6 +94,22 @@ CASES: list[tuple[str, str, Edit, str, str, Any]] = [
     ("bottlerocket-instance-store", USE1,
      lambda c: pool(c, "l40s").update(aws={"ami_type": "BOTTLEROCKET_x86_64_NVIDIA", "instance_store_cache": True}),
      "pool.instance-store-unsupported", "fleetkit:node_pools.l40s.aws.instance_store_cache", True),
+    # issue 14.1: both 70B versions (~261 GiB) on Bottlerocket's 200 GiB data volume (cache 80 GiB)
+    ("weights-exceed-node-cache", USE1,
+     lambda c: pool(c, "l40s").update(aws={"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}),
+     "pool.cache-too-small", "fleetkit:node_pools.l40s", "g6e.12xlarge"),
+    # issue 14.8: AKS ignores spot settings on a Regular pool
+    ("azure-spot-options-without-spot", EUS,
+     lambda c: pool(c, "a100").update(azure={"spot_max_price": -1, "spot_eviction_policy": "Delete"}),
+     "pool.spot-options-without-spot", "fleetkit:node_pools.a100.azure.spot_eviction_policy",
+     ["spot_eviction_policy", "spot_max_price"]),
+    # issue 14.7: a public API endpoint open to the internet, explicitly or by leaving the list empty
+    ("api-endpoint-open-to-internet", USE1,
+     lambda c: c["fleetkit:cluster"]["create"].update(authorized_networks=["0.0.0.0/0"]),
+     "cluster.api-open-to-internet", "fleetkit:cluster.create.authorized_networks", ["0.0.0.0/0"]),
+    ("api-endpoint-without-ranges", EUW4,
+     lambda c: c["fleetkit:cluster"]["create"].pop("authorized_networks"),
+     "cluster.api-open-to-internet", "fleetkit:cluster.create.authorized_networks", []),
     ("arm-ami-on-x86", USE1,
      lambda c: pool(c, "l4").update(aws={"ami_type": "AL2023_ARM_64_NVIDIA"}),
      "pool.ami-arch", "fleetkit:node_pools.l4.aws.ami_type", "AL2023_ARM_64_NVIDIA"),

@@ -24,7 +24,7 @@ from policies import (
     Variant,
 )
 from policies.common import format_duration, parse_duration
-from policies.traffic import fallback_pod_labels, fallback_served_names
+from policies.traffic import fallback_served_names
 
 CTX = RenderContext(
     namespace="llm",
@@ -201,28 +201,26 @@ def test_circuit_breaker_current_field_names():
     assert cb.connection_pool()["http"]["http2MaxRequests"] == 1024
 
 
-def test_fallback_chain_really_routes_to_the_fallback():
+def test_fallback_chain_is_an_aggregate_cluster_primary_first():
     ps = policy(resilience={"fallback": {"big": ["small", "tiny"]}},
                 routing={"routes": [{"name": "b", "match": [{"model": "big"}], "to": [{"model": "big"}]}],
                          "default": {"to": [{"model": "small"}]}})
     objs = ps.render(CTX)
     route = by_kind(objs, "VirtualService")[0]["spec"]["http"][0]
-    assert route["route"][0]["destination"]["host"] == "big-fallback.llm.svc.cluster.local"
-    svc = next(o for o in by_kind(objs, "Service") if o["metadata"]["name"] == "big-fallback")
-    assert svc["spec"]["selector"] == {"fallback.fleetkit.dev/big": "member"}
-    dr = next(o for o in by_kind(objs, "DestinationRule") if o["metadata"]["name"] == "big-fallback")
-    prio = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failoverPriority"]
-    assert prio[:2] == ["fallback.fleetkit.dev/big-p1=1", "fallback.fleetkit.dev/big-p2=1"]
-    assert "outlierDetection" in dr["spec"]["trafficPolicy"]
-    # priority = rank: the primary matches every chain label, each fallback one fewer
-    labels = {m: fallback_pod_labels(ps, m) for m in ("big", "small", "tiny")}
-    assert labels["big"] == {"fallback.fleetkit.dev/big": "member", "fallback.fleetkit.dev/big-p1": "1",
-                             "fallback.fleetkit.dev/big-p2": "1"}
-    assert labels["small"]["fallback.fleetkit.dev/big-p1"] == "1" and labels["small"]["fallback.fleetkit.dev/big-p2"] == "0"
-    assert labels["tiny"]["fallback.fleetkit.dev/big-p1"] == "0"
-    # a canary version of the primary stays out of the chain
-    assert fallback_pod_labels(ps, "big", "v2") == {}
-    assert fallback_pod_labels(ps, "big", "v1") == labels["big"]
+    # the route names the primary's chain version; the EnvoyFilter swaps in the aggregate cluster
+    assert route["route"] == [{"destination": {"host": "big.llm.svc.cluster.local", "port": {"number": 8000},
+                                               "subset": "v1"}, "weight": 100}]
+    assert not [o for o in by_kind(objs, "Service") if o["metadata"]["name"].endswith("-fallback")]
+    for dr in by_kind(objs, "DestinationRule"):  # topology labels only: the east-west gateway keeps no others
+        prio = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failoverPriority"]
+        assert all(p.startswith("topology.") for p in prio), prio
+    (ef,) = by_kind(objs, "EnvoyFilter")
+    add, merge = ef["spec"]["configPatches"]
+    members = add["patch"]["value"]["cluster_type"]["typed_config"]["clusters"]
+    assert members == ["outbound|8000|v1|big.llm.svc.cluster.local", "outbound|8000||small.llm.svc.cluster.local",
+                       "outbound|8000||tiny.llm.svc.cluster.local"]
+    assert merge["match"]["routeConfiguration"]["vhost"]["route"]["name"] == "b"
+    assert merge["patch"]["value"] == {"route": {"cluster": add["patch"]["value"]["name"]}}
     assert fallback_served_names(ps, "small", {"big": "org/big"}) == ["org/big"]
     assert fallback_served_names(ps, "big", {"big": "org/big"}) == []
 
@@ -304,8 +302,9 @@ def test_keda_scaled_object_on_vllm_metrics():
     assert so["apiVersion"] == "keda.sh/v1alpha1" and so["kind"] == "ScaledObject"
     assert so["spec"]["minReplicaCount"] == 0 and so["spec"]["maxReplicaCount"] == 4  # always explicit
     queries = [t["metadata"]["query"] for t in so["spec"]["triggers"]]
-    assert queries == ['sum(vllm:num_requests_waiting{model_name="org/small",namespace="llm"})',
-                       'sum(vllm:kv_cache_usage_perc{model_name="org/small",namespace="llm"})']
+    # one Deployment's series (the PodMonitor's fleetkit_model label), never the shared served name
+    assert queries == ['sum(vllm:num_requests_waiting{fleetkit_model="small",namespace="llm"})',
+                       'sum(vllm:kv_cache_usage_perc{fleetkit_model="small",namespace="llm"})']
     assert all("metricName" not in t["metadata"] for t in so["spec"]["triggers"])
     assert so["spec"]["cooldownPeriod"] == 300
 

@@ -79,7 +79,8 @@ def test_unknown_pool_is_a_key_error(fleet):
 
 
 def test_node_labels_per_cloud(fleet):
-    aws = spec_of(fleet, "aws-us-east-1")
+    aws = changed(spec_of(fleet, "aws-us-east-1"), ["node_pools", "l40s", "aws", "ami_type"],
+                  "BOTTLEROCKET_x86_64_NVIDIA")
     l4, l40s = scheduling.node_labels(aws, "l4"), scheduling.node_labels(aws, "l40s")
     assert l4["fleetkit.dev/gpu-class"] == "l4" and l4["k8s.amazonaws.com/accelerator"] == "nvidia-l4"
     # the device plugin label only where the kit installs the plugin (AL2023, not Bottlerocket)
@@ -91,7 +92,7 @@ def test_node_labels_per_cloud(fleet):
 
 def test_device_plugin_decision(fleet):
     assert scheduling.needs_device_plugin(spec_of(fleet, "aws-us-east-1"))  # l4 is AL2023
-    assert scheduling.device_plugin_pools(spec_of(fleet, "aws-us-east-1")) == ["l4"]
+    assert scheduling.device_plugin_pools(spec_of(fleet, "aws-us-east-1")) == ["l4", "l40s"]
     assert scheduling.needs_device_plugin(spec_of(fleet, "azure-eastus"))  # AKS installs no plugin
     assert not scheduling.needs_device_plugin(spec_of(fleet, "gcp-europe-west4"))  # GKE deploys its own
     aws = spec_of(fleet, "aws-us-west-2")
