@@ -233,7 +233,7 @@ def main() -> int:
     ap.add_argument("--part-size", default="16Mi", help="ours; boto3 uses the same chunk size (default 16Mi)")
     ap.add_argument("--warm-runs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool, interleaved (default 3)")
-    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync", "buffered"),
+    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync", "buffered", "sha256chunks"),
                     help="leave a tool out (repeatable)")
     ap.add_argument("--workdir", help="scratch directory (default: a new temp dir, removed afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -285,6 +285,16 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(agent_venv)], check=True)
         site_dir = next((agent_venv / "lib").glob("python3*/site-packages"))
         (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
+        # ... plus its one compiled dependency on the data path (blake3: per-chunk digests).
+        import importlib.util
+
+        b3 = importlib.util.find_spec("blake3")
+        if b3 is None or not b3.origin:
+            raise SystemExit("blake3 is not installed (pip install -e images/weight-cache)")
+        if Path(b3.origin).name == "__init__.py":
+            (site_dir / "blake3").symlink_to(Path(b3.origin).parent)
+        else:
+            (site_dir / Path(b3.origin).name).symlink_to(b3.origin)
         # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
         script = agent_venv / "bin" / "fleetkit-weights"
         script.write_text(f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
@@ -295,6 +305,10 @@ def main() -> int:
         t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish").seconds
         n_files, n_bytes = tree_bytes(src)
         print(f"published with fleetkit-weights in {t_pub:.1f}s ({n_bytes / MB / t_pub:.0f} MB/s)")
+        # The same shards with SHA-256 chunk digests (format_version 1), to measure what BLAKE3 changes.
+        source_sha = f"s3://{BUCKET}/{PREFIX}-sha256"
+        if "sha256chunks" not in args.skip:
+            timed(fw + ["publish", str(src), source_sha, "--quiet", "--chunk-hash", "sha256"], env, "publish")
 
         def check(dest: Path, label: str) -> None:
             _n, b = tree_bytes(dest)
@@ -306,11 +320,11 @@ def main() -> int:
         aws = shutil.which("aws", path=str(bindir)) or "aws"
         cache = workdir / "cache"
 
-        def ours(extra: list[str]) -> Callable[[], Sample]:
+        def ours(extra: list[str], src_uri: str = source) -> Callable[[], Sample]:
             def run() -> Sample:
                 cache.mkdir()
-                t = timed(fw + ["sync", source, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers)
-                check(cache / BUCKET / PREFIX, "fleetkit-weights")
+                t = timed(fw + ["sync", src_uri, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers)
+                check(cache / src_uri[len("s3://"):], "fleetkit-weights")
                 shutil.rmtree(cache)
                 return t
             return run
@@ -328,6 +342,8 @@ def main() -> int:
             return run
 
         runners: dict[str, Callable[[], Sample]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
+        if "sha256chunks" not in args.skip:
+            runners["fleetkit-weights sync (cold, sha256 chunks)"] = ours([], source_sha)
         if "nofsync" not in args.skip:
             runners["fleetkit-weights sync (cold, --no-fsync)"] = ours(["--no-fsync"])
         if "buffered" not in args.skip:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from weights_support import cli, make_model, tree
 from fleetkit_weights import MANIFEST_NAME
@@ -28,7 +29,7 @@ def assert_only_published(cache: Path, published: dict) -> None:
 def test_manifest_format(s3, published):
     raw = s3.get_object(Bucket=published["bucket"], Key=f"{published['prefix']}/{MANIFEST_NAME}")["Body"].read()
     doc = json.loads(raw)
-    assert doc["format"] == "fleetkit-weights-manifest" and doc["format_version"] == 1
+    assert doc["format"] == "fleetkit-weights-manifest" and doc["format_version"] == 2
     assert doc["total_bytes"] == published["size"]
     files = {f["path"]: f for f in doc["files"]}
     assert set(files) == set(published["files"])
@@ -38,15 +39,36 @@ def test_manifest_format(s3, published):
         assert files[path]["size"] == len(data)
         assert files[path]["sha256"] == hashlib.sha256(data).hexdigest()
     big = files["model-00001-of-00002.safetensors"]
-    assert big["chunk_size"] == 256 * 1024 and len(big["chunks"]) == 6
-    assert big["chunks"][0] == hashlib.sha256(published["files"][big["path"]][: 256 * 1024]).hexdigest()
+    assert big["chunk_size"] == 256 * 1024 and len(big["chunks"]) == 6 and big["chunk_hash"] == "blake3"
+    assert big["chunks"][0] == blake3(published["files"][big["path"]][: 256 * 1024]).hexdigest()
+    assert doc["digest"] == "sha256:" + hashlib.sha256(
+        json.dumps({k: v for k, v in doc.items() if k != "digest"}, sort_keys=True, separators=(",", ":"),
+                   ensure_ascii=False).encode()).hexdigest()
+
+
+def test_sha256_chunks_publish_a_format_1_manifest_that_syncs(tmp_path, bucket, s3, s3_endpoint):
+    """`publish --chunk-hash sha256`: the manifest agents from before BLAKE3 chunks read."""
+    import hashlib
+
+    src = tmp_path / "src"
+    files = make_model(src, {"w.bin": 600_000, "config.json": 10})
+    uri = f"s3://{bucket}/sha-chunks"
+    assert cli("publish", src, uri, "--endpoint-url", s3_endpoint, "--chunk-size", "256Ki",
+               "--chunk-hash", "sha256").rc == 0
+    doc = json.loads(s3.get_object(Bucket=bucket, Key=f"sha-chunks/{MANIFEST_NAME}")["Body"].read())
+    assert doc["format_version"] == 1 and all("chunk_hash" not in f for f in doc["files"])
+    w = next(f for f in doc["files"] if f["path"] == "w.bin")
+    assert w["chunks"][1] == hashlib.sha256(files["w.bin"][256 * 1024 : 512 * 1024]).hexdigest()
+    r = cli("sync", uri, tmp_path / "cache", "--endpoint-url", s3_endpoint)
+    assert r.rc == 0 and "all sha256-verified" in r.out, r
+    assert tree(tmp_path / "cache" / bucket / "sha-chunks") == files
 
 
 def test_roundtrip_then_warm_sync_is_one_request(tmp_path, published, proxy):
     cache = tmp_path / "cache"
     r = cli("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "4")
     assert r.rc == 0, r
-    assert "5 files" in r.out and "all sha256-verified" in r.out and "MB/s" in r.out
+    assert "5 files" in r.out and "all blake3-verified" in r.out and "MB/s" in r.out
     assert_only_published(cache, published)
     assert (model_dir(cache, published)).is_symlink()
     assert proxy.data_bytes == published["size"]

@@ -87,6 +87,7 @@ def publish(
     progress_interval: float | None = None,
     include_hidden: bool = False,
     chunk_size: int = 16 * MiB,
+    chunk_hash: str = "blake3",
 ) -> PublishResult:
     t0 = time.monotonic()
     files = scan(local_dir, include_hidden)
@@ -98,12 +99,15 @@ def publish(
     hprog = Progress(f"hashing {local_dir}", total, interval=progress_interval, enabled=not quiet).start()
     try:
         with cf.ThreadPoolExecutor(max_workers=max(1, min(concurrency, 4))) as pool:
-            digests = list(pool.map(lambda item: hash_file_chunks(item[1], chunk_size or (1 << 62), hprog), files))
+            digests = list(pool.map(
+                lambda item: hash_file_chunks(item[1], chunk_size or (1 << 62), hprog, chunk_hash if chunk_size else "sha256"),
+                files))
     finally:
         hprog.stop()
     entries = [
         manifest_mod.FileEntry(rel, p.stat().st_size, d, chunk_size if chunk_size and p.stat().st_size else 0,
-                               tuple(chunks) if chunk_size else ())
+                               tuple(chunks) if chunk_size and p.stat().st_size else (),
+                               chunk_hash if chunk_size and p.stat().st_size else "sha256")
         for (rel, p), (d, chunks) in zip(files, digests)
     ]
     new = manifest_mod.build(entries)
@@ -125,7 +129,8 @@ def publish(
     if old is not None:
         old_files = {f.path: f for f in old.files}
         for f in new.files:
-            if old_files.get(f.path) == f:
+            prev = old_files.get(f.path)
+            if prev is not None and (prev.size, prev.sha256) == (f.size, f.sha256):  # same bytes, maybe other chunks
                 try:
                     info = call_with_retry(
                         lambda: client.head(loc.bucket, loc.key(f.path)), policy, f"HEAD {loc.key(f.path)}"

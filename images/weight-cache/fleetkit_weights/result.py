@@ -40,6 +40,7 @@ class SyncResult:
         self.stale = stale
         self.retries = 0
         self.evicted: list[str] = []
+        self.verified_with = "sha256"  # chunk digest algorithm of the downloaded files (sha256 or blake3)
 
     def summary(self) -> str:
         rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0.0
@@ -49,7 +50,7 @@ class SyncResult:
             state = "already cached and verified" + (" (after waiting for another sync)" if self.waited else "")
         else:
             state = (
-                f"{self.downloaded_files} downloaded, {self.skipped_files} skipped, all sha256-verified"
+                f"{self.downloaded_files} downloaded, {self.skipped_files} skipped, all {self.verified_with}-verified"
                 + (f", resumed {fmt_bytes(self.resumed_bytes)}" if self.resumed_bytes else "")
                 + (f", {self.retries} retries" if self.retries else "")
             )

@@ -144,6 +144,8 @@ class Syncer:
             return self._stale(loc, t0, exc)
         eid = cache.entry_id(loc, man.digest)
         res = SyncResult(str(loc), str(link), eid, files=len(man.files), total_bytes=man.total_bytes)
+        if any(f.chunk_hash != "sha256" for f in man.files):
+            res.verified_with = "blake3+sha256" if any(not f.chunks for f in man.files if f.size) else "blake3"
 
         if self._warm_hit(loc, eid, man, res):
             res.seconds = time.monotonic() - t0

@@ -362,7 +362,8 @@ class Transfer:
         start, length = job.range_of(idx)
         got = 0
         what = f"{self.loc.key(job.entry.path)} bytes {start}-{start + length - 1}"
-        chunk_hash = hashlib.sha256() if job.chunked else None
+        new_hash = chunk_hasher(job.entry.chunk_hash) if job.chunked else None
+        chunk_hash = new_hash() if new_hash is not None else None
         bad_digests = 0
 
         def sink(view: memoryview) -> None:
@@ -388,12 +389,12 @@ class Transfer:
                 # fetches only this range again.
                 raise IntegrityError(
                     f"corrupt data: bytes {start}-{start + length - 1} of '{job.entry.path}' "
-                    f"(s3://{self.loc.bucket}/{job.key}) have sha256 {digest}, the manifest says "
+                    f"(s3://{self.loc.bucket}/{job.key}) have {job.entry.chunk_hash} {digest}, the manifest says "
                     f"{job.entry.chunks[idx]}; the file's verified chunks are kept, nothing was published"
                 )
             self.log(f"sha256 mismatch in {what}; fetching that range again")
             got = 0
-            chunk_hash = hashlib.sha256()
+            chunk_hash = new_hash()
 
     def _write(self, job: FileJob, view: memoryview, off: int) -> None:
         """pwrite view at off: whole aligned blocks through O_DIRECT, any remainder buffered.
@@ -615,8 +616,22 @@ def hash_file(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = None) -> tuple[str, list[str]]:
-    """(whole-file sha256, sha256 of each chunk_size slice) in one read pass."""
+def chunk_hasher(name: str) -> Callable[[], object]:
+    """The constructor of a chunk digest (manifest ``chunk_hash``): hashlib's sha256 or BLAKE3."""
+    if name == "sha256":
+        return hashlib.sha256
+    try:
+        from blake3 import blake3  # noqa: PLC0415 - third-party, needed only for blake3 manifests
+    except ImportError:
+        raise WeightsError("this manifest has BLAKE3 chunk digests: install the blake3 package "
+                           "(a dependency of fleetkit-weights)") from None
+    return blake3
+
+
+def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = None,
+                     chunk_hash: str = "sha256") -> tuple[str, list[str]]:
+    """(whole-file sha256, ``chunk_hash`` digest of each chunk_size slice) in one read pass."""
+    new_part = chunk_hasher(chunk_hash)
     whole = hashlib.sha256()
     chunks: list[str] = []
     buf = bytearray(min(HASH_CHUNK, chunk_size))
@@ -624,7 +639,7 @@ def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = No
     fd = os.open(path, os.O_RDONLY)
     try:
         off = 0
-        part = hashlib.sha256()
+        part = new_part()
         in_part = 0
         while True:
             n = os.preadv(fd, [view[: min(len(buf), chunk_size - in_part)]], off)
@@ -636,7 +651,7 @@ def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = No
             off += n
             if in_part == chunk_size:
                 chunks.append(part.hexdigest())
-                part, in_part = hashlib.sha256(), 0
+                part, in_part = new_part(), 0
             if progress is not None:
                 progress.add(n)
         if in_part:
