@@ -33,7 +33,8 @@ entry id), it is what a stack spec pins next to the model's revision, and `publi
 manifest as ``"digest"``, so a reader detects a manifest damaged in transit
 (a flipped bit over plain HTTP) and fetches it again. Manifests without the member (written by
 earlier agents) stay valid; only a pin protects those. The member is optional within
-format_version 1, so earlier agents read new manifests too (they ignore unknown members). This
+format_version 1, so earlier agents read format 1 manifests that have it too (they ignore unknown
+members). This
 reader refuses members it does not know (a flipped bit in a member name must not pass as an
 unknown member): a future member comes with a new format_version.
 """
