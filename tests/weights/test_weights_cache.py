@@ -195,9 +195,9 @@ def test_warm_loop_runs_rounds_and_stops_on_sigterm(tmp_path, three_models, s3_e
         agent_cmd("warm", "--interval", "0.2", three_models["a"]["uri"], cache, "--endpoint-url", s3_endpoint),
         env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (cache / ".fleetkit-weights" / "store").is_dir():
-        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not os.path.lexists(three_models["a"]["path"](cache)):
+        time.sleep(0.05)  # the first round's (cold) sync has published the model
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)

@@ -173,12 +173,14 @@ def test_trickling_range_is_abandoned_and_requested_again(tmp_path, big_model, p
 
 
 def test_deadline_stops_a_trickling_sync(tmp_path, big_model, proxy):
-    proxy.plan = lambda m, p, h: "trickle" if m == "GET" and p.endswith("/shard.bin") else None
-    proxy.trickle_rate = 200_000.0  # above the low-speed limit: only the deadline can stop it
+    first = f"bytes=0-{CHUNK - 1}"  # served at full speed; every later range trickles
+    proxy.plan = lambda m, p, h: ("trickle" if m == "GET" and p.endswith("/shard.bin") and h.get("Range") != first
+                                  else None)
+    proxy.trickle_rate = 110_000.0  # above the low-speed limit: only the deadline can stop it
     cache = tmp_path / "cache"
-    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--deadline", "1.5")
+    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--deadline", "3")
     assert r.rc == 1, r
-    assert "deadline of 1.5s exceeded" in r.err and "nothing was published" in r.err
+    assert "deadline of 3s exceeded" in r.err and "nothing was published" in r.err
     assert not os.path.lexists(big_model["link"])
     (staging,) = Cache(cache).partials()
     assert staging.done_bytes >= CHUNK  # what was verified in time stays for the next sync
