@@ -13,6 +13,13 @@ Two sources of truth, both shipped with the kit:
 * **Core kinds** (Deployment, Service, HPA ``autoscaling/v2``, RBAC, …) are validated with the strict schemas
   that the ``kubernetes-validate`` package ships, for Kubernetes :data:`KUBERNETES_VERSION`.
 
+Before validation the object is prepared the way the API server decodes it: mapping entries whose value is
+an explicit ``null`` (typical Helm output such as ``retries:`` left empty) are pruned (Kubernetes docs,
+"Extend the Kubernetes API with CustomResourceDefinitions", section *Defaulting and nullable*: nulls of
+non-nullable fields are pruned; core kinds decode null as the zero value), and ``status`` is not validated
+for kinds with a status subresource (the API server ignores ``status`` on create/update of the main
+resource; see the same page, section *Status subresource*).
+
 ``metadata`` is validated the same way for every kind: ``name`` is required and must be a valid object name,
 ``labels``/``annotations`` must be maps of strings with valid keys, and unknown metadata fields are errors.
 
@@ -147,6 +154,7 @@ class _Crd:
     versions: dict[str, dict[str, Any]]  # served version -> openAPIV3Schema (raw)
     unserved: tuple[str, ...]
     source: str
+    status_subresource: frozenset[str] = frozenset()  # served versions with subresources.status
 
 
 def _schema_files() -> Iterator[tuple[str, str]]:
@@ -214,7 +222,11 @@ def _crds() -> dict[tuple[str, str], _Crd]:
             if v.get("served", False) and "schema" in v
         }
         unserved = tuple(sorted(v["name"] for v in spec["versions"] if not v.get("served", False)))
-        out[key] = _Crd(spec["group"], key[1], spec.get("scope", "Namespaced"), served, unserved, name)
+        with_status = frozenset(
+            v["name"] for v in spec["versions"] if "status" in ((v.get("subresources") or {}) or {})
+        )
+        out[key] = _Crd(spec["group"], key[1], spec.get("scope", "Namespaced"), served, unserved, name,
+                        with_status)  # fmt: skip
     return out
 
 
@@ -508,15 +520,20 @@ def validate_object(obj: dict[str, Any]) -> list[SchemaIssue]:
 
     group, version = _split(api_version)
     validator: Draft4Validator | Draft202012Validator | None = None
+    body = prune_nulls(obj)
     crd = _crds().get((group, kind))
     if crd is not None:
         if version in crd.versions:
             validator = _crd_validator(group, kind, version)
+            if version in crd.status_subresource:
+                body.pop("status", None)
         else:
             served = ", ".join(f"{group}/{v}" for v in sorted(crd.versions))
             issues.append(("apiVersion", f"{api_version} is not served for {kind} (served: {served})"))
     elif _is_core_group(group):
         validator = _core_validator(api_version, kind)
+        if validator is not None and "status" in validator.schema.get("properties", {}):
+            body.pop("status", None)  # every core kind with a status field serves it as a subresource
         if validator is None:
             others = _core_versions_of(kind)
             if others:
@@ -532,9 +549,18 @@ def validate_object(obj: dict[str, Any]) -> list[SchemaIssue]:
 
     issues.extend(_validate_metadata(kind, meta))
     if validator is not None:
-        for error in validator.iter_errors(obj):
+        for error in validator.iter_errors(body):
             issues.extend(_describe(error))
     return _finish(kind_s, name, issues)
+
+
+def prune_nulls(value: Any) -> Any:
+    """Copy of ``value`` without mapping entries whose value is None (recursively), as the API server decodes."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(v) for v in value]
+    return value
 
 
 def _finish(kind: str, name: str, issues: list[tuple[str, str]]) -> list[SchemaIssue]:
@@ -711,7 +737,27 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
         return [(path, f"{short_value(value)} is not {what}")]
     if validator in ("oneOf", "anyOf"):
         return [(path, _describe_choice(error))]
+    if validator == "not":
+        return [(path, f"{short_value(value)} is not allowed here ({_fields(error.validator_value)})")]
     return [(path, _plain(error))]
+
+
+def _fields(schema: Any) -> str:
+    """Readable summary of the fields a (sub)schema names through ``required``."""
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            names.extend(n for n in node.get("required", []) if isinstance(n, str) and n not in names)
+            for key in ("anyOf", "oneOf", "allOf"):
+                for sub in node.get(key, []) or []:
+                    walk(sub)
+        elif isinstance(node, list):
+            for sub in node:
+                walk(sub)
+
+    walk(schema)
+    return f"conflicts with: {', '.join(names)}" if names else "the schema forbids this combination"
 
 
 def _describe_choice(error: jsonschema.ValidationError) -> str:
@@ -728,6 +774,10 @@ def _describe_choice(error: jsonschema.ValidationError) -> str:
     types = [t for b in branches for t in _types(b)]
     if types and len(types) == len(branches):
         return f"expected {' or '.join(types)}, got {_json_type(value)} {short_value(value)}"
+    if error.validator == "oneOf" and not error.context:  # valid under several branches
+        if exclusive:
+            return f"set exactly one of {', '.join(exclusive)}"
+        return f"{short_value(value)} matches more than one of the allowed forms; keep the fields of only one"
     if error.context:
         best = jsonschema.exceptions.best_match(error.context)
         if best is not None:

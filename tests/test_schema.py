@@ -299,13 +299,6 @@ INVALID = [
         "spec.trafficPolicy.connectionPool.tcp.maxConnections",
         "expected integer",
     ),
-    (
-        "DestinationRule",
-        "spec.trafficPolicy.tls",
-        None,
-        "spec.trafficPolicy.tls",
-        "expected object, got null",
-    ),
     ("Gateway", "spec.servers[0].port.number", "15443", "spec.servers[0].port.number", "expected integer"),
     ("Gateway", "spec.servers[0].tls.mode", "PASSTHRU", "spec.servers[0].tls.mode", "is not one of"),
     ("Gateway", "spec.selectors", {"istio": "x"}, "spec.selectors", "unknown field 'selectors'"),
@@ -412,6 +405,30 @@ def test_invalid_examples_fail(kind: str, path: str, value: Any, issue_path: str
     message = next(i.message for i in issues if i.path == issue_path)
     assert fragment in message
     assert all(i.kind == kind and i.name == obj["metadata"]["name"] for i in issues)
+
+
+def test_explicit_nulls_are_pruned_as_the_api_server_does() -> None:
+    """Helm leaves `trafficPolicy:`/`retries:`/`match:` null; the API server drops them, so must we."""
+    assert validate_object(mutate("DestinationRule", "spec.trafficPolicy.tls", None)) == []
+    vs = copy.deepcopy(VALID["VirtualService"])
+    vs["spec"]["http"][0].update({"retries": None, "match": None, "fault": None})
+    assert validate_object(vs) == []
+    required = mutate("DestinationRule", "spec.host", None)  # a pruned required field is missing, as for kubectl
+    assert any("required" in i.message for i in validate_object(required))
+
+
+def test_status_of_kinds_with_a_status_subresource_is_not_validated() -> None:
+    for kind in ("VirtualService", "Deployment"):
+        obj = copy.deepcopy(VALID[kind])
+        obj["status"] = {"conditions": "whatever the controller wrote", "bogus": 1}
+        assert validate_object(obj) == [], kind
+
+
+def test_choice_errors_are_readable() -> None:
+    obj = mutate("DestinationRule", "spec.trafficPolicy.loadBalancer", {"simple": "ROUND_ROBIN",
+                                                                         "consistentHash": {"useSourceIp": True}})
+    messages = [i.message for i in validate_object(obj)]
+    assert messages and not any("is valid under each of" in m for m in messages), messages
 
 
 def test_unknown_top_level_field() -> None:

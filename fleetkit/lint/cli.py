@@ -145,7 +145,8 @@ def lint_command(
             overrides["disable"] = set(disable)
         config = build_config(config_file, overrides)
         docs = load_paths(paths)
-        findings = lint_documents(docs, config)
+        notes: list[str] = []
+        findings = lint_documents(docs, config, notes)
     except SpecError as exc:
         typer.echo(exc.render(), err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -153,17 +154,18 @@ def lint_command(
     if output_format is OutputFormat.json:
         report = render_json(findings)
     elif output_format is OutputFormat.sarif:
-        report = render_sarif(findings, _version())
+        report = render_sarif(findings, _version(), notes)
     else:
         tty = output is None and sys.stdout.isatty()
         width = max(100, shutil.get_terminal_size().columns) if tty else None
-        report = render_table(findings, len(docs), width=width, color=tty)
+        report = render_table(findings, len(docs), width=width, color=tty, notes=notes)
     if output is not None:
         output.write_text(report, encoding="utf-8")
         typer.echo(f"{summary(findings, len(docs))}; report written to {output}", err=True)
     else:
         sys.stdout.write(report)
         sys.stdout.flush()
+
     raise typer.Exit(exit_code(findings))
 
 

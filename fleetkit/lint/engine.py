@@ -12,6 +12,7 @@ from fleetkit.lint.checks import ALL_CHECKS
 from fleetkit.lint.checks.deprecations import unserved_fix
 from fleetkit.lint.index import Hit, Index, Obj, as_str
 from fleetkit.lint.loader import Document, load_paths
+from fleetkit.lint.mesh import NOT_CHECKED
 from fleetkit.lint.model import RULES, SEVERITY_RANK, Finding, LintConfig, Severity, rule_for
 from fleetkit.schema import known_kind, served_versions, validate_object
 
@@ -20,19 +21,25 @@ IGNORE_ANNOTATION = "fleetkit.dev/lint-ignore"
 
 
 def lint_objects(
-    objs: Sequence[tuple[str, dict[str, Any]]], config: LintConfig | None = None
+    objs: Sequence[tuple[str, dict[str, Any]]], config: LintConfig | None = None, notes: list[str] | None = None
 ) -> list[Finding]:
     """Lint ``(file, object)`` pairs together (cross-object checks see all of them). Pure: no I/O."""
     docs = [Document(file, i, obj) for i, (file, obj) in enumerate(objs)]
-    return lint_documents(docs, config)
+    return lint_documents(docs, config, notes)
 
 
-def lint_paths(paths: Sequence[Path | str], config: LintConfig | None = None) -> list[Finding]:
+def lint_paths(
+    paths: Sequence[Path | str], config: LintConfig | None = None, notes: list[str] | None = None
+) -> list[Finding]:
     """Load files/directories and lint every object in them. Raises SpecError for unusable input."""
-    return lint_documents(load_paths(paths), config)
+    return lint_documents(load_paths(paths), config, notes)
 
 
-def lint_documents(docs: Iterable[Document], config: LintConfig | None = None) -> list[Finding]:
+def lint_documents(
+    docs: Iterable[Document], config: LintConfig | None = None, notes: list[str] | None = None
+) -> list[Finding]:
+    """Findings, sorted. ``notes``, when given, receives one line per check that could not run because an
+    object it needs is not in the input (e.g. "Destination hosts ...: no Service ... is in the input")."""
     config = config or LintConfig()
     objs = [Obj.from_document(d, config) for d in docs if isinstance(d.obj, dict)]
     hits: list[Hit] = []
@@ -41,7 +48,10 @@ def lint_documents(docs: Iterable[Document], config: LintConfig | None = None) -
     index = Index(objs, config)
     for check in ALL_CHECKS:
         hits.extend(check(index))
-    return _finish(objs, hits, config)
+    skipped = sorted({f"{h.obj.ref}: {h.message}" for h in hits if h.rule == NOT_CHECKED})
+    if notes is not None:
+        notes.extend(skipped)
+    return _finish(objs, [h for h in hits if h.rule != NOT_CHECKED], config)
 
 
 # -- schema ----------------------------------------------------------------------------------------------------
@@ -63,7 +73,8 @@ def _schema_hits(obj: Obj, config: LintConfig) -> list[Hit]:
             out.append(_unknown(obj, issue.message))
         else:
             path = _tokens(obj.raw, issue.path)
-            out.append(Hit(obj, path, "FK001", issue.message, _schema_fix(issue.message)))
+            ist = "IST0106" if obj.group.endswith(".istio.io") else ""
+            out.append(Hit(obj, path, "FK001", issue.message, _schema_fix(issue.message), ist=ist))
     return out
 
 
@@ -176,8 +187,9 @@ def _finish(objs: list[Obj], hits: list[Hit], config: LintConfig) -> list[Findin
         severity = config.severity_of(hit.rule, hit.severity or rule.severity)
         where = format_path(hit.path) if hit.path else ""
         message = f"{where}: {hit.message}" if where else hit.message
+        ist = (rule.ist if hit.ist is None else hit.ist) or None
         findings.add(Finding(hit.obj.file, hit.obj.ref, hit.rule, str(severity), message, hit.fix,
-                             allowed[id(hit.obj)].get(hit.rule), hit.obj.doc.line(hit.path)))  # fmt: skip
+                             allowed[id(hit.obj)].get(hit.rule), hit.obj.doc.line(hit.path), ist))  # fmt: skip
     return sort_findings(findings)
 
 

@@ -100,6 +100,7 @@ class Hit:
     message: str
     fix: str
     severity: Severity | None = None  # None: the rule's default
+    ist: str | None = None  # None: the rule's IST code; "": none for this hit
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Index:
     def __init__(self, objs: Sequence[Obj], config: LintConfig):
         self.objs = list(objs)
         self.config = config
+        self.memo: dict[str, Any] = {}  # derived views built once per run (see fleetkit.lint.mesh)
         self._by_kind: dict[tuple[str, str], list[Obj]] = defaultdict(list)
         for obj in self.objs:
             self._by_kind[(obj.group, obj.kind)].append(obj)

@@ -26,8 +26,9 @@ class Finding:
     """One problem found in one object.
 
     ``object`` is ``Kind/namespace/name`` (``Kind/name`` for cluster-scoped kinds). ``suppressed`` holds the
-    justification when an annotation on the object suppresses the finding. ``line`` (1-based, in ``file``) is
-    known only for objects loaded from files; it is not part of the JSON output.
+    justification when an annotation on the object suppresses the finding. ``ist`` is the ``istioctl analyze``
+    message code the finding corresponds to (``IST0101``), None for LLM-specific rules. ``line`` (1-based, in
+    ``file``) is known only for objects loaded from files; it is not part of the JSON output.
     """
 
     file: str
@@ -38,12 +39,19 @@ class Finding:
     fix: str
     suppressed: str | None = None
     line: int | None = field(default=None, compare=False, repr=False)
+    ist: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``FK110 (IST0132)`` for rules istioctl also has, else the bare id."""
+        return f"{self.rule} ({self.ist})" if self.ist else self.rule
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "object": self.object,
             "rule": self.rule,
+            "ist": self.ist,
             "severity": self.severity,
             "message": self.message,
             "fix": self.fix,
@@ -58,6 +66,7 @@ class Rule:
     severity: Severity
     title: str
     help: str
+    ist: str = ""  # the istioctl analyze code (IST0101...) this rule corresponds to; "" = LLM-specific
 
 
 def _rules(*rules: Rule) -> dict[str, Rule]:
@@ -76,7 +85,7 @@ RULES: dict[str, Rule] = _rules(
     Rule("FK004", "bad-suppression", Severity.WARNING, "Lint suppression without a reason or for an unknown rule",
          "fleetkit.dev/lint-ignore entries must read 'RULE: reason'; an entry without a reason suppresses nothing."),
     Rule("FK101", "undefined-subset", Severity.ERROR, "Route references a subset no DestinationRule defines",
-         "Istio has no cluster for the subset and the route fails with 503 (NR)."),
+         "Istio has no cluster for the subset and the route fails with 503 (NR).", "IST0101"),
     Rule("FK102", "unused-subset", Severity.WARNING, "DestinationRule subset no route uses",
          "A subset that no VirtualService routes to is dead configuration (often a finished canary)."),
     Rule("FK103", "fault-injection", Severity.WARNING, "Fault injection left on a route",
@@ -93,6 +102,43 @@ RULES: dict[str, Rule] = _rules(
          "Route timeout or perTryTimeout below the configured generation budget cuts off long completions."),
     Rule("FK108", "unroutable-host", Severity.ERROR, "Destination host cannot resolve in a multi-cluster mesh",
          "IPs, localhost, wildcards, partial names and foreign cluster domains match no mesh service."),
+    Rule("FK109", "gateway-not-found", Severity.ERROR, "VirtualService names a Gateway that does not exist",
+         "The routes bound to the missing gateway are never programmed.", "IST0101"),
+    Rule("FK110", "host-not-found", Severity.ERROR, "Destination host matches no Service or ServiceEntry",
+         "No Service/ServiceEntry visible from the VirtualService's namespace (exportTo) has the host; traffic "
+         "to it fails.", "IST0101"),
+    Rule("FK111", "port-selector-required", Severity.ERROR, "Destination omits the port of a multi-port service",
+         "The destination service exposes several ports, so the route must say which one.", "IST0112"),
+    Rule("FK112", "port-not-found", Severity.ERROR, "Destination port is not a port of the service",
+         "The route sends traffic to a port the Service/ServiceEntry does not expose.", "IST0101"),
+    Rule("FK113", "host-not-in-gateway", Severity.WARNING, "VirtualService host not served by its Gateway",
+         "None of the VirtualService's hosts matches a host of the bound Gateway's servers.", "IST0132"),
+    Rule("FK114", "conflicting-mesh-hosts", Severity.ERROR, "Several mesh VirtualServices define one host",
+         "VirtualServices bound to the mesh gateway with the same host (and export scope) merge unpredictably.",
+         "IST0109"),
+    Rule("FK115", "unreachable-rule", Severity.WARNING, "VirtualService rule can never match",
+         "An earlier rule has no match (catch-all) or already covers every match of this rule.", "IST0130"),
+    Rule("FK116", "ineffective-match", Severity.INFO, "VirtualService match duplicated or overlapped",
+         "A match repeats, or is covered by a URI-prefix match of, an earlier rule.", "IST0131"),
+    Rule("FK117", "invalid-regex", Severity.ERROR, "StringMatch regex is not valid RE2",
+         "Istio and Envoy use RE2: no backreferences or lookaround; Istio's validation rejects the object.",
+         "IST0122"),
+    Rule("FK118", "jwt-claim-route-without-authn", Severity.ERROR,
+         "JWT claim routing without a RequestAuthentication on the gateway",
+         "@request.auth.claims headers only exist after a RequestAuthentication validated the token on the "
+         "gateway pods.", "IST0149"),
+    Rule("FK119", "unauthenticated-header-routing", Severity.WARNING,
+         "Tier or canary chosen by a client-controlled header",
+         "Any client can set the header and pick the premium tier or the canary; bind the choice to a JWT claim."),
+    Rule("FK120", "weighted-route-to-empty-subset", Severity.WARNING,
+         "Weighted route to a subset that can have zero endpoints",
+         "While the subset has no endpoints its share of requests fails with 503 (UH)."),
+    Rule("FK121", "mirror-to-remote", Severity.WARNING, "Mirroring to another network or to a subset with no local "
+         "endpoints", "Every mirrored generation crosses the east-west gateway and doubles GPU work far away."),
+    Rule("FK122", "per-try-timeout-cuts-generation", Severity.WARNING,
+         "perTryTimeout shorter than the route timeout while retries cannot fire on it",
+         "A per-try timeout during a generation ends the request with 504 unless retryOn retries 504s, so the "
+         "route timeout is never reached."),
     Rule("FK201", "failover-without-outlier-detection", Severity.ERROR,
          "Locality failover without outlier detection",
          "failover/failoverPriority only take effect when outlierDetection can eject endpoints in the same "
@@ -106,6 +152,19 @@ RULES: dict[str, Rule] = _rules(
          "Istio validation requires maglev.tableSize to be set, prime and below 5000011."),
     Rule("FK205", "mtls-conflict", Severity.ERROR, "DestinationRule TLS mode conflicts with PeerAuthentication",
          "Plaintext toward a STRICT workload, or Istio mTLS toward a DISABLE workload, fails every connection."),
+    Rule("FK206", "tls-without-ca", Severity.WARNING, "DestinationRule TLS SIMPLE/MUTUAL without caCertificates",
+         "The server certificate is not verified.", "IST0128"),
+    Rule("FK207", "port-tls-without-ca", Severity.WARNING,
+         "Port-level TLS SIMPLE/MUTUAL without caCertificates", "The server certificate is not verified on "
+         "that port.", "IST0129"),
+    Rule("FK208", "subset-selects-no-pods", Severity.ERROR, "DestinationRule subset selects no workload",
+         "Requests routed to the subset fail with 503 (UH).", "IST0173"),
+    Rule("FK209", "unknown-destinationrule-host", Severity.WARNING,
+         "DestinationRule host matches no Service or ServiceEntry", "The rule applies to nothing.", "IST0174"),
+    Rule("FK210", "failover-priority-lost-across-networks", Severity.WARNING,
+         "failoverPriority on custom labels across networks",
+         "Endpoints in another network are reached through the east-west gateway, which carries only the "
+         "network and cluster labels, so custom labels never match them."),
     Rule("FK301", "deprecated-field", Severity.WARNING, "Deprecated or removed field/value",
          "The field or value is deprecated upstream; use the replacement."),
     Rule("FK302", "deprecated-api-version", Severity.WARNING, "Deprecated apiVersion",
@@ -120,6 +179,32 @@ RULES: dict[str, Rule] = _rules(
          "minReplicaCount defaults to 0; a cold start reloads model weights (minutes)."),
     Rule("FK405", "duplicate-autoscaler", Severity.ERROR, "Several autoscalers target one workload",
          "KEDA creates its own HPA; two HPAs on one Deployment fight over the replica count."),
+    Rule("FK406", "scaler-query-not-one-workload", Severity.WARNING,
+         "Autoscaler query does not select its own Deployment",
+         "The query filters only on labels several Deployments share, so each autoscaler sees their combined "
+         "load."),
+    Rule("FK501", "gateway-selects-no-workload", Severity.ERROR, "Gateway selector matches no pod",
+         "No gateway workload in the input carries the selector's labels.", "IST0101"),
+    Rule("FK502", "gateway-port-not-on-service", Severity.WARNING, "Gateway port not exposed by the gateway Service",
+         "The port is not a (target) port of any Service selecting the gateway pods.", "IST0162"),
+    Rule("FK503", "credential-not-found", Severity.ERROR, "Gateway credentialName secret not found",
+         "The TLS server has no certificate and the listener fails.", "IST0101"),
+    Rule("FK504", "invalid-gateway-credential", Severity.ERROR, "Gateway credential secret is invalid",
+         "Missing tls.crt/tls.key, unparsable or expired certificate.", "IST0161"),
+    Rule("FK505", "conflicting-gateways", Severity.ERROR, "Gateways conflict on selector, port and host",
+         "Two Gateways on the same workload selector and port claim the same host.", "IST0145"),
+    Rule("FK506", "duplicate-certificate", Severity.WARNING, "One certificate on several gateways",
+         "HTTP/2 connection reuse across the gateways can return 404s.", "IST0138"),
+    Rule("FK507", "serviceentry-addresses-required", Severity.WARNING,
+         "ServiceEntry TCP port without addresses", "Without addresses, TCP traffic to the host cannot be "
+         "told apart by destination and is not matched.", "IST0134"),
+    Rule("FK508", "conflicting-serviceentry-protocol", Severity.WARNING,
+         "ServiceEntries give one host and port different protocols", "The protocol Istio uses is undefined.",
+         "IST0177"),
+    Rule("FK509", "authz-no-matching-workload", Severity.WARNING, "AuthorizationPolicy matches no workload",
+         "No in-mesh pod in the input matches the policy's selector/namespace.", "IST0127"),
+    Rule("FK510", "authz-namespace-not-found", Severity.ERROR, "AuthorizationPolicy names a namespace that does not "
+         "exist", "A source namespace the policy allows or denies is in no object of the input.", "IST0101"),
 )  # fmt: skip
 
 RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}

@@ -35,10 +35,11 @@ def summary(findings: Sequence[Finding], objects: int | None = None) -> str:
 
 
 def render_table(
-    findings: Sequence[Finding], objects: int | None = None, width: int | None = None, color: bool = False
+    findings: Sequence[Finding], objects: int | None = None, width: int | None = None, color: bool = False,
+    notes: Sequence[str] = (),
 ) -> str:
-    """Human-readable table of unsuppressed findings, followed by a one-line summary. ``color`` adds ANSI
-    styles (for a terminal); ``width`` defaults to 160 columns."""
+    """Human-readable table of unsuppressed findings, followed by a one-line summary and the checks that could
+    not run (``notes``). ``color`` adds ANSI styles (for a terminal); ``width`` defaults to 160 columns."""
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -60,17 +61,20 @@ def render_table(
             location = f"{f.file}:{f.line}" if f.line else f.file
             body = Text(f.message)
             body.append(f"\nfix: {f.fix}", style="dim")
-            table.add_row(Text(f.severity, style=_STYLE.get(Severity(f.severity), "")), f"{f.rule}\n{slug}",
+            table.add_row(Text(f.severity, style=_STYLE.get(Severity(f.severity), "")), f"{f.label}\n{slug}",
                           location, f.object, body)  # fmt: skip
         console.print(table)
-    console.print(summary(findings, objects) if findings else _clean(objects))
+    console.print(summary(findings, objects) if findings else _clean(objects, bool(notes)))
+    if notes:
+        console.print("Not checked (an object the check needs is not in the input):")
+        for note in notes:
+            console.print(f"  - {note}", highlight=False, markup=False)
     return buffer.getvalue()
 
 
-def _clean(objects: int | None) -> str:
-    return "No problems found" + (
-        f" in {objects} object{'s' if objects != 1 else ''}." if objects is not None else "."
-    )
+def _clean(objects: int | None, partial: bool = False) -> str:
+    where = f" in {objects} object{'s' if objects != 1 else ''}" if objects is not None else ""
+    return f"No problems found{where}" + (", but some checks could not run (below)." if partial else ".")
 
 
 def render_json(findings: Sequence[Finding]) -> str:
@@ -85,8 +89,9 @@ def _uri(file: str) -> str:
     return file.removeprefix("./")
 
 
-def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
-    """SARIF 2.1.0 log with one run, full rule metadata, a location per result and in-source suppressions."""
+def render_sarif(findings: Sequence[Finding], version: str = "0.1.0", notes: Sequence[str] = ()) -> str:
+    """SARIF 2.1.0 log with one run, full rule metadata, a location per result, in-source suppressions, and the
+    checks that could not run as tool execution notifications."""
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}
     rules = []
@@ -104,7 +109,8 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
                 },
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
                 "properties": {
-                    "tags": ["kubernetes", "istio"] if rid < "FK400" else ["kubernetes", "autoscaling"]
+                    "tags": ["kubernetes", "autoscaling"] if "FK400" < rid < "FK500" else ["kubernetes", "istio"],
+                    "istioctlCode": rule.ist or "LLM-specific",
                 },
             }
         )
@@ -118,7 +124,7 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
             "ruleId": f.rule,
             "ruleIndex": index.get(f.rule, -1),
             "level": SARIF_LEVEL[Severity(f.severity)],
-            "message": {"text": f"{f.message} (object {f.object}). Fix: {f.fix}"},
+            "message": {"text": f"{f.label}: {f.message} (object {f.object}). Fix: {f.fix}"},
             "locations": [
                 {
                     "physicalLocation": physical,
@@ -126,6 +132,7 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
                 }
             ],
             "partialFingerprints": {"fleetkitFinding/v1": _fingerprint(f)},
+            "properties": {"istioctlCode": f.ist},
         }
         if f.suppressed is not None:
             result["suppressions"] = [{"kind": "inSource", "justification": f.suppressed}]
@@ -143,6 +150,14 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0") -> str:
                     }
                 },
                 "columnKind": "unicodeCodePoints",
+                "invocations": [
+                    {
+                        "executionSuccessful": True,
+                        "toolExecutionNotifications": [
+                            {"level": "note", "message": {"text": f"not checked: {n}"}} for n in notes
+                        ],
+                    }
+                ],
                 "results": results,
             }
         ],

@@ -39,7 +39,7 @@ def run(*args: str | Path) -> typer.testing.Result:
 def test_exit_0_when_clean() -> None:
     result = run(GOOD)
     assert result.exit_code == 0, result.output
-    assert "No problems found in 10 objects." in result.output
+    assert "No problems found in 13 objects." in result.output
 
 
 def test_exit_0_with_only_warnings() -> None:
@@ -71,7 +71,7 @@ def test_json_output_has_exactly_the_documented_keys() -> None:
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert isinstance(data, list) and data
-    keys = {"file", "object", "rule", "severity", "message", "fix", "suppressed"}
+    keys = {"file", "object", "rule", "ist", "severity", "message", "fix", "suppressed"}
     assert all(set(item) == keys for item in data)
     suppressed = [d for d in data if d["suppressed"]]
     assert suppressed and suppressed[0]["rule"] == "FK105"

@@ -66,7 +66,7 @@ def test_finding_fields() -> None:
     assert "connect-failure" in finding.fix
     assert finding.suppressed is None
     assert finding.line is None  # objects given as dicts have no lines
-    assert set(finding.to_dict()) == {"file", "object", "rule", "severity", "message", "fix", "suppressed"}
+    assert set(finding.to_dict()) == {"file", "object", "rule", "ist", "severity", "message", "fix", "suppressed"}
 
 
 def test_namespace_defaults_and_cluster_scoped_objects() -> None:
@@ -108,13 +108,16 @@ def test_suppression_only_covers_its_own_object() -> None:
     quiet = vs(retry_on="5xx", annotations={IGNORE_ANNOTATION: "FK105: reviewed"})
     loud = copy.deepcopy(vs(retry_on="5xx"))
     loud["metadata"]["name"] = "other"
+    loud["spec"]["hosts"] = ["other"]  # two mesh VirtualServices for one host would conflict (FK114)
     findings = lint_objects([("a.yaml", quiet), ("b.yaml", loud)])
     by_object = {f.object: f.suppressed for f in findings}
     assert by_object == {"VirtualService/serving/llama": "reviewed", "VirtualService/serving/other": None}
 
 
 def test_order_is_stable_and_independent_of_input_order() -> None:
-    objs = [("b.yaml", vs(timeout="5s")), ("a.yaml", vs(retry_on="5xx,reset"))]
+    other = vs(retry_on="5xx,reset")
+    other["spec"]["hosts"] = ["other"]
+    objs = [("b.yaml", vs(timeout="5s")), ("a.yaml", other)]
     first = lint_objects(objs)
     assert first == lint_objects(list(reversed(objs)))
     assert [f.file for f in first] == ["a.yaml", "b.yaml"]

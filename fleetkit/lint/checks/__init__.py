@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from fleetkit.lint.checks import autoscaling, deprecations, routing, security, traffic
+from fleetkit.lint.checks import (
+    autoscaling,
+    deprecations,
+    gateways,
+    istio_config,
+    istio_matches,
+    istio_routes,
+    llm_routing,
+    routing,
+    scaler_queries,
+    security,
+    traffic,
+)
 from fleetkit.lint.index import Hit, Index
 
 Check = Callable[[Index], Iterable[Hit]]
@@ -15,4 +27,10 @@ ALL_CHECKS: list[Check] = [
     *security.CHECKS,
     *deprecations.CHECKS,
     *autoscaling.CHECKS,
+    *istio_routes.CHECKS,
+    *istio_matches.CHECKS,
+    *istio_config.CHECKS,
+    *gateways.CHECKS,
+    *llm_routing.CHECKS,
+    *scaler_queries.CHECKS,
 ]

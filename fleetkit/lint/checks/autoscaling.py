@@ -218,7 +218,15 @@ def check_autoscalers(ix: Index) -> Iterator[Hit]:
     for s in scalers:
         workload = ix.workloads.get((s.obj.namespace, s.target_kind, s.target_name))
         gpu = workload is not None and _uses_gpu(ix, workload)
-        yield from _signals(s, gpu)
+        for hit in _signals(s, gpu or workload is None):
+            if workload is None and hit.message.endswith(_CPU_TAIL):
+                # partial input: the pattern is suspicious on its own; how sure we are depends on the names
+                llm = _LLM_NAME.search(f"{s.target_name} {s.obj.name}") is not None
+                hit.severity = Severity.WARNING if llm else Severity.INFO
+                hit.message = (f"{s.target_kind}/{s.target_name} is scaled on CPU/memory; it is not in the input, so "
+                               "whether it runs vLLM on GPUs could not be checked" + (
+                                   " (its name suggests a model server)" if llm else "") + ": " + _CPU_TAIL)
+            yield hit
 
     for so in ix.of(KEDA, "ScaledObject"):
         spec = so.spec
@@ -264,10 +272,12 @@ def _signals(s: _Scaler, gpu: bool) -> Iterator[Hit]:
             yield _fb_hit(obj, metric_path)
 
 
+_CPU_TAIL = "vLLM's CPU and memory use barely move with load (the work and the KV cache live on the GPU)"
+_LLM_NAME = re.compile(r"llm|vllm|llama|mistral|mixtral|qwen|gemma|deepseek|gpt|phi-?\d|model|inference", re.IGNORECASE)
+
+
 def _cpu_hit(obj: Obj, path: Path, resource: str, target: str) -> Hit:
-    return Hit(obj, path, "FK401",
-               f"{target} runs on GPUs but is scaled on {resource}: vLLM's {resource} use barely moves with load "
-               "(the work and the KV cache live on the GPU)",
+    return Hit(obj, path, "FK401", f"{target} runs on GPUs but is scaled on {resource}: {_CPU_TAIL}",
                f"scale on {GOOD_SIGNAL}")  # fmt: skip
 
 

@@ -124,12 +124,23 @@ def _vs_fields(obj: Obj) -> Iterator[Hit]:
                           f"use mirrorPercentage: {{value: {route[name]}}}")  # fmt: skip
         delay = as_dict(as_dict(route.get("fault")).get("delay"))
         if "percent" in delay:
-            yield Hit(obj, (*path, "fault", "delay", "percent"), "FK301", "fault.delay.percent is deprecated",
-                      f"use fault.delay.percentage: {{value: {delay['percent']}}}")  # fmt: skip
+            yield Hit(obj, (*path, "fault", "delay", "percent"), "FK301",
+                      "Deprecated: HTTPRoute.fault.delay.percent is deprecated; use HTTPRoute.fault.delay.percentage",
+                      f"use fault.delay.percentage: {{value: {delay['percent']}}}", ist="IST0002")  # fmt: skip
         cors = as_dict(route.get("corsPolicy"))
         if "allowOrigin" in cors:
             yield Hit(obj, (*path, "corsPolicy", "allowOrigin"), "FK301", "corsPolicy.allowOrigin is deprecated",
                       "use corsPolicy.allowOrigins: [{exact: <origin>}] (StringMatch entries)")  # fmt: skip
+
+
+def _sidecar_fields(obj: Obj) -> Iterator[Hit]:
+    """istioctl's deprecation analyzer: Sidecar outboundTrafficPolicy.egressProxy is ignored by Istio."""
+    otp = as_dict(obj.spec.get("outboundTrafficPolicy"))
+    if "egressProxy" in otp:
+        yield Hit(obj, ("spec", "outboundTrafficPolicy", "egressProxy"), "FK301",
+                  "Deprecated: OutboundTrafficPolicy.EgressProxy ignored",
+                  "remove egressProxy; route egress through an egress gateway with a VirtualService instead",
+                  ist="IST0002")  # fmt: skip
 
 
 def _keda_fields(obj: Obj) -> Iterator[Hit]:
@@ -153,6 +164,8 @@ def check_fields(ix: Index) -> Iterator[Hit]:
         yield from _dr_fields(obj)
     for obj in ix.of(NETWORKING, "VirtualService"):
         yield from _vs_fields(obj)
+    for obj in ix.of(NETWORKING, "Sidecar"):
+        yield from _sidecar_fields(obj)
     for obj in ix.of(KEDA, "ScaledObject"):
         yield from _keda_fields(obj)
 
