@@ -205,6 +205,24 @@ RULES: dict[str, Rule] = _rules(
          "No in-mesh pod in the input matches the policy's selector/namespace.", "IST0127"),
     Rule("FK510", "authz-namespace-not-found", Severity.ERROR, "AuthorizationPolicy names a namespace that does not "
          "exist", "A source namespace the policy allows or denies is in no object of the input.", "IST0101"),
+    Rule("FK511", "selector-matches-no-pod", Severity.ERROR, "Sidecar/Telemetry selector matches no pod",
+         "The resource applies to no workload in its namespace.", "IST0101"),
+    Rule("FK512", "conflicting-workload-selectors", Severity.ERROR,
+         "Several Sidecars/Telemetries select one pod", "Which one applies is undefined.", "IST0110"),
+    Rule("FK513", "several-without-selector", Severity.ERROR,
+         "Several namespace-wide Sidecars/Telemetries in one namespace", "Which one applies is undefined.",
+         "IST0111"),
+    Rule("FK514", "port-name-convention", Severity.INFO, "Service port name does not name a protocol",
+         "Istio falls back to protocol sniffing for the port.", "IST0118"),
+    Rule("FK515", "external-name-port", Severity.WARNING, "ExternalName Service port name is invalid",
+         "TCP traffic to the port may not be forwarded.", "IST0150"),
+    Rule("FK516", "proxy-uid", Severity.WARNING, "Application runs as UID 1337",
+         "UID 1337 is the sidecar's; its traffic bypasses the mesh redirection.", "IST0144"),
+    Rule("FK517", "envoyfilter-relative-operation", Severity.WARNING,
+         "EnvoyFilter relative patch without priority", "The patch may not apply, or stop applying after an "
+         "upgrade.", "IST0151"),
+    Rule("FK518", "envoyfilter-operation-ignored", Severity.ERROR, "EnvoyFilter operation invalid for applyTo",
+         "The patch is ignored.", "IST0152"),
 )  # fmt: skip
 
 RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}

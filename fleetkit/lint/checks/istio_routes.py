@@ -151,11 +151,22 @@ def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
                 key = f"{scope}/{ix.fqdn(h, vs.namespace)}"
                 if vs not in owners[key]:
                     owners[key].append(vs)
+    reported: set[str] = set()
     for key, group in sorted(owners.items()):
-        if len(group) < 2:
+        scope, _, host = key.partition("/")
+        members = list(group)
+        if scope != ALL:  # namespace-scoped hosts also meet the (wildcard-)matching hosts exported everywhere
+            for other, theirs in sorted(owners.items()):
+                o_scope, _, o_host = other.partition("/")
+                if o_scope == ALL and host_matches(host, o_host):
+                    members.extend(v for v in theirs if v not in members)
+        if len(members) < 2:
             continue
-        names = ",".join(f"{o.namespace}/{o.name}" for o in group)
-        for vs in group:
+        names = ",".join(f"{o.namespace}/{o.name}" for o in members)
+        for vs in members:
+            if vs.ref in reported:
+                continue
+            reported.add(vs.ref)
             yield Hit(vs, ("metadata", "name"), "FK114",
                       f"The VirtualServices {names} associated with mesh gateway define the same host {key} which "
                       "can lead to undefined behavior. This can be fixed by merging the conflicting "
