@@ -48,6 +48,7 @@ from jsonschema import Draft4Validator, Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
 from fleetkit.errors import format_path, short_value
+from fleetkit.schema_fast import compile_fast
 
 __all__ = [
     "KUBERNETES_VERSION",
@@ -298,6 +299,41 @@ def _strict(schema: Any, *, structural: bool = True) -> Any:
     return out
 
 
+#: Objects of one kind validated with ``jsonschema`` alone before the compiled fast path is built for the kind
+#: (compiling a large schema costs about as much as validating a few dozen objects; small runs never pay it).
+FAST_PATH_AFTER = 200
+_seen: dict[tuple[str, str], int] = {}
+
+
+def _warm(key: tuple[str, str]) -> bool:
+    count = _seen.get(key, 0) + 1
+    _seen[key] = count
+    return count > FAST_PATH_AFTER
+
+
+_STRING_FORMATS = {
+    "ipv4": lambda v: _is_ipv4(v),
+    "ipv6": lambda v: _is_ipv6(v),
+    "date-time": lambda v: _is_date_time(v),
+    "byte": lambda v: _is_byte(v),
+    "go-duration": lambda v: _is_go_duration(v),
+}
+
+
+@functools.cache
+def _fast_crd(group: str, kind: str, version: str) -> Any:
+    return compile_fast(_crd_validator(group, kind, version).schema, _STRING_FORMATS, draft4=True)
+
+
+@functools.cache
+def _fast_core(api_version: str, kind: str) -> Any:
+    validator = _core_validator(api_version, kind)
+    if validator is None:
+        return None
+    defs = json.loads(_core_schema_dir().joinpath("_definitions.json").read_text(encoding="utf-8"))
+    return compile_fast(validator.schema, _STRING_FORMATS, draft4=False, documents={_DEFS_URI: defs})
+
+
 @functools.cache
 def _crd_validator(group: str, kind: str, version: str) -> Draft4Validator:
     raw = _crds()[(group, kind)].versions[version]
@@ -520,11 +556,13 @@ def validate_object(obj: dict[str, Any]) -> list[SchemaIssue]:
 
     group, version = _split(api_version)
     validator: Draft4Validator | Draft202012Validator | None = None
+    fast: Any = None
     body = prune_nulls(obj)
     crd = _crds().get((group, kind))
     if crd is not None:
         if version in crd.versions:
             validator = _crd_validator(group, kind, version)
+            fast = _fast_crd(group, kind, version) if _warm((api_version, kind)) else None
             if version in crd.status_subresource:
                 body.pop("status", None)
         else:
@@ -532,6 +570,7 @@ def validate_object(obj: dict[str, Any]) -> list[SchemaIssue]:
             issues.append(("apiVersion", f"{api_version} is not served for {kind} (served: {served})"))
     elif _is_core_group(group):
         validator = _core_validator(api_version, kind)
+        fast = _fast_core(api_version, kind) if validator is not None and _warm((api_version, kind)) else None
         if validator is not None and "status" in validator.schema.get("properties", {}):
             body.pop("status", None)  # every core kind with a status field serves it as a subresource
         if validator is None:
@@ -548,7 +587,7 @@ def validate_object(obj: dict[str, Any]) -> list[SchemaIssue]:
         issues.append(("kind", f"no schema for {api_version}/{kind}{hint}"))
 
     issues.extend(_validate_metadata(kind, meta))
-    if validator is not None:
+    if validator is not None and not (fast is not None and fast(body)):
         for error in validator.iter_errors(body):
             issues.extend(_describe(error))
     return _finish(kind_s, name, issues)

@@ -138,7 +138,7 @@ class Index:
 
     def fqdn(self, host: str, namespace: str) -> str:
         """Istio's short-name rule: only a host without any dot is expanded (``<host>.<ns>.svc.<domain>``)."""
-        if not host or host == "*" or "." in host or is_ip(host):
+        if not host or host == "*" or "." in host or (":" in host and is_ip(host)):
             return host
         return f"{host}.{namespace}.svc.{self.domain}"
 
@@ -257,8 +257,12 @@ class Index:
         return out
 
     def pod_labels(self, workload: Obj) -> dict[str, str]:
-        tmpl = as_dict(as_dict(workload.spec.get("template")).get("metadata"))
-        return {k: v for k, v in as_dict(tmpl.get("labels")).items() if isinstance(v, str)}
+        cache: dict[int, dict[str, str]] = self.memo.setdefault("pod_labels", {})
+        key = id(workload)
+        if key not in cache:
+            tmpl = as_dict(as_dict(workload.spec.get("template")).get("metadata"))
+            cache[key] = {k: v for k, v in as_dict(tmpl.get("labels")).items() if isinstance(v, str)}
+        return cache[key]
 
     @cached_property
     def pod_labels_by_namespace(self) -> dict[str, list[dict[str, str]]]:

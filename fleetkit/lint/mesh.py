@@ -233,6 +233,36 @@ class Mesh:
         return True
 
     @cached_property
+    def _label_index(self) -> dict[tuple[str, str], list[int]]:
+        out: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, p in enumerate(self.pods):
+            for kv in p.labels.items():
+                out[kv].append(i)
+        return out
+
+    def endpoints_matching(self, selector: dict[str, str]) -> list[Pod]:
+        """Pods/templates whose endpoints ``selector`` selects (see :meth:`endpoint_matches`), via a label index."""
+        keyed = [kv for kv in selector.items() if kv[0] not in TOPOLOGY_LABELS and kv[0] != HOSTNAME_LABEL]
+        if keyed:
+            candidates = [self.pods[i] for i in min((self._label_index.get(kv, []) for kv in keyed), key=len)]
+        else:
+            candidates = self.pods
+        return [p for p in candidates if self.endpoint_matches(selector, p)]
+
+    def has_endpoints(self, selector: dict[str, str]) -> bool:
+        """Whether any pod/template has endpoints ``selector`` selects (cached per selector)."""
+        key = tuple(sorted(selector.items()))
+        cache: dict[tuple[tuple[str, str], ...], bool] = self.ix.memo.setdefault("has_endpoints", {})
+        if key not in cache:
+            keyed = [kv for kv in key if kv[0] not in TOPOLOGY_LABELS and kv[0] != HOSTNAME_LABEL]
+            if keyed:
+                candidates = (self.pods[i] for i in min((self._label_index.get(kv, []) for kv in keyed), key=len))
+            else:
+                candidates = iter(self.pods)
+            cache[key] = any(self.endpoint_matches(selector, p) for p in candidates)
+        return cache[key]
+
+    @cached_property
     def pods_by_namespace(self) -> dict[str, list[Pod]]:
         out: dict[str, list[Pod]] = defaultdict(list)
         for p in self.pods:

@@ -85,7 +85,7 @@ def check_subset_workloads(ix: Index) -> Iterator[Hit]:
             continue
         for i, subset in enumerate(subsets):
             selector = {**entry.workload_selector, **str_map(subset.get("labels"))}
-            if not any(m.endpoint_matches(selector, p) for p in pods):
+            if not m.has_endpoints(selector):
                 name = as_str(subset.get("name"))
                 yield Hit(dr, ("spec", "subsets", i), "FK208",
                           f"The Subset {name} defined in the DestinationRule does not select any pods. Which may "

@@ -126,27 +126,44 @@ def _workloads_for(ix: Index, fqdn: str, labels: dict[str, str]) -> tuple[list[O
     if svc is None:
         return [], False
     selector = str_map(svc.spec.get("selector"))
-    candidates = [w for (ns, _, _), w in ix.workloads.items() if ns == svc.namespace]
+    candidates = workloads_by_namespace(ix).get(svc.namespace, [])
     if not candidates:
         return [], False
     return [w for w in candidates if selects({**selector, **labels}, ix.pod_labels(w))], True
 
 
+def workloads_by_namespace(ix: Index) -> dict[str, list[Obj]]:
+    if "workloads_by_ns" not in ix.memo:
+        out: dict[str, list[Obj]] = {}
+        for (ns, _, _), w in sorted(ix.workloads.items()):
+            out.setdefault(ns, []).append(w)
+        ix.memo["workloads_by_ns"] = out
+    result: dict[str, list[Obj]] = ix.memo["workloads_by_ns"]
+    return result
+
+
+def _scalers_by_target(ix: Index) -> dict[tuple[str, str], Obj]:
+    if "scalers_by_target" not in ix.memo:
+        out: dict[tuple[str, str], Obj] = {}
+        for so in [*ix.of("autoscaling", "HorizontalPodAutoscaler"), *ix.of(KEDA, "ScaledObject")]:
+            out[(so.namespace, as_str(as_dict(so.spec.get("scaleTargetRef")).get("name")))] = so
+        ix.memo["scalers_by_target"] = out
+    result: dict[tuple[str, str], Obj] = ix.memo["scalers_by_target"]
+    return result
+
+
 def _min_replicas(ix: Index, w: Obj) -> tuple[int, str]:
-    """Smallest replica count the workload can reach, and why."""
-    for so in ix.of(KEDA, "ScaledObject"):
-        ref = as_dict(so.spec.get("scaleTargetRef"))
-        if so.namespace == w.namespace and as_str(ref.get("name")) == w.name:
-            low = as_int(so.spec.get("minReplicaCount"))
-            idle = as_int(so.spec.get("idleReplicaCount"))
-            if idle == 0 or not low:
-                return 0, f"{so.ref} allows {'idleReplicaCount' if idle == 0 else 'minReplicaCount'} 0"
-            return low, so.ref
-    for hpa in ix.of("autoscaling", "HorizontalPodAutoscaler"):
-        ref = as_dict(hpa.spec.get("scaleTargetRef"))
-        if hpa.namespace == w.namespace and as_str(ref.get("name")) == w.name:
-            low = as_int(hpa.spec.get("minReplicas"))
-            return (1 if low is None else low), hpa.ref
+    """Smallest replica count the workload can reach, and why (a ScaledObject wins over an HPA)."""
+    scaler = _scalers_by_target(ix).get((w.namespace, w.name))
+    if scaler is not None and scaler.kind == "ScaledObject":
+        low = as_int(scaler.spec.get("minReplicaCount"))
+        idle = as_int(scaler.spec.get("idleReplicaCount"))
+        if idle == 0 or not low:
+            return 0, f"{scaler.ref} allows {'idleReplicaCount' if idle == 0 else 'minReplicaCount'} 0"
+        return low, scaler.ref
+    if scaler is not None:
+        low = as_int(scaler.spec.get("minReplicas"))
+        return (1 if low is None else low), scaler.ref
     replicas = as_int(w.spec.get("replicas"))
     return (1 if replicas is None else replicas), f"{w.ref} replicas"
 

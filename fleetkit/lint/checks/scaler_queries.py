@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from fleetkit.lint.checks.llm_routing import workloads_by_namespace
 from fleetkit.lint.index import KEDA, Hit, Index, Obj, as_dict, as_list, as_str
 from fleetkit.lint.mesh import skipped, str_map
 
@@ -20,8 +21,15 @@ _SELECTOR = re.compile(r"vllm:[A-Za-z0-9_:]*\s*\{([^}]*)\}|vllm:[A-Za-z0-9_:]+")
 _MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 
 
-def served_model(workload: Obj) -> str:
+def served_model(ix: Index, workload: Obj) -> str:
     """The ``model_name`` label vLLM puts on its metrics: the first --served-model-name, else the model."""
+    cache: dict[int, str] = ix.memo.setdefault("served_model", {})
+    if id(workload) not in cache:
+        cache[id(workload)] = _served_model(workload)
+    return cache[id(workload)]
+
+
+def _served_model(workload: Obj) -> str:
     pod = as_dict(as_dict(workload.spec.get("template")).get("spec"))
     for c in map(as_dict, as_list(pod.get("containers"))):
         argv = [a for a in [*as_list(c.get("command")), *as_list(c.get("args"))] if isinstance(a, str)]
@@ -41,14 +49,18 @@ def served_model(workload: Obj) -> str:
 
 
 def _vllm_workloads(ix: Index, namespace: str) -> list[Obj]:
-    return [w for (ns, _, _), w in sorted(ix.workloads.items()) if ns == namespace and served_model(w)]
+    key = f"vllm_workloads/{namespace}"
+    if key not in ix.memo:
+        ix.memo[key] = [w for w in workloads_by_namespace(ix).get(namespace, []) if served_model(ix, w)]
+    result: list[Obj] = ix.memo[key]
+    return result
 
 
 def _selected(ix: Index, candidates: list[Obj], matchers: list[tuple[str, str, str]]) -> list[Obj] | None:
     """Workloads whose series the matchers keep; None when a matcher uses a label the input cannot resolve."""
     out = []
     for w in candidates:
-        labels = {**ix.pod_labels(w), "model_name": served_model(w), "namespace": w.namespace}
+        labels = {**ix.pod_labels(w), "model_name": served_model(ix, w), "namespace": w.namespace}
         keep = True
         for name, op, value in matchers:
             if name not in labels:
