@@ -11,11 +11,13 @@ the input has none.
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Iterator
 
 from fleetkit.lint.index import NETWORKING, SECURITY, Hit, Index, Obj, as_dict, as_int, as_list, as_str
 from fleetkit.lint.mesh import ALL, mesh, selector_str, selects, skipped, str_map
+from fleetkit.lint.model import Severity
 
 TLS_VERIFYING = ("SIMPLE", "MUTUAL")
 
@@ -83,14 +85,24 @@ def check_subset_workloads(ix: Index) -> Iterator[Hit]:
                 noted = True
                 yield skipped(dr, "Subsets selecting workloads (IST0173)", "no Pod or Deployment is in the input")
             continue
+        remote = _multi_network(dr)
         for i, subset in enumerate(subsets):
             selector = {**entry.workload_selector, **str_map(subset.get("labels"))}
             if not m.has_endpoints(selector):
                 name = as_str(subset.get("name"))
+                note = (" (in this input; the DestinationRule is written for a multi-network mesh, so the pods may "
+                        "run in another cluster)") if remote else ""
                 yield Hit(dr, ("spec", "subsets", i), "FK208",
-                          f"The Subset {name} defined in the DestinationRule does not select any pods. Which may "
-                          "lead to 503 UH (NoHealthyUpstream).",
-                          "fix the subset labels, deploy the workload it should select, or remove the subset")  # fmt: skip
+                          f"The Subset {name} defined in the DestinationRule does not select any pods{note}. Which "
+                          "may lead to 503 UH (NoHealthyUpstream).",
+                          "fix the subset labels, deploy the workload it should select, or remove the subset",
+                          Severity.WARNING if remote else None)  # fmt: skip
+
+
+def _multi_network(dr: Obj) -> bool:
+    """The rule ranks or pins endpoints by network/cluster: its subsets may be served by other clusters."""
+    text = repr(dr.spec)
+    return "topology.istio.io/network" in text or "topology.istio.io/cluster" in text
 
 
 def check_service_entries(ix: Index) -> Iterator[Hit]:
@@ -168,6 +180,10 @@ def check_authorization_policies(ix: Index) -> Iterator[Hit]:
             raw_selector = ap.spec.get("selector")
             selector = str_map(as_dict(raw_selector).get("matchLabels"))
             text = selector_str(selector)
+            if selector and not any(k in p.labels for p in m.pods for k in selector):
+                yield skipped(ap, "AuthorizationPolicy workloads (IST0127)",
+                              f"no workload in the input carries any of the selector's labels ({text})")
+                continue
             if ap.namespace == root:
                 candidates = [labels for group in meshed.values() for labels in group]
                 found = raw_selector is None or any(selects(selector, labels) for labels in candidates)
@@ -187,9 +203,13 @@ def check_authorization_policies(ix: Index) -> Iterator[Hit]:
                 for field in ("namespaces", "notNamespaces"):
                     for k, ns in enumerate(as_list(src.get(field))):
                         if isinstance(ns, str) and not any(_namespace_matches(n, ns) for n in m.known_namespaces):
+                            close = difflib.get_close_matches(ns, sorted(m.known_namespaces), n=1, cutoff=0.8)
+                            hint = (f" (did you mean {close[0]!r}?)" if close else
+                                    "; no namespace of that name is in the input (ignore if it exists elsewhere)")
                             yield Hit(ap, ("spec", "rules", i, "from", j, "source", field, k), "FK510",
-                                      f'Referenced namespace not found: "{ns}"',
-                                      "fix the namespace name (or lint the namespace's objects together)")  # fmt: skip
+                                      f'Referenced namespace not found: "{ns}"{hint}',
+                                      "fix the namespace name (or lint the namespace's objects together)",
+                                      None if close else Severity.WARNING)  # fmt: skip
 
 
 CHECKS = [check_ca_certificates, check_subset_workloads, check_service_entries, check_authorization_policies]

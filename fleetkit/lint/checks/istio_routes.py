@@ -149,7 +149,7 @@ def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
         for scope in scopes:
             for h in _strings(vs.spec.get("hosts")):
                 key = f"{scope}/{ix.fqdn(h, vs.namespace)}"
-                if vs not in owners[key]:
+                if all(o.ref != vs.ref for o in owners[key]):  # one object rendered for several clusters
                     owners[key].append(vs)
     reported: set[str] = set()
     for key, group in sorted(owners.items()):
@@ -159,7 +159,7 @@ def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
             for other, theirs in sorted(owners.items()):
                 o_scope, _, o_host = other.partition("/")
                 if o_scope == ALL and host_matches(host, o_host):
-                    members.extend(v for v in theirs if v not in members)
+                    members.extend(v for v in theirs if all(v.ref != o.ref for o in members))
         if len(members) < 2:
             continue
         names = ",".join(f"{o.namespace}/{o.name}" for o in members)

@@ -118,6 +118,11 @@ def _subset_labels(ix: Index, fqdn: str, subset: str) -> dict[str, str] | None:
     return None
 
 
+def _pins_network(dr: Obj) -> bool:
+    text = repr(dr.spec)
+    return any(label in text for label in REMOTE_LABELS)
+
+
 def _workloads_for(ix: Index, fqdn: str, labels: dict[str, str]) -> tuple[list[Obj], bool]:
     """Workloads behind ``fqdn`` whose pod template also carries ``labels``; second value False when the
     input cannot tell (Service or its namespace's workloads absent)."""
@@ -189,6 +194,8 @@ def check_weighted_empty_subsets(ix: Index) -> Iterator[Hit]:
                 if not known:
                     continue
                 if not found:
+                    if any(_pins_network(dr) for dr in ix.drs_for(fq)):
+                        continue  # multi-network rule: the subset's pods may run in another cluster
                     why = f"no workload behind {fq} carries the subset's labels {labels}"
                 else:
                     lows = [_min_replicas(ix, w) for w in found]
