@@ -226,3 +226,40 @@ def test_tolerates_malformed_objects() -> None:
     findings = lint_objects([("w.yaml", o) for o in weird])
     with_schema_errors = {f.object for f in findings if f.rule == "FK001"}
     assert len(with_schema_errors) == len(weird)
+
+
+def test_partial_input_is_never_a_silent_pass() -> None:
+    """An HPA alone (its Deployment elsewhere) scaling an LLM service on CPU and memory plus a custom Pods metric:
+    the CPU/memory pattern is reported, and the checks that need the Deployment or the adapter are listed."""
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "llama-3-8b", "namespace": "llm"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama-3-8b"},
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}},
+                {"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
+                                          "target": {"type": "AverageValue", "averageValue": "10"}}},
+            ],
+        },
+    }
+    notes: list[str] = []
+    findings = lint_objects([("hpa.yaml", hpa)], notes=notes)
+    cpu = [f for f in findings if f.rule == "FK401"]
+    assert len(cpu) == 2 and all(f.severity == "warning" for f in cpu), findings
+    assert "not in the input" in cpu[0].message
+    assert any("Deployment/llm/llama-3-8b is not in the input" in n for n in notes), notes
+    assert any("requests_per_second" in n and "adapter" in n for n in notes), notes
+
+
+def test_not_checked_lines_appear_in_the_table_summary() -> None:
+    from fleetkit.lint.output import render_table
+
+    notes: list[str] = []
+    findings = lint_objects([("vs.yaml", vs())], notes=notes)
+    text = render_table(findings, 1, notes=notes)
+    assert "Not checked" in text and "no Service or ServiceEntry is in the input" in text

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fleetkit.lint.index import KEDA, Hit, Index, Obj, Path, as_dict, as_int, as_list, as_str
+from fleetkit.lint.mesh import skipped
 from fleetkit.lint.model import Severity
 
 #: Metric names (without the ``vllm:`` prefix and without _total/_bucket/_sum/_count/_created suffixes) that
@@ -215,8 +216,17 @@ def check_autoscalers(ix: Index) -> Iterator[Hit]:
                       "keep exactly one autoscaler per workload (for KEDA: delete the hand-written HPA and put "
                       "its behavior under advanced.horizontalPodAutoscalerConfig)")  # fmt: skip
 
+    for hpa in _hpas(ix):
+        custom = [name for _, name in _hpa_metric_names(hpa) if not name.startswith(("vllm:", "vllm_"))]
+        if custom:
+            yield skipped(hpa, f"Custom metric(s) {', '.join(sorted(set(custom)))}",
+                          "they are served by a metrics adapter (e.g. prometheus-adapter) whose rules are not in "
+                          "the input, so whether the series exist could not be checked")  # fmt: skip
     for s in scalers:
         workload = ix.workloads.get((s.obj.namespace, s.target_kind, s.target_name))
+        if workload is None and s.obj.kind == "HorizontalPodAutoscaler":
+            yield skipped(s.obj, "Scale target (GPU use for FK401, duplicate autoscalers)",
+                          f"{s.target_kind}/{s.obj.namespace}/{s.target_name} is not in the input")  # fmt: skip
         gpu = workload is not None and _uses_gpu(ix, workload)
         for hit in _signals(s, gpu or workload is None):
             if workload is None and hit.message.endswith(_CPU_TAIL):
