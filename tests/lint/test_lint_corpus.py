@@ -85,3 +85,18 @@ def test_findings_carry_the_istioctl_code() -> None:
     [finding] = [f for f in lint_paths([CORPUS / "FK113-host-not-in-gateway" / "fail.yaml"]) if f.rule == "FK113"]
     assert finding.ist == "IST0132" and finding.label == "FK113 (IST0132)"
     assert "not found in Gateway istio-system/public." in finding.message
+
+
+def test_sarif_keeps_the_rule_id_and_the_istioctl_code() -> None:
+    import json
+
+    from fleetkit.lint.output import render_sarif
+
+    findings = lint_paths([CORPUS / "FK113-host-not-in-gateway" / "fail.yaml"])
+    run = json.loads(render_sarif(findings, notes=["x: y"]))["runs"][0]
+    [result] = [r for r in run["results"] if r["ruleId"] == "FK113"]
+    assert result["properties"]["istioctlCode"] == "IST0132"
+    assert result["message"]["text"].startswith("FK113 (IST0132): ")
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "FK113")
+    assert rule["properties"]["istioctlCode"] == "IST0132"
+    assert run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"] == "not checked: x: y"
