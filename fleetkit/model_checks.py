@@ -5,7 +5,9 @@ defaults move between releases: ``--gpu-memory-utilization`` went from 0.9 to 0.
 is on by default). ``models.<name>.extra_args`` is the escape hatch for the rest and is appended
 last; it may not set a flag the kit renders itself (two values for one setting, the last one
 silently winning, is how a reviewed ``tensor_parallel: 4`` ends up serving with 2), may not pass
-secrets on the command line, and must start with a flag.
+secrets on the command line, must start with a flag, and must be what vLLM's own parser accepts
+(:mod:`fleetkit.verify.vllm_args`: a misspelt flag is an error with a did-you-mean here, not a
+crash-looping pod on a GPU node).
 
 Pure: no engine, no credentials. :func:`check_models` returns :class:`ModelIssue` rows with paths
 relative to the stack document; ``fleetkit.loader.check_stack`` turns them into ``Problem`` rows
@@ -21,7 +23,9 @@ from pydantic import Field, field_validator, model_validator
 
 from fleetkit import catalog
 from fleetkit.spec import ModelSpec, RegionStackSpec
+from fleetkit.verify.vllm_args import check_args
 from policies.common import MODEL_PORT, StrictModel
+from policies.crossguard.rules import VLLM_SECRET_FLAGS
 
 #: Spec ``dtype`` values that are float types vLLM takes as ``--dtype``. The others (fp8, int8, int4)
 #: describe quantized weights for sizing; vLLM reads the quantization from the checkpoint config
@@ -39,7 +43,7 @@ TYPED_FLAGS: dict[str, str] = {
     "--max-model-len": "max_model_len",
     "--gpu-memory-utilization": "gpu_memory_utilization",
     "--enable-prefix-caching": "enable_prefix_caching",
-    "--no-enable-prefix-caching": "enable_prefix_caching",
+    "--disable-prefix-caching": "enable_prefix_caching",
     "--max-num-seqs": "max_num_seqs",
     "--dtype": "dtype",
     "--quantization": "quantization",
@@ -48,8 +52,9 @@ TYPED_FLAGS: dict[str, str] = {
     "--port": f"the kit (the server listens on {MODEL_PORT}, the Service port)",
 }
 
-#: Flags whose value is a secret: a command line is visible to anyone who can read the pod spec.
-SECRET_FLAGS = frozenset({"--api-key", "--hf-token", "--ssl-keyfile"})
+#: Flags whose value is a secret: a command line is visible to anyone who can read the pod spec. The
+#: same list the CrossGuard rule uses (one list, in the standalone policy pack).
+SECRET_FLAGS = frozenset(VLLM_SECRET_FLAGS)
 
 RULE_DUPLICATE_TYPED = "model.engine-arg-typed"
 RULE_DUPLICATE = "model.engine-arg-duplicate"
@@ -102,7 +107,19 @@ def extra_args_issues(extra_args: list[str]) -> list[ArgIssue]:
                                 f"{flag} is given twice in extra_args (first at index {seen[flag]})", token))
         else:
             seen[flag] = i
-    return out
+    reported = {issue.index for issue in out}
+
+    def owner(index: int) -> int:
+        """The flag a token belongs to (itself, or the last flag before a value)."""
+        while index > 0 and not _is_flag(extra_args[index]):
+            index -= 1
+        return index
+
+    # vLLM's own parser (its flag table): unknown or misspelt flags with a did-you-mean, missing values,
+    # choices; a flag already reported above is not reported again (nor are its values)
+    out += [ArgIssue(p.index, p.rule, p.message, p.value) for p in check_args(extra_args, positional=False)
+            if p.index not in reported and owner(p.index) not in reported]
+    return sorted(out, key=lambda issue: issue.index)
 
 
 class EngineArgs(StrictModel):
@@ -170,7 +187,8 @@ class EngineArgs(StrictModel):
             args += ["--max-model-len", str(self.max_model_len)]
         args += [
             "--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}",
-            "--enable-prefix-caching" if self.enable_prefix_caching else "--no-enable-prefix-caching",
+            # vLLM 0.33 has no --no-enable-prefix-caching (its parser table): the off switch is --disable-…
+            "--enable-prefix-caching" if self.enable_prefix_caching else "--disable-prefix-caching",
             "--max-num-seqs", str(self.max_num_seqs),
             "--dtype", self.dtype,
         ]

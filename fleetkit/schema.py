@@ -460,6 +460,13 @@ def _split(api_version: str) -> tuple[str, str]:
     return "", api_version
 
 
+def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The vendored CRD's raw ``openAPIV3Schema`` for this apiVersion/kind (None: not a vendored CRD)."""
+    group, version = _split(api_version)
+    crd = _crds().get((group, kind))
+    return crd.versions.get(version) if crd is not None else None
+
+
 def served_versions(api_version: str, kind: str) -> tuple[str, ...]:
     """apiVersions that serve ``kind`` in the same API group family (CRD) or in Kubernetes (core)."""
     group, _ = _split(api_version)

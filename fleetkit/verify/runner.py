@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from fleetkit.verify import Verdict, helm_values
+from fleetkit.verify import Verdict, cel, envoy, helm_values, promtool, vllm_args
 
 Manifests = list[dict[str, Any]]
 Resources = list[dict[str, Any]]
@@ -15,6 +15,10 @@ Resources = list[dict[str, Any]]
 #: (name, verifier(manifests, resources)) in the order the verdicts are shown
 VERIFIERS: list[tuple[str, Callable[[Manifests, Resources], Verdict]]] = [
     ("chart values", lambda manifests, resources: helm_values.verify(resources)),
+    ("promtool", lambda manifests, resources: promtool.verify(manifests)),
+    ("vLLM parser", lambda manifests, resources: vllm_args.verify(manifests)),
+    ("CEL", lambda manifests, resources: cel.verify(manifests)),
+    ("envoy", lambda manifests, resources: envoy.verify(manifests)),
 ]
 
 
@@ -33,6 +37,8 @@ def verdict_text(verdicts: Iterable[Verdict], max_findings: int = 20) -> Text:
     """``real checks: chart values ✓ 7 release(s) valid · promtool ✓ …`` and the findings of failures."""
     verdicts = list(verdicts)
     text = Text("real checks: ", style="bold")
+    if all(v.status == "skipped" and "not installed" not in v.summary for v in verdicts):
+        return text + Text("nothing rendered that a real tool checks", style="dim")
     for i, v in enumerate(verdicts):
         if i:
             text.append(" · ")

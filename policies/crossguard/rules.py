@@ -632,7 +632,14 @@ _VALUE_PATTERNS = (
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), "a Google API key"),
     (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with an embedded password"),
 )
-_CREDENTIAL_FLAGS = re.compile(r"^--?(api-key|token|hf-token|password|secret|access-key|secret-key)(=(?P<v>.*))?$")
+#: ``vllm serve`` flags whose value is a credential: the kit's one list (``fleetkit.model_checks`` refuses
+#: them in ``extra_args``; the rule below refuses them with a plain value). Checked against vLLM's own
+#: parser table by tests/verify/test_vllm_args.py.
+VLLM_SECRET_FLAGS = ("--api-key", "--hf-token")
+_CREDENTIAL_FLAGS = re.compile(
+    r"^--?(" + "|".join(sorted({f.lstrip("-") for f in VLLM_SECRET_FLAGS}
+                               | {"token", "password", "secret", "access-key", "secret-key"}))
+    + r")(=(?P<v>.*))?$")
 
 
 def credential_key(key: str) -> bool:

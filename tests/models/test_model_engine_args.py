@@ -48,7 +48,7 @@ def test_max_model_len_left_to_the_model_when_unset():
 
 @pytest.mark.parametrize("token", [
     "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp", "--max_model_len=4096",
-    "--gpu-memory-utilization", "--enable-prefix-caching", "--no-enable-prefix-caching", "--max-num-seqs",
+    "--gpu-memory-utilization", "--enable-prefix-caching", "--disable-prefix-caching", "--max-num-seqs",
     "--dtype", "--quantization", "-q", "--host", "--port=9000", "--served-model-name", "--model",
 ])
 def test_extra_args_may_not_repeat_a_typed_flag(token):

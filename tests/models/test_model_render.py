@@ -13,6 +13,7 @@ from model_fixtures import ROOT, all_plans, demo_fleet, plan_for, spec_of, stub_
 from components import model_render as mr
 from fleetkit import catalog
 from fleetkit.images import VLLM, WEIGHTS_AGENT
+from fleetkit.verify import vllm_args
 from fleetkit.scheduling import pod_scheduling
 from fleetkit.schema import validate_objects
 from fleetkit.spec import RegionStackSpec
@@ -66,7 +67,8 @@ def test_prefix_caching_off_is_explicit_and_extra_args_come_last():
     dep = deployment("aws-us-east-1", "llama-3-8b", enable_prefix_caching=False, quantization="fp8",
                      extra_args=["--kv-cache-dtype", "fp8", "--max-num-batched-tokens", "8192"])
     args = container(dep)["args"]
-    assert "--no-enable-prefix-caching" in args and "--enable-prefix-caching" not in args
+    assert "--disable-prefix-caching" in args and "--enable-prefix-caching" not in args
+    assert vllm_args.check_args(args) == []  # what vLLM 0.33.0's parser accepts
     assert flag(args, "--quantization") == "fp8"
     assert args[-4:] == ["--kv-cache-dtype", "fp8", "--max-num-batched-tokens", "8192"]
     assert args.index("--port") < args.index("--kv-cache-dtype")
