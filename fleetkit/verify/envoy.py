@@ -15,8 +15,11 @@ each patch is placed where istiod would put it, in a minimal bootstrap:
 * ``CLUSTER`` / ``LISTENER`` (ADD): as a static cluster / listener;
 * ``VIRTUAL_HOST`` (ADD) / ``HTTP_ROUTE`` (ADD / INSERT_*): into the route configuration.
 
-A ``MERGE`` patch is a fragment of an object istiod generates, and any other ``applyTo`` has no
-standalone form: those patches are reported as **not checked**, never passed.
+* ``HTTP_ROUTE`` (MERGE): merged (protobuf merge, as istiod does) into a generated catch-all route.
+
+All patches of one EnvoyFilter share one bootstrap, so a route patch may name a cluster another patch
+adds. Any other ``MERGE`` is a fragment of an object only istiod generates, and other ``applyTo``
+values have no standalone form: those patches are reported as **not checked**, never passed.
 
 :func:`check_envoy_filter` (one ``EnvoyFilter`` manifest) and :func:`validate_bootstrap` (any
 bootstrap) are public for other checks and tests to reuse.
@@ -119,47 +122,66 @@ def _reason(output: str, path: str) -> str:
     return lines[0].split(': {"static_resources"', 1)[0][:800]
 
 
-def _place(patch: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """(bootstrap holding the patch, or None with the reason it cannot be checked standalone)."""
+def _merge(base: Any, over: Any) -> Any:
+    """Protobuf merge as istiod applies a MERGE patch: messages merge field by field, repeated fields
+    append, scalars replace."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    if isinstance(base, list) and isinstance(over, list):
+        return [*base, *copy.deepcopy(over)]
+    return copy.deepcopy(over)
+
+
+def _place(patch: Mapping[str, Any], parts: dict[str, list[Any]]) -> str:
+    """Put one patch where istiod would; returns why it cannot be checked standalone ("" when placed)."""
     apply_to = str(patch.get("applyTo", ""))
     p = patch.get("patch") or {}
     op, value = str(p.get("operation", "")), copy.deepcopy(p.get("value"))
-    if op not in _ADDS:
-        return None, f"{op or 'no'} operation on {apply_to}: a fragment of istiod's generated config"
     if not isinstance(value, dict):
-        return None, "the patch has no value"
-    if apply_to == "HTTP_FILTER":
-        return bootstrap(http_filters=[value]), ""
-    if apply_to == "NETWORK_FILTER":
-        return bootstrap(network_filters=[value]), ""
-    if apply_to == "CLUSTER" and op == "ADD":
-        return bootstrap(clusters=[value]), ""
-    if apply_to == "LISTENER" and op == "ADD":
-        return bootstrap(listeners=[value]), ""
-    if apply_to == "VIRTUAL_HOST" and op == "ADD":
-        return bootstrap(virtual_hosts=[value]), ""
-    if apply_to == "HTTP_ROUTE":
-        return bootstrap(routes=[value]), ""
-    return None, f"{op} on {apply_to} has no standalone form"
+        return "the patch has no value"
+    if apply_to == "HTTP_ROUTE" and op == "MERGE":
+        # merged into a route istiod generated: here, the bootstrap's catch-all route
+        parts["routes"].append(_merge({"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM}}, value))
+        return ""
+    if op not in _ADDS:
+        return f"{op or 'no'} operation on {apply_to}: a fragment of istiod's generated config"
+    target = {"HTTP_FILTER": "http_filters", "NETWORK_FILTER": "network_filters", "HTTP_ROUTE": "routes"}.get(apply_to)
+    if target is None and op == "ADD":
+        target = {"CLUSTER": "clusters", "LISTENER": "listeners", "VIRTUAL_HOST": "virtual_hosts"}.get(apply_to)
+    if target is None:
+        return f"{op} on {apply_to} has no standalone form"
+    parts[target].append(value)
+    return ""
 
 
 def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
-    """(findings, patches validated) for one EnvoyFilter manifest."""
+    """(findings, patches validated) for one EnvoyFilter manifest.
+
+    All its placeable patches go into one bootstrap, so references between them (a route patch naming
+    a cluster another patch adds) resolve as they do in the proxy.
+    """
     md = obj.get("metadata") or {}
     subject = f"EnvoyFilter {md.get('namespace') or '-'}/{md.get('name')}"
     findings: list[Finding] = []
-    checked = 0
+    parts: dict[str, list[Any]] = {k: [] for k in ("http_filters", "network_filters", "clusters", "listeners",
+                                                    "virtual_hosts", "routes")}
+    placed = []
     for i, patch in enumerate((obj.get("spec") or {}).get("configPatches") or []):
-        path = f"spec.configPatches[{i}]"
-        config, why = _place(patch)
-        if config is None:
-            findings.append(Finding(subject, path, RULE_NOT_CHECKED, f"not checked: {why}"))
-            continue
-        ok, reason = validate_bootstrap(config)
-        checked += 1
+        why = _place(patch, parts)
+        if why:
+            findings.append(Finding(subject, f"spec.configPatches[{i}]", RULE_NOT_CHECKED, f"not checked: {why}"))
+        else:
+            placed.append(i)
+    if placed:
+        ok, reason = validate_bootstrap(bootstrap(**parts))
         if not ok:
-            findings.append(Finding(subject, f"{path}.patch.value", RULE_INVALID, reason or "envoy rejected it"))
-    return findings, checked
+            where = f"spec.configPatches[{placed[0]}]" if len(placed) == 1 else \
+                f"spec.configPatches[{', '.join(str(i) for i in placed)}]"
+            findings.append(Finding(subject, where, RULE_INVALID, reason or "envoy rejected it"))
+    return findings, len(placed)
 
 
 def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:

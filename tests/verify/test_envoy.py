@@ -39,7 +39,7 @@ def test_an_invalid_filter_fails_with_envoys_reason() -> None:
     bad["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["token_bucket"]["fill_interval"] = "0s"
     verdict = envoy.verify([bad])
     [hit] = verdict.findings
-    assert verdict.failed and hit.rule == envoy.RULE_INVALID and hit.path == "spec.configPatches[0].patch.value"
+    assert verdict.failed and hit.rule == envoy.RULE_INVALID and hit.path == "spec.configPatches[0]"
     assert "FillInterval: value must be greater than 0s" in hit.message
 
 
@@ -71,3 +71,18 @@ def test_clusters_and_routes_are_placed_where_istiod_puts_them() -> None:
         {"applyTo": "HTTP_ROUTE", "patch": {"operation": "INSERT_FIRST", "value": route}}]}}
     assert envoy.verify([obj]).status == "pass"
     assert envoy.validate_bootstrap(envoy.bootstrap())[0]
+
+
+def test_the_kits_fallback_envoy_filter_validates_and_a_broken_route_does_not(project_root) -> None:
+    from fleetkit.loader import load_fleet
+    from fleetkit.review.render import render_policies
+
+    objs = render_policies(load_fleet(project_root)).manifests["aws-us-west-2"]
+    [ef] = [o for o in objs if o["kind"] == "EnvoyFilter"]
+    verdict = envoy.verify(objs)
+    assert verdict.status == "pass" and verdict.count == len(ef["spec"]["configPatches"])
+    broken = copy.deepcopy(ef)
+    route = next(p for p in broken["spec"]["configPatches"] if p["applyTo"] == "HTTP_ROUTE")
+    route["patch"]["value"]["route"]["cluster"] = "no-such-aggregate"
+    [hit] = envoy.verify([broken]).findings
+    assert hit.rule == envoy.RULE_INVALID and "unknown cluster 'no-such-aggregate'" in hit.message
