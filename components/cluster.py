@@ -32,7 +32,7 @@ import pulumi_tls as tls
 import yaml
 from pulumi_terraform import state as tfstate
 
-from fleetkit.infra_checks import coerce_backend_setting
+from fleetkit.foundation import coerce_backend_setting
 from fleetkit.scheduling import LABEL_POOL
 from fleetkit.spec import ClusterSpec, CreateCluster, RegionStackSpec, TerraformFoundation
 

@@ -57,9 +57,9 @@ from typing import Any
 
 from fleetkit import capacity, catalog
 from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
-from fleetkit.loader import gpu_class_of
-from fleetkit.model_checks import EngineArgs
+from fleetkit.engine_args import EngineArgs
 from fleetkit.node_cache import max_cache_bytes
+from fleetkit.pools import gpu_class_of
 from fleetkit.spec import ModelSpec, RegionStackSpec
 from policies.common import (
     LABEL_APP,

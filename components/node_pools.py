@@ -27,7 +27,7 @@ import pulumi_gcp as gcp
 from components.cluster import GKE_OAUTH_SCOPES, Cluster
 from fleetkit import catalog
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.infra_checks import gce_bundled_local_ssds, nodes_for
+from fleetkit.pools import gce_bundled_local_ssds, nodes_for
 from fleetkit.scheduling import (
     GPU_RESOURCE,
     PodScheduling,

@@ -23,7 +23,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from components.policy_set import PolicySet, PolicySetArgs
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
 from mesh.member import MeshMember, MeshMemberArgs
 from policies.common import metadata

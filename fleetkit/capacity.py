@@ -23,7 +23,7 @@ The estimate, per replica (one vLLM engine spanning ``tensor_parallel`` GPUs of 
 * **available** — vLLM caps its own use of each GPU at ``--gpu-memory-utilization`` (default 0.92,
   ``DEFAULT_GPU_MEMORY_UTILIZATION``); weights, activations and KV cache all come out of that share.
 
-Rules reported as :class:`~fleetkit.errors.Problem` (rule ids in ``RULE_*``): tensor_parallel must
+Rules reported as :class:`~fleetkit.errors.Issue` (rule ids in ``RULE_*``): tensor_parallel must
 be at least 1, no larger than the node's GPU count and divide it; the replica must fit. Messages
 name the model, the pool, the numbers and the smallest catalog entry of the same cloud that fits.
 """
@@ -39,7 +39,7 @@ from rich.table import Table
 
 from fleetkit import catalog
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.errors import Problem
+from fleetkit.errors import Issue, Problem, format_path
 
 _GIB = 2**30
 
@@ -210,7 +210,6 @@ def _hint(instance: GpuInstanceType, cloud: str, size: ModelSize, util: float) -
 
 def check_fit(
     *,
-    file: str,
     model: str,
     pool: str,
     cloud: str,
@@ -218,22 +217,20 @@ def check_fit(
     tensor_parallel: int,
     size: ModelSize,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-    models_path: str = "models",
-) -> list[Problem]:
-    """Problems with placing ``model`` on ``pool`` (an ``instance`` node pool); empty when it fits.
+) -> list[Issue]:
+    """Issues with placing ``model`` on ``pool`` (an ``instance`` node pool); empty when it fits.
 
-    Paths are ``<models_path>.<model>.tensor_parallel`` for tensor-parallel rules and
-    ``<models_path>.<model>.pool`` for the fit itself.
+    Paths are relative to the model entry: ``("tensor_parallel",)`` for tensor-parallel rules and
+    ``("pool",)`` for the fit itself (the caller puts them under ``("models", <model>)``).
     """
-    tp_path = f"{models_path}.{model}.tensor_parallel"
-    pool_path = f"{models_path}.{model}.pool"
+    tp_path: tuple[str, ...] = ("tensor_parallel",)
+    pool_path: tuple[str, ...] = ("pool",)
     where = f"pool '{pool}' ({instance.name})"
-    problems: list[Problem] = []
+    problems: list[Issue] = []
 
     if instance.cloud != cloud.strip().lower():
         problems.append(
-            Problem(
-                file,
+            Issue(
                 pool_path,
                 RULE_WRONG_CLOUD,
                 f"model '{model}' is placed on {where}, a {instance.cloud} type, in a {cloud} stack",
@@ -246,21 +243,20 @@ def check_fit(
         weights = weights_gib(size)
         kv = kv_cache_gib(size)
     except ValueError as exc:
-        problems.append(Problem(file, pool_path, RULE_SIZE_UNKNOWN, f"cannot size model '{model}': {exc}"))
+        problems.append(Issue(pool_path, RULE_SIZE_UNKNOWN, f"cannot size model '{model}': {exc}"))
         return problems
 
     util = gpu_memory_utilization
     if tensor_parallel < 1:
         problems.append(
-            Problem(file, tp_path, RULE_TP_INVALID, "tensor_parallel must be at least 1", tensor_parallel)
+            Issue(tp_path, RULE_TP_INVALID, "tensor_parallel must be at least 1", tensor_parallel)
         )
         return problems
 
     options = ", ".join(str(n) for n in instance.tensor_parallel_options())
     if tensor_parallel > instance.gpu_count:
         problems.append(
-            Problem(
-                file,
+            Issue(
                 tp_path,
                 RULE_TP_EXCEEDS_GPUS,
                 f"model '{model}' needs {tensor_parallel} GPUs on one node but {where} has "
@@ -273,8 +269,7 @@ def check_fit(
 
     if instance.gpu_count % tensor_parallel:
         problems.append(
-            Problem(
-                file,
+            Issue(
                 tp_path,
                 RULE_TP_NOT_DIVISOR,
                 f"tensor_parallel {tensor_parallel} of model '{model}' does not divide the "
@@ -288,8 +283,7 @@ def check_fit(
     avail = available_gib(instance, tensor_parallel, util)
     if needed > avail:
         problems.append(
-            Problem(
-                file,
+            Issue(
                 pool_path,
                 RULE_DOES_NOT_FIT,
                 f"model '{model}' needs {_gib(needed)} of GPU memory per replica "
@@ -396,8 +390,8 @@ def plan_rows(
     cloud: str,
     pools: Mapping[str, PlanPool | tuple[Any, ...]],
     models: Mapping[str, PlanModel | tuple[Any, ...]],
-    models_path: str = "models",
-    pools_path: str = "node_pools",
+    models_path: tuple[str, ...] = ("models",),
+    pools_path: tuple[str, ...] = ("node_pools",),
 ) -> CapacityPlan:
     """Capacity rows per pool and per model, with the problems ``check_fit`` and the pool budget find.
 
@@ -407,10 +401,10 @@ def plan_rows(
     ``max_nodes × GPUs per node`` (rule ``capacity.pool-too-small``; a lower bound, since replicas
     cannot span nodes).
 
-    Problem paths follow the stack spec: ``<models_path>.<model>.pool|tensor_parallel`` and
-    ``<pools_path>.<pool>.instance_type|max_size`` (``models`` and ``node_pools`` by default).
+    Problem paths follow the stack spec: ``(*models_path, <model>, "pool"|"tensor_parallel")`` and
+    ``(*pools_path, <pool>, "instance_type"|"max_size")``, formatted only when reported in ``file``.
     """
-    problems: list[Problem] = []
+    problems: list[Issue] = []
     resolved: dict[str, tuple[PlanPool, GpuInstanceType]] = {}
     for name in sorted(pools):
         spec = _as_pool(pools[name])
@@ -419,9 +413,8 @@ def plan_rows(
             close = catalog.suggest(cloud, spec.instance_type)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             problems.append(
-                Problem(
-                    file,
-                    f"{pools_path}.{name}.instance_type",
+                Issue(
+                    (*pools_path, name, "instance_type"),
                     RULE_UNKNOWN_INSTANCE,
                     f"pool '{name}': {spec.instance_type!r} is not a GPU type fleetkit knows on {cloud}{hint}",
                     spec.instance_type,
@@ -438,9 +431,8 @@ def plan_rows(
             if m.pool not in pools:
                 known = ", ".join(sorted(pools)) or "none"
                 problems.append(
-                    Problem(
-                        file,
-                        f"{models_path}.{name}.pool",
+                    Issue(
+                        (*models_path, name, "pool"),
                         RULE_UNKNOWN_POOL,
                         f"model '{name}' is placed on pool '{m.pool}', which is not defined (pools: {known})",
                         m.pool,
@@ -449,8 +441,8 @@ def plan_rows(
             continue
         _, inst = resolved[m.pool]
         problems.extend(
-            check_fit(
-                file=file,
+            i.under(*models_path, name)
+            for i in check_fit(
                 model=name,
                 pool=m.pool,
                 cloud=cloud,
@@ -458,7 +450,6 @@ def plan_rows(
                 tensor_parallel=m.tensor_parallel,
                 size=m.size,
                 gpu_memory_utilization=m.gpu_memory_utilization,
-                models_path=models_path,
             )
         )
         by_pool[m.pool].append((name, m))
@@ -505,9 +496,8 @@ def plan_rows(
         if need_max > row.gpus_max:
             nodes = math.ceil(need_max / inst.gpu_count)
             problems.append(
-                Problem(
-                    file,
-                    f"{pools_path}.{name}.max_size",
+                Issue(
+                    (*pools_path, name, "max_size"),
                     RULE_POOL_TOO_SMALL,
                     f"pool '{name}' ({inst.name}, {inst.gpu_count} GPUs per node) has at most "
                     f"{row.gpus_max} GPUs but its models claim {need_max} at maximum replicas "
@@ -517,7 +507,8 @@ def plan_rows(
             )
 
     return CapacityPlan(
-        cloud=cloud, pools=tuple(rows), placements=tuple(placements), problems=tuple(problems)
+        cloud=cloud, pools=tuple(rows), placements=tuple(placements),
+        problems=tuple(Problem(file, format_path(i.path), i.rule, i.message, i.value) for i in problems),
     )
 
 

@@ -1,5 +1,10 @@
 """Expected errors: user mistakes reported as a list of problems, all at once.
 
+Two stages of one mistake: a check finds an :class:`Issue` — a structured path in the merged stack
+document (a tuple such as ``("models", "llama-3-70b", "tensor_parallel")``), the rule, the message and
+the bad value. The loader's provenance locates it once, to the file (or ``--set`` flag) that set the
+value, giving a :class:`Problem`. Nothing builds a dotted path string and parses it back.
+
 Every problem names the file, the path inside the document, the rule that was broken and the bad
 value. Expected errors are raised as :class:`SpecError` anywhere in the kit and caught only at the
 CLI boundary (``fleetkit.cli``), which prints them as bullets and exits with code 2 — never a
@@ -42,6 +47,20 @@ class _Missing:
 
 _MISSING = _Missing()
 MISSING: Any = _MISSING
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A mistake found by a check, not yet located to a file: ``path`` is relative to the stack spec."""
+
+    path: tuple[Any, ...]
+    rule: str
+    message: str
+    value: Any = field(default=MISSING, compare=False)
+
+    def under(self, *prefix: Any) -> Issue:
+        """The same issue with its path below ``prefix`` (a check that ran on a sub-document)."""
+        return Issue((*prefix, *self.path), self.rule, self.message, self.value)
 
 
 @dataclass(frozen=True, order=True)

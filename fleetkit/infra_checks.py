@@ -30,17 +30,23 @@ Rules (``Problem.rule``):
 
 from __future__ import annotations
 
-import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fleetkit import capacity, catalog
-from fleetkit.errors import MISSING, Problem, format_path
+from fleetkit.errors import MISSING, Issue
+from fleetkit.fleet import Fleet
+from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below are documented here)
+    BACKEND_SETTINGS,
+    BOOL_SETTINGS,
+    FOUNDATION_INPUTS,
+    INT_SETTINGS,
+    SECRET_SETTINGS,
+    coerce_backend_setting,
+)
+from fleetkit.pools import gce_bundled_local_ssds
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import RegionStackSpec
-
-if TYPE_CHECKING:
-    from fleetkit.loader import Fleet, LoadedStack
 
 #: GPU classes with Multi-Instance GPU support (AKS ``gpuInstanceProfile``).
 MIG_GPU_CLASSES = frozenset({"a100-40gb", "a100-80gb", "h100", "h100-nvl", "h200"})
@@ -52,56 +58,8 @@ OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 #: pools and AKS user pools all can (AKS system pools cannot, but GPU pools are user pools).
 SCALE_TO_ZERO: dict[str, bool] = {"aws": True, "gcp": True, "azure": True}
 
-#: Backend settings fleetkit passes to the ``pulumi_terraform.state`` reader of each backend (the
-#: scalar parameters of ``get_<backend>_reference``; checked against the SDK in a unit test).
-BACKEND_SETTINGS: dict[str, frozenset[str]] = {
-    "s3": frozenset({
-        "assume_role_duration_seconds", "bucket", "encrypt", "endpoint", "external_id", "force_path_style",
-        "iam_endpoint", "key", "kms_key_id", "max_retries", "profile", "region", "role_arn", "session_name",
-        "shared_credentials_file", "skip_credentials_validation", "skip_metadata_api_check",
-        "skip_region_validation", "sts_endpoint", "workspace_key_prefix",
-        # credentials: only through secret_config
-        "access_key", "secret_key", "token", "sse_customer_key",
-    }),
-    "azurerm": frozenset({
-        "client_certificate_path", "client_id", "container_name", "endpoint", "environment", "key",
-        "metadata_host", "msi_endpoint", "oidc_request_url", "oidc_token_file_path", "resource_group_name",
-        "storage_account_name", "subscription_id", "tenant_id", "use_azuread_auth", "use_msi", "use_oidc",
-        "access_key", "client_certificate_password", "client_secret", "oidc_request_token", "oidc_token",
-        "sas_token",
-    }),
-    "remote": frozenset({"hostname", "organization", "token"}),
-    "local": frozenset({"path", "workspace_dir"}),
-}
-#: Settings that are credentials: never in the stack file, only via ``secret_config``.
-SECRET_SETTINGS = frozenset({
-    "access_key", "secret_key", "token", "sse_customer_key", "client_certificate_password", "client_secret",
-    "oidc_request_token", "oidc_token", "sas_token",
-})
-#: Settings typed bool / int in the SDK (the spec carries strings).
-BOOL_SETTINGS = frozenset({
-    "encrypt", "force_path_style", "skip_credentials_validation", "skip_metadata_api_check",
-    "skip_region_validation", "use_azuread_auth", "use_msi", "use_oidc",
-})
-INT_SETTINGS = frozenset({"assume_role_duration_seconds", "max_retries"})
-#: Kit inputs a foundation output may feed, per cloud.
-FOUNDATION_INPUTS: dict[str, frozenset[str]] = {
-    "aws": frozenset({"vpc_id", "subnet_ids", "cluster_name"}),
-    "gcp": frozenset({"vpc_id", "subnet_ids", "cluster_name", "pods_range_name", "services_range_name"}),
-    "azure": frozenset({"vpc_id", "subnet_ids", "cluster_name", "resource_group"}),
-}
-
 _AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _AZURE_ZONES = frozenset({"1", "2", "3"})
-
-
-def _where(stack: LoadedStack, loc: tuple[Any, ...]) -> tuple[str, str]:
-    """(file, displayed path) of a location; a value set nowhere is the stack file's to add."""
-    from fleetkit.loader import NAMESPACE, _locate
-
-    if not any(tuple(loc[:n]) in stack.origin for n in range(1, len(loc) + 1)):
-        return stack.file, f"{NAMESPACE}:{format_path(loc)}"
-    return _locate(stack.origin, loc, (stack.file, "stack"))
 
 
 def _zone_ok(cloud: str, region: str, zone: str) -> bool:
@@ -116,33 +74,13 @@ def _zone_example(cloud: str, region: str) -> str:
     return {"aws": f"{region}a", "gcp": f"{region}-b", "azure": "1, 2 or 3"}[cloud]
 
 
-def gce_bundled_local_ssds(entry: catalog.GpuInstanceType) -> int:
-    """Local SSDs (375 GiB each) a GCE machine type bundles; 0 when it only accepts optional ones."""
-    if entry.cloud != "gcp" or entry.local_nvme_gb == 0:
-        return 0
-    return round(entry.local_nvme_gb / (375 * 2**30 / 1e9))
-
-
-def coerce_backend_setting(key: str, value: str) -> Any:
-    """A backend setting as the SDK types it (``"true"`` -> True for bool settings...)."""
-    if key in BOOL_SETTINGS:
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if key in INT_SETTINGS:
-        return int(value)
-    return value
-
-
 # --------------------------------------------------------------------------- checks
-def check_infra(stack: LoadedStack) -> list[Problem]:
-    """Every infrastructure problem of one region stack (empty for a trust-root stack)."""
-    spec = stack.spec
-    if not isinstance(spec, RegionStackSpec):
-        return []
-    out: list[Problem] = []
+def check_infra(spec: RegionStackSpec) -> list[Issue]:
+    """Every infrastructure issue of one region stack; paths are relative to the stack spec."""
+    out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
-        file, path = _where(stack, loc)
-        out.append(Problem(file, path, rule, message, value))
+        out.append(Issue(loc, rule, message, value))
 
     cloud, region = spec.cloud, spec.region
     for name, pool in sorted(spec.node_pools.items()):
@@ -229,18 +167,17 @@ def check_infra(stack: LoadedStack) -> list[Problem]:
                 "adopting an AKS cluster needs its resource group (adopt.resource_group or "
                 "account.azure_resource_group)")
     if cl.foundation is not None:
-        out.extend(_foundation_problems(stack, spec))
+        out.extend(_foundation_issues(spec))
     return out
 
 
-def _foundation_problems(stack: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
+def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
     fnd = spec.cluster.foundation
     assert fnd is not None
-    out: list[Problem] = []
+    out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
-        file, path = _where(stack, ("cluster", "foundation", *loc))
-        out.append(Problem(file, path, rule, message, value))
+        out.append(Issue(("cluster", "foundation", *loc), rule, message, value))
 
     if fnd.backend == "gcs":
         add(("backend",), "foundation.unsupported-backend",
@@ -309,14 +246,3 @@ def capacity_plan(fleet: Fleet, stack: str) -> capacity.CapacityPlan:
         for name, m in sorted(spec.models.items())
     }
     return capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
-
-
-def gpus_per_node(spec: RegionStackSpec, pool_name: str) -> int:
-    """GPUs on one node of the pool (0 for a type fleetkit does not know)."""
-    entry = catalog.lookup(spec.cloud, spec.node_pools[pool_name].instance_type)
-    return entry.gpu_count if entry else 0
-
-
-def nodes_for(total: int, zones: int) -> int:
-    """Nodes per zone for ``total`` nodes spread over ``zones`` zones (rounded up)."""
-    return math.ceil(total / max(zones, 1))

@@ -11,95 +11,48 @@ Mappings merge recursively; any other value (scalar, list) replaces the lower on
 catalogue in the fleet file: a stack deploys exactly the models its own ``fleetkit:models`` names, each
 merged over the fleet definition of the same key. A trust-root stack inherits only ``mesh``.
 
-Validation happens in three passes and reports every problem at once, each with the file that set
-the value, its path in that document, the rule and the bad value: (1) YAML and document shape,
-(2) the typed models, (3) references across the stack and the fleet.
+An override applies to the selected stacks whose spec has its first key (``models.…`` never reaches a
+trust-root stack); ``models.<name>.…`` applies to the stacks that deploy ``<name>``, or — for a model
+no selected stack deploys — creates it in every selected region stack. An override that applies
+nowhere is itself a mistake (``cli.set-unknown-key``).
+
+Validation reports every problem at once, each with the file (or flag) that set the value, its path
+in that document, the rule and the bad value, root causes first:
+
+1. YAML and document shape. A broken fleet file stops here: every stack inherits from it, so the
+   stacks' typed errors would all be follow-ons of the one mistake.
+2. The typed models, per stack. An unknown key with a close known name hides the "missing" error of
+   that name (one typo, one problem).
+3. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
+   file does not hide reference errors in the others; rules comparing stacks wait for all of them.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fleetkit import catalog
-from fleetkit.errors import MISSING, Problem, ProblemCollector, SpecError, format_path
-from fleetkit.infra_checks import check_infra
-from fleetkit.model_checks import check_models
-from fleetkit.node_cache import check_cache_fit
+from fleetkit.errors import MISSING, Problem, ProblemCollector, SpecError
+from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
+from fleetkit.fleet_checks import check_fleet
+from fleetkit.overrides import Override, parse_override, set_path
 from fleetkit.spec import RegionStackSpec, StackSpec, TrustRootStackSpec
 from fleetkit.yamlio import load_yaml_file
-from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
+from policies.context import Variant
 from policies.merge import deep_merge
 
-NAMESPACE = "fleetkit"
+__all__ = ["FLEET_FILE", "NAMESPACE", "Fleet", "LoadedStack", "load_fleet", "stack_names"]
+
 FLEET_FILE = "fleet.yaml"
 STACK_GLOB = "Pulumi.*.yaml"
+STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(StackSpec)
-
-Source = tuple[str, str]  # (display file, path prefix style)
-
-
-@dataclass
-class LoadedStack:
-    name: str
-    file: str
-    spec: RegionStackSpec | TrustRootStackSpec
-    #: every config key of the stack file (incl. provider keys such as ``aws:region``), as written
-    config: dict[str, Any]
-    origin: dict[tuple[Any, ...], Source] = field(default_factory=dict, repr=False)
-
-    @property
-    def is_region(self) -> bool:
-        return isinstance(self.spec, RegionStackSpec)
-
-
-@dataclass
-class Fleet:
-    root: Path
-    stacks: dict[str, LoadedStack]
-
-    def region_stacks(self) -> dict[str, LoadedStack]:
-        return {k: v for k, v in self.stacks.items() if v.is_region}
-
-    def services(self) -> dict[str, ServiceInfo]:
-        return fleet_services(self)
-
-    def context_for(self, stack: str) -> RenderContext:
-        return render_context(self, stack)
-
-
-# --------------------------------------------------------------------------- provenance
-def _record(origin: dict[tuple[Any, ...], Source], prefix: tuple[Any, ...], value: Any, source: Source) -> None:
-    origin[prefix] = source
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _record(origin, (*prefix, k), v, source)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _record(origin, (*prefix, i), v, source)
-
-
-def _locate(origin: dict[tuple[Any, ...], Source], loc: tuple[Any, ...], default: Source) -> tuple[str, str]:
-    """(file, displayed path) for a location in the merged document."""
-    for n in range(len(loc), -1, -1):
-        src = origin.get(tuple(loc[:n]))
-        if src is not None:
-            return src[0], _display(src[1], loc)
-    return default[0], _display(default[1], loc)
-
-
-def _display(style: str, loc: tuple[Any, ...]) -> str:
-    rest = format_path(loc) if loc else ""
-    if style == "stack":
-        return f"{NAMESPACE}:{rest}" if loc else "config"
-    if style == "fleet":
-        return f"{NAMESPACE}.{rest}" if loc else NAMESPACE
-    return rest or "(document)"
+_SPEC_CLASS: dict[str, type[BaseModel]] = {"region": RegionStackSpec, "trust-root": TrustRootStackSpec}
 
 
 # --------------------------------------------------------------------------- reading
@@ -107,18 +60,22 @@ def stack_names(stacks_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob(STACK_GLOB))
 
 
-def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[str, Any]:
+def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[str, Any] | None:
+    """The mapping under ``fleetkit:`` ({} without a fleet file); None when the file is unusable."""
     path = stacks_dir / FLEET_FILE
     if not path.exists():
         return {}
     doc, problems = load_yaml_file(path, rel)
     if problems:
         col.extend(problems)
-        return {}
+        return None
     if not isinstance(doc, dict) or set(doc) != {NAMESPACE} or not isinstance(doc[NAMESPACE], dict):
-        col.add(rel, "(document)", "fleet.shape", f"the fleet file must hold one mapping under '{NAMESPACE}:'",
-                sorted(doc) if isinstance(doc, dict) else type(doc).__name__)
-        return {}
+        keys = sorted(map(str, doc)) if isinstance(doc, dict) else []
+        close = difflib.get_close_matches(NAMESPACE, keys, n=1) if NAMESPACE not in keys else []
+        hint = f"; {close[0]!r} looks like a misspelling of {NAMESPACE!r}" if close else ""
+        col.add(rel, "(document)", "fleet.shape", f"the fleet file must hold one mapping under '{NAMESPACE}:'{hint}",
+                keys if isinstance(doc, dict) else type(doc).__name__)
+        return None
     return doc[NAMESPACE]
 
 
@@ -131,11 +88,13 @@ def _read_stack_file(path: Path, rel: str, col: ProblemCollector) -> tuple[dict[
         col.add(rel, "(document)", "stack.shape", "a stack file must be a mapping with a 'config:' key",
                 type(doc).__name__)
         return None
-    allowed = {"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"}
-    for key in sorted(set(doc) - allowed, key=str):
-        col.add(rel, str(key), "stack.unknown-key", f"not a Pulumi stack file key (allowed: {', '.join(sorted(allowed))})",
-                key)
     config = doc.get("config")
+    for key in sorted(set(doc) - STACK_FILE_KEYS, key=str):
+        close = difflib.get_close_matches(str(key), sorted(STACK_FILE_KEYS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(STACK_FILE_KEYS))})"
+        col.add(rel, str(key), "stack.unknown-key", f"not a Pulumi stack file key{hint}", key)
+        if config is None and close == ["config"]:
+            return None  # the misspelled 'config:' is the one mistake
     if not isinstance(config, dict):
         col.add(rel, "config", "stack.shape", "'config:' must be a mapping of 'namespace:key' settings",
                 MISSING if config is None else config)
@@ -148,43 +107,36 @@ def _read_stack_file(path: Path, rel: str, col: ProblemCollector) -> tuple[dict[
         ns, _, name = key.partition(":")
         if ns == NAMESPACE:
             ours[name] = value
+        elif difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.75:
+            col.add(rel, key, "stack.unknown-namespace",
+                    f"config namespace {ns!r} is not {NAMESPACE!r}, so this setting would be ignored; "
+                    f"did you mean '{NAMESPACE}:{name}'?", key)
     return config, ours
 
 
-def _parse_override(item: str, col: ProblemCollector) -> tuple[tuple[str, ...], Any] | None:
-    if "=" not in item:
-        col.add("--set", item, "cli.set-syntax", "write --set path.to.key=value", item)
-        return None
-    path, _, raw = item.partition("=")
-    parts = tuple(p for p in path.strip().split(".") if p)
-    if not parts:
-        col.add("--set", item, "cli.set-syntax", "the path before '=' is empty", item)
-        return None
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
+# --------------------------------------------------------------------------- overrides
+def _applies(ov: Override, role: str, deploys: set[str], deployed_anywhere: set[str]) -> bool:
+    """Does ``ov`` apply to a stack of this role that deploys ``deploys``? (see the module docstring)"""
+    if ov.parts[0] not in _SPEC_CLASS.get(role, RegionStackSpec).model_fields:
+        return False
+    if ov.parts[0] == "models" and len(ov.parts) > 1 and role == "region":
+        return ov.parts[1] in deploys or ov.parts[1] not in deployed_anywhere
+    return True
 
 
-def _set_path(doc: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
-    cur = doc
-    for p in parts[:-1]:
-        nxt = cur.get(p)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            cur[p] = nxt
-        cur = nxt
-    cur[parts[-1]] = value
+def _unapplied(ov: Override, label: str) -> Problem:
+    known = sorted(set(RegionStackSpec.model_fields) | set(TrustRootStackSpec.model_fields))
+    close = difflib.get_close_matches(ov.parts[0], known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
+    return Problem(label, ".".join(ov.parts), "cli.set-unknown-key",
+                   f"{ov.parts[0]!r} is not a setting of the selected stacks{hint}", ov.item)
 
 
 # --------------------------------------------------------------------------- one stack
-def _compose(name: str, rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str, Any],
-             overrides: list[tuple[tuple[str, ...], Any]], col: ProblemCollector, override_label: str = "--set"
-             ) -> tuple[dict[str, Any], dict[tuple[Any, ...], Source]]:
-    origin: dict[tuple[Any, ...], Source] = {}
-    fleet_src: Source = (fleet_rel, "fleet")
-    stack_src: Source = (rel, "stack")
+def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str, Any],
+             overrides: list[Override], col: ProblemCollector, label: str) -> tuple[dict[str, Any], Provenance]:
+    stack_src, fleet_src, cli_src = Source(rel, "stack"), Source(fleet_rel, "fleet"), Source(label, "cli")
+    prov = Provenance(stack_src)
     role = ours.get("role", "region")
     inherited = copy.deepcopy(fleet_doc)
     if role == "trust-root":
@@ -193,94 +145,90 @@ def _compose(name: str, rel: str, fleet_doc: dict[str, Any], fleet_rel: str, our
     if fleet_models is not None and not isinstance(fleet_models, dict):
         col.add(fleet_rel, "fleetkit.models", "fleet.shape", "models must be a mapping of name -> model", fleet_models)
         fleet_models = None
-    _record(origin, (), inherited, fleet_src)
-    merged = copy.deepcopy(inherited)
+    for k, v in inherited.items():
+        prov.record((k,), v, fleet_src)
     stack_part = copy.deepcopy(ours)
     stack_models = stack_part.pop("models", None)
     for k, v in stack_part.items():
-        _record(origin, (k,), v, stack_src)
-    merged = deep_merge(merged, stack_part)
+        prov.record((k,), v, stack_src)
+    merged = deep_merge(inherited, stack_part)
     if role != "trust-root" and (stack_models is not None or fleet_models):
-        if stack_models is None:
-            stack_models = {}
         if not isinstance(stack_models, dict):
-            col.add(rel, "fleetkit:models", "stack.shape", "models must be a mapping of name -> settings", stack_models)
+            if stack_models is not None:
+                col.add(rel, "fleetkit:models", "stack.shape", "models must be a mapping of name -> settings",
+                        stack_models)
             stack_models = {}
         models: dict[str, Any] = {}
-        origin[("models",)] = stack_src
+        prov.mark(("models",), stack_src)
         for mname, mval in stack_models.items():
             base = (fleet_models or {}).get(mname, {})
-            if base:
-                _record(origin, ("models", mname), base, fleet_src)
-            else:
-                origin[("models", mname)] = stack_src
-            if mval is None:
-                mval = {}
+            # the stack deploys the model: a value nobody set is the stack file's to add
+            prov.mark(("models", mname), stack_src)
+            if isinstance(base, dict):
+                for k, v in base.items():
+                    prov.record(("models", mname, k), v, fleet_src)
+            mval = {} if mval is None else mval
             if isinstance(mval, dict) and isinstance(base, dict):
                 for k, v in mval.items():
-                    _record(origin, ("models", mname, k), v, stack_src)
+                    prov.record(("models", mname, k), v, stack_src)
                 models[mname] = deep_merge(copy.deepcopy(base), mval)
             else:
-                _record(origin, ("models", mname), mval, stack_src)
+                prov.record(("models", mname), mval, stack_src)
                 models[mname] = mval
         merged["models"] = models
-    for parts, value in overrides:
-        _set_path(merged, parts, value)
-        _record(origin, parts, value, (override_label, "cli"))
+    for ov in overrides:
+        for created in set_path(merged, ov.parts, copy.deepcopy(ov.value)):
+            prov.mark(created, cli_src)  # a key only --set wrote: its mistakes are the flag's
+        prov.record(ov.parts, ov.value, cli_src)
     merged.setdefault("role", "region")
-    return merged, origin
+    return merged, prov
 
 
-def _validate(merged: dict[str, Any], origin: dict[tuple[Any, ...], Source], rel: str,
-              col: ProblemCollector) -> RegionStackSpec | TrustRootStackSpec | None:
+def _validate(merged: dict[str, Any], prov: Provenance, col: ProblemCollector) -> RegionStackSpec | TrustRootStackSpec | None:
     try:
         return _ADAPTER.validate_python(merged)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            # drop the discriminator tag pydantic inserts ('region' / 'trust-root')
-            if loc and loc[0] in ("region", "trust-root"):
-                loc = loc[1:]
-            file, path = _locate(origin, loc, (rel, "stack"))
-            rule = f"spec.{err['type']}"
-            msg = err["msg"].removeprefix("Value error, ")
-            value = err.get("input", MISSING) if err["type"] != "missing" else MISSING
-            if isinstance(value, dict) and err["type"] not in ("extra_forbidden",):
-                value = MISSING if len(str(value)) > 120 else value
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}" + _did_you_mean(loc, merged)
-            col.add(file, path, rule, msg, value)
-        return None
+        errors = exc.errors(include_url=False)
+    role = merged.get("role", "region")
+    found: list[tuple[tuple[Any, ...], str, str, Any]] = []
+    suggested: set[tuple[Any, ...]] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        if loc and loc[0] in _SPEC_CLASS:  # the discriminator tag pydantic inserts
+            loc = loc[1:]
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input", MISSING) if err["type"] != "missing" else MISSING
+        if isinstance(value, dict) and err["type"] != "extra_forbidden" and len(str(value)) > 120:
+            value = MISSING
+        if err["type"] == "extra_forbidden":
+            fields = _fields_at(role, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+            if close:
+                suggested.add((*loc[:-1], close[0]))
+            msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close
+                                                 else f"; known keys: {', '.join(fields)}" if fields else "")
+        found.append((loc, f"spec.{err['type']}", msg, value))
+    for loc, rule, msg, value in found:
+        if rule == "spec.missing" and any(loc[:len(s)] == s for s in suggested):
+            continue  # the misspelled key reported above is the mistake
+        src = prov.source_of(loc)
+        col.add(src.file, src.display(loc), rule, msg, value)
+    return None
 
 
-def _did_you_mean(loc: tuple[Any, ...], merged: dict[str, Any]) -> str:
-    import difflib
-
-    from pydantic import BaseModel
-
-    from fleetkit import spec as spec_mod
-
-    # walk the model classes along the path to find the known field names at that level
-    cls: Any = spec_mod.RegionStackSpec if merged.get("role", "region") == "region" else spec_mod.TrustRootStackSpec
-    for part in loc[:-1]:
+def _fields_at(role: str, loc: tuple[Any, ...]) -> list[str]:
+    """Known field names of the model at ``loc`` (walking the spec classes; dict keys keep the type)."""
+    cls: Any = _SPEC_CLASS.get(role, RegionStackSpec)
+    for part in loc:
         if isinstance(part, int) or cls is None:
             continue
         fields = getattr(cls, "model_fields", {})
         if part in fields:
             cls = _inner_model(fields[part].annotation)
-        # dict keys (model names) keep the value type
-    if cls is None or not hasattr(cls, "model_fields"):
-        return ""
-    assert issubclass(cls, BaseModel)
-    close = difflib.get_close_matches(str(loc[-1]), list(cls.model_fields), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(cls.model_fields)}"
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
 
 
 def _inner_model(annotation: Any) -> Any:
-    from typing import get_args
-
-    from pydantic import BaseModel
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
@@ -290,6 +238,23 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
+def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str, Variant]]:
+    """The model variants a stack that did not validate declares, read as written (best effort)."""
+    models, pools = merged.get("models"), merged.get("node_pools")
+    cloud = merged.get("cloud")
+    out: list[tuple[str, str, Variant]] = []
+    for name, m in sorted(models.items()) if isinstance(models, dict) else []:
+        if not isinstance(m, dict):
+            continue
+        pool = pools.get(m.get("pool")) if isinstance(pools, dict) and isinstance(m.get("pool"), str) else None
+        itype = pool.get("instance_type") if isinstance(pool, dict) else None
+        entry = catalog.lookup(cloud, itype) if isinstance(cloud, str) and isinstance(itype, str) else None
+        out.append((str(m.get("service") or name), str(m.get("served_name") or name),
+                    Variant(model=str(name), version=str(m.get("version") or "v1"),
+                            gpu_class=entry.gpu_class if entry else "unknown", stack=stack)))
+    return out
+
+
 # --------------------------------------------------------------------------- the fleet
 def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] | None = None,
                override_label: str = "--set") -> Fleet:
@@ -297,7 +262,8 @@ def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] |
 
     ``only`` names stacks the caller cares about (others are still loaded for fleet-wide context,
     and their problems still count: the fleet is validated as a whole). ``overrides`` are ``--set``
-    items applied to the stacks in ``only`` (or to every stack when ``only`` is empty).
+    items applied to the stacks in ``only`` (or to every stack) where they apply; ``override_label``
+    is what their problems are reported against.
     """
     stacks_dir = root / "stacks"
     col = ProblemCollector()
@@ -309,191 +275,48 @@ def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] |
     for n in only or []:
         if n not in names:
             col.add("--stack", n, "cli.unknown-stack", f"no stack file stacks/Pulumi.{n}.yaml (stacks: {', '.join(names)})", n)
-    parsed_overrides = [p for p in (_parse_override(o, col) for o in overrides or []) if p is not None]
+    parsed: list[Override] = []
+    for item in overrides or []:
+        got = parse_override(item)
+        if isinstance(got, Override):
+            parsed.append(got)
+        else:
+            col.add(override_label, got.path, got.rule, got.message, got.value)
     fleet_rel = f"stacks/{FLEET_FILE}"
     fleet_doc = _read_fleet_file(stacks_dir, fleet_rel, col)
-    loaded: dict[str, LoadedStack] = {}
+    read: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for name in names:
+        got_file = _read_stack_file(stacks_dir / f"Pulumi.{name}.yaml", f"stacks/Pulumi.{name}.yaml", col)
+        if got_file is not None:
+            read[name] = got_file
+    if fleet_doc is None:
+        col.raise_if_any()  # every stack inherits the broken fleet file: its problems are the root cause
+    assert fleet_doc is not None
+    selected = [n for n in read if not only or n in only]
+    deploys = {n: set(ours.get("models") or {}) if isinstance(ours.get("models"), dict) else set()
+               for n, (_, ours) in read.items()}
+    deployed_anywhere = set().union(*(deploys[n] for n in selected)) if selected else set()
+    applied: dict[str, list[Override]] = {n: [] for n in read}
+    for ov in parsed:
+        targets = [n for n in selected if _applies(ov, str(read[n][1].get("role", "region")), deploys[n],
+                                                   deployed_anywhere)]
+        for n in targets:
+            applied[n].append(ov)
+        if selected and not targets:
+            col.problems.append(_unapplied(ov, override_label))
+    loaded: dict[str, LoadedStack] = {}
+    invalid: set[str] = set(names) - set(read)
+    unverified: list[tuple[str, str, Variant]] = []
+    for name, (config, ours) in read.items():
         rel = f"stacks/Pulumi.{name}.yaml"
-        read = _read_stack_file(stacks_dir / f"Pulumi.{name}.yaml", rel, col)
-        if read is None:
-            continue
-        config, ours = read
-        applies = not only or name in only
-        merged, origin = _compose(name, rel, fleet_doc, fleet_rel, ours, parsed_overrides if applies else [], col,
-                                  override_label)
-        spec = _validate(merged, origin, rel, col)
-        if spec is not None:
-            loaded[name] = LoadedStack(name, rel, spec, config, origin)
-    col.raise_if_any()
-    fleet = Fleet(root, loaded)
+        merged, prov = _compose(rel, fleet_doc, fleet_rel, ours, applied[name], col, override_label)
+        spec = _validate(merged, prov, col)
+        if spec is None:
+            invalid.add(name)
+            unverified.extend(_written_variants(name, merged))
+        else:
+            loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
+    fleet = Fleet(root, loaded, frozenset(invalid), tuple(unverified))
     col.extend(check_fleet(fleet))
     col.raise_if_any()
     return fleet
-
-
-def _problem(stack: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Problem:
-    file, path = _locate(stack.origin, loc, (stack.file, "stack"))
-    return Problem(file, path, rule, message, value)
-
-
-def gpu_class_of(stack: RegionStackSpec, pool: str) -> str:
-    p = stack.node_pools.get(pool)
-    if p is None:
-        return "unknown"
-    entry = catalog.lookup(stack.cloud, p.instance_type)
-    return entry.gpu_class if entry else "unknown"
-
-
-def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
-    """Every model service of the fleet with its variants (version x GPU class x stack)."""
-    variants: dict[str, list[Variant]] = {}
-    served: dict[str, str] = {}
-    for sname, st in sorted(fleet.region_stacks().items()):
-        spec = st.spec
-        assert isinstance(spec, RegionStackSpec)
-        for mname, m in sorted(spec.models.items()):
-            service = m.service or mname
-            served.setdefault(service, m.served_name)
-            variants.setdefault(service, []).append(
-                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname,
-                        min_replicas=m.replicas.min, max_replicas=m.replicas.max)
-            )
-    return {s: ServiceInfo(s, served[s], tuple(v)) for s, v in sorted(variants.items())}
-
-
-def render_context(fleet: Fleet, stack: str) -> RenderContext:
-    st = fleet.stacks[stack]
-    spec = st.spec
-    assert isinstance(spec, RegionStackSpec)
-    return RenderContext(
-        namespace=spec.namespace,
-        services=fleet_services(fleet),
-        stack=stack,
-        local_services=frozenset(m.service or k for k, m in spec.models.items()),
-        local_models=tuple(
-            LocalModel(model=k, service=m.service or k, served_name=m.served_name,
-                       min_replicas=m.replicas.min, max_replicas=m.replicas.max, version=m.version)
-            for k, m in sorted(spec.models.items())
-        ),
-        trust_domain=spec.mesh.trust_domain,
-        fleet_regions=frozenset(s.spec.region for s in fleet.region_stacks().values()
-                                if isinstance(s.spec, RegionStackSpec)),
-    )
-
-
-def check_stack(fleet: Fleet, name: str) -> list[Problem]:
-    """Reference checks inside one region stack (pools, instance types, tiers, policies)."""
-    st = fleet.stacks[name]
-    spec = st.spec
-    if not isinstance(spec, RegionStackSpec):
-        return []
-    out: list[Problem] = []
-    for pname, pool in sorted(spec.node_pools.items()):
-        entry = catalog.lookup(spec.cloud, pool.instance_type)
-        if entry is None:
-            sugg = catalog.suggest(spec.cloud, pool.instance_type)
-            hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
-            out.append(_problem(st, ("node_pools", pname, "instance_type"), "pool.unknown-instance-type",
-                                f"{pool.instance_type!r} is not a GPU instance type of the {spec.cloud} catalog{hint}",
-                                pool.instance_type))
-    tiers = spec.policies.qos.tiers if spec.policies.qos else {}
-    for mname, m in sorted(spec.models.items()):
-        for reserved in {mname, m.service or mname} & {"vllm"}:
-            where = ("models", mname, "service") if m.service == "vllm" else ("models", mname)
-            out.append(_problem(st, where, "model.reserved-name",
-                                "a model service must not be named 'vllm' (its Service env VLLM_PORT breaks vLLM)",
-                                reserved))
-        if m.pool is None:
-            out.append(_problem(st, ("models", mname, "pool"), "model.no-pool",
-                                f"model {mname!r} is deployed in this stack but names no GPU pool "
-                                f"(pools: {', '.join(sorted(spec.node_pools))})"))
-        elif m.pool not in spec.node_pools:
-            out.append(_problem(st, ("models", mname, "pool"), "ref.unknown-pool",
-                                f"no node pool {m.pool!r} in this stack (pools: {', '.join(sorted(spec.node_pools))})",
-                                m.pool))
-        if m.tier is not None and m.tier not in tiers:
-            out.append(_problem(st, ("models", mname, "tier"), "ref.unknown-tier",
-                                f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(tiers)) or 'none configured'})",
-                                m.tier))
-    # versions of one service must be unique per GPU class inside a stack (they are one Deployment each)
-    seen: dict[tuple[str, str, str], str] = {}
-    for mname, m in sorted(spec.models.items()):
-        key = (m.service or mname, m.version, m.pool or "")
-        if key in seen:
-            out.append(_problem(st, ("models", mname, "version"), "model.duplicate-variant",
-                                f"models {seen[key]!r} and {mname!r} are both version {m.version!r} of service "
-                                f"{key[0]!r} on pool {m.pool!r}", m.version))
-        seen[key] = mname
-    ctx = fleet.context_for(name)
-    for issue in spec.policies.check(ctx):
-        out.append(_problem(st, ("policies", *issue.path), issue.rule, issue.message, issue.value))
-    out.extend(_capacity_problems(st))
-    out.extend(check_infra(st))
-    out.extend(_problem(st, i.path, i.rule, i.message, i.value) for i in check_models(spec))
-    out.extend(_problem(st, i.path, i.rule, i.message, i.value) for i in check_cache_fit(spec))
-    return out
-
-
-def _capacity_problems(st: LoadedStack) -> list[Problem]:
-    from fleetkit import capacity
-
-    spec = st.spec
-    assert isinstance(spec, RegionStackSpec)
-    out: list[Problem] = []
-    for mname, m in sorted(spec.models.items()):
-        pool = spec.node_pools.get(m.pool or "")
-        entry = catalog.lookup(spec.cloud, pool.instance_type) if pool else None
-        if entry is None:
-            continue
-        size = capacity.ModelSize(params_billion=m.params_billion, dtype=m.dtype, weights_bytes=m.weights_bytes,
-                                  kv_cache_gib=m.kv_cache_gib, max_model_len=m.max_model_len)
-        file, _ = _locate(st.origin, ("models", mname), (st.file, "stack"))
-        for p in capacity.check_fit(file=file, model=mname, pool=m.pool or "", cloud=spec.cloud, instance=entry,
-                                    tensor_parallel=m.tensor_parallel, size=size,
-                                    gpu_memory_utilization=m.gpu_memory_utilization):
-            # re-anchor the path on the file that set the offending field
-            loc = tuple(x for x in p.path.split(".") if x)
-            f2, path = _locate(st.origin, loc, (st.file, "stack"))
-            out.append(Problem(f2, path, p.rule, p.message, p.value))
-    return out
-
-
-def check_fleet(fleet: Fleet) -> list[Problem]:
-    """Per-stack reference checks plus fleet-wide rules (mesh identity, unique cluster names)."""
-    out: list[Problem] = []
-    for name in sorted(fleet.stacks):
-        out.extend(check_stack(fleet, name))
-    regions = fleet.region_stacks()
-    mesh_ids: dict[str, list[str]] = {}
-    for name, st in sorted(fleet.stacks.items()):
-        mesh_ids.setdefault(st.spec.mesh.mesh_id, []).append(name)
-    if len(mesh_ids) > 1:
-        majority = max(mesh_ids, key=lambda k: (len(mesh_ids[k]), k))
-        for mid, names in sorted(mesh_ids.items()):
-            if mid == majority:
-                continue
-            for n in names:
-                out.append(_problem(fleet.stacks[n], ("mesh", "mesh_id"), "mesh.mesh-id-mismatch",
-                                    f"every cluster of one mesh needs the same meshID; the fleet uses {majority!r}", mid))
-    cluster_names: dict[str, list[str]] = {}
-    for name, st in sorted(regions.items()):
-        spec = st.spec
-        assert isinstance(spec, RegionStackSpec)
-        if spec.mesh.cluster_name is None:
-            out.append(_problem(st, ("mesh", "cluster_name"), "mesh.cluster-name-missing",
-                                "each region stack needs a unique mesh cluster_name"))
-        else:
-            cluster_names.setdefault(spec.mesh.cluster_name, []).append(name)
-        if spec.mesh.network is None:
-            out.append(_problem(st, ("mesh", "network"), "mesh.network-missing",
-                                "each region stack needs the name of its mesh network"))
-    for cname, names in sorted(cluster_names.items()):
-        if len(names) > 1:
-            for n in names:
-                out.append(_problem(fleet.stacks[n], ("mesh", "cluster_name"), "mesh.duplicate-cluster-name",
-                                    f"cluster_name must be unique across the fleet; also used by "
-                                    f"{', '.join(x for x in names if x != n)}", cname))
-    from fleetkit.mesh_checks import check_mesh  # imports this module, so not at the top
-    out.extend(check_mesh(fleet))
-    return out

@@ -34,14 +34,18 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fleetkit.errors import Problem
-from fleetkit.loader import Fleet, LoadedStack, _problem
+from fleetkit.errors import MISSING, Issue, Problem
+from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.spec import ISTIO_MIN_KUBERNETES, ISTIO_VERSION, RegionStackSpec, TrustRootStackSpec
 from mesh import topology
 
 #: Istio versions the kit installs (their CRD schemas are vendored) -> minimum Kubernetes (major, minor).
 SUPPORTED_ISTIO: dict[str, tuple[int, int]] = {ISTIO_VERSION: ISTIO_MIN_KUBERNETES}
 
+
+
+def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Problem:
+    return st.problem(Issue(loc, rule, message, value))
 
 def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Problem]:
     """Every mesh problem of the fleet, each with its file, path, rule and bad value."""

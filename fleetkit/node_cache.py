@@ -23,11 +23,10 @@ instance type has NVMe, or the ``root_volume_gib`` that would fit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 from fleetkit import capacity, catalog
-from fleetkit.infra_checks import gce_bundled_local_ssds
+from fleetkit.pools import gce_bundled_local_ssds
+from fleetkit.errors import Issue
 from fleetkit.spec import ModelSpec, RegionStackSpec
 
 #: Share of a local NVMe/SSD kubelet filesystem, and of a network boot/data disk, the cache may use.
@@ -73,16 +72,6 @@ def model_weights_bytes(model: ModelSpec) -> int:
     return math.ceil(capacity.weights_gib(size) * _GIB)
 
 
-@dataclass(frozen=True)
-class CacheIssue:
-    """A pool whose cache cannot hold its models; ``path`` is relative to the stack document."""
-
-    path: tuple[Any, ...]
-    rule: str
-    message: str
-    value: Any
-
-
 def _disk_words(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> str:
     p = spec.node_pools[pool]
     local = local_cache_disk_bytes(spec, pool, instance)
@@ -114,9 +103,9 @@ def _fixes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType, 
     return "; ".join(fixes)
 
 
-def check_cache_fit(spec: RegionStackSpec) -> list[CacheIssue]:
+def check_cache_fit(spec: RegionStackSpec) -> list[Issue]:
     """Rule ``pool.cache-too-small`` for every pool of a region stack that has models."""
-    out: list[CacheIssue] = []
+    out: list[Issue] = []
     by_pool: dict[str, list[str]] = {}
     for name, model in sorted(spec.models.items()):
         if model.pool in spec.node_pools:
@@ -130,7 +119,7 @@ def check_cache_fit(spec: RegionStackSpec) -> list[CacheIssue]:
         if need <= cap:
             continue
         each = ", ".join(f"{n} {model_weights_bytes(spec.models[n]) / _GIB:,.1f} GiB" for n in names)
-        out.append(CacheIssue(
+        out.append(Issue(
             ("node_pools", pool), RULE_CACHE_TOO_SMALL,
             f"the weights of the models on pool '{pool}' ({each}; {need / _GIB:,.1f} GiB together, all may share "
             f"a node) exceed its node cache of {cap / _GIB:,.1f} GiB ({_disk_words(spec, pool, instance)}): "

@@ -15,6 +15,7 @@ Secret values (Pulumi secrets) are never written: they appear as ``"[secret]"`` 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import runpy
@@ -35,7 +36,8 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from fleetkit import mocks as mockdata
 from fleetkit.errors import Problem, SpecError
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
+from fleetkit.overrides import Override, parse_override, set_path
 from fleetkit.yamlio import load_yaml_file
 
 PROJECT = "fleetkit"
@@ -267,24 +269,19 @@ def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, 
     if problems:
         raise SpecError(problems)
     config: dict[str, Any] = dict((doc or {}).get("config") or {})
-    from fleetkit.loader import _parse_override, _set_path
-    from fleetkit.errors import ProblemCollector
-
-    col = ProblemCollector()
     for item in cli_sets:
-        parsed = _parse_override(item, col)
-        if parsed is None:
-            continue
-        parts, value = parsed
+        parsed = parse_override(item)
+        if not isinstance(parsed, Override):  # the loader reported it already
+            raise SpecError([Problem("--set", item, parsed.rule, parsed.message, parsed.value)])
+        parts, value = parsed.parts, parsed.value
         key = f"{PROJECT}:{parts[0]}"
         if len(parts) == 1:
             config[key] = value
         else:
             holder = config.get(key)
-            holder = dict(holder) if isinstance(holder, dict) else {}
-            _set_path(holder, parts[1:], value)
+            holder = copy.deepcopy(holder) if isinstance(holder, dict) else {}
+            set_path(holder, parts[1:], value)
             config[key] = holder
-    col.raise_if_any()
     out: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in config.items():
@@ -461,7 +458,8 @@ def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[st
     root = fleet.root
     names = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
     wanted = only or names
-    sets_for = {n: list(cli_sets or []) for n in wanted}
+    # each stack gets the --set items the loader applied to it (``models.…`` never reaches a trust root)
+    sets_for = {n: [s for s in cli_sets or [] if s in fleet.stacks[n].overrides] for n in wanted}
     jobs = default_jobs() if jobs is None else jobs
     results: dict[str, StackPreview] = {}
     regions = [n for n in names if fleet.stacks[n].is_region]

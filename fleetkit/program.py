@@ -15,7 +15,8 @@ from typing import Any
 import pulumi
 
 from fleetkit.errors import SpecError
-from fleetkit.loader import Fleet, load_fleet
+from fleetkit.fleet import Fleet
+from fleetkit.loader import load_fleet
 
 NAMESPACE = "fleetkit"
 

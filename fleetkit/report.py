@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetkit import catalog
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
 from fleetkit.verify.runner import failed as verify_failed
 from fleetkit.verify.runner import verdict_text, verify_stack

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
 from fleetkit.spec import CaSpec, RegionStackSpec, TrustRootStackSpec
 from mesh import render, topology
 from mesh.control_plane import helm_release

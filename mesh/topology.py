@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fleetkit.loader import Fleet
+    from fleetkit.fleet import Fleet
     from fleetkit.spec import MeshSpec
 
 #: Environment variable holding the ``<org>/<project>`` prefix of stack references.

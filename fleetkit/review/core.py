@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.errors import Problem, SpecError
-from fleetkit.loader import Fleet, load_fleet
+from fleetkit.fleet import Fleet
+from fleetkit.loader import load_fleet
 from fleetkit.review import gitrev
 from fleetkit.review.render import (
     Rendered,

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import yaml
 
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
 from fleetkit.yamlio import dump_yaml
 

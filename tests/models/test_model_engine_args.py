@@ -8,17 +8,16 @@ from pydantic import ValidationError
 
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
-from fleetkit.model_checks import (
+from fleetkit.engine_args import (
     RULE_DUPLICATE,
     RULE_DUPLICATE_TYPED,
-    RULE_GPUS_PER_POD,
     RULE_POSITIONAL,
     RULE_SECRET,
     EngineArgs,
-    check_models,
     extra_args_issues,
     normalize_flag,
 )
+from fleetkit.model_checks import RULE_GPUS_PER_POD, check_models
 
 
 def engine(**changes) -> EngineArgs:
@@ -53,7 +52,7 @@ def test_max_model_len_left_to_the_model_when_unset():
 ])
 def test_extra_args_may_not_repeat_a_typed_flag(token):
     issues = extra_args_issues(["--seed", "1", token, "2"])
-    assert [(i.index, i.rule) for i in issues] == [(2, RULE_DUPLICATE_TYPED)]
+    assert [(i.path, i.rule) for i in issues] == [((2,), RULE_DUPLICATE_TYPED)]
     with pytest.raises(ValidationError, match="set that field instead"):
         engine(extra_args=[token, "2"])
 
@@ -62,7 +61,7 @@ def test_extra_args_reject_secrets_positionals_and_repeats():
     assert [i.rule for i in extra_args_issues(["--api-key", "s3cr3t"])] == [RULE_SECRET]
     assert [i.rule for i in extra_args_issues(["some/model", "--seed", "1"])] == [RULE_POSITIONAL]
     issues = extra_args_issues(["--seed", "1", "--seed=2"])
-    assert [(i.index, i.rule) for i in issues] == [(2, RULE_DUPLICATE)]
+    assert [(i.path, i.rule) for i in issues] == [((2,), RULE_DUPLICATE)]
 
 
 def test_extra_args_values_may_look_negative():

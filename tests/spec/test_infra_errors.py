@@ -16,6 +16,7 @@ import yaml
 
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
+from fleetkit.spec import RegionStackSpec
 
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
 USW2 = "stacks/Pulumi.aws-us-west-2.yaml"
@@ -185,8 +186,9 @@ def test_the_demo_fleet_has_no_infra_problems(project_root: Path) -> None:
     from fleetkit.infra_checks import check_infra
 
     fleet = load_fleet(project_root)
-    for st in fleet.stacks.values():
-        assert check_infra(st) == []
+    for st in fleet.region_stacks().values():
+        assert isinstance(st.spec, RegionStackSpec)
+        assert check_infra(st.spec) == []
 
 
 def test_a_valid_foundation_passes(tmp_project: Path) -> None:

@@ -11,6 +11,7 @@ from fleetkit import capacity as cap
 from fleetkit import catalog
 from fleetkit.capacity import ModelSize, PlanModel, PlanPool
 from fleetkit.catalog import GpuInstanceType
+from fleetkit.errors import Problem, format_path
 
 GIB = 2**30
 FILE = "stacks/Pulumi.aws-us-east-1.yaml"
@@ -25,9 +26,9 @@ def inst(cloud: str, name: str) -> GpuInstanceType:
     return t
 
 
-def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float) -> list:
-    return cap.check_fit(
-        file=FILE,
+def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float) -> list[Problem]:
+    """check_fit's issues, located as the loader does: under ``models.<model>`` of FILE."""
+    issues = cap.check_fit(
         model=model,
         pool="gpu",
         cloud=cloud,
@@ -36,6 +37,7 @@ def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float
         size=size,
         **kw,  # type: ignore[arg-type]
     )
+    return [Problem(FILE, format_path(i.under("models", model).path), i.rule, i.message, i.value) for i in issues]
 
 
 # ------------------------------------------------------------------------------------ weights
@@ -198,7 +200,6 @@ def test_unsizable_model_and_wrong_cloud() -> None:
     problems = fit("m", ModelSize(8, "int3"), "aws", "g6.xlarge", 1)
     assert [p.rule for p in problems] == [cap.RULE_SIZE_UNKNOWN]
     problems = cap.check_fit(
-        file=FILE,
         model="m",
         pool="gpu",
         cloud="aws",
@@ -209,18 +210,20 @@ def test_unsizable_model_and_wrong_cloud() -> None:
     assert [p.rule for p in problems] == [cap.RULE_WRONG_CLOUD]
 
 
-def test_models_path_is_configurable() -> None:
-    problems = cap.check_fit(
-        file=FILE,
+def test_paths_stay_structured_until_reported() -> None:
+    issues = cap.check_fit(
         model="m",
         pool="gpu",
         cloud="aws",
         instance=inst("aws", "g6.xlarge"),
         tensor_parallel=2,
         size=LLAMA_8B,
-        models_path="fleet.models",
     )
-    assert problems[0].path == "fleet.models.m.tensor_parallel"
+    assert issues[0].path == ("tensor_parallel",)
+    plan = cap.plan_rows(file=FILE, cloud="aws", pools={"gpu": ("g6.xlarge", 1, 1)},
+                         models={"m": ("gpu", 2, LLAMA_8B)}, models_path=("fleet", "models"))
+    assert [(p.file, p.path) for p in plan.problems if p.rule == cap.RULE_TP_EXCEEDS_GPUS] == [
+        (FILE, "fleet.models.m.tensor_parallel")]
 
 
 def test_smallest_fit_per_cloud() -> None:

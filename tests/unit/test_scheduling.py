@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetkit import infra_checks, scheduling
+from fleetkit import foundation, infra_checks, pools, scheduling
 from fleetkit.loader import load_fleet
 from fleetkit.spec import RegionStackSpec, Taint
 
@@ -133,18 +133,18 @@ def test_backend_settings_are_parameters_of_the_sdk_readers():
     }
     for backend, reader in readers.items():
         params = set(inspect.signature(reader).parameters)
-        assert infra_checks.BACKEND_SETTINGS[backend] <= params, backend
-    assert infra_checks.coerce_backend_setting("encrypt", "true") is True
-    assert infra_checks.coerce_backend_setting("max_retries", "5") == 5
-    assert infra_checks.coerce_backend_setting("bucket", "b") == "b"
+        assert foundation.BACKEND_SETTINGS[backend] <= params, backend
+    assert foundation.coerce_backend_setting("encrypt", "true") is True
+    assert foundation.coerce_backend_setting("max_retries", "5") == 5
+    assert foundation.coerce_backend_setting("bucket", "b") == "b"
 
 
 def test_gce_bundled_local_ssds():
     from fleetkit import catalog
 
-    assert infra_checks.gce_bundled_local_ssds(catalog.lookup("gcp", "a3-highgpu-8g")) == 16
-    assert infra_checks.gce_bundled_local_ssds(catalog.lookup("gcp", "a2-ultragpu-2g")) == 2
-    assert infra_checks.gce_bundled_local_ssds(catalog.lookup("gcp", "g2-standard-48")) == 0
+    assert pools.gce_bundled_local_ssds(catalog.lookup("gcp", "a3-highgpu-8g")) == 16
+    assert pools.gce_bundled_local_ssds(catalog.lookup("gcp", "a2-ultragpu-2g")) == 2
+    assert pools.gce_bundled_local_ssds(catalog.lookup("gcp", "g2-standard-48")) == 0
 
 
 @pytest.mark.parametrize("stack", ["aws-us-east-1", "aws-us-west-2", "gcp-europe-west4", "azure-eastus"])

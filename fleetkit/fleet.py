@@ -1,0 +1,159 @@
+"""The loaded fleet: each stack's typed spec with the provenance of every value, and fleet-wide views.
+
+Bottom layer (no checks, no Pulumi). :mod:`fleetkit.loader` builds a :class:`Fleet`; checks,
+components, mesh, report and review read it.
+
+Provenance
+    While composing a stack (field defaults < ``stacks/fleet.yaml`` < the stack file < ``--set``),
+    the loader records which source wrote each path of the merged document. A check reports an
+    :class:`~fleetkit.errors.Issue` with a tuple path; :meth:`Provenance.locate` turns it into a
+    :class:`~fleetkit.errors.Problem` once, naming the file (or flag) that set the value — or, for a
+    value nobody wrote (a missing key), the stack file, where it would be added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetkit.errors import Issue, Problem, format_path
+from fleetkit.pools import gpu_class_of
+from fleetkit.spec import RegionStackSpec, TrustRootStackSpec
+from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
+
+#: The Pulumi config namespace of the kit's settings (``fleetkit:models`` in a stack file).
+NAMESPACE = "fleetkit"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: the displayed file (or flag) and how paths are written there."""
+
+    file: str
+    #: ``stack`` (``fleetkit:models.x``), ``fleet`` (``fleetkit.models.x``) or ``cli`` (``models.x``)
+    style: str
+
+    def display(self, loc: tuple[Any, ...]) -> str:
+        rest = format_path(loc) if loc else ""
+        if self.style == "stack":
+            return f"{NAMESPACE}:{rest}" if loc else "config"
+        if self.style == "fleet":
+            return f"{NAMESPACE}.{rest}" if loc else NAMESPACE
+        return rest or "(document)"
+
+
+@dataclass
+class Provenance:
+    """Which source wrote each path of one stack's merged document."""
+
+    stack_source: Source
+    origin: dict[tuple[Any, ...], Source] = field(default_factory=dict)
+
+    def mark(self, loc: tuple[Any, ...], source: Source) -> None:
+        """``source`` wrote the value at ``loc`` (not its children)."""
+        self.origin[loc] = source
+
+    def record(self, loc: tuple[Any, ...], value: Any, source: Source) -> None:
+        """``source`` wrote ``value`` at ``loc``, and every path below it."""
+        self.origin[loc] = source
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.record((*loc, k), v, source)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.record((*loc, i), v, source)
+
+    def source_of(self, loc: tuple[Any, ...]) -> Source:
+        """The source of the nearest written path at or above ``loc``; the stack file for unwritten ones."""
+        for n in range(len(loc), 0, -1):
+            src = self.origin.get(tuple(loc[:n]))
+            if src is not None:
+                return src
+        return self.stack_source
+
+    def locate(self, issue: Issue) -> Problem:
+        src = self.source_of(issue.path)
+        return Problem(src.file, src.display(issue.path), issue.rule, issue.message, issue.value)
+
+
+@dataclass
+class LoadedStack:
+    name: str
+    file: str
+    spec: RegionStackSpec | TrustRootStackSpec
+    #: every config key of the stack file (incl. provider keys such as ``aws:region``), as written
+    config: dict[str, Any]
+    provenance: Provenance = field(repr=False, default_factory=lambda: Provenance(Source("", "stack")))
+    #: the ``--set`` items (or changed ``pulumi config`` values) merged into this stack, as given
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def is_region(self) -> bool:
+        return isinstance(self.spec, RegionStackSpec)
+
+    def problem(self, issue: Issue) -> Problem:
+        """Locate ``issue`` (a path in this stack's merged spec) to the file that set the value."""
+        return self.provenance.locate(issue)
+
+    def problems(self, issues: list[Issue]) -> list[Problem]:
+        return [self.provenance.locate(i) for i in issues]
+
+
+@dataclass
+class Fleet:
+    root: Path
+    stacks: dict[str, LoadedStack]
+    #: stacks whose files did not validate (their problems are reported); fleet-wide rules that need
+    #: every stack (the remote-secret graph, majorities) do not run while this is non-empty
+    invalid: frozenset[str] = frozenset()
+    #: model variants read, as written, from stacks that did not validate, as
+    #: ``(service, served_name, variant)``: references to them are not reported as unknown
+    unverified: tuple[tuple[str, str, Variant], ...] = ()
+
+    def region_stacks(self) -> dict[str, LoadedStack]:
+        return {k: v for k, v in self.stacks.items() if v.is_region}
+
+    def services(self) -> dict[str, ServiceInfo]:
+        return fleet_services(self)
+
+    def context_for(self, stack: str) -> RenderContext:
+        return render_context(self, stack)
+
+
+def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
+    """Every model service of the fleet with its variants (version x GPU class x stack)."""
+    variants: dict[str, list[Variant]] = {}
+    served: dict[str, str] = {}
+    for sname, st in sorted(fleet.region_stacks().items()):
+        spec = st.spec
+        assert isinstance(spec, RegionStackSpec)
+        for mname, m in sorted(spec.models.items()):
+            service = m.service or mname
+            served.setdefault(service, m.served_name)
+            variants.setdefault(service, []).append(
+                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname)
+            )
+    for service, served_name, variant in fleet.unverified:
+        served.setdefault(service, served_name)
+        variants.setdefault(service, []).append(variant)
+    return {s: ServiceInfo(s, served[s], tuple(v)) for s, v in sorted(variants.items())}
+
+
+def render_context(fleet: Fleet, stack: str) -> RenderContext:
+    st = fleet.stacks[stack]
+    spec = st.spec
+    assert isinstance(spec, RegionStackSpec)
+    return RenderContext(
+        namespace=spec.namespace,
+        services=fleet_services(fleet),
+        local_services=frozenset(m.service or k for k, m in spec.models.items()),
+        local_models=tuple(
+            LocalModel(model=k, service=m.service or k, served_name=m.served_name,
+                       min_replicas=m.replicas.min, max_replicas=m.replicas.max)
+            for k, m in sorted(spec.models.items())
+        ),
+        trust_domain=spec.mesh.trust_domain,
+        fleet_regions=frozenset(s.spec.region for s in fleet.region_stacks().values()
+                                if isinstance(s.spec, RegionStackSpec)),
+    )

@@ -1,0 +1,206 @@
+"""Reference checks over a loaded fleet: per stack (pools, models, policies, capacity, infrastructure)
+and fleet-wide (mesh identity, cluster names, the mesh checks).
+
+Checks layer: reads :class:`~fleetkit.fleet.Fleet`, never the files. Each check reports
+:class:`~fleetkit.errors.Issue` rows with tuple paths in the stack spec; they are located to the file
+that set the value once, by the stack's provenance.
+
+Rules added here (besides those of :mod:`fleetkit.infra_checks`, :mod:`fleetkit.model_checks`,
+:mod:`fleetkit.mesh_checks` and ``PolicySet.check``):
+
+* ``stack.unknown-region`` — ``fleetkit:region`` is not a region of the stack's cloud (table and
+  sources in :mod:`fleetkit.regions`).
+* ``stack.provider-region-mismatch`` — the provider's own region key (``aws:region``, ``gcp:region``,
+  ``azure-native:location``) names another region than ``fleetkit:region``: the provider would create
+  the cluster in one region while the kit sizes, zones and names it for the other.
+* ``addons.keda-disabled`` — a model autoscaled with ``engine: keda`` in a stack whose ``addons.keda``
+  is off: the ScaledObject would be applied to a cluster with no KEDA CRDs or operator
+  (KEDA install docs, https://keda.sh/docs/2.17/deploy/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetkit import capacity, catalog, regions
+from fleetkit.errors import MISSING, Issue, Problem
+from fleetkit.fleet import Fleet, LoadedStack
+from fleetkit.infra_checks import check_infra
+from fleetkit.mesh_checks import check_mesh
+from fleetkit.model_checks import check_models
+from fleetkit.node_cache import check_cache_fit
+from fleetkit.spec import RegionStackSpec
+
+
+def check_stack(fleet: Fleet, name: str) -> list[Problem]:
+    """Every reference problem of one region stack, located to the file that set each value."""
+    st = fleet.stacks[name]
+    spec = st.spec
+    if not isinstance(spec, RegionStackSpec):
+        return []
+    issues = [*_region_issues(spec), *_pool_issues(spec), *_model_issues(spec)]
+    issues += [Issue(("policies", *i.path), i.rule, i.message, i.value) for i in spec.policies.check(fleet.context_for(name))]
+    issues += _keda_issues(spec)
+    issues += _capacity_issues(spec)
+    issues += check_infra(spec)
+    issues += check_models(spec)
+    issues += check_cache_fit(spec)
+    return [*st.problems(issues), *_provider_region_problems(st, spec)]
+
+
+def _region_issues(spec: RegionStackSpec) -> list[Issue]:
+    if regions.is_known(spec.cloud, spec.region):
+        return []
+    elsewhere = [c for c in regions.cloud_of(spec.region) if c != spec.cloud]
+    if elsewhere:
+        hint = f"; that is a {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
+    else:
+        close = regions.suggest(spec.cloud, spec.region)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return [Issue(("region",), "stack.unknown-region", f"not a {spec.cloud} region{hint}", spec.region)]
+
+
+def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
+    key = regions.PROVIDER_REGION_KEY[spec.cloud]
+    value = st.config.get(key)
+    if not isinstance(value, str) or regions.normalize(spec.cloud, value) == regions.normalize(spec.cloud, spec.region):
+        return []
+    return [Problem(st.file, key, "stack.provider-region-mismatch",
+                    f"the {spec.cloud} provider would deploy to {value!r} but fleetkit:region is {spec.region!r}; "
+                    f"set both to the same region", value)]
+
+
+def _pool_issues(spec: RegionStackSpec) -> list[Issue]:
+    out: list[Issue] = []
+    for pname, pool in sorted(spec.node_pools.items()):
+        entry = catalog.lookup(spec.cloud, pool.instance_type)
+        if entry is None:
+            sugg = catalog.suggest(spec.cloud, pool.instance_type)
+            hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
+            out.append(Issue(("node_pools", pname, "instance_type"), "pool.unknown-instance-type",
+                             f"{pool.instance_type!r} is not a GPU instance type of the {spec.cloud} catalog{hint}",
+                             pool.instance_type))
+        for other in ("aws", "gcp", "azure"):
+            if other != spec.cloud and getattr(pool, other) is not None:
+                out.append(Issue(("node_pools", pname, other), "pool.wrong-cloud-options",
+                                 f"pool '{pname}': {other} options in a {spec.cloud} stack (use '{spec.cloud}:')",
+                                 other))
+    return out
+
+
+def _model_issues(spec: RegionStackSpec) -> list[Issue]:
+    out: list[Issue] = []
+    tiers = spec.policies.qos.tiers if spec.policies.qos else {}
+    pools = ", ".join(sorted(spec.node_pools))
+    for mname, m in sorted(spec.models.items()):
+        for reserved in {mname, m.service or mname} & {"vllm"}:
+            where = ("models", mname, "service") if m.service == "vllm" else ("models", mname)
+            out.append(Issue(where, "model.reserved-name",
+                             "a model service must not be named 'vllm' (its Service env VLLM_PORT breaks vLLM)",
+                             reserved))
+        if m.pool is None:
+            out.append(Issue(("models", mname, "pool"), "model.no-pool",
+                             f"model {mname!r} is deployed in this stack but names no GPU pool (pools: {pools})"))
+        elif m.pool not in spec.node_pools:
+            out.append(Issue(("models", mname, "pool"), "ref.unknown-pool",
+                             f"no node pool {m.pool!r} in this stack (pools: {pools})", m.pool))
+        if m.tier is not None and m.tier not in tiers:
+            out.append(Issue(("models", mname, "tier"), "ref.unknown-tier",
+                             f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(tiers)) or 'none configured'})",
+                             m.tier))
+    # versions of one service must be unique per pool inside a stack (they are one Deployment each)
+    seen: dict[tuple[str, str, str], str] = {}
+    for mname, m in sorted(spec.models.items()):
+        key = (m.service or mname, m.version, m.pool or "")
+        if key in seen:
+            out.append(Issue(("models", mname, "version"), "model.duplicate-variant",
+                             f"models {seen[key]!r} and {mname!r} are both version {m.version!r} of service "
+                             f"{key[0]!r} on pool {m.pool!r}", m.version))
+        seen[key] = mname
+    return out
+
+
+def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
+    if spec.addons.keda:
+        return []
+    out: list[Issue] = []
+    autoscaling = spec.policies.autoscaling
+    for mname in sorted(spec.models):
+        if autoscaling.for_model(mname).engine != "keda":
+            continue
+        where: tuple[Any, ...] = (("policies", "autoscaling", "models", mname, "engine")
+                                  if autoscaling.models.get(mname) is not None
+                                  and "engine" in autoscaling.models[mname].model_fields_set
+                                  else ("policies", "autoscaling", "default", "engine"))
+        out.append(Issue(where, "addons.keda-disabled",
+                         f"model {mname!r} is autoscaled by KEDA but this stack's addons.keda is false, so its "
+                         "ScaledObject has no KEDA to act on; turn addons.keda on or use engine hpa/none", "keda"))
+    return out
+
+
+def _capacity_issues(spec: RegionStackSpec) -> list[Issue]:
+    out: list[Issue] = []
+    for mname, m in sorted(spec.models.items()):
+        pool = spec.node_pools.get(m.pool or "")
+        entry = catalog.lookup(spec.cloud, pool.instance_type) if pool else None
+        if entry is None:
+            continue
+        size = capacity.ModelSize(params_billion=m.params_billion, dtype=m.dtype, weights_bytes=m.weights_bytes,
+                                  kv_cache_gib=m.kv_cache_gib, max_model_len=m.max_model_len)
+        fit = capacity.check_fit(model=mname, pool=m.pool or "", cloud=spec.cloud, instance=entry,
+                                 tensor_parallel=m.tensor_parallel, size=size,
+                                 gpu_memory_utilization=m.gpu_memory_utilization)
+        out.extend(i.under("models", mname) for i in fit)
+    return out
+
+
+def check_fleet(fleet: Fleet) -> list[Problem]:
+    """Per-stack reference checks plus fleet-wide rules (mesh identity, unique cluster names, mesh).
+
+    Rules that compare stacks with each other run only when every stack validated
+    (``fleet.invalid`` is empty): with a stack missing they would report follow-on mistakes.
+    """
+    out: list[Problem] = []
+    for name in sorted(fleet.stacks):
+        out.extend(check_stack(fleet, name))
+    if fleet.invalid:
+        return out
+    out.extend(_mesh_identity(fleet))
+    out.extend(check_mesh(fleet))
+    return out
+
+
+def _mesh_identity(fleet: Fleet) -> list[Problem]:
+    out: list[Problem] = []
+    mesh_ids: dict[str, list[str]] = {}
+    for name, st in sorted(fleet.stacks.items()):
+        mesh_ids.setdefault(st.spec.mesh.mesh_id, []).append(name)
+    if len(mesh_ids) > 1:
+        majority = max(mesh_ids, key=lambda k: (len(mesh_ids[k]), k))
+        for mid, names in sorted(mesh_ids.items()):
+            if mid == majority:
+                continue
+            for n in names:
+                out.append(fleet.stacks[n].problem(Issue(
+                    ("mesh", "mesh_id"), "mesh.mesh-id-mismatch",
+                    f"every cluster of one mesh needs the same meshID; the fleet uses {majority!r}", mid)))
+    cluster_names: dict[str, list[str]] = {}
+    for name, st in sorted(fleet.region_stacks().items()):
+        spec = st.spec
+        assert isinstance(spec, RegionStackSpec)
+        if spec.mesh.cluster_name is None:
+            out.append(st.problem(Issue(("mesh", "cluster_name"), "mesh.cluster-name-missing",
+                                        "each region stack needs a unique mesh cluster_name", MISSING)))
+        else:
+            cluster_names.setdefault(spec.mesh.cluster_name, []).append(name)
+        if spec.mesh.network is None:
+            out.append(st.problem(Issue(("mesh", "network"), "mesh.network-missing",
+                                        "each region stack needs the name of its mesh network", MISSING)))
+    for cname, names in sorted(cluster_names.items()):
+        if len(names) > 1:
+            for n in names:
+                others = ", ".join(x for x in names if x != n)
+                out.append(fleet.stacks[n].problem(Issue(
+                    ("mesh", "cluster_name"), "mesh.duplicate-cluster-name",
+                    f"cluster_name must be unique across the fleet; also used by {others}", cname)))
+    return out

@@ -1,0 +1,39 @@
+"""GPU node-pool facts derived from the catalog: GPUs per node, GPU class, bundled local SSDs, nodes per zone.
+
+Pure domain helpers read by the checks, the components and the capacity plan, so each fact has one
+owner. GCE local SSDs are 375 GiB each (https://cloud.google.com/compute/docs/disks/local-ssd).
+"""
+
+from __future__ import annotations
+
+import math
+
+from fleetkit import catalog
+from fleetkit.spec import RegionStackSpec
+
+
+def gpu_class_of(stack: RegionStackSpec, pool: str) -> str:
+    """The GPU class (``l4``, ``h100`` …) of a pool of the stack; ``unknown`` for an unknown pool or type."""
+    p = stack.node_pools.get(pool)
+    if p is None:
+        return "unknown"
+    entry = catalog.lookup(stack.cloud, p.instance_type)
+    return entry.gpu_class if entry else "unknown"
+
+
+def gce_bundled_local_ssds(entry: catalog.GpuInstanceType) -> int:
+    """Local SSDs (375 GiB each) a GCE machine type bundles; 0 when it only accepts optional ones."""
+    if entry.cloud != "gcp" or entry.local_nvme_gb == 0:
+        return 0
+    return round(entry.local_nvme_gb / (375 * 2**30 / 1e9))
+
+
+def gpus_per_node(spec: RegionStackSpec, pool_name: str) -> int:
+    """GPUs on one node of the pool (0 for a type fleetkit does not know)."""
+    entry = catalog.lookup(spec.cloud, spec.node_pools[pool_name].instance_type)
+    return entry.gpu_count if entry else 0
+
+
+def nodes_for(total: int, zones: int) -> int:
+    """Nodes per zone for ``total`` nodes spread over ``zones`` zones (rounded up)."""
+    return math.ceil(total / max(zones, 1))
