@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fleetkit.loader import Fleet
+from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
 
 

@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from fleetkit.buckets import check_pins, pinned_models
+from fleetkit.console import err_console, fail, find_root, out_console
 from fleetkit.errors import EXIT_USAGE, Problem, SpecError
+from fleetkit.lint.cli import lint_command
+from fleetkit.loader import load_fleet
+from fleetkit.output import check_output_dir, stack_files, write_tree
+from fleetkit.preview import preview_fleet
+from fleetkit.report import capacity_tables, preview_report
+from fleetkit.review.cli import review_command
 
 app = typer.Typer(
     name="fleetkit",
@@ -30,10 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-
-# piped output (CI logs, files) gets a fixed, wide layout instead of 80 columns
-err_console = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 160)
-out_console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 RootOpt = Annotated[
     Optional[Path],
@@ -52,24 +55,6 @@ SetOpt = Annotated[
 ]
 
 
-def find_root(root: Path | None) -> Path:
-    if root is not None:
-        if not (root / "Pulumi.yaml").exists():
-            raise SpecError([Problem("--root", str(root), "cli.not-a-project", "no Pulumi.yaml in that directory", str(root))])
-        return root.resolve()
-    here = Path.cwd().resolve()
-    for cand in (here, *here.parents):
-        if (cand / "Pulumi.yaml").exists() and (cand / "stacks").is_dir():
-            return cand
-    raise SpecError([Problem("--root", str(here), "cli.not-a-project",
-                             "not inside a fleetkit project (no Pulumi.yaml with a stacks/ directory found upwards)")])
-
-
-def fail(err: SpecError) -> None:
-    err_console.print(err.render(), markup=False, soft_wrap=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
 @app.command()
 def validate(
     root: RootOpt = None,
@@ -86,9 +71,6 @@ def validate(
     Reports every problem at once (file, path in the document, rule, bad value) and exits with
     code 2 if there is any. Offline unless `--check-buckets`.
     """
-    from fleetkit.buckets import check_pins, pinned_models
-    from fleetkit.loader import load_fleet
-
     try:
         fleet = load_fleet(find_root(root), only=stack or None, overrides=set_ or [])
     except SpecError as err:
@@ -125,7 +107,7 @@ def preview(
     details: Annotated[bool, typer.Option("--details", help="Also list every resource, not only counts by type.")] = False,
     jobs: Annotated[
         Optional[int],
-        typer.Option("--jobs", "-j", min=1, help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value."),
+        typer.Option("--jobs", "-j", help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value."),
     ] = None,
 ) -> None:
     """Preview stacks offline: run the real Pulumi program under the mock runtime.
@@ -134,13 +116,23 @@ def preview(
     policies, and the lint verdicts on the rendered manifests. With `--out`, writes every resource and
     every Kubernetes object as files; the same input always gives byte-identical files.
     """
-    from fleetkit.loader import load_fleet
-    from fleetkit.preview import preview_fleet
-    from fleetkit.report import preview_report
-
+    # flags and the output path are checked with the spec, before anything is rendered
+    usage: list[Problem] = []
+    if jobs is not None and jobs < 1:
+        usage.append(Problem("--jobs", str(jobs), "cli.bad-jobs", "the number of worker processes must be 1 or more",
+                             jobs))
+    if out is not None:
+        try:
+            check_output_dir(out, "--out")
+        except SpecError as err:
+            usage.extend(err.problems)
     try:
-        project = find_root(root)
-        fleet = load_fleet(project, only=stack or None, overrides=set_ or [])
+        fleet = load_fleet(find_root(root), only=stack or None, overrides=set_ or [])
+    except SpecError as err:
+        fail(SpecError([*usage, *err.problems]))
+    if usage:
+        fail(SpecError(usage))
+    try:
         with err_console.status("previewing…") as status:
             def progress(name: str, what: str) -> None:
                 status.update(f"{what} [bold]{name}[/bold]…")
@@ -150,12 +142,10 @@ def preview(
         for renderable in report.renderables:
             out_console.print(renderable)
         if out is not None:
-            from fleetkit.output import stack_files, write_tree
-
             files: dict[str, str] = {}
             for name, res in results.items():
                 files.update(stack_files(res, report.extra_files.get(name)))
-            write_tree(out, files)
+            write_tree(out, files, "--out")
             out_console.print(f"wrote {len(files)} files for {len(results)} stacks to {out}")
     except SpecError as err:
         fail(err)
@@ -167,9 +157,6 @@ def preview(
 @app.command("plan-capacity")
 def plan_capacity(root: RootOpt = None, stack: StackOpt = None, set_: SetOpt = None) -> None:
     """Per stack: GPU pools, GPUs and GPU memory, which models go where, and the headroom left."""
-    from fleetkit.loader import load_fleet
-    from fleetkit.report import capacity_tables
-
     try:
         fleet = load_fleet(find_root(root), only=stack or None, overrides=set_ or [])
     except SpecError as err:
@@ -194,12 +181,7 @@ def weights(ctx: typer.Context) -> None:
     raise typer.Exit(weights_main(list(ctx.args)))
 
 
-from fleetkit.lint.cli import lint_command  # noqa: E402  (registered after the core commands)
-
 app.command("lint")(lint_command)
-
-from fleetkit.review.cli import review_command  # noqa: E402
-
 app.command("review")(review_command)
 
 

@@ -110,6 +110,8 @@ class Fleet:
     #: model variants read, as written, from stacks that did not validate, as
     #: ``(service, served_name, variant)``: references to them are not reported as unknown
     unverified: tuple[tuple[str, str, Variant], ...] = ()
+    #: a stack file could not be read at all, so the fleet's models are not all known
+    models_unknown: bool = False
 
     def region_stacks(self) -> dict[str, LoadedStack]:
         return {k: v for k, v in self.stacks.items() if v.is_region}

@@ -316,7 +316,7 @@ def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] |
             unverified.extend(_written_variants(name, merged))
         else:
             loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
-    fleet = Fleet(root, loaded, frozenset(invalid), tuple(unverified))
+    fleet = Fleet(root, loaded, frozenset(invalid), tuple(unverified), models_unknown=len(read) < len(names))
     col.extend(check_fleet(fleet))
     col.raise_if_any()
     return fleet

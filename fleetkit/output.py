@@ -1,7 +1,12 @@
-"""Writing preview results: deterministic files, and nothing half-written.
+"""Writing results: deterministic files, output paths checked before any work, nothing half-written.
 
-Everything is rendered in memory first; files go to a temporary directory beside the target and
-each stack's directory is swapped in with a rename, so an error leaves the previous output intact.
+Output paths (``--out DIR``, ``--output FILE``) are checked before anything is rendered: a directory
+that is a file, a path under a file, a file that is a directory, or a place the user cannot write
+is a usage error (exit 2) with the flag, the path and the reason. Everything is rendered in memory
+first; the output directory is then staged whole in a temporary directory beside it (the entries a
+run does not write — other stacks' directories — are carried over) and swapped in with two renames,
+so a failure while writing leaves the previous tree exactly as it was. A single file is written to a
+temporary file beside it and renamed over it (``os.replace`` is atomic on POSIX).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fleetkit.errors import Problem, SpecError
 from fleetkit.yamlio import dump_yaml_documents
 
 
@@ -20,31 +26,106 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_tree(out_dir: Path, files: dict[str, str]) -> None:
-    """Write ``{relative path: text}`` under ``out_dir``; top-level entries are replaced atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".fleetkit-", dir=out_dir))
+def _nearest_existing(path: Path) -> Path:
+    for cand in (path, *path.parents):
+        if cand.exists() or cand.is_symlink():
+            return cand
+    return Path(".")
+
+
+def _unusable(flag: str, path: Path, message: str) -> SpecError:
+    return SpecError([Problem(flag, str(path), "output.unusable", message, str(path))])
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a writable directory (new entries go there)."""
+    anchor = _nearest_existing(path.parent)
+    if not anchor.is_dir():
+        raise _unusable(flag, path, f"{anchor} is a file, so nothing can be created under it")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise _unusable(flag, path, f"the directory {anchor} is not writable")
+
+
+def check_output_dir(path: Path, flag: str = "--out") -> None:
+    """Raise :class:`SpecError` unless ``path`` can become (or be replaced as) an output directory."""
+    if path.exists() and not path.is_dir():
+        raise _unusable(flag, path, "is an existing file; give a directory (it is replaced as a whole)")
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise _unusable(flag, path, "the directory is not readable")
+    _check_parent(path, flag)
+
+
+def check_output_file(path: Path, flag: str = "--output") -> None:
+    """Raise :class:`SpecError` unless a file can be written at ``path``."""
+    if path.is_dir():
+        raise _unusable(flag, path, "is a directory; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _unusable(flag, path, "the file is read-only")
+    _check_parent(path, flag)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole: a temporary file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tree(out_dir: Path, files: dict[str, str], flag: str = "--out") -> None:
+    """Replace ``out_dir`` as a whole with ``files`` (``{relative path: text}``) plus the old entries
+    the files do not touch; on any error the old tree is left as it was and :class:`SpecError` is raised."""
+    check_output_dir(out_dir, flag)
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=parent))
+    except OSError as exc:
+        raise _unusable(flag, out_dir, f"cannot create the output: {exc.strerror or exc}") from None
+    old = parent / f".{out_dir.name}.old-{os.getpid()}"
+    try:
+        os.chmod(stage, 0o777 & ~_umask())
+        tops = {Path(rel).parts[0] for rel in files}
+        if out_dir.is_dir():
+            for entry in sorted(out_dir.iterdir()):
+                if entry.name in tops:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, stage / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, stage / entry.name, follow_symlinks=False)
         for rel, text in sorted(files.items()):
-            path = tmp / rel
+            path = stage / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        for top in sorted({Path(rel).parts[0] for rel in files}):
-            dest = out_dir / top
-            staged = tmp / top
-            if dest.is_dir() and not dest.is_symlink():
-                old = out_dir / f".{top}.old"
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(dest, old)
-                os.replace(staged, dest)
-                shutil.rmtree(old)
-            else:
-                if dest.exists():
-                    dest.unlink()
-                os.replace(staged, dest)
+        if out_dir.exists():
+            os.replace(out_dir, old)
+            try:
+                os.replace(stage, out_dir)
+            except OSError:
+                os.replace(old, out_dir)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, out_dir)
+    except OSError as exc:
+        raise SpecError([Problem(flag, str(out_dir), "output.write-failed",
+                                 f"cannot write the output (nothing was changed): {exc.strerror or exc}",
+                                 str(getattr(exc, "filename", None) or out_dir))]) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def stack_files(preview: Any, extra: dict[str, str] | None = None) -> dict[str, str]:

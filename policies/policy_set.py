@@ -38,6 +38,28 @@ class PolicySet(StrictModel):
     autoscaling: AutoscalingPolicy = AutoscalingPolicy()
     security: SecurityPolicy = SecurityPolicy(require_jwt=False)
 
+    def _fallback_cycles(self) -> list[PolicyIssue]:
+        """A fallback chain that leads back to its primary (``a: [b]``, ``b: [a]``): when both fail each
+        would send its traffic to the other. Reported once per cycle, at its first primary by name."""
+        chains = self.resilience.fallback
+        issues: list[PolicyIssue] = []
+        seen: set[frozenset[str]] = set()
+        for primary in sorted(chains):
+            stack: list[list[str]] = [[primary, m] for m in chains[primary]]
+            while stack:
+                path = stack.pop()
+                if path[-1] == primary:
+                    cycle = frozenset(path)
+                    if cycle not in seen:
+                        seen.add(cycle)
+                        issues.append(PolicyIssue(("resilience", "fallback", primary), "resilience.fallback-cycle",
+                                                  f"fallback chains form a cycle: {' -> '.join(path)}", path[1]))
+                    continue
+                if path[-1] in path[:-1]:
+                    continue
+                stack.extend([*path, m] for m in chains.get(path[-1], []))
+        return issues
+
     # ------------------------------------------------------------------ checks
     def check(self, ctx: RenderContext) -> list[PolicyIssue]:
         """References to models, versions, GPU classes, tiers and regions, and cross-policy rules."""
@@ -90,6 +112,7 @@ class PolicySet(StrictModel):
                     issues.append(PolicyIssue(("load_balancing", "models", name, "gpu_weights", g),
                                               "ref.unknown-gpu-class",
                                               f"model {name!r} does not run on GPU class {g!r}", g))
+        issues += self._fallback_cycles()
         for primary, chain in self.resilience.fallback.items():
             if primary not in services:
                 unknown_model(("resilience", "fallback", primary), primary)

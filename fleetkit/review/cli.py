@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from fleetkit.console import err_console, fail, find_root, out_console
+from fleetkit.errors import Problem, SpecError
+from fleetkit.output import check_output_file, write_file
+from fleetkit.review.core import review
+from fleetkit.review.output import to_json, to_markdown, to_renderables
 
 
 class ReviewFormat(StrEnum):
@@ -64,12 +72,9 @@ def review_command(
     Exit codes: 0 reviewed, 1 the change introduces lint errors or blocking guardrail verdicts,
     2 unusable input (not a git repository, unknown revision, invalid spec). See runbooks/review.md.
     """
-    from fleetkit.cli import err_console, fail, find_root, out_console
-    from fleetkit.errors import SpecError
-    from fleetkit.review.core import review
-    from fleetkit.review.output import to_json, to_markdown, to_renderables
-
     try:
+        if output is not None:
+            check_output_file(output, "--output")  # before both sides are rendered
         project = find_root(root)
         if output_format is ReviewFormat.table and output is None:
             with err_console.status("rendering both sides…"):
@@ -81,22 +86,30 @@ def review_command(
         return
     if output_format is ReviewFormat.table:
         if output is not None:
-            from rich.console import Console
-
-            with output.open("w", encoding="utf-8") as fh:
-                console = Console(file=fh, width=160, highlight=False, emoji=False, no_color=True)
-                for renderable in to_renderables(result):
-                    console.print(renderable)
+            buf = io.StringIO()
+            console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
+            for renderable in to_renderables(result):
+                console.print(renderable)
+            _write(output, buf.getvalue())
         else:
             for renderable in to_renderables(result):
                 out_console.print(renderable)
     else:
         text = to_markdown(result) if output_format is ReviewFormat.markdown else to_json(result)
         if output is not None:
-            output.write_text(text, encoding="utf-8")
+            _write(output, text)
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
     if output is not None:
         err_console.print(f"review written to {output}")
     raise typer.Exit(result.exit_code)
+
+
+def _write(output: Path, text: str) -> None:
+    """Write the review file whole (a temporary file beside it, then a rename), or fail with exit 2."""
+    try:
+        write_file(output, text)
+    except OSError as exc:
+        fail(SpecError([Problem("--output", str(output), "output.write-failed",
+                                f"cannot write the review: {exc.strerror or exc}", str(output))]))
