@@ -221,7 +221,12 @@ class Connection:
         self.rfile: io.BufferedReader | None = None
 
     def connect(self) -> None:
-        sock = _connect(self.host, self.port, self.connect_timeout)
+        try:
+            sock = _connect(self.host, self.port, self.connect_timeout)
+        except OSError as exc:
+            # same type (retry classification keeps working), message naming the endpoint
+            url = f"{'https' if self.tls_context is not None else 'http'}://{self.host}:{self.port}"
+            raise type(exc)(exc.errno, f"{exc.strerror or exc} (endpoint {url})") from exc
         try:
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if self.tls_context is not None:

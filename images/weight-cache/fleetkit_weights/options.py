@@ -203,6 +203,8 @@ class Problems:
             parent = os.path.dirname(os.path.normpath(path)) or "."
             if not os.path.isdir(parent):
                 self.add(f"CACHE_DIR {path} does not exist and neither does its parent {parent}")
+            elif not os.access(parent, os.W_OK | os.X_OK):  # the same usage error as an existing read-only dir
+                self.add(f"CACHE_DIR {path} cannot be created: {parent} is not writable by uid {os.getuid()}")
         return path
 
     def transfer_values(self, args) -> dict:
