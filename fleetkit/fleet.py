@@ -134,7 +134,8 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
             service = m.service or mname
             served.setdefault(service, m.served_name)
             variants.setdefault(service, []).append(
-                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname)
+                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname,
+                        min_replicas=m.replicas.min, max_replicas=m.replicas.max)
             )
     for service, served_name, variant in fleet.unverified:
         served.setdefault(service, served_name)
@@ -149,10 +150,11 @@ def render_context(fleet: Fleet, stack: str) -> RenderContext:
     return RenderContext(
         namespace=spec.namespace,
         services=fleet_services(fleet),
+        stack=stack,
         local_services=frozenset(m.service or k for k, m in spec.models.items()),
         local_models=tuple(
             LocalModel(model=k, service=m.service or k, served_name=m.served_name,
-                       min_replicas=m.replicas.min, max_replicas=m.replicas.max)
+                       min_replicas=m.replicas.min, max_replicas=m.replicas.max, version=m.version)
             for k, m in sorted(spec.models.items())
         ),
         trust_domain=spec.mesh.trust_domain,

@@ -20,8 +20,6 @@ Rules added here (besides those of :mod:`fleetkit.infra_checks`, :mod:`fleetkit.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fleetkit import capacity, catalog, regions
 from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
@@ -40,10 +38,11 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
         return []
     region = _region_issues(spec)
     issues = [*region, *_pool_issues(spec), *_model_issues(spec)]
-    for i in spec.policies.check(fleet.context_for(name)):
-        if fleet.models_unknown and i.rule in FLEET_REFERENCE_RULES:
-            continue  # a stack file that could not be read may define what this names
-        issues.append(Issue(("policies", *i.path), i.rule, i.message, i.value))
+    # policies are judged against every model of the fleet; with a stack file unreadable they are not
+    # all known, and the policy problems would be follow-ons of that file's mistake
+    if not fleet.models_unknown:
+        issues += [Issue(("policies", *i.path), i.rule, i.message, i.value)
+                   for i in spec.policies.check(fleet.context_for(name))]
     issues += _keda_issues(spec)
     issues += _capacity_issues(spec)
     # zones and GPU offerings of a region that does not exist are follow-ons of that one mistake
@@ -53,8 +52,6 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
     return [*st.problems(issues), *_provider_region_problems(st, spec)]
 
 
-#: policy references to models, versions and GPU classes anywhere in the fleet
-FLEET_REFERENCE_RULES = frozenset({"ref.unknown-model", "ref.unknown-version", "ref.unknown-gpu-class"})
 #: infrastructure rules judged against the stack's region
 REGION_FOLLOW_ONS = frozenset({"pool.zone-not-in-region", "pool.gpu-not-offered"})
 

@@ -249,9 +249,13 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
         pool = pools.get(m.get("pool")) if isinstance(pools, dict) and isinstance(m.get("pool"), str) else None
         itype = pool.get("instance_type") if isinstance(pool, dict) else None
         entry = catalog.lookup(cloud, itype) if isinstance(cloud, str) and isinstance(itype, str) else None
+        replicas = m.get("replicas") if isinstance(m.get("replicas"), dict) else {}
+        low, high = replicas.get("min", 1), replicas.get("max", 1)
         out.append((str(m.get("service") or name), str(m.get("served_name") or name),
                     Variant(model=str(name), version=str(m.get("version") or "v1"),
-                            gpu_class=entry.gpu_class if entry else "unknown", stack=stack)))
+                            gpu_class=entry.gpu_class if entry else "unknown", stack=stack,
+                            min_replicas=low if isinstance(low, int) else 1,
+                            max_replicas=high if isinstance(high, int) else 1)))
     return out
 
 
