@@ -11,7 +11,7 @@ import pytest
 from fleetkit import images
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
-from fleetkit.model_checks import SECRET_FLAGS, extra_args_issues
+from fleetkit.engine_args import SECRET_FLAGS, extra_args_issues
 from fleetkit.verify import vllm_args
 from policies.crossguard.rules import VLLM_SECRET_FLAGS
 
@@ -84,5 +84,5 @@ def test_extra_args_are_checked_before_rendering(tmp_project: Path) -> None:
 
 def test_extra_args_issues_report_each_problem_once() -> None:
     issues = extra_args_issues(["8", "--max-num-seq", "--tensor-parallel-size", "2"])
-    assert [(i.index, i.rule) for i in issues] == [(0, "model.engine-arg-positional"), (1, vllm_args.RULE_UNKNOWN),
-                                                   (2, "model.engine-arg-typed")]
+    assert [(i.path, i.rule) for i in issues] == [((0,), "model.engine-arg-positional"),
+                                                  ((1,), vllm_args.RULE_UNKNOWN), ((2,), "model.engine-arg-typed")]
