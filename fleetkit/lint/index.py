@@ -7,6 +7,7 @@ tolerates missing or mistyped fields.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,19 @@ class Index:
 
     def of(self, group: str, kind: str) -> list[Obj]:
         return self._by_kind.get((group, kind), [])
+
+    @cached_property
+    def _multi_cluster(self) -> bool:
+        dirs: dict[str, set[str]] = defaultdict(set)
+        for o in self.objs:
+            dirs[o.ref].add(posixpath.dirname(o.file))
+        return any(len(d) > 1 for d in dirs.values())
+
+    def cluster_of(self, obj: Obj) -> str:
+        """Which cluster's manifests ``obj`` belongs to: when one object (same kind/namespace/name) appears in
+        several directories, the input holds several clusters' rendered manifests (``fleetkit lint out/``) and
+        the directory tells them apart; otherwise everything is one cluster ("")."""
+        return posixpath.dirname(obj.file) if self._multi_cluster else ""
 
     # -- hosts -------------------------------------------------------------------------------------------------
 

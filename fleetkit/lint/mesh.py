@@ -21,6 +21,7 @@ EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 #: Labels Istio adds to an endpoint from its node (pilot ``AugmentLabels``); unknown for a workload template.
 TOPOLOGY_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
 
@@ -187,6 +188,8 @@ class Mesh:
                  containers: list[Any], template: bool) -> bool:  # fmt: skip
         if any(as_dict(c).get("name") == "istio-proxy" and as_dict(c).get("image") for c in containers):
             return True
+        if annotations.get(AMBIENT_REDIRECTION) == "enabled":
+            return True  # captured by ztunnel (ambient mode)
         for meta in (labels, annotations):
             if "sidecar.istio.io/inject" in meta:
                 return meta["sidecar.istio.io/inject"] == "true"

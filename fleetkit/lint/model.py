@@ -139,6 +139,9 @@ RULES: dict[str, Rule] = _rules(
          "perTryTimeout shorter than the route timeout while retries cannot fire on it",
          "A per-try timeout during a generation ends the request with 504 unless retryOn retries 504s, so the "
          "route timeout is never reached."),
+    Rule("FK123", "gateway-skips-subsets", Severity.WARNING, "Gateway route bypasses a mesh subset split",
+         "Requests entering through the gateway go to the host without the subset routing a mesh VirtualService "
+         "defines for it.", "IST0140"),
     Rule("FK201", "failover-without-outlier-detection", Severity.ERROR,
          "Locality failover without outlier detection",
          "failover/failoverPriority only take effect when outlierDetection can eject endpoints in the same "
@@ -223,6 +226,9 @@ RULES: dict[str, Rule] = _rules(
          "upgrade.", "IST0151"),
     Rule("FK518", "envoyfilter-operation-ignored", Severity.ERROR, "EnvoyFilter operation invalid for applyTo",
          "The patch is ignored.", "IST0152"),
+    Rule("FK519", "selector-on-kubernetes-gateway", Severity.WARNING,
+         "Policy selects a Kubernetes Gateway by labels", "Policies for Gateway API gateways need targetRef; the "
+         "selector is ineffective.", "IST0166"),
 )  # fmt: skip
 
 RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}

@@ -263,3 +263,19 @@ def test_not_checked_lines_appear_in_the_table_summary() -> None:
     findings = lint_objects([("vs.yaml", vs())], notes=notes)
     text = render_table(findings, 1, notes=notes)
     assert "Not checked" in text and "no Service or ServiceEntry is in the input" in text
+
+
+def test_several_clusters_rendered_side_by_side_are_not_conflicts() -> None:
+    """`fleetkit lint out/` reads every stack's manifests: the same object in two directories is one object per
+    cluster, not two VirtualServices for one host (FK114) or two autoscalers for one Deployment (FK405)."""
+    so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "llama", "namespace": "serving"},
+          "spec": {"scaleTargetRef": {"name": "llama"}, "minReplicaCount": 1, "triggers": []}}
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "llama", "namespace": "serving"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama"},
+                    "minReplicas": 1, "maxReplicas": 2}}
+    clusters = [("out/a/manifests/vs.yaml", vs()), ("out/a/manifests/so.yaml", so),
+                ("out/b/manifests/vs.yaml", vs()), ("out/b/manifests/hpa.yaml", hpa)]
+    assert {"FK114", "FK405"}.isdisjoint(rules(lint_objects(clusters)))
+    one_cluster = [("a/vs.yaml", vs()), ("a/so.yaml", so), ("a/hpa.yaml", hpa), ("a/vs2.yaml", {**vs(), "metadata": {"name": "other", "namespace": "serving"}})]
+    assert {"FK114", "FK405"} <= set(rules(lint_objects(one_cluster)))

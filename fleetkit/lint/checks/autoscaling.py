@@ -202,10 +202,10 @@ def _uses_gpu(ix: Index, workload: Obj) -> bool:
 def check_autoscalers(ix: Index) -> Iterator[Hit]:
     """FK401 (CPU/memory signals), FK404 (scale to zero), FK405 (several autoscalers on one workload)."""
     scalers = _scalers(ix)
-    by_target: dict[tuple[str, str, str], list[_Scaler]] = defaultdict(list)
+    by_target: dict[tuple[str, str, str, str], list[_Scaler]] = defaultdict(list)
     for s in scalers:
-        by_target[(s.obj.namespace, s.target_kind, s.target_name)].append(s)
-    for (ns, kind, name), group in sorted(by_target.items()):
+        by_target[(ix.cluster_of(s.obj), s.obj.namespace, s.target_kind, s.target_name)].append(s)
+    for (_, ns, kind, name), group in sorted(by_target.items()):
         if len(group) < 2:
             continue
         for s in group:

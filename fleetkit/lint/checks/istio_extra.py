@@ -193,4 +193,64 @@ def check_envoy_filters(ix: Index) -> Iterator[Hit]:
                 with_version.append(name)
 
 
-CHECKS = [check_workload_selectors, check_port_names, check_proxy_uid, check_envoy_filters]
+GATEWAY_NAME_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
+SELECTOR_POLICIES = (("security.istio.io", "AuthorizationPolicy"), ("security.istio.io", "RequestAuthentication"),
+                     (TELEMETRY, "Telemetry"), ("extensions.istio.io", "WasmPlugin"))  # fmt: skip
+
+
+def check_selector_on_k8s_gateway(ix: Index) -> Iterator[Hit]:
+    """FK519 (IST0166): a policy selects the pods of a Kubernetes Gateway (Gateway API) by labels; such policies
+    must use targetRef (k8sgateway/workloadselector.go)."""
+    m = mesh(ix)
+    gateway_pods = [p for p in m.pods if any(k in p.labels for k in GATEWAY_NAME_LABELS)]
+    if not gateway_pods:
+        return
+    for group, kind in SELECTOR_POLICIES:
+        for obj in ix.of(group, kind):
+            if obj.spec.get("targetRef") or obj.spec.get("targetRefs"):
+                continue
+            raw = obj.spec.get("selector")
+            if not isinstance(raw, dict):
+                continue
+            sel = str_map(raw.get("matchLabels"))
+            for p in gateway_pods:
+                if p.namespace == obj.namespace and selects(sel, p.labels):
+                    name = next(p.labels[k] for k in GATEWAY_NAME_LABELS if k in p.labels)
+                    yield Hit(obj, ("spec", "selector"), "FK519",
+                              f"Ineffective selector on Kubernetes Gateway {name}. Use the TargetRef field instead.",
+                              f"replace selector with targetRef: {{group: gateway.networking.k8s.io, kind: Gateway, "
+                              f"name: {name}}}")  # fmt: skip
+                    break
+
+
+def check_ingress_subsets(ix: Index) -> Iterator[Hit]:
+    """FK123 (IST0140): a gateway VirtualService routes to a host without subset while a mesh VirtualService for
+    that host splits it by subset: gateway requests skip the subset routing (virtualservice/destinationhosts.go)."""
+    vss = ix.of(NETWORKING, "VirtualService")
+    by_host: dict[str, list[Obj]] = defaultdict(list)
+    for vs in vss:
+        hosts = [h for h in as_list(vs.spec.get("hosts")) if isinstance(h, str)]
+        for route in map(as_dict, as_list(vs.spec.get("http"))):
+            for e in map(as_dict, as_list(route.get("route"))):
+                d = as_dict(e.get("destination"))
+                host = as_str(d.get("host"))
+                if as_str(d.get("subset")) and host in hosts and vs not in by_host[host]:
+                    by_host[host].append(vs)
+    for vs in vss:
+        if not as_list(vs.spec.get("gateways")):
+            continue
+        for i, route in enumerate(map(as_dict, as_list(vs.spec.get("http")))):
+            for j, e in enumerate(map(as_dict, as_list(route.get("route")))):
+                d = as_dict(e.get("destination"))
+                if as_str(d.get("subset")):
+                    continue
+                for other in by_host.get(as_str(d.get("host")), []):
+                    yield Hit(vs, ("spec", "http", i, "route", j, "destination", "host"), "FK123",
+                              f"Subset in virtual service {other.namespace}/{other.name} has no effect on ingress "
+                              f"gateway {vs.namespace}/{vs.name} requests",
+                              "route the gateway to the subsets itself, or bind the subset VirtualService to the "
+                              "gateway too")  # fmt: skip
+
+
+CHECKS = [check_workload_selectors, check_port_names, check_proxy_uid, check_envoy_filters,
+          check_selector_on_k8s_gateway, check_ingress_subsets]  # fmt: skip

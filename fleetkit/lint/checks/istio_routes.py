@@ -139,7 +139,7 @@ def check_destination_hosts(ix: Index) -> Iterator[Hit]:
 
 def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
     """FK114 (IST0109): several mesh-bound VirtualServices define the same host in the same export scope."""
-    owners: dict[str, list[Obj]] = defaultdict(list)
+    owners: dict[tuple[str, str], list[Obj]] = defaultdict(list)  # (cluster, scope/fqdn)
     for vs in ix.of(NETWORKING, "VirtualService"):
         gws = _strings(vs.spec.get("gateways"))
         if gws and MESH not in gws:
@@ -149,24 +149,24 @@ def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
         for scope in scopes:
             for h in _strings(vs.spec.get("hosts")):
                 key = f"{scope}/{ix.fqdn(h, vs.namespace)}"
-                if all(o.ref != vs.ref for o in owners[key]):  # one object rendered for several clusters
-                    owners[key].append(vs)
-    reported: set[str] = set()
-    for key, group in sorted(owners.items()):
+                if all(o.ref != vs.ref for o in owners[(ix.cluster_of(vs), key)]):
+                    owners[(ix.cluster_of(vs), key)].append(vs)
+    reported: set[tuple[str, str]] = set()
+    for (cluster, key), group in sorted(owners.items()):
         scope, _, host = key.partition("/")
         members = list(group)
         if scope != ALL:  # namespace-scoped hosts also meet the (wildcard-)matching hosts exported everywhere
-            for other, theirs in sorted(owners.items()):
+            for (o_cluster, other), theirs in sorted(owners.items()):
                 o_scope, _, o_host = other.partition("/")
-                if o_scope == ALL and host_matches(host, o_host):
+                if o_cluster == cluster and o_scope == ALL and host_matches(host, o_host):
                     members.extend(v for v in theirs if all(v.ref != o.ref for o in members))
         if len(members) < 2:
             continue
         names = ",".join(f"{o.namespace}/{o.name}" for o in members)
         for vs in members:
-            if vs.ref in reported:
+            if (cluster, vs.ref) in reported:
                 continue
-            reported.add(vs.ref)
+            reported.add((cluster, vs.ref))
             yield Hit(vs, ("metadata", "name"), "FK114",
                       f"The VirtualServices {names} associated with mesh gateway define the same host {key} which "
                       "can lead to undefined behavior. This can be fixed by merging the conflicting "
