@@ -229,6 +229,12 @@ RULES: dict[str, Rule] = _rules(
     Rule("FK519", "selector-on-kubernetes-gateway", Severity.WARNING,
          "Policy selects a Kubernetes Gateway by labels", "Policies for Gateway API gateways need targetRef; the "
          "selector is ineffective.", "IST0166"),
+    Rule("FK520", "service-protocol-conflict", Severity.WARNING,
+         "Services selecting one Deployment give a port different protocols",
+         "The sidecar cannot serve one port with two protocols.", "IST0116"),
+    Rule("FK521", "service-target-port-conflict", Severity.WARNING,
+         "Services selecting one Deployment map a targetPort from different ports",
+         "Two Services reaching one targetPort must use the same port.", "IST0137"),
 )  # fmt: skip
 
 RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}

@@ -252,5 +252,50 @@ def check_ingress_subsets(ix: Index) -> Iterator[Hit]:
                               "gateway too")  # fmt: skip
 
 
+def check_service_association(ix: Index) -> Iterator[Hit]:
+    """FK520 (IST0116): Services selecting one in-mesh Deployment give a port different protocols; FK521
+    (IST0137): they map one targetPort from different ports (deployment/services.go)."""
+    m = mesh(ix)
+    services = defaultdict(list)
+    for svc in ix.of("", "Service"):
+        sel = str_map(svc.spec.get("selector"))
+        if sel:
+            services[svc.namespace].append((svc, sel))
+    for pod in m.pods:
+        if pod.obj.kind != "Deployment" or not pod.in_mesh:
+            continue
+        matching = [svc for svc, sel in services.get(pod.namespace, []) if selects(sel, pod.labels)]
+        if len(matching) < 2:
+            continue
+        protocols: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        targets: dict[str, dict[int, str]] = defaultdict(dict)
+        for svc in matching:
+            for port in map(as_dict, as_list(svc.spec.get("ports"))):
+                number = as_int(port.get("port"))
+                if number is None:
+                    continue
+                name = f"{svc.namespace}/{svc.name}"
+                protocols[number][as_str(port.get("protocol")) or "TCP"].append(name)
+                target = port.get("targetPort")
+                key = str(target) if target not in (None, 0, "", "0") else str(number)
+                targets[key][number] = name
+        name = pod.obj.name
+        for number, by_protocol in sorted(protocols.items()):
+            if len(by_protocol) > 1:
+                names = " ".join(sorted(n for group in by_protocol.values() for n in group))
+                yield Hit(pod.obj, ("metadata", "name"), "FK520",
+                          f"This deployment {name} is associated with multiple services using port {number} but "
+                          f"different protocols: [{names}]",
+                          "use one protocol per port across the Services that select these pods")  # fmt: skip
+        for target, by_port in sorted(targets.items()):
+            if len(by_port) > 1:
+                names = " ".join(sorted(set(by_port.values())))
+                ports = " ".join(str(p) for p in sorted(by_port))
+                yield Hit(pod.obj, ("metadata", "name"), "FK521",
+                          f'This deployment {name} is associated with multiple services [{names}] using targetPort '
+                          f'"{target}" but different ports: [{ports}].',
+                          "give the Services that reach one targetPort the same port number")  # fmt: skip
+
+
 CHECKS = [check_workload_selectors, check_port_names, check_proxy_uid, check_envoy_filters,
-          check_selector_on_k8s_gateway, check_ingress_subsets]  # fmt: skip
+          check_selector_on_k8s_gateway, check_ingress_subsets, check_service_association]  # fmt: skip
