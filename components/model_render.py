@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit import capacity, catalog
-from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.engine_args import EngineArgs
+from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.node_cache import max_cache_bytes
 from fleetkit.pools import gpu_class_of
 from fleetkit.spec import ModelSpec, RegionStackSpec

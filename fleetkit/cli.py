@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -39,15 +39,15 @@ app = typer.Typer(
 )
 
 RootOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory."),
 ]
 StackOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--stack", "-s", help="Stack to work on (repeatable). Default: every stack in stacks/."),
 ]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--set",
         help="Override a spec value for the selected stacks, highest precedence: `--set models.llama-3-8b.replicas.max=6` (value parsed as YAML).",
@@ -100,13 +100,13 @@ def preview(
     root: RootOpt = None,
     stack: StackOpt = None,
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", "-o", help="Write DIR/<stack>/resources.json, outputs.json and manifests/*.yaml (deterministic)."),
     ] = None,
     set_: SetOpt = None,
     details: Annotated[bool, typer.Option("--details", help="Also list every resource, not only counts by type.")] = False,
     jobs: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--jobs", "-j", help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value."),
     ] = None,
 ) -> None:

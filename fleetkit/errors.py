@@ -13,8 +13,9 @@ traceback. Unexpected errors are left alone so they keep their traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 #: Exit code for unusable input (bad stack file, bad policy, bad flag).
 EXIT_USAGE = 2

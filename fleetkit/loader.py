@@ -249,7 +249,8 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
         pool = pools.get(m.get("pool")) if isinstance(pools, dict) and isinstance(m.get("pool"), str) else None
         itype = pool.get("instance_type") if isinstance(pool, dict) else None
         entry = catalog.lookup(cloud, itype) if isinstance(cloud, str) and isinstance(itype, str) else None
-        replicas = m.get("replicas") if isinstance(m.get("replicas"), dict) else {}
+        replicas = m.get("replicas")
+        replicas = replicas if isinstance(replicas, dict) else {}
         low, high = replicas.get("min", 1), replicas.get("max", 1)
         out.append((str(m.get("service") or name), str(m.get("served_name") or name),
                     Variant(model=str(name), version=str(m.get("version") or "v1"),

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 
 from fleetkit import capacity, catalog
-from fleetkit.pools import gce_bundled_local_ssds
 from fleetkit.errors import Issue
+from fleetkit.pools import gce_bundled_local_ssds
 from fleetkit.spec import ModelSpec, RegionStackSpec
 
 #: Share of a local NVMe/SSD kubelet filesystem, and of a network boot/data disk, the cache may use.

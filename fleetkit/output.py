@@ -52,6 +52,10 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         raise _unusable(flag, path, "is an existing file; give a directory (it is replaced as a whole)")
     if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
         raise _unusable(flag, path, "the directory is not readable")
+    marker = next((m for m in ("Pulumi.yaml", ".git", "pyproject.toml") if (path / m).exists()), None)
+    if path.is_dir() and marker:
+        raise _unusable(flag, path, f"holds a project ({marker}); the output directory is replaced as a whole, "
+                                    "so give it a directory of its own")
     _check_parent(path, flag)
 
 

@@ -103,7 +103,7 @@ class NodePoolSpec(StrictModel):
     azure: AzurePoolOptions | None = None
 
     @model_validator(mode="after")
-    def _sizes(self) -> "NodePoolSpec":
+    def _sizes(self) -> NodePoolSpec:
         if self.min_size > self.max_size:
             raise ValueError(f"min_size {self.min_size} is greater than max_size {self.max_size}")
         if self.desired_size is not None and not (self.min_size <= self.desired_size <= self.max_size):
@@ -224,7 +224,7 @@ class ClusterSpec(StrictModel):
     foundation: TerraformFoundation | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ClusterSpec":
+    def _one(self) -> ClusterSpec:
         if (self.create is None) == (self.adopt is None):
             raise ValueError("set exactly one of create (a new cluster) or adopt (an existing one)")
         return self
@@ -253,7 +253,7 @@ class Replicas(StrictModel):
     max: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
-    def _order(self) -> "Replicas":
+    def _order(self) -> Replicas:
         if self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}")
         return self
@@ -302,7 +302,7 @@ class ModelSpec(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _sizing_source(self) -> "ModelSpec":
+    def _sizing_source(self) -> ModelSpec:
         if self.params_billion is None and self.weights_bytes is None:
             raise ValueError("give params_billion or weights_bytes so the model can be sized against its GPUs")
         return self

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.fleet import Fleet
+from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.spec import CaSpec, RegionStackSpec, TrustRootStackSpec
 from mesh import render, topology
 from mesh.control_plane import helm_release

@@ -50,6 +50,12 @@ def test_preview_out_that_cannot_be_a_directory(where: str, tmp_path: Path, proj
     assert f.read_text() == "keep me\n"
 
 
+def test_preview_out_that_is_a_project(tmp_path: Path, project_root: Path, no_rendering: None) -> None:
+    code, text = _invoke("preview", "--root", str(project_root), "--out", str(project_root))
+    assert code == 2, text
+    assert "[output.unusable] holds a project (Pulumi.yaml)" in text
+
+
 def test_review_output_that_is_a_directory(tmp_path: Path, project_root: Path, no_rendering: None) -> None:
     code, text = _invoke("review", "--root", str(project_root), "--output", str(tmp_path))
     assert code == 2, text

@@ -6,8 +6,6 @@ import pytest
 from model_fixtures import ROOT, spec_of, with_model
 from pydantic import ValidationError
 
-from fleetkit.errors import SpecError
-from fleetkit.loader import load_fleet
 from fleetkit.engine_args import (
     RULE_DUPLICATE,
     RULE_DUPLICATE_TYPED,
@@ -17,6 +15,8 @@ from fleetkit.engine_args import (
     extra_args_issues,
     normalize_flag,
 )
+from fleetkit.errors import SpecError
+from fleetkit.loader import load_fleet
 from fleetkit.model_checks import RULE_GPUS_PER_POD, check_models
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fleetkit import images
+from fleetkit.engine_args import SECRET_FLAGS, extra_args_issues
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
-from fleetkit.engine_args import SECRET_FLAGS, extra_args_issues
 from fleetkit.verify import vllm_args
 from policies.crossguard.rules import VLLM_SECRET_FLAGS
 
