@@ -36,6 +36,7 @@ import pulumi
 
 from components.model_render import WeightsLocation, WorkloadIdentity, s3_env_from_secret
 from fleetkit.spec import RegionStackSpec
+from policies.common import metadata
 
 CONFIG_NAMESPACE = "fleetkit-weights"
 EXTERNAL_SECRET = "fleetkit-weights-s3"
@@ -214,8 +215,6 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
 
 def _s3_secret(args: WeightsIdentityArgs) -> tuple[str, dict[str, Any] | None]:
     """(Secret name the pods read, Secret manifest to create or None when it is managed out of band)."""
-    from policies.common import metadata
-
     cfg = pulumi.Config(CONFIG_NAMESPACE)
     key_id = cfg.get_secret("s3AccessKeyId")
     secret_key = cfg.get_secret("s3SecretAccessKey")

@@ -60,6 +60,7 @@ from fleetkit.engine_args import EngineArgs
 from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.node_cache import max_cache_bytes
 from fleetkit.pools import gpu_class_of
+from fleetkit.scheduling import pod_scheduling
 from fleetkit.spec import ModelSpec, RegionStackSpec
 from policies.common import (
     LABEL_APP,
@@ -225,8 +226,6 @@ class ModelPlan:
 
 def scheduling_for(spec: RegionStackSpec, pool: str) -> PodScheduling:
     """The pool's node selector and tolerations, from the node-pools layer's pure function."""
-    from fleetkit.scheduling import pod_scheduling
-
     s = pod_scheduling(spec, pool)
     return PodScheduling(dict(s.node_selector), [dict(t) for t in s.tolerations])
 

@@ -172,7 +172,7 @@ def plan_capacity(root: RootOpt = None, stack: StackOpt = None, set_: SetOpt = N
 )
 def weights(ctx: typer.Context) -> None:
     """The S3 weight-cache agent (`fleetkit weights sync|publish|status|warm …`, same as `fleetkit-weights`)."""
-    try:
+    try:  # the agent is its own, optional distribution (images/weight-cache): imported only when asked for
         from fleetkit_weights.cli import main as weights_main
     except ImportError:
         fail(SpecError([Problem("fleetkit weights", "", "cli.missing-agent",

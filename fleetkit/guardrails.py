@@ -14,6 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich.table import Table
+from rich.text import Text
+
+from fleetkit.output import dump_json
 from policies.crossguard import rules
 from policies.crossguard.rules import RULES_BY_NAME, Resource
 
@@ -81,11 +85,6 @@ class PreviewSection:
 
 def preview_section(preview: Any) -> PreviewSection:
     """The guardrails part of a stack's preview panel, its ``guardrails.json``, and whether it blocks."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from fleetkit.output import dump_json
-
     verdicts = check_stack(preview)
     files = {"guardrails.json": dump_json([v.to_dict() for v in verdicts])}
     if not verdicts:

@@ -35,10 +35,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from fleetkit import mocks as mockdata
+from fleetkit import program as program_module
 from fleetkit.errors import Problem, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.overrides import Override, parse_override, set_path
 from fleetkit.yamlio import load_yaml_file
+from policies.common import manifest_key
 
 PROJECT = "fleetkit"
 SECRET = "[secret]"
@@ -102,8 +104,6 @@ class StackPreview:
                 if k not in obj:
                     obj[k] = v
             out.append(obj)
-        from policies.common import manifest_key
-
         return sorted(out, key=manifest_key)
 
     def types(self) -> dict[str, int]:
@@ -301,8 +301,6 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
 
     ``exports_only`` builds only what peer stacks read (the first pass of a fleet preview).
     """
-    from fleetkit import program as program_module
-
     started = time.perf_counter()
     cfg, secret_keys = _config_for(root, stack, cli_sets or [])
     mocks = _Mocks(stack, peers or {})

@@ -11,8 +11,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fleetkit import catalog
+from fleetkit import capacity, catalog
 from fleetkit.fleet import Fleet
+from fleetkit.guardrails import preview_section
+from fleetkit.infra_checks import capacity_plan
+from fleetkit.lint import lint_objects
+from fleetkit.output import dump_json
 from fleetkit.spec import RegionStackSpec
 from fleetkit.verify.runner import failed as verify_failed
 from fleetkit.verify.runner import verdict_text, verify_stack
@@ -121,10 +125,6 @@ def _policy_table(spec: RegionStackSpec) -> Table:
 
 
 def _lint(preview: Any) -> tuple[list[Any], Any | None]:
-    try:
-        from fleetkit.lint import lint_objects
-    except ImportError:  # pragma: no cover - lint ships with the kit
-        return [], None
     objs = [(f"{preview.stack}/manifests", o) for o in preview.manifests()]
     findings = lint_objects(objs)
     if not findings:
@@ -154,13 +154,9 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
         findings, lint_view = _lint(res)
         if lint_view is not None:
             parts.append(lint_view)
-            from fleetkit.output import dump_json
-
             report.extra_files[name] = {"lint.json": dump_json([f.__dict__ for f in findings])}
             if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
                 report.exit_code = 1
-        from fleetkit.guardrails import preview_section
-
         guard = preview_section(res)  # the CrossGuard rules (policies/crossguard), run offline
         parts.append(guard.renderable)
         report.extra_files.setdefault(name, {}).update(guard.files)
@@ -187,9 +183,6 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
 
 def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
     """One ``plan-capacity`` table per region stack."""
-    from fleetkit import capacity
-    from fleetkit.infra_checks import capacity_plan
-
     out = []
     for name, st in sorted(fleet.region_stacks().items()):
         if only and name not in only:

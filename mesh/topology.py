@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fleetkit.spec import RegionStackSpec
+
 if TYPE_CHECKING:
     from fleetkit.fleet import Fleet
     from fleetkit.spec import MeshSpec
@@ -120,8 +122,6 @@ def trust_root_stack_name(mesh: MeshSpec) -> str:
 
 def peers_of(fleet: Fleet, stack: str, env: Mapping[str, str] | None = None) -> list[Peer]:
     """Every other region stack of the fleet, sorted by stack name (the remote-secret graph's edges)."""
-    from fleetkit.spec import RegionStackSpec
-
     me = fleet.stacks[stack].spec
     wanted = set(me.mesh.peers) if isinstance(me, RegionStackSpec) and me.mesh.peers is not None else None
     peers = []
@@ -144,8 +144,6 @@ def east_west_source_ranges(fleet: Fleet, stack: str) -> tuple[list[str], list[s
     where a peer is missing, so an empty list — which Kubernetes reads as "anyone" — is never rendered
     by accident.
     """
-    from fleetkit.spec import RegionStackSpec
-
     me = fleet.stacks[stack].spec
     if isinstance(me, RegionStackSpec) and me.mesh.east_west_source_ranges is not None:
         return sorted({str(c) for c in me.mesh.east_west_source_ranges}), []

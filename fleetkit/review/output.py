@@ -6,8 +6,10 @@ import json
 from itertools import groupby
 from typing import Any
 
+from fleetkit.report import titled_table
 from fleetkit.review.core import Review, StackReview
 from fleetkit.review.semantic import Change
+from fleetkit.verify.runner import verdict_text
 
 AREA_TITLES = {
     "stack": "Stack", "routing": "Routing", "qos": "QoS tiers", "failover": "Failover", "resilience": "Timeouts & retries",
@@ -136,8 +138,6 @@ def to_renderables(review: Review) -> list[Any]:
     from rich.table import Table
     from rich.text import Text
 
-    from fleetkit.report import titled_table
-
     out: list[Any] = [Text(f"base {review.base} → {review.head} · manifests: {renderer_text(review)}", style="bold")]
     for s in review.changed():
         parts: list[Any] = []
@@ -175,8 +175,6 @@ def to_renderables(review: Review) -> list[Any]:
         out.append(Panel(Group(*parts), title=f"{s.name} · {s.status}", title_align="left",
                          subtitle=f"{len(s.changes)} changes · lint +{lint_n} · guardrails +{guard_n}",
                          subtitle_align="right"))
-    from fleetkit.verify.runner import verdict_text
-
     for s in review.stacks:
         if s.verdicts:
             out.append(Text(f"{s.name} ({review.head}) ", style="bold") + verdict_text(s.verdicts))

@@ -32,9 +32,13 @@ from typing import Any, Literal
 
 import yaml
 
+from fleetkit.errors import Problem, SpecError
 from fleetkit.fleet import Fleet
+from fleetkit.guardrails import check_records
+from fleetkit.lint import lint_objects
 from fleetkit.spec import RegionStackSpec
 from fleetkit.yamlio import dump_yaml
+from policies.common import manifest_key
 
 RenderMode = Literal["auto", "preview", "policies"]
 PREVIEW_TIMEOUT_S = 900
@@ -114,8 +118,6 @@ def _finish_preview(run: _Run, stacks: Iterable[str]) -> Rendered | str:
         objs: list[dict[str, Any]] = []
         for f in sorted((sdir / "manifests").glob("*.yaml")):
             objs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if isinstance(d, dict)]
-        from policies.common import manifest_key
-
         rendered.manifests[stack] = sorted(objs, key=manifest_key)
         res = sdir / "resources.json"
         rendered.resources[stack] = json.loads(res.read_text(encoding="utf-8")) if res.exists() else []
@@ -141,8 +143,6 @@ def render_sides(base_root: Path, head_root: Path, base: Fleet, head: Fleet,
         return "preview", None, b, h
     why = "; ".join(f"{side}: {msg}" for side, msg in sorted(failed.items()))
     if mode == "preview":
-        from fleetkit.errors import Problem, SpecError
-
         raise SpecError([Problem("--render", "preview", "review.preview-failed",
                                  f"the full preview did not run ({why})")])
     return "policies", f"the Pulumi program did not run ({why})", render_policies(base), render_policies(head)
@@ -168,8 +168,6 @@ def unified_diff(before: dict[str, Any], after: dict[str, Any], context: int = 3
 
 
 def lint_findings(rendered: Rendered, stack: str) -> list[Any]:
-    from fleetkit.lint import lint_objects
-
     return lint_objects([(f"{stack}/manifests", o) for o in rendered.manifests.get(stack, [])])
 
 
@@ -183,6 +181,4 @@ def introduced_findings(base: list[Any], head: list[Any]) -> tuple[list[Any], in
 def guardrail_verdicts(rendered: Rendered, stack: str) -> list[Any] | None:
     if stack not in rendered.resources:
         return None
-    from fleetkit.guardrails import check_records
-
     return check_records(rendered.resources[stack])

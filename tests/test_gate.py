@@ -1,0 +1,37 @@
+"""The static gate's fast parts run with the tests, so a change that breaks them fails `./dev test` too.
+
+`./dev check` (and `.ci/run`) run the same tools plus mypy; here: `ruff check` over the tree and the
+import contract (`lint-imports`, the layers of docs/architecture.md). Both read pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = BIN / name if (BIN / name).exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install -e '.[lint]'): the gate runs in ./dev check only")
+    return str(found)
+
+
+def test_ruff_passes() -> None:
+    result = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_import_contract_holds() -> None:
+    result = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
