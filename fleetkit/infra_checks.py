@@ -46,7 +46,7 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
 )
 from fleetkit.pools import gce_bundled_local_ssds
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
-from fleetkit.spec import RegionStackSpec
+from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
 #: GPU classes with Multi-Instance GPU support (AKS ``gpuInstanceProfile``).
 MIG_GPU_CLASSES = frozenset({"a100-40gb", "a100-80gb", "h100", "h100-nvl", "h200"})
@@ -57,6 +57,13 @@ OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 #: Per cloud: may a GPU pool with ``min_size: 0`` scale to zero? EKS managed node groups, GKE node
 #: pools and AKS user pools all can (AKS system pools cannot, but GPU pools are user pools).
 SCALE_TO_ZERO: dict[str, bool] = {"aws": True, "gcp": True, "azure": True}
+
+#: Settings a backend cannot read state without (in the order messages name them).
+REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "s3": ("bucket", "key"),
+    "azurerm": ("storage_account_name", "container_name", "key"),
+    "remote": ("organization",),
+}
 
 _AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _AZURE_ZONES = frozenset({"1", "2", "3"})
@@ -82,67 +89,9 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
         out.append(Issue(loc, rule, message, value))
 
-    cloud, region = spec.cloud, spec.region
+    cloud = spec.cloud
     for name, pool in sorted(spec.node_pools.items()):
-        at = ("node_pools", name)
-        entry = catalog.lookup(cloud, pool.instance_type)
-        if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
-            add((*at, "instance_type"), "pool.gpu-not-offered",
-                f"pool '{name}': {pool.instance_type} ({entry.gpu_model}) is not offered in {cloud} region "
-                f"{region}; pick another region or GPU type", pool.instance_type)
-        for i, zone in enumerate(pool.zones):
-            if not _zone_ok(cloud, region, zone):
-                add((*at, "zones", i), "pool.zone-not-in-region",
-                    f"pool '{name}': {zone!r} is not a zone of {cloud} region {region} "
-                    f"(write zones like {_zone_example(cloud, region)})", zone)
-        for key in sorted(pool.labels):
-            for prefix in RESERVED_LABEL_PREFIXES[cloud]:
-                if key.startswith(prefix) or key.split("/")[0].endswith("." + prefix.rstrip("/")):
-                    add((*at, "labels", key), "pool.reserved-label",
-                        f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools", key)
-                    break
-        if pool.min_size == 0 and not SCALE_TO_ZERO[cloud]:
-            add((*at, "min_size"), "pool.scale-to-zero",
-                f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more", 0)
-        if cloud == "aws":
-            opts = pool.aws
-            ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
-            if "ARM_64" in ami and entry is not None:
-                add((*at, "aws", "ami_type"), "pool.ami-arch",
-                    f"pool '{name}': {ami} is an ARM (Graviton) AMI but {pool.instance_type} is x86_64; "
-                    f"use {ami.replace('ARM_64', 'x86_64')}", ami)
-            if opts is not None and opts.instance_store_cache:
-                if ami.startswith("BOTTLEROCKET"):
-                    add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
-                        f"pool '{name}': instance_store_cache uses nodeadm (AL2023); Bottlerocket keeps the "
-                        "weight cache on its /dev/xvdb data volume (size it with root_volume_gib) - set "
-                        "instance_store_cache: false or ami_type: AL2023_x86_64_NVIDIA", True)
-                elif entry is not None and entry.local_nvme_gb == 0:
-                    add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
-                        f"pool '{name}': {pool.instance_type} has no instance-store NVMe", True)
-        if cloud == "gcp" and pool.gcp is not None and pool.gcp.local_ssd_count is not None and entry:
-            bundled = gce_bundled_local_ssds(entry)
-            if bundled and pool.gcp.local_ssd_count != bundled:
-                add((*at, "gcp", "local_ssd_count"), "pool.local-ssd-bundled",
-                    f"pool '{name}': {pool.instance_type} bundles {bundled} local SSDs, which back ephemeral "
-                    "storage as a whole; leave local_ssd_count unset", pool.gcp.local_ssd_count)
-        if cloud == "azure":
-            if not _AKS_POOL_NAME.match(name) or name == "system":
-                add(at, "pool.aks-name",
-                    f"AKS agent pool names are 1-12 lowercase letters and digits starting with a letter, and "
-                    f"'system' is the kit's system pool; rename pool '{name}'", name)
-            spot_opts = sorted(pool.azure.model_fields_set & {"spot_max_price", "spot_eviction_policy"}) \
-                if pool.azure else []
-            if spot_opts and not pool.spot:
-                add((*at, "azure", spot_opts[0]), "pool.spot-options-without-spot",
-                    f"pool '{name}': azure.{' and azure.'.join(spot_opts)} only apply to a Spot scale set, but the "
-                    "pool is not spot (spot: false renders a Regular pool and AKS ignores them); set spot: true or "
-                    "remove them", spot_opts)
-            mig = pool.azure.mig_profile if pool.azure else None
-            if mig is not None and entry is not None and entry.gpu_class not in MIG_GPU_CLASSES:
-                add((*at, "azure", "mig_profile"), "pool.mig-unsupported",
-                    f"pool '{name}': {pool.instance_type} has {entry.gpu_model} GPUs, which have no MIG "
-                    f"(MIG needs A100, H100 or H200)", mig)
+        out.extend(_pool_issues(spec, name, pool))
 
     cl = spec.cluster
     if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
@@ -168,6 +117,89 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
                 "account.azure_resource_group)")
     if cl.foundation is not None:
         out.extend(_foundation_issues(spec))
+    return out
+
+
+def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[Issue]:
+    """Issues of one node pool that hold on every cloud: offering, zones, labels, scale to zero."""
+    out: list[Issue] = []
+
+    def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
+        out.append(Issue(loc, rule, message, value))
+
+    cloud, region = spec.cloud, spec.region
+    at = ("node_pools", name)
+    entry = catalog.lookup(cloud, pool.instance_type)
+    if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
+        add((*at, "instance_type"), "pool.gpu-not-offered",
+            f"pool '{name}': {pool.instance_type} ({entry.gpu_model}) is not offered in {cloud} region "
+            f"{region}; pick another region or GPU type", pool.instance_type)
+    for i, zone in enumerate(pool.zones):
+        if not _zone_ok(cloud, region, zone):
+            add((*at, "zones", i), "pool.zone-not-in-region",
+                f"pool '{name}': {zone!r} is not a zone of {cloud} region {region} "
+                f"(write zones like {_zone_example(cloud, region)})", zone)
+    for key in sorted(pool.labels):
+        for prefix in RESERVED_LABEL_PREFIXES[cloud]:
+            if key.startswith(prefix) or key.split("/")[0].endswith("." + prefix.rstrip("/")):
+                add((*at, "labels", key), "pool.reserved-label",
+                    f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools", key)
+                break
+    if pool.min_size == 0 and not SCALE_TO_ZERO[cloud]:
+        add((*at, "min_size"), "pool.scale-to-zero",
+            f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more", 0)
+    return [*out, *_cloud_pool_issues(spec, name, pool, entry)]
+
+
+def _cloud_pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec,
+                       entry: catalog.GpuInstanceType | None) -> list[Issue]:
+    """Issues of one node pool's per-cloud options (AMI, instance store, local SSDs, AKS names, MIG)."""
+    out: list[Issue] = []
+
+    def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
+        out.append(Issue(loc, rule, message, value))
+
+    cloud = spec.cloud
+    at = ("node_pools", name)
+    if cloud == "aws":
+        opts = pool.aws
+        ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
+        if "ARM_64" in ami and entry is not None:
+            add((*at, "aws", "ami_type"), "pool.ami-arch",
+                f"pool '{name}': {ami} is an ARM (Graviton) AMI but {pool.instance_type} is x86_64; "
+                f"use {ami.replace('ARM_64', 'x86_64')}", ami)
+        if opts is not None and opts.instance_store_cache:
+            if ami.startswith("BOTTLEROCKET"):
+                add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
+                    f"pool '{name}': instance_store_cache uses nodeadm (AL2023); Bottlerocket keeps the "
+                    "weight cache on its /dev/xvdb data volume (size it with root_volume_gib) - set "
+                    "instance_store_cache: false or ami_type: AL2023_x86_64_NVIDIA", True)
+            elif entry is not None and entry.local_nvme_gb == 0:
+                add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
+                    f"pool '{name}': {pool.instance_type} has no instance-store NVMe", True)
+    if cloud == "gcp" and pool.gcp is not None and pool.gcp.local_ssd_count is not None and entry:
+        bundled = gce_bundled_local_ssds(entry)
+        if bundled and pool.gcp.local_ssd_count != bundled:
+            add((*at, "gcp", "local_ssd_count"), "pool.local-ssd-bundled",
+                f"pool '{name}': {pool.instance_type} bundles {bundled} local SSDs, which back ephemeral "
+                "storage as a whole; leave local_ssd_count unset", pool.gcp.local_ssd_count)
+    if cloud == "azure":
+        if not _AKS_POOL_NAME.match(name) or name == "system":
+            add(at, "pool.aks-name",
+                f"AKS agent pool names are 1-12 lowercase letters and digits starting with a letter, and "
+                f"'system' is the kit's system pool; rename pool '{name}'", name)
+        spot_opts = sorted(pool.azure.model_fields_set & {"spot_max_price", "spot_eviction_policy"}) \
+            if pool.azure else []
+        if spot_opts and not pool.spot:
+            add((*at, "azure", spot_opts[0]), "pool.spot-options-without-spot",
+                f"pool '{name}': azure.{' and azure.'.join(spot_opts)} only apply to a Spot scale set, but the "
+                "pool is not spot (spot: false renders a Regular pool and AKS ignores them); set spot: true or "
+                "remove them", spot_opts)
+        mig = pool.azure.mig_profile if pool.azure else None
+        if mig is not None and entry is not None and entry.gpu_class not in MIG_GPU_CLASSES:
+            add((*at, "azure", "mig_profile"), "pool.mig-unsupported",
+                f"pool '{name}': {pool.instance_type} has {entry.gpu_model} GPUs, which have no MIG "
+                f"(MIG needs A100, H100 or H200)", mig)
     return out
 
 
@@ -198,13 +230,10 @@ def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
         if key not in allowed:
             add(("secret_config", key), "foundation.unknown-setting",
                 f"not a {fnd.backend} backend setting fleetkit can pass", key)
-    if fnd.backend == "s3" and not {"bucket", "key"} <= set(fnd.config):
-        add(("config",), "foundation.missing-setting", "the s3 backend needs bucket and key", sorted(fnd.config))
-    if fnd.backend == "azurerm" and not {"storage_account_name", "container_name", "key"} <= set(fnd.config):
-        add(("config",), "foundation.missing-setting",
-            "the azurerm backend needs storage_account_name, container_name and key", sorted(fnd.config))
-    if fnd.backend == "remote" and "organization" not in fnd.config:
-        add(("config",), "foundation.missing-setting", "the remote backend needs organization", sorted(fnd.config))
+    needed = REQUIRED_SETTINGS.get(fnd.backend, ())
+    if not set(needed) <= set(fnd.config):
+        names = " and ".join([", ".join(needed[:-1]), needed[-1]] if len(needed) > 1 else list(needed))
+        add(("config",), "foundation.missing-setting", f"the {fnd.backend} backend needs {names}", sorted(fnd.config))
     known = FOUNDATION_INPUTS[spec.cloud]
     for key in sorted(fnd.outputs):
         if key not in known:
