@@ -31,7 +31,9 @@ FLOAT_DTYPES = frozenset({"auto", "bfloat16", "float16", "float32"})
 #: Flags the kit renders from typed fields (normalised: dashes, no value) -> the field that owns it.
 TYPED_FLAGS: dict[str, str] = {
     "--model": "the local weights path (weights_uri)",
-    "--served-model-name": "served_name (plus fallback names from policies.resilience)",
+    "--served-model-name": "served_name (one name per model; aliases are mapped at the edge)",
+    "--scheduling-policy": "policies.qos (priority scheduling whenever QoS tiers exist)",
+    "--otlp-traces-endpoint": "policies.telemetry.tracing (the kit's OpenTelemetry collector)",
     "--tensor-parallel-size": "tensor_parallel",
     "-tp": "tensor_parallel",
     "--pipeline-parallel-size": "pipeline_parallel",
@@ -122,6 +124,9 @@ class EngineArgs(StrictModel):
     max_num_seqs: int = Field(ge=1)
     dtype: str
     quantization: str | None = None
+    #: vLLM schedules by the request's ``priority`` (set at the edge from the verified tier)
+    priority_scheduling: bool = False
+    otlp_traces_endpoint: str | None = None
     host: str = "0.0.0.0"
     port: int = MODEL_PORT
     extra_args: list[str] = Field(default_factory=list)
@@ -148,12 +153,13 @@ class EngineArgs(StrictModel):
         return self
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, *, model_path: str, extra_served_names: list[str] | None = None
-                  ) -> EngineArgs:
-        names = [model.served_name, *[n for n in extra_served_names or [] if n != model.served_name]]
+    def from_spec(cls, model: ModelSpec, *, model_path: str, priority_scheduling: bool = False,
+                  otlp_traces_endpoint: str | None = None) -> EngineArgs:
         return cls(
             model_path=model_path,
-            served_model_names=names,
+            served_model_names=[model.served_name],
+            priority_scheduling=priority_scheduling,
+            otlp_traces_endpoint=otlp_traces_endpoint,
             tensor_parallel_size=model.tensor_parallel,
             pipeline_parallel_size=model.pipeline_parallel,
             max_model_len=model.max_model_len,
@@ -181,6 +187,10 @@ class EngineArgs(StrictModel):
         ]
         if self.quantization is not None:
             args += ["--quantization", self.quantization]
+        if self.priority_scheduling:
+            args += ["--scheduling-policy", "priority"]
+        if self.otlp_traces_endpoint is not None:
+            args += ["--otlp-traces-endpoint", self.otlp_traces_endpoint]
         args += ["--host", self.host, "--port", str(self.port)]
         return args + list(self.extra_args)
 

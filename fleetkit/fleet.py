@@ -127,12 +127,14 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
     """Every model service of the fleet with its variants (version x GPU class x stack)."""
     variants: dict[str, list[Variant]] = {}
     served: dict[str, str] = {}
+    aliases: dict[str, set[str]] = {}
     for sname, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         for mname, m in sorted(spec.models.items()):
             service = m.service or mname
             served.setdefault(service, m.served_name)
+            aliases.setdefault(service, set()).update(a for a in m.aliases if a != served[service])
             variants.setdefault(service, []).append(
                 Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname,
                         min_replicas=m.replicas.min, max_replicas=m.replicas.max)
@@ -140,7 +142,8 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
     for service, served_name, variant in fleet.unverified:
         served.setdefault(service, served_name)
         variants.setdefault(service, []).append(variant)
-    return {s: ServiceInfo(s, served[s], tuple(v)) for s, v in sorted(variants.items())}
+    return {s: ServiceInfo(s, served[s], tuple(v), tuple(sorted(aliases.get(s, set()))))
+            for s, v in sorted(variants.items())}
 
 
 def render_context(fleet: Fleet, stack: str) -> RenderContext:

@@ -25,6 +25,7 @@ from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
 from fleetkit.mesh_checks import check_mesh
+from fleetkit.serving_checks import check_serving
 from fleetkit.model_checks import check_models
 from fleetkit.node_cache import check_cache_fit
 from fleetkit.spec import RegionStackSpec
@@ -170,6 +171,7 @@ def check_fleet(fleet: Fleet) -> list[Problem]:
         return out
     out.extend(_mesh_identity(fleet))
     out.extend(check_mesh(fleet))
+    out.extend(check_serving(fleet))
     return out
 
 

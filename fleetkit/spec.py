@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
-from policies.common import Name, StrictModel
+from policies.common import Duration, Name, StrictModel, seconds
 from policies.policy_set import PolicySet
 
 Cloud = Literal["aws", "gcp", "azure"]
@@ -267,6 +267,11 @@ class ModelSpec(StrictModel):
     """
 
     served_name: str = Field(min_length=1, description="name clients put in the OpenAI 'model' field")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="other names clients may send as 'model'; the edge rewrites them to served_name "
+        "(the service key is always accepted too); no name may belong to two model services",
+    )
     weights_uri: str = Field(description="s3://bucket/prefix holding the weights and their manifest")
     revision: str = Field(min_length=1, description="weights revision (commit or tag), part of pod identity")
     weights_digest: str | None = Field(
@@ -335,6 +340,12 @@ class MeshSpec(StrictModel):
         description="CIDRs the east-west gateway's load balancer admits (loadBalancerSourceRanges); default: every "
         "peer's egress_cidrs. '0.0.0.0/0' opens it to the internet deliberately",
     )
+    lb_idle_timeout: Duration | None = Field(
+        default=None,
+        description="idle timeout set on the ingress and east-west load balancers (AWS NLB, Azure LB); default "
+        "the longest route timeout, so a silent non-streaming generation keeps its connection; shorter is "
+        "rejected (mesh.lb-idle-below-route-timeout)",
+    )
 
 
 class Addons(StrictModel):
@@ -369,6 +380,12 @@ class RegionStackSpec(StrictModel):
 
     def service_of(self, model: str) -> str:
         return self.models[model].service or model
+
+    def lb_idle_seconds(self) -> int:
+        """The load balancers' idle timeout: ``mesh.lb_idle_timeout``, else the longest route timeout."""
+        if self.mesh.lb_idle_timeout is not None:
+            return seconds(self.mesh.lb_idle_timeout)
+        return seconds(self.policies.resilience.longest_timeout())
 
 
 class CaSpec(StrictModel):

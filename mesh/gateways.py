@@ -97,6 +97,8 @@ class EastWestGateway(pulumi.ComponentResource):
             annotations = render.azure_lb_annotations(ip.ip_address, resource_group)
             self.addresses = ip.ip_address.apply(lambda a: [a] if a else [])
 
+        annotations = {**annotations, **render.lb_idle_annotations(spec.cloud, spec.lb_idle_seconds(),
+                                                                   render.EASTWEST_PORTS)}
         after = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.static_ips])
         plan = render.eastwest_release(spec.mesh.istio_version, args.network, annotations, load_balancer_ip,
                                        args.source_ranges)

@@ -94,7 +94,9 @@ class MeshMember(pulumi.ComponentResource):
         # 2.-3. control plane
         self.base = helm_release(f"{name}-istio-base", render.base_release(version), after(self.namespace),
                                  extra.get("base"))
-        self.istiod = helm_release(f"{name}-istiod", render.istiod_release(mesh, self.cluster_name, self.network),
+        provider = spec.policies.telemetry.extension_provider(args.fleet.context_for(args.stack))
+        self.istiod = helm_release(f"{name}-istiod", render.istiod_release(mesh, self.cluster_name, self.network,
+                                                                          [provider] if provider else None),
                                    after(self.base, self.cacerts), extra.get("istiod"))
 
         # 4. gateways
@@ -108,7 +110,7 @@ class MeshMember(pulumi.ComponentResource):
                                     source_ranges=topology.east_west_source_ranges(args.fleet, args.stack)[0]),
                 after(),
             )
-        self.ingress = helm_release(f"{name}-ingress", render.ingress_release(version, render.ingress_annotations(spec.cloud)),
+        self.ingress = helm_release(f"{name}-ingress", render.ingress_release(version, render.ingress_annotations(spec.cloud, spec.lb_idle_seconds())),
                                     after(self.istiod), extra.get("ingress"))
 
         # 5. endpoint discovery

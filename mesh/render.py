@@ -53,6 +53,16 @@ AWS_LB_EIPS = "service.beta.kubernetes.io/aws-load-balancer-eip-allocations"
 GCP_L4_RBS = "cloud.google.com/l4-rbs"
 AZURE_LB_IPV4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
 AZURE_LB_RESOURCE_GROUP = "service.beta.kubernetes.io/azure-load-balancer-resource-group"
+#: AWS Load Balancer Controller: NLB listener attributes per ``<protocol>-<port>`` (TCP idle timeout
+#: 60-6000 s, default 350 s — ELBv2 ``ListenerAttribute`` ``tcp.idle_timeout.seconds``).
+AWS_LB_LISTENER_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes"
+AWS_NLB_IDLE_RANGE = (60, 6000)
+#: Azure cloud provider: TCP idle timeout of the load-balancing rules, in minutes (4-100, default 4).
+AZURE_LB_IDLE = "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"
+AZURE_LB_IDLE_MINUTES = (4, 100)
+#: Data ports of the gateways' LoadBalancer Services (istio/gateway chart defaults; 15443 east-west).
+INGRESS_PORTS = (80, 443)
+EASTWEST_PORTS = (15443,)
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,8 @@ def base_release(version: str) -> HelmReleasePlan:
     return HelmReleasePlan(release="istio-base", chart="base", version=version, values={})
 
 
-def istiod_values(mesh: MeshSpec, cluster_name: str, network: str) -> dict[str, Any]:
+def istiod_values(mesh: MeshSpec, cluster_name: str, network: str,
+                  extension_providers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """istiod as one primary of a multi-network mesh.
 
     * ``global.meshID`` is the same in every cluster, ``global.multiCluster.clusterName`` is unique and
@@ -109,28 +120,34 @@ def istiod_values(mesh: MeshSpec, cluster_name: str, network: str) -> dict[str, 
       use EKS load balancers, which publish hostnames. Both are still registered feature flags.
     * DNS capture only when ``mesh.dns_capture``: the policy layer already creates every model
       Service in every cluster (namespace sameness), so Kubernetes DNS resolves remote-only models.
+    * ``meshConfig.extensionProviders``: the OpenTelemetry tracing provider the policy layer's
+      ``Telemetry`` names (``policies.telemetry``).
     """
     default_config: dict[str, Any] = {"holdApplicationUntilProxyStarts": True}
     if mesh.dns_capture:
         default_config["proxyMetadata"] = {"ISTIO_META_DNS_CAPTURE": "true"}
+    mesh_config: dict[str, Any] = {
+        "trustDomain": mesh.trust_domain,
+        "localityLbSetting": {"enabled": True},
+        "defaultConfig": default_config,
+    }
+    if extension_providers:
+        mesh_config["extensionProviders"] = [dict(p) for p in extension_providers]
     return {
         "global": {
             "meshID": mesh.mesh_id,
             "multiCluster": {"clusterName": cluster_name},
             "network": network,
         },
-        "meshConfig": {
-            "trustDomain": mesh.trust_domain,
-            "localityLbSetting": {"enabled": True},
-            "defaultConfig": default_config,
-        },
+        "meshConfig": mesh_config,
         "env": {"AUTO_RELOAD_PLUGIN_CERTS": "true", "RESOLVE_HOSTNAME_GATEWAYS": "true"},
     }
 
 
-def istiod_release(mesh: MeshSpec, cluster_name: str, network: str) -> HelmReleasePlan:
+def istiod_release(mesh: MeshSpec, cluster_name: str, network: str,
+                   extension_providers: list[dict[str, Any]] | None = None) -> HelmReleasePlan:
     return HelmReleasePlan(release="istiod", chart="istiod", version=mesh.istio_version,
-                           values=istiod_values(mesh, cluster_name, network))
+                           values=istiod_values(mesh, cluster_name, network, extension_providers))
 
 
 # --------------------------------------------------------------------------- gateways
@@ -228,14 +245,43 @@ def aws_eip_zones(region: str, pool_zones: list[str]) -> list[str]:
     return zones or [f"{region}a", f"{region}b"]
 
 
+def lb_idle_annotations(cloud: str, idle_seconds: int, ports: tuple[int, ...]) -> dict[str, str]:
+    """Load-balancer idle timeout annotations so a long, silent generation keeps its connection.
+
+    AWS NLB and Azure LB close idle TCP flows (350 s and 4 min by default) — shorter than a
+    non-streaming 70B generation. GCP's passthrough Network Load Balancer is not a proxy and has no
+    idle-timeout Service parameter (GKE "LoadBalancer Service parameters"), so nothing is rendered
+    there. Values are clamped to what each cloud accepts; the loader reports a route timeout above
+    the maximum (``mesh.lb-idle-below-route-timeout``).
+    """
+    if cloud == "aws":
+        lo, hi = AWS_NLB_IDLE_RANGE
+        value = f"tcp.idle_timeout.seconds={min(hi, max(lo, idle_seconds))}"
+        return {f"{AWS_LB_LISTENER_ATTRIBUTES}.TCP-{port}": value for port in ports}
+    if cloud == "azure":
+        lo, hi = AZURE_LB_IDLE_MINUTES
+        return {AZURE_LB_IDLE: str(min(hi, max(lo, -(-idle_seconds // 60))))}
+    return {}
+
+
+def lb_idle_limit_seconds(cloud: str) -> int | None:
+    """The longest idle timeout the cloud's load balancer accepts (None: no LB idle timeout applies)."""
+    if cloud == "aws":
+        return AWS_NLB_IDLE_RANGE[1]
+    if cloud == "azure":
+        return AZURE_LB_IDLE_MINUTES[1] * 60
+    return None
+
+
 def gcp_lb_annotations() -> dict[str, Any]:
     """A backend-service-based external passthrough Network Load Balancer."""
     return {GCP_L4_RBS: "enabled"}
 
 
-def ingress_annotations(cloud: str) -> dict[str, Any]:
+def ingress_annotations(cloud: str, idle_seconds: int) -> dict[str, Any]:
     """Service annotations of the public ingress gateway's load balancer (no static address needed)."""
-    return aws_nlb_annotations() if cloud == "aws" else {}
+    base = aws_nlb_annotations() if cloud == "aws" else {}
+    return {**base, **lb_idle_annotations(cloud, idle_seconds, INGRESS_PORTS)}
 
 
 def azure_lb_annotations(ip_address: Any, resource_group: Any) -> dict[str, Any]:

@@ -31,6 +31,8 @@ class ServiceInfo:
     name: str
     served_name: str
     variants: tuple[Variant, ...] = ()
+    #: other names clients may put in the OpenAI ``model`` field (the edge maps them to this service)
+    aliases: tuple[str, ...] = ()
 
     @property
     def versions(self) -> set[str]:

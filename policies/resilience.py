@@ -1,7 +1,12 @@
 """Resilience for LLM traffic: timeouts, safe retries, circuit breaking and fallback-model chains.
 
 * ``timeout`` bounds a whole request including retries. Generations run for minutes, so the
-  default is 600 s with one retry whose per-try timeout (300 s) still fits a long generation (Istio's own default is no timeout at all).
+  default is 600 s (Istio's own default is no timeout at all).
+* No per-try timeout by default, and none shorter than the route timeout
+  (``resilience.per-try-cuts-generation``): Envoy's per-try timeout bounds the first try too and is
+  only ignored once the response has started, so ``perTryTimeout: 450s`` under ``timeout: 900s``
+  ends a non-streaming generation at 450 s. Retries only happen on conditions where no generation
+  started (below), which fail fast, so they need no per-try bound of their own.
 * Retries replay a request, and a replayed POST to an LLM may re-run a generation that already
   consumed GPU time. Only conditions where the upstream never started work are allowed
   (:data:`SAFE_RETRY_ON`); ``attempts: 0`` renders Istio's "no retries" form (Istio otherwise
@@ -36,7 +41,9 @@ RetryOn = Literal["connect-failure", "refused-stream", "reset-before-request", "
 class Retries(StrictModel):
     attempts: int = Field(default=1, ge=0, le=10, description="retries after the first try; 0 disables")
     per_try_timeout: Duration | None = Field(
-        default=timedelta(seconds=300), description="bounds every try, the first one too: fit a long generation"
+        default=None,
+        description="bounds every try, the first one too; unset (the default) lets the route timeout bound "
+        "a generation; a value shorter than the route timeout is rejected",
     )
     retry_on: list[RetryOn] = Field(default_factory=lambda: list(SAFE_RETRY_ON[:4]))
 
@@ -108,18 +115,17 @@ class ResilienceSpec(StrictModel):
     retries: Retries = Retries()
     circuit_breaker: CircuitBreaker = CircuitBreaker()
 
-    @model_validator(mode="after")
-    def _retries_fit(self) -> "ResilienceSpec":
+    def per_try_cuts_generation(self) -> bool:
         r = self.retries
-        if r.attempts and r.per_try_timeout is not None:
-            total = r.per_try_timeout * (r.attempts + 1)
-            if total > self.timeout:
-                raise ValueError(
-                    f"retries do not fit the route timeout: (1 + {r.attempts} attempts) x per_try_timeout "
-                    f"{format_duration(r.per_try_timeout)} = {format_duration(total)} > timeout "
-                    f"{format_duration(self.timeout)}"
-                )
-        return self
+        return bool(r.attempts) and r.per_try_timeout is not None and r.per_try_timeout < self.timeout
+
+    def per_try_message(self) -> str:
+        r = self.retries
+        assert r.per_try_timeout is not None
+        return (f"per_try_timeout {format_duration(r.per_try_timeout)} is shorter than the route timeout "
+                f"{format_duration(self.timeout)}: Envoy bounds the first try too, so a non-streaming generation "
+                f"is cut at {format_duration(r.per_try_timeout)}; remove per_try_timeout (retries only happen "
+                "before a generation starts)")
 
 
 class ResiliencePolicy(StrictModel):
@@ -153,6 +159,10 @@ class ResiliencePolicy(StrictModel):
 
     def for_model(self, model: str) -> ResilienceSpec:
         return merged_model(ResilienceSpec, self.default, self.models.get(model))
+
+    def longest_timeout(self) -> timedelta:
+        """The longest route timeout of any model (what idle timeouts on the path must allow)."""
+        return max([self.default.timeout, *(self.for_model(m).timeout for m in self.models)])
 
     def chain(self, primary: str) -> list[str]:
         """The full ordered chain, primary first."""

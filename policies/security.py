@@ -12,7 +12,9 @@ Renders (``security.istio.io/v1``):
   ALLOW rule for ``GET /metrics`` would never match and only suggest a path that is not used.
 * RequestAuthentication on the ingress gateway with the JWT rules, paired with an AuthorizationPolicy
   that requires a valid token (``requestPrincipals: ["*"]``): a RequestAuthentication alone lets
-  requests without a token through.
+  requests without a token through. Every rule copies the identity claims (tier, cohort, tenant,
+  subject) to ``x-fleetkit-claim-*`` headers (``outputClaimToHeaders``) for the edge filter
+  (``policies.edge``), which removes client-sent copies of those headers before ``jwt_authn`` runs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class JwtRule(StrictModel):
     audiences: list[str] = Field(default_factory=list)
     forward_original_token: bool = False
 
-    def render(self) -> dict[str, object]:
+    def render(self, claim_headers: list[dict[str, str]] | None = None) -> dict[str, object]:
         out: dict[str, object] = {"issuer": self.issuer}
         if self.jwks_uri:
             out["jwksUri"] = self.jwks_uri
@@ -39,6 +41,8 @@ class JwtRule(StrictModel):
             out["audiences"] = list(self.audiences)
         if self.forward_original_token:
             out["forwardOriginalToken"] = True
+        if claim_headers:
+            out["outputClaimToHeaders"] = [dict(c) for c in claim_headers]
         return out
 
 
@@ -88,7 +92,8 @@ class SecurityPolicy(StrictModel):
             raise ValueError("require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)")
         return self
 
-    def render(self, ctx: RenderContext) -> list[dict[str, object]]:
+    def render(self, ctx: RenderContext, claim_headers: list[dict[str, str]] | None = None
+               ) -> list[dict[str, object]]:
         ns, sys_ns = ctx.namespace, ctx.system_namespace
         out: list[dict[str, object]] = [
             {
@@ -141,7 +146,7 @@ class SecurityPolicy(StrictModel):
                     "apiVersion": "security.istio.io/v1",
                     "kind": "RequestAuthentication",
                     "metadata": metadata(f"{ctx.ingress_gateway_name}-jwt", sys_ns),
-                    "spec": {"selector": gw_selector, "jwtRules": [r.render() for r in self.jwt]},
+                    "spec": {"selector": gw_selector, "jwtRules": [r.render(claim_headers) for r in self.jwt]},
                 }
             )
         if self.require_jwt:

@@ -131,7 +131,7 @@ def shares(dests: list[Destination]) -> dict[str, str]:
 
 
 def _match_text(m: RouteMatch) -> str:
-    parts = [f"{k}={getattr(m, k)}" for k in ("model", "tier", "task") if getattr(m, k)]
+    parts = [f"{k}={getattr(m, k)}" for k in ("model", "tier", "cohort", "task") if getattr(m, k)]
     for name, sm in sorted(m.headers.items()):
         op, value = next(iter(sm.render().items()))
         parts.append(f"{name}={value}" if op == "exact" else f"{name} {op} {value}")

@@ -86,7 +86,7 @@ def _rendered_fallback() -> tuple[dict[str, Any], dict[str, Any]]:
         "qos": {"default_tier": "standard", "tiers": {"standard": {"priority": 1, "max_requests": 64,
                                                                       "max_pending_requests": 64}}},
     })
-    (ef,) = [o for o in ps.render(ctx) if o["kind"] == "EnvoyFilter"]
+    (ef,) = [o for o in ps.render(ctx) if o["metadata"]["name"] == "fleetkit-fallback"]
     patches = ef["spec"]["configPatches"]
     add = next(p for p in patches if p["applyTo"] == "CLUSTER")
     merge = next(p for p in patches if p["applyTo"] == "HTTP_ROUTE"

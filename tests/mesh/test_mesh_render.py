@@ -160,8 +160,21 @@ def test_cloud_annotations() -> None:
         "service.beta.kubernetes.io/azure-load-balancer-ipv4": "203.0.113.5",
         "service.beta.kubernetes.io/azure-load-balancer-resource-group": "rg",
     }
-    assert render.ingress_annotations("gcp") == {} and "aws-load-balancer-eip-allocations" not in str(
-        render.ingress_annotations("aws"))
+    assert render.ingress_annotations("gcp", 900) == {} and "aws-load-balancer-eip-allocations" not in str(
+        render.ingress_annotations("aws", 900))
+
+
+def test_lb_idle_timeouts_cover_the_longest_route_timeout() -> None:
+    aws = render.lb_idle_annotations("aws", 900, render.INGRESS_PORTS)
+    assert aws == {f"service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-{p}":
+                   "tcp.idle_timeout.seconds=900" for p in (80, 443)}
+    assert render.lb_idle_annotations("azure", 900, render.EASTWEST_PORTS) == {
+        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "15"}
+    assert render.lb_idle_annotations("azure", 61, render.EASTWEST_PORTS) == {
+        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "4"}  # the Azure minimum
+    assert render.lb_idle_annotations("gcp", 900, render.INGRESS_PORTS) == {}
+    assert render.ingress_annotations("aws", 900)[
+        "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-443"] == "tcp.idle_timeout.seconds=900"
 
 
 def test_aws_eip_zones() -> None:

@@ -95,9 +95,9 @@ def test_check_models_gpus_per_pod_with_pipeline_parallel():
 
 
 def test_served_names_unique():
+    args = EngineArgs.from_spec(spec_of("aws-us-east-1").models["llama-3-8b"], model_path="/m")
     with pytest.raises(ValidationError, match="unique"):
-        EngineArgs.from_spec(spec_of("aws-us-east-1").models["llama-3-8b"], model_path="/m",
-                             extra_served_names=["x", "x"])
+        EngineArgs(**{**args.model_dump(), "served_model_names": ["x", "x"]})
 
 
 def test_loader_reports_engine_arg_problems_with_their_source():

@@ -57,7 +57,7 @@ def test_route_added_removed_and_reordered(spec: RegionStackSpec) -> None:
     assert out == [("route order (first match wins): llama-70b-canary, llama-70b, summarize, llama-8b "
                     "→ llama-70b-canary, llama-70b, llama-8b, summarize")]
     out = texts(spec, changed(spec, {"policies.routing.routes": routes[1:]}))
-    assert out[0].startswith("route llama-70b-canary removed (was model=llama-3-70b & x-canary-cohort=beta → "
+    assert out[0].startswith("route llama-70b-canary removed (was model=llama-3-70b & cohort=beta → "
                              "llama-3-70b/v1 90%, llama-3-70b/v2 10%)")
 
 

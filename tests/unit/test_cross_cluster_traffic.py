@@ -74,7 +74,7 @@ def test_a_split_part_with_no_replica_anywhere_is_a_spec_error() -> None:
 
 # --------------------------------------------------------------------------- item 6: mirror local and sized
 MIRROR = {"routing": {"routes": [
-    {"name": "canary", "match": [{"model": "big", "headers": {"x-cohort": "beta"}}],
+    {"name": "canary", "match": [{"model": "big", "cohort": "beta"}],
      "to": [{"model": "big", "version": "v1", "weight": 90}, {"model": "big", "version": "v2", "weight": 10}]},
     {"name": "big", "match": [{"model": "big"}], "to": [{"model": "big", "version": "v1"}],
      "mirror": {"model": "big", "version": "v2", "percent": 5}}],
@@ -117,7 +117,7 @@ def test_the_fallback_aggregate_lists_the_primary_first_in_every_cluster() -> No
                 routing={"routes": [{"name": "big", "match": [{"model": "big"}], "to": [{"model": "big"}]}],
                          "default": {"to": [{"model": "small"}]}})
     for stack in ("usw2", "use1", "euw4"):  # with and without a local primary
-        ef = next(o for o in ps.render(ctx(stack)) if o["kind"] == "EnvoyFilter")
+        ef = next(o for o in ps.render(ctx(stack)) if o["metadata"]["name"] == "fleetkit-fallback")
         cluster = ef["spec"]["configPatches"][0]["patch"]["value"]
         assert cluster["cluster_type"]["typed_config"]["clusters"] == [
             "outbound|8000|v1|big.llm.svc.cluster.local", "outbound|8000||small.llm.svc.cluster.local"]

@@ -76,10 +76,11 @@ def policy_sets(draw: Any) -> dict[str, Any]:
     attempts = draw(st.integers(0, 3))
     per_try = draw(st.integers(30, 300))
     retries: dict[str, Any] = {"attempts": attempts}
-    if attempts:
-        retries["per_try_timeout"] = f"{per_try}s"
-    res: dict[str, Any] = {"default": {"timeout": f"{per_try * (attempts + 1) + draw(st.integers(0, 100))}s",
-                                       "retries": retries}}
+    timeout = per_try + draw(st.integers(0, 100))
+    if attempts and draw(st.booleans()):
+        # a per-try timeout is only valid when it does not cut a generation short (>= the route timeout)
+        retries["per_try_timeout"] = f"{timeout}s"
+    res: dict[str, Any] = {"default": {"timeout": f"{timeout}s", "retries": retries}}
     if draw(st.booleans()):
         primary = draw(st.sampled_from(MODELS))
         rest = [m for m in MODELS if m != primary]

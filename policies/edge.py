@@ -1,0 +1,368 @@
+"""The ingress gateway's edge: body-based model routing, identity from verified claims, rate limits.
+
+Why these mechanisms
+--------------------
+* **Body routing** follows the Gateway API Inference Extension's body-based router (BBR): read the
+  OpenAI body's ``model`` at the gateway, put it in a header, and let ordinary header routing (here
+  the VirtualService) pick the backend. BBR does this in an ext_proc server; the kit does it inside
+  the gateway's own Envoy with two upstream filters, so there is no extra deployment on the request
+  path: ``envoy.filters.http.json_to_metadata`` (Envoy's JSON parser, top-level ``model`` only, so a
+  ``"model"`` key inside a message cannot steer routing) and ``envoy.filters.http.lua`` (maps served
+  names and aliases to the model service, answers unknown models with an OpenAI-format 404, and
+  calls ``clearRouteCache()`` so the route is chosen again on the new headers). Both are in Istio's
+  proxy build; they are installed by an ``EnvoyFilter`` on the ingress gateway only.
+* **Identity**: ``RequestAuthentication.jwtRules[].outputClaimToHeaders`` copies verified claims to
+  ``x-fleetkit-claim-*`` headers. Envoy's ``claim_to_headers`` *adds* the header (a client-sent
+  copy would remain beside it), so a first Lua filter (``INSERT_FIRST``, ahead of ``jwt_authn``)
+  removes every header the kit routes or identifies on before anything reads them; the routing Lua
+  filter then derives tier, cohort and tenant only from the claim headers.
+* **Tiers reach the GPU**: vLLM's OpenAI request models take a ``priority`` member (lower is
+  scheduled earlier) honoured with ``--scheduling-policy priority``; the edge sets it from the
+  verified tier (the highest-priority tier gets 0). The body rewrite appends ``"model"`` and
+  ``"priority"`` before the closing brace: JSON parsers keep the last of duplicate keys, so a
+  client-sent ``priority`` is overridden.
+* **Quotas**: ``envoy.filters.http.local_ratelimit`` with descriptors from the tier and tenant
+  headers (``rate_limits`` actions merged into the gateway's virtual hosts). Local rate limits are
+  token buckets **per gateway replica**: with N replicas a tier may get up to N times its limit. The
+  429 carries ``Retry-After`` (the bucket's fill interval) and an OpenAI-format error body.
+
+References: Envoy docs, HTTP filters ``lua`` (``clearRouteCache``, ``body():setBytes``),
+``json_to_metadata``, ``local_ratelimit`` (descriptors, ``response_headers_to_add``), ``jwt_authn``
+(``claim_to_headers``); Istio ``EnvoyFilter`` (``INSERT_FIRST``, ``INSERT_BEFORE``, ``VIRTUAL_HOST``
+``MERGE``), ``RequestAuthentication`` (``outputClaimToHeaders``); vLLM ``protocol.py``
+(``priority`` on chat/completion requests) and ``--scheduling-policy``; Gateway API Inference
+Extension ``bbr``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, model_validator
+
+from policies.common import LABEL_APP, Duration, Name, StrictModel, metadata, seconds
+from policies.context import RenderContext
+
+if TYPE_CHECKING:
+    from policies.policy_set import PolicySet
+
+EDGE_FILTER_NAME = "fleetkit-edge"
+METADATA_NAMESPACE = "fleetkit.edge"
+CLAIM_HEADER_PREFIX = "x-fleetkit-claim-"
+RATE_LIMITED_MARKER = "x-fleetkit-rate-limited"
+BODY_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+HCM = "envoy.filters.network.http_connection_manager"
+ROUTER = "envoy.filters.http.router"
+LUA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
+JSON_TO_METADATA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata"
+LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+
+
+class Identity(StrictModel):
+    """Which verified JWT claims decide tier, cohort and tenant."""
+
+    tier_claim: str = Field(default="tier", min_length=1, description="claim naming the caller's tier")
+    tier_values: dict[str, Name] = Field(
+        default_factory=dict,
+        description="claim value -> QoS tier (e.g. {gold: premium}); a tier's own name always maps to itself; "
+        "tokens without the claim, or with an unmapped value, get qos.default_tier",
+    )
+    cohort_claim: str | None = Field(default="cohort", description="claim naming a canary cohort; null: none")
+    cohorts: dict[Name, float] = Field(
+        default_factory=dict,
+        description="cohort -> percent of subjects placed in it by a sticky hash of the subject claim "
+        "(for tokens without a cohort claim); e.g. {beta: 10}",
+    )
+    tenant_claim: str | None = Field(default="tenant", description="claim naming the tenant (usage, quotas)")
+    subject_claim: str = Field(default="sub", min_length=1)
+
+    @model_validator(mode="after")
+    def _percent(self) -> Identity:
+        total = sum(self.cohorts.values())
+        if any(p <= 0 for p in self.cohorts.values()) or total > 100:
+            raise ValueError(f"cohort percentages must be > 0 and add up to at most 100 (got {total:g})")
+        return self
+
+    def claims(self) -> dict[str, str]:
+        """Role (tier/cohort/tenant/subject) -> claim name, for the roles in use."""
+        out = {"tier": self.tier_claim, "subject": self.subject_claim}
+        if self.cohort_claim:
+            out["cohort"] = self.cohort_claim
+        if self.tenant_claim:
+            out["tenant"] = self.tenant_claim
+        return out
+
+    @staticmethod
+    def claim_header(role: str) -> str:
+        return f"{CLAIM_HEADER_PREFIX}{role}"
+
+    def output_claim_to_headers(self) -> list[dict[str, str]]:
+        """``RequestAuthentication`` ``outputClaimToHeaders`` entries, sorted by header."""
+        return [{"header": self.claim_header(role), "claim": claim} for role, claim in sorted(self.claims().items())]
+
+
+class Limit(StrictModel):
+    """A token bucket: ``requests_per_minute`` refilled every minute, up to ``burst`` at once."""
+
+    requests_per_minute: int = Field(ge=1)
+    burst: int | None = Field(default=None, ge=1, description="bucket size; default requests_per_minute")
+
+    def token_bucket(self, fill: timedelta) -> dict[str, Any]:
+        per_fill = max(1, round(self.requests_per_minute * fill.total_seconds() / 60))
+        return {"max_tokens": self.burst or self.requests_per_minute, "tokens_per_fill": per_fill,
+                "fill_interval": f"{seconds(fill)}s"}
+
+
+class RateLimits(StrictModel):
+    """Per-tier and per-tenant request rates at the ingress gateway (per gateway replica)."""
+
+    tiers: dict[Name, Limit] = Field(default_factory=dict)
+    tenants: dict[str, Limit] = Field(default_factory=dict, description="tenant claim value -> limit")
+    fill_interval: Duration = Field(default=timedelta(seconds=60), description="refill period; Retry-After value")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tiers or self.tenants)
+
+
+class EdgePolicy(StrictModel):
+    identity: Identity = Identity()
+    rate_limits: RateLimits = RateLimits()
+
+
+# --------------------------------------------------------------------------- helpers
+def sticky_bucket(subject: str) -> int:
+    """The bucket (0..99) the edge filter puts a subject in (same arithmetic as edge_route.lua)."""
+    h = 0
+    for b in subject.encode():
+        h = (h * 31 + b) % 2147483647
+    return h % 100
+
+
+def managed_headers(policies: PolicySet) -> list[str]:
+    """Every request header the kit derives at the edge; client-sent copies are removed first."""
+    h = policies.routing.headers
+    claims = [Identity.claim_header(role) for role in ("cohort", "subject", "tenant", "tier")]
+    return sorted({h.model, h.tier, h.cohort, h.tenant, *claims})
+
+
+def model_names(ctx: RenderContext) -> dict[str, dict[str, str]]:
+    """Every name a client may put in ``model`` -> the model service and the served name it becomes."""
+    out: dict[str, dict[str, str]] = {}
+    for service, info in sorted(ctx.services.items()):
+        target = {"service": service, "served": info.served_name}
+        for name in (service, info.served_name, *info.aliases):
+            out.setdefault(name, target)
+    return out
+
+
+def tier_priorities(policies: PolicySet) -> dict[str, int]:
+    """QoS tier -> vLLM request priority (0 for the most important tier; lower runs earlier)."""
+    if policies.qos is None:
+        return {}
+    return {name: i for i, (name, _) in enumerate(policies.qos.ordered())}
+
+
+def _lua(value: Any) -> str:
+    """A Lua literal for plain data (dict keys sorted for deterministic output)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + "".join(c if c.isalnum() or c in " -_./:@+" else f"\\{ord(c):03d}" for c in value) + '"'
+    if isinstance(value, (list, tuple)):
+        return "{" + ", ".join(_lua(v) for v in value) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in sorted(value.items())) + "}"
+    raise TypeError(f"cannot render {type(value).__name__} as Lua")
+
+
+def route_script(policies: PolicySet, ctx: RenderContext) -> str:
+    """The routing Lua filter's source: the fleet's configuration table, then ``edge_route.lua``."""
+    ident = policies.edge.identity
+    h = policies.routing.headers
+    tiers = sorted(policies.qos.tiers) if policies.qos else []
+    tier_map = {t: t for t in tiers}
+    tier_map.update({k: v for k, v in ident.tier_values.items() if v in tier_map})
+    config = {
+        "headers": {"model": h.model, "tier": h.tier, "cohort": h.cohort, "tenant": h.tenant},
+        "claim_headers": {role: Identity.claim_header(role) for role in ident.claims()},
+        "models": model_names(ctx),
+        "tiers": {"default": policies.qos.default_tier if policies.qos else "", "map": tier_map,
+                  "priority": tier_priorities(policies)},
+        "cohorts": {"known": {c: True for c in ident.cohorts} | {c: True for c in policies.routing.cohorts()},
+                    "sticky": [{"name": c, "percent": p} for c, p in sorted(ident.cohorts.items())]},
+        "body_paths": {p: True for p in BODY_PATHS},
+        "metadata_namespace": METADATA_NAMESPACE,
+    }
+    source = resources.files("policies").joinpath("edge_route.lua").read_text(encoding="utf-8")
+    return f"FLEETKIT = {_lua(config)}\n\n{source}"
+
+
+def strip_script(policies: PolicySet) -> str:
+    lines = ["-- fleetkit: drop client-sent copies of every header the edge derives (before jwt_authn)",
+             "function envoy_on_request(handle)", "  local headers = handle:headers()"]
+    lines += [f'  headers:remove("{name}")' for name in managed_headers(policies)]
+    lines += ["end", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- Envoy filter configs
+def strip_filter(policies: PolicySet) -> dict[str, Any]:
+    return {"name": "fleetkit.edge.strip",
+            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": strip_script(policies)}}}
+
+
+def json_to_metadata_filter() -> dict[str, Any]:
+    target = {"metadata_namespace": METADATA_NAMESPACE, "key": "model"}
+    return {"name": "fleetkit.edge.model",
+            "typed_config": {"@type": JSON_TO_METADATA_TYPE, "request_rules": {"rules": [
+                {"selectors": [{"key": "model"}], "on_present": dict(target)}]}}}
+
+
+def route_filter(policies: PolicySet, ctx: RenderContext) -> dict[str, Any]:
+    return {"name": "fleetkit.edge.route",
+            "typed_config": {"@type": LUA_TYPE,
+                             "default_source_code": {"inline_string": route_script(policies, ctx)}}}
+
+
+def ratelimit_filter(policies: PolicySet) -> dict[str, Any]:
+    rl = policies.edge.rate_limits
+    fill = rl.fill_interval
+    descriptors = [{"entries": [{"key": "tier", "value": t}], "token_bucket": lim.token_bucket(fill)}
+                   for t, lim in sorted(rl.tiers.items())]
+    descriptors += [{"entries": [{"key": "tenant", "value": t}], "token_bucket": lim.token_bucket(fill)}
+                    for t, lim in sorted(rl.tenants.items())]
+    # the filter-wide bucket only bounds requests no descriptor matches; keep it out of the way
+    biggest = max(lim.burst or lim.requests_per_minute for lim in [*rl.tiers.values(), *rl.tenants.values()])
+    full = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "fleetkit_edge_rl"}
+    return {"name": "fleetkit.edge.ratelimit",
+            "typed_config": {
+                "@type": LOCAL_RATELIMIT_TYPE,
+                "stat_prefix": "fleetkit_edge_ratelimit",
+                "token_bucket": {"max_tokens": biggest * 100, "tokens_per_fill": biggest * 100,
+                                 "fill_interval": f"{seconds(fill)}s"},
+                "filter_enabled": dict(full),
+                "filter_enforced": dict(full),
+                "descriptors": descriptors,
+                "response_headers_to_add": [
+                    {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                     "header": {"key": "retry-after", "value": str(seconds(fill))}},
+                    {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_MARKER, "value": "1"}},
+                ],
+            }}
+
+
+def vhost_rate_limits(policies: PolicySet) -> list[dict[str, Any]]:
+    """Route-table ``rate_limits``: one descriptor from the tier header, one from the tenant header."""
+    h = policies.routing.headers
+    rl = policies.edge.rate_limits
+    out = []
+    if rl.tiers:
+        out.append({"actions": [{"request_headers": {"header_name": h.tier, "descriptor_key": "tier"}}]})
+    if rl.tenants:
+        out.append({"actions": [{"request_headers": {"header_name": h.tenant, "descriptor_key": "tenant"}}]})
+    return out
+
+
+def http_filters(policies: PolicySet, ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(filters first in the chain, filters just before the router), in order."""
+    before_router = [json_to_metadata_filter(), route_filter(policies, ctx)]
+    if policies.edge.rate_limits.enabled:
+        before_router.append(ratelimit_filter(policies))
+    return [strip_filter(policies)], before_router
+
+
+def fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> dict[str, dict[str, str]]:
+    """Fallback member service -> {every name of a primary it backs: the member's own served name}."""
+    names = model_names(ctx)
+    out: dict[str, dict[str, str]] = {}
+    for primary, chain in sorted(policies.resilience.fallback.items()):
+        for member in chain:
+            info = ctx.services.get(member)
+            if info is None or primary not in ctx.services:
+                continue
+            for name, target in names.items():
+                if target["service"] == primary:
+                    out.setdefault(member, {})[name] = info.served_name
+    return out
+
+
+FALLBACK_REWRITE_LUA = """
+function envoy_on_request(handle)
+  local meta = handle:streamInfo():dynamicMetadata():get(NAMESPACE)
+  local to = meta and meta.model and REWRITE[meta.model]
+  if to == nil then return end
+  local body = handle:body()
+  local head = body:getBytes(0, body:length()):match("^(.*)}%s*$")
+  if head == nil then return end
+  body:setBytes(head .. ',"model":"' .. to .. '"}')
+  handle:headers():replace("content-length", tostring(body:length()))
+end
+"""
+
+
+def render_fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
+    """An inbound ``EnvoyFilter`` on each fallback model's pods: a request the mesh failed over to it
+    (the body names a primary it backs) is rewritten to the fallback's own served name.
+
+    Each vLLM serves exactly its own name (a pod never advertises another model's name), and the
+    reply's ``model`` says which model answered. Sidecar-inbound twin of the edge filter:
+    ``json_to_metadata`` for the top-level ``model``, then a Lua body rewrite (last key wins).
+    """
+    out = []
+    router = {"filterChain": {"filter": {"name": HCM, "subFilter": {"name": ROUTER}}}}
+    for member, rewrite in sorted(fallback_rewrites(policies, ctx).items()):
+        script = (f"local NAMESPACE = {_lua(METADATA_NAMESPACE)}\nlocal REWRITE = {_lua(rewrite)}\n"
+                  f"{FALLBACK_REWRITE_LUA}")
+        lua = {"name": "fleetkit.fallback.rewrite",
+               "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": script}}}
+        patches = [{"applyTo": "HTTP_FILTER", "match": {"context": "SIDECAR_INBOUND", "listener": router},
+                    "patch": {"operation": "INSERT_BEFORE", "value": f}} for f in (json_to_metadata_filter(), lua)]
+        out.append({
+            "apiVersion": "networking.istio.io/v1alpha3",
+            "kind": "EnvoyFilter",
+            "metadata": metadata(f"{member}-fallback-rewrite", ctx.namespace),
+            "spec": {"workloadSelector": {"labels": {LABEL_APP: member}}, "configPatches": patches},
+        })
+    return out
+
+
+def gateway_port(policies: PolicySet) -> int:
+    return 443 if policies.routing.tls_credential else 80
+
+
+def render_edge(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
+    """The ingress gateway's ``EnvoyFilter`` (``networking.istio.io/v1alpha3``)."""
+    first, before_router = http_filters(policies, ctx)
+    listener = {"filterChain": {"filter": {"name": HCM}}}
+    patches: list[dict[str, Any]] = [
+        {"applyTo": "HTTP_FILTER", "match": {"context": "GATEWAY", "listener": listener},
+         "patch": {"operation": "INSERT_FIRST", "value": f}} for f in first
+    ]
+    router = {"filterChain": {"filter": {"name": HCM, "subFilter": {"name": ROUTER}}}}
+    patches += [
+        {"applyTo": "HTTP_FILTER", "match": {"context": "GATEWAY", "listener": router},
+         "patch": {"operation": "INSERT_BEFORE", "value": f}} for f in before_router
+    ]
+    limits = vhost_rate_limits(policies)
+    if limits:
+        port = gateway_port(policies)
+        for host in sorted(policies.routing.hosts):
+            patches.append({
+                "applyTo": "VIRTUAL_HOST",
+                "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"name": f"{host}:{port}"}}},
+                "patch": {"operation": "MERGE", "value": {"rate_limits": limits}},
+            })
+    return [*render_fallback_rewrites(policies, ctx), {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": metadata(EDGE_FILTER_NAME, ctx.system_namespace),
+        "spec": {
+            "workloadSelector": {"labels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}},
+            "configPatches": patches,
+        },
+    }]
