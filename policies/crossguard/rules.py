@@ -778,6 +778,80 @@ def _sibling(name: str) -> ModuleType:
 fleet_rules = _sibling("fleet_rules")
 
 
+# --------------------------------------------------------------------------- serving path (issue 13)
+#: headers named like a caller's identity; routing on one a client can send is a forgery hole
+IDENTITY_HEADER = re.compile(r"(tier|cohort|canary|plan|tenant|role|group|priority|premium|beta)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+#: load-balancer idle timeout annotations (AWS LBC listener attributes, Azure cloud provider)
+AWS_LISTENER_ATTRS = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes."
+AZURE_IDLE = "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"
+
+
+def _seconds(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    parts = _DURATION.findall(value)
+    return sum(float(n) * _SECONDS[u] for n, u in parts) if parts else None
+
+
+def _stripped_headers(resources: Sequence[Resource]) -> set[str]:
+    """Headers an ingress EnvoyFilter removes ahead of every other HTTP filter (INSERT_FIRST Lua)."""
+    out: set[str] = set()
+    for r in resources:
+        if not _istio_kind(r, "networking", "EnvoyFilter"):
+            continue
+        for patch in _list(r.get("spec", "configPatches")):
+            if dig(patch, "patch", "operation") == "INSERT_FIRST":
+                code = str(dig(patch, "patch", "value", "typed_config", "default_source_code", "inline_string",
+                               default=""))
+                out.update(re.findall(r'remove\("([^"]+)"\)', code))
+    return out
+
+
+def check_serving_routes(resources: Sequence[Resource]) -> Iterator[tuple[Resource | None, str]]:
+    """VirtualService routes: identity headers must be edge-derived; per-try timeouts must not cut generation."""
+    stripped = _stripped_headers(resources)
+    for r in resources:
+        if not _istio_kind(r, "networking", "VirtualService"):
+            continue
+        for http in _list(r.get("spec", "http")):
+            name = dig(http, "name", default="?")
+            for match in _list(dig(http, "match")):
+                for header in sorted(_map(dig(match, "headers"))):
+                    if IDENTITY_HEADER.search(header) and header not in stripped:
+                        yield r, (f"VirtualService {r.ref} route {name} matches {header!r}, a header clients can "
+                                  "send: derive it at the edge from a verified claim and strip client copies")
+            timeout = _seconds(dig(http, "timeout"))
+            per_try = _seconds(dig(http, "retries", "perTryTimeout"))
+            if timeout and per_try and per_try < timeout and dig(http, "retries", "attempts", default=0):
+                yield r, (f"VirtualService {r.ref} route {name}: perTryTimeout {dig(http, 'retries', 'perTryTimeout')} "
+                          f"< timeout {dig(http, 'timeout')} ends a non-streaming generation early")
+
+
+def check_lb_idle(resources: Sequence[Resource]) -> Iterator[tuple[Resource | None, str]]:
+    """Gateway load balancers on AWS/Azure keep idle connections at least as long as the longest route."""
+    longest = max((_seconds(dig(h, "timeout")) or 0.0 for r in resources
+                   if _istio_kind(r, "networking", "VirtualService") for h in _list(r.get("spec", "http"))),
+                  default=0.0)
+    for exp in _load_balancers(resources):
+        ann = exp.annotations
+        if any(is_unknown(v) for v in ann.values()):
+            continue
+        if any(k.startswith("service.beta.kubernetes.io/aws-load-balancer") for k in ann):
+            idle = [float(m) for k, v in ann.items() if k.startswith(AWS_LISTENER_ATTRS)
+                    for m in re.findall(r"tcp\.idle_timeout\.seconds=(\d+)", str(v))]
+            have, default = (min(idle) if idle else 350.0), "AWS NLB default 350 s"
+        elif any(k.startswith("service.beta.kubernetes.io/azure-load-balancer") for k in ann):
+            have = float(ann[AZURE_IDLE]) * 60 if str(ann.get(AZURE_IDLE, "")).isdigit() else 240.0
+            default = "Azure LB default 4 min"
+        else:
+            continue
+        if have < longest:
+            yield exp.resource, (f"{exp.what}: load-balancer idle timeout {have:g} s (or the {default}) is below "
+                                 f"the longest route timeout {longest:g} s; a silent generation would be cut")
+
+
 # --------------------------------------------------------------------------- the rule set
 RULES: tuple[Rule, ...] = (
     Rule("gpu-pools-tainted", "GPU node pools carry a NoSchedule/NoExecute taint so only GPU workloads land there.",
@@ -835,6 +909,18 @@ RULES: tuple[Rule, ...] = (
          "Istio's merged metrics port 15020 (such a rule never matches).", "advisory", "low",
          "Remove the /metrics rule; scrapes reach istio-agent on :15020, outside sidecar authorization.",
          stack_check=fleet_rules.check_dead_metrics_rule),
+
+
+    Rule("serving-routes",
+         "Routes never match a client-sendable identity header (tier, cohort, …) and never set a per-try timeout "
+         "shorter than the route timeout.",
+         "mandatory", "high", "Route on the edge-derived tier/cohort (policies.routing typed matches); drop "
+         "per_try_timeout.", stack_check=check_serving_routes),
+    Rule("lb-idle-timeout",
+         "Gateway load balancers (AWS NLB, Azure LB) keep idle connections at least as long as the longest route "
+         "timeout.",
+         "mandatory", "high", "Keep the kit's idle-timeout annotations (mesh.lb_idle_timeout unset or >= the longest "
+         "route timeout).", stack_check=check_lb_idle),
 )
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
 

@@ -110,7 +110,40 @@ def _query_on_served_name(rows: list[dict[str, Any]]) -> None:
                                               'model_name="meta-llama/Llama-3.1-70B-Instruct"')
 
 
+def _virtual_service(r: dict[str, Any]) -> bool:
+    return r["type"].endswith(":VirtualService")
+
+
+def _client_cohort_header(rows: list[dict[str, Any]]) -> None:
+    # the seed's form: any caller could send x-canary-cohort and join the canary
+    http = _first(rows, _virtual_service)["inputs"]["spec"]["http"][0]
+    http["match"][0]["headers"]["x-canary-cohort"] = {"exact": "beta"}
+
+
+def _no_strip_filter(rows: list[dict[str, Any]]) -> None:
+    # routing on the edge's tier header without the filter that strips client copies
+    rows[:] = [r for r in rows if not (r["type"].endswith(":EnvoyFilter")
+                                       and r["inputs"]["metadata"]["name"] == "fleetkit-edge")]
+
+
+def _per_try_cuts(rows: list[dict[str, Any]]) -> None:
+    http = _first(rows, _virtual_service)["inputs"]["spec"]["http"][0]
+    http["timeout"], http["retries"]["perTryTimeout"] = "900s", "450s"
+
+
+def _lb_idle_default(rows: list[dict[str, Any]]) -> None:
+    gw = _first(rows, lambda r: r["type"] == "kubernetes:helm.sh/v3:Release"
+                and str(r["inputs"].get("name", "")).endswith("ingress"))
+    ann = gw["inputs"]["values"]["service"]["annotations"]
+    for k in [k for k in ann if "listener-attributes" in k]:
+        del ann[k]
+
+
 @pytest.mark.parametrize(("breakage", "policy"), [
+    (_client_cohort_header, "serving-routes"),
+    (_no_strip_filter, "serving-routes"),
+    (_per_try_cuts, "serving-routes"),
+    (_lb_idle_default, "lb-idle-timeout"),
     (_untaint, "gpu-pools-tainted"),
     (_drop_liveness, "model-probes"),
     (_drop_pdbs, "model-pdb"),
