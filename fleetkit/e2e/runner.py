@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ GPU_ONLY = {"--tensor-parallel-size", "--pipeline-parallel-size", "--gpu-memory-
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 #: the models the demo stack routes between, and the served name each answers to
 MODELS = ("llama-3-8b", "llama-3-70b")
-OVERRIDES = ["policies.edge.rate_limits.tiers.batch.requests_per_minute=3"]
+#: a small batch limit so the run can exceed it; every request traced (the demo samples 1%)
+OVERRIDES = ["policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
+             "policies.telemetry.tracing.sampling_percent=100"]
 
 
 def say(msg: str) -> None:
@@ -103,8 +106,11 @@ class Checks:
 
 
 def start_s3() -> tuple[Any, str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
     port = procs.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -209,19 +215,17 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
         raise AssertionError(f"no trace with both gateway and engine spans (services seen: {sorted(seen)})")
 
     def latency() -> str:
-        import httpx
-
-        body = {"model": served["llama-3-8b"], "messages": msg, "max_tokens": 1}
-        headers = {"authorization": f"Bearer {gw.token(plan='enterprise')}"}
+        body = json.dumps({"model": served["llama-3-8b"], "messages": msg, "max_tokens": 1}).encode()
+        headers = {"authorization": f"Bearer {gw.token(plan='enterprise')}", "content-type": "application/json"}
 
         def timed(url: str, hdrs: dict[str, str]) -> list[float]:
             out = []
-            with httpx.Client(timeout=60) as http:
-                for _ in range(samples):
-                    t = time.monotonic()
-                    r = http.post(url, json=body, headers=hdrs)
-                    r.raise_for_status()
-                    out.append((time.monotonic() - t) * 1000)
+            for _ in range(samples):
+                t = time.monotonic()
+                req = urllib.request.Request(url, data=body, headers={"content-type": "application/json", **hdrs})
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    resp.read()
+                out.append((time.monotonic() - t) * 1000)
             return out
 
         via = timed(f"{gw.url}/v1/chat/completions", headers)

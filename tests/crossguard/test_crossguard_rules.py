@@ -131,7 +131,41 @@ ISTIO_BASE = [peer_auth("STRICT")]
 
 # --------------------------------------------------------------------------- the cases
 # (rule, case id, resources, should the rule report a violation?)
+def vs(headers: dict[str, Any], timeout: str = "900s", per_try: str | None = None) -> Resource:
+    retries: dict[str, Any] = {"attempts": 1, "retryOn": "connect-failure"}
+    if per_try:
+        retries["perTryTimeout"] = per_try
+    return k8s("kubernetes:networking.istio.io/v1:VirtualService", "VirtualService", "routes", spec={"http": [
+        {"name": "r", "match": [{"headers": headers}], "route": [{"destination": {"host": "m"}}],
+         "timeout": timeout, "retries": retries}]})
+
+
+def strip_filter(*headers: str) -> Resource:
+    code = "function envoy_on_request(h)\n" + "".join(f'  h:headers():remove("{x}")\n' for x in headers) + "end\n"
+    return k8s("kubernetes:networking.istio.io/v1alpha3:EnvoyFilter", "EnvoyFilter", "edge", "istio-system",
+               spec={"configPatches": [{"applyTo": "HTTP_FILTER", "patch": {"operation": "INSERT_FIRST", "value": {
+                   "name": "strip", "typed_config": {"default_source_code": {"inline_string": code}}}}}]})
+
+
+AWS_LB = {"service.beta.kubernetes.io/aws-load-balancer-type": "external"}
+AWS_IDLE = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-443"
+AZURE_IDLE = "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"
+AZURE_LB = {"service.beta.kubernetes.io/azure-load-balancer-ipv4": "203.0.113.5"}
+
 CASES: list[tuple[str, str, list[Resource], bool]] = [
+    ("serving-routes", "client-cohort-header", [vs({"x-canary-cohort": {"exact": "beta"}})], True),
+    ("serving-routes", "tier-header-without-strip", [vs({"x-fleetkit-tier": {"exact": "premium"}})], True),
+    ("serving-routes", "tier-header-stripped", [vs({"x-fleetkit-tier": {"exact": "premium"}}),
+                                                strip_filter("x-fleetkit-tier")], False),
+    ("serving-routes", "per-try-cuts-generation", [vs({"x-team": {"exact": "a"}}, "900s", "450s")], True),
+    ("serving-routes", "per-try-equals-timeout", [vs({"x-team": {"exact": "a"}}, "900s", "900s")], False),
+    ("lb-idle-timeout", "aws-default-350s", [vs({}), lb_service(annotations=AWS_LB)], True),
+    ("lb-idle-timeout", "aws-raised", [vs({}), lb_service(annotations={**AWS_LB,
+                                                                      AWS_IDLE: "tcp.idle_timeout.seconds=900"})], False),
+    ("lb-idle-timeout", "azure-default-4min", [vs({}), lb_service(annotations=AZURE_LB)], True),
+    ("lb-idle-timeout", "azure-raised", [vs({}), lb_service(annotations={**AZURE_LB, AZURE_IDLE: "15"})], False),
+    ("lb-idle-timeout", "gcp-no-proxy-timeout", [vs({}), lb_service(annotations={"cloud.google.com/l4-rbs": "enabled"})],
+     False),
     ("gpu-pools-tainted", "eks-untainted", [node_group()], True),
     ("gpu-pools-tainted", "eks-soft-taint-only", [node_group(taints=[{**GPU_TAINT, "effect": "PREFER_NO_SCHEDULE"}])], True),
     ("gpu-pools-tainted", "eks-gpu-by-instance-type", [node_group(ami="AL2023_x86_64_STANDARD", types=("p5.48xlarge",))], True),
