@@ -74,7 +74,6 @@ from policies.common import (
 )
 from policies.context import RenderContext
 from policies.qos import QosPolicy
-from policies.traffic import fallback_served_names
 
 # --------------------------------------------------------------------------- constants
 #: Node directory of the shared weight cache (see the module docstring for the contract).
@@ -273,10 +272,10 @@ def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, st
     service = spec.service_of(model_name)
     policies = spec.policies
     weights = WeightsLocation.parse(model.weights_uri)
-    served_by_service = {s: info.served_name for s, info in ctx.services.items()}
-    extra_names = fallback_served_names(policies, service, served_by_service)
+    # only the model's own name: a fallback model never answers to another model's name (issue 13)
     engine = EngineArgs.from_spec(model, model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
-                                  extra_served_names=extra_names)
+                                  priority_scheduling=policies.qos is not None,
+                                  otlp_traces_endpoint=policies.telemetry.otlp_endpoint(ctx))
     gpu_class = gpu_class_of(spec, pool)
     selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
     labels = {

@@ -10,12 +10,15 @@ from pydantic import Field
 from policies.autoscaling import AutoscalingPolicy
 from policies.common import StrictModel, manifest_key
 from policies.context import RenderContext
+from policies.edge import EdgePolicy, render_edge
 from policies.failover import FailoverPolicy
 from policies.load_balancing import LoadBalancingPolicy
 from policies.qos import QosPolicy
 from policies.resilience import ResiliencePolicy
 from policies.routing import RoutingPolicy
 from policies.security import SecurityPolicy
+from policies.serving_checks import serving_issues
+from policies.telemetry import TelemetryPolicy
 from policies.traffic import render_traffic
 
 
@@ -37,6 +40,8 @@ class PolicySet(StrictModel):
     failover: FailoverPolicy | None = Field(default_factory=FailoverPolicy)
     autoscaling: AutoscalingPolicy = AutoscalingPolicy()
     security: SecurityPolicy = SecurityPolicy(require_jwt=False)
+    edge: EdgePolicy = EdgePolicy()
+    telemetry: TelemetryPolicy = TelemetryPolicy()
 
     def _fallback_cycles(self) -> list[PolicyIssue]:
         """A fallback chain that leads back to its primary (``a: [b]``, ``b: [a]``): when both fail each
@@ -147,6 +152,7 @@ class PolicySet(StrictModel):
         issues.extend(self._fallback_split_issues())
         issues.extend(self._empty_subset_issues(ctx))
         issues.extend(self._mirror_capacity_issues(ctx))
+        issues += [PolicyIssue(path, rule, message, value) for path, rule, message, value in serving_issues(self, ctx)]
         # de-duplicate (the same bad key can be reported by two sections)
         seen, unique = set(), []
         for issue in issues:
@@ -239,7 +245,9 @@ class PolicySet(StrictModel):
         """Every manifest of the policy set, sorted by apiVersion, kind, namespace, name."""
         objs: list[dict[str, Any]] = []
         objs += render_traffic(self, ctx)
-        objs += self.security.render(ctx)
+        objs += render_edge(self, ctx)
+        objs += self.telemetry.render(self, ctx)
+        objs += self.security.render(ctx, self.edge.identity.output_claim_to_headers())
         if self.qos is not None:
             objs += self.qos.render()
         for lm in ctx.local_models:

@@ -5,9 +5,15 @@ the ingress Gateway (``gateways: [istio-system/fleetkit-ingress]``) and not to `
 inside the mesh calling ``api.llm.example.com`` or a model Service directly bypasses these routes
 (Istio VirtualService reference, ``gateways``: "the reserved word mesh is used to imply all the
 sidecars in the mesh", and it applies only when listed). Routes are evaluated in order, first match wins, and the ``default`` route catches the rest. A route
-matches on the model header, the user-tier header, the task-type header, any other header, or a
-URI prefix; its destinations carry weights (``weight/sum(weights)`` of the traffic each, as in
-Istio — they need not add up to 100).
+matches on the model, the tier, the canary cohort, the task type, any other header, or a URI prefix;
+its destinations carry weights (``weight/sum(weights)`` of the traffic each, as in Istio — they
+need not add up to 100).
+
+The model, tier and cohort are **not** client headers: the edge filter (``policies.edge``) sets them
+from the request body's ``model`` and from verified JWT claims, after removing any client-sent copy,
+so a match on them cannot be forged. The task header is client-controlled on purpose (a hint such as
+``summarize``). A match on any other header is client-controlled too, so matching a header named
+like an identity (tier, cohort, canary, plan, tenant, …) there is rejected (``routing.client-identity-header``).
 
 Renders one ``networking.istio.io/v1`` VirtualService per front-door host set.
 """
@@ -52,8 +58,9 @@ _HEADER_NAME = r"^[a-z0-9][a-z0-9-]*$"
 class RouteMatch(StrictModel):
     """One match block; all conditions in it must hold (AND). A route's blocks are OR-ed."""
 
-    model: str | None = Field(default=None, description="value of the model header (exact)")
-    tier: str | None = Field(default=None, description="value of the user-tier header (exact)")
+    model: str | None = Field(default=None, description="model service the request's body names (served name or alias)")
+    tier: str | None = Field(default=None, description="QoS tier from the verified tier claim")
+    cohort: str | None = Field(default=None, description="canary cohort from the verified cohort claim or sticky hash")
     task: str | None = Field(default=None, description="value of the task-type header (exact)")
     headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], StringMatch] = Field(default_factory=dict)
     uri_prefix: str | None = None
@@ -67,8 +74,9 @@ class RouteMatch(StrictModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> "RouteMatch":
-        if not (self.model or self.tier or self.task or self.headers or self.uri_prefix):
-            raise ValueError("a match block needs at least one condition (model, tier, task, headers or uri_prefix)")
+        if not (self.model or self.tier or self.cohort or self.task or self.headers or self.uri_prefix):
+            raise ValueError("a match block needs at least one condition (model, tier, cohort, task, headers or "
+                             "uri_prefix)")
         return self
 
 
@@ -108,10 +116,13 @@ class Route(StrictModel):
 
 
 class RoutingHeaders(StrictModel):
-    """The request headers the kit routes on. Clients (or an API gateway in front) set them."""
+    """The request headers the kit routes on. The edge sets model, tier, cohort and tenant (client
+    copies are removed); only ``task`` is a client header."""
 
     model: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-model"
     tier: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-tier"
+    cohort: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-cohort"
+    tenant: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-tenant"
     task: Annotated[str, Field(pattern=_HEADER_NAME)] = "x-fleetkit-task"
 
 
@@ -154,6 +165,10 @@ class RoutingPolicy(StrictModel):
             out.append((("default", "mirror"), self.default.mirror))
         return out
 
+    def cohorts(self) -> list[str]:
+        """Every cohort a route matches on."""
+        return sorted({m.cohort for r in self.routes for m in r.match if m.cohort})
+
     def match_blocks(self, match: RouteMatch) -> dict[str, object]:
         """An Istio HTTPMatchRequest for one match block."""
         headers: dict[str, dict[str, str]] = {}
@@ -161,6 +176,8 @@ class RoutingPolicy(StrictModel):
             headers[self.headers.model] = {"exact": match.model}
         if match.tier:
             headers[self.headers.tier] = {"exact": match.tier}
+        if match.cohort:
+            headers[self.headers.cohort] = {"exact": match.cohort}
         if match.task:
             headers[self.headers.task] = {"exact": match.task}
         for k, v in sorted(match.headers.items()):

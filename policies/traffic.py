@@ -18,7 +18,11 @@ fixed order:
    ``version`` / ``fleetkit.dev/gpu-class`` labels;
 4. with QoS tiers, every route is emitted once per tier (matching the tier header; the default tier
    also catches requests without it) toward ``<subset>-<tier>`` subsets that carry the tier's
-   connection-pool limits.
+   connection-pool limits. Istio merges a subset's ``trafficPolicy`` over the top-level one per
+   field group (``MergeTrafficPolicy`` in ``pilot/pkg/networking/core/cluster_traffic_policy.go``):
+   a subset ``connectionPool`` replaces the top-level one *whole*, so the tier's subset renders the
+   complete pool — the circuit breaker's ``maxConnections``, ``connectTimeout`` and ``idleTimeout``
+   with the tier's request limits over it.
 
 A mirror is rendered only in a cluster where its target has a local Deployment with
 ``replicas.min >= 1``: Envoy mirrors to the target cluster's endpoints wherever they are, so a mirror
@@ -41,15 +45,6 @@ if TYPE_CHECKING:
     from policies.policy_set import PolicySet
 
 ROUTES_NAME = "fleetkit-routes"
-
-
-def fallback_served_names(policies: "PolicySet", model_service: str, served: dict[str, str]) -> list[str]:
-    """Extra served names a fallback model answers to: the served names of the primaries it backs."""
-    names = []
-    for primary, rank in policies.resilience.chains_of(model_service):
-        if rank > 0 and primary in served:
-            names.append(served[primary])
-    return sorted(set(names))
 
 
 def weighted_gpu_classes(policies: "PolicySet", ctx: RenderContext, model: str, version: str | None
@@ -253,6 +248,14 @@ def _traffic_policy(policies: "PolicySet", model: str) -> dict[str, Any]:
     }
 
 
+def merged_pool(base: dict[str, Any], tier: dict[str, Any]) -> dict[str, Any]:
+    """The default connection pool with the tier's limits over it, per group (tcp, http)."""
+    out: dict[str, Any] = {}
+    for group in sorted(set(base) | set(tier)):
+        out[group] = dict(sorted({**base.get(group, {}), **tier.get(group, {})}.items()))
+    return out
+
+
 def render_destination_rules(policies: "PolicySet", ctx: RenderContext, col: _Collector) -> list[dict[str, Any]]:
     out = []
     for service in sorted(set(ctx.services) | set(col.subsets)):
@@ -265,7 +268,8 @@ def render_destination_rules(policies: "PolicySet", ctx: RenderContext, col: _Co
             subset: dict[str, Any] = {"name": name, "labels": dict(sorted(labels))}
             tier = col.tier_of.get((service, name))
             if tier and policies.qos is not None:
-                subset["trafficPolicy"] = {"connectionPool": policies.qos.connection_pool(tier)}
+                base = policies.resilience.for_model(service).circuit_breaker.connection_pool()
+                subset["trafficPolicy"] = {"connectionPool": merged_pool(base, policies.qos.connection_pool(tier))}
             subsets.append(subset)
         if subsets:
             spec["subsets"] = subsets

@@ -24,7 +24,6 @@ from policies import (
     Variant,
 )
 from policies.common import format_duration, parse_duration
-from policies.traffic import fallback_served_names
 
 CTX = RenderContext(
     namespace="llm",
@@ -180,12 +179,21 @@ def test_per_model_override_merges_over_default():
 
 
 # ------------------------------------------------------------------ resilience
-def test_retries_must_fit_timeout():
-    with pytest.raises(ValidationError, match="do not fit the route timeout"):
-        ResilienceSpec.model_validate({"timeout": "60s", "retries": {"attempts": 2, "per_try_timeout": "30s"}})
-    ok = ResilienceSpec.model_validate({"timeout": "90s", "retries": {"attempts": 2, "per_try_timeout": "30s"}})
-    assert ok.retries.render() == {"attempts": 2, "perTryTimeout": "30s",
+def test_a_per_try_timeout_shorter_than_the_route_timeout_is_a_finding():
+    cut = ResilienceSpec.model_validate({"timeout": "900s", "retries": {"attempts": 1, "per_try_timeout": "450s"}})
+    assert cut.per_try_cuts_generation()
+    assert "cut at 450s" in cut.per_try_message()
+    ps = policy(resilience={"models": {"big": {"timeout": "900s", "retries": {"attempts": 1,
+                                                                              "per_try_timeout": "450s"}}}})
+    issues = [i for i in ps.check(CTX) if i.rule == "resilience.per-try-cuts-generation"]
+    assert [i.path for i in issues] == [("resilience", "models", "big")]
+    # the default renders no per-try timeout: the route timeout bounds a generation
+    ok = ResilienceSpec.model_validate({"timeout": "900s", "retries": {"attempts": 1}})
+    assert not ok.per_try_cuts_generation()
+    assert ok.retries.render() == {"attempts": 1,
                                    "retryOn": "connect-failure,refused-stream,reset-before-request,unavailable"}
+    assert not ResilienceSpec.model_validate({"timeout": "60s", "retries": {"attempts": 1, "per_try_timeout": "60s"}}
+                                             ).per_try_cuts_generation()
 
 
 def test_retries_only_safe_conditions():
@@ -214,15 +222,13 @@ def test_fallback_chain_is_an_aggregate_cluster_primary_first():
     for dr in by_kind(objs, "DestinationRule"):  # topology labels only: the east-west gateway keeps no others
         prio = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failoverPriority"]
         assert all(p.startswith("topology.") for p in prio), prio
-    (ef,) = by_kind(objs, "EnvoyFilter")
+    (ef,) = [o for o in by_kind(objs, "EnvoyFilter") if o["metadata"]["name"] == "fleetkit-fallback"]
     add, merge = ef["spec"]["configPatches"]
     members = add["patch"]["value"]["cluster_type"]["typed_config"]["clusters"]
     assert members == ["outbound|8000|v1|big.llm.svc.cluster.local", "outbound|8000||small.llm.svc.cluster.local",
                        "outbound|8000||tiny.llm.svc.cluster.local"]
     assert merge["match"]["routeConfiguration"]["vhost"]["route"]["name"] == "b"
     assert merge["patch"]["value"] == {"route": {"cluster": add["patch"]["value"]["name"]}}
-    assert fallback_served_names(ps, "small", {"big": "org/big"}) == ["org/big"]
-    assert fallback_served_names(ps, "big", {"big": "org/big"}) == []
 
 
 @pytest.mark.parametrize("chain,needle", [([], "empty"), (["big"], "primary itself"), (["small", "small"], "twice")])
