@@ -10,10 +10,11 @@
 * **Engine**: every vLLM gets ``--otlp-traces-endpoint`` (the collector's gRPC port); vLLM continues
   the incoming ``traceparent``, so the gateway's and the engine's spans share one trace id — where
   a request stalls (gateway, queue, prefill, decode) is visible in one trace.
-* **Usage**: a ``Telemetry`` on the ingress gateway adds ``fleetkit_tenant``, ``fleetkit_model`` and
-  ``fleetkit_tier`` labels (from the headers the edge derives from verified claims and the body) to
-  ``istio_requests_total`` and ``istio_request_duration_milliseconds``: requests per tenant and
-  model. Tokens per model are vLLM's own ``vllm:prompt_tokens_total`` /
+* **Usage**: the same mesh-wide ``Telemetry`` (one per root namespace: Istio allows a single
+  selector-less Telemetry there) adds ``fleetkit_tenant``, ``fleetkit_model`` and ``fleetkit_tier``
+  labels (from the headers the edge derives from verified claims and the body) to
+  ``istio_requests_total`` and ``istio_request_duration_milliseconds``; the gateway's series
+  (``reporter="source"``) count requests per tenant and model. Tokens per model are vLLM's own ``vllm:prompt_tokens_total`` /
   ``vllm:generation_tokens_total`` (labelled ``model_name``); the dashboard shows both.
 
 References: Istio Telemetry API (``tracing[].providers``, ``randomSamplingPercentage``,
@@ -68,15 +69,11 @@ class TelemetryPolicy(StrictModel):
         return {"name": PROVIDER_NAME, "opentelemetry": {"service": self.collector_host(ctx), "port": OTLP_GRPC_PORT}}
 
     def render(self, policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
+        spec: dict[str, Any] = {}
         out: list[dict[str, Any]] = []
         if self.tracing.enabled:
-            out.append({
-                "apiVersion": "telemetry.istio.io/v1",
-                "kind": "Telemetry",
-                "metadata": metadata("mesh-default", ctx.system_namespace),
-                "spec": {"tracing": [{"providers": [{"name": PROVIDER_NAME}],
-                                      "randomSamplingPercentage": self.tracing.sampling_percent}]},
-            })
+            spec["tracing"] = [{"providers": [{"name": PROVIDER_NAME}],
+                                "randomSamplingPercentage": self.tracing.sampling_percent}]
             out += self._collector(ctx)
         if self.usage_metrics:
             h = policies.routing.headers
@@ -85,17 +82,12 @@ class TelemetryPolicy(StrictModel):
                 "fleetkit_tenant": {"value": f"request.headers['{h.tenant}']"},
                 "fleetkit_tier": {"value": f"request.headers['{h.tier}']"},
             }
-            out.append({
-                "apiVersion": "telemetry.istio.io/v1",
-                "kind": "Telemetry",
-                "metadata": metadata(f"{ctx.ingress_gateway_name}-usage", ctx.system_namespace),
-                "spec": {
-                    "selector": {"matchLabels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}},
-                    "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
-                        {"match": {"metric": metric, "mode": "CLIENT_AND_SERVER"}, "tagOverrides": tags}
-                        for metric in ("REQUEST_COUNT", "REQUEST_DURATION")]}],
-                },
-            })
+            spec["metrics"] = [{"providers": [{"name": "prometheus"}], "overrides": [
+                {"match": {"metric": metric, "mode": "CLIENT_AND_SERVER"}, "tagOverrides": tags}
+                for metric in ("REQUEST_COUNT", "REQUEST_DURATION")]}]
+        if spec:
+            out.append({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                        "metadata": metadata("mesh-default", ctx.system_namespace), "spec": spec})
         return out
 
     def _collector(self, ctx: RenderContext) -> list[dict[str, Any]]:

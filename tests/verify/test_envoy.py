@@ -78,7 +78,7 @@ def test_the_kits_fallback_envoy_filter_validates_and_a_broken_route_does_not(pr
     from fleetkit.review.render import render_policies
 
     objs = render_policies(load_fleet(project_root)).manifests["aws-us-west-2"]
-    [ef] = [o for o in objs if o["kind"] == "EnvoyFilter"]
+    [ef] = [o for o in objs if o["metadata"]["name"] == "fleetkit-fallback"]
     verdict = envoy.verify(objs)
     assert verdict.status == "pass" and verdict.count == len(ef["spec"]["configPatches"])
     broken = copy.deepcopy(ef)
