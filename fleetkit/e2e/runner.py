@@ -171,9 +171,9 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
         return "premium subset counter unchanged"
 
     def premium() -> str:
-        before = sum(v for k, v in gw.stats().items() if "|premium|" in k and k.endswith("upstream_rq_total"))
+        before = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
         client(plan="enterprise").chat.completions.create(model=served["llama-3-70b"], messages=msg, max_tokens=4)
-        after = sum(v for k, v in gw.stats().items() if "|premium|" in k and k.endswith("upstream_rq_total"))
+        after = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
         assert after == before + 1
         return "premium subset, vLLM accepted priority 0 (scheduling-policy priority)"
 
