@@ -25,9 +25,9 @@ from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
 from fleetkit.mesh_checks import check_mesh
-from fleetkit.serving_checks import check_serving
 from fleetkit.model_checks import check_models
 from fleetkit.node_cache import check_cache_fit
+from fleetkit.serving_checks import check_serving
 from fleetkit.spec import RegionStackSpec
 
 

@@ -39,7 +39,7 @@ def _name_conflicts(fleet: Fleet) -> list[Problem]:
             for name in (service, m.served_name, *m.aliases):
                 owners.setdefault(name, set()).add(service)
     out: list[Problem] = []
-    for sname, st in sorted(fleet.region_stacks().items()):
+    for _, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         for key, m in sorted(spec.models.items()):

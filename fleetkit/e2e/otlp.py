@@ -63,8 +63,20 @@ class OtlpReceiver:
             def log_message(self, *args: object) -> None:
                 return
 
-            def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+            def _body(self) -> bytes:
+                if self.headers.get("transfer-encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("content-length", "0")))
+                out = b""  # Envoy's HTTP exporter sends the body chunked (RFC 9112 section 7.1)
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return out
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+
+            def do_POST(self) -> None:
+                raw = self._body()
                 req = ExportTraceServiceRequest()
                 req.ParseFromString(raw)
                 spans = []

@@ -41,7 +41,7 @@ class StubBackend:
         with self._lock:
             self.requests.append(entry)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one method per endpoint
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,13 +58,13 @@ class StubBackend:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": stub.served_name, "object": "model"}]})
                 else:
                     self._json(404, {"error": {"message": "not found", "type": "NotFoundError", "code": 404}})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 try:
                     body = json.loads(raw)
