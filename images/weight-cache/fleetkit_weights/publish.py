@@ -16,7 +16,7 @@ from fleetkit_weights.errors import S3Error, UsageError, WeightsError
 from fleetkit_weights.progress import Progress, fmt_bytes, fmt_rate
 from fleetkit_weights.retry import RetryPolicy, call_with_retry
 from fleetkit_weights.s3 import S3Client, S3Location
-from fleetkit_weights.transfer import hash_file_chunks
+from fleetkit_weights.hashing import hash_file_chunks
 
 MiB = 1 << 20
 MULTIPART_THRESHOLD = 64 * MiB

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from fleetkit_weights.errors import IntegrityError, S3Error, WeightsError
+from fleetkit_weights.hashing import HASH_CHUNK, chunk_hasher
 from fleetkit_weights.manifest import FileEntry
 from fleetkit_weights.progress import Progress
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, RetryStats, describe, is_transient
@@ -41,7 +42,6 @@ from fleetkit_weights.s3 import LowSpeed, ObjectSizeMismatch, S3Client, S3Locati
 DIRECT_CHUNK = 4 << 20
 BUFFERED_CHUNK = 1 << 20
 DIRECT_ALIGN = 4096  # O_DIRECT offset/length alignment that every Linux block device accepts
-HASH_CHUNK = 4 << 20
 JOURNAL_VERSION = 1
 
 
@@ -594,68 +594,3 @@ class Transfer:
         with self._cond:
             self._unfinished -= 1
             self._cond.notify_all()
-
-
-def hash_file(path: Path, progress: Progress | None = None) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(HASH_CHUNK)
-    view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        off = 0
-        while True:
-            n = os.preadv(fd, [view], off)
-            if not n:
-                break
-            h.update(view[:n])
-            off += n
-            if progress is not None:
-                progress.add(n)
-    finally:
-        os.close(fd)
-    return h.hexdigest()
-
-
-def chunk_hasher(name: str) -> Callable[[], object]:
-    """The constructor of a chunk digest (manifest ``chunk_hash``): hashlib's sha256 or BLAKE3."""
-    if name == "sha256":
-        return hashlib.sha256
-    try:
-        from blake3 import blake3  # noqa: PLC0415 - third-party, needed only for blake3 manifests
-    except ImportError:
-        raise WeightsError("this manifest has BLAKE3 chunk digests: install the blake3 package "
-                           "(a dependency of fleetkit-weights)") from None
-    return blake3
-
-
-def hash_file_chunks(path: Path, chunk_size: int, progress: Progress | None = None,
-                     chunk_hash: str = "sha256") -> tuple[str, list[str]]:
-    """(whole-file sha256, ``chunk_hash`` digest of each chunk_size slice) in one read pass."""
-    new_part = chunk_hasher(chunk_hash)
-    whole = hashlib.sha256()
-    chunks: list[str] = []
-    buf = bytearray(min(HASH_CHUNK, chunk_size))
-    view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        off = 0
-        part = new_part()
-        in_part = 0
-        while True:
-            n = os.preadv(fd, [view[: min(len(buf), chunk_size - in_part)]], off)
-            if not n:
-                break
-            whole.update(view[:n])
-            part.update(view[:n])
-            in_part += n
-            off += n
-            if in_part == chunk_size:
-                chunks.append(part.hexdigest())
-                part, in_part = new_part(), 0
-            if progress is not None:
-                progress.add(n)
-        if in_part:
-            chunks.append(part.hexdigest())
-    finally:
-        os.close(fd)
-    return whole.hexdigest(), chunks
