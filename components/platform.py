@@ -129,7 +129,7 @@ class RegionPlatform(pulumi.ComponentResource):
             pulumi.log.warn(f"{stack}: images.{field_name} {ref} is on a public registry but internet_egress is "
                             "false and no mirror is set: nodes cannot pull it (push it with images/build-push.sh "
                             "or set images.mirror)", self)
-        local = {spec.service_of(m) for m in spec.models}
+        local = {f"{spec.service_of(m)} {spec.models[m].version}" for m in spec.models}
         for w in dr.warnings(fleet):
             if w.service in local:
                 pulumi.log.warn(f"[{w.rule}] {w.message}", self)

@@ -2,10 +2,12 @@
 
 Pure: reads the loaded fleet's stack specs (no engine). ``fleetkit plan-capacity`` prints both.
 
-**N-1.** For every region stack that could be lost and every model service it runs: can the rest of
-the fleet carry the service's traffic at its maximum replicas? A cluster's steady share of a
-service's traffic is taken as the replicas it always keeps (``replicas.min``, summed over its
-Deployments of the service); the fleet's load is the sum of those shares. After losing region R the
+**N-1.** For every region stack that could be lost and every model it runs (a service *version*:
+``llama-3-70b v1``, its canary ``llama-3-70b v2``): can the rest of the fleet carry its traffic at
+maximum replicas? A cluster's steady share of the traffic is taken as the replicas it always keeps
+(``replicas.min``, summed over its Deployments of that version); the fleet's load is the sum of those
+shares. (Versions are apart because routes weight them apart: a canary that lives in one region
+leaves its weighted share without endpoints when that region is lost.) After losing region R the
 other clusters must hold the whole load within their ``replicas.max``:
 
     sum(max over clusters != R) >= sum(min over all clusters)
@@ -69,14 +71,14 @@ class DrWarning:
 
 
 def deployments(fleet: Fleet) -> dict[str, list[Deployed]]:
-    """Service -> its Deployments across the fleet's region stacks, sorted by stack and model."""
+    """``"<service> <version>"`` -> its Deployments across the fleet's region stacks, sorted by stack and model."""
     out: dict[str, list[Deployed]] = {}
     for name, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         for mname, m in sorted(spec.models.items()):
             pool = spec.node_pools.get(m.pool or "")
-            out.setdefault(m.service or mname, []).append(
+            out.setdefault(f"{m.service or mname} {m.version}", []).append(
                 Deployed(name, mname, m.replicas.min, m.replicas.max, bool(pool and pool.spot)))
     return out
 

@@ -22,28 +22,28 @@ def _edit(root: Path, stack: str, fn: Any) -> None:
 def test_demo_fleet_survives_losing_any_region_for_its_main_services() -> None:
     rows = {(r.lost, r.service): r for r in dr.n_minus_one(load_fleet(ROOT))}
     for lost in ("aws-us-east-1", "gcp-europe-west4"):
-        row = rows[(lost, "llama-3-70b")]
+        row = rows[(lost, "llama-3-70b v1")]
         assert row.carried, row
-    assert all(r.carried for (_, s), r in rows.items() if s == "llama-3-8b")
+    assert all(r.carried for (_, s), r in rows.items() if s == "llama-3-8b v1")
 
 
 def test_demo_fleet_70b_is_not_all_spot() -> None:
     found = {(w.rule, w.service) for w in dr.warnings(load_fleet(ROOT))}
-    assert (dr.RULE_ALL_SPOT, "llama-3-70b") not in found
+    assert (dr.RULE_ALL_SPOT, "llama-3-70b v1") not in found
 
 
 def test_all_spot_single_replica_model_is_warned(tmp_project: Path) -> None:
     # the old demo: both 70B pools on spot
     _edit(tmp_project, "aws-us-east-1", lambda c: c["fleetkit:node_pools"]["l40s"].update(spot=True))
     found = [w for w in dr.warnings(load_fleet(tmp_project)) if w.rule == dr.RULE_ALL_SPOT]
-    assert [w.service for w in found] == ["llama-3-70b"]
+    assert [w.service for w in found] == ["llama-3-70b v1", "llama-3-70b v2"]
     assert "aws-us-east-1/llama-3-70b" in found[0].message and "gcp-europe-west4/llama-3-70b" in found[0].message
     assert "PodDisruptionBudget" in found[0].message
 
 
 def test_losing_the_only_region_of_a_service_is_not_carried(tmp_project: Path) -> None:
     fleet = load_fleet(tmp_project)
-    rows = [r for r in dr.n_minus_one(fleet) if r.service == "llama-3-70b" and r.lost == "aws-us-east-1"]
+    rows = [r for r in dr.n_minus_one(fleet) if r.service == "llama-3-70b v1" and r.lost == "aws-us-east-1"]
     assert rows and rows[0].carried  # GCP's 70B max 2 carries the fleet's min load of 2
     _edit(tmp_project, "gcp-europe-west4", lambda c: c["fleetkit:models"]["llama-3-70b"].update(
         replicas={"min": 1, "max": 1}))
@@ -56,5 +56,13 @@ def test_losing_the_only_region_of_a_service_is_not_carried(tmp_project: Path) -
 def test_single_region_and_single_replica_services_are_warned() -> None:
     found = {(w.rule, w.service) for w in dr.warnings(load_fleet(ROOT))}
     # the canary version is a service version, not a service: the service runs in two regions
-    assert (dr.RULE_ONE_REGION, "llama-3-70b") not in found
-    assert (dr.RULE_ONE_REPLICA, "llama-3-70b") not in found
+    assert (dr.RULE_ONE_REGION, "llama-3-70b v1") not in found
+    assert (dr.RULE_ONE_REPLICA, "llama-3-70b v1") not in found
+
+
+def test_the_one_region_one_replica_canary_is_warned() -> None:
+    found = {(w.rule, w.service) for w in dr.warnings(load_fleet(ROOT))}
+    # the canary v2 lives only in us-east-1 with one replica: losing it leaves the canary share without endpoints
+    assert {(dr.RULE_ONE_REGION, "llama-3-70b v2"), (dr.RULE_ONE_REPLICA, "llama-3-70b v2"),
+            (dr.RULE_N_MINUS_ONE, "llama-3-70b v2")} <= found
+    assert not {w for w in found if w[1] != "llama-3-70b v2"}
