@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
-from fleetkit.images import VLLM_VERSION, WEIGHTS_AGENT_VERSION
 from policies.common import Name, StrictModel
 from policies.policy_set import PolicySet
 
@@ -369,6 +368,10 @@ class Addons(StrictModel):
 
 
 # --------------------------------------------------------------------------- images
+#: Upstream vLLM release the kit serves with (image tags carry a ``v`` prefix); fleetkit.images pins it.
+VLLM_VERSION = "0.33.0"
+#: The weight-cache agent's version (``images/weight-cache/pyproject.toml``).
+WEIGHTS_AGENT_VERSION = "0.1.0"
 #: Registries on the public internet (a node without internet egress cannot pull from them directly).
 PUBLIC_REGISTRIES = frozenset({"docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "nvcr.io",
                                "registry.k8s.io", "gcr.io", "public.ecr.aws", "mcr.microsoft.com"})
