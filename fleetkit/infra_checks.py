@@ -30,7 +30,6 @@ Rules (``Problem.rule``):
   (``addons.prometheus_adapter`` is not ``external``): the HPA reports "unable to get metric" and
   never scales (Kubernetes HPA walkthrough, "Autoscaling on multiple metrics and custom metrics":
   custom metrics come from an aggregated ``custom.metrics.k8s.io`` API such as prometheus-adapter).
-* ``autoscaling.keda-not-installed`` — ``engine: keda`` while ``addons.keda`` is off.
 * ``cluster.subnets`` — GKE and AKS take at most one subnet.
 * ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
 * ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
@@ -111,10 +110,6 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
                 f"model '{mname}' autoscales with an HPA on the custom metric vllm_num_requests_waiting, which only "
                 "prometheus-adapter serves and the kit does not install: use engine: keda (with addons.keda), or "
                 "run the adapter and set addons.prometheus_adapter: external", engine)
-        if engine == "keda" and not spec.addons.keda:
-            add(("addons", "keda"), "autoscaling.keda-not-installed",
-                f"model '{mname}' autoscales with KEDA (engine: keda) but addons.keda is false: its ScaledObject "
-                "would never be acted on; install KEDA", False)
 
     cl = spec.cluster
     if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
