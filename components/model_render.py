@@ -57,7 +57,6 @@ from typing import Any
 
 from fleetkit import capacity, catalog
 from fleetkit.engine_args import EngineArgs
-from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.node_cache import max_cache_bytes
 from fleetkit.pools import gpu_class_of
 from fleetkit.scheduling import pod_scheduling

@@ -46,7 +46,7 @@ DEPLOYMENT_LABEL = "fleetkit_model"
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _CRON_DAY = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ORDER: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class CapacityWindow(StrictModel):

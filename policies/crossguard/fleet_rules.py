@@ -368,7 +368,7 @@ def check_hpa_adapter(resources: Sequence[Record]) -> Iterator[Finding]:
     for hpa in resources:
         if not (hpa.type.startswith("kubernetes:autoscaling/") and hpa.type.endswith(":HorizontalPodAutoscaler")):
             continue
-        custom = [_map(m).get("type") for m in _list(hpa.get("spec", "metrics"))
+        custom = [str(_map(m).get("type")) for m in _list(hpa.get("spec", "metrics"))
                   if _map(m).get("type") in ("Pods", "Object", "External")]
         if custom:
             yield hpa, (f"HorizontalPodAutoscaler {hpa.ref} scales on {', '.join(sorted(set(custom)))} metrics but the "
