@@ -14,17 +14,24 @@
   labelled ``grafana_dashboard: "1"``. Prometheus is reachable at
   ``http://prometheus-operated.monitoring.svc:9090``, the KEDA triggers' default address.
 
-Both are ``kubernetes.helm.v3.Release``; ``ready`` lists what model workloads must wait for.
+* Cluster Autoscaler on EKS when ``addons.node_autoscaler`` is ``auto`` (:mod:`components.node_autoscaler`:
+  plain manifests and an IRSA role; GKE and AKS pools scale with their own autoscaler).
+
+The charts are ``kubernetes.helm.v3.Release``; ``ready`` lists what model workloads must wait for.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import node_autoscaler
+from components.identity import irsa_trust_policy
+from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin
 from fleetkit.spec import RegionStackSpec
 
@@ -50,6 +57,9 @@ class AddonsArgs:
     spec: RegionStackSpec
     #: the stack's GPU pools (``GpuNodePool``), keyed by pool name
     node_pools: dict[str, Any]
+    #: the ``Cluster`` component (EKS: its OIDC provider, for the Cluster Autoscaler's IRSA role)
+    cluster: Any = None
+    stack: str = ""
 
 
 def build_device_plugin_values(spec: RegionStackSpec) -> dict[str, Any]:
@@ -109,6 +119,7 @@ class Addons(pulumi.ComponentResource):
         self.device_plugin: k8s.helm.v3.Release | None = None
         self.keda: k8s.helm.v3.Release | None = None
         self.monitoring: k8s.helm.v3.Release | None = None
+        self.cluster_autoscaler: list[pulumi.CustomResource] = []
         if spec.addons.monitoring == "kube-prometheus-stack":
             self.monitoring = self._release(
                 f"{name}-monitoring", "kube-prometheus-stack", MONITORING_CHART, spec.addons.monitoring_chart_version,
@@ -127,14 +138,39 @@ class Addons(pulumi.ComponentResource):
                 # KEDA's chart creates ServiceMonitors: the monitoring CRDs must exist first
                 depends_on=[self.monitoring] if self.monitoring else [],
             )
+        if node_autoscaler.installs_cluster_autoscaler(spec):
+            self.cluster_autoscaler = self._cluster_autoscaler(name, args)
         self.register_outputs(
             {
                 "ready": [r.urn for r in self.ready],
+                "clusterAutoscaler": node_autoscaler.image(spec) if self.cluster_autoscaler else None,
                 "devicePlugin": DEVICE_PLUGIN_VERSION if self.device_plugin else None,
                 "keda": KEDA_VERSION if self.keda else None,
                 "monitoring": spec.addons.monitoring_chart_version if self.monitoring else None,
             }
         )
+
+    def _cluster_autoscaler(self, name: str, args: AddonsArgs) -> list[pulumi.CustomResource]:
+        """The autoscaler's IRSA role (trusts exactly its ServiceAccount), policy and Kubernetes objects."""
+        import pulumi_aws as aws  # AWS stacks only, as in components.identity
+
+        spec = args.spec
+        provider_arn = getattr(args.cluster, "oidc_provider_arn", None)
+        issuer = getattr(args.cluster, "oidc_issuer", None)
+        if provider_arn is None or issuer is None:
+            raise ValueError("aws: the cluster component exposes no OIDC provider, needed by the Cluster Autoscaler")
+        trust = pulumi.Output.all(provider_arn, issuer).apply(lambda v: json.dumps(
+            irsa_trust_policy(v[0], v[1], node_autoscaler.NAMESPACE, node_autoscaler.NAME), sort_keys=True))
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(f"{name}-cluster-autoscaler-role", assume_role_policy=trust, max_session_duration=3600,
+                            description=f"fleetkit {args.stack}: Cluster Autoscaler of {spec.cluster.name}",
+                            tags={"fleetkit.dev/stack": args.stack}, opts=child)
+        policy = aws.iam.RolePolicy(f"{name}-cluster-autoscaler-policy", name="cluster-autoscaler", role=role.id,
+                                    policy=json.dumps(node_autoscaler.iam_policy(spec.cluster.name), sort_keys=True),
+                                    opts=child)
+        objs = pulumi.ResourceOptions(parent=self, depends_on=[policy])
+        return [apply_manifest(resource_name(f"{name}-ca", o), o, objs)
+                for o in node_autoscaler.render(spec, role.arn)]
 
     def _release(self, resource_name: str, release: str, chart: str, version: str, repo: str, namespace: str,
                  values: dict[str, Any], *, skip_await: bool = False,

@@ -57,7 +57,6 @@ from typing import Any
 
 from fleetkit import capacity, catalog
 from fleetkit.engine_args import EngineArgs
-from fleetkit.images import VLLM, WEIGHTS_AGENT, ImageRef
 from fleetkit.node_cache import max_cache_bytes
 from fleetkit.pools import gpu_class_of
 from fleetkit.scheduling import pod_scheduling
@@ -205,6 +204,11 @@ class ModelPlan:
     autoscaled: bool
     queue_per_replica: float
     max_cache_bytes: int
+    #: pull references from ``images`` (registry, repository, tag, digest; the mirror applied)
+    vllm_image: str = ""
+    agent_image: str = ""
+    #: the prefetch DaemonSet runs: a hot model, or one with scheduled capacity (its windows warm new nodes)
+    prefetch: bool = True
 
     @property
     def served_names(self) -> list[str]:
@@ -314,6 +318,9 @@ def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, st
         autoscaled=autoscaler.engine != "none",
         queue_per_replica=autoscaler.queue_per_replica,
         max_cache_bytes=max_cache_bytes(spec, pool, instance),
+        vllm_image=spec.images.vllm.reference(spec.images.mirror),
+        agent_image=spec.images.weights_agent.reference(spec.images.mirror),
+        prefetch=model.hot or bool(autoscaler.schedule),
     )
 
 
@@ -348,10 +355,6 @@ def _hardened(run_as_user: int, *, non_root: bool) -> dict[str, Any]:
 
 def _cache_volume() -> dict[str, Any]:
     return {"name": "weights-cache", "hostPath": {"path": NODE_CACHE_DIR, "type": "DirectoryOrCreate"}}
-
-
-def _image(ref: ImageRef) -> str:
-    return ref.ref
 
 
 def agent_sync_args(plan: ModelPlan) -> list[str]:
@@ -411,7 +414,7 @@ def _vllm_container(plan: ModelPlan) -> dict[str, Any]:
     ]
     return {
         "name": CONTAINER_VLLM,
-        "image": _image(VLLM),
+        "image": plan.vllm_image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["vllm", "serve"],
         "args": plan.engine.argv(),
@@ -437,11 +440,11 @@ def _vllm_container(plan: ModelPlan) -> dict[str, Any]:
     }
 
 
-def _agent_container(name: str, args: list[str], identity: WorkloadIdentity, *, cpu: str, memory: str,
+def _agent_container(name: str, args: list[str], identity: WorkloadIdentity, *, image: str, cpu: str, memory: str,
                      memory_limit: str) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
-        "image": _image(WEIGHTS_AGENT),
+        "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": args[:1],
         "args": args[1:],
@@ -460,9 +463,10 @@ def _agent_container(name: str, args: list[str], identity: WorkloadIdentity, *, 
 
 def build_deployment(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, Any]:
     b = plan.budgets
-    sync = _agent_container(CONTAINER_SYNC, agent_sync_args(plan), identity, cpu="2", memory="1Gi",
+    sync = _agent_container(CONTAINER_SYNC, agent_sync_args(plan), identity, image=plan.agent_image, cpu="2", memory="1Gi",
                             memory_limit="2Gi")
     lease = _agent_container(CONTAINER_LEASE, agent_lease_args(plan), WorkloadIdentity(identity.service_account),
+                             image=plan.agent_image,
                              cpu="10m", memory="48Mi", memory_limit="96Mi")
     lease["restartPolicy"] = "Always"  # a native sidecar: runs for the pod's lifetime, stops after vllm
     pod_labels = dict(sorted({**plan.labels, **identity.pod_labels}.items()))
@@ -558,12 +562,12 @@ def build_prefetch_daemonset(plan: ModelPlan, identity: WorkloadIdentity) -> dic
     sidecar (it talks only to the object store) and carries neither ``app`` nor ``version``, so no
     Service selects it.
     """
-    if not plan.model.hot:
+    if not plan.prefetch:
         return None
     selector = {LABEL_MODEL: plan.name, LABEL_COMPONENT: COMPONENT_PREFETCH}
     labels = {**selector, LABEL_NAME: "fleetkit-weights", LABEL_INSTANCE: plan.name, ISTIO_INJECT: "false",
               **identity.pod_labels}
-    warm = _agent_container(CONTAINER_WARM, agent_warm_args(plan), identity, cpu="500m", memory="512Mi",
+    warm = _agent_container(CONTAINER_WARM, agent_warm_args(plan), identity, image=plan.agent_image, cpu="500m", memory="512Mi",
                             memory_limit="2Gi")
     return {
         "apiVersion": "apps/v1",
@@ -728,7 +732,7 @@ def alert_rules(plan: ModelPlan) -> list[dict[str, Any]]:
              f"{m}: no replica available for 15 minutes",
              "Pods are pending (no GPU capacity), syncing weights or loading. kubectl describe pods.", runbook),
     ]
-    if plan.model.hot:
+    if plan.prefetch:
         rules.append(rule(
             "FleetkitWeightPrefetchCrashLooping",
             f'max by (namespace, pod) (kube_pod_container_status_waiting_reason{{namespace="{ns}",'

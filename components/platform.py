@@ -23,6 +23,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from components.policy_set import PolicySet, PolicySetArgs
+from fleetkit import dr
 from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
 from mesh.member import MeshMember, MeshMemberArgs
@@ -80,7 +81,7 @@ class RegionPlatform(pulumi.ComponentResource):
 
         self.addons = Addons(
             f"{name}-addons",
-            AddonsArgs(spec=spec, node_pools=self.node_pools),
+            AddonsArgs(spec=spec, node_pools=self.node_pools, cluster=self.cluster, stack=args.stack),
             k8s_opts,
         )
 
@@ -117,8 +118,21 @@ class RegionPlatform(pulumi.ComponentResource):
             k8s_opts,
         )
 
+        self._warn(args.stack, spec, args.fleet)
         self.outputs = self._outputs(spec)
         self.register_outputs(self.outputs)
+
+    def _warn(self, stack: str, spec: RegionStackSpec, fleet: Any) -> None:
+        """Warnings ``pulumi preview``/``up`` (and ``fleetkit preview``) show: unreachable images, and the
+        fleet's single points of failure for the services this stack runs (``fleetkit.dr``)."""
+        for field_name, ref in spec.images.unreachable():
+            pulumi.log.warn(f"{stack}: images.{field_name} {ref} is on a public registry but internet_egress is "
+                            "false and no mirror is set: nodes cannot pull it (push it with images/build-push.sh "
+                            "or set images.mirror)", self)
+        local = {f"{spec.service_of(m)} {spec.models[m].version}" for m in spec.models}
+        for w in dr.warnings(fleet):
+            if w.service in local:
+                pulumi.log.warn(f"[{w.rule}] {w.message}", self)
 
     def _outputs(self, spec: RegionStackSpec) -> dict[str, Any]:
         return {

@@ -1,4 +1,7 @@
-"""Pinned container images: the one place the kit names an image.
+"""Pinned container images: the kit's default image references.
+
+The versions live with the typed ``fleetkit:images`` settings (:class:`fleetkit.spec.ImagesSpec`,
+whose defaults are these images); stacks may point at their own registry, repository, tag and digest.
 
 Tags are pinned (never ``latest``): an image change is a reviewed diff that rolls every model pod.
 Add a digest (``@sha256:…``) once the image has been pulled from a trusted network; with a digest
@@ -8,6 +11,8 @@ the reference is immutable even if a registry re-tags.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from fleetkit.spec import VLLM_VERSION, WEIGHTS_AGENT_VERSION
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,8 @@ class ImageRef:
 
 #: Upstream vLLM OpenAI-compatible server. Tags carry a ``v`` prefix. The kit sets
 #: ``command: ["vllm", "serve"]`` itself, so the image's entrypoint does not matter.
-VLLM_VERSION = "0.33.0"
 VLLM = ImageRef("vllm/vllm-openai", f"v{VLLM_VERSION}")
 
 #: The weight-cache agent (``images/weight-cache``; the tag follows its ``pyproject.toml`` version).
 #: Used by the sync init container, the lease sidecar and the prefetch DaemonSet.
-WEIGHTS_AGENT_VERSION = "0.1.0"
 WEIGHTS_AGENT = ImageRef("ghcr.io/fleetkit/fleetkit-weights", WEIGHTS_AGENT_VERSION)

@@ -22,6 +22,14 @@ Rules (``Problem.rule``):
 * ``cluster.api-open-to-internet`` — a public API endpoint with no ``authorized_networks`` or with
   ``0.0.0.0/0`` (EKS ``publicAccessCidrs`` defaults to ``0.0.0.0/0``; GKE without master authorized
   networks and AKS without ``authorizedIPRanges`` accept any address).
+* ``pool.scale-from-zero-needs-autoscaler`` — ``min_size: 0`` with ``addons.node_autoscaler: none``:
+  nothing would ever add a node for a pending pod (EKS managed node groups only hold their
+  desired size; GKE/AKS pools scale only with their autoscaler on).
+* ``autoscaling.hpa-needs-adapter`` — a model autoscaled by an HPA on the custom metric
+  ``vllm_num_requests_waiting`` while no prometheus-adapter serves the custom metrics API
+  (``addons.prometheus_adapter`` is not ``external``): the HPA reports "unable to get metric" and
+  never scales (Kubernetes HPA walkthrough, "Autoscaling on multiple metrics and custom metrics":
+  custom metrics come from an aggregated ``custom.metrics.k8s.io`` API such as prometheus-adapter).
 * ``cluster.subnets`` — GKE and AKS take at most one subnet.
 * ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
 * ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
@@ -93,6 +101,16 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
     for name, pool in sorted(spec.node_pools.items()):
         out.extend(_pool_issues(spec, name, pool))
 
+    for mname in sorted(spec.models):
+        engine = spec.policies.autoscaling.for_model(mname).engine
+        where = (("policies", "autoscaling", "models", mname, "engine") if mname in spec.policies.autoscaling.models
+                 else ("policies", "autoscaling", "default", "engine"))
+        if engine == "hpa" and spec.addons.prometheus_adapter != "external":
+            add(where, "autoscaling.hpa-needs-adapter",
+                f"model '{mname}' autoscales with an HPA on the custom metric vllm_num_requests_waiting, which only "
+                "prometheus-adapter serves and the kit does not install: use engine: keda (with addons.keda), or "
+                "run the adapter and set addons.prometheus_adapter: external", engine)
+
     cl = spec.cluster
     if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
         add(("cluster", "create", "subnet_ids"), "cluster.subnets",
@@ -145,6 +163,11 @@ def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[I
                 add((*at, "labels", key), "pool.reserved-label",
                     f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools", key)
                 break
+    if pool.min_size == 0 and spec.addons.node_autoscaler == "none":
+        add((*at, "min_size"), "pool.scale-from-zero-needs-autoscaler",
+            f"pool '{name}' has min_size 0 but addons.node_autoscaler is none: no node would ever be added "
+            "for a pending pod; keep node_autoscaler auto (Cluster Autoscaler on EKS, the pool autoscaler on "
+            "GKE/AKS) or external, or set min_size to 1 or more", 0)
     if pool.min_size == 0 and not SCALE_TO_ZERO[cloud]:
         add((*at, "min_size"), "pool.scale-to-zero",
             f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more", 0)

@@ -190,4 +190,20 @@ def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         out.append(capacity.render_plan_table(capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})"))
+    if not only:  # N-1 needs the whole fleet
+        out.extend(dr_tables(fleet))
+    return out
+
+
+def dr_tables(fleet: Fleet) -> list[Any]:
+    """The fleet's N-1 table (one row per region lost and service it runs) and its DR warnings."""
+    from fleetkit import dr
+
+    rows = [(r.lost, r.service, str(r.load), str(r.remaining_max),
+             "[green]yes[/green]" if r.carried else "[red]NO[/red]") for r in dr.n_minus_one(fleet)]
+    out: list[Any] = [titled_table("DR capacity (N-1): load = replicas.min summed over the fleet",
+                                   ("region lost", "service", "fleet load", "rest at max", "carried"), rows)]
+    warnings = dr.warnings(fleet)
+    if warnings:
+        out.append(Text("\n".join(f"warning [{w.rule}] {w.message}" for w in warnings), style="yellow"))
     return out

@@ -350,6 +350,23 @@ class MeshSpec(StrictModel):
 
 class Addons(StrictModel):
     keda: bool = Field(default=True, description="install KEDA (needed by engine: keda autoscaling)")
+    node_autoscaler: Literal["auto", "external", "none"] = Field(
+        default="auto",
+        description=(
+            "what adds nodes for pending pods. auto: on EKS the kit installs Cluster Autoscaler (Helm chart, IRSA "
+            "role, ASG auto-discovery by the node groups' tags; managed node groups never scale by themselves); on "
+            "GKE and AKS the pools' own autoscaling (rendered on every pool). external: one you run yourself "
+            "(e.g. Karpenter). none: no node autoscaler - a pool with min_size 0 is then a spec error "
+            "(pool.scale-from-zero-needs-autoscaler)"
+        ),
+    )
+    prometheus_adapter: Literal["none", "external"] = Field(
+        default="none",
+        description="external: a prometheus-adapter you run serves the custom metric vllm_num_requests_waiting "
+        "per pod (rule: seriesQuery vllm:num_requests_waiting{namespace!=\"\",pod!=\"\"}, resources namespace/pod, "
+        "name as vllm_num_requests_waiting). engine: hpa needs it (rule autoscaling.hpa-needs-adapter); "
+        "KEDA needs no adapter",
+    )
     nvidia_device_plugin: Literal["auto", "always", "never"] = "auto"
     monitoring: Literal["kube-prometheus-stack", "external"] = Field(
         default="kube-prometheus-stack",
@@ -359,6 +376,77 @@ class Addons(StrictModel):
     monitoring_chart_version: str = Field(
         default="80.6.0", description="kube-prometheus-stack chart version (verify against your mirror)"
     )
+
+
+# --------------------------------------------------------------------------- images
+#: Upstream vLLM release the kit serves with (image tags carry a ``v`` prefix); fleetkit.images pins it.
+VLLM_VERSION = "0.33.0"
+#: The weight-cache agent's version (``images/weight-cache/pyproject.toml``).
+WEIGHTS_AGENT_VERSION = "0.1.0"
+#: Registries on the public internet (a node without internet egress cannot pull from them directly).
+PUBLIC_REGISTRIES = frozenset({"docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "nvcr.io",
+                               "registry.k8s.io", "gcr.io", "public.ecr.aws", "mcr.microsoft.com"})
+
+
+class ImageSpec(StrictModel):
+    """One container image: ``<registry>/<repository>:<tag>[@<digest>]``."""
+
+    registry: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?$",
+                          description="host[:port]: docker.io, ghcr.io, <account>.dkr.ecr.<region>.amazonaws.com, "
+                          "<region>-docker.pkg.dev, <name>.azurecr.io")
+    repository: str = Field(min_length=1, pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    tag: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$",
+                               description="pins the image immutably (the runtime pulls by digest)")
+
+    @field_validator("tag")
+    @classmethod
+    def _pinned(cls, v: str) -> str:
+        if v == "latest":
+            raise ValueError("pin a version tag, not 'latest'")
+        return v
+
+    def reference(self, mirror: str | None = None) -> str:
+        """The pull reference; a ``mirror`` (host/path prefix) replaces a public registry."""
+        host = mirror if mirror and self.registry in PUBLIC_REGISTRIES else self.registry
+        base = f"{host}/{self.repository}:{self.tag}"
+        return f"{base}@{self.digest}" if self.digest else base
+
+
+def _vllm_image() -> ImageSpec:
+    return ImageSpec(registry="docker.io", repository="vllm/vllm-openai", tag=f"v{VLLM_VERSION}")
+
+
+def _agent_image() -> ImageSpec:
+    return ImageSpec(registry="ghcr.io", repository="fleetkit/fleetkit-weights", tag=WEIGHTS_AGENT_VERSION)
+
+
+class ImagesSpec(StrictModel):
+    """Where a stack's nodes pull the kit's images from (set fleet-wide in fleet.yaml, per stack to override).
+
+    ``images/build-push.sh REGISTRY/NAMESPACE`` builds and pushes both images and prints this section.
+    """
+
+    vllm: ImageSpec = Field(default_factory=_vllm_image, description="the serving container (vLLM)")
+    weights_agent: ImageSpec = Field(default_factory=_agent_image,
+                                     description="weights-sync, weights-lease and the prefetch DaemonSet")
+    mirror: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$",
+        description="pull-through cache that stands in for public registries (ECR pull through cache, Artifact "
+        "Registry remote repository, ACR cache rule), as host/path; images on a private registry are pulled as named",
+    )
+    internet_egress: bool = Field(
+        default=True,
+        description="whether the cluster's nodes reach the internet (NAT); false for private clusters, which can "
+        "pull only from private registries or the mirror (a public image without a mirror is warned about)",
+    )
+
+    def unreachable(self) -> list[tuple[str, str]]:
+        """(field, reference) of images a node without internet egress cannot pull."""
+        if self.internet_egress or self.mirror:
+            return []
+        return [(name, img.reference()) for name, img in (("vllm", self.vllm), ("weights_agent", self.weights_agent))
+                if img.registry in PUBLIC_REGISTRIES]
 
 
 # --------------------------------------------------------------------------- stacks
@@ -374,6 +462,7 @@ class RegionStackSpec(StrictModel):
     namespace: Name = "llm"
     policies: PolicySet
     addons: Addons = Addons()
+    images: ImagesSpec = Field(default_factory=ImagesSpec)
 
     # per-cloud pool options in the wrong cloud: ``pool.wrong-cloud-options`` in fleetkit.fleet_checks,
     # located to the file that set them

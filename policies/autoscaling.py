@@ -18,14 +18,23 @@ pressure (``vllm:kv_cache_usage_perc``, a 0–1 fraction).
   ``vllm_num_requests_waiting`` served by prometheus-adapter (for clusters without KEDA).
 
 Replica bounds come from the model (``models.<name>.replicas``), one source of truth.
+
+**Scheduled capacity** (``schedule``, KEDA only): each :class:`CapacityWindow` adds a KEDA ``cron``
+trigger (KEDA scaler docs, "Cron": ``timezone``, ``start``, ``end``, ``desiredReplicas``) that holds
+at least ``min_replicas`` between ``start - prewarm`` and ``end``. KEDA takes the maximum over
+triggers, so the queue and KV-cache triggers still scale beyond it. The lead time ``prewarm`` covers
+what a cold replica needs before its window: a node from the node autoscaler, the weight sync into
+the node cache (a scheduled model always gets the prefetch DaemonSet, which fills the cache of every
+node as it joins, ``components.model_render.build_prefetch_daemonset``) and the engine start.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from policies.common import Duration, Name, StrictModel, metadata, seconds
 from policies.merge import merged_model
@@ -33,6 +42,63 @@ from policies.merge import merged_model
 HPA_QUEUE_METRIC = "vllm_num_requests_waiting"
 #: Prometheus target label the model PodMonitor sets to the Deployment name (unique per Deployment).
 DEPLOYMENT_LABEL = "fleetkit_model"
+
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_CRON_DAY = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+_ORDER: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class CapacityWindow(StrictModel):
+    """Hold at least ``min_replicas`` from ``start - prewarm`` to ``end`` on ``days``, in ``timezone``."""
+
+    name: Name
+    timezone: str = Field(description="IANA time zone, e.g. America/New_York (KEDA cron 'timezone')")
+    days: list[Day] = Field(default_factory=lambda: list(_ORDER), min_length=1)
+    start: time = Field(description="window start, HH:MM local time")
+    end: time = Field(description="window end, HH:MM local time, after start on the same day")
+    min_replicas: int = Field(ge=1)
+    prewarm: Duration = Field(default=timedelta(minutes=30),
+                              description="lead time before start: node, weight sync and engine start")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone such as Europe/Amsterdam") from None
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> "CapacityWindow":
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} must be after start {self.start:%H:%M} (same day)")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("days lists a day twice")
+        lead = datetime.combine(datetime.min.date(), self.start) - datetime.min
+        if self.prewarm > lead:
+            raise ValueError(f"prewarm {self.prewarm} reaches before midnight of the start day; start later or "
+                             "split the window")
+        return self
+
+    @property
+    def warm_from(self) -> time:
+        return (datetime.combine(datetime.min.date(), self.start) - self.prewarm).time()
+
+    def trigger(self) -> dict[str, object]:
+        """The KEDA ``cron`` trigger (minute hour * * days)."""
+        days = ",".join(str(_CRON_DAY[d]) for d in sorted(self.days, key=_ORDER.index))
+        return {
+            "type": "cron",
+            "name": f"window-{self.name}",
+            "metadata": {
+                "timezone": self.timezone,
+                "start": f"{self.warm_from.minute} {self.warm_from.hour} * * {days}",
+                "end": f"{self.end.minute} {self.end.hour} * * {days}",
+                "desiredReplicas": str(self.min_replicas),
+            },
+        }
 
 
 class AutoscalerSpec(StrictModel):
@@ -46,9 +112,17 @@ class AutoscalerSpec(StrictModel):
     scale_down_window: Duration = Field(default=timedelta(seconds=300), description="stabilisation before scale-in")
     prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://")
     fallback_replicas: int | None = Field(default=None, ge=1, description="KEDA fallback when metrics fail")
+    schedule: list[CapacityWindow] = Field(
+        default_factory=list, description="scheduled capacity: raise min replicas ahead of known busy windows (KEDA)"
+    )
 
     @model_validator(mode="after")
     def _engine(self) -> "AutoscalerSpec":
+        if self.schedule and self.engine != "keda":
+            raise ValueError("schedule renders KEDA cron triggers; it needs engine: keda")
+        names = [w.name for w in self.schedule]
+        if len(set(names)) != len(names):
+            raise ValueError("schedule window names must be unique")
         if self.engine == "hpa" and self.kv_cache_target is not None and "kv_cache_target" in self.model_fields_set:
             raise ValueError("kv_cache_target is a KEDA trigger; with engine hpa only the queue metric is used")
         return self
@@ -122,6 +196,7 @@ class AutoscalingPolicy(StrictModel):
                     },
                 }
             )
+        triggers += [w.trigger() for w in spec.schedule]
         so_spec: dict[str, object] = {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
             "pollingInterval": seconds(spec.polling_interval),

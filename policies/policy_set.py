@@ -149,6 +149,14 @@ class PolicySet(StrictModel):
                         issues.append(PolicyIssue(("failover", "regions", j), "ref.unknown-region",
                                                   f"no stack of the fleet runs in region {region!r} "
                                                   f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})", region))
+        for lm in ctx.local_models:
+            for j, w in enumerate(self.autoscaling.for_model(lm.model).schedule):
+                if w.min_replicas > lm.max_replicas:
+                    where: tuple[str, ...] = (("autoscaling", "models", lm.model)
+                                              if lm.model in self.autoscaling.models else ("autoscaling", "default"))
+                    issues.append(PolicyIssue((*where, "schedule", j, "min_replicas"), "autoscaling.window-above-max",
+                                              f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
+                                              f"its replicas.max is {lm.max_replicas}", w.min_replicas))
         issues.extend(self._fallback_split_issues())
         issues.extend(self._empty_subset_issues(ctx))
         issues.extend(self._mirror_capacity_issues(ctx))

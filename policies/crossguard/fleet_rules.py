@@ -35,6 +35,16 @@ a record is anything with ``type``, ``name``, ``inputs``, ``get(*path)``, ``kind
   and network labels (``labelutil.AugmentLabels(nil, gw.Cluster, "", gw.Network)`` in
   ``EndpointsByNetworkFilter``, ``pilot/pkg/xds/endpoints/ep_filters.go``), so a custom label never
   matches a remote endpoint and sorts it to the lowest priority.
+* ``node-autoscaler-present`` (advisory) — an EKS managed node group that may grow (``minSize`` 0 or
+  below ``maxSize``) in a stack that runs no Cluster Autoscaler Deployment and no Karpenter: managed
+  node groups never add nodes for pending pods by themselves (EKS user guide, "Scale cluster compute
+  with Karpenter and Cluster Autoscaler"). Advisory because an autoscaler installed outside the
+  stack is invisible here; the spec check ``pool.scale-from-zero-needs-autoscaler`` is the gate.
+* ``hpa-custom-metric-needs-adapter`` (advisory) — an HPA on a ``Pods``/``Object``/``External`` metric
+  in a stack that installs no metrics adapter (a prometheus-adapter release or a
+  ``custom.metrics.k8s.io`` APIService): the HPA only reports "unable to get metric" (Kubernetes
+  docs, "HorizontalPodAutoscaler Walkthrough", custom metrics). The spec check
+  ``autoscaling.hpa-needs-adapter`` is the gate.
 * ``no-dead-metrics-rule`` (advisory) — an AuthorizationPolicy allowing ``/metrics`` on pods that
   Prometheus scrapes on Istio's merged-metrics port 15020: istio-agent serves that port outside the
   sidecar's inbound authorization (Istio "Prometheus", metrics merging), so the rule never matches.
@@ -327,3 +337,40 @@ def check_failover_priority(resources: Sequence[Record]) -> Iterator[Finding]:
                            "networks' endpoints never carry (the east-west gateway endpoint has only cluster and "
                            "network labels): healthy remote endpoints sort below every local match - use "
                            "topology labels only, and an aggregate cluster for model fallback")
+
+
+# --------------------------------------------------------------------------- node and metrics autoscalers
+def _is_release_of(res: Record, chart: str) -> bool:
+    return res.type.startswith("kubernetes:helm.sh/") and chart in str(res.get("chart", default=""))
+
+
+def check_node_autoscaler(resources: Sequence[Record]) -> Iterator[Finding]:
+    if any(_k8s(r, "apps/v1", "Deployment") and r.k8s_name in ("cluster-autoscaler", "karpenter") for r in resources):
+        return
+    if any(_is_release_of(r, "cluster-autoscaler") or _is_release_of(r, "karpenter") for r in resources):
+        return
+    for ng in resources:
+        if ng.type != "aws:eks/nodeGroup:NodeGroup":
+            continue
+        scaling = _map(ng.get("scalingConfig"))
+        lo, hi = scaling.get("minSize"), scaling.get("maxSize")
+        if isinstance(lo, int) and isinstance(hi, int) and (lo == 0 or lo < hi):
+            yield ng, (f"EKS node group {ng.name} may scale ({lo}..{hi} nodes) but the stack runs no Cluster "
+                       "Autoscaler or Karpenter: managed node groups never add a node for a pending pod, so "
+                       f"{'it stays at zero' if lo == 0 else 'it stays at its desired size'}")
+
+
+def check_hpa_adapter(resources: Sequence[Record]) -> Iterator[Finding]:
+    adapter = any(_is_release_of(r, "prometheus-adapter") for r in resources) or any(
+        r.type.endswith(":APIService") and "custom.metrics.k8s.io" in r.k8s_name for r in resources)
+    if adapter:
+        return
+    for hpa in resources:
+        if not (hpa.type.startswith("kubernetes:autoscaling/") and hpa.type.endswith(":HorizontalPodAutoscaler")):
+            continue
+        custom = [str(_map(m).get("type")) for m in _list(hpa.get("spec", "metrics"))
+                  if _map(m).get("type") in ("Pods", "Object", "External")]
+        if custom:
+            yield hpa, (f"HorizontalPodAutoscaler {hpa.ref} scales on {', '.join(sorted(set(custom)))} metrics but the "
+                        "stack installs no metrics adapter (prometheus-adapter): it never scales - use KEDA, or "
+                        "install the adapter")

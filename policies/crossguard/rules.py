@@ -905,6 +905,13 @@ RULES: tuple[Rule, ...] = (
          "(east-west gateway endpoints carry no others).", "mandatory", "high",
          "Keep network/cluster/region/zone labels; express model fallback as an Envoy aggregate cluster.",
          stack_check=fleet_rules.check_failover_priority),
+    Rule("node-autoscaler-present", "EKS node groups that may grow run beside a node autoscaler (Cluster "
+         "Autoscaler or Karpenter).", "advisory", "high",
+         "Keep addons.node_autoscaler auto (the kit installs Cluster Autoscaler) or run Karpenter.",
+         stack_check=fleet_rules.check_node_autoscaler),
+    Rule("hpa-custom-metric-needs-adapter", "An HPA on custom or external metrics runs beside a metrics adapter.",
+         "advisory", "high", "Autoscale with KEDA (engine: keda), or install prometheus-adapter.",
+         stack_check=fleet_rules.check_hpa_adapter),
     Rule("no-dead-metrics-rule", "No AuthorizationPolicy allows /metrics on pods that Prometheus scrapes through "
          "Istio's merged metrics port 15020 (such a rule never matches).", "advisory", "low",
          "Remove the /metrics rule; scrapes reach istio-agent on :15020, outside sidecar authorization.",

@@ -60,3 +60,12 @@ def test_not_a_project(tmp_path):
     result = runner.invoke(app, ["validate", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "cli.not-a-project" in result.output
+
+
+def test_plan_capacity_reports_n_minus_one_for_the_whole_fleet(project_root):
+    result = runner.invoke(app, ["plan-capacity", "--root", str(project_root)])
+    assert result.exit_code == 0, result.output
+    assert "DR capacity (N-1)" in result.output
+    assert "gcp-europe-west4" in result.output and "llama-3-70b v1" in result.output
+    # every service is carried after losing any one region except the one-region canary, which is warned about
+    assert result.output.count("NO") == 1 and "[dr.single-region] llama-3-70b v2" in result.output

@@ -152,7 +152,7 @@ def build_infra(stack: str, spec: RegionStackSpec, extra: Callable[[Any], dict[s
             )
             for name, pool in sorted(spec.node_pools.items())
         }
-        Addons(f"{stack}-addons", AddonsArgs(spec=spec, node_pools=pools),
+        Addons(f"{stack}-addons", AddonsArgs(spec=spec, node_pools=pools, cluster=cluster, stack=stack),
                pulumi.ResourceOptions(provider=cluster.provider))
         outs = dict(cluster.exports())
         if extra is not None:

@@ -20,6 +20,7 @@ def mocks():
     pools = spec.model_dump()["node_pools"]
     # the demo runs l40s on AL2023 (its NVMe holds both 70B versions); keep the Bottlerocket path under test
     pools["l40s"]["aws"] = {"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}
+    pools["l40s"]["spot"] = True
     spec = with_changes(spec, node_pools=pools)
     return run(STACK, spec, build_infra(STACK, spec))[0]
 

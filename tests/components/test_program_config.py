@@ -14,8 +14,8 @@ def test_nested_set_changes_one_leaf_and_keeps_inherited_siblings(project_root):
     sets = ["models.llama-3-8b.replicas.max=7", "policies.security.require_jwt=false"]
     fleet = load_fleet(project_root, only=["azure-eastus"], overrides=sets)
     res = preview_fleet(fleet, only=["azure-eastus"], cli_sets=sets)["azure-eastus"]
-    hpa = _objects(res, "HorizontalPodAutoscaler")["llama-3-8b"]
-    assert hpa["spec"]["maxReplicas"] == 7
+    scaled = _objects(res, "ScaledObject")["llama-3-8b"]
+    assert scaled["spec"]["maxReplicaCount"] == 7
     # the rest of the inherited policies is intact: routes, tiers, JWT issuer (now optional)
     assert "fleetkit-routes" in _objects(res, "VirtualService")
     assert "fleetkit-ingress-jwt" in _objects(res, "RequestAuthentication")

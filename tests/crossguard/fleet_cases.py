@@ -114,7 +114,26 @@ def metrics_policy(paths: list[str]) -> Resource:
                                       "to": [{"operation": {"methods": ["GET"], "paths": paths}}]}]})
 
 
+def node_group(lo: int, hi: int) -> Resource:
+    return Resource("aws:eks/nodeGroup:NodeGroup", "use1-l40s", {"scalingConfig": {"minSize": lo, "maxSize": hi}})
+
+
+CA_DEPLOYMENT = _k8s("kubernetes:apps/v1:Deployment", "Deployment", "cluster-autoscaler", "kube-system",
+                     spec={"template": {"metadata": {"labels": {"app": "ca"}}, "spec": {"containers": []}}})
+
+
+def hpa(metric_type: str) -> Resource:
+    return _k8s("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "HorizontalPodAutoscaler", "m", spec={
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m"}, "minReplicas": 1,
+        "maxReplicas": 4, "metrics": [{"type": metric_type}]})
+
+
 FLEET_CASES: list[tuple[str, str, list[Resource], bool]] = [
+    ("node-autoscaler-present", "scale-from-zero-alone", [node_group(0, 6)], True),
+    ("node-autoscaler-present", "with-cluster-autoscaler", [node_group(0, 6), CA_DEPLOYMENT], False),
+    ("node-autoscaler-present", "fixed-size", [node_group(2, 2)], False),
+    ("hpa-custom-metric-needs-adapter", "pods-metric-no-adapter", [hpa("Pods")], True),
+    ("hpa-custom-metric-needs-adapter", "cpu-only", [hpa("Resource")], False),
     ("imds-hop-limit", "hop-limit-2", [launch_template(hop=2)], True),
     ("imds-hop-limit", "imdsv1-allowed", [launch_template(tokens="optional")], True),
     ("imds-hop-limit", "hop-limit-1-v2-only", [launch_template()], False),

@@ -104,7 +104,7 @@ def _api_open(rows: list[dict[str, Any]]) -> None:
 
 def _query_on_served_name(rows: list[dict[str, Any]]) -> None:
     so = _first(rows, lambda r: r["type"].endswith(":ScaledObject") and r["inputs"]["metadata"]["name"] == "llama-3-70b")
-    for trig in so["inputs"]["spec"]["triggers"]:
+    for trig in (t for t in so["inputs"]["spec"]["triggers"] if t["type"] == "prometheus"):
         q = trig["metadata"]["query"]
         trig["metadata"]["query"] = q.replace('fleetkit_model="llama-3-70b"',
                                               'model_name="meta-llama/Llama-3.1-70B-Instruct"')
@@ -228,3 +228,31 @@ def test_the_weighted_rule_names_only_the_subsets_without_local_replicas(demo_pr
     messages = [v.message for v in check_records(rows) if v.policy == "weighted-subsets-have-endpoints"]
     named = {g for m in messages for g in ("a100-80gb", "a10g", "l4") if f"subset {g} " in m}
     assert named == {"a100-80gb", "a10g"}  # l4 runs here with replicas.min 1
+
+
+def _no_cluster_autoscaler(rows: list[dict[str, Any]]) -> None:
+    """The old EKS stacks: autoscaler tags on the ASGs, but nothing that reads them."""
+    rows[:] = [r for r in rows if "cluster-autoscaler" not in json.dumps(r["inputs"].get("metadata", {}))]
+
+
+def _hpa_on_custom_metric(rows: list[dict[str, Any]]) -> None:
+    """The old Azure form: an HPA on the Pods metric vllm_num_requests_waiting, no adapter installed."""
+    rows.append({"type": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "name": "hpa", "custom": True,
+                 "urn": "", "inputs": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                       "metadata": {"name": "llama-3-8b", "namespace": "llm"},
+                                       "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "llama-3-8b"},
+                                                "minReplicas": 1, "maxReplicas": 4,
+                                                "metrics": [{"type": "Pods", "pods": {
+                                                    "metric": {"name": "vllm_num_requests_waiting"}}}]}}})
+
+
+@pytest.mark.parametrize(("breakage", "policy"), [
+    (_no_cluster_autoscaler, "node-autoscaler-present"),
+    (_hpa_on_custom_metric, "hpa-custom-metric-needs-adapter"),
+])
+def test_advisory_rules_warn_on_the_old_forms(demo_preview: dict[str, Any], breakage: Any, policy: str) -> None:
+    rows = _rows(demo_preview["aws-us-east-1"])
+    assert check_records(rows) == []
+    breakage(rows)
+    found = [v for v in check_records(rows) if v.policy == policy]
+    assert found and not any(v.blocking for v in found)

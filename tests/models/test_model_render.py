@@ -12,7 +12,7 @@ from model_fixtures import ROOT, all_plans, demo_fleet, plan_for, spec_of, stub_
 
 from components import model_render as mr
 from fleetkit import catalog
-from fleetkit.images import VLLM, WEIGHTS_AGENT
+from fleetkit.images import VLLM, VLLM_VERSION, WEIGHTS_AGENT
 from fleetkit.verify import vllm_args
 from fleetkit.scheduling import pod_scheduling
 from fleetkit.schema import validate_objects
@@ -44,7 +44,7 @@ def test_deployment_identity_and_pinned_image():
     assert dep["metadata"]["name"] == "llama-3-8b"
     assert dep["metadata"]["namespace"] == "llm"
     c = container(dep)
-    assert c["image"] == f"vllm/vllm-openai:v{VLLM.tag.removeprefix('v')}"
+    assert c["image"] == f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}"  # fleetkit:images, registry explicit
     assert ":latest" not in c["image"] and c["image"].split(":")[1].startswith("v")
     assert c["command"] == ["vllm", "serve"]
 

@@ -91,12 +91,12 @@ def test_failover_modes(spec: RegionStackSpec) -> None:
 
 def test_models_pools_and_fallback(spec: RegionStackSpec) -> None:
     after = changed(spec, {"models.llama-3-70b-v2.pool": "l4", "models.llama-3-70b-v2.tensor_parallel": 2,
-                           "node_pools.l40s.spot": False, "node_pools.l40s.max_size": 8,
+                           "node_pools.l40s.spot": True, "node_pools.l40s.max_size": 8,
                            "policies.resilience.fallback": {}})
     out = texts(spec, after)
     assert "model llama-3-70b-v2: pool (moved) l40s → l4" in out
     assert "model llama-3-70b-v2: tensor parallel (TP) 4 → 2" in out
-    assert "GPU pool l40s: spot true → false" in out
+    assert "GPU pool l40s: spot false → true" in out
     assert "GPU pool l40s: max_size 6 → 8" in out
     assert "fallback chain llama-3-70b removed (was llama-3-70b > llama-3-8b)" in out
     models = {k: v for k, v in spec.model_dump(mode="json", exclude_unset=True)["models"].items()

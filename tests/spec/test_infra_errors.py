@@ -111,6 +111,14 @@ CASES: list[tuple[str, str, Edit, str, str, Any]] = [
     ("api-endpoint-without-ranges", EUW4,
      lambda c: c["fleetkit:cluster"]["create"].pop("authorized_networks"),
      "cluster.api-open-to-internet", "fleetkit:cluster.create.authorized_networks", []),
+    # issue 14.2: a min-0 pool with no node autoscaler never scales up
+    ("scale-from-zero-without-autoscaler", USE1,
+     lambda c: c.setdefault("fleetkit:addons", {}).update(node_autoscaler="none"),
+     "pool.scale-from-zero-needs-autoscaler", "fleetkit:node_pools.l40s.min_size", 0),
+    # issue 14.5: the old Azure form - an HPA on a custom metric with no prometheus-adapter
+    ("hpa-without-adapter", EUS,
+     lambda c: c.update({"fleetkit:policies": {"autoscaling": {"default": {"engine": "hpa", "kv_cache_target": None}}}}),
+     "autoscaling.hpa-needs-adapter", "fleetkit:policies.autoscaling.default.engine", "hpa"),
     ("arm-ami-on-x86", USE1,
      lambda c: pool(c, "l4").update(aws={"ami_type": "AL2023_ARM_64_NVIDIA"}),
      "pool.ami-arch", "fleetkit:node_pools.l4.aws.ami_type", "AL2023_ARM_64_NVIDIA"),

@@ -51,8 +51,10 @@ def test_field_default_then_fleet_then_stack_then_cli(tmp_project):
 
 def test_stack_overrides_fleet_policy(tmp_project):
     fleet = load_fleet(tmp_project)
-    assert fleet.stacks["azure-eastus"].spec.policies.autoscaling.default.engine == "hpa"
-    assert fleet.stacks["aws-us-east-1"].spec.policies.autoscaling.default.engine == "keda"
+    use1 = fleet.stacks["aws-us-east-1"].spec.policies.autoscaling
+    assert [w.name for w in use1.models["llama-3-70b"].schedule] == ["business-hours"]  # the stack's own window
+    assert fleet.stacks["azure-eastus"].spec.policies.autoscaling.models == {}
+    assert use1.default == fleet.stacks["azure-eastus"].spec.policies.autoscaling.default  # inherited
     # the rest of the policies is still the fleet's
     assert fleet.stacks["azure-eastus"].spec.policies.routing == fleet.stacks["aws-us-east-1"].spec.policies.routing
 
