@@ -32,9 +32,9 @@ import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 
-from components.cluster import secret_config_output, build_eks_kubeconfig, build_gke_kubeconfig
+from components.cluster import build_eks_kubeconfig, build_gke_kubeconfig, secret_config_output
+from fleetkit.fleet import Fleet
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.loader import Fleet
 from fleetkit.spec import PeeringStackSpec, RegionStackSpec
 from mesh import render, topology
 

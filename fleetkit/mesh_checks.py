@@ -40,7 +40,13 @@ from typing import Any
 
 from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
-from fleetkit.spec import ISTIO_MIN_KUBERNETES, ISTIO_VERSION, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
+from fleetkit.spec import (
+    ISTIO_MIN_KUBERNETES,
+    ISTIO_VERSION,
+    PeeringStackSpec,
+    RegionStackSpec,
+    TrustRootStackSpec,
+)
 from mesh import topology
 
 #: Istio versions the kit installs (their CRD schemas are vendored) -> minimum Kubernetes (major, minor).

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from fleetkit import program
-from fleetkit.engine_checks import NETWORK_CONTRIBUTOR, check_preview, load_balancer_prerequisites, pod_dependencies
+from fleetkit.engine_checks import (
+    NETWORK_CONTRIBUTOR,
+    check_preview,
+    load_balancer_prerequisites,
+    pod_dependencies,
+)
 from fleetkit.preview import run_stack
 
 REGIONS = ("aws-us-east-1", "aws-us-west-2", "azure-eastus", "gcp-europe-west4")
