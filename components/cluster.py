@@ -672,7 +672,7 @@ class Cluster(pulumi.ComponentResource):
             resource_group_name=self.resource_group_name, resource_name=name, opts=self._invoke
         )
         self.cloud_name = found.name
-        self.principal_id = found.identity.apply(lambda i: i.principal_id if i else None)
+        self.principal_id = found.identity.apply(lambda i: i.principal_id if i else None)  # type: ignore[return-value]
         self.endpoint = found.fqdn.apply(lambda f: f"https://{f}:443")
         self.oidc_issuer = found.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else "")
         self.network_id = self.vnet_subnet_id if self.vnet_subnet_id is not None else found.node_resource_group

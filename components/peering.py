@@ -99,7 +99,7 @@ class MeshPeering(pulumi.ComponentResource):
                         ref.get_output(topology.EXPORT_READER_CA_DATA),
                         ref.get_output(topology.EXPORT_READER_TOKEN),
                         ref.get_output(topology.EXPORT_CLUSTER_NAME),
-                    ).apply(lambda v, p=peer: remote_secret_data(p, *v))
+                    ).apply(lambda v, p=peer: remote_secret_data(p, *v))  # type: ignore[misc]
                 )
                 rname = resource_name(f"{name}-{holder}", obj)
                 self.secrets[rname] = apply_manifest(rname, obj, pulumi.ResourceOptions(
