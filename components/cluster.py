@@ -34,7 +34,7 @@ from pulumi_terraform import state as tfstate
 
 from fleetkit.foundation import coerce_backend_setting
 from fleetkit.scheduling import LABEL_POOL
-from fleetkit.spec import ClusterSpec, CreateCluster, RegionStackSpec, TerraformFoundation
+from fleetkit.spec import ClusterSpec, CreateCluster, RegionStackSpec, TerraformFoundation, secret_config_key
 
 #: Default machine types of the system (CPU) pool per cloud.
 SYSTEM_INSTANCE_TYPE = {"aws": "m6i.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4ds_v5"}
@@ -218,9 +218,10 @@ def as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _secret_config(key: str) -> pulumi.Output[str]:
-    namespace, _, name = key.rpartition(":")
-    return pulumi.Config(namespace or "fleetkit").require_secret(name)
+def secret_config_output(key: str) -> pulumi.Output[str]:
+    """A credential from Pulumi config, as a secret (bare names are in ``fleetkit-secrets``)."""
+    namespace, name = secret_config_key(key)
+    return pulumi.Config(namespace).require_secret(name)
 
 
 # --------------------------------------------------------------------------- the component
@@ -244,6 +245,8 @@ class Cluster(pulumi.ComponentResource):
     node_service_account: pulumi.Output[str] | None = None
     resource_group_name: pulumi.Output[str] | None = None
     vnet_subnet_id: pulumi.Output[str] | None = None
+    #: AKS: the cluster identity's principal (it attaches load-balancer IPs)
+    principal_id: pulumi.Output[str] | None = None
     #: GKE secondary range names from a foundation (pods, services)
     ip_ranges: tuple[pulumi.Output[str] | None, pulumi.Output[str] | None] = (None, None)
 
@@ -263,8 +266,12 @@ class Cluster(pulumi.ComponentResource):
         build(spec)
 
         adopt = spec.cluster.adopt
+        #: the kubeconfig holds a credential (AKS user credentials, a given kubeconfig): never a stack
+        #: output. EKS/GKE kubeconfigs authenticate through an exec plugin and hold none.
+        self.kubeconfig_has_credentials = spec.cloud == "azure"
         if adopt is not None and adopt.kubeconfig_secret:
-            self.kubeconfig = _secret_config(adopt.kubeconfig_secret)
+            self.kubeconfig = secret_config_output(adopt.kubeconfig_secret)
+            self.kubeconfig_has_credentials = True
         else:
             self.kubeconfig = pulumi.Output.secret(self.kubeconfig)
         self.provider = k8s.Provider(
@@ -292,8 +299,9 @@ class Cluster(pulumi.ComponentResource):
             "clusterOidcIssuer": self.oidc_issuer,
             "networkId": self.network_id,
             "cloudClusterName": self.cloud_name,
-            "kubeconfig": self.kubeconfig,
         }
+        if not self.kubeconfig_has_credentials:
+            out["kubeconfig"] = self.kubeconfig
         if self.oidc_provider_arn is not None:
             out["clusterOidcProviderArn"] = self.oidc_provider_arn
         if self.gcp_project is not None:
@@ -308,7 +316,7 @@ class Cluster(pulumi.ComponentResource):
             return None
         args: dict[str, Any] = build_foundation_args(fnd)
         for setting, key in sorted(fnd.secret_config.items()):
-            args[setting] = _secret_config(key)
+            args[setting] = secret_config_output(key)
         reader = _TF_READERS[fnd.backend]
         return reader(**args, opts=self._invoke).outputs
 
@@ -652,6 +660,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["agentPoolProfiles"]),
         )
         self.cloud_name = aks.name
+        self.principal_id = aks.identity.apply(lambda i: i.principal_id if i else None)
         self.endpoint = aks.fqdn.apply(lambda f: f"https://{f}:443")
         self.oidc_issuer = aks.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else "")
         self.network_id = self.vnet_subnet_id if self.vnet_subnet_id is not None else aks.node_resource_group
@@ -663,6 +672,7 @@ class Cluster(pulumi.ComponentResource):
             resource_group_name=self.resource_group_name, resource_name=name, opts=self._invoke
         )
         self.cloud_name = found.name
+        self.principal_id = found.identity.apply(lambda i: i.principal_id if i else None)  # type: ignore[return-value]
         self.endpoint = found.fqdn.apply(lambda f: f"https://{f}:443")
         self.oidc_issuer = found.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else "")
         self.network_id = self.vnet_subnet_id if self.vnet_subnet_id is not None else found.node_resource_group

@@ -2,7 +2,9 @@
 
 Build order (each step a child of the platform, dependencies explicit):
 
-1. ``Cluster`` — creates or adopts the cluster; exposes a Kubernetes provider and peer outputs.
+1. ``Cluster`` — creates or adopts the cluster; exposes a Kubernetes provider and peer outputs; then
+   ``LoadBalancerPrerequisites`` (AWS Load Balancer Controller / AKS Network Contributor grant), which
+   the gateway releases wait for.
 2. ``GpuNodePool`` per pool (keyed by pool name), plus the GPU device plugin where the image needs it.
 3. the model namespace (sidecar injection on).
 4. ``MeshMember`` — Istio as one primary of the multi-network mesh (trust, istiod, gateways, remote secrets).
@@ -20,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.addons import Addons, AddonsArgs
 from components.cluster import Cluster, ClusterArgs
+from components.lb_controller import LoadBalancerPrerequisites, LoadBalancerPrerequisitesArgs
 from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from components.policy_set import PolicySet, PolicySetArgs
@@ -48,12 +51,13 @@ class RegionPlatform(pulumi.ComponentResource):
 
         self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, spec=spec), child)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
+        # what gateway Services need to get an address (AWS LB Controller, AKS Network Contributor)
+        self.lb = LoadBalancerPrerequisites(
+            f"{name}-lb", LoadBalancerPrerequisitesArgs(stack=args.stack, spec=spec, cluster=self.cluster), k8s_opts)
+        mesh_args = MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster,
+                                   gateway_depends_on=list(self.lb.ready))
         if args.exports_only:
-            self.mesh = MeshMember(
-                f"{name}-mesh",
-                MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster),
-                k8s_opts,
-            )
+            self.mesh = MeshMember(f"{name}-mesh", mesh_args, k8s_opts)
             self.outputs = self._outputs(spec)
             self.register_outputs(self.outputs)
             return
@@ -73,11 +77,7 @@ class RegionPlatform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
 
-        self.mesh = MeshMember(
-            f"{name}-mesh",
-            MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster),
-            k8s_opts,
-        )
+        self.mesh = MeshMember(f"{name}-mesh", mesh_args, k8s_opts)
 
         self.addons = Addons(
             f"{name}-addons",
@@ -86,6 +86,14 @@ class RegionPlatform(pulumi.ComponentResource):
         )
 
         ctx = args.fleet.context_for(args.stack)
+        self.policies = PolicySet(
+            f"{name}-policies",
+            PolicySetArgs(
+                manifests=spec.policies.render(ctx),
+                depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
+            ),
+            k8s_opts,
+        )
         self.models = {
             model_name: ModelService(
                 f"{name}-{model_name}",
@@ -96,7 +104,9 @@ class RegionPlatform(pulumi.ComponentResource):
                     context=ctx,
                     cluster=self.cluster,
                     node_pool=self.node_pools[model.pool or ""],
-                    depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
+                    # the tier's PriorityClass too: the API server rejects pods naming a missing one
+                    depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready,
+                                *self.policies.priority_classes.values()],
                 ),
                 k8s_opts,
             )
@@ -106,15 +116,6 @@ class RegionPlatform(pulumi.ComponentResource):
         self.dashboard = FleetDashboard(
             f"{name}-dashboard",
             FleetDashboardArgs(namespace=spec.namespace, depends_on=[self.namespace]),
-            k8s_opts,
-        )
-
-        self.policies = PolicySet(
-            f"{name}-policies",
-            PolicySetArgs(
-                manifests=spec.policies.render(ctx),
-                depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
-            ),
             k8s_opts,
         )
 

@@ -25,10 +25,17 @@ class PolicySet(pulumi.ComponentResource):
         super().__init__("fleetkit:components:PolicySet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         self.objects: dict[str, pulumi.CustomResource] = {}
+        #: PriorityClass objects by name: pods naming one are rejected until it exists, so the model
+        #: workloads depend on these (a PriorityClass is cluster-scoped and needs nothing from the mesh)
+        self.priority_classes: dict[str, pulumi.CustomResource] = {}
         for obj in args.manifests:
             rname = resource_name(name, obj)
             if rname in self.objects:
                 raise ValueError(f"two policy objects map to the resource name {rname!r}")
-            self.objects[rname] = apply_manifest(rname, obj, child)
+            if obj["kind"] == "PriorityClass":
+                self.objects[rname] = apply_manifest(rname, obj, pulumi.ResourceOptions(parent=self))
+                self.priority_classes[obj["metadata"]["name"]] = self.objects[rname]
+            else:
+                self.objects[rname] = apply_manifest(rname, obj, child)
         self.object_count = pulumi.Output.from_input(len(self.objects))
         self.register_outputs({"object_count": self.object_count})

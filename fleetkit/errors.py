@@ -50,6 +50,17 @@ _MISSING = _Missing()
 MISSING: Any = _MISSING
 
 
+class _Secret:
+    """Stands in for a secret value in a problem: the value itself is never shown or written."""
+
+    def __repr__(self) -> str:
+        return "[secret]"
+
+
+#: The ``value`` of a problem whose bad value is a secret (rendered ``(got [secret])``).
+SECRET_VALUE: Any = _Secret()
+
+
 @dataclass(frozen=True)
 class Issue:
     """A mistake found by a check, not yet located to a file: ``path`` is relative to the stack spec."""
@@ -85,7 +96,7 @@ class Problem:
             "path": self.path,
             "rule": self.rule,
             "message": self.message,
-            "value": None if self.value is MISSING else self.value,
+            "value": None if self.value is MISSING else "[secret]" if self.value is SECRET_VALUE else self.value,
         }
 
 

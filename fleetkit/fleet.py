@@ -19,7 +19,7 @@ from typing import Any
 
 from fleetkit.errors import Issue, Problem, format_path
 from fleetkit.pools import gpu_class_of
-from fleetkit.spec import RegionStackSpec, TrustRootStackSpec
+from fleetkit.spec import PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
 
 #: The Pulumi config namespace of the kit's settings (``fleetkit:models`` in a stack file).
@@ -81,7 +81,7 @@ class Provenance:
 class LoadedStack:
     name: str
     file: str
-    spec: RegionStackSpec | TrustRootStackSpec
+    spec: RegionStackSpec | TrustRootStackSpec | PeeringStackSpec
     #: every config key of the stack file (incl. provider keys such as ``aws:region``), as written
     config: dict[str, Any]
     provenance: Provenance = field(repr=False, default_factory=lambda: Provenance(Source("", "stack")))

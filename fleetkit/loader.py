@@ -9,7 +9,8 @@ Precedence (lowest to highest), each level merged key by key over the one below:
 
 Mappings merge recursively; any other value (scalar, list) replaces the lower one. Models are a
 catalogue in the fleet file: a stack deploys exactly the models its own ``fleetkit:models`` names, each
-merged over the fleet definition of the same key. A trust-root stack inherits only ``mesh``.
+merged over the fleet definition of the same key. A trust-root stack inherits only ``mesh`` and ``ca``,
+the peering stack only ``mesh``.
 
 An override applies to the selected stacks whose spec has its first key (``models.…`` never reaches a
 trust-root stack); ``models.<name>.…`` applies to the stacks that deploy ``<name>``, or — for a model
@@ -37,11 +38,18 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fleetkit import catalog
-from fleetkit.errors import MISSING, Problem, ProblemCollector, SpecError
+from fleetkit.errors import MISSING, SECRET_VALUE, Problem, ProblemCollector, SpecError
 from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
 from fleetkit.fleet_checks import check_fleet
 from fleetkit.overrides import Override, parse_override, set_path
-from fleetkit.spec import RegionStackSpec, StackSpec, TrustRootStackSpec
+from fleetkit.spec import (
+    INHERITED_SECTIONS,
+    SECRETS_NAMESPACE,
+    PeeringStackSpec,
+    RegionStackSpec,
+    StackSpec,
+    TrustRootStackSpec,
+)
 from fleetkit.yamlio import load_yaml_file
 from policies.context import Variant
 from policies.merge import deep_merge
@@ -52,7 +60,8 @@ FLEET_FILE = "fleet.yaml"
 STACK_GLOB = "Pulumi.*.yaml"
 STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(StackSpec)
-_SPEC_CLASS: dict[str, type[BaseModel]] = {"region": RegionStackSpec, "trust-root": TrustRootStackSpec}
+_SPEC_CLASS: dict[str, type[BaseModel]] = {"region": RegionStackSpec, "trust-root": TrustRootStackSpec,
+                                            "peering": PeeringStackSpec}
 
 
 # --------------------------------------------------------------------------- reading
@@ -105,13 +114,22 @@ def _read_stack_file(path: Path, rel: str, col: ProblemCollector) -> tuple[dict[
             col.add(rel, f"config.{key}", "stack.config-key", "config keys are written 'namespace:key'", key)
             continue
         ns, _, name = key.partition(":")
-        if ns == NAMESPACE:
+        if ns == NAMESPACE and isinstance(value, dict) and "secure" in value:
+            col.add(rel, f"config.{key}", "config.secret-in-spec-namespace", secret_in_spec_message(name), SECRET_VALUE)
+        elif ns == NAMESPACE:
             ours[name] = value
         elif difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.75:
             col.add(rel, key, "stack.unknown-namespace",
                     f"config namespace {ns!r} is not {NAMESPACE!r}, so this setting would be ignored; "
                     f"did you mean '{NAMESPACE}:{name}'?", key)
     return config, ours
+
+
+def secret_in_spec_message(name: str) -> str:
+    """Why a secret ``fleetkit:<name>`` is refused, and where it belongs (the value is never shown)."""
+    return (f"a secret is never a spec setting: every '{NAMESPACE}:' key is one; keep credentials under "
+            f"'{SECRETS_NAMESPACE}:' (`pulumi config rm {NAMESPACE}:{name}` then `pulumi config set --secret "
+            f"{SECRETS_NAMESPACE}:{name} …`) and name them in kubeconfig_secret / secret_config")
 
 
 # --------------------------------------------------------------------------- overrides
@@ -125,7 +143,7 @@ def _applies(ov: Override, role: str, deploys: set[str], deployed_anywhere: set[
 
 
 def _unapplied(ov: Override, label: str) -> Problem:
-    known = sorted(set(RegionStackSpec.model_fields) | set(TrustRootStackSpec.model_fields))
+    known = sorted({f for cls in _SPEC_CLASS.values() for f in cls.model_fields})
     close = difflib.get_close_matches(ov.parts[0], known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
     return Problem(label, ".".join(ov.parts), "cli.set-unknown-key",
@@ -139,8 +157,8 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
     prov = Provenance(stack_src)
     role = ours.get("role", "region")
     inherited = copy.deepcopy(fleet_doc)
-    if role == "trust-root":
-        inherited = {k: v for k, v in inherited.items() if k in ("mesh", "ca")}
+    if role in INHERITED_SECTIONS:
+        inherited = {k: v for k, v in inherited.items() if k in INHERITED_SECTIONS[role]}
     fleet_models = inherited.pop("models", None)
     if fleet_models is not None and not isinstance(fleet_models, dict):
         col.add(fleet_rel, "fleetkit.models", "fleet.shape", "models must be a mapping of name -> model", fleet_models)
@@ -152,7 +170,7 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
     for k, v in stack_part.items():
         prov.record((k,), v, stack_src)
     merged = deep_merge(inherited, stack_part)
-    if role != "trust-root" and (stack_models is not None or fleet_models):
+    if role not in INHERITED_SECTIONS and (stack_models is not None or fleet_models):
         if not isinstance(stack_models, dict):
             if stack_models is not None:
                 col.add(rel, "fleetkit:models", "stack.shape", "models must be a mapping of name -> settings",
@@ -184,7 +202,8 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
     return merged, prov
 
 
-def _validate(merged: dict[str, Any], prov: Provenance, col: ProblemCollector) -> RegionStackSpec | TrustRootStackSpec | None:
+def _validate(merged: dict[str, Any], prov: Provenance, col: ProblemCollector
+              ) -> RegionStackSpec | TrustRootStackSpec | PeeringStackSpec | None:
     try:
         return _ADAPTER.validate_python(merged)
     except ValidationError as exc:

@@ -24,6 +24,10 @@ that every region stack has a unique ``cluster_name`` (``mesh.duplicate-cluster-
 * ``mesh.peer-missing`` / ``mesh.peer-is-self`` / ``mesh.remote-secret-graph-incomplete`` — an explicit
   ``mesh.peers`` list names a stack that is not a region stack of the fleet, or leaves one out.
 
+* ``mesh.peering-missing`` / ``mesh.peering-duplicate`` — a fleet of two or more region stacks has exactly
+  one ``role: peering`` stack: it holds every cluster's remote secrets (region stacks never reference
+  each other, so each comes up with one ``pulumi up`` in any order; see ``docs/mesh.md``).
+
 Without explicit peers the remote-secret graph is derived from the fleet (every region stack
 peers with every other), so it is complete once cluster names are present and unique.
 """
@@ -36,7 +40,13 @@ from typing import Any
 
 from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
-from fleetkit.spec import ISTIO_MIN_KUBERNETES, ISTIO_VERSION, RegionStackSpec, TrustRootStackSpec
+from fleetkit.spec import (
+    ISTIO_MIN_KUBERNETES,
+    ISTIO_VERSION,
+    PeeringStackSpec,
+    RegionStackSpec,
+    TrustRootStackSpec,
+)
 from mesh import topology
 
 #: Istio versions the kit installs (their CRD schemas are vendored) -> minimum Kubernetes (major, minor).
@@ -60,7 +70,24 @@ def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Probl
     out += _versions(regions)
     out += _peers(regions)
     out += _east_west_sources(fleet, regions)
+    out += _peering(fleet, regions)
     return out
+
+
+def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
+    """One peering stack when there is anyone to peer with."""
+    peering = sorted(n for n, st in fleet.stacks.items() if isinstance(st.spec, PeeringStackSpec))
+    if len(peering) > 1:
+        return [_problem(fleet.stacks[n], ("role",), "mesh.peering-duplicate",
+                         f"one peering stack per mesh holds every remote secret (peering stacks: {', '.join(peering)})",
+                         "peering") for n in peering[1:]]
+    if not peering and len(regions) > 1:
+        first = next(iter(regions.values()))
+        return [Problem("stacks/", "", "mesh.peering-missing",
+                        f"{len(regions)} region stacks but no 'role: peering' stack: nothing would write the clusters' "
+                        f"remote secrets; add stacks/Pulumi.mesh-peering.yaml with `fleetkit:role: peering` "
+                        f"(first region: {first.name})")]
+    return []
 
 
 def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
@@ -125,7 +152,8 @@ def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]
                                 f"no stack {target!r} in stacks/ to read the mesh root CA from ({hint})", ref))
         elif not isinstance(fleet.stacks[target].spec, TrustRootStackSpec):
             out.append(_problem(st, loc, "mesh.trust-root-not-a-root",
-                                f"stack {target!r} is a region stack, not a 'role: trust-root' stack", ref))
+                                f"stack {target!r} is a {fleet.stacks[target].spec.role!r} stack, not a 'role: trust-root' "
+                                "stack", ref))
     out += _majority(regions, ("mesh", "trust_root_stack"), "mesh.trust-root-mismatch",
                      "every cluster must chain to one root CA (one trust-root stack)",
                      key=lambda v: topology.split_ref(v)[1])

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import config as rconfig
 from pulumi.runtime import mocks as rmocks
 from pulumi.runtime import rpc, settings
@@ -38,6 +39,7 @@ from fleetkit import mocks as mockdata
 from fleetkit import program as program_module
 from fleetkit.errors import Problem, SpecError
 from fleetkit.fleet import Fleet
+from fleetkit.loader import stack_names
 from fleetkit.overrides import Override, parse_override, set_path
 from fleetkit.yamlio import load_yaml_file
 from policies.common import manifest_key
@@ -59,6 +61,8 @@ class RecordedResource:
     custom: bool
     inputs: dict[str, Any]
     id: str = ""
+    #: URNs this resource waits for (``depends_on`` and inputs' resources, as the SDK sends them)
+    deps: tuple[str, ...] = ()
 
     def to_json(self, names: dict[str, str]) -> dict[str, Any]:
         return {
@@ -79,6 +83,8 @@ class StackPreview:
     secret_outputs: set[str] = field(default_factory=set)
     missing_refs: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    #: StackReferences a real ``pulumi up`` would fail on, with why (stack not in stacks/, not initialised)
+    ref_problems: list[str] = field(default_factory=list)
     #: warnings and errors the program logged (pulumi.log), in order
     messages: list[str] = field(default_factory=list)
 
@@ -135,7 +141,7 @@ def clean(value: Any) -> tuple[Any, bool]:
         return [v for v, _ in items], any(s for _, s in items)
     if isinstance(value, float) and value.is_integer():
         return int(value), False
-    if isinstance(value, str) and value == _UNKNOWN:
+    if (isinstance(value, str) and value == _UNKNOWN) or isinstance(value, Unknown):
         return "(known after apply)", False
     if isinstance(value, pulumi.Resource):
         return f"resource:{type(value).__name__}", False
@@ -168,15 +174,27 @@ def _unwrap_secrets(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- the mock runtime
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, stack: str, peers: dict[str, "StackPreview"]):
+    """Answers for one stack. ``known`` are the stacks in ``stacks/``; ``peers`` those already up.
+
+    With ``unknown_outputs`` every resource answers with its inputs only and no id — what the engine
+    returns for a resource it has yet to create during a stack's first ``pulumi preview``.
+    """
+
+    def __init__(self, stack: str, peers: dict[str, "StackPreview"], known: frozenset[str] | None = None,
+                 unknown_outputs: bool = False):
         self.stack = stack
         self.peers = peers
+        self.known = known
+        self.unknown_outputs = unknown_outputs
         self.missing_refs: set[str] = set()
+        self.ref_problems: list[str] = []
 
     def new_resource(self, args: rmocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
             return self._stack_reference(args)
         inputs = _unwrap_secrets(dict(args.inputs))
+        if self.unknown_outputs and args.custom:
+            return None, inputs
         fn = mockdata.RESOURCE_OUTPUTS.get(args.typ)
         extra = fn(mockdata.MockResource(args.typ, args.name, inputs, self.stack, PROJECT)) if fn else {}
         state = {**inputs, **extra}
@@ -189,6 +207,14 @@ class _Mocks(pulumi.runtime.Mocks):
         prev = self.peers.get(peer)
         if prev is None:
             self.missing_refs.add(peer)
+            if self.known is not None and peer not in self.known:
+                why = f"stack {peer!r} is not in stacks/ (no stacks/Pulumi.{peer}.yaml): it cannot exist"
+            else:
+                why = (f"stack {peer!r} is not initialised at this point of a first bring-up (trust roots, then "
+                       f"each region in any order, then the peering stack)")
+            self.ref_problems.append(
+                f"StackReference {ref!r}: {why}; `pulumi up` fails on a reference to a missing stack "
+                f"(pulumi/pulumi#11275)")
             outputs: dict[str, Any] = {}
             secret_names: list[str] = []
         else:
@@ -233,7 +259,8 @@ class _RecordingMonitor(rmocks.MockMonitor):
         cleaned, _ = clean(inputs)
         with self._lock:
             self.recorded.append(RecordedResource(urn, request.type, request.name, request.parent,
-                                                  request.provider, bool(request.custom), cleaned, rid or ""))
+                                                  request.provider, bool(request.custom), cleaned, rid or "",
+                                                  tuple(sorted(set(request.dependencies)))))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj)
 
     def ReadResource(self, request: Any) -> Any:
@@ -296,14 +323,18 @@ def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, 
 
 
 def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = None,
-              cli_sets: list[str] | None = None, exports_only: bool = False) -> StackPreview:
+              cli_sets: list[str] | None = None, exports_only: bool = False,
+              unknown_outputs: bool = False) -> StackPreview:
     """Run ``__main__.py`` for one stack under the mock runtime and return what it registered.
 
-    ``exports_only`` builds only what peer stacks read (the first pass of a fleet preview).
+    ``peers`` are the stacks already up (StackReferences resolve to their outputs; a reference to
+    any other stack is recorded in ``ref_problems``). ``exports_only`` builds only what the peering
+    stack reads. ``unknown_outputs`` answers every resource as a first ``pulumi preview`` does:
+    outputs not among the inputs are unknown.
     """
     started = time.perf_counter()
     cfg, secret_keys = _config_for(root, stack, cli_sets or [])
-    mocks = _Mocks(stack, peers or {})
+    mocks = _Mocks(stack, peers or {}, frozenset(stack_names(root / "stacks")), unknown_outputs)
     monitor = _RecordingMonitor(mocks)
     log = _CollectingLogger(stack)
     settings.reset_options(project=PROJECT, stack=stack, preview=True)
@@ -335,7 +366,8 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
             secret_outputs.add(key)
     recorded = sorted(monitor.recorded, key=lambda r: r.urn)
     return StackPreview(stack, recorded, outputs, secret_outputs, set(mocks.missing_refs),
-                        time.perf_counter() - started, log.messages)
+                        time.perf_counter() - started, messages=log.messages,
+                        ref_problems=sorted(set(mocks.ref_problems)))
 
 
 def _portable(value: Any) -> Any:
@@ -364,7 +396,8 @@ def _worker(conn: Any, root: Path) -> None:
         out: dict[str, Any] = {}
         try:
             for name in names:
-                res = run_stack(root, name, {**peers, **out}, sets_for.get(name), exports_only)
+                # only the stacks up before this step: a batch's stacks come up in any order
+                res = run_stack(root, name, peers, sets_for.get(name), name in exports_only)
                 res.outputs = _portable(res.outputs)
                 out[name] = res
             conn.send(("ok", out))
@@ -393,7 +426,7 @@ class _Pool:
             self.procs.append(proc)
 
     def run(self, batches: list[list[str]], peers: dict[str, StackPreview], sets_for: dict[str, list[str]],
-            progress: Callable[[str, str], None] | None, what: str, exports_only: bool = False
+            progress: Callable[[str, str], None] | None, what: str, exports_only: frozenset[str] = frozenset()
             ) -> dict[str, StackPreview]:
         busy = []
         # workers only need peers' outputs, not their recorded resources
@@ -445,64 +478,52 @@ def default_jobs() -> int:
 def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[str] | None = None,
                   progress: Callable[[str, str], None] | None = None, jobs: int | None = None
                   ) -> dict[str, StackPreview]:
-    """Preview stacks in dependency order, resolving StackReferences from previewed outputs.
+    """Preview stacks in the documented first bring-up order, resolving StackReferences as it goes.
 
-    Trust roots first; then a first pass over every region stack that builds only what peers read
-    (cluster and mesh exports); then the full program for each wanted stack, with every peer's
-    outputs known. With ``jobs`` > 1 region stacks run in forked worker processes, one cloud per
-    worker where possible; the result is the same as a sequential run. The result holds ``only``
-    (or every stack).
+    1. trust roots; 2. region stacks, each seeing only the trust roots (regions come up in any
+    order, so a reference from one region to another is a reference to a stack that may not exist
+    yet: recorded in ``ref_problems``); 3. the peering stack, seeing every region. Region stacks the
+    caller did not ask for but a wanted peering stack reads run exports-only. With ``jobs`` > 1 the
+    region stacks run in forked worker processes, one cloud per worker where possible; the result is
+    the same as a sequential run. The result holds ``only`` (or every stack).
     """
+    from fleetkit.spec import PeeringStackSpec
+
     root = fleet.root
-    names = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
+    names = sorted(fleet.stacks)
     wanted = only or names
     # each stack gets the --set items the loader applied to it (``models.…`` never reaches a trust root)
     sets_for = {n: [s for s in cli_sets or [] if s in fleet.stacks[n].overrides] for n in wanted}
     jobs = default_jobs() if jobs is None else jobs
-    results: dict[str, StackPreview] = {}
     regions = [n for n in names if fleet.stacks[n].is_region]
-    roots = [n for n in names if n not in regions]
-    full = [n for n in regions if n in wanted]
-    # a lone region has no peers to learn about: one full run is enough
-    first_pass = len(regions) > 1
+    peering = [n for n in names if isinstance(fleet.stacks[n].spec, PeeringStackSpec) and n in wanted]
+    roots = [n for n in names if n not in regions and not isinstance(fleet.stacks[n].spec, PeeringStackSpec)]
+    partial = frozenset(n for n in regions if n not in wanted) if peering else frozenset()
+    run_regions = [n for n in regions if n in wanted or n in partial]
+    results: dict[str, StackPreview] = {}
     import multiprocessing as mp
 
-    if jobs <= 1 or len(regions) < 2 or "fork" not in mp.get_all_start_methods():
+    if jobs <= 1 or len(run_regions) < 2 or "fork" not in mp.get_all_start_methods():
         for name in roots:
             if progress:
                 progress(name, "previewing")
-            results[name] = run_stack(root, name, results, sets_for.get(name))
-        if first_pass:
-            for name in regions:
-                if progress:
-                    progress(name, "reading outputs of")
-                results[name] = run_stack(root, name, results, sets_for.get(name), exports_only=True)
-        for name in full:
+            results[name] = run_stack(root, name, {}, sets_for.get(name))
+        up = dict(results)
+        for name in run_regions:
             if progress:
-                progress(name, "previewing")
-            results[name] = run_stack(root, name, results, sets_for.get(name))
-        return {n: results[n] for n in names if n in wanted}
-
-    pool = _Pool(root, min(jobs, len(regions)))
-    try:
-        if roots:
-            results.update(pool.run([roots], results, sets_for, progress, "previewing"))
-        results.update(pool.run(_batches(fleet, regions, len(pool.conns)), results, sets_for, progress,
-                                "reading outputs of", exports_only=True))
-        results.update(pool.run(_batches(fleet, full, len(pool.conns)), results, sets_for, progress, "previewing"))
-    finally:
-        pool.close()
-    return {n: results[n] for n in names if n in wanted}
-
-    pool = _Pool(root, min(jobs, len(regions)))
-    try:
-        batches = _batches(fleet, regions, len(pool.conns))
-        if roots:
-            results.update(pool.run([roots], results, sets_for, progress, "previewing"))
-        results.update(pool.run(batches, results, sets_for, progress, "previewing"))
-        again = [[n for n in b if results[n].missing_refs and n in wanted] for b in batches]
-        if any(again):
-            results.update(pool.run(again, results, sets_for, progress, "resolving peer outputs"))
-    finally:
-        pool.close()
+                progress(name, "reading outputs of" if name in partial else "previewing")
+            results[name] = run_stack(root, name, up, sets_for.get(name), exports_only=name in partial)
+    else:
+        pool = _Pool(root, min(jobs, len(run_regions)))
+        try:
+            if roots:
+                results.update(pool.run([roots], {}, sets_for, progress, "previewing"))
+            results.update(pool.run(_batches(fleet, run_regions, len(pool.conns)), dict(results), sets_for,
+                                    progress, "previewing", exports_only=partial))
+        finally:
+            pool.close()
+    for name in peering:
+        if progress:
+            progress(name, "previewing")
+        results[name] = run_stack(root, name, dict(results), sets_for.get(name))
     return {n: results[n] for n in names if n in wanted}

@@ -14,9 +14,9 @@ from typing import Any
 
 import pulumi
 
-from fleetkit.errors import SpecError
+from fleetkit.errors import SECRET_VALUE, Problem, SpecError
 from fleetkit.fleet import Fleet
-from fleetkit.loader import load_fleet
+from fleetkit.loader import load_fleet, secret_in_spec_message
 
 NAMESPACE = "fleetkit"
 
@@ -27,25 +27,36 @@ PREVIEW_EXPORTS_ONLY = False
 def _config_overrides(root: Path, stack: str) -> list[str]:
     """``--set``-style items for the ``fleetkit:*`` config values that differ from the stack file.
 
-    Values equal to the file's are left to the file, so problems point at the file's lines.
+    Values equal to the file's are left to the file, so problems point at the file's lines. A secret
+    config value never becomes a setting (its value would be quoted back in a problem): a secret under
+    ``fleetkit:`` is refused, naming the key only; credentials live under ``fleetkit-secrets:`` and are
+    read, as secrets, only where the spec names them (``kubeconfig_secret``, ``secret_config``).
     """
-    from pulumi.runtime.config import CONFIG
+    from pulumi.runtime.config import CONFIG, is_config_secret
 
     from fleetkit.yamlio import load_yaml_file
 
+    rel = f"stacks/Pulumi.{stack}.yaml"
     doc, _ = load_yaml_file(root / "stacks" / f"Pulumi.{stack}.yaml", stack)
     in_file = (doc or {}).get("config", {}) if isinstance(doc, dict) else {}
     items = []
+    refused = []
     for key, raw in sorted(CONFIG.get().items()):
         if not key.startswith(f"{NAMESPACE}:"):
             continue
         name = key.split(":", 1)[1]
+        if is_config_secret(key):
+            refused.append(Problem(rel, f"config.{key}", "config.secret-in-spec-namespace",
+                                   secret_in_spec_message(name), SECRET_VALUE))
+            continue
         try:
             value: Any = json.loads(raw) if isinstance(raw, str) else raw
         except json.JSONDecodeError:
             value = raw
         before = in_file.get(key) if isinstance(in_file, dict) else None
         items += [f"{path}={json.dumps(v)}" for path, v in _changed_leaves(name, before, value)]
+    if refused:
+        raise pulumi.RunError(SpecError(refused).render())
     return items
 
 
@@ -94,24 +105,42 @@ def load_current_stack(root: Path) -> Fleet:
     return fleet
 
 
+#: Logical name of each role's top-level component. Stable (no stack name): ``pulumi stack rename``
+#: keeps every URN's name, so nothing is replaced. Stacks deployed when the name was the stack's carry
+#: an alias to it; the engine derives the children's aliases from the name prefix.
+ROOT_NAMES = {"region": "region", "trust-root": "trust-root", "peering": "peering"}
+
+
+def root_options(stack: str) -> pulumi.ResourceOptions:
+    """Options of the top-level component: the alias from the earlier, stack-named, root."""
+    return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=stack)])
+
+
 def run(root: Path) -> None:
     """Build the stack's component and export what peers and operators need."""
-    from fleetkit.spec import RegionStackSpec
+    from fleetkit.spec import PeeringStackSpec, RegionStackSpec
 
     stack = pulumi.get_stack()
     fleet = load_current_stack(root)
     spec = fleet.stacks[stack].spec
+    outputs: dict[str, Any]
     if isinstance(spec, RegionStackSpec):
         from components.platform import RegionPlatform, RegionPlatformArgs
 
         platform = RegionPlatform(
-            stack, RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet, exports_only=PREVIEW_EXPORTS_ONLY)
+            ROOT_NAMES["region"],
+            RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet, exports_only=PREVIEW_EXPORTS_ONLY),
+            root_options(stack),
         )
         outputs = platform.outputs
+    elif isinstance(spec, PeeringStackSpec):
+        from components.peering import MeshPeering, MeshPeeringArgs
+
+        outputs = MeshPeering(ROOT_NAMES["peering"], MeshPeeringArgs(spec=spec, fleet=fleet), root_options(stack)).outputs
     else:
         from mesh.trust import TrustRoot, TrustRootArgs
 
-        root_ca = TrustRoot(stack, TrustRootArgs(spec=spec))
+        root_ca = TrustRoot(ROOT_NAMES["trust-root"], TrustRootArgs(spec=spec), root_options(stack))
         outputs = root_ca.exports()
     for key, value in sorted(outputs.items()):
         pulumi.export(key, value)

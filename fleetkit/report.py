@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetkit import capacity, catalog
+from fleetkit.engine_checks import check_preview
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import preview_section
 from fleetkit.infra_checks import capacity_plan
@@ -148,7 +149,7 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
             title = f"{name}  ·  {spec.cloud} {spec.region}  ·  cluster {spec.cluster.name}  ·  mesh {spec.mesh.cluster_name}@{spec.mesh.network}"
             parts += [_pool_table(spec), _model_table(spec), _policy_table(spec)]
         else:
-            title = f"{name}  ·  mesh trust root ({spec.mesh.mesh_id})"
+            title = f"{name}  ·  mesh {spec.role} ({spec.mesh.mesh_id})"
         if res.messages:
             parts.append(Text("\n".join(res.messages), style="yellow"))
         findings, lint_view = _lint(res)
@@ -157,6 +158,17 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
             report.extra_files[name] = {"lint.json": dump_json([f.__dict__ for f in findings])}
             if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
                 report.exit_code = 1
+        engine = check_preview(res)  # where the real engine (or cluster) would fail and the mocks did not
+        report.extra_files.setdefault(name, {})["engine-checks.json"] = dump_json([f.to_dict() for f in engine])
+        if engine:
+            parts.append(titled_table("engine checks (fleetkit/engine_checks.py)",
+                                      ("severity", "rule", "resource", "message"),
+                                      ((Text(f.severity, style="red" if f.severity == "error" else "yellow"),
+                                        f.rule, escape(f.resource), escape(f.message)) for f in engine)))
+            if any(f.severity == "error" for f in engine):
+                report.exit_code = 1
+        else:
+            parts.append(Text("engine checks: pass", style="green"))
         guard = preview_section(res)  # the CrossGuard rules (policies/crossguard), run offline
         parts.append(guard.renderable)
         report.extra_files.setdefault(name, {}).update(guard.files)

@@ -30,6 +30,30 @@ _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
 _K8S_VERSION = re.compile(r"^1\.(\d+)$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
+#: Pulumi config namespace of the kit's settings: every ``fleetkit:*`` key is a spec value.
+SPEC_NAMESPACE = "fleetkit"
+#: Pulumi config namespace of credentials (kubeconfigs, backend tokens): set with
+#: ``pulumi config set --secret fleetkit-secrets:<key>``; never read as a spec setting.
+SECRETS_NAMESPACE = "fleetkit-secrets"
+
+
+def secret_config_key(key: str) -> tuple[str, str]:
+    """``(namespace, name)`` of a credential's config key; a bare name is in :data:`SECRETS_NAMESPACE`."""
+    namespace, _, name = key.rpartition(":")
+    return namespace or SECRETS_NAMESPACE, name
+
+
+def _check_secret_key(key: str) -> str:
+    namespace, name = secret_config_key(key)
+    if not name:
+        raise ValueError("name the Pulumi secret config key, e.g. 'adoptKubeconfig'")
+    if namespace == SPEC_NAMESPACE:
+        raise ValueError(
+            f"credentials never live under '{SPEC_NAMESPACE}:' (every key there is a spec setting); use "
+            f"'{SECRETS_NAMESPACE}:{name}' (or the bare name '{name}')"
+        )
+    return key
+
 
 # --------------------------------------------------------------------------- node pools
 class Taint(StrictModel):
@@ -132,7 +156,9 @@ class TerraformFoundation(StrictModel):
     )
     secret_config: dict[str, str] = Field(
         default_factory=dict,
-        description="backend setting -> Pulumi secret config key holding it, e.g. {token: tfeToken}",
+        description="backend setting -> Pulumi secret config key holding it, e.g. {token: tfeToken}; a bare "
+        "name is in the `fleetkit-secrets` namespace (`pulumi config set --secret fleetkit-secrets:tfeToken …`), "
+        "never `fleetkit:`",
     )
     outputs: dict[str, str] = Field(
         default_factory=dict,
@@ -143,6 +169,13 @@ class TerraformFoundation(StrictModel):
         ),
     )
     workspace: str | None = None
+
+    @field_validator("secret_config")
+    @classmethod
+    def _secret_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v.values():
+            _check_secret_key(key)
+        return v
 
 
 class CreateCluster(StrictModel):
@@ -199,7 +232,8 @@ class AdoptCluster(StrictModel):
         default=None,
         description=(
             "Pulumi secret config key holding the kubeconfig the Kubernetes provider uses (e.g. "
-            "`fleetkit:adoptKubeconfig`; no namespace means `fleetkit`). Unset: built from the cloud's API "
+            "`adoptKubeconfig`, set with `pulumi config set --secret fleetkit-secrets:adoptKubeconfig`; no "
+            "namespace means `fleetkit-secrets`, and `fleetkit:` is refused). Unset: built from the cloud's API "
             "(exec auth on EKS/GKE, user credentials on AKS). Cluster facts (endpoint, CA, OIDC issuer, "
             "network) are always read from the cloud's API"
         ),
@@ -215,6 +249,11 @@ class AdoptCluster(StrictModel):
     @classmethod
     def _k8s(cls, v: str) -> str:
         return CreateCluster._k8s(v)
+
+    @field_validator("kubeconfig_secret")
+    @classmethod
+    def _secret_key(cls, v: str | None) -> str | None:
+        return None if v is None else _check_secret_key(v)
 
 
 class ClusterSpec(StrictModel):
@@ -492,4 +531,19 @@ class TrustRootStackSpec(StrictModel):
     ca: CaSpec = CaSpec()
 
 
-StackSpec = Annotated[RegionStackSpec | TrustRootStackSpec, Field(discriminator="role")]
+class PeeringStackSpec(StrictModel):
+    """The mesh's peering stack: every cluster's remote secrets, written into every cluster.
+
+    It reads every region stack with a ``pulumi.StackReference`` (their API server, CA and reader
+    token exports) and applies, in each cluster, one remote secret per peer. Region stacks then
+    reference only the trust root, so each comes up with one ``pulumi up`` in any order; adding a
+    region is its own ``pulumi up`` plus one of this stack (``docs/mesh.md``).
+    """
+
+    role: Literal["peering"]
+    mesh: MeshSpec
+
+
+StackSpec = Annotated[RegionStackSpec | TrustRootStackSpec | PeeringStackSpec, Field(discriminator="role")]
+#: Stack roles whose spec inherits only these sections of the fleet file.
+INHERITED_SECTIONS: dict[str, tuple[str, ...]] = {"trust-root": ("mesh", "ca"), "peering": ("mesh",)}

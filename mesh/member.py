@@ -9,7 +9,8 @@ Per cluster, in this order (each step ``depends_on`` the one before):
    so istiod starts with the plug-in CA instead of minting its own self-signed root;
 4. the east-west gateway (static address, ``networkGateway``) with its cross-network ``Gateway``,
    and the ``fleetkit-ingress`` gateway the policy layer's ``Gateway`` selects;
-5. the reader token this cluster exports, and one remote secret per peer region stack.
+5. the reader token this cluster exports (the fleet's peering stack, :mod:`components.peering`, writes
+   every cluster's remote secrets from these exports; a region stack references only the trust root).
 
 Istio CRD objects and meshed workloads wait for :attr:`MeshMember.ready`.
 """
@@ -28,7 +29,7 @@ from fleetkit.spec import CaSpec, RegionStackSpec, TrustRootStackSpec
 from mesh import render, topology
 from mesh.control_plane import helm_release
 from mesh.gateways import EastWestGateway, EastWestGatewayArgs
-from mesh.remote_secrets import RemoteSecrets, RemoteSecretsArgs, create_reader_token
+from mesh.remote_secrets import create_reader_token
 from mesh.trust import IntermediateCa, IntermediateCaArgs
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class MeshMemberArgs:
     cluster: Cluster
     #: escape hatch: Helm values merged over the kit's, per release (keys: :data:`RELEASES`)
     extra_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: what the gateway releases wait for besides istiod: their Services' load-balancer prerequisites
+    #: (``components.lb_controller``: the AWS Load Balancer Controller, the AKS Network Contributor grant)
+    gateway_depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 def ca_spec_of(fleet: Fleet, spec: RegionStackSpec) -> CaSpec:
@@ -106,20 +110,18 @@ class MeshMember(pulumi.ComponentResource):
                 f"{name}-eastwest",
                 EastWestGatewayArgs(spec=spec, cluster_name=self.cluster_name, network=self.network,
                                     resource_group=args.cluster.resource_group_name,
-                                    depends_on=[self.istiod], extra_values=extra.get("eastwest"),
+                                    depends_on=[self.istiod, *args.gateway_depends_on],
+                                    extra_values=extra.get("eastwest"),
                                     source_ranges=topology.east_west_source_ranges(args.fleet, args.stack)[0]),
                 after(),
             )
-        self.ingress = helm_release(f"{name}-ingress", render.ingress_release(version, render.ingress_annotations(spec.cloud, spec.lb_idle_seconds())),
-                                    after(self.istiod), extra.get("ingress"))
+        self.ingress = helm_release(
+            f"{name}-ingress",
+            render.ingress_release(version, render.ingress_annotations(spec.cloud, spec.lb_idle_seconds())),
+            after(self.istiod, *args.gateway_depends_on), extra.get("ingress"))
 
         # 5. endpoint discovery
         self.reader = create_reader_token(name, after(self.base))
-        self.remote_secrets = RemoteSecrets(
-            f"{name}-remote",
-            RemoteSecretsArgs(peers=topology.peers_of(args.fleet, args.stack), depends_on=[self.namespace]),
-            after(),
-        )
 
         self._cluster = args.cluster
         self._mesh = mesh

@@ -139,3 +139,9 @@ def _get_managed_cluster(args: dict[str, Any], stack: str) -> dict[str, Any]:
     name = str(args.get("resourceName") or "cluster")
     rg = str(args.get("resourceGroupName") or "rg")
     return _cluster_facts(stack, rg, name, _location())
+
+
+@invoke("azure-native:authorization:getClientConfig")
+def _client_config(args: dict[str, Any], stack: str) -> dict[str, Any]:
+    return {"clientId": _uuid("client", stack), "objectId": _uuid("object", stack),
+            "subscriptionId": subscription(stack), "tenantId": tenant(stack)}

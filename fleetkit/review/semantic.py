@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from fleetkit import catalog
-from fleetkit.spec import NodePoolSpec, RegionStackSpec, TrustRootStackSpec
+from fleetkit.spec import NodePoolSpec, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies.failover import FailoverPolicy
 from policies.qos import QosPolicy, Tier
 from policies.routing import DefaultRoute, Destination, Mirror, Route, RouteMatch, RoutingPolicy
@@ -59,7 +59,7 @@ class Change:
                 "before": self.before, "after": self.after, "text": self.sentence}
 
 
-Spec = RegionStackSpec | TrustRootStackSpec
+Spec = RegionStackSpec | TrustRootStackSpec | PeeringStackSpec
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -358,11 +358,11 @@ def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
             text = (f"{spec.cloud} {spec.region}, pools {', '.join(sorted(spec.node_pools))}, "
                     f"models {', '.join(sorted(spec.models)) or 'none'}")
         else:
-            text = f"mesh trust root ({spec.mesh.mesh_id})"
+            text = f"mesh {spec.role} ({spec.mesh.mesh_id})"
         return [Change("stack", "stack", "", None if before is None else text, None if after is None else text)]
     if type(before) is not type(after):
         return [Change("stack", "stack", "role", before.role, after.role)]
-    if isinstance(before, TrustRootStackSpec):
+    if not isinstance(before, RegionStackSpec):  # trust root, peering: settings only
         return _field_changes("stack", "stack", before, after)
     assert isinstance(after, RegionStackSpec)
     bp, ap = before.policies, after.policies

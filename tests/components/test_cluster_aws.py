@@ -112,9 +112,9 @@ def test_adopt_reads_the_cluster_and_creates_no_control_plane():
 def test_adopt_with_a_kubeconfig_secret():
     spec = _adopt(demo_spec(STACK), kubeconfig_secret="adoptKubeconfig")
     given = json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []})
-    mocks, out = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit:adoptKubeconfig": given},
-                     secret_keys=["fleetkit:adoptKubeconfig"])
-    assert out["kubeconfig"] == given
+    mocks, out = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit-secrets:adoptKubeconfig": given},
+                     secret_keys=["fleetkit-secrets:adoptKubeconfig"])
+    assert "kubeconfig" not in out  # a given kubeconfig is a credential: never a stack output
     provider = mocks.one("pulumi:providers:kubernetes").inputs
     assert provider["kubeconfig"] == given
 

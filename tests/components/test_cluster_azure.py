@@ -29,7 +29,9 @@ def test_aks_cluster_inputs_and_exports():
     assert out["resourceGroup"] == "fleetkit-eastus"
     call = next(a for t, a in mocks.calls if t == "azure-native:containerservice:listManagedClusterUserCredentials")
     assert (call["resourceGroupName"], call["resourceName"]) == ("fleetkit-eastus", "fleetkit-eus")
-    kube = yaml.safe_load(out["kubeconfig"])
+    # the user credentials are a credential: the provider gets them, the stack outputs never do
+    assert "kubeconfig" not in out
+    kube = yaml.safe_load(mocks.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
     assert kube["clusters"][0]["cluster"]["certificate-authority-data"] == out["clusterCaData"]
 
 

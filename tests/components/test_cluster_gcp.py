@@ -64,8 +64,8 @@ def test_private_endpoint_and_foundation_network():
                     "pods_range_name": "pods_range_name", "services_range_name": "services_range_name"},
     }
     spec = with_changes(spec, cluster=cluster)
-    mocks, _ = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit:tfeToken": "tfe-secret"},
-                   secret_keys=["fleetkit:tfeToken"])
+    mocks, _ = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit-secrets:tfeToken": "tfe-secret"},
+                   secret_keys=["fleetkit-secrets:tfeToken"])
     call = next(a for t, a in mocks.calls if t == "terraform:state:getRemoteReference")
     assert call["organization"] == "acme" and call["workspaces"] == {"name": "gcp-network"}
     assert call["token"] == "tfe-secret"

@@ -1,4 +1,4 @@
-"""Fixtures for the mesh tests: the demo fleet run once under the mock runtime (two passes)."""
+"""Fixtures for the mesh tests: the demo fleet run once under the mock runtime, in one bring-up pass."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ def demo_fleet(project_root) -> Fleet:
 
 
 @pytest.fixture(scope="session")
-def fleet_passes(demo_fleet: Fleet) -> tuple[dict[str, StackRun], dict[str, StackRun]]:
+def fleet_run(demo_fleet: Fleet) -> dict[str, StackRun]:
+    """Every stack of the demo fleet after one pass: trust root, each region once, then the peering stack."""
     return run_fleet(demo_fleet)
-
-
-@pytest.fixture(scope="session")
-def fleet_run(fleet_passes) -> dict[str, StackRun]:
-    """Every stack of the demo fleet after the second pass (every peer's outputs resolved)."""
-    return fleet_passes[1]

@@ -27,7 +27,7 @@ from pulumi.runtime.sync_await import _sync_await
 import fleetkit.mocks as registry
 from fleetkit.loader import Fleet
 from fleetkit.mocks.registry import MockResource, digest, fake_ca_data, fake_ip
-from fleetkit.spec import RegionStackSpec, TrustRootStackSpec
+from fleetkit.spec import PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 
 PROJECT = "fleetkit"
 
@@ -126,6 +126,9 @@ class FleetMocks(pulumi.runtime.Mocks):
         return ref, {"name": ref, "outputs": outputs, "secretOutputNames": sorted(peer.secret_exports)}
 
     def call(self, args: rmocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        # the peering stack reads AKS user credentials for its provider; the mesh itself calls nothing
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            return registry.INVOKES[args.token](plain(dict(args.args)), self.stack), None
         raise AssertionError(f"the mesh makes no provider calls, got {args.token}")
 
 
@@ -198,6 +201,7 @@ def run_program(stack: str, build: Callable[[], dict[str, Any]], peers: dict[str
 
 
 def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
+    from components.peering import MeshPeering, MeshPeeringArgs
     from mesh.member import MeshMember, MeshMemberArgs
     from mesh.trust import TrustRoot, TrustRootArgs
 
@@ -206,6 +210,8 @@ def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
     def build() -> dict[str, Any]:
         if isinstance(spec, TrustRootStackSpec):
             return TrustRoot(stack, TrustRootArgs(spec=spec)).exports()
+        if isinstance(spec, PeeringStackSpec):
+            return MeshPeering("peering", MeshPeeringArgs(spec=spec, fleet=fleet)).outputs
         cluster = FakeCluster(stack, spec)
         member = MeshMember(f"{stack}-mesh", MeshMemberArgs(stack=stack, spec=spec, fleet=fleet, cluster=cluster),  # type: ignore[arg-type]
                             pulumi.ResourceOptions(provider=cluster.provider))
@@ -214,17 +220,17 @@ def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
     return run_program(stack, build, peers)
 
 
-def run_fleet(fleet: Fleet) -> tuple[dict[str, StackRun], dict[str, StackRun]]:
-    """(first pass, second pass): trust roots first, then regions; the second pass sees every peer."""
-    order = sorted(fleet.stacks, key=lambda n: (fleet.stacks[n].is_region, n))
-    first: dict[str, StackRun] = {}
-    for name in order:
-        first[name] = run_stack(fleet, name, first)
-    second = dict(first)
-    for name in order:
-        if fleet.stacks[name].is_region:
-            second[name] = run_stack(fleet, name, first)
-    return first, second
+def run_fleet(fleet: Fleet) -> dict[str, StackRun]:
+    """One pass in the documented bring-up order: trust roots, each region (seeing only the roots), peering."""
+    def rank(name: str) -> int:
+        spec = fleet.stacks[name].spec
+        return 0 if isinstance(spec, TrustRootStackSpec) else 2 if isinstance(spec, PeeringStackSpec) else 1
+
+    runs: dict[str, StackRun] = {}
+    for name in sorted(fleet.stacks, key=lambda n: (rank(n), n)):
+        up = {n: r for n, r in runs.items() if rank(n) < rank(name)}
+        runs[name] = run_stack(fleet, name, up)
+    return runs
 
 
 def b64decode(text: str) -> str:

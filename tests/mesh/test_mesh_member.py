@@ -17,12 +17,13 @@ from mesh.member import MeshMember, MeshMemberArgs
 from tests.mesh.mesh_mocks import FakeCluster, StackRun, plain, public_strings, run_program, run_stack
 
 ROOT_STACK = "mesh-root"
+PEERING_STACK = "mesh-peering"
 SECRET = "kubernetes:core/v1:Secret"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def _regions(run: dict[str, StackRun]) -> dict[str, StackRun]:
-    return {k: v for k, v in run.items() if k != ROOT_STACK}
+    return {k: v for k, v in run.items() if k not in (ROOT_STACK, PEERING_STACK)}
 
 
 def _one(run: StackRun, type_: str, name_suffix: str = "") -> object:
@@ -92,36 +93,44 @@ def test_mesh_identity_same_mesh_id_unique_cluster_names(fleet_run, demo_fleet) 
 def test_twelve_remote_secrets_with_the_exact_istioctl_shape(fleet_run) -> None:
     regions = _regions(fleet_run)
     by_cluster = {run.exports[topology.EXPORT_CLUSTER_NAME]: run for run in regions.values()}
+    peering = fleet_run[PEERING_STACK]
     pairs = set()
-    for run in regions.values():
-        holder = run.exports[topology.EXPORT_CLUSTER_NAME]
-        secrets = _secrets(run, render.REMOTE_SECRET_PREFIX)
-        assert len(secrets) == 3
-        for secret in secrets:
-            assert public_strings(secret.inputs["stringData"]) == [], "the kubeconfig must be a Pulumi secret"
-            obj = plain(secret.inputs)
-            peer = obj["metadata"]["name"].removeprefix(render.REMOTE_SECRET_PREFIX)
-            assert peer != holder
-            pairs.add((holder, peer))
-            assert obj["metadata"] == {
-                "name": f"istio-remote-secret-{peer}",
-                "namespace": "istio-system",
-                "annotations": {"networking.istio.io/cluster": peer},
-                "labels": {"istio/multiCluster": "true"},
-            }
-            assert set(obj) == {"apiVersion", "kind", "metadata", "stringData"} and list(obj["stringData"]) == [peer]
-            assert validate_object(obj) == []
-            source = by_cluster[peer].exports
-            cfg = yaml.safe_load(obj["stringData"][peer])
-            assert cfg["current-context"] == peer
-            assert cfg["clusters"] == [{"name": peer, "cluster": {
-                "server": source[topology.EXPORT_READER_SERVER],
-                "certificate-authority-data": source[topology.EXPORT_READER_CA_DATA]}}]
-            assert cfg["contexts"] == [{"name": peer, "context": {"cluster": peer, "user": peer}}]
-            assert cfg["users"] == [{"name": peer, "user": {"token": source[topology.EXPORT_READER_TOKEN]}}]
-            assert cfg["clusters"][0]["cluster"]["server"].startswith("https://")
+    for secret in _secrets(peering, render.REMOTE_SECRET_PREFIX):
+        holder = secret.name.removeprefix("peering-").split("-secret-")[0]
+        assert public_strings(secret.inputs["stringData"]) == [], "the kubeconfig must be a Pulumi secret"
+        obj = plain(secret.inputs)
+        peer = obj["metadata"]["name"].removeprefix(render.REMOTE_SECRET_PREFIX)
+        assert peer != holder
+        pairs.add((holder, peer))
+        assert obj["metadata"] == {
+            "name": f"istio-remote-secret-{peer}",
+            "namespace": "istio-system",
+            "annotations": {"networking.istio.io/cluster": peer},
+            "labels": {"istio/multiCluster": "true"},
+        }
+        assert set(obj) == {"apiVersion", "kind", "metadata", "stringData"} and list(obj["stringData"]) == [peer]
+        assert validate_object(obj) == []
+        source = by_cluster[peer].exports
+        cfg = yaml.safe_load(obj["stringData"][peer])
+        assert cfg["current-context"] == peer
+        assert cfg["clusters"] == [{"name": peer, "cluster": {
+            "server": source[topology.EXPORT_READER_SERVER],
+            "certificate-authority-data": source[topology.EXPORT_READER_CA_DATA]}}]
+        assert cfg["contexts"] == [{"name": peer, "context": {"cluster": peer, "user": peer}}]
+        assert cfg["users"] == [{"name": peer, "user": {"token": source[topology.EXPORT_READER_TOKEN]}}]
+        assert cfg["clusters"][0]["cluster"]["server"].startswith("https://")
     assert pairs == set(itertools.permutations(by_cluster, 2))
     assert len(pairs) == 12
+    assert peering.missing_refs == set()
+
+
+def test_one_pass_bring_up_regions_reference_only_the_trust_root(fleet_run) -> None:
+    """Each region comes up once, in any order: it never references another region (pulumi/pulumi#11275)."""
+    for name, run in _regions(fleet_run).items():
+        refs = sorted(r.inputs.get("name") for r in run.of_type("pulumi:pulumi:StackReference"))
+        assert refs == [ROOT_STACK], (name, refs)
+        assert run.missing_refs == set()
+        assert _secrets(run, render.REMOTE_SECRET_PREFIX) == []
 
 
 def test_cacerts_keys_and_creation_before_istiod(fleet_run) -> None:
@@ -212,12 +221,12 @@ def test_exports_peers_need(fleet_run) -> None:
         assert run.exports[topology.EXPORT_READER_TOKEN]
 
 
-def test_missing_peer_outputs_are_tolerated(fleet_passes) -> None:
-    first, _ = fleet_passes
-    run = first["aws-us-east-1"]  # the first region: no peer had been run yet
-    assert run.missing_refs == {"aws-us-west-2", "azure-eastus", "gcp-europe-west4"}
-    secrets = _secrets(run, render.REMOTE_SECRET_PREFIX)
-    assert len(secrets) == 3 and all(plain(s.inputs)["stringData"] == {} for s in secrets)
+def test_a_region_not_up_yet_leaves_its_remote_secrets_empty(demo_fleet, fleet_run) -> None:
+    up = {n: r for n, r in fleet_run.items() if n != "aws-us-east-1"}
+    run = run_stack(demo_fleet, PEERING_STACK, up)
+    assert run.missing_refs == {"aws-us-east-1"}
+    empty = [s for s in _secrets(run, render.REMOTE_SECRET_PREFIX) if plain(s.inputs)["stringData"] == {}]
+    assert sorted(plain(s.inputs)["metadata"]["name"] for s in empty) == ["istio-remote-secret-aws-use1"] * 3
 
 
 def test_a_cluster_without_east_west_gateway(tmp_project, fleet_run) -> None:
@@ -230,7 +239,6 @@ def test_a_cluster_without_east_west_gateway(tmp_project, fleet_run) -> None:
     assert run.of_type("aws:ec2/eip:Eip") == [] and run.of_type("kubernetes:networking.istio.io/v1:Gateway") == []
     assert sorted(r.inputs["name"] for r in run.of_type(RELEASE)) == ["fleetkit-ingress", "istio-base", "istiod"]
     assert topology.EXPORT_EAST_WEST_ADDRESS not in run.exports
-    assert len(_secrets(run, render.REMOTE_SECRET_PREFIX)) == 3
 
 
 def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:

@@ -48,7 +48,7 @@ def test_two_commits_markdown(two_commits: Path) -> None:
     assert "+  maxReplicaCount: 6" in section
     # the other region stacks inherit the fleet file: they change too, without the pool change
     assert "### `gcp-europe-west4` — changed" in out
-    assert "| `mesh-root` |" not in out and "Unchanged: `mesh-root`." in out
+    assert "| `mesh-root` |" not in out and "Unchanged: `mesh-peering`, `mesh-root`." in out
 
 
 def test_two_commits_table(two_commits: Path) -> None:

@@ -43,7 +43,7 @@ def test_review_with_the_full_preview(tmp_path: Path) -> None:
     assert "security: require_jwt true → false" in texts
     diff = stack["manifest_diff"]
     # cloud resources are compared too, not only Kubernetes objects
-    assert "+++ b/aws-us-east-1/aws/eks/nodeGroup/NodeGroup/aws-us-east-1-l4-ng.yaml" in diff
+    assert "+++ b/aws-us-east-1/aws/eks/nodeGroup/NodeGroup/region-l4-ng.yaml" in diff
     assert " instanceTypes:\n-- g6.12xlarge\n+- g6e.12xlarge\n" in diff
     assert "-      weight: 10\n+      weight: 25\n" in diff
     # dropping the JWT requirement leaves a public ingress: a new mandatory guardrail verdict, exit 1

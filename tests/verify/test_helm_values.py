@@ -34,7 +34,8 @@ def test_every_release_of_the_demo_fleet_passes(demo_preview) -> None:
         verdict = helm_values.verify(res.resources_json())
         assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
     east = helm_values.verify(demo_preview["aws-us-east-1"].resources_json())
-    assert east.count == 7 and "kube-state-metrics.metricLabelsAllowlist" in east.summary  # not checked, said so
+    assert east.count == 8 and "kube-state-metrics.metricLabelsAllowlist" in east.summary  # not checked, said so
+    assert "aws-load-balancer-controller (not vendored)" in east.summary  # the LB controller chart: said so too
 
 
 def test_list_valued_network_gateway_ports_is_refused() -> None:
