@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 try:  # a dependency of the kit; without it the verdict says so instead of passing
     import cel as celengine
 except ImportError:  # pragma: no cover - exercised only in a broken install
-    celengine = None
+    celengine = None  # type: ignore[assignment]
 
 from fleetkit.schema import crd_schema
 from fleetkit.verify import Finding, Verdict
