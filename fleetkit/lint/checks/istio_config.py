@@ -165,7 +165,6 @@ def check_authorization_policies(ix: Index) -> Iterator[Hit]:
     if not aps:
         return
     m = mesh(ix)
-    root = ix.config.root_namespace
     meshed: dict[str, list[dict[str, str]]] = defaultdict(list)
     for pod in m.pods:
         if pod.in_mesh:
@@ -177,39 +176,49 @@ def check_authorization_policies(ix: Index) -> Iterator[Hit]:
         yield skipped(aps[0], "AuthorizationPolicy source namespaces (IST0101)", "no Namespace is in the input")
     for ap in aps:
         if m.pods:
-            raw_selector = ap.spec.get("selector")
-            selector = str_map(as_dict(raw_selector).get("matchLabels"))
-            text = selector_str(selector)
-            if selector and not any(k in p.labels for p in m.pods for k in selector):
-                yield skipped(ap, "AuthorizationPolicy workloads (IST0127)",
-                              f"no workload in the input carries any of the selector's labels ({text})")
-                continue
-            if ap.namespace == root:
-                candidates = [labels for group in meshed.values() for labels in group]
-                found = raw_selector is None or any(selects(selector, labels) for labels in candidates)
-            elif raw_selector is None:
-                found, text = bool(meshed.get(ap.namespace)), ""
-            else:
-                found = any(selects(selector, labels) for labels in meshed.get(ap.namespace, []))
-            if not found:
-                yield Hit(ap, ("spec", "selector") if raw_selector is not None else ("metadata", "namespace"),
-                          "FK509", f"No matching workloads for this resource with the following labels: {text}",
-                          "fix the selector, or apply the policy where the workloads run (in-mesh pods only)")  # fmt: skip
-        if not check_namespaces:
-            continue
-        for i, rule in enumerate(map(as_dict, as_list(ap.spec.get("rules")))):
-            for j, source in enumerate(map(as_dict, as_list(rule.get("from")))):
-                src = as_dict(source.get("source"))
-                for field in ("namespaces", "notNamespaces"):
-                    for k, ns in enumerate(as_list(src.get(field))):
-                        if isinstance(ns, str) and not any(_namespace_matches(n, ns) for n in m.known_namespaces):
-                            close = difflib.get_close_matches(ns, sorted(m.known_namespaces), n=1, cutoff=0.8)
-                            hint = (f" (did you mean {close[0]!r}?)" if close else
-                                    "; no namespace of that name is in the input (ignore if it exists elsewhere)")
-                            yield Hit(ap, ("spec", "rules", i, "from", j, "source", field, k), "FK510",
-                                      f'Referenced namespace not found: "{ns}"{hint}',
-                                      "fix the namespace name (or lint the namespace's objects together)",
-                                      None if close else Severity.WARNING)  # fmt: skip
+            yield from _ap_workloads(ix, ap, meshed)
+        if check_namespaces:
+            yield from _ap_namespaces(ix, ap)
+
+
+def _ap_workloads(ix: Index, ap: Obj, meshed: dict[str, list[dict[str, str]]]) -> Iterator[Hit]:
+    m = mesh(ix)
+    raw_selector = ap.spec.get("selector")
+    selector = str_map(as_dict(raw_selector).get("matchLabels"))
+    text = selector_str(selector)
+    if selector and not any(k in p.labels for p in m.pods for k in selector):
+        yield skipped(ap, "AuthorizationPolicy workloads (IST0127)",
+                      f"no workload in the input carries any of the selector's labels ({text})")  # fmt: skip
+        return
+    if ap.namespace == ix.config.root_namespace:
+        candidates = [labels for group in meshed.values() for labels in group]
+        found = raw_selector is None or any(selects(selector, labels) for labels in candidates)
+    elif raw_selector is None:
+        found, text = bool(meshed.get(ap.namespace)), ""
+    else:
+        found = any(selects(selector, labels) for labels in meshed.get(ap.namespace, []))
+    if not found:
+        yield Hit(ap, ("spec", "selector") if raw_selector is not None else ("metadata", "namespace"),
+                  "FK509", f"No matching workloads for this resource with the following labels: {text}",
+                  "fix the selector, or apply the policy where the workloads run (in-mesh pods only)")  # fmt: skip
+
+
+def _ap_namespaces(ix: Index, ap: Obj) -> Iterator[Hit]:
+    known = mesh(ix).known_namespaces
+    for i, rule in enumerate(map(as_dict, as_list(ap.spec.get("rules")))):
+        for j, source in enumerate(map(as_dict, as_list(rule.get("from")))):
+            src = as_dict(source.get("source"))
+            for field in ("namespaces", "notNamespaces"):
+                for k, ns in enumerate(as_list(src.get(field))):
+                    if not isinstance(ns, str) or any(_namespace_matches(n, ns) for n in known):
+                        continue
+                    close = difflib.get_close_matches(ns, sorted(known), n=1, cutoff=0.8)
+                    hint = (f" (did you mean {close[0]!r}?)" if close else
+                            "; no namespace of that name is in the input (ignore if it exists elsewhere)")
+                    yield Hit(ap, ("spec", "rules", i, "from", j, "source", field, k), "FK510",
+                              f'Referenced namespace not found: "{ns}"{hint}',
+                              "fix the namespace name (or lint the namespace's objects together)",
+                              None if close else Severity.WARNING)  # fmt: skip
 
 
 CHECKS = [check_ca_certificates, check_subset_workloads, check_service_entries, check_authorization_policies]

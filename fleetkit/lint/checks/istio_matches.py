@@ -92,6 +92,11 @@ def _unreachable(vs: Obj, section: str) -> Iterator[Hit]:
                     prefixes.append(prefix)
         if duplicates == len(matches):
             yield unused(i, "all matches used by prior rules")
+    yield from _overlaps(vs, section, prefixes)
+
+
+def _overlaps(vs: Obj, section: str, prefixes: list[_Prefix]) -> Iterator[Hit]:
+    """A later URI-prefix match covered by an earlier, shorter prefix with the same other conditions."""
     for a_index, a in enumerate(prefixes):
         for b in prefixes[a_index + 1 :]:
             if b.prefix != a.prefix and a.covers(b):
