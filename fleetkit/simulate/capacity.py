@@ -31,10 +31,23 @@ from fleetkit.simulate.scenarios import Scenario
 #: Memory bandwidth per GPU, GB/s (NVIDIA data sheets: T4, A10G (AWS), L4, L40S, A100 40/80 GB SXM,
 #: H100 SXM, H100 NVL, H200, B200).
 GPU_BANDWIDTH_GBPS: Mapping[str, float] = {
-    "t4": 320, "a10g": 600, "l4": 300, "l40s": 864, "a100-40gb": 1555, "a100-80gb": 2039,
-    "h100": 3350, "h100-nvl": 3900, "h200": 4800, "b200": 8000,
+    "t4": 320,
+    "a10g": 600,
+    "l4": 300,
+    "l40s": 864,
+    "a100-40gb": 1555,
+    "a100-80gb": 2039,
+    "h100": 3350,
+    "h100-nvl": 3900,
+    "h200": 4800,
+    "b200": 8000,
 }
-DEFAULT_ASSUMPTIONS: Mapping[str, float] = {"efficiency": 0.5, "batch": 32, "output_tokens": 256, "utilisation": 0.5}
+DEFAULT_ASSUMPTIONS: Mapping[str, float] = {
+    "efficiency": 0.5,
+    "batch": 32,
+    "output_tokens": 256,
+    "utilisation": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +63,13 @@ class ModelRow:
         return self.capacity_rps >= self.demand_rps and self.lost_share == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "demand_rps": round(self.demand_rps, 3), "capacity_rps": round(self.capacity_rps, 3),
-                "lost_share": round(self.lost_share, 6), "carried": self.carried}
+        return {
+            "model": self.model,
+            "demand_rps": round(self.demand_rps, 3),
+            "capacity_rps": round(self.capacity_rps, 3),
+            "lost_share": round(self.lost_share, 6),
+            "carried": self.carried,
+        }
 
 
 def params_billion(w: Workload) -> float | None:
@@ -81,8 +99,13 @@ def _capacity(fleet: Fleet, scenario: Scenario, assume: Mapping[str, float]) -> 
     return out
 
 
-def capacity_view(fleet: Fleet, scenario: Scenario, results: Sequence[tuple[str, Distribution]],
-                  assume: Mapping[str, float], demand: Mapping[str, float] | None = None) -> list[ModelRow]:
+def capacity_view(
+    fleet: Fleet,
+    scenario: Scenario,
+    results: Sequence[tuple[str, Distribution]],
+    assume: Mapping[str, float],
+    demand: Mapping[str, float] | None = None,
+) -> list[ModelRow]:
     """Per model service: demand, the capacity left at max replicas, and the share of its requests
     that the scenario loses (errors or another model answering). ``results``: (the model service a
     request class names, its outcome distribution) per class."""

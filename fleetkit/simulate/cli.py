@@ -63,7 +63,12 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
     # imported here, not at module level: `fleetkit --help` loads this module and must stay fast
     from fleetkit.loader import load_fleet
     from fleetkit.simulate.fleet import build_fleet
-    from fleetkit.simulate.source import merge_topology, read_preview_dir, sizes_from_specs, topology_from_specs
+    from fleetkit.simulate.source import (
+        merge_topology,
+        read_preview_dir,
+        sizes_from_specs,
+        topology_from_specs,
+    )
 
     specs = load_fleet(project)
     topology = topology_from_specs(specs)
@@ -79,30 +84,162 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
 
 
 def simulate_command(
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="The OpenAI body's `model` (repeatable). Default: every model's served name.")] = None,
-    tier: Annotated[list[str] | None, typer.Option("--tier", "-t", help="The verified JWT `tier` claim (repeatable). Default: every tier the fleet knows.")] = None,
-    origin: Annotated[list[str] | None, typer.Option("--origin", help="Mesh cluster whose ingress receives the request (repeatable). Default: every cluster.")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The OpenAI body's `model` (repeatable). Default: every model's served name.",
+        ),
+    ] = None,
+    tier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tier",
+            "-t",
+            help="The verified JWT `tier` claim (repeatable). Default: every tier the fleet knows.",
+        ),
+    ] = None,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--origin",
+            help="Mesh cluster whose ingress receives the request (repeatable). Default: every cluster.",
+        ),
+    ] = None,
     path: Annotated[str, typer.Option("--path", help="Request path.")] = "/v1/chat/completions",
-    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="A header the client sends itself, NAME=VALUE (repeatable; e.g. a forged tier header).")] = None,
-    claim: Annotated[list[str] | None, typer.Option("--claim", help="Another verified JWT claim, NAME=VALUE (repeatable).")] = None,
-    stream: Annotated[bool, typer.Option("--stream", help="A streaming request (same routing; recorded in the output).")] = False,
-    zone: Annotated[str, typer.Option("--zone", help="Zone of the ingress gateway pod (locality-aware failover).")] = "",
-    concurrency: Annotated[float, typer.Option("--concurrency", min=0, help="In-flight requests of each class at one gateway replica (circuit breakers). 0: not modelled.")] = 0.0,
-    rate: Annotated[float, typer.Option("--rate", min=0, help="Requests/s of each class at one gateway replica (local rate limits, 429). 0: not modelled.")] = 0.0,
-    down: Annotated[list[str] | None, typer.Option("--down", help="cluster:NAME, region:NAME, network:NAME or zone:NAME is down (repeatable; combined into one scenario).")] = None,
-    replicas: Annotated[list[str] | None, typer.Option("--replicas", help="DEPLOYMENT=N|min|max|zero; DEPLOYMENT is NAME, CLUSTER/NAME or SERVICE:VERSION (repeatable).")] = None,
-    eject: Annotated[list[str] | None, typer.Option("--eject", help="SERVICE:VERSION (or CLUSTER/SERVICE:VERSION) returns errors; outlier detection ejects it within maxEjectionPercent.")] = None,
-    no_capacity: Annotated[list[str] | None, typer.Option("--no-capacity", help="POOL or CLUSTER/POOL cannot run pods (repeatable).")] = None,
-    baseline: Annotated[str, typer.Option("--baseline", help="Replicas of every Deployment before the scenario: min (autoscaler minimum) or max.")] = "min",
-    standard: Annotated[bool | None, typer.Option("--standard/--no-standard", help="Run the standard scenario set (healthy, each cluster/region/network down, each model's primary at zero). Default: on unless a scenario option is given.")] = None,
-    assume: Annotated[list[str] | None, typer.Option("--assume", help="Capacity assumption KEY=VALUE: efficiency, batch, output_tokens, utilisation.")] = None,
-    demand: Annotated[list[str] | None, typer.Option("--demand", help="Fleet-wide requests/s of a model service, MODEL=RPS (repeatable).")] = None,
-    output_format: Annotated[SimFormat, typer.Option("--format", "-f", case_sensitive=False, help="table (terminal), json (scripts), markdown (a pull-request comment with the Mermaid diagram).")] = SimFormat.table,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
-    diagram: Annotated[Path | None, typer.Option("--diagram", help="Write the flow diagram: PATH.svg, PATH.mmd (Mermaid) and PATH.png when cairosvg is installed.")] = None,
-    picture: Annotated[str | None, typer.Option("--picture", help="Scenario the diagram shows (default: the first non-healthy scenario given, else healthy).")] = None,
-    from_dir: Annotated[Path | None, typer.Option("--from", help="Read the rendered fleet from a `fleetkit preview --out DIR` directory instead of rendering now.")] = None,
-    root: Annotated[Path | None, typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/).")] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="A header the client sends itself, NAME=VALUE (repeatable; e.g. a forged tier header).",
+        ),
+    ] = None,
+    claim: Annotated[
+        list[str] | None, typer.Option("--claim", help="Another verified JWT claim, NAME=VALUE (repeatable).")
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="A streaming request (same routing; recorded in the output).")
+    ] = False,
+    zone: Annotated[
+        str, typer.Option("--zone", help="Zone of the ingress gateway pod (locality-aware failover).")
+    ] = "",
+    concurrency: Annotated[
+        float,
+        typer.Option(
+            "--concurrency",
+            min=0,
+            help="In-flight requests of each class at one gateway replica (circuit breakers). 0: not modelled.",
+        ),
+    ] = 0.0,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0,
+            help="Requests/s of each class at one gateway replica (local rate limits, 429). 0: not modelled.",
+        ),
+    ] = 0.0,
+    down: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--down",
+            help="cluster:NAME, region:NAME, network:NAME or zone:NAME is down (repeatable; combined into one scenario).",
+        ),
+    ] = None,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replicas",
+            help="DEPLOYMENT=N|min|max|zero; DEPLOYMENT is NAME, CLUSTER/NAME or SERVICE:VERSION (repeatable).",
+        ),
+    ] = None,
+    eject: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eject",
+            help="SERVICE:VERSION (or CLUSTER/SERVICE:VERSION) returns errors; outlier detection ejects it within maxEjectionPercent.",
+        ),
+    ] = None,
+    no_capacity: Annotated[
+        list[str] | None,
+        typer.Option("--no-capacity", help="POOL or CLUSTER/POOL cannot run pods (repeatable)."),
+    ] = None,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            "--baseline",
+            help="Replicas of every Deployment before the scenario: min (autoscaler minimum) or max.",
+        ),
+    ] = "min",
+    standard: Annotated[
+        bool | None,
+        typer.Option(
+            "--standard/--no-standard",
+            help="Run the standard scenario set (healthy, each cluster/region/network down, each model's primary at zero). Default: on unless a scenario option is given.",
+        ),
+    ] = None,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--assume", help="Capacity assumption KEY=VALUE: efficiency, batch, output_tokens, utilisation."
+        ),
+    ] = None,
+    demand: Annotated[
+        list[str] | None,
+        typer.Option("--demand", help="Fleet-wide requests/s of a model service, MODEL=RPS (repeatable)."),
+    ] = None,
+    output_format: Annotated[
+        SimFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table (terminal), json (scripts), markdown (a pull-request comment with the Mermaid diagram).",
+        ),
+    ] = SimFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+    ] = None,
+    diagram: Annotated[
+        Path | None,
+        typer.Option(
+            "--diagram",
+            help="Write the flow diagram: PATH.svg, PATH.mmd (Mermaid) and PATH.png when cairosvg is installed.",
+        ),
+    ] = None,
+    picture: Annotated[
+        str | None,
+        typer.Option(
+            "--picture",
+            help="Scenario the diagram shows (default: the first non-healthy scenario given, else healthy).",
+        ),
+    ] = None,
+    with_routes: Annotated[
+        bool,
+        typer.Option(
+            "--route-classes",
+            help="Also simulate, per route, a client that sends the exact headers the route matches (header routing, forged headers).",
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 when, with everything healthy, a request class gets an error or is answered by another model while its own model has pods.",
+        ),
+    ] = False,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Read the rendered fleet from a `fleetkit preview --out DIR` directory instead of rendering now.",
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/).")
+    ] = None,
 ) -> None:
     """What-if: where every request goes under failures.
 
@@ -116,14 +253,21 @@ def simulate_command(
 
     Examples: `fleetkit simulate` (standard scenarios, every class); `fleetkit simulate -m
     meta-llama/Llama-3.1-70B-Instruct -t premium --origin aws-use1 --down region:europe-west4
-    --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value).
+    --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value); with `--check`, 1 when the healthy fleet has findings.
     """
     # imported on use, not at module level: `fleetkit --help` loads this module and must stay fast
     from fleetkit.cli import err_console, fail, find_root, out_console
     from fleetkit.simulate.diagram import png_available, scenario_for_picture, to_mermaid, to_svg, write_png
-    from fleetkit.simulate.report import request_classes, simulate, to_json, to_renderables
-    from fleetkit.simulate.scenarios import parse_scenario, standard_scenarios
     from fleetkit.simulate.markdown import report_markdown
+    from fleetkit.simulate.report import (
+        findings,
+        request_classes,
+        route_classes,
+        simulate,
+        to_json,
+        to_renderables,
+    )
+    from fleetkit.simulate.scenarios import parse_scenario, standard_scenarios
 
     try:
         project = find_root(root)
@@ -132,28 +276,77 @@ def simulate_command(
         problems: list[Problem] = []
         headers = _pairs("--header", header or [], problems)
         claims = _pairs("--claim", claim or [], problems)
-        assumptions = {k: float(v) for k, v in _pairs("--assume", assume or [], problems, number=True).items()}
+        assumptions = {
+            k: float(v) for k, v in _pairs("--assume", assume or [], problems, number=True).items()
+        }
         for k in assumptions:
             if k not in ("efficiency", "batch", "output_tokens", "utilisation"):
-                problems.append(Problem("--assume", k, "simulate.unknown-assumption",
-                                        "known: efficiency, batch, output_tokens, utilisation", k))
+                problems.append(
+                    Problem(
+                        "--assume",
+                        k,
+                        "simulate.unknown-assumption",
+                        "known: efficiency, batch, output_tokens, utilisation",
+                        k,
+                    )
+                )
         demands = {k: float(v) for k, v in _pairs("--demand", demand or [], problems, number=True).items()}
         if baseline not in ("min", "max"):
-            problems.append(Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline))
+            problems.append(
+                Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
+            )
         for o in origin or []:
             if o not in fleet.clusters:
-                problems.append(Problem("--origin", o, "simulate.unknown-cluster",
-                                        f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})", o))
+                problems.append(
+                    Problem(
+                        "--origin",
+                        o,
+                        "simulate.unknown-cluster",
+                        f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})",
+                        o,
+                    )
+                )
         for d in [*(demands or {})]:
             if d not in {w.model for w in fleet.workloads}:
-                problems.append(Problem("--demand", d, "simulate.unknown-model",
-                                        "no model service of that name (" + ", ".join(sorted({w.model for w in fleet.workloads})) + ")", d))
+                problems.append(
+                    Problem(
+                        "--demand",
+                        d,
+                        "simulate.unknown-model",
+                        "no model service of that name ("
+                        + ", ".join(sorted({w.model for w in fleet.workloads}))
+                        + ")",
+                        d,
+                    )
+                )
         if diagram is not None and not diagram.parent.is_dir():
-            problems.append(Problem("--diagram", str(diagram), "simulate.no-directory", "its directory does not exist", str(diagram)))
+            problems.append(
+                Problem(
+                    "--diagram",
+                    str(diagram),
+                    "simulate.no-directory",
+                    "its directory does not exist",
+                    str(diagram),
+                )
+            )
         if output is not None and not output.parent.is_dir():
-            problems.append(Problem("--output", str(output), "simulate.no-directory", "its directory does not exist", str(output)))
-        custom, more = parse_scenario(fleet, down or [], replicas or [], eject or [], no_capacity or [],
-                                      baseline if baseline in ("min", "max") else "min")
+            problems.append(
+                Problem(
+                    "--output",
+                    str(output),
+                    "simulate.no-directory",
+                    "its directory does not exist",
+                    str(output),
+                )
+            )
+        custom, more = parse_scenario(
+            fleet,
+            down or [],
+            replicas or [],
+            eject or [],
+            no_capacity or [],
+            baseline if baseline in ("min", "max") else "min",
+        )
         problems += more
         if problems:
             raise SpecError(problems)
@@ -165,11 +358,41 @@ def simulate_command(
             scenarios = [s for s in scenarios if s.name != custom.name] + [custom]
         names = [s.name for s in scenarios]
         if picture is not None and picture not in names:
-            raise SpecError([Problem("--picture", picture, "simulate.unknown-scenario",
-                                     "not one of the scenarios run: " + "; ".join(names), picture)])
-        extra = dict(path=path, stream=stream, zone=zone, concurrency=concurrency, rate=rate, headers=headers)
-        classes = request_classes(fleet, models=model or None, tier_values=tier or None, origins=origin or None,
-                                  claims=claims, **extra)
+            raise SpecError(
+                [
+                    Problem(
+                        "--picture",
+                        picture,
+                        "simulate.unknown-scenario",
+                        "not one of the scenarios run: " + "; ".join(names),
+                        picture,
+                    )
+                ]
+            )
+        extra = {
+            "path": path,
+            "stream": stream,
+            "zone": zone,
+            "concurrency": concurrency,
+            "rate": rate,
+            "headers": headers,
+        }
+        classes = request_classes(
+            fleet,
+            models=model or None,
+            tier_values=tier or None,
+            origins=origin or None,
+            claims=claims,
+            **extra,
+        )
+        if with_routes:
+            classes += [
+                c
+                for c in route_classes(
+                    fleet, path=path, stream=stream, zone=zone, concurrency=concurrency, rate=rate
+                )
+                if not origin or c.request.origin in origin
+            ]
         report = simulate(fleet, scenarios, classes, assumptions, demands)
     except SpecError as err:
         fail(err)
@@ -214,3 +437,5 @@ def simulate_command(
     write_atomically(files)
     for p in sorted(files):
         err_console.print(f"wrote {p}")
+    if check and findings(report):
+        raise typer.Exit(1)

@@ -47,14 +47,22 @@ class Outcome:
     def label(self) -> str:
         if self.kind == "error":
             return f"{self.status} {self.reason}"
-        where = f"{self.model}{'@' + self.version if self.version else ''} {self.gpu or '?'} in {self.cluster}"
+        where = (
+            f"{self.model}{'@' + self.version if self.version else ''} {self.gpu or '?'} in {self.cluster}"
+        )
         return where + (" (as another model)" if self.substitute else "")
 
     def to_dict(self) -> dict[str, object]:
         if self.kind == "error":
             return {"kind": "error", "status": self.status, "reason": self.reason}
-        return {"kind": "served", "cluster": self.cluster, "model": self.model, "version": self.version,
-                "gpu": self.gpu, "substitute": self.substitute}
+        return {
+            "kind": "served",
+            "cluster": self.cluster,
+            "model": self.model,
+            "version": self.version,
+            "gpu": self.gpu,
+            "substitute": self.substitute,
+        }
 
 
 Distribution = dict[Outcome, float]

@@ -99,12 +99,18 @@ def to_svg(report: Report, scenario: str, title: str | None = None) -> str:
     width = int(max(1000, COLUMNS[2] + NODE_W + 12 + longest * CHAR_W + 24))
     by_key = {nd.key: nd for nd in nodes}
     scale = max(360.0, 26.0 * max(sum(1 for nd in nodes if nd.column == c) for c in range(3)))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
-           f'viewBox="0 0 {width} {height:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">',
-           f'<rect width="{width}" height="{height:.0f}" fill="#ffffff"/>',
-           f'<text x="20" y="30" font-size="19" font-weight="bold">{escape(title or "fleetkit simulate")}</text>',
-           f'<text x="20" y="54" font-size="14" fill="#455a64">scenario: {escape(scenario)} · '
-           f'{len(report.classes)} request class{"es" if len(report.classes) != 1 else ""}, each the same weight</text>']
+    out = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+            f'viewBox="0 0 {width} {height:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">'
+        ),
+        f'<rect width="{width}" height="{height:.0f}" fill="#ffffff"/>',
+        f'<text x="20" y="30" font-size="19" font-weight="bold">{escape(title or "fleetkit simulate")}</text>',
+        (
+            f'<text x="20" y="54" font-size="14" fill="#455a64">scenario: {escape(scenario)} · '
+            f"{len(report.classes)} request class{'es' if len(report.classes) != 1 else ''}, each the same weight</text>"
+        ),
+    ]
     for a, b, v, color in links:
         s, t = by_key[a], by_key[b]
         h = max(1.0, v * scale)
@@ -113,33 +119,47 @@ def to_svg(report: Report, scenario: str, title: str | None = None) -> str:
         t.in_used += h
         x0, x1 = COLUMNS[s.column] + NODE_W, COLUMNS[t.column]
         xm = (x0 + x1) / 2
-        out.append(f'<path d="M{x0},{y0:.1f} C{xm},{y0:.1f} {xm},{y1:.1f} {x1},{y1:.1f} L{x1},{y1 + h:.1f} '
-                   f'C{xm},{y1 + h:.1f} {xm},{y0 + h:.1f} {x0},{y0 + h:.1f} Z" fill="{color}" fill-opacity="0.35"/>')
+        out.append(
+            f'<path d="M{x0},{y0:.1f} C{xm},{y0:.1f} {xm},{y1:.1f} {x1},{y1:.1f} L{x1},{y1 + h:.1f} '
+            f'C{xm},{y1 + h:.1f} {xm},{y0 + h:.1f} {x0},{y0 + h:.1f} Z" fill="{color}" fill-opacity="0.35"/>'
+        )
     for nd in nodes:
         x = COLUMNS[nd.column]
         out.append(f'<rect x="{x}" y="{nd.y:.1f}" width="{NODE_W}" height="{nd.h:.1f}" fill="{nd.color}"/>')
         pct = f"{nd.value * 100:.0f}%" if nd.value >= 0.005 else f"{nd.value * 100:.1g}%"
         ty = nd.y + nd.h / 2 + 5
         if nd.column == 0:
-            out.append(f'<text x="{x - 8}" y="{ty:.1f}" font-size="15" text-anchor="end">{escape(nd.label)}</text>')
+            out.append(
+                f'<text x="{x - 8}" y="{ty:.1f}" font-size="15" text-anchor="end">{escape(nd.label)}</text>'
+            )
         else:
             text = f"{pct} {nd.label}"
             if nd.column == 1:  # a white backing keeps the label readable over the bands
-                out.append(f'<rect x="{x + NODE_W + 4}" y="{ty - 15:.1f}" width="{len(text) * CHAR_W + 8:.0f}" '
-                           f'height="20" rx="3" fill="#ffffff" fill-opacity="0.85"/>')
+                out.append(
+                    f'<rect x="{x + NODE_W + 4}" y="{ty - 15:.1f}" width="{len(text) * CHAR_W + 8:.0f}" '
+                    f'height="20" rx="3" fill="#ffffff" fill-opacity="0.85"/>'
+                )
             weight = ' font-weight="bold"' if nd.column == 2 else ""
-            out.append(f'<text x="{x + NODE_W + 8}" y="{ty:.1f}" font-size="15"{weight} fill="#212121">'
-                       f'{escape(text)}</text>')
+            out.append(
+                f'<text x="{x + NODE_W + 8}" y="{ty:.1f}" font-size="15"{weight} fill="#212121">'
+                f"{escape(text)}</text>"
+            )
     ly = height - 26
-    for i, (color, text) in enumerate(((GREEN, "served by the model asked for"),
-                                       (AMBER, "answered by another model"), (RED, "error"))):
+    for i, (color, text) in enumerate(
+        ((GREEN, "served by the model asked for"), (AMBER, "answered by another model"), (RED, "error"))
+    ):
         lx = 20 + i * 300
         out.append(f'<rect x="{lx}" y="{ly - 12}" width="14" height="14" fill="{color}"/>')
         out.append(f'<text x="{lx + 22}" y="{ly}" font-size="14">{text}</text>')
-    for x, anchor, text in ((COLUMNS[0] + NODE_W, "end", "ingress cluster"), (COLUMNS[1], "start", "model asked for"),
-                            (COLUMNS[2], "start", "outcome (share of all requests)")):
-        out.append(f'<text x="{x}" y="{TOP - 12}" font-size="13" font-weight="bold" fill="#455a64" '
-                   f'text-anchor="{anchor}">{text}</text>')
+    for x, anchor, text in (
+        (COLUMNS[0] + NODE_W, "end", "ingress cluster"),
+        (COLUMNS[1], "start", "model asked for"),
+        (COLUMNS[2], "start", "outcome (share of all requests)"),
+    ):
+        out.append(
+            f'<text x="{x}" y="{TOP - 12}" font-size="13" font-weight="bold" fill="#455a64" '
+            f'text-anchor="{anchor}">{text}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _REMOVE = re.compile(r"""headers\(\)?:remove\(\s*["']([^"']+)["']\s*\)|:remove\(\s*["']([^"']+)["']\s*\)""")
-_TABLE_START = re.compile(r"^\s*(?:local\s+)?FLEETKIT\s*=\s*\{", re.M)
+_TABLE_START = re.compile(r"^\s*(?:local\s+)?FLEETKIT\s*=\s*\{", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,9 @@ class _Lua:
     """A reader for the data subset of Lua table constructors (strings, numbers, booleans, nested
     tables with ``[key] = value``, ``name = value`` or positional fields)."""
 
-    _TOKEN = re.compile(r'\s*(?:(--[^\n]*)|("(?:\\.|[^"\\])*")|([{}\[\]=,;])|([-+]?\d+(?:\.\d+)?)|([A-Za-z_]\w*))', re.S)
+    _TOKEN = re.compile(
+        r'\s*(?:(--[^\n]*)|("(?:\\.|[^"\\])*")|([{}\[\]=,;])|([-+]?\d+(?:\.\d+)?)|([A-Za-z_]\w*))', re.DOTALL
+    )
 
     def __init__(self, text: str, pos: int) -> None:
         self.text, self.pos = text, pos
@@ -148,8 +150,15 @@ class _Lua:
 
 
 def _unescape(s: str) -> str:
-    return re.sub(r"\\(\d{1,3}|.)", lambda m: chr(int(m.group(1))) if m.group(1).isdigit()
-                  else {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), s)
+    return re.sub(
+        r"\\(\d{1,3}|.)",
+        lambda m: (
+            chr(int(m.group(1)))
+            if m.group(1).isdigit()
+            else {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1))
+        ),
+        s,
+    )
 
 
 def lua_table(source: str) -> dict[str, Any] | None:
@@ -181,10 +190,16 @@ def _seconds(value: Any) -> float:
 def _router(table: Mapping[str, Any]) -> BodyRouter:
     tiers = table.get("tiers") or {}
     cohorts = table.get("cohorts") or {}
-    models = {str(k): (str(v.get("service")), str(v.get("served"))) for k, v in (table.get("models") or {}).items()
-              if isinstance(v, Mapping)}
-    sticky = tuple((str(c.get("name")), float(c.get("percent", 0))) for c in cohorts.get("sticky") or []
-                   if isinstance(c, Mapping))
+    models = {
+        str(k): (str(v.get("service")), str(v.get("served")))
+        for k, v in (table.get("models") or {}).items()
+        if isinstance(v, Mapping)
+    }
+    sticky = tuple(
+        (str(c.get("name")), float(c.get("percent", 0)))
+        for c in cohorts.get("sticky") or []
+        if isinstance(c, Mapping)
+    )
     paths = table.get("body_paths") or {}
     return BodyRouter(
         headers={str(k): str(v) for k, v in (table.get("headers") or {}).items()},
@@ -208,7 +223,9 @@ def _cluster_patch(edge: Edge, patch: Mapping[str, Any]) -> None:
             typed = ctype.get("typed_config") or ctype.get("typedConfig") or {}
             edge.aggregates[str(value.get("name"))] = tuple(str(c) for c in typed.get("clusters") or [])
     elif patch.get("applyTo") == "HTTP_ROUTE":
-        route = ((((patch.get("match") or {}).get("routeConfiguration") or {}).get("vhost") or {}).get("route") or {})
+        route = (((patch.get("match") or {}).get("routeConfiguration") or {}).get("vhost") or {}).get(
+            "route"
+        ) or {}
         target = (value.get("route") or {}).get("cluster")
         if route.get("name") and target:
             edge.route_clusters[str(route["name"])] = str(target)
@@ -222,21 +239,34 @@ def read_edge(objs: Iterable[Mapping[str, Any]]) -> Edge:
         kind = o.get("kind")
         if kind == "RequestAuthentication":
             for rule in (o.get("spec") or {}).get("jwtRules") or []:
-                claims += [(str(c["header"]).lower(), str(c["claim"])) for c in rule.get("outputClaimToHeaders") or []
-                           if c.get("header") and c.get("claim")]
+                claims += [
+                    (str(c["header"]).lower(), str(c["claim"]))
+                    for c in rule.get("outputClaimToHeaders") or []
+                    if c.get("header") and c.get("claim")
+                ]
         elif kind == "EnvoyFilter":
             for op, value in _walk_filters(o):
                 typed = value.get("typed_config") or value.get("typedConfig") or {}
-                source = ((typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get("inline_string")
-                          or (typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get("inlineString")
-                          or typed.get("inline_code") or typed.get("inlineCode") or "")
+                source = (
+                    (typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get(
+                        "inline_string"
+                    )
+                    or (typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get(
+                        "inlineString"
+                    )
+                    or typed.get("inline_code")
+                    or typed.get("inlineCode")
+                    or ""
+                )
                 if source:
                     if op == "INSERT_FIRST":
                         stripped.update(a or b for a, b in _REMOVE.findall(source))
                     try:
                         table = lua_table(source)
                     except ValueError as err:
-                        edge.notes.append(f"EnvoyFilter {o.get('metadata', {}).get('name')}: Lua table not read ({err})")
+                        edge.notes.append(
+                            f"EnvoyFilter {o.get('metadata', {}).get('name')}: Lua table not read ({err})"
+                        )
                         table = None
                     if table is not None and isinstance(table.get("models"), Mapping):
                         edge.router = _router(table)
@@ -246,7 +276,9 @@ def read_edge(objs: Iterable[Mapping[str, Any]]) -> Edge:
                     if len(entries) == 1 and bucket:
                         per = float(bucket.get("tokens_per_fill", bucket.get("tokensPerFill", 1)))
                         interval = _seconds(bucket.get("fill_interval", bucket.get("fillInterval")))
-                        edge.limits[(str(entries[0].get("key")), str(entries[0].get("value")))] = per / interval
+                        edge.limits[(str(entries[0].get("key")), str(entries[0].get("value")))] = (
+                            per / interval
+                        )
             for patch in (o.get("spec") or {}).get("configPatches") or []:
                 _cluster_patch(edge, patch)
                 for rl in ((patch.get("patch") or {}).get("value") or {}).get("rate_limits") or []:

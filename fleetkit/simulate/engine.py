@@ -86,8 +86,11 @@ class Simulator:
     # ----------------------------------------------------------------- R1/R2: the edge
     def run(self, request: Request, scenario: Scenario) -> Distribution:
         fleet = self.fleet
-        if request.origin not in fleet.clusters or scenario.cluster_down(fleet, request.origin) \
-                or (request.zone and request.zone in scenario.zones):
+        if (
+            request.origin not in fleet.clusters
+            or scenario.cluster_down(fleet, request.origin)
+            or (request.zone and request.zone in scenario.zones)
+        ):
             return {Outcome.error(503, core.INGRESS_DOWN): 1.0}
         cfg = fleet.config[request.origin]
         parts: list[tuple[float, Distribution]] = []
@@ -97,10 +100,14 @@ class Simulator:
                 continue
             limited = self._rate_limited(cfg.edge, headers, request.rate)
             dist = self._route(cfg, request, headers, body_model, scenario)
-            parts.append((p, merge([(limited, {Outcome.error(429, core.RATE_LIMITED): 1.0}), (1 - limited, dist)])))
+            parts.append(
+                (p, merge([(limited, {Outcome.error(429, core.RATE_LIMITED): 1.0}), (1 - limited, dist)]))
+            )
         return merge(parts)
 
-    def _edge(self, edge: Edge, request: Request) -> list[tuple[float, dict[str, str], str | None, Outcome | None]]:
+    def _edge(
+        self, edge: Edge, request: Request
+    ) -> list[tuple[float, dict[str, str], str | None, Outcome | None]]:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in edge.stripped}
         for header, claim in edge.claim_headers:
             if claim in request.claims:
@@ -182,8 +189,14 @@ class Simulator:
             return False
         return True
 
-    def _route(self, cfg: ClusterConfig, request: Request, headers: Mapping[str, str], body_model: str | None,
-               scenario: Scenario) -> Distribution:
+    def _route(
+        self,
+        cfg: ClusterConfig,
+        request: Request,
+        headers: Mapping[str, str],
+        body_model: str | None,
+        scenario: Scenario,
+    ) -> Distribution:
         route: Route | None = None
         for r in cfg.routes:
             if any(self._matches(m, request, headers) for m in r.matches):
@@ -200,14 +213,25 @@ class Simulator:
         total = sum(d.weight for d in route.destinations)
         if total <= 0:
             return {Outcome.error(500, core.NO_ROUTE): 1.0}
-        return merge((d.weight / total,
-                      self._cluster(request, f"outbound|0|{d.subset or ''}|{d.host}", body_model, scenario,
-                                    request.concurrency * d.weight / total))
-                     for d in route.destinations if d.weight > 0)
+        return merge(
+            (
+                d.weight / total,
+                self._cluster(
+                    request,
+                    f"outbound|0|{d.subset or ''}|{d.host}",
+                    body_model,
+                    scenario,
+                    request.concurrency * d.weight / total,
+                ),
+            )
+            for d in route.destinations
+            if d.weight > 0
+        )
 
     # ----------------------------------------------------------------- R5–R9: Envoy clusters
-    def _cluster(self, request: Request, name: str, body_model: str | None, scenario: Scenario,
-                 concurrency: float) -> Distribution:
+    def _cluster(
+        self, request: Request, name: str, body_model: str | None, scenario: Scenario, concurrency: float
+    ) -> Distribution:
         key = (request.origin, request.zone, name, body_model, scenario, round(concurrency, 6))
         hit = self._cache.get(key)
         if hit is not None:
@@ -226,13 +250,17 @@ class Simulator:
             dist = _balance(levels, policy, concurrency)
         else:
             lv, pol = self._levels(request, name, body_model, scenario)
-            dist = _balance(lv, pol, concurrency) if lv is not None else \
-                {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+            dist = (
+                _balance(lv, pol, concurrency)
+                if lv is not None
+                else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+            )
         self._cache[key] = dist
         return dist
 
-    def _levels(self, request: Request, name: str, body_model: str | None,
-                scenario: Scenario) -> tuple[list[list[_Group]] | None, dict[str, Any]]:
+    def _levels(
+        self, request: Request, name: str, body_model: str | None, scenario: Scenario
+    ) -> tuple[list[list[_Group]] | None, dict[str, Any]]:
         """The priority levels of one Istio cluster ``outbound|port|subset|host`` seen from the
         origin's ingress gateway; None when the cluster does not exist (R4)."""
         parts = name.split("|")
@@ -248,8 +276,12 @@ class Simulator:
             subset = rule.subsets[subset_name]
         policy = rule.effective(subset_name or None) if rule else {}
         origin = fleet.clusters[request.origin]
-        proxy = {LABEL_CLUSTER: origin.name, LABEL_NETWORK: origin.network, LABEL_REGION: origin.region,
-                 LABEL_ZONE: request.zone}
+        proxy = {
+            LABEL_CLUSTER: origin.name,
+            LABEL_NETWORK: origin.network,
+            LABEL_REGION: origin.region,
+            LABEL_ZONE: request.zone,
+        }
         raws: list[_Raw] = []
         remote: dict[str, list[Workload]] = {}
         for cname, ccfg in fleet.config.items():
@@ -258,7 +290,9 @@ class Simulator:
                 continue
             info = fleet.clusters[cname]
             for w in fleet.workloads_in(cname):
-                if not selects(selector, w.labels) or (subset is not None and not selects(subset.labels, w.labels)):
+                if not selects(selector, w.labels) or (
+                    subset is not None and not selects(subset.labels, w.labels)
+                ):
                     continue
                 pods = scenario.pods(fleet, w)
                 if not pods:
@@ -272,34 +306,69 @@ class Simulator:
             n = float(sum(sum(scenario.pods(fleet, w).values()) for w in backing))
             all_failing = all(scenario.failing(w) for w in backing)
             # R5: one gateway endpoint, weight = the pods it stands for, labels = cluster + network only
-            raws.append(_Raw({LABEL_CLUSTER: cname, LABEL_NETWORK: info.network}, (info.region, ""), 1.0, n,
-                             1.0 if all_failing else 0.0,
-                             self._remote(cname, backing, policy, body_model, scenario)))
+            raws.append(
+                _Raw(
+                    {LABEL_CLUSTER: cname, LABEL_NETWORK: info.network},
+                    (info.region, ""),
+                    1.0,
+                    n,
+                    1.0 if all_failing else 0.0,
+                    self._remote(cname, backing, policy, body_model, scenario),
+                )
+            )
         if not raws:
             return [], policy
         return _levels_of(raws, policy, proxy), policy
 
-    def _pod_groups(self, w: Workload, pods: Mapping[str, int], network: str, region: str, scenario: Scenario,
-                    body_model: str | None) -> list[_Raw]:
+    def _pod_groups(
+        self,
+        w: Workload,
+        pods: Mapping[str, int],
+        network: str,
+        region: str,
+        scenario: Scenario,
+        body_model: str | None,
+    ) -> list[_Raw]:
         out = []
         failing = scenario.failing(w)
         for zone, n in sorted(pods.items()):
-            labels = {**w.labels, LABEL_CLUSTER: w.cluster, LABEL_NETWORK: network, LABEL_REGION: region,
-                      LABEL_ZONE: zone}
-            out.append(_Raw(labels, (region, zone), float(n), float(n), float(n) if failing else 0.0,
-                            self._pod(w, body_model)))
+            labels = {
+                **w.labels,
+                LABEL_CLUSTER: w.cluster,
+                LABEL_NETWORK: network,
+                LABEL_REGION: region,
+                LABEL_ZONE: zone,
+            }
+            out.append(
+                _Raw(
+                    labels,
+                    (region, zone),
+                    float(n),
+                    float(n),
+                    float(n) if failing else 0.0,
+                    self._pod(w, body_model),
+                )
+            )
         return out
 
     # ----------------------------------------------------------------- R5: behind an east-west gateway
-    def _remote(self, cname: str, backing: list[Workload], policy: Mapping[str, Any], body_model: str | None,
-                scenario: Scenario) -> Distribution:
+    def _remote(
+        self,
+        cname: str,
+        backing: list[Workload],
+        policy: Mapping[str, Any],
+        body_model: str | None,
+        scenario: Scenario,
+    ) -> Distribution:
         """The remote east-west gateway balances over its cluster's pods of the subset, with the same
         traffic policy, seen from the gateway (its cluster, network and region)."""
         info = self.fleet.clusters[cname]
         proxy = {LABEL_CLUSTER: cname, LABEL_NETWORK: info.network, LABEL_REGION: info.region, LABEL_ZONE: ""}
         raws: list[_Raw] = []
         for w in backing:
-            raws += self._pod_groups(w, scenario.pods(self.fleet, w), info.network, info.region, scenario, body_model)
+            raws += self._pod_groups(
+                w, scenario.pods(self.fleet, w), info.network, info.region, scenario, body_model
+            )
         return _balance(_levels_of(raws, policy, proxy), policy, 0.0)
 
     # ----------------------------------------------------------------- R11: the pod
@@ -320,8 +389,12 @@ def _levels_of(raws: list[_Raw], policy: Mapping[str, Any], proxy: Mapping[str, 
         left = r.failing * (1 - share)  # failing hosts outlier detection may not eject
         healthy = r.hosts - r.failing * share
         ratio = healthy / r.hosts if r.hosts else 0.0
-        res = merge([((healthy - left) / healthy if healthy else 0.0, r.result),
-                     (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0})])
+        res = merge(
+            [
+                ((healthy - left) / healthy if healthy else 0.0, r.result),
+                (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0}),
+            ]
+        )
         levels.setdefault(p, []).append(_Group(p, r.hosts, r.weight * ratio, healthy, res))
     return [levels[p] for p in sorted(levels)]
 
@@ -373,12 +446,16 @@ def _priorities(policy: Mapping[str, Any], proxy: Mapping[str, str], raws: list[
     return out
 
 
-def _balance(levels: list[list[_Group]] | None, policy: Mapping[str, Any], concurrency: float) -> Distribution:
+def _balance(
+    levels: list[list[_Group]] | None, policy: Mapping[str, Any], concurrency: float
+) -> Distribution:
     """Envoy priority load (R7), weighted choice within a level, circuit breakers (R9)."""
     if not levels:
         return {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
-    health = [min(100.0, OVERPROVISIONING * 100 * sum(g.healthy for g in lv) / sum(g.hosts for g in lv))
-              for lv in levels]
+    health = [
+        min(100.0, OVERPROVISIONING * 100 * sum(g.healthy for g in lv) / sum(g.hosts for g in lv))
+        for lv in levels
+    ]
     total = sum(health)
     if total <= 0:
         return {Outcome.error(503, core.ALL_EJECTED): 1.0}
@@ -405,8 +482,9 @@ def _overflow(policy: Mapping[str, Any], concurrency: float) -> float:
         return 0.0
     pool = policy.get("connectionPool") or {}
     tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
-    limit = min(int(tcp.get("maxConnections", UNLIMITED)), int(http.get("http2MaxRequests", UNLIMITED))) \
-        + int(http.get("http1MaxPendingRequests", UNLIMITED))
+    limit = min(
+        int(tcp.get("maxConnections", UNLIMITED)), int(http.get("http2MaxRequests", UNLIMITED))
+    ) + int(http.get("http1MaxPendingRequests", UNLIMITED))
     return max(0.0, 1 - limit / concurrency)
 
 

@@ -191,15 +191,25 @@ def _served_names(container: Mapping[str, Any]) -> tuple[str, ...]:
             names += [n for n in a.split("=", 1)[1].split(",") if n]
         elif a == "--model" and i + 1 < len(argv):
             model = argv[i + 1]
-        elif model is None and not a.startswith("-") and a not in ("vllm", "serve") and i > 0 \
-                and argv[i - 1] in ("serve", "vllm"):
+        elif (
+            model is None
+            and not a.startswith("-")
+            and a not in ("vllm", "serve")
+            and i > 0
+            and argv[i - 1] in ("serve", "vllm")
+        ):
             model = a
         i += 1
     return tuple(names) if names else ((model,) if model else ())
 
 
-def _deployment(cluster: str, obj: Mapping[str, Any], scale: Mapping[str, tuple[int, int]],
-                info: ClusterInfo, sizes: Mapping[str, float]) -> Workload | None:
+def _deployment(
+    cluster: str,
+    obj: Mapping[str, Any],
+    scale: Mapping[str, tuple[int, int]],
+    info: ClusterInfo,
+    sizes: Mapping[str, float],
+) -> Workload | None:
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     tpl = spec.get("template") or {}
@@ -223,9 +233,20 @@ def _deployment(cluster: str, obj: Mapping[str, Any], scale: Mapping[str, tuple[
     for p in pools:
         zones += [z for z in info.pool_zones.get(p, ()) if z not in zones]
     tp = _flag(argv, "--tensor-parallel-size")
-    return Workload(cluster, str(md.get("namespace") or "default"), name, labels, served, lo, hi, pools,
-                    tuple(zones), int(tp) if tp and tp.isdigit() else 1, _flag(argv, "--dtype") or "",
-                    sizes.get(name))
+    return Workload(
+        cluster,
+        str(md.get("namespace") or "default"),
+        name,
+        labels,
+        served,
+        lo,
+        hi,
+        pools,
+        tuple(zones),
+        int(tp) if tp and tp.isdigit() else 1,
+        _flag(argv, "--dtype") or "",
+        sizes.get(name),
+    )
 
 
 def _scale_targets(objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
@@ -248,10 +269,13 @@ def _scale_targets(objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, in
 
 def _route(http: Mapping[str, Any], namespace: str, index: int) -> Route:
     dests = tuple(
-        Destination(fqdn(str((d.get("destination") or {}).get("host")), namespace),
-                    (d.get("destination") or {}).get("subset"),
-                    int(d.get("weight", 100 if len(http.get("route") or []) == 1 else 0)))
-        for d in http.get("route") or [])
+        Destination(
+            fqdn(str((d.get("destination") or {}).get("host")), namespace),
+            (d.get("destination") or {}).get("subset"),
+            int(d.get("weight", 100 if len(http.get("route") or []) == 1 else 0)),
+        )
+        for d in http.get("route") or []
+    )
     direct = None
     if http.get("directResponse"):
         dr = http["directResponse"]
@@ -262,8 +286,13 @@ def _route(http: Mapping[str, Any], namespace: str, index: int) -> Route:
 def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str | None]:
     cfg = ClusterConfig()
     network = None
-    for o in sorted((o for o in objs if o.get("kind") == "VirtualService"),
-                    key=lambda o: ((o.get("metadata") or {}).get("namespace", ""), (o.get("metadata") or {}).get("name", ""))):
+    for o in sorted(
+        (o for o in objs if o.get("kind") == "VirtualService"),
+        key=lambda o: (
+            (o.get("metadata") or {}).get("namespace", ""),
+            (o.get("metadata") or {}).get("name", ""),
+        ),
+    ):
         spec = o.get("spec") or {}
         if not [g for g in spec.get("gateways") or [] if g != "mesh"]:
             continue  # only routes bound to a gateway apply at the ingress
@@ -277,9 +306,12 @@ def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str |
         spec = o.get("spec") or {}
         if kind == "DestinationRule":
             host = fqdn(str(spec.get("host")), ns)
-            subsets = {str(s.get("name")): Subset(str(s.get("name")), dict(s.get("labels") or {}),
-                                                  dict(s.get("trafficPolicy") or {}))
-                       for s in spec.get("subsets") or []}
+            subsets = {
+                str(s.get("name")): Subset(
+                    str(s.get("name")), dict(s.get("labels") or {}), dict(s.get("trafficPolicy") or {})
+                )
+                for s in spec.get("subsets") or []
+            }
             cfg.rules[host] = DestinationRule(host, dict(spec.get("trafficPolicy") or {}), subsets)
         elif kind == "Service" and spec.get("selector"):
             cfg.services[f"{md.get('name')}.{ns}.svc.cluster.local"] = dict(spec["selector"])
@@ -289,8 +321,11 @@ def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str |
     return cfg, network
 
 
-def build_fleet(manifests: Mapping[str, list[Mapping[str, Any]]], topology: Mapping[str, ClusterInfo],
-                sizes: Mapping[str, Mapping[str, float]] | None = None) -> Fleet:
+def build_fleet(
+    manifests: Mapping[str, list[Mapping[str, Any]]],
+    topology: Mapping[str, ClusterInfo],
+    sizes: Mapping[str, Mapping[str, float]] | None = None,
+) -> Fleet:
     """The fleet from per-stack manifests and each stack's :class:`ClusterInfo` (stacks without one,
     e.g. the trust root, are skipped). ``sizes``: stack -> Deployment -> parameters in billions
     (for the capacity view; without it the size is read from a served name such as ``…-70B-…``)."""
@@ -305,10 +340,14 @@ def build_fleet(manifests: Mapping[str, list[Mapping[str, Any]]], topology: Mapp
         objs = list(manifests[stack])
         cfg, ns_network = _cluster_config(objs)
         if ns_network and ns_network != info.network:
-            notes.append(f"{stack}: istio-system is labelled network {ns_network!r}, the topology says {info.network!r}")
+            notes.append(
+                f"{stack}: istio-system is labelled network {ns_network!r}, the topology says {info.network!r}"
+            )
         clusters[info.name] = info
         config[info.name] = cfg
-        scale = _scale_targets(o for o in objs if o.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler"))
+        scale = _scale_targets(
+            o for o in objs if o.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler")
+        )
         for o in objs:
             if o.get("kind") == "Deployment":
                 w = _deployment(info.name, o, scale, info, (sizes or {}).get(stack, {}))

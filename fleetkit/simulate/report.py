@@ -19,9 +19,13 @@ class RequestClass:
     request: Request
     #: the model service the client means (what a correct answer comes from)
     intended: str
+    #: set for a client that sends the headers one route matches (see :func:`route_classes`)
+    route: str = ""
 
     @property
     def label(self) -> str:
+        if self.route:
+            return f"client sending route {self.route}'s headers from {self.request.origin}"
         tier = self.request.claims.get("tier")
         return f"{tier + ' ' if tier else ''}{self.intended} from {self.request.origin}"
 
@@ -54,20 +58,54 @@ def tiers(fleet: Fleet) -> list[str]:
     return sorted(found) or [""]
 
 
-def request_classes(fleet: Fleet, models: Iterable[str] | None = None, tier_values: Iterable[str] | None = None,
-                    origins: Iterable[str] | None = None, claims: Mapping[str, str] | None = None,
-                    **extra: Any) -> list[RequestClass]:
+def request_classes(
+    fleet: Fleet,
+    models: Iterable[str] | None = None,
+    tier_values: Iterable[str] | None = None,
+    origins: Iterable[str] | None = None,
+    claims: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> list[RequestClass]:
     """The standard classes: what a standard OpenAI client sends — each model by its served name,
     each tier as a verified JWT claim, no custom headers — from every cluster's ingress."""
     if models is None:
         models = sorted({w.served_names[0] for w in fleet.workloads if w.served_names})
     out = []
-    for origin in sorted(origins if origins is not None else (c for c, cfg in fleet.config.items() if cfg.routes)):
+    for origin in sorted(
+        origins if origins is not None else (c for c, cfg in fleet.config.items() if cfg.routes)
+    ):
         for model in models:
             for tier in tier_values if tier_values is not None else tiers(fleet):
                 base = {"sub": "simulated-client", **(claims or {})}
                 req = Request(model, origin, claims={**base, "tier": tier} if tier else base, **extra)
                 out.append(RequestClass(req, intended_service(fleet, model)))
+    return out
+
+
+def route_classes(fleet: Fleet, **extra: Any) -> list[RequestClass]:
+    """One class per route and origin: a client that sends the exact headers the route's first match
+    names (the body's model is the served name of the route's first destination). Shows what header
+    routing does — and, once the edge strips client headers, that a forged header changes nothing."""
+    by_host: dict[str, str] = {}
+    for cfg in fleet.config.values():
+        for host, selector in cfg.services.items():
+            for w in fleet.workloads:
+                if host not in by_host and all(w.labels.get(k) == v for k, v in selector.items()):
+                    by_host[host] = w.served_names[0]
+    out = []
+    for origin, cfg in sorted(fleet.config.items()):
+        for r in cfg.routes:
+            m = r.matches[0] if r.matches else {}
+            headers = {
+                k: str(v["exact"])
+                for k, v in (m.get("headers") or {}).items()
+                if isinstance(v, Mapping) and "exact" in v
+            }
+            if not headers or not r.destinations:
+                continue
+            model = by_host.get(r.destinations[0].host)
+            req = Request(model, origin, headers=headers, claims={"sub": "simulated-client"}, **extra)
+            out.append(RequestClass(req, intended_service(fleet, model), r.name))
     return out
 
 
@@ -87,17 +125,29 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "findings": [f.to_dict() for f in findings(self)],
             "assumptions": dict(sorted(self.assumptions.items())),
             "notes": self.notes,
-            "clusters": {c: {"network": i.network, "region": i.region, "stack": i.stack}
-                         for c, i in sorted(self.fleet.clusters.items())},
+            "clusters": {
+                c: {"network": i.network, "region": i.region, "stack": i.stack}
+                for c, i in sorted(self.fleet.clusters.items())
+            },
             "scenarios": [
-                {**s.to_dict(),
-                 "capacity": [r.to_dict() for r in self.capacity.get(s.name, [])],
-                 "results": [{"class": c.label, "request": _request_dict(c.request), "intended": c.intended,
-                              "outcomes": [{**o.to_dict(), "p": p} for o, p in self.dist(i, s.name).items()]}
-                             for i, c in enumerate(self.classes)]}
-                for s in self.scenarios],
+                {
+                    **s.to_dict(),
+                    "capacity": [r.to_dict() for r in self.capacity.get(s.name, [])],
+                    "results": [
+                        {
+                            "class": c.label,
+                            "request": _request_dict(c.request),
+                            "intended": c.intended,
+                            "outcomes": [{**o.to_dict(), "p": p} for o, p in self.dist(i, s.name).items()],
+                        }
+                        for i, c in enumerate(self.classes)
+                    ],
+                }
+                for s in self.scenarios
+            ],
         }
 
 
@@ -113,9 +163,14 @@ def _request_dict(r: Request) -> dict[str, Any]:
     return out
 
 
-def simulate(fleet: Fleet, scenarios: list[Scenario], classes: list[RequestClass],
-             assume: Mapping[str, float] | None = None, demand: Mapping[str, float] | None = None,
-             capacity: bool = True) -> Report:
+def simulate(
+    fleet: Fleet,
+    scenarios: list[Scenario],
+    classes: list[RequestClass],
+    assume: Mapping[str, float] | None = None,
+    demand: Mapping[str, float] | None = None,
+    capacity: bool = True,
+) -> Report:
     sim = Simulator(fleet)
     assumptions = {**DEFAULT_ASSUMPTIONS, **(assume or {})}
     report = Report(fleet, scenarios, classes, assumptions=assumptions)
@@ -131,6 +186,38 @@ def simulate(fleet: Fleet, scenarios: list[Scenario], classes: list[RequestClass
     return report
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A healthy-fleet behaviour the simulator flags (``fleetkit simulate --check``)."""
+
+    rule: str
+    request_class: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "class": self.request_class, "detail": self.detail}
+
+
+def findings(report: Report) -> list[Finding]:
+    """With everything healthy: no request class may end in an error (``healthy.error``), and none
+    may be answered by another model while the model it names has running pods
+    (``healthy.fallback-while-primary-up``)."""
+    healthy = next((s for s in report.scenarios if s.is_healthy()), None)
+    if healthy is None:
+        return []
+    up = {w.model for w in report.fleet.workloads if sum(healthy.pods(report.fleet, w).values())}
+    out = []
+    for i, c in enumerate(report.classes):
+        d = report.dist(i, healthy.name)
+        errors = {o: p for o, p in d.items() if not o.ok}
+        if errors:
+            out.append(Finding("healthy.error", c.label, describe(errors)))
+        other = {o: p for o, p in d.items() if o.ok and (o.substitute or o.model != c.intended)}
+        if other and c.intended in up:
+            out.append(Finding("healthy.fallback-while-primary-up", c.label, describe(other)))
+    return out
+
+
 def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
@@ -138,8 +225,10 @@ def to_json(report: Report) -> str:
 def describe(dist: Distribution, limit: int = 4) -> str:
     """``60% llama-3-70b@v1 l40s in aws-use1, 40% 503 no endpoints``."""
     items = list(dist.items())
-    text = ", ".join(f"{p * 100:.0f}% {o.label()}" if p * 100 >= 0.5 else f"{p * 100:.1g}% {o.label()}"
-                     for o, p in items[:limit])
+    text = ", ".join(
+        f"{p * 100:.0f}% {o.label()}" if p * 100 >= 0.5 else f"{p * 100:.1g}% {o.label()}"
+        for o, p in items[:limit]
+    )
     if len(items) > limit:
         text += f", +{len(items) - limit} more"
     return text or "—"
@@ -166,11 +255,22 @@ def to_renderables(report: Report) -> list[Any]:
             for col in ("model", "demand r/s", "capacity r/s (max replicas)", "requests lost", "verdict"):
                 cap.add_column(col)
             for r in rows:
-                cap.add_row(r.model, f"{r.demand_rps:.1f}", f"{r.capacity_rps:.1f}", f"{r.lost_share * 100:.0f}%",
-                            Text("carried", style="green") if r.carried else Text("loses service", style="red"))
+                cap.add_row(
+                    r.model,
+                    f"{r.demand_rps:.1f}",
+                    f"{r.capacity_rps:.1f}",
+                    f"{r.lost_share * 100:.0f}%",
+                    Text("carried", style="green") if r.carried else Text("loses service", style="red"),
+                )
             out.append(cap)
+    for f in findings(report):
+        out.append(Text(f"finding [{f.rule}] {f.request_class}: {f.detail}", style="bold red"))
     if report.notes:
         out.append(Text("notes: " + "; ".join(report.notes), style="yellow"))
-    out.append(Text("assumptions: " + ", ".join(f"{k}={v:g}" for k, v in sorted(report.assumptions.items())),
-                    style="dim"))
+    out.append(
+        Text(
+            "assumptions: " + ", ".join(f"{k}={v:g}" for k, v in sorted(report.assumptions.items())),
+            style="dim",
+        )
+    )
     return out

@@ -40,19 +40,34 @@ class Scenario:
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
     def is_healthy(self) -> bool:
-        return not (self.clusters or self.regions or self.networks or self.zones or self.replicas
-                    or self.ejected or self.no_capacity)
+        return not (
+            self.clusters
+            or self.regions
+            or self.networks
+            or self.zones
+            or self.replicas
+            or self.ejected
+            or self.no_capacity
+        )
 
     def cluster_down(self, fleet: Fleet, cluster: str) -> bool:
         info = fleet.clusters.get(cluster)
-        return info is None or cluster in self.clusters or info.region in self.regions or info.network in self.networks
+        return (
+            info is None
+            or cluster in self.clusters
+            or info.region in self.regions
+            or info.network in self.networks
+        )
 
     def _wanted(self, w: Workload) -> int:
         count = w.min_replicas if self.baseline == "min" else w.max_replicas
         for sel, value in self.replicas:
             if _selects_workload(sel, w):
-                count = {"min": w.min_replicas, "max": w.max_replicas, "zero": 0}.get(value, None) \
-                    if value in REPLICA_WORDS else int(value)
+                count = (
+                    {"min": w.min_replicas, "max": w.max_replicas, "zero": 0}.get(value, None)
+                    if value in REPLICA_WORDS
+                    else int(value)
+                )
         return max(0, int(count or 0))
 
     def pods(self, fleet: Fleet, w: Workload) -> dict[str, int]:
@@ -144,14 +159,21 @@ def standard_scenarios(fleet: Fleet) -> list[Scenario]:
             by_effect[effect] = sc
     out += list(by_effect.values())
     for model, version in primary_versions(fleet).items():
-        out.append(Scenario(f"{model} {version or 'primary'} at zero",
-                            replicas=((f"{model}:{version}", "zero"),)))
+        out.append(
+            Scenario(f"{model} {version or 'primary'} at zero", replicas=((f"{model}:{version}", "zero"),))
+        )
     return out
 
 
 # --------------------------------------------------------------------------- parsing CLI values
-def parse_scenario(fleet: Fleet, down: Iterable[str], replicas: Iterable[str], eject: Iterable[str],
-                   no_capacity: Iterable[str], baseline: str = "min") -> tuple[Scenario, list[Problem]]:
+def parse_scenario(
+    fleet: Fleet,
+    down: Iterable[str],
+    replicas: Iterable[str],
+    eject: Iterable[str],
+    no_capacity: Iterable[str],
+    baseline: str = "min",
+) -> tuple[Scenario, list[Problem]]:
     """A scenario from ``--down KIND:NAME``, ``--replicas SEL=N|min|max|zero``, ``--eject SERVICE:VERSION``
     and ``--no-capacity POOL`` values; every bad value is a problem (file = the option)."""
     problems: list[Problem] = []
@@ -165,12 +187,25 @@ def parse_scenario(fleet: Fleet, down: Iterable[str], replicas: Iterable[str], e
     for item in down:
         kind, _, name = item.partition(":")
         if kind not in sets or not name:
-            problems.append(Problem("--down", item, "simulate.bad-down",
-                                    "expected KIND:NAME with KIND one of cluster, region, network, zone", item))
+            problems.append(
+                Problem(
+                    "--down",
+                    item,
+                    "simulate.bad-down",
+                    "expected KIND:NAME with KIND one of cluster, region, network, zone",
+                    item,
+                )
+            )
         elif name not in known[kind]:
-            problems.append(Problem("--down", item, "simulate.unknown-name",
-                                    f"no {kind} {name!r} in the fleet (known: {', '.join(sorted(known[kind])) or 'none'})",
-                                    name))
+            problems.append(
+                Problem(
+                    "--down",
+                    item,
+                    "simulate.unknown-name",
+                    f"no {kind} {name!r} in the fleet (known: {', '.join(sorted(known[kind])) or 'none'})",
+                    name,
+                )
+            )
         else:
             sets[kind].add(name)
     reps: list[tuple[str, str]] = []
@@ -178,13 +213,27 @@ def parse_scenario(fleet: Fleet, down: Iterable[str], replicas: Iterable[str], e
         sel, eq, value = item.partition("=")
         ok_value = value in REPLICA_WORDS or value.isdigit()
         if not eq or not sel or not ok_value:
-            problems.append(Problem("--replicas", item, "simulate.bad-replicas",
-                                    "expected DEPLOYMENT=N|min|max|zero (DEPLOYMENT: NAME, CLUSTER/NAME or SERVICE:VERSION)",
-                                    item))
+            problems.append(
+                Problem(
+                    "--replicas",
+                    item,
+                    "simulate.bad-replicas",
+                    "expected DEPLOYMENT=N|min|max|zero (DEPLOYMENT: NAME, CLUSTER/NAME or SERVICE:VERSION)",
+                    item,
+                )
+            )
         elif not any(_selects_workload(sel, w) for w in fleet.workloads):
-            problems.append(Problem("--replicas", item, "simulate.unknown-deployment",
-                                    "no model Deployment matches (names: "
-                                    + ", ".join(sorted({w.name for w in fleet.workloads})) + ")", sel))
+            problems.append(
+                Problem(
+                    "--replicas",
+                    item,
+                    "simulate.unknown-deployment",
+                    "no model Deployment matches (names: "
+                    + ", ".join(sorted({w.name for w in fleet.workloads}))
+                    + ")",
+                    sel,
+                )
+            )
         else:
             reps.append((sel, value))
     ejected: list[tuple[str, str]] = []
@@ -192,25 +241,57 @@ def parse_scenario(fleet: Fleet, down: Iterable[str], replicas: Iterable[str], e
         sel, colon, version = item.rpartition(":")
         service = sel.rpartition("/")[2]
         if not colon or not sel or not version:
-            problems.append(Problem("--eject", item, "simulate.bad-eject", "expected SERVICE:VERSION or CLUSTER/SERVICE:VERSION", item))
+            problems.append(
+                Problem(
+                    "--eject",
+                    item,
+                    "simulate.bad-eject",
+                    "expected SERVICE:VERSION or CLUSTER/SERVICE:VERSION",
+                    item,
+                )
+            )
         elif not any(w.model == service and w.version == version for w in fleet.workloads):
-            problems.append(Problem("--eject", item, "simulate.unknown-version",
-                                    f"no pods of {service!r} with version {version!r}", item))
+            problems.append(
+                Problem(
+                    "--eject",
+                    item,
+                    "simulate.unknown-version",
+                    f"no pods of {service!r} with version {version!r}",
+                    item,
+                )
+            )
         else:
             ejected.append((sel, version))
     pools: list[str] = []
     for item in no_capacity:
         cluster, _, pool = item.rpartition("/")
         if not any(pool in w.pools and (not cluster or cluster == w.cluster) for w in fleet.workloads):
-            problems.append(Problem("--no-capacity", item, "simulate.unknown-pool",
-                                    "no model Deployment is scheduled on that pool (pools: "
-                                    + ", ".join(sorted({p for w in fleet.workloads for p in w.pools})) + ")", item))
+            problems.append(
+                Problem(
+                    "--no-capacity",
+                    item,
+                    "simulate.unknown-pool",
+                    "no model Deployment is scheduled on that pool (pools: "
+                    + ", ".join(sorted({p for w in fleet.workloads for p in w.pools}))
+                    + ")",
+                    item,
+                )
+            )
         else:
             pools.append(item)
     parts = [f"{k} {', '.join(sorted(v))} down" for k, v in sets.items() if v]
     parts += [f"{s}={v}" for s, v in reps] + [f"{s}:{v} failing" for s, v in ejected]
     parts += [f"pool {p} without capacity" for p in pools]
     name = "; ".join(parts) or "healthy"
-    sc = Scenario(name, frozenset(sets["cluster"]), frozenset(sets["region"]), frozenset(sets["network"]),
-                  frozenset(sets["zone"]), tuple(reps), tuple(ejected), tuple(pools), baseline)
+    sc = Scenario(
+        name,
+        frozenset(sets["cluster"]),
+        frozenset(sets["region"]),
+        frozenset(sets["network"]),
+        frozenset(sets["zone"]),
+        tuple(reps),
+        tuple(ejected),
+        tuple(pools),
+        baseline,
+    )
     return sc, problems

@@ -37,15 +37,27 @@ def topology_from_specs(fleet: SpecFleet) -> dict[str, ClusterInfo]:
 
 def sizes_from_specs(fleet: SpecFleet) -> dict[str, dict[str, float]]:
     """Stack -> Deployment (the model key) -> parameters in billions."""
-    return {name: {m: float(spec.params_billion) for m, spec in st.spec.models.items() if spec.params_billion}
-            for name, st in sorted(fleet.stacks.items()) if isinstance(st.spec, RegionStackSpec)}
+    return {
+        name: {m: float(spec.params_billion) for m, spec in st.spec.models.items() if spec.params_billion}
+        for name, st in sorted(fleet.stacks.items())
+        if isinstance(st.spec, RegionStackSpec)
+    }
 
 
 def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, ClusterInfo]]:
     """Per-stack manifests and the topology ``outputs.json`` gives (no zones) from ``fleetkit preview --out``."""
     if not path.is_dir():
-        raise SpecError([Problem("--from", str(path), "simulate.no-preview",
-                                 "not a directory (expected the output of `fleetkit preview --out DIR`)", str(path))])
+        raise SpecError(
+            [
+                Problem(
+                    "--from",
+                    str(path),
+                    "simulate.no-preview",
+                    "not a directory (expected the output of `fleetkit preview --out DIR`)",
+                    str(path),
+                )
+            ]
+        )
     manifests: dict[str, list[dict[str, Any]]] = {}
     topology: dict[str, ClusterInfo] = {}
     problems: list[Problem] = []
@@ -68,18 +80,31 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
                 problems.append(Problem(str(outputs), "", "simulate.bad-json", f"not JSON: {err}"))
                 continue
             if out.get("meshClusterName"):
-                topology[sdir.name] = ClusterInfo(str(out["meshClusterName"]), str(out.get("meshNetwork") or ""),
-                                                  str(out.get("region") or ""), sdir.name, {})
+                topology[sdir.name] = ClusterInfo(
+                    str(out["meshClusterName"]),
+                    str(out.get("meshNetwork") or ""),
+                    str(out.get("region") or ""),
+                    sdir.name,
+                    {},
+                )
     if not manifests and not problems:
-        problems.append(Problem("--from", str(path), "simulate.no-preview",
-                                "no <stack>/manifests/*.yaml below it (run `fleetkit preview --out DIR` first)",
-                                str(path)))
+        problems.append(
+            Problem(
+                "--from",
+                str(path),
+                "simulate.no-preview",
+                "no <stack>/manifests/*.yaml below it (run `fleetkit preview --out DIR` first)",
+                str(path),
+            )
+        )
     if problems:
         raise SpecError(problems)
     return manifests, topology
 
 
-def merge_topology(from_specs: Mapping[str, ClusterInfo], from_outputs: Mapping[str, ClusterInfo]) -> dict[str, ClusterInfo]:
+def merge_topology(
+    from_specs: Mapping[str, ClusterInfo], from_outputs: Mapping[str, ClusterInfo]
+) -> dict[str, ClusterInfo]:
     """Spec topology where a stack has one (it knows the zones), else what the outputs say."""
     out = dict(from_outputs)
     out.update(from_specs)

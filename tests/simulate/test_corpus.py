@@ -11,9 +11,18 @@ import pytest
 from fleetkit.simulate.core import Request
 from fleetkit.simulate.engine import Simulator
 from fleetkit.simulate.scenarios import Scenario, standard_scenarios
-
-from .fleets import (
-    OUTLIER, TOPOLOGY, cluster, deployment, fleet, fqdn, route, rule, scaled, service, vs,
+from tests.simulate.fleets import (
+    OUTLIER,
+    TOPOLOGY,
+    cluster,
+    deployment,
+    fleet,
+    fqdn,
+    route,
+    rule,
+    scaled,
+    service,
+    vs,
 )
 
 A, B = "org/model-a", "org/model-b"
@@ -21,18 +30,29 @@ C1 = cluster("c1", "net1", "r1")
 C2 = cluster("c2", "net2", "r2")
 
 
-def outcomes(fl, request, scenario=Scenario()):
+HEALTHY = Scenario()
+
+
+def outcomes(fl, request, scenario=HEALTHY):
     return {o.label(): round(p, 4) for o, p in Simulator(fl).run(request, scenario).items() if p > 1e-9}
 
 
 # --------------------------------------------------------------------------- R3: first match wins
 def test_first_matching_route_wins():
     """R3: routes are evaluated in order; a later, more specific route is never reached."""
-    objs = [service("a"), service("b"), rule("a"), rule("b"),
-            deployment("a", "a", served=[A]), deployment("b", "b", served=[B]),
-            vs(route("any-a", [("a", None, 100)], {"x-model": "a"}),
-               route("premium-a", [("b", None, 100)], {"x-model": "a", "x-tier": "premium"}),
-               route("default", [("b", None, 100)]))]
+    objs = [
+        service("a"),
+        service("b"),
+        rule("a"),
+        rule("b"),
+        deployment("a", "a", served=[A]),
+        deployment("b", "b", served=[B]),
+        vs(
+            route("any-a", [("a", None, 100)], {"x-model": "a"}),
+            route("premium-a", [("b", None, 100)], {"x-model": "a", "x-tier": "premium"}),
+            route("default", [("b", None, 100)]),
+        ),
+    ]
     fl = fleet({C1: objs})
     got = outcomes(fl, Request(None, "c1", headers={"x-model": "a", "x-tier": "premium"}))
     assert got == {"a@v1 l4 in c1": 1.0}
@@ -41,8 +61,12 @@ def test_first_matching_route_wins():
 
 def test_no_matching_route_is_404():
     """R3: no route matches → Envoy answers 404 (NR)."""
-    objs = [service("a"), rule("a"), deployment("a", "a", served=[A]),
-            vs(route("only-a", [("a", None, 100)], {"x-model": "a"}))]
+    objs = [
+        service("a"),
+        rule("a"),
+        deployment("a", "a", served=[A]),
+        vs(route("only-a", [("a", None, 100)], {"x-model": "a"})),
+    ]
     assert outcomes(fleet({C1: objs}), Request(None, "c1")) == {"404 no route": 1.0}
 
 
@@ -50,31 +74,50 @@ def test_no_matching_route_is_404():
 def test_weighted_subset_without_endpoints_returns_503_for_its_share():
     """R4 (istio/istio#27092): weights 300/100/200 over a100 (no pods), a10g (min 0) and l4 → the
     a100 and a10g shares, 4/6, get 503; subsets never fail over to each other (istio/istio#41787)."""
-    gpu = {"a100": {"fleetkit.dev/gpu-class": "a100-80gb"}, "a10g": {"fleetkit.dev/gpu-class": "a10g"},
-           "l4": {"fleetkit.dev/gpu-class": "l4"}}
-    objs = [service("m"), rule("m", gpu, failover=TOPOLOGY),
-            deployment("m", "m", served=[A], gpu="l4"), deployment("m-a10g", "m", served=[A], gpu="a10g"),
-            scaled("m-a10g", 0, 2),
-            vs(route("default", [("m", "a100", 300), ("m", "a10g", 100), ("m", "l4", 200)]))]
+    gpu = {
+        "a100": {"fleetkit.dev/gpu-class": "a100-80gb"},
+        "a10g": {"fleetkit.dev/gpu-class": "a10g"},
+        "l4": {"fleetkit.dev/gpu-class": "l4"},
+    }
+    objs = [
+        service("m"),
+        rule("m", gpu, failover=TOPOLOGY),
+        deployment("m", "m", served=[A], gpu="l4"),
+        deployment("m-a10g", "m", served=[A], gpu="a10g"),
+        scaled("m-a10g", 0, 2),
+        vs(route("default", [("m", "a100", 300), ("m", "a10g", 100), ("m", "l4", 200)])),
+    ]
     fl = fleet({C1: objs})
     assert outcomes(fl, Request(A, "c1")) == {"m@v1 l4 in c1": 0.3333, "503 no endpoints": 0.6667}
     at_max = Scenario("a10g at max", replicas=(("m-a10g", "max"),))
-    assert outcomes(fl, Request(A, "c1"), at_max) == {"m@v1 l4 in c1": 0.3333, "m@v1 a10g in c1": 0.1667,
-                                                      "503 no endpoints": 0.5}
+    assert outcomes(fl, Request(A, "c1"), at_max) == {
+        "m@v1 l4 in c1": 0.3333,
+        "m@v1 a10g in c1": 0.1667,
+        "503 no endpoints": 0.5,
+    }
 
 
 def test_subset_missing_from_the_rule_is_503():
     """R4: a route to a subset the DestinationRule does not define has no Envoy cluster."""
-    objs = [service("m"), rule("m", {"v1": {"version": "v1"}}), deployment("m", "m", served=[A]),
-            vs(route("default", [("m", "v2", 100)]))]
+    objs = [
+        service("m"),
+        rule("m", {"v1": {"version": "v1"}}),
+        deployment("m", "m", served=[A]),
+        vs(route("default", [("m", "v2", 100)])),
+    ]
     assert outcomes(fleet({C1: objs}), Request(A, "c1")) == {"503 no endpoints": 1.0}
 
 
 # --------------------------------------------------------------------------- R5 + R7: networks and priorities
 def _two_networks(failover=TOPOLOGY, outlier=OUTLIER):
     def stack():
-        return [service("m"), rule("m", failover=failover, outlier=outlier), deployment("m", "m", served=[A]),
-                vs(route("default", [("m", None, 100)]))]
+        return [
+            service("m"),
+            rule("m", failover=failover, outlier=outlier),
+            deployment("m", "m", served=[A]),
+            vs(route("default", [("m", None, 100)])),
+        ]
+
     return fleet({C1: stack(), C2: stack()})
 
 
@@ -85,8 +128,9 @@ def test_local_network_first_then_the_remote_gateway():
     assert outcomes(fl, Request(A, "c1")) == {"m@v1 l4 in c1": 1.0}
     local_zero = Scenario("c1 at zero", replicas=(("c1/m", "zero"),))
     assert outcomes(fl, Request(A, "c1"), local_zero) == {"m@v1 l4 in c2": 1.0}
-    assert outcomes(fl, Request(A, "c1"), Scenario("c1 down", clusters=frozenset({"c1"}))) == \
-        {"503 ingress cluster down": 1.0}
+    assert outcomes(fl, Request(A, "c1"), Scenario("c1 down", clusters=frozenset({"c1"}))) == {
+        "503 ingress cluster down": 1.0
+    }
 
 
 def test_without_outlier_detection_there_is_no_locality_preference():
@@ -105,10 +149,19 @@ def _fallback_by_label(same_network: bool):
 
     def stack(model):
         big = model == "big"
-        dep = deployment(model, model, served=["org/big"] if big else ["org/small", "org/big"],
-                         extra_labels={**member, "fallback.fleetkit.dev/big-p1": "1" if big else "0"})
-        return [service("big-fallback", member), rule("big-fallback", failover=fb), dep,
-                vs(route("big", [("big-fallback", None, 100)]))]
+        dep = deployment(
+            model,
+            model,
+            served=["org/big"] if big else ["org/small", "org/big"],
+            extra_labels={**member, "fallback.fleetkit.dev/big-p1": "1" if big else "0"},
+        )
+        return [
+            service("big-fallback", member),
+            rule("big-fallback", failover=fb),
+            dep,
+            vs(route("big", [("big-fallback", None, 100)])),
+        ]
+
     return fleet({C1: stack("small"), c2: stack("big")})
 
 
@@ -124,26 +177,58 @@ def test_custom_failover_label_is_lost_behind_the_east_west_gateway():
 def test_custom_failover_label_works_on_one_network():
     """R5: on one network endpoints keep their labels: the big pod matches the custom label (then
     mismatches at cluster → priority 3) and beats the small pod (priority 5)."""
-    assert outcomes(_fallback_by_label(same_network=True), Request("org/big", "c1")) == {"big@v1 l4 in c2": 1.0}
+    assert outcomes(_fallback_by_label(same_network=True), Request("org/big", "c1")) == {
+        "big@v1 l4 in c2": 1.0
+    }
 
 
 def _aggregate_fallback():
     agg = "fallback|all|" + fqdn("big")
     members = [f"outbound|8000||{fqdn('big')}", f"outbound|8000||{fqdn('small')}"]
-    ef = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
-          "metadata": {"name": "fallback", "namespace": "llm"},
-          "spec": {"configPatches": [
-              {"applyTo": "CLUSTER", "match": {"context": "GATEWAY"},
-               "patch": {"operation": "ADD", "value": {"name": agg, "cluster_type": {
-                   "name": "envoy.clusters.aggregate", "typed_config": {"clusters": members}}}}},
-              {"applyTo": "HTTP_ROUTE",
-               "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"route": {"name": "big"}}}},
-               "patch": {"operation": "MERGE", "value": {"route": {"cluster": agg}}}}]}}
+    ef = {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "fallback", "namespace": "llm"},
+        "spec": {
+            "configPatches": [
+                {
+                    "applyTo": "CLUSTER",
+                    "match": {"context": "GATEWAY"},
+                    "patch": {
+                        "operation": "ADD",
+                        "value": {
+                            "name": agg,
+                            "cluster_type": {
+                                "name": "envoy.clusters.aggregate",
+                                "typed_config": {"clusters": members},
+                            },
+                        },
+                    },
+                },
+                {
+                    "applyTo": "HTTP_ROUTE",
+                    "match": {
+                        "context": "GATEWAY",
+                        "routeConfiguration": {"vhost": {"route": {"name": "big"}}},
+                    },
+                    "patch": {"operation": "MERGE", "value": {"route": {"cluster": agg}}},
+                },
+            ]
+        },
+    }
 
     def stack(model):
         dep = deployment(model, model, served=["org/big"] if model == "big" else ["org/small", "org/big"])
-        return [service("big"), service("small"), rule("big", failover=TOPOLOGY), rule("small", failover=TOPOLOGY),
-                dep, ef, vs(route("big", [("big", None, 100)]))]
+        return [
+            service("big"),
+            service("small"),
+            rule("big", failover=TOPOLOGY),
+            rule("small", failover=TOPOLOGY),
+            dep,
+            ef,
+            vs(route("big", [("big", None, 100)])),
+        ]
+
     return fleet({C1: stack("small"), C2: stack("big")})
 
 
@@ -158,11 +243,18 @@ def test_aggregate_cluster_prefers_the_primary_anywhere():
 
 # --------------------------------------------------------------------------- R6: outlier detection
 def _ejection_fleet(outlier):
-    c1 = [service("m"), rule("m", failover=TOPOLOGY, outlier=outlier),
-          deployment("m-v1", "m", served=[A], version="v1", replicas=2),
-          deployment("m-v2", "m", served=[A], version="v2", replicas=2),
-          vs(route("default", [("m", None, 100)]))]
-    c2 = [service("m"), rule("m", failover=TOPOLOGY, outlier=outlier), deployment("m", "m", served=[A], version="v1")]
+    c1 = [
+        service("m"),
+        rule("m", failover=TOPOLOGY, outlier=outlier),
+        deployment("m-v1", "m", served=[A], version="v1", replicas=2),
+        deployment("m-v2", "m", served=[A], version="v2", replicas=2),
+        vs(route("default", [("m", None, 100)])),
+    ]
+    c2 = [
+        service("m"),
+        rule("m", failover=TOPOLOGY, outlier=outlier),
+        deployment("m", "m", served=[A], version="v1"),
+    ]
     return fleet({C1: c1, C2: c2})
 
 
@@ -179,7 +271,10 @@ def test_max_ejection_percent_leaves_failing_hosts_in_rotation():
     level (4 hosts, 3 in rotation, health min(100, 1.4×3/4) = 100 %) one in three picks fails."""
     fl = _ejection_fleet({**OUTLIER, "maxEjectionPercent": 10})
     sc = Scenario("v2 failing", ejected=(("m", "v2"),))
-    assert outcomes(fl, Request(A, "c1"), sc) == {"m@v1 l4 in c1": 0.6667, "503 failing endpoint not ejected": 0.3333}
+    assert outcomes(fl, Request(A, "c1"), sc) == {
+        "m@v1 l4 in c1": 0.6667,
+        "503 failing endpoint not ejected": 0.3333,
+    }
 
 
 def test_without_outlier_detection_failing_hosts_keep_their_share():
@@ -187,14 +282,21 @@ def test_without_outlier_detection_failing_hosts_keep_their_share():
     4 local hosts plus the gateway endpoint (weight 1)."""
     fl = _ejection_fleet(None)
     sc = Scenario("v2 failing", ejected=(("m", "v2"),))
-    assert outcomes(fl, Request(A, "c1"), sc) == {"m@v1 l4 in c1": 0.4, "503 failing endpoint not ejected": 0.4,
-                                                  "m@v1 l4 in c2": 0.2}
+    assert outcomes(fl, Request(A, "c1"), sc) == {
+        "m@v1 l4 in c1": 0.4,
+        "503 failing endpoint not ejected": 0.4,
+        "m@v1 l4 in c2": 0.2,
+    }
 
 
 def test_everything_ejected_is_503():
     """R6: panic threshold 0 with outlier detection → no healthy host, 503."""
-    objs = [service("m"), rule("m", failover=TOPOLOGY), deployment("m", "m", served=[A], replicas=2),
-            vs(route("default", [("m", None, 100)]))]
+    objs = [
+        service("m"),
+        rule("m", failover=TOPOLOGY),
+        deployment("m", "m", served=[A], replicas=2),
+        vs(route("default", [("m", None, 100)])),
+    ]
     got = outcomes(fleet({C1: objs}), Request(A, "c1"), Scenario("failing", ejected=(("m", "v1"),)))
     assert got == {"503 all endpoints ejected": 1.0}
 
@@ -206,12 +308,20 @@ def test_subset_connection_pool_replaces_the_rule_s_and_trips_first():
     host keeps min(100, 100) + 50 = 150 ≥ 100."""
     pool = {"tcp": {"maxConnections": 100}, "http": {"http2MaxRequests": 100, "http1MaxPendingRequests": 50}}
     sub = {"premium": {"connectionPool": {"http": {"http2MaxRequests": 40, "http1MaxPendingRequests": 10}}}}
-    objs = [service("m"), rule("m", {"premium": {"app": "m"}}, failover=TOPOLOGY, pool=pool, subset_policy=sub),
-            deployment("m", "m", served=[A]),
-            vs(route("premium", [("m", "premium", 100)], {"x-tier": "premium"}), route("default", [("m", None, 100)]))]
+    objs = [
+        service("m"),
+        rule("m", {"premium": {"app": "m"}}, failover=TOPOLOGY, pool=pool, subset_policy=sub),
+        deployment("m", "m", served=[A]),
+        vs(
+            route("premium", [("m", "premium", 100)], {"x-tier": "premium"}),
+            route("default", [("m", None, 100)]),
+        ),
+    ]
     fl = fleet({C1: objs})
-    assert outcomes(fl, Request(A, "c1", headers={"x-tier": "premium"}, concurrency=100)) == \
-        {"m@v1 l4 in c1": 0.5, "503 circuit open": 0.5}
+    assert outcomes(fl, Request(A, "c1", headers={"x-tier": "premium"}, concurrency=100)) == {
+        "m@v1 l4 in c1": 0.5,
+        "503 circuit open": 0.5,
+    }
     assert outcomes(fl, Request(A, "c1", concurrency=100)) == {"m@v1 l4 in c1": 1.0}
 
 
@@ -219,7 +329,12 @@ def test_subset_connection_pool_replaces_the_rule_s_and_trips_first():
 def test_vllm_rejects_a_name_it_does_not_serve_and_flags_an_alias():
     """R11: a body model outside --served-model-name → 404 from vLLM; a second served name answers
     (flagged as another model)."""
-    objs = [service("m"), rule("m"), deployment("m", "m", served=[A, B]), vs(route("default", [("m", None, 100)]))]
+    objs = [
+        service("m"),
+        rule("m"),
+        deployment("m", "m", served=[A, B]),
+        vs(route("default", [("m", None, 100)])),
+    ]
     fl = fleet({C1: objs})
     assert outcomes(fl, Request("org/other", "c1")) == {"404 model not served by pod": 1.0}
     assert outcomes(fl, Request(B, "c1")) == {"m@v1 l4 in c1 (as another model)": 1.0}
@@ -227,45 +342,121 @@ def test_vllm_rejects_a_name_it_does_not_serve_and_flags_an_alias():
 
 
 # --------------------------------------------------------------------------- R2 + R10: the edge
-LUA_TABLE = ('FLEETKIT = {["body_paths"] = {["/v1/chat/completions"] = true}, '
-             '["claim_headers"] = {["tier"] = "x-claim-tier"}, '
-             '["cohorts"] = {["known"] = {}, ["sticky"] = {}}, '
-             '["headers"] = {["model"] = "x-model", ["tier"] = "x-tier"}, '
-             '["models"] = {["alias-a"] = {["served"] = "org/model-a", ["service"] = "a"}, '
-             '["org/model-a"] = {["served"] = "org/model-a", ["service"] = "a"}}, '
-             '["tiers"] = {["default"] = "standard", ["map"] = {["gold"] = "premium", ["premium"] = "premium", '
-             '["standard"] = "standard"}}}\n\nfunction envoy_on_request(handle) end\n')
+LUA_TABLE = (
+    'FLEETKIT = {["body_paths"] = {["/v1/chat/completions"] = true}, '
+    '["claim_headers"] = {["tier"] = "x-claim-tier"}, '
+    '["cohorts"] = {["known"] = {}, ["sticky"] = {}}, '
+    '["headers"] = {["model"] = "x-model", ["tier"] = "x-tier"}, '
+    '["models"] = {["alias-a"] = {["served"] = "org/model-a", ["service"] = "a"}, '
+    '["org/model-a"] = {["served"] = "org/model-a", ["service"] = "a"}}, '
+    '["tiers"] = {["default"] = "standard", ["map"] = {["gold"] = "premium", ["premium"] = "premium", '
+    '["standard"] = "standard"}}}\n\nfunction envoy_on_request(handle) end\n'
+)
 
 
 def _edge_fleet(strip: bool, body_router: bool, limit: float | None = None):
     patches = []
     if strip:
-        src = 'function envoy_on_request(handle)\n  local headers = handle:headers()\n' \
-              '  headers:remove("x-claim-tier")\n  headers:remove("x-model")\n  headers:remove("x-tier")\nend\n'
-        patches.append({"applyTo": "HTTP_FILTER", "patch": {"operation": "INSERT_FIRST", "value": {
-            "name": "strip", "typed_config": {"default_source_code": {"inline_string": src}}}}})
+        src = (
+            "function envoy_on_request(handle)\n  local headers = handle:headers()\n"
+            '  headers:remove("x-claim-tier")\n  headers:remove("x-model")\n  headers:remove("x-tier")\nend\n'
+        )
+        patches.append(
+            {
+                "applyTo": "HTTP_FILTER",
+                "patch": {
+                    "operation": "INSERT_FIRST",
+                    "value": {
+                        "name": "strip",
+                        "typed_config": {"default_source_code": {"inline_string": src}},
+                    },
+                },
+            }
+        )
     if body_router:
-        patches.append({"applyTo": "HTTP_FILTER", "patch": {"operation": "INSERT_BEFORE", "value": {
-            "name": "route", "typed_config": {"default_source_code": {"inline_string": LUA_TABLE}}}}})
+        patches.append(
+            {
+                "applyTo": "HTTP_FILTER",
+                "patch": {
+                    "operation": "INSERT_BEFORE",
+                    "value": {
+                        "name": "route",
+                        "typed_config": {"default_source_code": {"inline_string": LUA_TABLE}},
+                    },
+                },
+            }
+        )
     if limit is not None:
-        patches.append({"applyTo": "HTTP_FILTER", "patch": {"operation": "INSERT_BEFORE", "value": {
-            "name": "rl", "typed_config": {"descriptors": [{"entries": [{"key": "tier", "value": "batch"}],
-                                                            "token_bucket": {"tokens_per_fill": limit,
-                                                                             "fill_interval": "60s"}}]}}}})
-        patches.append({"applyTo": "VIRTUAL_HOST", "patch": {"operation": "MERGE", "value": {"rate_limits": [
-            {"actions": [{"request_headers": {"header_name": "x-tier", "descriptor_key": "tier"}}]}]}}})
-    ef = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
-          "metadata": {"name": "edge", "namespace": "istio-system"}, "spec": {"configPatches": patches}}
-    ra = {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
-          "metadata": {"name": "jwt", "namespace": "istio-system"},
-          "spec": {"jwtRules": [{"issuer": "x", "outputClaimToHeaders": [
-              {"header": "x-claim-tier" if body_router else "x-tier", "claim": "tier"}]}]}}
-    objs = [service("a"), rule("a", {"fast": {"fleetkit.dev/gpu-class": "h100"}, "slow": {"fleetkit.dev/gpu-class": "l4"}}),
-            deployment("a-fast", "a", served=[A], gpu="h100"), deployment("a-slow", "a", served=[A], gpu="l4"),
-            ef, ra,
-            vs(route("premium", [("a", "fast", 100)], {"x-model": "a", "x-tier": "premium"}),
-               route("a", [("a", "slow", 100)], {"x-model": "a"}),
-               route("default", [("a", "slow", 100)]))]
+        patches.append(
+            {
+                "applyTo": "HTTP_FILTER",
+                "patch": {
+                    "operation": "INSERT_BEFORE",
+                    "value": {
+                        "name": "rl",
+                        "typed_config": {
+                            "descriptors": [
+                                {
+                                    "entries": [{"key": "tier", "value": "batch"}],
+                                    "token_bucket": {"tokens_per_fill": limit, "fill_interval": "60s"},
+                                }
+                            ]
+                        },
+                    },
+                },
+            }
+        )
+        patches.append(
+            {
+                "applyTo": "VIRTUAL_HOST",
+                "patch": {
+                    "operation": "MERGE",
+                    "value": {
+                        "rate_limits": [
+                            {
+                                "actions": [
+                                    {"request_headers": {"header_name": "x-tier", "descriptor_key": "tier"}}
+                                ]
+                            }
+                        ]
+                    },
+                },
+            }
+        )
+    ef = {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "edge", "namespace": "istio-system"},
+        "spec": {"configPatches": patches},
+    }
+    ra = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": {"name": "jwt", "namespace": "istio-system"},
+        "spec": {
+            "jwtRules": [
+                {
+                    "issuer": "x",
+                    "outputClaimToHeaders": [
+                        {"header": "x-claim-tier" if body_router else "x-tier", "claim": "tier"}
+                    ],
+                }
+            ]
+        },
+    }
+    objs = [
+        service("a"),
+        rule("a", {"fast": {"fleetkit.dev/gpu-class": "h100"}, "slow": {"fleetkit.dev/gpu-class": "l4"}}),
+        deployment("a-fast", "a", served=[A], gpu="h100"),
+        deployment("a-slow", "a", served=[A], gpu="l4"),
+        ef,
+        ra,
+        vs(
+            route("premium", [("a", "fast", 100)], {"x-model": "a", "x-tier": "premium"}),
+            route("a", [("a", "slow", 100)], {"x-model": "a"}),
+            route("default", [("a", "slow", 100)]),
+        ),
+    ]
     return fleet({C1: objs})
 
 
@@ -311,19 +502,31 @@ def test_region_zone_locality_without_failover_priority():
     c = type(c)(c.name, c.network, c.region, c.stack, {"gpu-a": ("z1",), "gpu-b": ("z2",)})
     dr = rule("m", failover=None)
     dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"] = {"enabled": True}
-    objs = [service("m"), dr, deployment("m-a", "m", served=[A], gpu="a100-80gb", pool="gpu-a"),
-            deployment("m-b", "m", served=[A], gpu="l4", pool="gpu-b"), vs(route("default", [("m", None, 100)]))]
+    objs = [
+        service("m"),
+        dr,
+        deployment("m-a", "m", served=[A], gpu="a100-80gb", pool="gpu-a"),
+        deployment("m-b", "m", served=[A], gpu="l4", pool="gpu-b"),
+        vs(route("default", [("m", None, 100)])),
+    ]
     fl = fleet({c: objs})
     assert outcomes(fl, Request(A, "c1", zone="z1")) == {"m@v1 a100-80gb in c1": 1.0}
     assert outcomes(fl, Request(A, "c1", zone="z2")) == {"m@v1 l4 in c1": 1.0}
-    assert outcomes(fl, Request(A, "c1", zone="z2"), Scenario("z2 down", zones=frozenset({"z2"}))) == \
-        {"503 ingress cluster down": 1.0}
-    assert outcomes(fl, Request(A, "c1", zone="z1"), Scenario("pool a", no_capacity=("gpu-a",))) == \
-        {"m@v1 l4 in c1": 1.0}
+    assert outcomes(fl, Request(A, "c1", zone="z2"), Scenario("z2 down", zones=frozenset({"z2"}))) == {
+        "503 ingress cluster down": 1.0
+    }
+    assert outcomes(fl, Request(A, "c1", zone="z1"), Scenario("pool a", no_capacity=("gpu-a",))) == {
+        "m@v1 l4 in c1": 1.0
+    }
 
 
 def _four_clusters(c3_replicas=1):
-    cs = [cluster("c1", "net1", "r1"), cluster("c2", "net1", "r2"), cluster("c3", "net2", "r3"), cluster("c4", "net2", "r4")]
+    cs = [
+        cluster("c1", "net1", "r1"),
+        cluster("c2", "net1", "r2"),
+        cluster("c3", "net2", "r3"),
+        cluster("c4", "net2", "r4"),
+    ]
     stacks = {}
     for c in cs:
         objs = [service("m"), rule("m", failover=TOPOLOGY), vs(route("default", [("m", None, 100)]))]
