@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,28 @@ class _Raw:
     result: Distribution  # outcome of a request sent to a non-failing host
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """Scenario-independent endpoints: one workload's pods in one zone on the proxy's network, or
+    one east-west gateway endpoint standing for a remote cluster's workloads (R5)."""
+
+    labels: Mapping[str, str]
+    locality: tuple[str, str]
+    workloads: tuple[Workload, ...]
+    zone: str | None
+    gateway: bool
+    cluster: str
+
+
+@dataclass
+class _Members:
+    policy: Mapping[str, Any]
+    host: str
+    subset: str
+    #: (priority, unit), sorted by priority
+    units: list[tuple[int, _Unit]]
+
+
 @dataclass
 class _Group:
     """Hosts of one Envoy cluster that share a priority: pods of one workload in one zone on the
@@ -79,6 +101,21 @@ class Simulator:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self._cache: dict[tuple[Any, ...], Distribution] = {}
+        self._members_cache: dict[tuple[str, str, str], _Members | None] = {}
+        #: per request object (identity): the scenario-independent part of its way (edge, route)
+        self._plans: dict[Request, list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]] = {}
+        self._scenario_ids: dict[Scenario, int] = {}
+        self._sid_by_id: dict[int, tuple[Scenario, int]] = {}
+        self._bases: dict[str, Scenario] = {}
+        self._pods: dict[int, dict[str, Mapping[str, int]]] = {}
+        self._by_cluster: dict[str, list[Workload]] = {}
+        self._workloads = {w.key: w for w in fleet.workloads}
+        self._selection: dict[tuple[Any, ...], list[Workload]] = {}
+        self._down: dict[tuple[int, str], bool] = {}
+        self._deps_cache: dict[tuple[Any, ...], tuple[Distribution, frozenset[str]]] = {}
+        self._remote_cache: dict[tuple[Any, ...], tuple[Distribution, frozenset[str]]] = {}
+        for w in fleet.workloads:
+            self._by_cluster.setdefault(w.cluster, []).append(w)
         self.notes: list[str] = list(fleet.notes)
         for cfg in fleet.config.values():
             self.notes += [n for n in cfg.edge.notes if n not in self.notes]
@@ -86,24 +123,40 @@ class Simulator:
     # ----------------------------------------------------------------- R1/R2: the edge
     def run(self, request: Request, scenario: Scenario) -> Distribution:
         fleet = self.fleet
-        if (
-            request.origin not in fleet.clusters
-            or scenario.cluster_down(fleet, request.origin)
-            or (request.zone and request.zone in scenario.zones)
-        ):
+        down_key = (self._sid(scenario), request.origin)
+        down = self._down.get(down_key)
+        if down is None:
+            down = self._down[down_key] = request.origin not in fleet.clusters or scenario.cluster_down(
+                fleet, request.origin)
+        if down or (request.zone and request.zone in scenario.zones):
             return {Outcome.error(503, core.INGRESS_DOWN): 1.0}
-        cfg = fleet.config[request.origin]
+        plan = self._plans.get(request)
+        if plan is None:
+            plan = self._plans[request] = self._plan(request)
         parts: list[tuple[float, Distribution]] = []
+        for p, terminal, clusters, body_model in plan:
+            if terminal is not None:
+                parts.append((p, terminal))
+                continue
+            for share, name, concurrency in clusters:
+                parts.append((p * share, self._cluster(request, name, body_model, scenario, concurrency)))
+        return merge(parts)
+
+    def _plan(self, request: Request) -> list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]:
+        """What does not depend on the scenario: the edge (R2, R10) and the route (R3, R4) — per
+        branch, the Envoy clusters the request is split over."""
+        cfg = self.fleet.config[request.origin]
+        out: list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]] = []
         for p, headers, body_model, error in self._edge(cfg.edge, request):
             if error is not None:
-                parts.append((p, {error: 1.0}))
+                out.append((p, {error: 1.0}, [], None))
                 continue
             limited = self._rate_limited(cfg.edge, headers, request.rate)
-            dist = self._route(cfg, request, headers, body_model, scenario)
-            parts.append(
-                (p, merge([(limited, {Outcome.error(429, core.RATE_LIMITED): 1.0}), (1 - limited, dist)]))
-            )
-        return merge(parts)
+            if limited > 0:
+                out.append((p * limited, {Outcome.error(429, core.RATE_LIMITED): 1.0}, [], None))
+            terminal, clusters = self._route(cfg, request, headers)
+            out.append((p * (1 - limited), terminal, clusters, body_model))
+        return out
 
     def _edge(
         self, edge: Edge, request: Request
@@ -189,187 +242,218 @@ class Simulator:
             return False
         return True
 
-    def _route(
-        self,
-        cfg: ClusterConfig,
-        request: Request,
-        headers: Mapping[str, str],
-        body_model: str | None,
-        scenario: Scenario,
-    ) -> Distribution:
+    def _route(self, cfg: ClusterConfig, request: Request, headers: Mapping[str, str]
+               ) -> tuple[Distribution | None, list[tuple[float, str, float]]]:
         route: Route | None = None
         for r in cfg.routes:
             if any(self._matches(m, request, headers) for m in r.matches):
                 route = r
                 break
         if route is None:
-            return {Outcome.error(404, core.NO_ROUTE): 1.0}
+            return {Outcome.error(404, core.NO_ROUTE): 1.0}, []
         if route.direct_response is not None:
             status = route.direct_response[0]
-            return {Outcome.error(status, core.UNKNOWN_MODEL if status == 404 else "direct response"): 1.0}
+            return {Outcome.error(status, core.UNKNOWN_MODEL if status == 404 else "direct response"): 1.0}, []
         override = cfg.edge.route_clusters.get(route.name)
         if override is not None:
-            return self._cluster(request, override, body_model, scenario, request.concurrency)
+            return None, [(1.0, override, request.concurrency)]
         total = sum(d.weight for d in route.destinations)
         if total <= 0:
-            return {Outcome.error(500, core.NO_ROUTE): 1.0}
-        return merge(
-            (
-                d.weight / total,
-                self._cluster(
-                    request,
-                    f"outbound|0|{d.subset or ''}|{d.host}",
-                    body_model,
-                    scenario,
-                    request.concurrency * d.weight / total,
-                ),
-            )
-            for d in route.destinations
-            if d.weight > 0
-        )
+            return {Outcome.error(500, core.NO_ROUTE): 1.0}, []
+        return None, [(d.weight / total, f"outbound|0|{d.subset or ''}|{d.host}", request.concurrency * d.weight / total)
+                      for d in route.destinations if d.weight > 0]
 
     # ----------------------------------------------------------------- R5–R9: Envoy clusters
+    def _sid(self, scenario: Scenario) -> int:
+        """A small id per scenario (by identity first: hashing a scenario's fields is the slow part)."""
+        hit = self._sid_by_id.get(id(scenario))
+        if hit is not None and hit[0] is scenario:
+            return hit[1]
+        sid = self._scenario_ids.get(scenario)
+        if sid is None:
+            sid = self._scenario_ids[scenario] = len(self._scenario_ids)
+            self._pods[sid] = {}
+        self._sid_by_id[id(scenario)] = (scenario, sid)
+        return sid
+
+    def _pods_of(self, sid: int, scenario: Scenario, w: Workload) -> Mapping[str, int]:
+        cache = self._pods[sid]
+        pods = cache.get(w.key)
+        if pods is None:
+            pods = cache[w.key] = scenario.pods(self.fleet, w)
+        return pods
+
     def _cluster(
         self, request: Request, name: str, body_model: str | None, scenario: Scenario, concurrency: float
     ) -> Distribution:
-        key = (request.origin, request.zone, name, body_model, scenario, round(concurrency, 6))
-        hit = self._cache.get(key)
+        return self._cluster_deps(request.origin, request.zone, name, body_model, scenario, round(concurrency, 6))[0]
+
+    def _cluster_deps(self, origin: str, zone: str, name: str, body_model: str | None, scenario: Scenario,
+                      concurrency: float) -> tuple[Distribution, frozenset[str]]:
+        """One Envoy cluster's outcome and the workloads it depended on. A scenario that leaves every
+        one of those workloads as the failure-free baseline has them reuses the baseline's result (the
+        same levels are built and the same early exit is taken)."""
+        sid = self._sid(scenario)
+        key = (origin, zone, name, body_model, sid, concurrency)
+        hit = self._deps_cache.get(key)
         if hit is not None:
             return hit
-        edge = self.fleet.config[request.origin].edge
+        if not scenario.ejected and not scenario.is_healthy():
+            base = self._bases.get(scenario.baseline)
+            if base is None:
+                base = self._bases[scenario.baseline] = Scenario(baseline=scenario.baseline)
+            bsid = self._sid(base)
+            dist, deps = self._cluster_deps(origin, zone, name, body_model, base, concurrency)
+            if all(self._pods_by_key(sid, scenario, k) == self._pods_by_key(bsid, base, k) for k in deps):
+                self._deps_cache[key] = (dist, deps)
+                return dist, deps
+        used: set[str] = set()
+        edge = self.fleet.config[origin].edge
         members = edge.aggregates.get(name)
         if members is not None:  # R8: an aggregate cluster linearizes its members' priority levels
             levels: list[list[_Group]] = []
-            policy: dict[str, Any] = {}
+            policy: Mapping[str, Any] = {}
             for m in members:
-                lv, pol = self._levels(request, m, body_model, scenario)
+                lv, pol = self._levels(origin, zone, m, body_model, scenario, sid, used)
                 if lv is None:
                     continue
                 levels += lv
                 policy = policy or pol
             dist = _balance(levels, policy, concurrency)
         else:
-            lv, pol = self._levels(request, name, body_model, scenario)
-            dist = (
-                _balance(lv, pol, concurrency)
-                if lv is not None
-                else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
-            )
-        self._cache[key] = dist
-        return dist
+            lv, pol = self._levels(origin, zone, name, body_model, scenario, sid, used)
+            dist = _balance(lv, pol, concurrency) if lv is not None else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+        result = (dist, frozenset(used))
+        self._deps_cache[key] = result
+        return result
 
-    def _levels(
-        self, request: Request, name: str, body_model: str | None, scenario: Scenario
-    ) -> tuple[list[list[_Group]] | None, dict[str, Any]]:
-        """The priority levels of one Istio cluster ``outbound|port|subset|host`` seen from the
-        origin's ingress gateway; None when the cluster does not exist (R4)."""
+    def _pods_by_key(self, sid: int, scenario: Scenario, key: str) -> Mapping[str, int]:
+        return self._pods_of(sid, scenario, self._workloads[key])
+
+    def _members(self, origin: str, zone: str, name: str) -> _Members | None:
+        """Scenario-independent facts of one Istio cluster seen from a proxy: its traffic policy and
+        its endpoint units (a workload's pods in one zone on the proxy's network, or a remote
+        cluster's gateway endpoint, R5) sorted by priority (R7). None: no such cluster (R4)."""
+        key = (origin, zone, name)
+        if key in self._members_cache:
+            return self._members_cache[key]
         parts = name.split("|")
-        if len(parts) != 4:
-            return None, {}
-        _, _, subset_name, host = parts
-        fleet = self.fleet
-        rule = fleet.config[request.origin].rules.get(host)
-        subset = None
-        if subset_name:
-            if rule is None or subset_name not in rule.subsets:
-                return None, {}
-            subset = rule.subsets[subset_name]
-        policy = rule.effective(subset_name or None) if rule else {}
-        origin = fleet.clusters[request.origin]
-        proxy = {
-            LABEL_CLUSTER: origin.name,
-            LABEL_NETWORK: origin.network,
-            LABEL_REGION: origin.region,
-            LABEL_ZONE: request.zone,
-        }
-        raws: list[_Raw] = []
-        remote: dict[str, list[Workload]] = {}
-        for cname, ccfg in fleet.config.items():
-            selector = ccfg.services.get(host)
-            if selector is None:
-                continue
-            info = fleet.clusters[cname]
-            for w in fleet.workloads_in(cname):
-                if not selects(selector, w.labels) or (
-                    subset is not None and not selects(subset.labels, w.labels)
-                ):
-                    continue
-                pods = scenario.pods(fleet, w)
-                if not pods:
-                    continue
-                if info.network == origin.network:
-                    raws += self._pod_groups(w, pods, info.network, info.region, scenario, body_model)
-                else:
-                    remote.setdefault(cname, []).append(w)
-        for cname, backing in sorted(remote.items()):
-            info = fleet.clusters[cname]
-            n = float(sum(sum(scenario.pods(fleet, w).values()) for w in backing))
-            all_failing = all(scenario.failing(w) for w in backing)
-            # R5: one gateway endpoint, weight = the pods it stands for, labels = cluster + network only
-            raws.append(
-                _Raw(
-                    {LABEL_CLUSTER: cname, LABEL_NETWORK: info.network},
-                    (info.region, ""),
-                    1.0,
-                    n,
-                    1.0 if all_failing else 0.0,
-                    self._remote(cname, backing, policy, body_model, scenario),
-                )
-            )
-        if not raws:
-            return [], policy
-        return _levels_of(raws, policy, proxy), policy
+        result: _Members | None = None
+        if len(parts) == 4:
+            _, _, subset_name, host = parts
+            fleet = self.fleet
+            rule = fleet.config[origin].rules.get(host)
+            subset = None
+            if not subset_name or (rule is not None and subset_name in rule.subsets):
+                if subset_name and rule is not None:
+                    subset = rule.subsets[subset_name]
+                policy = rule.effective(subset_name or None) if rule else {}
+                info = fleet.clusters[origin]
+                proxy = {LABEL_CLUSTER: origin, LABEL_NETWORK: info.network, LABEL_REGION: info.region,
+                         LABEL_ZONE: zone}
+                units: list[_Unit] = []
+                for cname, ccfg in sorted(fleet.config.items()):
+                    selector = ccfg.services.get(host)
+                    if selector is None:
+                        continue
+                    cinfo = fleet.clusters[cname]
+                    chosen = self._selected(cname, selector, subset.labels if subset is not None else {})
+                    if not chosen:
+                        continue
+                    if cinfo.network == info.network:
+                        for w in chosen:
+                            for z in sorted(w.zones) or [""]:
+                                labels = {**w.labels, LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network,
+                                          LABEL_REGION: cinfo.region, LABEL_ZONE: z}
+                                units.append(_Unit(labels, (cinfo.region, z), (w,), z, False, cname))
+                    else:  # R5: one gateway endpoint, only cluster + network labels
+                        labels = {LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network}
+                        units.append(_Unit(labels, (cinfo.region, ""), tuple(chosen), None, True, cname))
+                prio = _priorities(policy, proxy, units)
+                ordered = sorted(zip(prio, range(len(units))), key=lambda t: t)
+                result = _Members(policy, host, subset_name, [(p, units[i]) for p, i in ordered])
+        self._members_cache[key] = result
+        return result
 
-    def _pod_groups(
-        self,
-        w: Workload,
-        pods: Mapping[str, int],
-        network: str,
-        region: str,
-        scenario: Scenario,
-        body_model: str | None,
-    ) -> list[_Raw]:
-        out = []
-        failing = scenario.failing(w)
-        for zone, n in sorted(pods.items()):
-            labels = {
-                **w.labels,
-                LABEL_CLUSTER: w.cluster,
-                LABEL_NETWORK: network,
-                LABEL_REGION: region,
-                LABEL_ZONE: zone,
-            }
-            out.append(
-                _Raw(
-                    labels,
-                    (region, zone),
-                    float(n),
-                    float(n),
-                    float(n) if failing else 0.0,
-                    self._pod(w, body_model),
-                )
-            )
-        return out
+    def _selected(self, cname: str, selector: Mapping[str, str], labels: Mapping[str, str]) -> list[Workload]:
+        """Workloads of one cluster a Service selector and a subset's labels select (cached: many
+        proxies ask the same)."""
+        key = (cname, tuple(sorted(selector.items())), tuple(sorted(labels.items())))
+        hit = self._selection.get(key)
+        if hit is None:
+            hit = self._selection[key] = [w for w in self._by_cluster.get(cname, [])
+                                          if selects(selector, w.labels) and selects(labels, w.labels)]
+        return hit
+
+    def _levels(self, origin: str, zone: str, name: str, body_model: str | None, scenario: Scenario,
+                sid: int, used: set[str]) -> tuple[list[list[_Group]] | None, Mapping[str, Any]]:
+        """The priority levels of one Istio cluster under a scenario. Without failing hosts, levels
+        after the first ones whose health reaches 100 % take no load (R7) and are not built."""
+        m = self._members(origin, zone, name)
+        if m is None:
+            return None, {}
+        early_exit = not scenario.ejected
+        raws: list[tuple[int, _Raw]] = []
+        health = 0.0
+        level: int | None = None
+        level_hosts = level_ok = 0.0
+        for p, u in m.units:
+            if p != level:
+                if early_exit and level is not None and level_hosts:
+                    health += min(100.0, OVERPROVISIONING * 100 * level_ok / level_hosts)
+                    if health >= 100:
+                        break
+                level, level_hosts, level_ok = p, 0.0, 0.0
+            raw = self._raw(u, m, body_model, scenario, sid, used)
+            if raw is None:
+                continue
+            raws.append((p, raw))
+            level_hosts += raw.hosts
+            level_ok += raw.hosts - raw.failing
+        if not raws:
+            return [], m.policy
+        return _levels_of(raws, m.policy), m.policy
+
+    def _raw(self, u: _Unit, m: _Members, body_model: str | None, scenario: Scenario, sid: int,
+             used: set[str]) -> _Raw | None:
+        used.update(w.key for w in u.workloads)
+        if not u.gateway:
+            w = u.workloads[0]
+            n = self._pods_of(sid, scenario, w).get(u.zone or "", 0)
+            if not n:
+                return None
+            return _Raw(u.labels, u.locality, float(n), float(n), float(n) if scenario.failing(w) else 0.0,
+                        self._pod(w, body_model))
+        n = sum(sum(self._pods_of(sid, scenario, w).values()) for w in u.workloads)
+        if not n:
+            return None
+        alive = [w for w in u.workloads if self._pods_of(sid, scenario, w)]
+        failing = 1.0 if all(scenario.failing(w) for w in alive) else 0.0
+        dist, deps = self._remote(u.cluster, m.host, m.subset, body_model, scenario, sid)
+        used.update(deps)
+        return _Raw(u.labels, u.locality, 1.0, float(n), failing, dist)
 
     # ----------------------------------------------------------------- R5: behind an east-west gateway
-    def _remote(
-        self,
-        cname: str,
-        backing: list[Workload],
-        policy: Mapping[str, Any],
-        body_model: str | None,
-        scenario: Scenario,
-    ) -> Distribution:
-        """The remote east-west gateway balances over its cluster's pods of the subset, with the same
-        traffic policy, seen from the gateway (its cluster, network and region)."""
-        info = self.fleet.clusters[cname]
-        proxy = {LABEL_CLUSTER: cname, LABEL_NETWORK: info.network, LABEL_REGION: info.region, LABEL_ZONE: ""}
-        raws: list[_Raw] = []
-        for w in backing:
-            raws += self._pod_groups(
-                w, scenario.pods(self.fleet, w), info.network, info.region, scenario, body_model
-            )
-        return _balance(_levels_of(raws, policy, proxy), policy, 0.0)
+    def _remote(self, cname: str, host: str, subset: str, body_model: str | None, scenario: Scenario,
+                sid: int) -> tuple[Distribution, frozenset[str]]:
+        """The remote east-west gateway (programmed by its own cluster's istiod) balances over its
+        cluster's pods of the subset with its own DestinationRule, seen from itself."""
+        key = ("remote", cname, host, subset, body_model, sid)
+        hit = self._remote_cache.get(key)
+        if hit is not None:
+            return hit
+        m = self._members(cname, "", f"outbound|0|{subset}|{host}")
+        used: set[str] = set()
+        dist: Distribution = {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+        if m is not None:
+            local = _Members(m.policy, host, subset, [(p, u) for p, u in m.units if not u.gateway and u.cluster == cname])
+            raws = [(p, r) for p, u in local.units
+                    if (r := self._raw(u, local, body_model, scenario, sid, used)) is not None]
+            if raws:
+                dist = _balance(_levels_of(raws, m.policy), m.policy, 0.0)
+        result = (dist, frozenset(used))
+        self._remote_cache[key] = result
+        return result
 
     # ----------------------------------------------------------------- R11: the pod
     @staticmethod
@@ -381,15 +465,14 @@ class Simulator:
         return {Outcome.error(404, core.MODEL_NOT_SERVED): 1.0}
 
 
-def _levels_of(raws: list[_Raw], policy: Mapping[str, Any], proxy: Mapping[str, str]) -> list[list[_Group]]:
-    prio = _priorities(policy, proxy, raws)
-    share = _ejection(policy, raws)
+def _levels_of(raws: list[tuple[int, _Raw]], policy: Mapping[str, Any]) -> list[list[_Group]]:
+    share = _ejection(policy, [r for _, r in raws])
     levels: dict[int, list[_Group]] = {}
-    for r, p in zip(raws, prio):
+    for p, r in raws:
         left = r.failing * (1 - share)  # failing hosts outlier detection may not eject
         healthy = r.hosts - r.failing * share
         ratio = healthy / r.hosts if r.hosts else 0.0
-        res = merge(
+        res = r.result if not r.failing else merge(
             [
                 ((healthy - left) / healthy if healthy else 0.0, r.result),
                 (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0}),
@@ -412,7 +495,7 @@ def _ejection(policy: Mapping[str, Any], raws: list[_Raw]) -> float:
     return min(1.0, cap / failing)
 
 
-def _priorities(policy: Mapping[str, Any], proxy: Mapping[str, str], raws: list[_Raw]) -> list[int]:
+def _priorities(policy: Mapping[str, Any], proxy: Mapping[str, str], raws: Sequence[_Raw | _Unit]) -> list[int]:
     """Priority of each endpoint group (R7): ``failoverPriority`` label matching, else region/zone
     locality (+ ``failover`` from/to); only with outlier detection — without it Istio applies no
     failover priorities and every endpoint is priority 0."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fleetkit.simulate.edge import Edge, read_edge
@@ -66,7 +67,7 @@ class Workload:
     dtype: str = ""
     params_billion: float | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.cluster}/{self.name}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,33 @@ def _request_dict(r: Request) -> dict[str, Any]:
     return out
 
 
+def _run_part(
+    fleet: Fleet, scenarios: list[Scenario], classes: list[RequestClass], assumptions: Mapping[str, float],
+    demand: Mapping[str, float] | None, capacity: bool,
+) -> tuple[dict[tuple[int, str], Distribution], dict[str, list[ModelRow]], list[str]]:
+    sim = Simulator(fleet)
+    results: dict[tuple[int, str], Distribution] = {}
+    rows: dict[str, list[ModelRow]] = {}
+    for s in scenarios:
+        per_class: list[tuple[str, Distribution]] = []
+        for i, c in enumerate(classes):
+            d = rounded(sim.run(c.request, s))
+            results[(i, s.name)] = d
+            per_class.append((c.intended, d))
+        if capacity:
+            rows[s.name] = capacity_view(fleet, s, per_class, assumptions, demand)
+    return results, rows, sim.notes
+
+
+#: the fleet, classes and options a forked worker reads (set just before the pool forks)
+_SHARED: dict[str, Any] = {}
+
+
+def _worker(part: list[Scenario]) -> tuple[dict[tuple[int, str], Distribution], dict[str, list[ModelRow]], list[str]]:
+    return _run_part(_SHARED["fleet"], part, _SHARED["classes"], _SHARED["assumptions"], _SHARED["demand"],
+                     _SHARED["capacity"])
+
+
 def simulate(
     fleet: Fleet,
     scenarios: list[Scenario],
@@ -170,19 +198,29 @@ def simulate(
     assume: Mapping[str, float] | None = None,
     demand: Mapping[str, float] | None = None,
     capacity: bool = True,
+    jobs: int = 1,
 ) -> Report:
-    sim = Simulator(fleet)
+    """Every class under every scenario. ``jobs`` > 1 splits the scenarios over forked worker
+    processes (same result; where ``fork`` is unavailable it runs in this process)."""
     assumptions = {**DEFAULT_ASSUMPTIONS, **(assume or {})}
     report = Report(fleet, scenarios, classes, assumptions=assumptions)
-    for s in scenarios:
-        per_class: list[tuple[str, Distribution]] = []
-        for i, c in enumerate(classes):
-            d = rounded(sim.run(c.request, s))
-            report.results[(i, s.name)] = d
-            per_class.append((c.intended, d))
-        if capacity:
-            report.capacity[s.name] = capacity_view(fleet, s, per_class, assumptions, demand)
-    report.notes = sim.notes
+    parts = [scenarios[k::jobs] for k in range(jobs)] if jobs > 1 and len(scenarios) > 1 else [scenarios]
+    parts = [p for p in parts if p]
+    if len(parts) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _SHARED.update(fleet=fleet, classes=classes, assumptions=assumptions, demand=demand, capacity=capacity)
+        try:
+            with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
+                outputs = pool.map(_worker, parts)
+        finally:
+            _SHARED.clear()
+    else:
+        outputs = [_run_part(fleet, p, classes, assumptions, demand, capacity) for p in parts]
+    notes: list[str] = []
+    for results, rows, part_notes in outputs:
+        report.results.update(results)
+        report.capacity.update(rows)
+        notes += [n for n in part_notes if n not in notes]
+    report.notes = notes
     return report
 
 
