@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from fleetkit.simulate.core import Outcome
+from fleetkit.simulate.core import INGRESS_DOWN, Outcome
 from fleetkit.simulate.report import Report
 
 GREEN, AMBER, RED, GREY = "#2e7d32", "#ef8f00", "#c62828", "#78909c"
 TOP, BOTTOM, NODE_W, GAP = 96, 64, 14, 12
 COLUMNS = (190, 520, 800)  # x of the three node columns
+LABEL_H = 18.0  # vertical room a node label needs
 CHAR_W = 8.6  # average advance of a 15 px sans-serif character, for sizing the canvas and label backgrounds
 
 
@@ -56,8 +57,11 @@ def flows(report: Report, scenario: str) -> tuple[list[_Node], list[tuple[str, s
         cur = links.setdefault((a, b), [0.0, color])
         cur[0] = float(cur[0]) + v
 
+    down = {c.request.origin for i, c in enumerate(report.classes)
+            if all(o.reason == INGRESS_DOWN for o in report.dist(i, scenario))}
     for i, c in enumerate(report.classes):
-        src = node(f"o:{c.request.origin}", c.request.origin, 0, GREY)
+        origin = c.request.origin
+        src = node(f"o:{origin}", origin + (" (down)" if origin in down else ""), 0, RED if origin in down else GREY)
         mid = node(f"m:{c.intended}", c.intended, 1, GREY)
         link(src.key, mid.key, 1 / n, GREY)
         for o, p in report.dist(i, scenario).items():
@@ -84,12 +88,14 @@ def _layout(nodes: list[_Node]) -> float:
     counts = [sum(1 for nd in nodes if nd.column == c) for c in range(3)]
     inner = max(360.0, 26.0 * max(counts))
     scale = inner
+    bottom = 0.0
     for c in range(3):
         y = float(TOP)
         for nd in (nd for nd in nodes if nd.column == c):
             nd.y, nd.h = y, max(2.0, nd.value * scale)
-            y += nd.h + GAP
-    return TOP + inner + GAP * max(counts) + BOTTOM
+            y += max(nd.h, LABEL_H) + GAP  # small nodes keep room for their label
+        bottom = max(bottom, y)
+    return max(TOP + inner + GAP * max(counts), bottom) + BOTTOM
 
 
 def to_svg(report: Report, scenario: str, title: str | None = None) -> str:
