@@ -256,7 +256,7 @@ def simulate_command(
     --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value); with `--check`, 1 when the healthy fleet has findings.
     """
     # imported on use, not at module level: `fleetkit --help` loads this module and must stay fast
-    from fleetkit.cli import err_console, fail, find_root, out_console
+    from fleetkit.console import err_console, fail, find_root, out_console
     from fleetkit.simulate.diagram import png_available, scenario_for_picture, to_mermaid, to_svg, write_png
     from fleetkit.simulate.markdown import report_markdown
     from fleetkit.simulate.report import (

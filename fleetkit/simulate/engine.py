@@ -370,7 +370,7 @@ class Simulator:
                         labels = {LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network}
                         units.append(_Unit(labels, (cinfo.region, ""), tuple(chosen), None, True, cname))
                 prio = _priorities(policy, proxy, units)
-                ordered = sorted(zip(prio, range(len(units))), key=lambda t: t)
+                ordered = sorted(zip(prio, range(len(units)), strict=True))
                 result = _Members(policy, host, subset_name, [(p, units[i]) for p, i in ordered])
         self._members_cache[key] = result
         return result
@@ -544,7 +544,7 @@ def _balance(
         return {Outcome.error(503, core.ALL_EJECTED): 1.0}
     parts: list[tuple[float, Distribution]] = []
     left = 100.0
-    for lv, h in zip(levels, health):
+    for lv, h in zip(levels, health, strict=True):
         load = min(left, h if total >= 100 else h * 100 / total)
         left -= load
         weight = sum(g.weight for g in lv)
