@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
+from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +17,7 @@ from fleetkit.errors import Problem, SpecError
 
 if TYPE_CHECKING:
     from fleetkit.simulate.fleet import Fleet
+    from fleetkit.simulate.report import Report
 
 
 class SimFormat(StrEnum):
@@ -81,6 +84,54 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
         results = preview_fleet(specs)
         manifests = {name: res.manifests() for name, res in results.items()}
     return build_fleet(manifests, topology, sizes_from_specs(specs))
+
+
+def _capacity_options(fleet: Fleet, assume: list[str], demand: list[str], problems: list[Problem]
+                      ) -> tuple[dict[str, float], dict[str, float]]:
+    assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
+    known = ("efficiency", "batch", "output_tokens", "utilisation")
+    problems += [Problem("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
+                 for k in assumptions if k not in known]
+    demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
+    services = sorted({w.model for w in fleet.workloads})
+    problems += [Problem("--demand", d, "simulate.unknown-model",
+                         f"no model service of that name ({', '.join(services)})", d)
+                 for d in demands if d not in services]
+    return assumptions, demands
+
+
+def _check_options(fleet: Fleet, problems: list[Problem], *, origin: list[str], baseline: str,
+                   diagram: Path | None, output: Path | None) -> None:
+    if baseline not in ("min", "max"):
+        problems.append(Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline))
+    problems += [Problem("--origin", o, "simulate.unknown-cluster",
+                         f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})", o)
+                 for o in origin if o not in fleet.clusters]
+    for option, path in (("--diagram", diagram), ("--output", output)):
+        if path is not None and not path.parent.is_dir():
+            problems.append(Problem(option, str(path), "simulate.no-directory", "its directory does not exist",
+                                    str(path)))
+
+
+def _diagram_files(report: Report, shown: str, diagram: Path, warn: Callable[[str], None]) -> dict[Path, bytes]:
+    # imported on use: the diagram module is only needed with --diagram
+    from fleetkit.simulate.diagram import png_available, to_mermaid, to_svg, write_png
+
+    svg = to_svg(report, shown)
+    files = {diagram.with_suffix(".svg"): svg.encode(), diagram.with_suffix(".mmd"): to_mermaid(report, shown).encode()}
+    why = png_available()
+    if why is not None:
+        warn(f"no PNG: {why}")
+        return files
+    fd, name = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    png = Path(name)
+    try:
+        write_png(svg, png)
+        files[diagram.with_suffix(".png")] = png.read_bytes()
+    finally:
+        png.unlink()
+    return files
 
 
 def simulate_command(
@@ -256,8 +307,10 @@ def simulate_command(
     --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value); with `--check`, 1 when the healthy fleet has findings.
     """
     # imported on use, not at module level: `fleetkit --help` loads this module and must stay fast
+    from rich.console import Console
+
     from fleetkit.console import err_console, fail, find_root, out_console
-    from fleetkit.simulate.diagram import png_available, scenario_for_picture, to_mermaid, to_svg, write_png
+    from fleetkit.simulate.diagram import scenario_for_picture
     from fleetkit.simulate.markdown import report_markdown
     from fleetkit.simulate.report import (
         findings,
@@ -276,69 +329,8 @@ def simulate_command(
         problems: list[Problem] = []
         headers = _pairs("--header", header or [], problems)
         claims = _pairs("--claim", claim or [], problems)
-        assumptions = {
-            k: float(v) for k, v in _pairs("--assume", assume or [], problems, number=True).items()
-        }
-        for k in assumptions:
-            if k not in ("efficiency", "batch", "output_tokens", "utilisation"):
-                problems.append(
-                    Problem(
-                        "--assume",
-                        k,
-                        "simulate.unknown-assumption",
-                        "known: efficiency, batch, output_tokens, utilisation",
-                        k,
-                    )
-                )
-        demands = {k: float(v) for k, v in _pairs("--demand", demand or [], problems, number=True).items()}
-        if baseline not in ("min", "max"):
-            problems.append(
-                Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
-            )
-        for o in origin or []:
-            if o not in fleet.clusters:
-                problems.append(
-                    Problem(
-                        "--origin",
-                        o,
-                        "simulate.unknown-cluster",
-                        f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})",
-                        o,
-                    )
-                )
-        for d in [*(demands or {})]:
-            if d not in {w.model for w in fleet.workloads}:
-                problems.append(
-                    Problem(
-                        "--demand",
-                        d,
-                        "simulate.unknown-model",
-                        "no model service of that name ("
-                        + ", ".join(sorted({w.model for w in fleet.workloads}))
-                        + ")",
-                        d,
-                    )
-                )
-        if diagram is not None and not diagram.parent.is_dir():
-            problems.append(
-                Problem(
-                    "--diagram",
-                    str(diagram),
-                    "simulate.no-directory",
-                    "its directory does not exist",
-                    str(diagram),
-                )
-            )
-        if output is not None and not output.parent.is_dir():
-            problems.append(
-                Problem(
-                    "--output",
-                    str(output),
-                    "simulate.no-directory",
-                    "its directory does not exist",
-                    str(output),
-                )
-            )
+        assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
+        _check_options(fleet, problems, origin=origin or [], baseline=baseline, diagram=diagram, output=output)
         custom, more = parse_scenario(
             fleet,
             down or [],
@@ -398,27 +390,9 @@ def simulate_command(
         fail(err)
         return
     shown = picture or scenario_for_picture(report, [custom.name] if given else None)
-    files: dict[Path, bytes] = {}
-    if diagram is not None:
-        svg = to_svg(report, shown)
-        files[diagram.with_suffix(".svg")] = svg.encode()
-        files[diagram.with_suffix(".mmd")] = to_mermaid(report, shown).encode()
-        why = png_available()
-        if why is None:
-            png = Path(tempfile.mkstemp(suffix=".png")[1])
-            try:
-                write_png(svg, png)
-                files[diagram.with_suffix(".png")] = png.read_bytes()
-            finally:
-                png.unlink()
-        else:
-            err_console.print(f"no PNG: {why}")
+    files = _diagram_files(report, shown, diagram, err_console.print) if diagram is not None else {}
     if output_format is SimFormat.table:
         if output is not None:
-            from io import StringIO
-
-            from rich.console import Console
-
             buf = StringIO()
             console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
             for r in to_renderables(report):

@@ -231,6 +231,43 @@ def _cluster_patch(edge: Edge, patch: Mapping[str, Any]) -> None:
             edge.route_clusters[str(route["name"])] = str(target)
 
 
+def _lua_source(typed: Mapping[str, Any]) -> str:
+    code = typed.get("default_source_code") or typed.get("defaultSourceCode") or {}
+    return str(code.get("inline_string") or code.get("inlineString") or typed.get("inline_code")
+               or typed.get("inlineCode") or "")
+
+
+def _http_filter(edge: Edge, name: str, op: str, typed: Mapping[str, Any], stripped: set[str]) -> None:
+    """One HTTP filter an EnvoyFilter inserts: a Lua filter (stripping, the body router's table) or a
+    local rate limit (descriptors)."""
+    source = _lua_source(typed)
+    if source:
+        if op == "INSERT_FIRST":
+            stripped.update(a or b for a, b in _REMOVE.findall(source))
+        try:
+            table = lua_table(source)
+        except ValueError as err:
+            edge.notes.append(f"EnvoyFilter {name}: Lua table not read ({err})")
+            table = None
+        if table is not None and isinstance(table.get("models"), Mapping):
+            edge.router = _router(table)
+    for d in typed.get("descriptors") or []:
+        entries = d.get("entries") or []
+        bucket = d.get("token_bucket") or d.get("tokenBucket") or {}
+        if len(entries) == 1 and bucket:
+            per = float(bucket.get("tokens_per_fill", bucket.get("tokensPerFill", 1)))
+            interval = _seconds(bucket.get("fill_interval", bucket.get("fillInterval")))
+            edge.limits[(str(entries[0].get("key")), str(entries[0].get("value")))] = per / interval
+
+
+def _rate_limit_actions(edge: Edge, patch: Mapping[str, Any]) -> None:
+    for rl in ((patch.get("patch") or {}).get("value") or {}).get("rate_limits") or []:
+        for action in rl.get("actions") or []:
+            rh = action.get("request_headers") or {}
+            if rh.get("descriptor_key") and rh.get("header_name"):
+                edge.limit_headers[str(rh["descriptor_key"])] = str(rh["header_name"]).lower()
+
+
 def read_edge(objs: Iterable[Mapping[str, Any]]) -> Edge:
     edge = Edge()
     stripped: set[str] = set()
@@ -239,53 +276,15 @@ def read_edge(objs: Iterable[Mapping[str, Any]]) -> Edge:
         kind = o.get("kind")
         if kind == "RequestAuthentication":
             for rule in (o.get("spec") or {}).get("jwtRules") or []:
-                claims += [
-                    (str(c["header"]).lower(), str(c["claim"]))
-                    for c in rule.get("outputClaimToHeaders") or []
-                    if c.get("header") and c.get("claim")
-                ]
+                claims += [(str(c["header"]).lower(), str(c["claim"])) for c in rule.get("outputClaimToHeaders") or []
+                           if c.get("header") and c.get("claim")]
         elif kind == "EnvoyFilter":
+            name = str((o.get("metadata") or {}).get("name"))
             for op, value in _walk_filters(o):
-                typed = value.get("typed_config") or value.get("typedConfig") or {}
-                source = (
-                    (typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get(
-                        "inline_string"
-                    )
-                    or (typed.get("default_source_code") or typed.get("defaultSourceCode") or {}).get(
-                        "inlineString"
-                    )
-                    or typed.get("inline_code")
-                    or typed.get("inlineCode")
-                    or ""
-                )
-                if source:
-                    if op == "INSERT_FIRST":
-                        stripped.update(a or b for a, b in _REMOVE.findall(source))
-                    try:
-                        table = lua_table(source)
-                    except ValueError as err:
-                        edge.notes.append(
-                            f"EnvoyFilter {o.get('metadata', {}).get('name')}: Lua table not read ({err})"
-                        )
-                        table = None
-                    if table is not None and isinstance(table.get("models"), Mapping):
-                        edge.router = _router(table)
-                for d in typed.get("descriptors") or []:
-                    entries = d.get("entries") or []
-                    bucket = d.get("token_bucket") or d.get("tokenBucket") or {}
-                    if len(entries) == 1 and bucket:
-                        per = float(bucket.get("tokens_per_fill", bucket.get("tokensPerFill", 1)))
-                        interval = _seconds(bucket.get("fill_interval", bucket.get("fillInterval")))
-                        edge.limits[(str(entries[0].get("key")), str(entries[0].get("value")))] = (
-                            per / interval
-                        )
+                _http_filter(edge, name, op, value.get("typed_config") or value.get("typedConfig") or {}, stripped)
             for patch in (o.get("spec") or {}).get("configPatches") or []:
                 _cluster_patch(edge, patch)
-                for rl in ((patch.get("patch") or {}).get("value") or {}).get("rate_limits") or []:
-                    for action in rl.get("actions") or []:
-                        rh = action.get("request_headers") or {}
-                        if rh.get("descriptor_key") and rh.get("header_name"):
-                            edge.limit_headers[str(rh["descriptor_key"])] = str(rh["header_name"]).lower()
+                _rate_limit_actions(edge, patch)
     edge.stripped = frozenset(h.lower() for h in stripped)
     edge.claim_headers = tuple(sorted(set(claims)))
     return edge

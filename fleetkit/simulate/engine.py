@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetkit.simulate import core
 from fleetkit.simulate.core import Distribution, Outcome, Request, merge
-from fleetkit.simulate.edge import Edge, sticky_bucket
+from fleetkit.simulate.edge import BodyRouter, Edge, sticky_bucket
 from fleetkit.simulate.fleet import (
     DEFAULT_MAX_EJECTION_PERCENT,
     LABEL_CLUSTER,
@@ -162,9 +162,9 @@ class Simulator:
         self, edge: Edge, request: Request
     ) -> list[tuple[float, dict[str, str], str | None, Outcome | None]]:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in edge.stripped}
-        for header, claim in edge.claim_headers:
-            if claim in request.claims:
-                value = request.claims[claim]
+        for header, claim_name in edge.claim_headers:
+            if claim_name in request.claims:
+                value = request.claims[claim_name]
                 headers[header] = f"{headers[header]},{value}" if header in headers else value
         router = edge.router
         if router is None:
@@ -181,15 +181,7 @@ class Simulator:
             headers[h["tier"]] = tier
         if claim("tenant") and "tenant" in h:
             headers[h["tenant"]] = str(claim("tenant"))
-        cohorts: list[tuple[float, str | None]]
-        cohort = claim("cohort")
-        if cohort is not None and cohort in router.cohorts_known:
-            cohorts = [(1.0, cohort)]
-        elif claim("subject") is not None:
-            cohorts = [(1.0, _sticky(router.sticky, sticky_bucket(str(claim("subject")))))]
-        else:  # a class of subjects: each cohort takes its percent (R2)
-            total = sum(p for _, p in router.sticky)
-            cohorts = [(p / 100, c) for c, p in router.sticky] + [(max(0.0, 1 - total / 100), None)]
+        cohorts = _cohorts(router, claim("cohort"), claim("subject"))
         body_model = request.model
         if request.method == "POST" and request.path.split("?")[0] in router.body_paths:
             if not request.model:
@@ -200,7 +192,7 @@ class Simulator:
             if "model" in h:
                 headers[h["model"]] = target[0]
             body_model = target[1]
-        out = []
+        out: list[tuple[float, dict[str, str], str | None, Outcome | None]] = []
         for p, c in cohorts:
             if p <= 0:
                 continue
@@ -569,6 +561,17 @@ def _overflow(policy: Mapping[str, Any], concurrency: float) -> float:
         int(tcp.get("maxConnections", UNLIMITED)), int(http.get("http2MaxRequests", UNLIMITED))
     ) + int(http.get("http1MaxPendingRequests", UNLIMITED))
     return max(0.0, 1 - limit / concurrency)
+
+
+def _cohorts(router: BodyRouter, cohort: str | None, subject: str | None) -> list[tuple[float, str | None]]:
+    """(share, cohort) of a request class (R2): a known cohort claim; else the subject's sticky
+    bucket; else, for a class of many subjects, each cohort with its percent."""
+    if cohort is not None and cohort in router.cohorts_known:
+        return [(1.0, cohort)]
+    if subject is not None:
+        return [(1.0, _sticky(router.sticky, sticky_bucket(subject)))]
+    total = sum(p for _, p in router.sticky)
+    return [(p / 100, c) for c, p in router.sticky] + [(max(0.0, 1 - total / 100), None)]
 
 
 def _sticky(sticky: tuple[tuple[str, float], ...], bucket: int) -> str | None:

@@ -12,7 +12,7 @@ emit is read as Istio and Kubernetes would read it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -323,7 +323,7 @@ def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str |
 
 
 def build_fleet(
-    manifests: Mapping[str, list[Mapping[str, Any]]],
+    manifests: Mapping[str, Sequence[Mapping[str, Any]]],
     topology: Mapping[str, ClusterInfo],
     sizes: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Fleet:

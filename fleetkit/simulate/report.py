@@ -35,7 +35,7 @@ def intended_service(fleet: Fleet, model: str | None) -> str:
     """The service a body model names: the edge's model map when there is one, else the service whose
     pods list the name first (its own served name)."""
     for cfg in fleet.config.values():
-        if cfg.edge.router is not None and model in cfg.edge.router.models:
+        if cfg.edge.router is not None and model is not None and model in cfg.edge.router.models:
             return cfg.edge.router.models[model][0]
     for w in fleet.workloads:
         if w.served_names and w.served_names[0] == model:
@@ -77,7 +77,7 @@ def request_classes(
     ):
         for model in models:
             for tier in tier_values if tier_values is not None else tiers(fleet):
-                base = {"sub": "simulated-client", **(claims or {})}
+                base = dict(claims or {})
                 req = Request(model, origin, claims={**base, "tier": tier} if tier else base, **extra)
                 out.append(RequestClass(req, intended_service(fleet, model)))
     return out
@@ -105,7 +105,7 @@ def route_classes(fleet: Fleet, **extra: Any) -> list[RequestClass]:
             if not headers or not r.destinations:
                 continue
             model = by_host.get(r.destinations[0].host)
-            req = Request(model, origin, headers=headers, claims={"sub": "simulated-client"}, **extra)
+            req = Request(model, origin, headers=headers, **extra)
             out.append(RequestClass(req, intended_service(fleet, model), r.name))
     return out
 

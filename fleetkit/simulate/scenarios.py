@@ -63,11 +63,8 @@ class Scenario:
         count = w.min_replicas if self.baseline == "min" else w.max_replicas
         for sel, value in self.replicas:
             if _selects_workload(sel, w):
-                count = (
-                    {"min": w.min_replicas, "max": w.max_replicas, "zero": 0}.get(value, None)
-                    if value in REPLICA_WORDS
-                    else int(value)
-                )
+                words = {"min": w.min_replicas, "max": w.max_replicas, "zero": 0}
+                count = words[value] if value in words else int(value)
         return max(0, int(count or 0))
 
     def pods(self, fleet: Fleet, w: Workload) -> dict[str, int]:
