@@ -184,6 +184,10 @@ def weights(ctx: typer.Context) -> None:
 app.command("lint")(lint_command)
 app.command("review")(review_command)
 
+from fleetkit.simulate.cli import simulate_command  # noqa: E402
+
+app.command("simulate")(simulate_command)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:

@@ -10,6 +10,7 @@ from fleetkit.errors import Problem, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.loader import load_fleet
 from fleetkit.review import gitrev
+from fleetkit.review.behaviour import Behaviour, behaviour
 from fleetkit.review.render import (
     Rendered,
     RenderMode,
@@ -79,6 +80,8 @@ class Review:
     note: str | None
     stacks: list[StackReview]
     head: str = HEAD_LABEL
+    #: simulated request outcomes that change (None: not computed)
+    behaviour: Behaviour | None = None
 
     @property
     def exit_code(self) -> int:
@@ -94,6 +97,7 @@ class Review:
             "renderer": self.renderer,
             "note": self.note,
             "stacks": {s.name: s.to_dict() for s in self.stacks},
+            "behaviour": self.behaviour.to_dict() if self.behaviour is not None else None,
             "exit_code": self.exit_code,
         }
 
@@ -148,4 +152,5 @@ def review(root: Path, base_rev: str | None = None, stacks: list[str] | None = N
                              for s in unknown])
         renderer, note, rb, rh = render_sides(base_root, root, base, head, mode)
     wanted = [n for n in names if not stacks or n in stacks]
-    return Review(rev, renderer, note, [_stack_review(n, base, head, rb, rh) for n in wanted])
+    sim = behaviour(base, head, rb.manifests, rh.manifests, full_render=renderer == "preview")
+    return Review(rev, renderer, note, [_stack_review(n, base, head, rb, rh) for n in wanted], behaviour=sim)

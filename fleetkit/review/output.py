@@ -7,6 +7,7 @@ from itertools import groupby
 from typing import Any
 
 from fleetkit.report import titled_table
+from fleetkit.review import behaviour as behaviour_section
 from fleetkit.review.core import Review, StackReview
 from fleetkit.review.semantic import Change
 from fleetkit.verify.runner import verdict_text
@@ -90,6 +91,8 @@ def to_markdown(review: Review) -> str:
            f"Base `{review.base.label}` (`{review.base.short}`) → {review.head}. Manifests: {renderer_text(review)}.", ""]
     changed = review.changed()
     unchanged = [s.name for s in review.stacks if s.status == "unchanged"]
+    if review.behaviour is not None:
+        out += behaviour_section.markdown(review.behaviour)
     if not changed:
         out += ["No behavioural change in any stack." if review.stacks else "No stack selected.", ""]
     else:
@@ -139,6 +142,11 @@ def to_renderables(review: Review) -> list[Any]:
     from rich.text import Text
 
     out: list[Any] = [Text(f"base {review.base} → {review.head} · manifests: {renderer_text(review)}", style="bold")]
+    b = review.behaviour
+    if b is not None:
+        lines = [Text(b.note, style="dim")] if b.note else [Text(f"  • {c.sentence}") for c in b.changes] or \
+            [Text(f"no request class changes its outcome ({b.classes} classes × {b.scenarios} scenarios)", style="green")]
+        out.append(Panel(Group(*lines), title="behaviour (simulated)", title_align="left"))
     for s in review.changed():
         parts: list[Any] = []
         if s.changes:
