@@ -169,8 +169,13 @@ class Addons(pulumi.ComponentResource):
                                     policy=json.dumps(node_autoscaler.iam_policy(spec.cluster.name), sort_keys=True),
                                     opts=child)
         objs = pulumi.ResourceOptions(parent=self, depends_on=[policy])
-        return [apply_manifest(resource_name(f"{name}-ca", o), o, objs)
-                for o in node_autoscaler.render(spec, role.arn)]
+        rendered = node_autoscaler.render(spec, role.arn)
+        # the ServiceAccount and RBAC first: the Deployment's pods are refused until their ServiceAccount exists
+        support = [apply_manifest(resource_name(f"{name}-ca", o), o, objs)
+                   for o in rendered if o["kind"] != "Deployment"]
+        after_support = pulumi.ResourceOptions(parent=self, depends_on=[policy, *support])
+        return [*support, *(apply_manifest(resource_name(f"{name}-ca", o), o, after_support)
+                            for o in rendered if o["kind"] == "Deployment")]
 
     def _release(self, resource_name: str, release: str, chart: str, version: str, repo: str, namespace: str,
                  values: dict[str, Any], *, skip_await: bool = False,

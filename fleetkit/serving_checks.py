@@ -44,7 +44,7 @@ def _name_conflicts(fleet: Fleet) -> list[Problem]:
         assert isinstance(spec, RegionStackSpec)
         for key, m in sorted(spec.models.items()):
             service = spec.service_of(key)
-            named = [(("models", key, "served_name"), m.served_name)]
+            named: list[tuple[tuple[str | int, ...], str]] = [(("models", key, "served_name"), m.served_name)]
             named += [(("models", key, "aliases", i), a) for i, a in enumerate(m.aliases)]
             for path, name in named:
                 others = sorted(owners.get(name, set()) - {service})

@@ -152,9 +152,9 @@ class PolicySet(StrictModel):
         for lm in ctx.local_models:
             for j, w in enumerate(self.autoscaling.for_model(lm.model).schedule):
                 if w.min_replicas > lm.max_replicas:
-                    where: tuple[str, ...] = (("autoscaling", "models", lm.model)
-                                              if lm.model in self.autoscaling.models else ("autoscaling", "default"))
-                    issues.append(PolicyIssue((*where, "schedule", j, "min_replicas"), "autoscaling.window-above-max",
+                    at: tuple[str, ...] = (("autoscaling", "models", lm.model)
+                                           if lm.model in self.autoscaling.models else ("autoscaling", "default"))
+                    issues.append(PolicyIssue((*at, "schedule", j, "min_replicas"), "autoscaling.window-above-max",
                                               f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
                                               f"its replicas.max is {lm.max_replicas}", w.min_replicas))
         issues.extend(self._fallback_split_issues())

@@ -45,10 +45,12 @@ def test_canary_weight_change_is_listed_before_and_after(project_root, demo_mani
     specs = load_fleet(project_root)
     b = behaviour(specs, specs, demo_manifests, _reweighted(demo_manifests, 10, 40), full_render=True)
     sentences = [c.sentence for c in b.changes]
+    # the cohort comes from the verified token (#13), so a premium caller's share of v2 follows the weight:
+    # the canary cohort's share of premium traffic times the canary weight (10 % -> 40 %)
     wanted = (
-        "client sending route llama-70b-canary-premium's headers from aws-use1, healthy: "
-        "90% llama-3-70b@v1 l40s in aws-use1, 10% llama-3-70b@v2 l40s in aws-use1 → "
-        "60% llama-3-70b@v1 l40s in aws-use1, 40% llama-3-70b@v2 l40s in aws-use1"
+        "premium llama-3-70b from aws-use1, healthy: "
+        "100% llama-3-70b@v1 l40s in aws-use1, 0% llama-3-70b@v2 l40s in aws-use1 → "
+        "98% llama-3-70b@v1 l40s in aws-use1, 2% llama-3-70b@v2 l40s in aws-use1"
     )
     assert wanted in sentences
     text = "\n".join(markdown(b))
@@ -67,5 +69,6 @@ def test_review_markdown_has_the_behaviour_section(tmp_path: Path) -> None:
     canary_to_25(repo)
     result = runner.invoke(app, ["review", "--root", str(repo), "--format", "markdown"])
     assert "### Behaviour (simulated)" in result.output, result.output
-    assert "llama-70b-canary-premium's headers from aws-use1**, healthy" in result.output
-    assert "→ 75% llama-3-70b@v1" in result.output
+    # the cohort comes from the verified token, so the canary share follows the weight for token classes
+    assert "**premium llama-3-70b from aws-use1**, healthy" in result.output
+    assert "→ 99% llama-3-70b@v1 l40s in aws-use1, 1% llama-3-70b@v2" in result.output
