@@ -11,9 +11,10 @@ emit is read as Istio and Kubernetes would read it.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -349,13 +350,59 @@ def build_fleet(
         scale = _scale_targets(
             o for o in objs if o.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler")
         )
+        rewrites = _inbound_rewrites(objs)
         for o in objs:
             if o.get("kind") == "Deployment":
                 w = _deployment(info.name, o, scale, info, (sizes or {}).get(stack, {}))
                 if w is not None:
-                    workloads.append(w)
+                    workloads.append(_with_rewrites(w, rewrites))
     workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
     return Fleet(clusters, config, workloads, notes)
+
+
+#: the inbound Lua filter the kit puts on a fallback model's pods (``policies.edge.render_fallback_rewrites``)
+_REWRITE_FILTER = "fleetkit.fallback.rewrite"
+_REWRITE_TABLE = re.compile(r"local REWRITE = \{(.*?)\}\n", re.S)
+_LUA_KEY = re.compile(r'\["((?:[^"\\]|\\.)*)"\] =')
+
+
+def _inbound_rewrites(objs: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, str], tuple[str, ...]]]:
+    """(workload selector, body models rewritten to the pod's own name) of each inbound rewrite filter.
+
+    A sidecar-inbound Lua filter that replaces the body's ``model`` before vLLM parses it makes the pod
+    answer those names too (Envoy runs HTTP filters in order before the router forwards the body; Lua
+    ``body:setBytes`` replaces the buffered body — Envoy Lua filter docs)."""
+    out = []
+    for o in objs:
+        if o.get("kind") != "EnvoyFilter":
+            continue
+        spec = o.get("spec") or {}
+        selector = (spec.get("workloadSelector") or {}).get("labels") or {}
+        for patch in spec.get("configPatches") or []:
+            if (patch.get("match") or {}).get("context") != "SIDECAR_INBOUND":
+                continue
+            value = (patch.get("patch") or {}).get("value") or {}
+            if value.get("name") != _REWRITE_FILTER:
+                continue
+            code = str((((value.get("typed_config") or {}).get("default_source_code") or {}).get("inline_string"))
+                       or "")
+            table = _REWRITE_TABLE.search(code)
+            if table:
+                names = tuple(_lua_unescape(k) for k in _LUA_KEY.findall(table.group(1)))
+                out.append((selector, names))
+    return out
+
+
+def _lua_unescape(text: str) -> str:
+    return re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), text)
+
+
+def _with_rewrites(w: Workload, rewrites: list[tuple[Mapping[str, str], tuple[str, ...]]]) -> Workload:
+    """The workload with the names its inbound rewrite filters accept appended after its own names
+    (so an answer to one of them is reported as another model answering — the fallback)."""
+    extra = [n for sel, names in rewrites if sel and selects(sel, w.labels) for n in names
+             if n not in w.served_names]
+    return replace(w, served_names=(*w.served_names, *dict.fromkeys(extra))) if extra else w
 
 
 def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
