@@ -147,3 +147,20 @@ def cluster(name: str, network: str, region: str, zones: tuple[str, ...] = ()) -
 
 def fleet(stacks: dict[ClusterInfo, list[dict[str, Any]]]) -> Fleet:
     return build_fleet({c.name: objs for c, objs in stacks.items()}, {c.name: c for c in stacks})
+
+
+def aggregate_cluster_patch(agg: str, members: list[str], context: str | None = None) -> dict[str, Any]:
+    """An EnvoyFilter CLUSTER patch adding an Envoy aggregate cluster (the kit's fallback design)."""
+    patch: dict[str, Any] = {
+        "applyTo": "CLUSTER",
+        "patch": {
+            "operation": "ADD",
+            "value": {
+                "name": agg,
+                "cluster_type": {"name": "envoy.clusters.aggregate", "typed_config": {"clusters": members}},
+            },
+        },
+    }
+    if context is not None:
+        patch["match"] = {"context": context}
+    return patch

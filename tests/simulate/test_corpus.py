@@ -14,6 +14,7 @@ from fleetkit.simulate.scenarios import Scenario, standard_scenarios
 from tests.simulate.fleets import (
     OUTLIER,
     TOPOLOGY,
+    aggregate_cluster_patch,
     cluster,
     deployment,
     fleet,
@@ -191,20 +192,7 @@ def _aggregate_fallback():
         "metadata": {"name": "fallback", "namespace": "llm"},
         "spec": {
             "configPatches": [
-                {
-                    "applyTo": "CLUSTER",
-                    "match": {"context": "GATEWAY"},
-                    "patch": {
-                        "operation": "ADD",
-                        "value": {
-                            "name": agg,
-                            "cluster_type": {
-                                "name": "envoy.clusters.aggregate",
-                                "typed_config": {"clusters": members},
-                            },
-                        },
-                    },
-                },
+                aggregate_cluster_patch(agg, members, "GATEWAY"),
                 {
                     "applyTo": "HTTP_ROUTE",
                     "match": {

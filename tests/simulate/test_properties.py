@@ -11,6 +11,7 @@ from fleetkit.simulate.scenarios import Scenario
 from tests.simulate.fleets import (
     OUTLIER,
     TOPOLOGY,
+    aggregate_cluster_patch,
     cluster,
     deployment,
     fleet,
@@ -67,19 +68,7 @@ def fleets(draw, aggregate_fallback: bool = False):
                     "metadata": {"name": "fb", "namespace": "llm"},
                     "spec": {
                         "configPatches": [
-                            {
-                                "applyTo": "CLUSTER",
-                                "patch": {
-                                    "operation": "ADD",
-                                    "value": {
-                                        "name": agg,
-                                        "cluster_type": {
-                                            "name": "envoy.clusters.aggregate",
-                                            "typed_config": {"clusters": members},
-                                        },
-                                    },
-                                },
-                            },
+                            aggregate_cluster_patch(agg, members),
                             {
                                 "applyTo": "HTTP_ROUTE",
                                 "match": {"routeConfiguration": {"vhost": {"route": {"name": "big"}}}},
