@@ -145,7 +145,9 @@ def generate(n_objects: int) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def bench(objs: list[tuple[str, dict[str, Any]]], config: LintConfig, repeat: int) -> tuple[float, float, int]:
+def bench(
+    objs: list[tuple[str, dict[str, Any]]], config: LintConfig, repeat: int
+) -> tuple[float, float, int]:
     """Median wall-clock and CPU seconds of one lint run. On a shared machine the wall clock includes time
     spent waiting for a core; the CPU time is what the linter itself costs."""
     times, cpu = [], []

@@ -28,8 +28,18 @@ sys.path.insert(0, str(ROOT))
 
 CLOUDS = [
     ("aws", ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"], "p5.48xlarge", {"aws:region": None}),
-    ("gcp", ["europe-west4", "us-central1", "us-east4", "asia-southeast1"], "a3-highgpu-8g", {"gcp:project": "bench", "gcp:region": None}),
-    ("azure", ["eastus", "westeurope", "southcentralus", "westus3"], "Standard_ND96isr_H100_v5", {"azure-native:location": None}),
+    (
+        "gcp",
+        ["europe-west4", "us-central1", "us-east4", "asia-southeast1"],
+        "a3-highgpu-8g",
+        {"gcp:project": "bench", "gcp:region": None},
+    ),
+    (
+        "azure",
+        ["eastus", "westeurope", "southcentralus", "westus3"],
+        "Standard_ND96isr_H100_v5",
+        {"azure-native:location": None},
+    ),
 ]
 
 
@@ -70,14 +80,18 @@ def make_fleet(dest: Path, n_stacks: int, n_models: int) -> Path:
         region = regions[(s // 3) % len(regions)]
         name = f"{cloud}-{s:03d}"
         config = {k: (v if v is not None else region) for k, v in provider_cfg.items()}
-        config.update({
-            "fleetkit:cloud": cloud,
-            "fleetkit:region": region,
-            "fleetkit:cluster": {"name": f"bench-{s:03d}", "create": {"kubernetes_version": "1.33"}},
-            "fleetkit:node_pools": {"gpu": {"instance_type": itype, "min_size": 1, "max_size": max(1, n_models)}},
-            "fleetkit:models": {m: {"pool": "gpu"} for m in models},
-            "fleetkit:mesh": {"cluster_name": f"c{s:03d}", "network": f"net{s:03d}"},
-        })
+        config.update(
+            {
+                "fleetkit:cloud": cloud,
+                "fleetkit:region": region,
+                "fleetkit:cluster": {"name": f"bench-{s:03d}", "create": {"kubernetes_version": "1.33"}},
+                "fleetkit:node_pools": {
+                    "gpu": {"instance_type": itype, "min_size": 1, "max_size": max(1, n_models)}
+                },
+                "fleetkit:models": {m: {"pool": "gpu"} for m in models},
+                "fleetkit:mesh": {"cluster_name": f"c{s:03d}", "network": f"net{s:03d}"},
+            }
+        )
         if cloud == "gcp":
             config["fleetkit:account"] = {"gcp_project": "bench"}
         if cloud == "azure":
@@ -101,8 +115,12 @@ def time_preview(root: Path) -> tuple[float, int, int, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="*", default=["1x2", "4x5", "10x10", "25x20", "50x20"],
-                    help="STACKSxMODELS sizes to generate (default: %(default)s)")
+    ap.add_argument(
+        "--sizes",
+        nargs="*",
+        default=["1x2", "4x5", "10x10", "25x20", "50x20"],
+        help="STACKSxMODELS sizes to generate (default: %(default)s)",
+    )
     ap.add_argument("--no-demo", action="store_true", help="skip timing the bundled demo fleet")
     args = ap.parse_args()
 
@@ -123,11 +141,15 @@ def main() -> int:
         print(f"{size}: {n} stacks, {res} resources, {wall:.2f}s", flush=True)
 
     print()
-    print(f"{'fleet':>10} {'stacks':>6} {'stacks x models':>15} {'wall s':>8} {'load s':>7} {'resources':>9} "
-          f"{'res/s':>8} {'ms per stack x model':>20}")
+    print(
+        f"{'fleet':>10} {'stacks':>6} {'stacks x models':>15} {'wall s':>8} {'load s':>7} {'resources':>9} "
+        f"{'res/s':>8} {'ms per stack x model':>20}"
+    )
     for name, n, sm, wall, res, t_load in rows:
         per = f"{wall / sm * 1000:.1f}" if isinstance(sm, int) and sm else "-"
-        print(f"{name:>10} {n:>6} {sm!s:>15} {wall:>8.2f} {t_load:>7.2f} {res:>9} {res / wall:>8.0f} {per:>20}")
+        print(
+            f"{name:>10} {n:>6} {sm!s:>15} {wall:>8.2f} {t_load:>7.2f} {res:>9} {res / wall:>8.0f} {per:>20}"
+        )
     # a quick picture of the trend: wall time per size
     longest = max(r[3] for r in rows) or 1
     print()
@@ -137,7 +159,9 @@ def main() -> int:
     sized = [(sm, wall) for _, _, sm, wall, _, _ in rows if isinstance(sm, int)]
     if len(sized) >= 2:
         (a_sm, a_w), (b_sm, b_w) = sized[-2], sized[-1]
-        print(f"\nscaling between the two largest sizes: {b_sm / a_sm:.2f}x stacks x models -> {b_w / a_w:.2f}x time")
+        print(
+            f"\nscaling between the two largest sizes: {b_sm / a_sm:.2f}x stacks x models -> {b_w / a_w:.2f}x time"
+        )
     return 0
 
 

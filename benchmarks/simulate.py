@@ -29,8 +29,12 @@ from fleetkit.simulate.scenarios import standard_scenarios
 
 NS = "llm"
 TIERS = ("premium", "standard", "batch")
-TOPOLOGY = ["topology.istio.io/network", "topology.istio.io/cluster", "topology.kubernetes.io/region",
-            "topology.kubernetes.io/zone"]
+TOPOLOGY = [
+    "topology.istio.io/network",
+    "topology.istio.io/cluster",
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+]
 
 
 def _host(model: str) -> str:
@@ -53,47 +57,135 @@ def stack_manifests(i: int, models: int) -> list[dict[str, Any]]:
     names = [f"m{j}" for j in range(models)]
     for m in names:
         labels = {"app": m, "version": "v1", "fleetkit.dev/gpu-class": ("l4", "h100", "a100-80gb")[i % 3]}
-        objs.append({"kind": "Deployment", "metadata": {"name": m, "namespace": NS}, "spec": {
-            "replicas": 1, "template": {"metadata": {"labels": labels}, "spec": {
-                "nodeSelector": {"fleetkit.dev/pool": "gpu"},
-                "containers": [{"name": "vllm", "command": ["vllm", "serve"],
-                                "args": [f"/models/{m}", "--served-model-name", f"org/{m}",
-                                         "--tensor-parallel-size", "1"]}]}}}})
-        objs.append({"kind": "ScaledObject", "metadata": {"name": m, "namespace": NS},
-                     "spec": {"scaleTargetRef": {"name": m}, "minReplicaCount": 1, "maxReplicaCount": 3}})
-        objs.append({"kind": "Service", "metadata": {"name": m, "namespace": NS}, "spec": {"selector": {"app": m}}})
-        objs.append({"kind": "DestinationRule", "metadata": {"name": m, "namespace": NS}, "spec": {
-            "host": _host(m),
-            "subsets": [{"name": t, "labels": {"app": m},
-                         "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 128}}}} for t in TIERS],
-            "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST", "localityLbSetting": {
-                "enabled": True, "failoverPriority": TOPOLOGY}},
-                "outlierDetection": {"consecutive5xxErrors": 5, "maxEjectionPercent": 100}}}})
+        objs.append(
+            {
+                "kind": "Deployment",
+                "metadata": {"name": m, "namespace": NS},
+                "spec": {
+                    "replicas": 1,
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "nodeSelector": {"fleetkit.dev/pool": "gpu"},
+                            "containers": [
+                                {
+                                    "name": "vllm",
+                                    "command": ["vllm", "serve"],
+                                    "args": [
+                                        f"/models/{m}",
+                                        "--served-model-name",
+                                        f"org/{m}",
+                                        "--tensor-parallel-size",
+                                        "1",
+                                    ],
+                                }
+                            ],
+                        },
+                    },
+                },
+            }
+        )
+        objs.append(
+            {
+                "kind": "ScaledObject",
+                "metadata": {"name": m, "namespace": NS},
+                "spec": {"scaleTargetRef": {"name": m}, "minReplicaCount": 1, "maxReplicaCount": 3},
+            }
+        )
+        objs.append(
+            {"kind": "Service", "metadata": {"name": m, "namespace": NS}, "spec": {"selector": {"app": m}}}
+        )
+        objs.append(
+            {
+                "kind": "DestinationRule",
+                "metadata": {"name": m, "namespace": NS},
+                "spec": {
+                    "host": _host(m),
+                    "subsets": [
+                        {
+                            "name": t,
+                            "labels": {"app": m},
+                            "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 128}}},
+                        }
+                        for t in TIERS
+                    ],
+                    "trafficPolicy": {
+                        "loadBalancer": {
+                            "simple": "LEAST_REQUEST",
+                            "localityLbSetting": {"enabled": True, "failoverPriority": TOPOLOGY},
+                        },
+                        "outlierDetection": {"consecutive5xxErrors": 5, "maxEjectionPercent": 100},
+                    },
+                },
+            }
+        )
         for t in TIERS:
-            routes.append({"name": f"{m}-{t}",
-                           "match": [{"headers": {"x-fleetkit-model": {"exact": m}, "x-fleetkit-tier": {"exact": t}}}],
-                           "route": [{"destination": {"host": _host(m), "subset": t}, "weight": 100}]})
-    routes.append({"name": "default", "route": [{"destination": {"host": _host(names[0]), "subset": "standard"}}]})
-    objs.append({"kind": "VirtualService", "metadata": {"name": "routes", "namespace": NS}, "spec": {
-        "hosts": ["api.example.com"], "gateways": ["istio-system/ingress"], "http": routes}})
-    table = {"headers": {"model": "x-fleetkit-model", "tier": "x-fleetkit-tier"},
-             "claim_headers": {"tier": "x-fleetkit-claim-tier"},
-             "models": {f"org/{m}": {"service": m, "served": f"org/{m}"} for m in names},
-             "tiers": {"default": "standard", "map": {t: t for t in TIERS}},
-             "cohorts": {"known": {}, "sticky": []}, "body_paths": {"/v1/chat/completions": True}}
+            routes.append(
+                {
+                    "name": f"{m}-{t}",
+                    "match": [
+                        {"headers": {"x-fleetkit-model": {"exact": m}, "x-fleetkit-tier": {"exact": t}}}
+                    ],
+                    "route": [{"destination": {"host": _host(m), "subset": t}, "weight": 100}],
+                }
+            )
+    routes.append(
+        {"name": "default", "route": [{"destination": {"host": _host(names[0]), "subset": "standard"}}]}
+    )
+    objs.append(
+        {
+            "kind": "VirtualService",
+            "metadata": {"name": "routes", "namespace": NS},
+            "spec": {"hosts": ["api.example.com"], "gateways": ["istio-system/ingress"], "http": routes},
+        }
+    )
+    table = {
+        "headers": {"model": "x-fleetkit-model", "tier": "x-fleetkit-tier"},
+        "claim_headers": {"tier": "x-fleetkit-claim-tier"},
+        "models": {f"org/{m}": {"service": m, "served": f"org/{m}"} for m in names},
+        "tiers": {"default": "standard", "map": {t: t for t in TIERS}},
+        "cohorts": {"known": {}, "sticky": []},
+        "body_paths": {"/v1/chat/completions": True},
+    }
     lua = f"FLEETKIT = {_lua(table)}\n"
-    objs.append({"kind": "EnvoyFilter", "metadata": {"name": "edge", "namespace": "istio-system"}, "spec": {
-        "configPatches": [{"applyTo": "HTTP_FILTER", "patch": {"operation": "INSERT_BEFORE", "value": {
-            "name": "route", "typed_config": {"default_source_code": {"inline_string": lua}}}}}]}})
-    objs.append({"kind": "RequestAuthentication", "metadata": {"name": "jwt", "namespace": "istio-system"},
-                 "spec": {"jwtRules": [{"outputClaimToHeaders": [{"header": "x-fleetkit-claim-tier", "claim": "tier"}]}]}})
+    objs.append(
+        {
+            "kind": "EnvoyFilter",
+            "metadata": {"name": "edge", "namespace": "istio-system"},
+            "spec": {
+                "configPatches": [
+                    {
+                        "applyTo": "HTTP_FILTER",
+                        "patch": {
+                            "operation": "INSERT_BEFORE",
+                            "value": {
+                                "name": "route",
+                                "typed_config": {"default_source_code": {"inline_string": lua}},
+                            },
+                        },
+                    }
+                ]
+            },
+        }
+    )
+    objs.append(
+        {
+            "kind": "RequestAuthentication",
+            "metadata": {"name": "jwt", "namespace": "istio-system"},
+            "spec": {
+                "jwtRules": [{"outputClaimToHeaders": [{"header": "x-fleetkit-claim-tier", "claim": "tier"}]}]
+            },
+        }
+    )
     return objs
 
 
 def synthetic_fleet(stacks: int, models: int) -> Fleet:
     manifests = {f"s{i}": stack_manifests(i, models) for i in range(stacks)}
-    topology = {f"s{i}": ClusterInfo(f"c{i}", f"net-{i}", f"region-{i}", f"s{i}", {"gpu": ("a", "b")})
-                for i in range(stacks)}
+    topology = {
+        f"s{i}": ClusterInfo(f"c{i}", f"net-{i}", f"region-{i}", f"s{i}", {"gpu": ("a", "b")})
+        for i in range(stacks)
+    }
     return build_fleet(manifests, topology)
 
 
@@ -120,15 +212,21 @@ def main() -> int:
     t2 = time.perf_counter()
     runs = len(scenarios) * len(classes)
     served = sum(1 for d in report.results.values() if d and next(iter(d)).ok)
-    print(f"fleet: {args.stacks} stacks × {args.models} models, {len(fleet.workloads)} Deployments "
-          f"(built in {t1 - t0:.2f} s)")
-    print(f"simulated: {len(scenarios)} standard scenarios × {len(classes)} request classes = {runs} distributions "
-          f"in {t2 - t1:.2f} s ({runs / (t2 - t1):,.0f}/s; {served} mostly served); "
-          f"{args.jobs} worker(s), {os.cpu_count()} cpus")
+    print(
+        f"fleet: {args.stacks} stacks × {args.models} models, {len(fleet.workloads)} Deployments "
+        f"(built in {t1 - t0:.2f} s)"
+    )
+    print(
+        f"simulated: {len(scenarios)} standard scenarios × {len(classes)} request classes = {runs} distributions "
+        f"in {t2 - t1:.2f} s ({runs / (t2 - t1):,.0f}/s; {served} mostly served); "
+        f"{args.jobs} worker(s), {os.cpu_count()} cpus"
+    )
     total = t2 - t0
     cpu = _cpu() - c0
-    print(f"total {total:.2f} s wall, {cpu:.2f} s CPU in all processes (the wall time on {max(1, args.jobs)} idle "
-          f"core(s) is about CPU / workers; load average now {os.getloadavg()[0]:.1f})")
+    print(
+        f"total {total:.2f} s wall, {cpu:.2f} s CPU in all processes (the wall time on {max(1, args.jobs)} idle "
+        f"core(s) is about CPU / workers; load average now {os.getloadavg()[0]:.1f})"
+    )
     print(f"target < {args.target:g} s: {'met' if total < args.target else 'MISSED'} (wall)")
     return 0
 

@@ -192,7 +192,9 @@ def timed(cmd: list[str], env: dict, label: str, servers: "Servers | None" = Non
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     s1 = servers.cpu_seconds() if servers else 0.0
     if proc.returncode != 0:
-        raise SystemExit(f"{label} failed (rc={proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"{label} failed (rc={proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return Sample(dt, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, s1 - s0)
 
 
@@ -227,16 +229,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--total-gb", type=float, default=2.0, help="total shard bytes in GB (default 2)")
     ap.add_argument("--files", type=int, default=4, help="number of shards (default 4)")
-    ap.add_argument("--server", choices=("auto", "sendfile", "localbucket", "moto"), default="auto",
-                    help="auto: localbucket with sendfile bodies if localbucket is installed, else moto")
+    ap.add_argument(
+        "--server",
+        choices=("auto", "sendfile", "localbucket", "moto"),
+        default="auto",
+        help="auto: localbucket with sendfile bodies if localbucket is installed, else moto",
+    )
     ap.add_argument("--concurrency", type=int, default=16, help="ours and boto3 (default 16)")
-    ap.add_argument("--low-concurrency", type=int, default=4,
-                    help="also time ours with this many connections (few-core box, local server); 0 = skip")
+    ap.add_argument(
+        "--low-concurrency",
+        type=int,
+        default=4,
+        help="also time ours with this many connections (few-core box, local server); 0 = skip",
+    )
     ap.add_argument("--part-size", default="16Mi", help="ours; boto3 uses the same chunk size (default 16Mi)")
     ap.add_argument("--warm-runs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool, interleaved (default 3)")
-    ap.add_argument("--skip", action="append", default=[], choices=("s5cmd", "awscli", "boto3", "nofsync", "buffered", "sha256chunks"),
-                    help="leave a tool out (repeatable)")
+    ap.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("s5cmd", "awscli", "boto3", "nofsync", "buffered", "sha256chunks"),
+        help="leave a tool out (repeatable)",
+    )
     ap.add_argument("--workdir", help="scratch directory (default: a new temp dir, removed afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
@@ -254,20 +269,36 @@ def main() -> int:
             server = "sendfile"
         except ImportError:
             server = "moto"
-            print("localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
-                  "GETs re-read whole objects", file=sys.stderr)
+            print(
+                "localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
+                "GETs re-read whole objects",
+                file=sys.stderr,
+            )
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleetkit-weights-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_REGION="us-east-1")
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+    )
     env.pop("PYTHONPATH", None)
     env.pop("AWS_PROFILE", None)
     # Measure what an installed image runs: byte-compiled modules (pip compiles them at install).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(here / "images" / "weight-cache" / "fleetkit_weights")],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            str(here / "images" / "weight-cache" / "fleetkit_weights"),
+        ],
+        check=True,
+    )
     servers = None
     try:
         servers = Servers(server, workdir)
@@ -275,12 +306,19 @@ def main() -> int:
         env["AWS_ENDPOINT_URL"] = url
         total = int(args.total_gb * 1e9)
         src = workdir / "src"
-        print(f"server: {server} at {url}; data: {args.files} shards, {total / 1e9:.2f} GB; workdir {workdir}")
+        print(
+            f"server: {server} at {url}; data: {args.files} shards, {total / 1e9:.2f} GB; workdir {workdir}"
+        )
         make_shards(src, total, args.files)
         import boto3
 
-        boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
-                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=BUCKET)
         # Run the agent from a bare venv that only sees its own package (like its container
         # image), not from this dev venv, whose editable-install hooks slow every start-up.
         agent_venv = workdir / "agent-venv"
@@ -299,8 +337,10 @@ def main() -> int:
             (site_dir / Path(b3.origin).name).symlink_to(b3.origin)
         # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
         script = agent_venv / "bin" / "fleetkit-weights"
-        script.write_text(f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
-                          "sys.exit(main())\n")
+        script.write_text(
+            f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
+            "sys.exit(main())\n"
+        )
         script.chmod(0o755)
         fw = [str(script)]
         source = f"s3://{BUCKET}/{PREFIX}"
@@ -325,10 +365,13 @@ def main() -> int:
         def ours(extra: list[str], src_uri: str = source) -> Callable[[], Sample]:
             def run() -> Sample:
                 cache.mkdir()
-                t = timed(fw + ["sync", src_uri, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers)
-                check(cache / src_uri[len("s3://"):], "fleetkit-weights")
+                t = timed(
+                    fw + ["sync", src_uri, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers
+                )
+                check(cache / src_uri[len("s3://") :], "fleetkit-weights")
                 shutil.rmtree(cache)
                 return t
+
             return run
 
         def tool(label: str, cmd: Callable[[Path], list[str]], verify: bool = False) -> Callable[[], Sample]:
@@ -341,6 +384,7 @@ def main() -> int:
                     t += timed([sys.executable, "-c", SHA256_SCRIPT, *files], env, "sha256 verify", servers)
                 shutil.rmtree(dest)
                 return t
+
             return run
 
         runners: dict[str, Callable[[], Sample]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
@@ -352,7 +396,8 @@ def main() -> int:
             runners["fleetkit-weights sync (cold, --buffered-io)"] = ours(["--buffered-io"])
         if args.low_concurrency and args.low_concurrency != args.concurrency:
             runners[f"fleetkit-weights sync (cold, fsync, c={args.low_concurrency})"] = ours(
-                ["--concurrency", str(args.low_concurrency)])
+                ["--concurrency", str(args.low_concurrency)]
+            )
         s5cmd = lambda d: [s5, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", str(d) + "/"]  # noqa: E731
         if "s5cmd" not in args.skip:
             runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
@@ -360,15 +405,38 @@ def main() -> int:
             # s5cmd neither fsyncs nor waits for writeback: below the kernel's dirty-page limit its
             # data is still in memory when it exits (and the next run's sync flushes it untimed).
             runners["s5cmd cp, then sync (on disk, as ours)"] = tool(
-                "s5cmd", lambda d: ["sh", "-c", shlex.join(s5cmd(d)) + " && sync"])
+                "s5cmd", lambda d: ["sh", "-c", shlex.join(s5cmd(d)) + " && sync"]
+            )
         if "awscli" not in args.skip:
-            runners[AWSCLI] = tool("awscli", lambda d: [
-                aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", url,
-                f"s3://{BUCKET}/{PREFIX}", str(d)])
+            runners[AWSCLI] = tool(
+                "awscli",
+                lambda d: [
+                    aws,
+                    "s3",
+                    "cp",
+                    "--recursive",
+                    "--only-show-errors",
+                    "--endpoint-url",
+                    url,
+                    f"s3://{BUCKET}/{PREFIX}",
+                    str(d),
+                ],
+            )
         if "boto3" not in args.skip:
-            runners[f"boto3 download_file (c={args.concurrency})"] = tool("boto3", lambda d: [
-                sys.executable, "-c", BOTO3_SCRIPT, url, BUCKET, PREFIX, str(d), str(args.concurrency),
-                str(part_size)])
+            runners[f"boto3 download_file (c={args.concurrency})"] = tool(
+                "boto3",
+                lambda d: [
+                    sys.executable,
+                    "-c",
+                    BOTO3_SCRIPT,
+                    url,
+                    BUCKET,
+                    PREFIX,
+                    str(d),
+                    str(args.concurrency),
+                    str(part_size),
+                ],
+            )
 
         # One untimed pass first: on a VM the first writes into fresh page-cache memory are much
         # slower than later ones, which would penalise whichever tool happened to run first.
@@ -376,20 +444,27 @@ def main() -> int:
         times: dict[str, list[Sample]] = {k: [] for k in runners}
         names = list(runners)
         for rnd in range(args.rounds):
-            order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
+            order = names[rnd % len(names) :] + names[: rnd % len(names)]  # rotate who goes first
             for name in order:
                 times[name].append(runners[name]())
                 print(f"  round {rnd + 1}: {name}: {times[name][-1].seconds:.2f}s", file=sys.stderr)
 
         cache.mkdir()
         timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights cold")
-        warm = [timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm").seconds
-                for _ in range(args.warm_runs)]
+        warm = [
+            timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm").seconds
+            for _ in range(args.warm_runs)
+        ]
         t_warm = statistics.median(warm)
         # The agent's own account of the warm check (manifest GET, marker, file sizes, lease
         # touch), without interpreter start-up and imports.
-        inner = subprocess.run(fw + ["sync", source, str(cache), "--json"] + ours_args, env=env, capture_output=True,
-                               text=True, check=True)
+        inner = subprocess.run(
+            fw + ["sync", source, str(cache), "--json"] + ours_args,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         t_warm_inner = json.loads(inner.stdout)["seconds"]
         shutil.rmtree(cache)
 
@@ -399,29 +474,41 @@ def main() -> int:
         t_cold = med("fleetkit-weights sync (cold, fsync)")
         ours_rate = n_bytes / MB / t_cold
         print()
-        print(f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
-              f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
-              f"(ranges follow the manifest's 16 MiB chunks); CPU = user+sys seconds")
-        hdr = (f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'tool CPU':>9} {'server CPU':>11} "
-               f"{'ours/tool':>10}")
+        print(
+            f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
+            f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
+            f"(ranges follow the manifest's 16 MiB chunks); CPU = user+sys seconds"
+        )
+        hdr = (
+            f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'tool CPU':>9} {'server CPU':>11} "
+            f"{'ours/tool':>10}"
+        )
         print(hdr)
         print("-" * len(hdr))
         for name in names:
             rate = n_bytes / MB / med(name)
             best = n_bytes / MB / min(x.seconds for x in times[name])
-            print(f"{name:44} {med(name):8.2f} {rate:8.1f} {best:10.1f} {med(name, 'client_cpu'):9.2f} "
-                  f"{med(name, 'server_cpu'):11.2f} {ours_rate / rate:9.2f}x")
-        print(f"{f'fleetkit-weights sync (warm, median of {len(warm)})':44} {t_warm:8.3f} "
-              f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold")
-        print(f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
-              f"(the rest is interpreter start-up and imports)")
+            print(
+                f"{name:44} {med(name):8.2f} {rate:8.1f} {best:10.1f} {med(name, 'client_cpu'):9.2f} "
+                f"{med(name, 'server_cpu'):11.2f} {ours_rate / rate:9.2f}x"
+            )
+        print(
+            f"{f'fleetkit-weights sync (warm, median of {len(warm)})':44} {t_warm:8.3f} "
+            f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold"
+        )
+        print(
+            f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
+            f"(the rest is interpreter start-up and imports)"
+        )
         print()
         checks = [("cold >= 1.0x s5cmd", "s5cmd cp (defaults)", 1.0), ("cold >= 3.0x awscli", AWSCLI, 3.0)]
         for label, name, want in checks:
             if name in times:
                 ratio = med(name) / t_cold
                 print(f"target {label:24} {ratio:5.2f}x  {'met' if ratio >= want else 'missed'}")
-        print(f"target {'warm < 2% of cold':24} {100 * t_warm / t_cold:5.2f}%  {'met' if t_warm < 0.02 * t_cold else 'missed'}")
+        print(
+            f"target {'warm < 2% of cold':24} {100 * t_warm / t_cold:5.2f}%  {'met' if t_warm < 0.02 * t_cold else 'missed'}"
+        )
         return 0
     finally:
         if servers is not None:

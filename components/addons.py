@@ -98,7 +98,12 @@ def build_monitoring_values() -> dict[str, Any]:
         },
         "grafana": {
             "sidecar": {
-                "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1", "searchNamespace": "ALL"}
+                "dashboards": {
+                    "enabled": True,
+                    "label": "grafana_dashboard",
+                    "labelValue": "1",
+                    "searchNamespace": "ALL",
+                }
             }
         },
         "kube-state-metrics": {"metricLabelsAllowlist": ["pods=[app,version,fleetkit.dev/model]"]},
@@ -122,19 +127,36 @@ class Addons(pulumi.ComponentResource):
         self.cluster_autoscaler: list[pulumi.CustomResource] = []
         if spec.addons.monitoring == "kube-prometheus-stack":
             self.monitoring = self._release(
-                f"{name}-monitoring", "kube-prometheus-stack", MONITORING_CHART, spec.addons.monitoring_chart_version,
-                MONITORING_REPO, MONITORING_NAMESPACE, build_monitoring_values(),
+                f"{name}-monitoring",
+                "kube-prometheus-stack",
+                MONITORING_CHART,
+                spec.addons.monitoring_chart_version,
+                MONITORING_REPO,
+                MONITORING_NAMESPACE,
+                build_monitoring_values(),
             )
         if needs_device_plugin(spec):
             self.device_plugin = self._release(
-                f"{name}-nvidia-device-plugin", "nvidia-device-plugin", DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION,
-                DEVICE_PLUGIN_REPO, DEVICE_PLUGIN_NAMESPACE, build_device_plugin_values(spec),
+                f"{name}-nvidia-device-plugin",
+                "nvidia-device-plugin",
+                DEVICE_PLUGIN_CHART,
+                DEVICE_PLUGIN_VERSION,
+                DEVICE_PLUGIN_REPO,
+                DEVICE_PLUGIN_NAMESPACE,
+                build_device_plugin_values(spec),
                 # a DaemonSet on pools that may be at zero nodes: do not wait for pods
-                skip_await=True, depends_on=pool_resources,
+                skip_await=True,
+                depends_on=pool_resources,
             )
         if spec.addons.keda:
             self.keda = self._release(
-                f"{name}-keda", "keda", KEDA_CHART, KEDA_VERSION, KEDA_REPO, KEDA_NAMESPACE, build_keda_values(),
+                f"{name}-keda",
+                "keda",
+                KEDA_CHART,
+                KEDA_VERSION,
+                KEDA_REPO,
+                KEDA_NAMESPACE,
+                build_keda_values(),
                 # KEDA's chart creates ServiceMonitors: the monitoring CRDs must exist first
                 depends_on=[self.monitoring] if self.monitoring else [],
             )
@@ -158,28 +180,61 @@ class Addons(pulumi.ComponentResource):
         provider_arn = getattr(args.cluster, "oidc_provider_arn", None)
         issuer = getattr(args.cluster, "oidc_issuer", None)
         if provider_arn is None or issuer is None:
-            raise ValueError("aws: the cluster component exposes no OIDC provider, needed by the Cluster Autoscaler")
-        trust = pulumi.Output.all(provider_arn, issuer).apply(lambda v: json.dumps(
-            irsa_trust_policy(v[0], v[1], node_autoscaler.NAMESPACE, node_autoscaler.NAME), sort_keys=True))
+            raise ValueError(
+                "aws: the cluster component exposes no OIDC provider, needed by the Cluster Autoscaler"
+            )
+        trust = pulumi.Output.all(provider_arn, issuer).apply(
+            lambda v: json.dumps(
+                irsa_trust_policy(v[0], v[1], node_autoscaler.NAMESPACE, node_autoscaler.NAME), sort_keys=True
+            )
+        )
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-cluster-autoscaler-role", assume_role_policy=trust, max_session_duration=3600,
-                            description=f"fleetkit {args.stack}: Cluster Autoscaler of {spec.cluster.name}",
-                            tags={"fleetkit.dev/stack": args.stack}, opts=child)
-        policy = aws.iam.RolePolicy(f"{name}-cluster-autoscaler-policy", name="cluster-autoscaler", role=role.id,
-                                    policy=json.dumps(node_autoscaler.iam_policy(spec.cluster.name), sort_keys=True),
-                                    opts=child)
+        role = aws.iam.Role(
+            f"{name}-cluster-autoscaler-role",
+            assume_role_policy=trust,
+            max_session_duration=3600,
+            description=f"fleetkit {args.stack}: Cluster Autoscaler of {spec.cluster.name}",
+            tags={"fleetkit.dev/stack": args.stack},
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-cluster-autoscaler-policy",
+            name="cluster-autoscaler",
+            role=role.id,
+            policy=json.dumps(node_autoscaler.iam_policy(spec.cluster.name), sort_keys=True),
+            opts=child,
+        )
         objs = pulumi.ResourceOptions(parent=self, depends_on=[policy])
         rendered = node_autoscaler.render(spec, role.arn)
         # the ServiceAccount and RBAC first: the Deployment's pods are refused until their ServiceAccount exists
-        support = [apply_manifest(resource_name(f"{name}-ca", o), o, objs)
-                   for o in rendered if o["kind"] != "Deployment"]
+        support = [
+            apply_manifest(resource_name(f"{name}-ca", o), o, objs)
+            for o in rendered
+            if o["kind"] != "Deployment"
+        ]
         after_support = pulumi.ResourceOptions(parent=self, depends_on=[policy, *support])
-        return [*support, *(apply_manifest(resource_name(f"{name}-ca", o), o, after_support)
-                            for o in rendered if o["kind"] == "Deployment")]
+        return [
+            *support,
+            *(
+                apply_manifest(resource_name(f"{name}-ca", o), o, after_support)
+                for o in rendered
+                if o["kind"] == "Deployment"
+            ),
+        ]
 
-    def _release(self, resource_name: str, release: str, chart: str, version: str, repo: str, namespace: str,
-                 values: dict[str, Any], *, skip_await: bool = False,
-                 depends_on: list[Any] | None = None) -> k8s.helm.v3.Release:
+    def _release(
+        self,
+        resource_name: str,
+        release: str,
+        chart: str,
+        version: str,
+        repo: str,
+        namespace: str,
+        values: dict[str, Any],
+        *,
+        skip_await: bool = False,
+        depends_on: list[Any] | None = None,
+    ) -> k8s.helm.v3.Release:
         """A Helm release in its own namespace; workloads wait for it (``ready``)."""
         extra: dict[str, Any] = {"skip_await": True} if skip_await else {}
         rel = k8s.helm.v3.Release(

@@ -42,7 +42,11 @@ SYSTEM_INSTANCE_TYPE = {"aws": "m6i.xlarge", "gcp": "e2-standard-4", "azure": "S
 SYSTEM_POOL_SIZE = (2, 4)
 #: Managed policies of EKS roles (``aws`` partition).
 EKS_CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
-EKS_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+EKS_NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+)
 #: Roles the GKE node service account gets (logging, monitoring, image pulls).
 GKE_NODE_ROLES = (
     "roles/logging.logWriter",
@@ -97,7 +101,9 @@ def public_cidrs(create: CreateCluster) -> list[str]:
     empty list here is a bug in the caller, not a user mistake.
     """
     if not create.authorized_networks:
-        raise ValueError("a public API endpoint needs authorized_networks (checked by cluster.api-open-to-internet)")
+        raise ValueError(
+            "a public API endpoint needs authorized_networks (checked by cluster.api-open-to-internet)"
+        )
     return list(create.authorized_networks)
 
 
@@ -115,7 +121,8 @@ def build_gke_authorized_networks(create: CreateCluster) -> dict[str, Any] | Non
         return None
     return {
         "cidr_blocks": [
-            {"cidr_block": cidr, "display_name": f"fleetkit-{i}"} for i, cidr in enumerate(create.authorized_networks)
+            {"cidr_block": cidr, "display_name": f"fleetkit-{i}"}
+            for i, cidr in enumerate(create.authorized_networks)
         ]
     }
 
@@ -150,7 +157,16 @@ def build_eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region:
             "exec": {
                 "apiVersion": "client.authentication.k8s.io/v1beta1",
                 "command": "aws",
-                "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+                "args": [
+                    "eks",
+                    "get-token",
+                    "--cluster-name",
+                    cluster_name,
+                    "--region",
+                    region,
+                    "--output",
+                    "json",
+                ],
                 "interactiveMode": "Never",
             }
         },
@@ -359,17 +375,21 @@ class Cluster(pulumi.ComponentResource):
     # ------------------------------------------------------------------ AWS
     def _aws(self, spec: RegionStackSpec) -> None:
         cl = spec.cluster
-        node_role, attachments = self._aws_role("node", "ec2.amazonaws.com", f"fleetkit: nodes of EKS cluster {cl.name}",
-                                                EKS_NODE_POLICIES)
-        self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in attachments]).apply(lambda xs: xs[0])
+        node_role, attachments = self._aws_role(
+            "node", "ec2.amazonaws.com", f"fleetkit: nodes of EKS cluster {cl.name}", EKS_NODE_POLICIES
+        )
+        self.node_role_arn = pulumi.Output.all(node_role.arn, *[a.id for a in attachments]).apply(
+            lambda xs: xs[0]
+        )
 
         if cl.create is not None:
             self._aws_create(spec, cl.create)
         else:
             self._aws_adopt(spec)
 
-    def _aws_role(self, kind: str, service: str, description: str, policies: Any
-                  ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    def _aws_role(
+        self, kind: str, service: str, description: str, policies: Any
+    ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
         """An IAM role ``<name>-<kind>-role`` assumable by ``service``, with AWS-managed policies attached."""
         role = aws.iam.Role(
             f"{self._name}-{kind}-role",
@@ -380,7 +400,9 @@ class Cluster(pulumi.ComponentResource):
         )
         attachments = [
             aws.iam.RolePolicyAttachment(
-                f"{self._name}-{kind}-{policy}", role=role.name, policy_arn=aws_managed_policy_arn(policy),
+                f"{self._name}-{kind}-{policy}",
+                role=role.name,
+                policy_arn=aws_managed_policy_arn(policy),
                 opts=self._child,
             )
             for policy in policies
@@ -494,7 +516,9 @@ class Cluster(pulumi.ComponentResource):
             )
             for role in GKE_NODE_ROLES
         ]
-        self.node_service_account = pulumi.Output.all(sa.email, *[g.id for g in grants]).apply(lambda xs: xs[0])
+        self.node_service_account = pulumi.Output.all(sa.email, *[g.id for g in grants]).apply(
+            lambda xs: xs[0]
+        )
         pods = self._from_foundation("pods_range_name")
         services = self._from_foundation("services_range_name")
         self.ip_ranges = (pods, services)
@@ -530,7 +554,9 @@ class Cluster(pulumi.ComponentResource):
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
             master_authorized_networks_config=build_gke_authorized_networks(create),
             private_cluster_config=(
-                None if create.public_endpoint else {"enable_private_nodes": True, "enable_private_endpoint": True}
+                None
+                if create.public_endpoint
+                else {"enable_private_nodes": True, "enable_private_endpoint": True}
             ),
             resource_labels=self._tags,
             opts=self._child,
@@ -553,7 +579,11 @@ class Cluster(pulumi.ComponentResource):
             project=project,
             location=spec.region,
             initial_node_count=1,
-            autoscaling={"total_min_node_count": lo, "total_max_node_count": hi, "location_policy": "BALANCED"},
+            autoscaling={
+                "total_min_node_count": lo,
+                "total_max_node_count": hi,
+                "location_policy": "BALANCED",
+            },
             management={"auto_repair": True, "auto_upgrade": True},
             node_config={
                 "machine_type": create.system_instance_type or SYSTEM_INSTANCE_TYPE["gcp"],
@@ -652,7 +682,11 @@ class Cluster(pulumi.ComponentResource):
             oidc_issuer_profile={"enabled": True},
             security_profile={"workload_identity": {"enabled": True}},
             api_server_access_profile=build_aks_api_access(create),
-            network_profile={"network_plugin": "azure", "network_plugin_mode": "overlay", "load_balancer_sku": "standard"},
+            network_profile={
+                "network_plugin": "azure",
+                "network_plugin_mode": "overlay",
+                "load_balancer_sku": "standard",
+            },
             auto_upgrade_profile={"upgrade_channel": "patch", "node_os_upgrade_channel": "NodeImage"},
             agent_pool_profiles=[system_pool],
             tags=self._tags,
@@ -675,5 +709,7 @@ class Cluster(pulumi.ComponentResource):
         self.principal_id = found.identity.apply(lambda i: i.principal_id if i else None)  # type: ignore[return-value]
         self.endpoint = found.fqdn.apply(lambda f: f"https://{f}:443")
         self.oidc_issuer = found.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else "")
-        self.network_id = self.vnet_subnet_id if self.vnet_subnet_id is not None else found.node_resource_group
+        self.network_id = (
+            self.vnet_subnet_id if self.vnet_subnet_id is not None else found.node_resource_group
+        )
         self._azure_credentials(name, [])

@@ -94,7 +94,9 @@ def gke_workload_member(project: str, namespace: str, service_account: str) -> s
     return f"serviceAccount:{project}.svc.id.goog[{namespace}/{service_account}]"
 
 
-def irsa_trust_policy(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> dict[str, Any]:
+def irsa_trust_policy(
+    oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str
+) -> dict[str, Any]:
     """Web-identity trust for exactly one Kubernetes ServiceAccount of one cluster."""
     issuer = issuer_url.removeprefix("https://")
     return {
@@ -173,7 +175,9 @@ def _cluster_output(cluster: Any, attr: str, cloud: str) -> Any:
     return value
 
 
-def create_weights_identity(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> WeightsIdentity:
+def create_weights_identity(
+    name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions
+) -> WeightsIdentity:
     cloud = args.spec.cloud
     if cloud == "aws":
         return _aws(name, args, opts)
@@ -188,7 +192,10 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
     provider_arn = _cluster_output(args.cluster, "oidc_provider_arn", "aws")
     issuer = _cluster_output(args.cluster, "oidc_issuer", "aws")
     trust = pulumi.Output.all(provider_arn, issuer).apply(
-        lambda v: json.dumps(irsa_trust_policy(v[0], v[1], args.namespace, args.service_account), sort_keys=True))
+        lambda v: json.dumps(
+            irsa_trust_policy(v[0], v[1], args.namespace, args.service_account), sort_keys=True
+        )
+    )
     role = aws.iam.Role(
         f"{name}-role",
         name=iam_role_name(args.stack, args.model_name),
@@ -207,7 +214,10 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
     )
     workload = WorkloadIdentity(
         service_account=args.service_account,
-        service_account_annotations={ANNOTATION_IRSA: role.arn, "eks.amazonaws.com/sts-regional-endpoints": "true"},
+        service_account_annotations={
+            ANNOTATION_IRSA: role.arn,
+            "eks.amazonaws.com/sts-regional-endpoints": "true",
+        },
         agent_env=[{"name": "AWS_REGION", "value": args.spec.region}],
     )
     return WeightsIdentity(workload, [role, policy], None, {"weightsRoleArn": role.arn})
@@ -221,7 +231,8 @@ def _s3_secret(args: WeightsIdentityArgs) -> tuple[str, dict[str, Any] | None]:
     if (key_id is None) != (secret_key is None):
         raise pulumi.RunError(
             f"{CONFIG_NAMESPACE}: set both s3AccessKeyId and s3SecretAccessKey (as secrets), or neither "
-            f"to use the out-of-band Secret {EXTERNAL_SECRET!r}")
+            f"to use the out-of-band Secret {EXTERNAL_SECRET!r}"
+        )
     if key_id is None:
         return EXTERNAL_SECRET, None
     data: dict[str, Any] = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret_key}
@@ -267,8 +278,12 @@ def _gcp(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
         service_account_annotations={ANNOTATION_GKE: account.email},
         agent_env=s3_env_from_secret(secret_name),
     )
-    return WeightsIdentity(workload, [account, binding], secret,
-                           {"gcpServiceAccount": account.email, "weightsSecret": secret_name})
+    return WeightsIdentity(
+        workload,
+        [account, binding],
+        secret,
+        {"gcpServiceAccount": account.email, "weightsSecret": secret_name},
+    )
 
 
 def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> WeightsIdentity:
@@ -277,7 +292,9 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
     # the cluster's resource group (created, adopted, from the foundation or account.azure_resource_group)
     rg = getattr(args.cluster, "resource_group_name", None) or args.spec.account.azure_resource_group
     if rg is None:
-        raise pulumi.RunError("no Azure resource group for the model identity: set account.azure_resource_group")
+        raise pulumi.RunError(
+            "no Azure resource group for the model identity: set account.azure_resource_group"
+        )
     issuer = _cluster_output(args.cluster, "oidc_issuer", "azure")
     identity = azure_native.managedidentity.UserAssignedIdentity(
         f"{name}-uami",
@@ -291,8 +308,9 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
         f"{name}-fic",
         resource_group_name=rg,
         resource_name_=identity.name,
-        federated_identity_credential_resource_name=bounded_name(f"{args.namespace}-{args.service_account}", 120,
-                                                                 args.stack),
+        federated_identity_credential_resource_name=bounded_name(
+            f"{args.namespace}-{args.service_account}", 120, args.stack
+        ),
         issuer=issuer,
         subject=service_account_subject(args.namespace, args.service_account),
         audiences=[AZURE_AUDIENCE],
@@ -305,5 +323,9 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
         pod_labels={LABEL_AZURE_USE: "true"},
         agent_env=s3_env_from_secret(secret_name),
     )
-    return WeightsIdentity(workload, [identity, credential], secret,
-                           {"azureClientId": identity.client_id, "weightsSecret": secret_name})
+    return WeightsIdentity(
+        workload,
+        [identity, credential],
+        secret,
+        {"azureClientId": identity.client_id, "weightsSecret": secret_name},
+    )

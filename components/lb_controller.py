@@ -46,35 +46,67 @@ NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
 _READ = (
-    "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections", "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
-    "ec2:DescribeCoipPools", "ec2:GetCoipPoolUsage", "ec2:DescribeIpamPools", "ec2:DescribeRouteTables",
-    "ec2:GetSecurityGroupsForVpc", "ec2:DescribeVpcEndpoints",
-    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
-    "elasticloadbalancing:DescribeSSLPolicies", "elasticloadbalancing:DescribeRules",
-    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
-    "elasticloadbalancing:DescribeTrustStores", "elasticloadbalancing:DescribeListenerAttributes",
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeTags",
+    "ec2:DescribeCoipPools",
+    "ec2:GetCoipPoolUsage",
+    "ec2:DescribeIpamPools",
+    "ec2:DescribeRouteTables",
+    "ec2:GetSecurityGroupsForVpc",
+    "ec2:DescribeVpcEndpoints",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTrustStores",
+    "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeCapacityReservation",
 )
 _CREATE_TAGGED = (
-    "ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
+    "ec2:CreateSecurityGroup",
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateTargetGroup",
 )
 _MANAGE_TAGGED = (
-    "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
-    "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:DeleteSecurityGroup",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyListenerAttributes",
+    "elasticloadbalancing:ModifyCapacityReservation",
 )
 _LISTENERS = (
-    "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyListener",
-    "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
-    "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:AddListenerCertificates",
+    "elasticloadbalancing:RemoveListenerCertificates",
+    "elasticloadbalancing:ModifyRule",
+    "elasticloadbalancing:SetRulePriorities",
 )
 _TARGETS = ("elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets")
 
@@ -86,24 +118,66 @@ def lbc_policy() -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole", "Resource": "*",
-             "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
+            {
+                "Sid": "ServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+            },
             {"Sid": "Read", "Effect": "Allow", "Action": list(_READ), "Resource": "*"},
-            {"Sid": "CreateTagged", "Effect": "Allow", "Action": list(_CREATE_TAGGED), "Resource": "*",
-             "Condition": requested},
-            {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
-             "Condition": {**requested, "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}},
-            {"Sid": "TagOnElbCreate", "Effect": "Allow", "Action": "elasticloadbalancing:AddTags", "Resource": "*",
-             "Condition": {**requested, "StringEquals": {"elasticloadbalancing:CreateAction": [
-                 "CreateTargetGroup", "CreateLoadBalancer"]}}},
-            {"Sid": "RetagOwned", "Effect": "Allow",
-             "Action": ["ec2:CreateTags", "ec2:DeleteTags", "elasticloadbalancing:AddTags",
-                        "elasticloadbalancing:RemoveTags"], "Resource": "*", "Condition": owned},
-            {"Sid": "ManageOwned", "Effect": "Allow", "Action": list(_MANAGE_TAGGED), "Resource": "*",
-             "Condition": owned},
+            {
+                "Sid": "CreateTagged",
+                "Effect": "Allow",
+                "Action": list(_CREATE_TAGGED),
+                "Resource": "*",
+                "Condition": requested,
+            },
+            {
+                "Sid": "TagOnCreate",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": "*",
+                "Condition": {**requested, "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}},
+            },
+            {
+                "Sid": "TagOnElbCreate",
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:AddTags",
+                "Resource": "*",
+                "Condition": {
+                    **requested,
+                    "StringEquals": {
+                        "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]
+                    },
+                },
+            },
+            {
+                "Sid": "RetagOwned",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:RemoveTags",
+                ],
+                "Resource": "*",
+                "Condition": owned,
+            },
+            {
+                "Sid": "ManageOwned",
+                "Effect": "Allow",
+                "Action": list(_MANAGE_TAGGED),
+                "Resource": "*",
+                "Condition": owned,
+            },
             {"Sid": "ListenersAndRules", "Effect": "Allow", "Action": list(_LISTENERS), "Resource": "*"},
-            {"Sid": "Targets", "Effect": "Allow", "Action": list(_TARGETS),
-             "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"},
+            {
+                "Sid": "Targets",
+                "Effect": "Allow",
+                "Action": list(_TARGETS),
+                "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+            },
         ],
     }
 
@@ -115,8 +189,11 @@ def build_lbc_values(cluster_name: str, region: str, vpc_id: Any, role_arn: Any)
         "region": region,
         "vpcId": vpc_id,
         "replicaCount": 2,
-        "serviceAccount": {"create": True, "name": LBC_SERVICE_ACCOUNT,
-                           "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
+        "serviceAccount": {
+            "create": True,
+            "name": LBC_SERVICE_ACCOUNT,
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
         "enableShield": False,
         "enableWaf": False,
         "enableWafv2": False,
@@ -137,7 +214,9 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
 
     ready: list[pulumi.Resource]
 
-    def __init__(self, name: str, args: LoadBalancerPrerequisitesArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: LoadBalancerPrerequisitesArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("fleetkit:components:LoadBalancerPrerequisites", name, None, opts)
         self.ready = []
         spec, cluster = args.spec, args.cluster
@@ -150,34 +229,63 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
     def _aws(self, name: str, spec: RegionStackSpec, cluster: Any) -> None:
         child = pulumi.ResourceOptions(parent=self)
         trust = pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
-            lambda a: json.dumps(irsa_trust_policy(a[0], a[1], LBC_NAMESPACE, LBC_SERVICE_ACCOUNT), sort_keys=True))
-        role = aws.iam.Role(f"{name}-lbc", assume_role_policy=trust,
-                            description=f"fleetkit: AWS Load Balancer Controller of {spec.cluster.name}",
-                            tags=dict(cluster.tags), opts=child)
-        policy = aws.iam.RolePolicy(f"{name}-lbc", role=role.name,
-                                    policy=json.dumps(lbc_policy(), sort_keys=True).replace(
-                                        "arn:aws:", f"arn:{aws_partition(spec.region)}:"), opts=child)
+            lambda a: json.dumps(
+                irsa_trust_policy(a[0], a[1], LBC_NAMESPACE, LBC_SERVICE_ACCOUNT), sort_keys=True
+            )
+        )
+        role = aws.iam.Role(
+            f"{name}-lbc",
+            assume_role_policy=trust,
+            description=f"fleetkit: AWS Load Balancer Controller of {spec.cluster.name}",
+            tags=dict(cluster.tags),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-lbc",
+            role=role.name,
+            policy=json.dumps(lbc_policy(), sort_keys=True).replace(
+                "arn:aws:", f"arn:{aws_partition(spec.region)}:"
+            ),
+            opts=child,
+        )
         values = build_lbc_values(spec.cluster.name, spec.region, cluster.network_id, role.arn)
         self.controller = k8s.helm.v3.Release(
-            f"{name}-aws-load-balancer-controller", name=LBC_CHART, chart=LBC_CHART, version=LBC_VERSION,
-            repository_opts={"repo": LBC_REPO}, namespace=LBC_NAMESPACE, values=values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            f"{name}-aws-load-balancer-controller",
+            name=LBC_CHART,
+            chart=LBC_CHART,
+            version=LBC_VERSION,
+            repository_opts={"repo": LBC_REPO},
+            namespace=LBC_NAMESPACE,
+            values=values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
         self.ready.append(self.controller)
 
     def _azure(self, name: str, spec: RegionStackSpec, cluster: Any) -> None:
-        if cluster.principal_id is None or cluster.resource_group_name is None:  # pragma: no cover - set on Azure
+        if (
+            cluster.principal_id is None or cluster.resource_group_name is None
+        ):  # pragma: no cover - set on Azure
             raise ValueError("the AKS cluster exposes no identity to grant Network Contributor to")
         # the subscription from the account, else from the provider's credentials: known in a first preview
-        subscription: Any = spec.account.azure_subscription_id or \
-            azure_native.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self)).subscription_id
+        subscription: Any = (
+            spec.account.azure_subscription_id
+            or azure_native.authorization.get_client_config_output(
+                opts=pulumi.InvokeOutputOptions(parent=self)
+            ).subscription_id
+        )
         grant = azure_native.authorization.RoleAssignment(
             f"{name}-network-contributor",
             scope=pulumi.Output.all(subscription, cluster.resource_group_name).apply(
-                lambda a: f"/subscriptions/{a[0]}/resourceGroups/{a[1]}"),
+                lambda a: f"/subscriptions/{a[0]}/resourceGroups/{a[1]}"
+            ),
             principal_id=cluster.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=pulumi.Output.from_input(subscription).apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
-                f"{NETWORK_CONTRIBUTOR}"),
-            opts=pulumi.ResourceOptions(parent=self))
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                    f"{NETWORK_CONTRIBUTOR}"
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.ready.append(grant)

@@ -138,7 +138,7 @@ class WeightsLocation:
     def parse(cls, uri: str) -> WeightsLocation:
         if not uri.startswith("s3://"):
             raise ValueError(f"not an S3 URI: {uri!r}")
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         return cls(bucket, prefix.strip("/"))
 
     @property
@@ -247,8 +247,11 @@ def pod_size(instance: catalog.GpuInstanceType, gpus: int) -> PodSize:
 
 
 def weights_gib(model: ModelSpec) -> float:
-    return capacity.weights_gib(capacity.ModelSize(params_billion=model.params_billion, dtype=model.dtype,
-                                                   weights_bytes=model.weights_bytes))
+    return capacity.weights_gib(
+        capacity.ModelSize(
+            params_billion=model.params_billion, dtype=model.dtype, weights_bytes=model.weights_bytes
+        )
+    )
 
 
 def budgets(model: ModelSpec, route_timeout_seconds: int) -> Budgets:
@@ -262,11 +265,19 @@ def budgets(model: ModelSpec, route_timeout_seconds: int) -> Budgets:
     startup = int(min(7200, max(900, 600 + 15 * gib)))
     sync = int(300 + 6 * gib)
     drain = min(MAX_DRAIN_SECONDS, max(5, route_timeout_seconds))
-    return Budgets(startup=startup, progress_deadline=startup + sync, drain=drain, grace=drain + SHUTDOWN_SECONDS)
+    return Budgets(
+        startup=startup, progress_deadline=startup + sync, drain=drain, grace=drain + SHUTDOWN_SECONDS
+    )
 
 
-def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, stack: str,
-               scheduling: PodScheduling | None = None) -> ModelPlan:
+def plan_model(
+    spec: RegionStackSpec,
+    model_name: str,
+    ctx: RenderContext,
+    *,
+    stack: str,
+    scheduling: PodScheduling | None = None,
+) -> ModelPlan:
     """Resolve one model of a (validated) region stack into a :class:`ModelPlan`."""
     model = spec.models[model_name]
     pool = model.pool or ""
@@ -277,9 +288,12 @@ def plan_model(spec: RegionStackSpec, model_name: str, ctx: RenderContext, *, st
     policies = spec.policies
     weights = WeightsLocation.parse(model.weights_uri)
     # only the model's own name: a fallback model never answers to another model's name (issue 13)
-    engine = EngineArgs.from_spec(model, model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
-                                  priority_scheduling=policies.qos is not None,
-                                  otlp_traces_endpoint=policies.telemetry.otlp_endpoint(ctx))
+    engine = EngineArgs.from_spec(
+        model,
+        model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
+        priority_scheduling=policies.qos is not None,
+        otlp_traces_endpoint=policies.telemetry.otlp_endpoint(ctx),
+    )
     gpu_class = gpu_class_of(spec, pool)
     selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
     labels = {
@@ -359,11 +373,19 @@ def _cache_volume() -> dict[str, Any]:
 
 def agent_sync_args(plan: ModelPlan) -> list[str]:
     """``fleetkit-weights sync`` for the init container (exact CLI of images/weight-cache)."""
-    return ["fleetkit-weights", "sync", plan.weights.uri, AGENT_CACHE_DIR,
-            "--concurrency", str(SYNC_CONCURRENCY),
-            "--max-cache-bytes", str(plan.max_cache_bytes),
-            # the node's copy still serves if the bucket is unreachable (cross-cloud outages)
-            "--allow-stale", *_pin_args(plan)]
+    return [
+        "fleetkit-weights",
+        "sync",
+        plan.weights.uri,
+        AGENT_CACHE_DIR,
+        "--concurrency",
+        str(SYNC_CONCURRENCY),
+        "--max-cache-bytes",
+        str(plan.max_cache_bytes),
+        # the node's copy still serves if the bucket is unreachable (cross-cloud outages)
+        "--allow-stale",
+        *_pin_args(plan),
+    ]
 
 
 def _pin_args(plan: ModelPlan) -> list[str]:
@@ -372,10 +394,19 @@ def _pin_args(plan: ModelPlan) -> list[str]:
 
 
 def agent_warm_args(plan: ModelPlan) -> list[str]:
-    return ["fleetkit-weights", "warm", plan.weights.uri, AGENT_CACHE_DIR,
-            "--interval", str(WARM_INTERVAL_SECONDS),
-            "--concurrency", str(SYNC_CONCURRENCY),
-            "--max-cache-bytes", str(plan.max_cache_bytes), *_pin_args(plan)]
+    return [
+        "fleetkit-weights",
+        "warm",
+        plan.weights.uri,
+        AGENT_CACHE_DIR,
+        "--interval",
+        str(WARM_INTERVAL_SECONDS),
+        "--concurrency",
+        str(SYNC_CONCURRENCY),
+        "--max-cache-bytes",
+        str(plan.max_cache_bytes),
+        *_pin_args(plan),
+    ]
 
 
 def agent_lease_args(plan: ModelPlan) -> list[str]:
@@ -387,8 +418,12 @@ def build_service_account(plan: ModelPlan, identity: WorkloadIdentity) -> dict[s
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": metadata(identity.service_account, plan.namespace, _object_labels(plan, COMPONENT_SERVER),
-                             dict(identity.service_account_annotations) or None),
+        "metadata": metadata(
+            identity.service_account,
+            plan.namespace,
+            _object_labels(plan, COMPONENT_SERVER),
+            dict(identity.service_account_annotations) or None,
+        ),
         # no Kubernetes API access is needed; Istio and the cloud identity webhooks project their own tokens
         "automountServiceAccountToken": False,
     }
@@ -422,7 +457,9 @@ def _vllm_container(plan: ModelPlan) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
         "resources": resources,
         # the engine is loading weights and compiling: give it the whole budget, then hand over
-        "startupProbe": health(periodSeconds=10, timeoutSeconds=5, failureThreshold=math.ceil(b.startup / 10)),
+        "startupProbe": health(
+            periodSeconds=10, timeoutSeconds=5, failureThreshold=math.ceil(b.startup / 10)
+        ),
         # out of the endpoints within ~15 s when the engine stops answering; back as soon as it does
         "readinessProbe": health(periodSeconds=5, timeoutSeconds=3, failureThreshold=3, successThreshold=1),
         # restart only after a minute of a dead engine (busy engines still answer /health)
@@ -440,8 +477,16 @@ def _vllm_container(plan: ModelPlan) -> dict[str, Any]:
     }
 
 
-def _agent_container(name: str, args: list[str], identity: WorkloadIdentity, *, image: str, cpu: str, memory: str,
-                     memory_limit: str) -> dict[str, Any]:
+def _agent_container(
+    name: str,
+    args: list[str],
+    identity: WorkloadIdentity,
+    *,
+    image: str,
+    cpu: str,
+    memory: str,
+    memory_limit: str,
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -463,11 +508,24 @@ def _agent_container(name: str, args: list[str], identity: WorkloadIdentity, *, 
 
 def build_deployment(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, Any]:
     b = plan.budgets
-    sync = _agent_container(CONTAINER_SYNC, agent_sync_args(plan), identity, image=plan.agent_image, cpu="2", memory="1Gi",
-                            memory_limit="2Gi")
-    lease = _agent_container(CONTAINER_LEASE, agent_lease_args(plan), WorkloadIdentity(identity.service_account),
-                             image=plan.agent_image,
-                             cpu="10m", memory="48Mi", memory_limit="96Mi")
+    sync = _agent_container(
+        CONTAINER_SYNC,
+        agent_sync_args(plan),
+        identity,
+        image=plan.agent_image,
+        cpu="2",
+        memory="1Gi",
+        memory_limit="2Gi",
+    )
+    lease = _agent_container(
+        CONTAINER_LEASE,
+        agent_lease_args(plan),
+        WorkloadIdentity(identity.service_account),
+        image=plan.agent_image,
+        cpu="10m",
+        memory="48Mi",
+        memory_limit="96Mi",
+    )
     lease["restartPolicy"] = "Always"  # a native sidecar: runs for the pod's lifetime, stops after vllm
     pod_labels = dict(sorted({**plan.labels, **identity.pod_labels}.items()))
     pod_annotations = {
@@ -517,8 +575,10 @@ def build_deployment(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, A
         "minReadySeconds": 10,
         "progressDeadlineSeconds": b.progress_deadline,
         "revisionHistoryLimit": 5,
-        "template": {"metadata": {"labels": pod_labels, "annotations": dict(sorted(pod_annotations.items()))},
-                     "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": dict(sorted(pod_annotations.items()))},
+            "spec": pod_spec,
+        },
     }
     if not plan.autoscaled:
         # with an autoscaler the replica count is the autoscaler's field: leaving it out keeps
@@ -527,10 +587,15 @@ def build_deployment(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, A
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(plan.name, plan.namespace, _object_labels(plan, COMPONENT_SERVER), {
-            # `pulumi up` waits for the rollout as long as Kubernetes itself does
-            "pulumi.com/timeoutSeconds": str(b.progress_deadline + 300),
-        }),
+        "metadata": metadata(
+            plan.name,
+            plan.namespace,
+            _object_labels(plan, COMPONENT_SERVER),
+            {
+                # `pulumi up` waits for the rollout as long as Kubernetes itself does
+                "pulumi.com/timeoutSeconds": str(b.progress_deadline + 300),
+            },
+        ),
         "spec": spec,
     }
 
@@ -565,24 +630,46 @@ def build_prefetch_daemonset(plan: ModelPlan, identity: WorkloadIdentity) -> dic
     if not plan.prefetch:
         return None
     selector = {LABEL_MODEL: plan.name, LABEL_COMPONENT: COMPONENT_PREFETCH}
-    labels = {**selector, LABEL_NAME: "fleetkit-weights", LABEL_INSTANCE: plan.name, ISTIO_INJECT: "false",
-              **identity.pod_labels}
-    warm = _agent_container(CONTAINER_WARM, agent_warm_args(plan), identity, image=plan.agent_image, cpu="500m", memory="512Mi",
-                            memory_limit="2Gi")
+    labels = {
+        **selector,
+        LABEL_NAME: "fleetkit-weights",
+        LABEL_INSTANCE: plan.name,
+        ISTIO_INJECT: "false",
+        **identity.pod_labels,
+    }
+    warm = _agent_container(
+        CONTAINER_WARM,
+        agent_warm_args(plan),
+        identity,
+        image=plan.agent_image,
+        cpu="500m",
+        memory="512Mi",
+        memory_limit="2Gi",
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": metadata(plan.prefetch_name, plan.namespace, {
-            LABEL_MODEL: plan.name, LABEL_COMPONENT: COMPONENT_PREFETCH, LABEL_NAME: "fleetkit-weights",
-            LABEL_INSTANCE: plan.name,
-        }),
+        "metadata": metadata(
+            plan.prefetch_name,
+            plan.namespace,
+            {
+                LABEL_MODEL: plan.name,
+                LABEL_COMPONENT: COMPONENT_PREFETCH,
+                LABEL_NAME: "fleetkit-weights",
+                LABEL_INSTANCE: plan.name,
+            },
+        ),
         "spec": {
             "selector": {"matchLabels": selector},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%"}},
             "template": {
-                "metadata": {"labels": dict(sorted(labels.items())),
-                             "annotations": {ANNOTATION_WEIGHTS: plan.weights.uri,
-                                             ANNOTATION_REVISION: plan.model.revision}},
+                "metadata": {
+                    "labels": dict(sorted(labels.items())),
+                    "annotations": {
+                        ANNOTATION_WEIGHTS: plan.weights.uri,
+                        ANNOTATION_REVISION: plan.model.revision,
+                    },
+                },
                 "spec": {
                     "serviceAccountName": identity.service_account,
                     "automountServiceAccountToken": False,
@@ -625,10 +712,17 @@ def build_pod_monitor(plan: ModelPlan) -> dict[str, Any]:
     Prometheus (or a global query layer) can tell every deployment of the fleet apart.
     """
     relabel: list[dict[str, Any]] = [
-        {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_ip"], "regex": "(.+)",
-         "targetLabel": "__address__", "replacement": f"$1:{ISTIO_MERGED_METRICS_PORT}"},
+        {
+            "action": "replace",
+            "sourceLabels": ["__meta_kubernetes_pod_ip"],
+            "regex": "(.+)",
+            "targetLabel": "__address__",
+            "replacement": f"$1:{ISTIO_MERGED_METRICS_PORT}",
+        },
     ]
-    relabel += [{"action": "replace", "targetLabel": k, "replacement": v} for k, v in target_labels(plan).items()]
+    relabel += [
+        {"action": "replace", "targetLabel": k, "replacement": v} for k, v in target_labels(plan).items()
+    ]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
@@ -644,8 +738,11 @@ def build_pod_monitor(plan: ModelPlan) -> dict[str, Any]:
                     "relabelings": relabel,
                     # keep vLLM's own series and Istio's request metrics, drop Envoy internals
                     "metricRelabelings": [
-                        {"action": "keep", "sourceLabels": ["__name__"],
-                         "regex": "vllm:.+|istio_requests_total|istio_request_duration_milliseconds_.+"},
+                        {
+                            "action": "keep",
+                            "sourceLabels": ["__name__"],
+                            "regex": "vllm:.+|istio_requests_total|istio_request_duration_milliseconds_.+",
+                        },
                     ],
                 }
             ],
@@ -673,8 +770,9 @@ def alert_rules(plan: ModelPlan) -> list[dict[str, Any]]:
     common = {"fleetkit_model": m, "service": plan.service, "region": plan.region}
     runbook = "runbooks/cold-starts.md"
 
-    def rule(alert: str, expr: str, for_: str, severity: str, summary: str, description: str,
-             rb: str | None = None) -> dict[str, Any]:
+    def rule(
+        alert: str, expr: str, for_: str, severity: str, summary: str, description: str, rb: str | None = None
+    ) -> dict[str, Any]:
         ann = {"summary": summary, "description": description}
         if rb:
             ann["runbook"] = rb
@@ -684,62 +782,92 @@ def alert_rules(plan: ModelPlan) -> list[dict[str, Any]]:
         return {**out, "labels": {**common, "severity": severity}, "annotations": ann}
 
     rules = [
-        rule("FleetkitModelQueueBacklog",
-             f"sum by ({by}) (vllm:num_requests_waiting{{{vsel}}})\n"
-             f"  / count by ({by}) (count by ({by}, pod) (vllm:num_requests_waiting{{{vsel}}}))\n"
-             f"  > {queue:g}",
-             "10m", "warning",
-             f"{m}: more than {queue:g} requests waiting per replica",
-             "Requests queue in vLLM faster than the autoscaler adds replicas (max replicas reached, "
-             "or no GPU capacity for new ones). Value: {{ $value | printf \"%.1f\" }} waiting per replica."),
-        rule("FleetkitModelTTFTHigh",
-             f"histogram_quantile(0.95, sum by (le, {by}, model_name) "
-             f"(rate(vllm:time_to_first_token_seconds_bucket{{{vsel}}}[5m])))\n  > {TTFT_P95_ALERT_SECONDS:g}",
-             "10m", "warning",
-             f"{m}: p95 time to first token above {TTFT_P95_ALERT_SECONDS:g}s",
-             "p95 TTFT over 5m is {{ $value | humanizeDuration }} for {{ $labels.model_name }}."),
-        rule("FleetkitModelKvCacheFull",
-             f"max by ({by}, pod) (vllm:kv_cache_usage_perc{{{vsel}}}) > {KV_CACHE_ALERT_FRACTION:g}",
-             "10m", "warning",
-             f"{m}: KV cache above {KV_CACHE_ALERT_FRACTION:.0%} on {{{{ $labels.pod }}}}",
-             "The KV cache is nearly full; vLLM will preempt requests. Scale out, lower max_num_seqs "
-             "or raise gpu_memory_utilization."),
-        rule("FleetkitModelCrashLooping",
-             f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{pods},'
-             f'reason="CrashLoopBackOff"}}) == 1',
-             "5m", "critical",
-             f"{m}: {{{{ $labels.pod }}}} container {{{{ $labels.container }}}} is crash-looping",
-             "kubectl logs --previous -c {{ $labels.container }} shows why.", runbook),
-        rule("FleetkitModelRestarting",
-             f'increase(kube_pod_container_status_restarts_total{{{pods},container="{CONTAINER_VLLM}"}}[30m]) > 2',
-             "", "warning",
-             f"{m}: vLLM restarted more than twice in 30 minutes on {{{{ $labels.pod }}}}",
-             "Liveness failures, OOM kills or engine crashes; check the previous container's logs.", runbook),
-        rule("FleetkitWeightSyncFailing",
-             f'(max by (namespace, pod) (kube_pod_init_container_status_last_terminated_reason{{{pods},'
-             f'container="{CONTAINER_SYNC}",reason!="Completed"}}) == 1)\n'
-             f'  unless on (namespace, pod)\n'
-             f'(max by (namespace, pod) (kube_pod_init_container_status_terminated_reason{{{pods},'
-             f'container="{CONTAINER_SYNC}",reason="Completed"}}) == 1)',
-             "5m", "critical",
-             f"{m}: weight sync failing on {{{{ $labels.pod }}}}",
-             f"The {CONTAINER_SYNC} init container failed and has not completed since "
-             f"(bucket access, disk space, integrity). kubectl logs -c {CONTAINER_SYNC}.", runbook),
-        rule("FleetkitModelUnavailable",
-             f'kube_deployment_status_replicas_available{{namespace="{ns}",deployment="{m}"}} == 0\n'
-             f'  and on (namespace, deployment) kube_deployment_spec_replicas{{namespace="{ns}",deployment="{m}"}} > 0',
-             "15m", "critical",
-             f"{m}: no replica available for 15 minutes",
-             "Pods are pending (no GPU capacity), syncing weights or loading. kubectl describe pods.", runbook),
+        rule(
+            "FleetkitModelQueueBacklog",
+            f"sum by ({by}) (vllm:num_requests_waiting{{{vsel}}})\n"
+            f"  / count by ({by}) (count by ({by}, pod) (vllm:num_requests_waiting{{{vsel}}}))\n"
+            f"  > {queue:g}",
+            "10m",
+            "warning",
+            f"{m}: more than {queue:g} requests waiting per replica",
+            "Requests queue in vLLM faster than the autoscaler adds replicas (max replicas reached, "
+            'or no GPU capacity for new ones). Value: {{ $value | printf "%.1f" }} waiting per replica.',
+        ),
+        rule(
+            "FleetkitModelTTFTHigh",
+            f"histogram_quantile(0.95, sum by (le, {by}, model_name) "
+            f"(rate(vllm:time_to_first_token_seconds_bucket{{{vsel}}}[5m])))\n  > {TTFT_P95_ALERT_SECONDS:g}",
+            "10m",
+            "warning",
+            f"{m}: p95 time to first token above {TTFT_P95_ALERT_SECONDS:g}s",
+            "p95 TTFT over 5m is {{ $value | humanizeDuration }} for {{ $labels.model_name }}.",
+        ),
+        rule(
+            "FleetkitModelKvCacheFull",
+            f"max by ({by}, pod) (vllm:kv_cache_usage_perc{{{vsel}}}) > {KV_CACHE_ALERT_FRACTION:g}",
+            "10m",
+            "warning",
+            f"{m}: KV cache above {KV_CACHE_ALERT_FRACTION:.0%} on {{{{ $labels.pod }}}}",
+            "The KV cache is nearly full; vLLM will preempt requests. Scale out, lower max_num_seqs "
+            "or raise gpu_memory_utilization.",
+        ),
+        rule(
+            "FleetkitModelCrashLooping",
+            f"max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{pods},"
+            f'reason="CrashLoopBackOff"}}) == 1',
+            "5m",
+            "critical",
+            f"{m}: {{{{ $labels.pod }}}} container {{{{ $labels.container }}}} is crash-looping",
+            "kubectl logs --previous -c {{ $labels.container }} shows why.",
+            runbook,
+        ),
+        rule(
+            "FleetkitModelRestarting",
+            f'increase(kube_pod_container_status_restarts_total{{{pods},container="{CONTAINER_VLLM}"}}[30m]) > 2',
+            "",
+            "warning",
+            f"{m}: vLLM restarted more than twice in 30 minutes on {{{{ $labels.pod }}}}",
+            "Liveness failures, OOM kills or engine crashes; check the previous container's logs.",
+            runbook,
+        ),
+        rule(
+            "FleetkitWeightSyncFailing",
+            f"(max by (namespace, pod) (kube_pod_init_container_status_last_terminated_reason{{{pods},"
+            f'container="{CONTAINER_SYNC}",reason!="Completed"}}) == 1)\n'
+            f"  unless on (namespace, pod)\n"
+            f"(max by (namespace, pod) (kube_pod_init_container_status_terminated_reason{{{pods},"
+            f'container="{CONTAINER_SYNC}",reason="Completed"}}) == 1)',
+            "5m",
+            "critical",
+            f"{m}: weight sync failing on {{{{ $labels.pod }}}}",
+            f"The {CONTAINER_SYNC} init container failed and has not completed since "
+            f"(bucket access, disk space, integrity). kubectl logs -c {CONTAINER_SYNC}.",
+            runbook,
+        ),
+        rule(
+            "FleetkitModelUnavailable",
+            f'kube_deployment_status_replicas_available{{namespace="{ns}",deployment="{m}"}} == 0\n'
+            f'  and on (namespace, deployment) kube_deployment_spec_replicas{{namespace="{ns}",deployment="{m}"}} > 0',
+            "15m",
+            "critical",
+            f"{m}: no replica available for 15 minutes",
+            "Pods are pending (no GPU capacity), syncing weights or loading. kubectl describe pods.",
+            runbook,
+        ),
     ]
     if plan.prefetch:
-        rules.append(rule(
-            "FleetkitWeightPrefetchCrashLooping",
-            f'max by (namespace, pod) (kube_pod_container_status_waiting_reason{{namespace="{ns}",'
-            f'pod=~"{plan.prefetch_name}-{_SAFE}{{5}}",container="{CONTAINER_WARM}",reason="CrashLoopBackOff"}}) == 1',
-            "15m", "warning",
-            f"{m}: weight prefetch crash-looping on {{{{ $labels.pod }}}}",
-            "New nodes of the pool will start cold (the init container still syncs).", runbook))
+        rules.append(
+            rule(
+                "FleetkitWeightPrefetchCrashLooping",
+                f'max by (namespace, pod) (kube_pod_container_status_waiting_reason{{namespace="{ns}",'
+                f'pod=~"{plan.prefetch_name}-{_SAFE}{{5}}",container="{CONTAINER_WARM}",reason="CrashLoopBackOff"}}) == 1',
+                "15m",
+                "warning",
+                f"{m}: weight prefetch crash-looping on {{{{ $labels.pod }}}}",
+                "New nodes of the pool will start cold (the init container still syncs).",
+                runbook,
+            )
+        )
     return rules
 
 
@@ -762,8 +890,9 @@ def build_dashboard_configmap(namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(DASHBOARD_NAME, namespace, {"grafana_dashboard": "1"},
-                             {"grafana_folder": "fleetkit"}),
+        "metadata": metadata(
+            DASHBOARD_NAME, namespace, {"grafana_dashboard": "1"}, {"grafana_folder": "fleetkit"}
+        ),
         "data": {"fleetkit-vllm.json": body},
     }
 
@@ -785,11 +914,16 @@ def s3_env_from_secret(secret: str) -> list[dict[str, Any]]:
     ``AWS_ENDPOINT_URL_S3`` (e.g. ``https://storage.googleapis.com`` for a GCS interoperability mirror)
     and ``AWS_REGION`` are optional keys of the same Secret.
     """
+
     def ref(key: str, optional: bool) -> dict[str, Any]:
         sel: dict[str, Any] = {"name": secret, "key": key}
         if optional:
             sel["optional"] = True
         return {"name": key, "valueFrom": {"secretKeyRef": sel}}
 
-    return [ref("AWS_ACCESS_KEY_ID", False), ref("AWS_SECRET_ACCESS_KEY", False),
-            ref("AWS_ENDPOINT_URL_S3", True), ref("AWS_REGION", True)]
+    return [
+        ref("AWS_ACCESS_KEY_ID", False),
+        ref("AWS_SECRET_ACCESS_KEY", False),
+        ref("AWS_ENDPOINT_URL_S3", True),
+        ref("AWS_REGION", True),
+    ]

@@ -80,12 +80,14 @@ class ModelService(pulumi.ComponentResource):
             kind = obj["kind"]
             if kind in ("Deployment", "DaemonSet"):
                 obj_opts = pulumi.ResourceOptions.merge(
-                    base, pulumi.ResourceOptions(depends_on=[*first, *identity.resources]))
+                    base, pulumi.ResourceOptions(depends_on=[*first, *identity.resources])
+                )
             else:
                 obj_opts = base
             if kind == "Secret":
                 obj_opts = pulumi.ResourceOptions.merge(
-                    obj_opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"]))
+                    obj_opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+                )
             resource = apply_manifest(rname, obj, obj_opts)
             if kind in ("ServiceAccount", "Secret"):
                 first.append(resource)
@@ -96,12 +98,14 @@ class ModelService(pulumi.ComponentResource):
         self.served_names = pulumi.Output.from_input(plan.served_names)
         self.gpus_per_replica = pulumi.Output.from_input(plan.size.gpus)
         self.identity = identity.outputs
-        self.register_outputs({
-            "deployment_name": self.deployment_name,
-            "served_names": self.served_names,
-            "gpus_per_replica": self.gpus_per_replica,
-            **self.identity,
-        })
+        self.register_outputs(
+            {
+                "deployment_name": self.deployment_name,
+                "served_names": self.served_names,
+                "gpus_per_replica": self.gpus_per_replica,
+                **self.identity,
+            }
+        )
 
 
 @dataclass
@@ -117,7 +121,10 @@ class FleetDashboard(pulumi.ComponentResource):
     def __init__(self, name: str, args: FleetDashboardArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:FleetDashboard", name, None, opts)
         obj = build_dashboard_configmap(args.namespace)
-        self.config_map = apply_manifest(resource_name(name, obj), obj,
-                                         pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
+        self.config_map = apply_manifest(
+            resource_name(name, obj),
+            obj,
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
         self.config_map_name = pulumi.Output.from_input(obj["metadata"]["name"])
         self.register_outputs({"config_map_name": self.config_map_name})

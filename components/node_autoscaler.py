@@ -53,21 +53,42 @@ def iam_policy(cluster_name: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
-                "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-                "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
-                "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-                "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
-                "eks:DescribeNodegroup"]},
-            {"Sid": "ScaleOwnGroups", "Effect": "Allow", "Resource": "*",
-             "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-             "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}},
+            {
+                "Sid": "Describe",
+                "Effect": "Allow",
+                "Resource": "*",
+                "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "autoscaling:DescribeScalingActivities",
+                    "autoscaling:DescribeTags",
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:GetInstanceTypesFromInstanceRequirements",
+                    "eks:DescribeNodegroup",
+                ],
+            },
+            {
+                "Sid": "ScaleOwnGroups",
+                "Effect": "Allow",
+                "Resource": "*",
+                "Action": [
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                ],
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+                },
+            },
         ],
     }
 
 
-def _rule(groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None
-          ) -> dict[str, Any]:
+def _rule(
+    groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None
+) -> dict[str, Any]:
     rule: dict[str, Any] = {"apiGroups": groups, "resources": resources, "verbs": verbs}
     if names:
         rule["resourceNames"] = names
@@ -83,12 +104,25 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         _rule([""], ["pods/status"], ["update"]),
         _rule([""], ["endpoints"], ["get", "update"], [NAME]),
         _rule([""], ["nodes"], [*read, "update"]),
-        _rule([""], ["namespaces", "pods", "services", "replicationcontrollers", "persistentvolumeclaims",
-                     "persistentvolumes"], read),
+        _rule(
+            [""],
+            [
+                "namespaces",
+                "pods",
+                "services",
+                "replicationcontrollers",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ],
+            read,
+        ),
         _rule(["apps"], ["statefulsets", "replicasets", "daemonsets"], read),
         _rule(["policy"], ["poddisruptionbudgets"], ["list", "watch"]),
-        _rule(["storage.k8s.io"], ["storageclasses", "csinodes", "csidrivers", "csistoragecapacities",
-                                   "volumeattachments"], read),
+        _rule(
+            ["storage.k8s.io"],
+            ["storageclasses", "csinodes", "csidrivers", "csistoragecapacities", "volumeattachments"],
+            read,
+        ),
         _rule(["batch"], ["jobs", "cronjobs"], read),
         _rule(["coordination.k8s.io"], ["leases"], ["create"]),
         _rule(["coordination.k8s.io"], ["leases"], ["get", "update"], [NAME]),
@@ -118,37 +152,78 @@ def render(spec: RegionStackSpec, role_arn: Any) -> list[dict[str, Any]]:
         "env": [{"name": "AWS_REGION", "value": spec.region}],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {"requests": {"cpu": "100m", "memory": "600Mi"}, "limits": {"memory": "600Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "runAsUser": 65534, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": metadata(NAME, NAMESPACE, LABELS, {"eks.amazonaws.com/role-arn": role_arn})},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": metadata(NAME, None, LABELS), "rules": cluster_role_rules()},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": metadata(NAME, None, LABELS), "subjects": subject,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": metadata(NAME, NAMESPACE, LABELS), "rules": [
-             _rule([""], ["configmaps"], ["create", "list", "watch"]),
-             _rule([""], ["configmaps"], ["delete", "get", "update", "watch"],
-                   ["cluster-autoscaler-status", "cluster-autoscaler-priority-expander"])]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": metadata(NAME, NAMESPACE, LABELS), "subjects": subject,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(NAME, NAMESPACE, LABELS), "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": dict(LABELS)},
-            "template": {"metadata": {"labels": dict(LABELS)}, "spec": {
-                "serviceAccountName": NAME,
-                "priorityClassName": "system-cluster-critical",
-                "securityContext": {"fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-                "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
-                "containers": [container],
-            }},
-        }},
-        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(NAME, NAMESPACE, LABELS),
-         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(LABELS)}}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(NAME, NAMESPACE, LABELS, {"eks.amazonaws.com/role-arn": role_arn}),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": metadata(NAME, None, LABELS),
+            "rules": cluster_role_rules(),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata(NAME, None, LABELS),
+            "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata(NAME, NAMESPACE, LABELS),
+            "rules": [
+                _rule([""], ["configmaps"], ["create", "list", "watch"]),
+                _rule(
+                    [""],
+                    ["configmaps"],
+                    ["delete", "get", "update", "watch"],
+                    ["cluster-autoscaler-status", "cluster-autoscaler-priority-expander"],
+                ),
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(NAME, NAMESPACE, LABELS),
+            "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(NAME, NAMESPACE, LABELS),
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": dict(LABELS)},
+                "template": {
+                    "metadata": {"labels": dict(LABELS)},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "priorityClassName": "system-cluster-critical",
+                        "securityContext": {"fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": metadata(NAME, NAMESPACE, LABELS),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(LABELS)}},
+        },
     ]

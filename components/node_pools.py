@@ -138,7 +138,9 @@ def build_nodeadm_user_data(raid0: bool) -> str | None:
     return base64.b64encode(body.encode()).decode()
 
 
-def build_autoscaler_tags(cluster_name: str, labels: dict[str, str], pool: NodePoolSpec, gpus: int) -> dict[str, str]:
+def build_autoscaler_tags(
+    cluster_name: str, labels: dict[str, str], pool: NodePoolSpec, gpus: int
+) -> dict[str, str]:
     """Cluster-autoscaler tags for the node group's ASG: discovery, and node templates for scale-from-zero.
 
     With zero nodes the autoscaler learns a group's labels, taints and GPUs from these tags.
@@ -276,7 +278,9 @@ class GpuNodePool(pulumi.ComponentResource):
     #: the cloud resource (node group / node pool / agent pool) pods wait for
     resource: pulumi.CustomResource
 
-    def __init__(self, type_token: str, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None):
+    def __init__(
+        self, type_token: str, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None
+    ):
         super().__init__(type_token, name, None, opts)
         entry = _entry(args.spec, args.pool)
         self.pool_name = args.pool_name
@@ -320,7 +324,10 @@ class AwsGpuNodePool(GpuNodePool):
                 "http_put_response_hop_limit": IMDS_HOP_LIMIT,
             },
             tag_specifications=[
-                {"resource_type": "instance", "tags": {**tags, "Name": f"{spec.cluster.name}-{args.pool_name}"}},
+                {
+                    "resource_type": "instance",
+                    "tags": {**tags, "Name": f"{spec.cluster.name}-{args.pool_name}"},
+                },
                 {"resource_type": "volume", "tags": tags},
             ],
             update_default_version=True,
@@ -421,7 +428,9 @@ _BY_CLOUD: dict[str, type[GpuNodePool]] = {
 }
 
 
-def create_gpu_node_pool(name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> GpuNodePool:
+def create_gpu_node_pool(
+    name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
+) -> GpuNodePool:
     """The node pool component of the stack's cloud."""
     cls = _BY_CLOUD[args.spec.cloud]
     return cls(name, args, opts)  # type: ignore[call-arg]

@@ -49,7 +49,9 @@ class MeshPeeringArgs:
     fleet: Fleet
 
 
-def _kubeconfig(spec: RegionStackSpec, ref: pulumi.StackReference, parent: pulumi.Resource) -> pulumi.Output[str]:
+def _kubeconfig(
+    spec: RegionStackSpec, ref: pulumi.StackReference, parent: pulumi.Resource
+) -> pulumi.Output[str]:
     """A kubeconfig for the region's cluster, built from its exports; always a secret."""
     adopt = spec.cluster.adopt
     if adopt is not None and adopt.kubeconfig_secret:
@@ -59,15 +61,24 @@ def _kubeconfig(spec: RegionStackSpec, ref: pulumi.StackReference, parent: pulum
     ca = ref.get_output(topology.EXPORT_READER_CA_DATA)
     if spec.cloud == "aws":
         out = pulumi.Output.all(name, server, ca).apply(
-            lambda a: build_eks_kubeconfig(a[0], a[1] or "", a[2] or "", spec.region))
+            lambda a: build_eks_kubeconfig(a[0], a[1] or "", a[2] or "", spec.region)
+        )
     elif spec.cloud == "gcp":
-        out = pulumi.Output.all(name, server, ca).apply(lambda a: build_gke_kubeconfig(a[0], a[1] or "", a[2] or ""))
+        out = pulumi.Output.all(name, server, ca).apply(
+            lambda a: build_gke_kubeconfig(a[0], a[1] or "", a[2] or "")
+        )
     else:
         group = ref.get_output(EXPORT_RESOURCE_GROUP).apply(
-            lambda g: g or (adopt.resource_group if adopt else None) or spec.account.azure_resource_group
-            or f"rg-{spec.cluster.name}")
+            lambda g: (
+                g
+                or (adopt.resource_group if adopt else None)
+                or spec.account.azure_resource_group
+                or f"rg-{spec.cluster.name}"
+            )
+        )
         creds = azure_native.containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=group, resource_name=name, opts=pulumi.InvokeOutputOptions(parent=parent))
+            resource_group_name=group, resource_name=name, opts=pulumi.InvokeOutputOptions(parent=parent)
+        )
         out = creds.kubeconfigs.apply(lambda ks: base64.b64decode(ks[0].value).decode())
     return pulumi.Output.secret(out)
 
@@ -78,15 +89,24 @@ class MeshPeering(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshPeeringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:MeshPeering", name, None, opts)
         fleet, mesh = args.fleet, args.spec.mesh
-        regions = {n: st.spec for n, st in sorted(fleet.region_stacks().items()) if isinstance(st.spec, RegionStackSpec)}
+        regions = {
+            n: st.spec
+            for n, st in sorted(fleet.region_stacks().items())
+            if isinstance(st.spec, RegionStackSpec)
+        }
         self.references: dict[str, pulumi.StackReference] = {}
         providers: dict[str, k8s.Provider] = {}
         for stack, spec in regions.items():
             # the resource name is the reference name: what the engine (and the offline preview) resolves
-            ref = pulumi.StackReference(topology.stack_ref(stack, mesh), opts=pulumi.ResourceOptions(parent=self))
+            ref = pulumi.StackReference(
+                topology.stack_ref(stack, mesh), opts=pulumi.ResourceOptions(parent=self)
+            )
             self.references[stack] = ref
-            providers[stack] = k8s.Provider(f"{name}-{stack}-k8s", kubeconfig=_kubeconfig(spec, ref, self),
-                                            opts=pulumi.ResourceOptions(parent=self))
+            providers[stack] = k8s.Provider(
+                f"{name}-{stack}-k8s",
+                kubeconfig=_kubeconfig(spec, ref, self),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.secrets: dict[str, pulumi.CustomResource] = {}
         for stack, spec in regions.items():
             holder = spec.mesh.cluster_name or stack
@@ -102,8 +122,15 @@ class MeshPeering(pulumi.ComponentResource):
                     ).apply(lambda v, p=peer: remote_secret_data(p, *v))  # type: ignore[misc]
                 )
                 rname = resource_name(f"{name}-{holder}", obj)
-                self.secrets[rname] = apply_manifest(rname, obj, pulumi.ResourceOptions(
-                    parent=self, provider=providers[stack], additional_secret_outputs=["stringData", "data"]))
+                self.secrets[rname] = apply_manifest(
+                    rname,
+                    obj,
+                    pulumi.ResourceOptions(
+                        parent=self,
+                        provider=providers[stack],
+                        additional_secret_outputs=["stringData", "data"],
+                    ),
+                )
         self.outputs: dict[str, Any] = {
             topology.EXPORT_MESH_ID: mesh.mesh_id,
             "remoteSecrets": sorted(self.secrets),
@@ -112,16 +139,22 @@ class MeshPeering(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
 
-def remote_secret_data(peer: topology.Peer, server: str | None, ca_data: str | None, token: str | None,
-                       exported_name: str | None) -> dict[str, str]:
+def remote_secret_data(
+    peer: topology.Peer, server: str | None, ca_data: str | None, token: str | None, exported_name: str | None
+) -> dict[str, str]:
     """``stringData`` of the peer's remote secret; empty (with a warning) until the peer is up."""
     if exported_name is not None and exported_name != peer.cluster_name:
-        pulumi.log.warn(f"stack {peer.ref} exports mesh cluster name {exported_name!r} but the fleet names it "
-                        f"{peer.cluster_name!r}; run `pulumi up` on {peer.stack} so both agree")
+        pulumi.log.warn(
+            f"stack {peer.ref} exports mesh cluster name {exported_name!r} but the fleet names it "
+            f"{peer.cluster_name!r}; run `pulumi up` on {peer.stack} so both agree"
+        )
     if not (server and ca_data and token):
-        pulumi.log.warn(f"stack {peer.ref} has not exported its mesh reader credentials yet; the remote secret for "
-                        f"{peer.cluster_name} stays empty until `pulumi up` of {peer.stack} and then of this stack")
+        pulumi.log.warn(
+            f"stack {peer.ref} has not exported its mesh reader credentials yet; the remote secret for "
+            f"{peer.cluster_name} stays empty until `pulumi up` of {peer.stack} and then of this stack"
+        )
         return {}
     data: dict[str, str] = render.remote_secret(
-        peer.cluster_name, render.remote_kubeconfig(peer.cluster_name, server, ca_data, token))["stringData"]
+        peer.cluster_name, render.remote_kubeconfig(peer.cluster_name, server, ca_data, token)
+    )["stringData"]
     return data

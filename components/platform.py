@@ -53,9 +53,17 @@ class RegionPlatform(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
         # what gateway Services need to get an address (AWS LB Controller, AKS Network Contributor)
         self.lb = LoadBalancerPrerequisites(
-            f"{name}-lb", LoadBalancerPrerequisitesArgs(stack=args.stack, spec=spec, cluster=self.cluster), k8s_opts)
-        mesh_args = MeshMemberArgs(stack=args.stack, spec=spec, fleet=args.fleet, cluster=self.cluster,
-                                   gateway_depends_on=list(self.lb.ready))
+            f"{name}-lb",
+            LoadBalancerPrerequisitesArgs(stack=args.stack, spec=spec, cluster=self.cluster),
+            k8s_opts,
+        )
+        mesh_args = MeshMemberArgs(
+            stack=args.stack,
+            spec=spec,
+            fleet=args.fleet,
+            cluster=self.cluster,
+            gateway_depends_on=list(self.lb.ready),
+        )
         if args.exports_only:
             self.mesh = MeshMember(f"{name}-mesh", mesh_args, k8s_opts)
             self.outputs = self._outputs(spec)
@@ -105,8 +113,12 @@ class RegionPlatform(pulumi.ComponentResource):
                     cluster=self.cluster,
                     node_pool=self.node_pools[model.pool or ""],
                     # the tier's PriorityClass too: the API server rejects pods naming a missing one
-                    depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready,
-                                *self.policies.priority_classes.values()],
+                    depends_on=[
+                        self.namespace,
+                        *self.mesh.ready,
+                        *self.addons.ready,
+                        *self.policies.priority_classes.values(),
+                    ],
                 ),
                 k8s_opts,
             )
@@ -127,9 +139,12 @@ class RegionPlatform(pulumi.ComponentResource):
         """Warnings ``pulumi preview``/``up`` (and ``fleetkit preview``) show: unreachable images, and the
         fleet's single points of failure for the services this stack runs (``fleetkit.dr``)."""
         for field_name, ref in spec.images.unreachable():
-            pulumi.log.warn(f"{stack}: images.{field_name} {ref} is on a public registry but internet_egress is "
-                            "false and no mirror is set: nodes cannot pull it (push it with images/build-push.sh "
-                            "or set images.mirror)", self)
+            pulumi.log.warn(
+                f"{stack}: images.{field_name} {ref} is on a public registry but internet_egress is "
+                "false and no mirror is set: nodes cannot pull it (push it with images/build-push.sh "
+                "or set images.mirror)",
+                self,
+            )
         local = {f"{spec.service_of(m)} {spec.models[m].version}" for m in spec.models}
         for w in dr.warnings(fleet):
             if w.service in local:

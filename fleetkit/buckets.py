@@ -40,8 +40,9 @@ def pinned_models(fleet: Fleet) -> tuple[list[Pin], int]:
             if model.weights_digest is None:
                 unpinned += 1
                 continue
-            pin = pins.setdefault((model.weights_uri, model.weights_digest),
-                                  Pin(model.weights_uri, model.weights_digest, []))
+            pin = pins.setdefault(
+                (model.weights_uri, model.weights_digest), Pin(model.weights_uri, model.weights_digest, [])
+            )
             pin.where.append(f"{name} models.{key}")
     return list(pins.values()), unpinned
 

@@ -507,7 +507,9 @@ def plan_rows(
             )
 
     return CapacityPlan(
-        cloud=cloud, pools=tuple(rows), placements=tuple(placements),
+        cloud=cloud,
+        pools=tuple(rows),
+        placements=tuple(placements),
         problems=tuple(Problem(file, format_path(i.path), i.rule, i.message, i.value) for i in problems),
     )
 

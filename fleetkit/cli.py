@@ -40,7 +40,10 @@ app = typer.Typer(
 
 RootOpt = Annotated[
     Path | None,
-    typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory."),
+    typer.Option(
+        "--root",
+        help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory.",
+    ),
 ]
 StackOpt = Annotated[
     list[str] | None,
@@ -62,8 +65,11 @@ def validate(
     set_: SetOpt = None,
     check_buckets: Annotated[
         bool,
-        typer.Option("--check-buckets", help="Also fetch each pinned model's manifest from its bucket and report a "
-                                             "weights_digest that does not match (network; exit 1 on a mismatch)."),
+        typer.Option(
+            "--check-buckets",
+            help="Also fetch each pinned model's manifest from its bucket and report a "
+            "weights_digest that does not match (network; exit 1 on a mismatch).",
+        ),
     ] = False,
 ) -> None:
     """Check every stack file, the fleet file and the policies without rendering anything.
@@ -77,20 +83,30 @@ def validate(
         fail(err)
         return
     n = len(fleet.stacks)
-    out_console.print(f"[green]✓[/green] {n} stack{'s' if n != 1 else ''} valid: {', '.join(sorted(fleet.stacks))}")
+    out_console.print(
+        f"[green]✓[/green] {n} stack{'s' if n != 1 else ''} valid: {', '.join(sorted(fleet.stacks))}"
+    )
     pins, unpinned = pinned_models(fleet)
     if not check_buckets:
-        out_console.print(f"bucket manifests not checked (offline): {len(pins)} pinned weights_digest(s); "
-                          "--check-buckets compares them with the buckets", soft_wrap=True)
+        out_console.print(
+            f"bucket manifests not checked (offline): {len(pins)} pinned weights_digest(s); "
+            "--check-buckets compares them with the buckets",
+            soft_wrap=True,
+        )
         return
     bad = 0
     for res in check_pins(pins):
         bad += not res.ok
         mark = "[green]✓[/green]" if res.ok else "[red]✗[/red]"
-        out_console.print(f"{mark} " + escape(f"{res.pin.weights_uri} ({', '.join(res.pin.where)}): {res.detail}"),
-                          soft_wrap=True)
-    out_console.print(f"checked {len(pins)} pinned model manifest(s) against their buckets, {bad} mismatch(es); "
-                      f"{unpinned} model(s) without weights_digest not checked", soft_wrap=True)
+        out_console.print(
+            f"{mark} " + escape(f"{res.pin.weights_uri} ({', '.join(res.pin.where)}): {res.detail}"),
+            soft_wrap=True,
+        )
+    out_console.print(
+        f"checked {len(pins)} pinned model manifest(s) against their buckets, {bad} mismatch(es); "
+        f"{unpinned} model(s) without weights_digest not checked",
+        soft_wrap=True,
+    )
     if bad:
         raise typer.Exit(1)
 
@@ -101,13 +117,23 @@ def preview(
     stack: StackOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write DIR/<stack>/resources.json, outputs.json and manifests/*.yaml (deterministic)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write DIR/<stack>/resources.json, outputs.json and manifests/*.yaml (deterministic).",
+        ),
     ] = None,
     set_: SetOpt = None,
-    details: Annotated[bool, typer.Option("--details", help="Also list every resource, not only counts by type.")] = False,
+    details: Annotated[
+        bool, typer.Option("--details", help="Also list every resource, not only counts by type.")
+    ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value.",
+        ),
     ] = None,
 ) -> None:
     """Preview stacks offline: run the real Pulumi program under the mock runtime.
@@ -119,8 +145,11 @@ def preview(
     # flags and the output path are checked with the spec, before anything is rendered
     usage: list[Problem] = []
     if jobs is not None and jobs < 1:
-        usage.append(Problem("--jobs", str(jobs), "cli.bad-jobs", "the number of worker processes must be 1 or more",
-                             jobs))
+        usage.append(
+            Problem(
+                "--jobs", str(jobs), "cli.bad-jobs", "the number of worker processes must be 1 or more", jobs
+            )
+        )
     if out is not None:
         try:
             check_output_dir(out, "--out")
@@ -134,10 +163,13 @@ def preview(
         fail(SpecError(usage))
     try:
         with err_console.status("previewing…") as status:
+
             def progress(name: str, what: str) -> None:
                 status.update(f"{what} [bold]{name}[/bold]…")
 
-            results = preview_fleet(fleet, only=stack or None, cli_sets=set_ or [], progress=progress, jobs=jobs)
+            results = preview_fleet(
+                fleet, only=stack or None, cli_sets=set_ or [], progress=progress, jobs=jobs
+            )
         report = preview_report(fleet, results, details=details)
         for renderable in report.renderables:
             out_console.print(renderable)
@@ -175,8 +207,18 @@ def weights(ctx: typer.Context) -> None:
     try:  # the agent is its own, optional distribution (images/weight-cache): imported only when asked for
         from fleetkit_weights.cli import main as weights_main
     except ImportError:
-        fail(SpecError([Problem("fleetkit weights", "", "cli.missing-agent",
-                                "the weight-cache agent is not installed (pip install -e images/weight-cache)")]))
+        fail(
+            SpecError(
+                [
+                    Problem(
+                        "fleetkit weights",
+                        "",
+                        "cli.missing-agent",
+                        "the weight-cache agent is not installed (pip install -e images/weight-cache)",
+                    )
+                ]
+            )
+        )
         return
     raise typer.Exit(weights_main(list(ctx.args)))
 

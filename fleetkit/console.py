@@ -25,14 +25,32 @@ def find_root(root: Path | None) -> Path:
     """The project directory: ``--root`` (must hold Pulumi.yaml), else found upwards from the cwd."""
     if root is not None:
         if not (root / "Pulumi.yaml").exists():
-            raise SpecError([Problem("--root", str(root), "cli.not-a-project", "no Pulumi.yaml in that directory", str(root))])
+            raise SpecError(
+                [
+                    Problem(
+                        "--root",
+                        str(root),
+                        "cli.not-a-project",
+                        "no Pulumi.yaml in that directory",
+                        str(root),
+                    )
+                ]
+            )
         return root.resolve()
     here = Path.cwd().resolve()
     for cand in (here, *here.parents):
         if (cand / "Pulumi.yaml").exists() and (cand / "stacks").is_dir():
             return cand
-    raise SpecError([Problem("--root", str(here), "cli.not-a-project",
-                             "not inside a fleetkit project (no Pulumi.yaml with a stacks/ directory found upwards)")])
+    raise SpecError(
+        [
+            Problem(
+                "--root",
+                str(here),
+                "cli.not-a-project",
+                "not inside a fleetkit project (no Pulumi.yaml with a stacks/ directory found upwards)",
+            )
+        ]
+    )
 
 
 def fail(err: SpecError) -> NoReturn:

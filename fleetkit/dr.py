@@ -79,7 +79,8 @@ def deployments(fleet: Fleet) -> dict[str, list[Deployed]]:
         for mname, m in sorted(spec.models.items()):
             pool = spec.node_pools.get(m.pool or "")
             out.setdefault(f"{m.service or mname} {m.version}", []).append(
-                Deployed(name, mname, m.replicas.min, m.replicas.max, bool(pool and pool.spot)))
+                Deployed(name, mname, m.replicas.min, m.replicas.max, bool(pool and pool.spot))
+            )
     return out
 
 
@@ -99,23 +100,45 @@ def warnings(fleet: Fleet) -> list[DrWarning]:
     for service, deps in sorted(deployments(fleet).items()):
         stacks = sorted({d.stack for d in deps})
         if len(stacks) == 1:
-            out.append(DrWarning(RULE_ONE_REGION, service,
-                                 f"{service} runs only in {stacks[0]}: losing that region stops it"))
+            out.append(
+                DrWarning(
+                    RULE_ONE_REGION,
+                    service,
+                    f"{service} runs only in {stacks[0]}: losing that region stops it",
+                )
+            )
         total_max = sum(d.max_replicas for d in deps)
         if total_max == 1:
-            out.append(DrWarning(RULE_ONE_REPLICA, service,
-                                 f"{service} has one replica in the whole fleet: any node loss, drain or rollout "
-                                 "stops it"))
+            out.append(
+                DrWarning(
+                    RULE_ONE_REPLICA,
+                    service,
+                    f"{service} has one replica in the whole fleet: any node loss, drain or rollout stops it",
+                )
+            )
         if all(d.spot for d in deps):
-            extra = (" and with one replica its PodDisruptionBudget (maxUnavailable: 1) lets a drain take it"
-                     if any(d.max_replicas == 1 for d in deps) else "")
-            out.append(DrWarning(RULE_ALL_SPOT, service,
-                                 f"every replica of {service} runs on spot capacity "
-                                 f"({', '.join(f'{d.stack}/{d.model}' for d in deps)}): reclaims are involuntary, "
-                                 f"so no PodDisruptionBudget protects them{extra}; put one region on on-demand"))
+            extra = (
+                " and with one replica its PodDisruptionBudget (maxUnavailable: 1) lets a drain take it"
+                if any(d.max_replicas == 1 for d in deps)
+                else ""
+            )
+            out.append(
+                DrWarning(
+                    RULE_ALL_SPOT,
+                    service,
+                    f"every replica of {service} runs on spot capacity "
+                    f"({', '.join(f'{d.stack}/{d.model}' for d in deps)}): reclaims are involuntary, "
+                    f"so no PodDisruptionBudget protects them{extra}; put one region on on-demand",
+                )
+            )
     for row in n_minus_one(fleet):
         if not row.carried:
-            out.append(DrWarning(RULE_N_MINUS_ONE, row.service,
-                                 f"losing {row.lost}: the rest of the fleet runs at most {row.remaining_max} "
-                                 f"replicas of {row.service}, below its steady load of {row.load}"))
+            out.append(
+                DrWarning(
+                    RULE_N_MINUS_ONE,
+                    row.service,
+                    f"losing {row.lost}: the rest of the fleet runs at most {row.remaining_max} "
+                    f"replicas of {row.service}, below its steady load of {row.load}",
+                )
+            )
     return out

@@ -77,23 +77,46 @@ def extra_args_issues(extra_args: list[str]) -> list[Issue]:
     """Every problem with an ``extra_args`` list; the path is ``(index,)`` of the offending token."""
     out: list[Issue] = []
     if extra_args and not _is_flag(extra_args[0]):
-        out.append(Issue((0,), RULE_POSITIONAL,
-                            "extra_args must start with a flag; the model path is set by the kit", extra_args[0]))
+        out.append(
+            Issue(
+                (0,),
+                RULE_POSITIONAL,
+                "extra_args must start with a flag; the model path is set by the kit",
+                extra_args[0],
+            )
+        )
     seen: dict[str, int] = {}
     for i, token in enumerate(extra_args):
         if not _is_flag(token):
             continue
         flag = normalize_flag(token)
         if flag in TYPED_FLAGS:
-            out.append(Issue((i,), RULE_DUPLICATE_TYPED,
-                                f"{flag} is rendered from {TYPED_FLAGS[flag]}; set that field instead", token))
+            out.append(
+                Issue(
+                    (i,),
+                    RULE_DUPLICATE_TYPED,
+                    f"{flag} is rendered from {TYPED_FLAGS[flag]}; set that field instead",
+                    token,
+                )
+            )
         elif flag in SECRET_FLAGS:
-            out.append(Issue((i,), RULE_SECRET,
-                                f"{flag} would put a secret in the pod spec; it is not supported as an extra arg",
-                                token))
+            out.append(
+                Issue(
+                    (i,),
+                    RULE_SECRET,
+                    f"{flag} would put a secret in the pod spec; it is not supported as an extra arg",
+                    token,
+                )
+            )
         elif flag in seen:
-            out.append(Issue((i,), RULE_DUPLICATE,
-                                f"{flag} is given twice in extra_args (first at index {seen[flag]})", token))
+            out.append(
+                Issue(
+                    (i,),
+                    RULE_DUPLICATE,
+                    f"{flag} is given twice in extra_args (first at index {seen[flag]})",
+                    token,
+                )
+            )
         else:
             seen[flag] = i
     reported = {issue.path[0] for issue in out}
@@ -106,8 +129,11 @@ def extra_args_issues(extra_args: list[str]) -> list[Issue]:
 
     # vLLM's own parser (its flag table): unknown or misspelt flags with a did-you-mean, missing values,
     # choices; a flag already reported above is not reported again (nor are its values)
-    out += [Issue((p.index,), p.rule, p.message, p.value) for p in check_args(extra_args, positional=False)
-            if p.index not in reported and owner(p.index) not in reported]
+    out += [
+        Issue((p.index,), p.rule, p.message, p.value)
+        for p in check_args(extra_args, positional=False)
+        if p.index not in reported and owner(p.index) not in reported
+    ]
     return sorted(out, key=lambda issue: issue.path[0])
 
 
@@ -115,7 +141,9 @@ class EngineArgs(StrictModel):
     """The arguments after ``vllm serve``, in the order they are rendered."""
 
     model_path: str = Field(min_length=1, description="local directory holding the weights")
-    served_model_names: list[str] = Field(min_length=1, description="first name = the model_name metric label")
+    served_model_names: list[str] = Field(
+        min_length=1, description="first name = the model_name metric label"
+    )
     tensor_parallel_size: int = Field(ge=1)
     pipeline_parallel_size: int = Field(ge=1)
     max_model_len: int | None = Field(default=None, ge=128)
@@ -153,8 +181,14 @@ class EngineArgs(StrictModel):
         return self
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, *, model_path: str, priority_scheduling: bool = False,
-                  otlp_traces_endpoint: str | None = None) -> EngineArgs:
+    def from_spec(
+        cls,
+        model: ModelSpec,
+        *,
+        model_path: str,
+        priority_scheduling: bool = False,
+        otlp_traces_endpoint: str | None = None,
+    ) -> EngineArgs:
         return cls(
             model_path=model_path,
             served_model_names=[model.served_name],
@@ -173,17 +207,26 @@ class EngineArgs(StrictModel):
 
     def argv(self) -> list[str]:
         """``vllm serve`` arguments: the model path, every typed flag explicitly, then ``extra_args``."""
-        args = [self.model_path, "--served-model-name", *self.served_model_names,
-                "--tensor-parallel-size", str(self.tensor_parallel_size),
-                "--pipeline-parallel-size", str(self.pipeline_parallel_size)]
+        args = [
+            self.model_path,
+            "--served-model-name",
+            *self.served_model_names,
+            "--tensor-parallel-size",
+            str(self.tensor_parallel_size),
+            "--pipeline-parallel-size",
+            str(self.pipeline_parallel_size),
+        ]
         if self.max_model_len is not None:
             args += ["--max-model-len", str(self.max_model_len)]
         args += [
-            "--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}",
+            "--gpu-memory-utilization",
+            f"{self.gpu_memory_utilization:g}",
             # vLLM 0.33 has no --no-enable-prefix-caching (its parser table): the off switch is --disable-…
             "--enable-prefix-caching" if self.enable_prefix_caching else "--disable-prefix-caching",
-            "--max-num-seqs", str(self.max_num_seqs),
-            "--dtype", self.dtype,
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+            "--dtype",
+            self.dtype,
         ]
         if self.quantization is not None:
             args += ["--quantization", self.quantization]

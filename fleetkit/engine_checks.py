@@ -85,7 +85,11 @@ def _closure(resources: Iterable[Any]) -> dict[str, set[str]]:
 
 def _kind(r: Any) -> str:
     kind = r.inputs.get("kind") if isinstance(r.inputs, Mapping) else None
-    return kind if isinstance(kind, str) else (r.type.rsplit(":", 1)[-1] if r.type.startswith("kubernetes:") else "")
+    return (
+        kind
+        if isinstance(kind, str)
+        else (r.type.rsplit(":", 1)[-1] if r.type.startswith("kubernetes:") else "")
+    )
 
 
 def _meta(r: Any) -> tuple[str, str]:
@@ -142,11 +146,16 @@ def pod_dependencies(resources: list[Any]) -> list[Finding]:
         for kind, ref in sorted(set(pod_references(pod))):
             target = created.get((kind, "" if kind == "PriorityClass" else ns, ref))
             if target is not None and target.urn not in closure.get(r.urn, set()):
-                out.append(Finding(
-                    "engine.pod-dependency", "error", f"{r.type}::{r.name}",
-                    f"{_kind(r)} {ns}/{name} names {kind} {ref}, which this stack creates, without depending on "
-                    f"it: Pulumi may create them in parallel and the pods are refused until it exists; add it "
-                    f"to depends_on"))
+                out.append(
+                    Finding(
+                        "engine.pod-dependency",
+                        "error",
+                        f"{r.type}::{r.name}",
+                        f"{_kind(r)} {ns}/{name} names {kind} {ref}, which this stack creates, without depending on "
+                        f"it: Pulumi may create them in parallel and the pods are refused until it exists; add it "
+                        f"to depends_on",
+                    )
+                )
     return out
 
 
@@ -177,8 +186,12 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
     """``engine.lb-controller`` and ``engine.lb-permission`` over one stack."""
     releases = [r for r in resources if r.type == "kubernetes:helm.sh/v3:Release"]
     controllers = [r for r in releases if r.inputs.get("chart") == LBC_CHART]
-    grants = [r for r in resources if r.type.startswith("azure-native:authorization:RoleAssignment")
-              and NETWORK_CONTRIBUTOR in str(r.inputs.get("roleDefinitionId", ""))]
+    grants = [
+        r
+        for r in resources
+        if r.type.startswith("azure-native:authorization:RoleAssignment")
+        and NETWORK_CONTRIBUTOR in str(r.inputs.get("roleDefinitionId", ""))
+    ]
     closure = _closure(resources)
     out = []
     for r in resources:
@@ -189,21 +202,45 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
         need = _needs_lbc(ann)
         if need is not None:
             if not controllers:
-                out.append(Finding("engine.lb-controller", "error", label,
-                                   f"the Service carries `{need}`, which only the AWS Load Balancer Controller acts "
-                                   f"on, and this stack installs no `{LBC_CHART}` release: it never gets an address"))
+                out.append(
+                    Finding(
+                        "engine.lb-controller",
+                        "error",
+                        label,
+                        f"the Service carries `{need}`, which only the AWS Load Balancer Controller acts "
+                        f"on, and this stack installs no `{LBC_CHART}` release: it never gets an address",
+                    )
+                )
             elif not any(c.urn in closure.get(r.urn, set()) for c in controllers):
-                out.append(Finding("engine.lb-controller", "error", label,
-                                   f"the Service carries `{need}` but does not wait for the `{LBC_CHART}` release: "
-                                   f"created first, it is provisioned by nobody (or the controller's webhook "
-                                   f"is not ready)"))
+                out.append(
+                    Finding(
+                        "engine.lb-controller",
+                        "error",
+                        label,
+                        f"the Service carries `{need}` but does not wait for the `{LBC_CHART}` release: "
+                        f"created first, it is provisioned by nobody (or the controller's webhook "
+                        f"is not ready)",
+                    )
+                )
         if _AZURE_RG in ann:
             if not grants:
-                out.append(Finding("engine.lb-permission", "error", label,
-                                   f"the Service uses a public IP in resource group {ann[_AZURE_RG]!r} but the stack "
-                                   f"grants the cluster identity no Network Contributor role there: it stays pending"))
+                out.append(
+                    Finding(
+                        "engine.lb-permission",
+                        "error",
+                        label,
+                        f"the Service uses a public IP in resource group {ann[_AZURE_RG]!r} but the stack "
+                        f"grants the cluster identity no Network Contributor role there: it stays pending",
+                    )
+                )
             elif not any(g.urn in closure.get(r.urn, set()) for g in grants):
-                out.append(Finding("engine.lb-permission", "error", label,
-                                   "the Service does not wait for the Network Contributor RoleAssignment: it may be "
-                                   "created before the grant and stay pending"))
+                out.append(
+                    Finding(
+                        "engine.lb-permission",
+                        "error",
+                        label,
+                        "the Service does not wait for the Network Contributor RoleAssignment: it may be "
+                        "created before the grant and stay pending",
+                    )
+                )
     return out

@@ -96,7 +96,11 @@ class Problem:
             "path": self.path,
             "rule": self.rule,
             "message": self.message,
-            "value": None if self.value is MISSING else "[secret]" if self.value is SECRET_VALUE else self.value,
+            "value": None
+            if self.value is MISSING
+            else "[secret]"
+            if self.value is SECRET_VALUE
+            else self.value,
         }
 
 
@@ -104,7 +108,9 @@ class SpecError(Exception):
     """One or more user mistakes, reported together."""
 
     def __init__(self, problems: Iterable[Problem]):
-        self.problems: list[Problem] = sorted(set(problems), key=lambda p: (p.file, p.path, p.rule, p.message))
+        self.problems: list[Problem] = sorted(
+            set(problems), key=lambda p: (p.file, p.path, p.rule, p.message)
+        )
         super().__init__("\n".join(p.render() for p in self.problems))
 
     def render(self) -> str:
@@ -119,7 +125,9 @@ class ProblemCollector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
-    def add(self, file: str, path: str | Iterable[Any], rule: str, message: str, value: Any = MISSING) -> None:
+    def add(
+        self, file: str, path: str | Iterable[Any], rule: str, message: str, value: Any = MISSING
+    ) -> None:
         if not isinstance(path, str):
             path = format_path(path)
         self.problems.append(Problem(file=file, path=path, rule=rule, message=message, value=value))

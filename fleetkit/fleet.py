@@ -136,14 +136,22 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
             served.setdefault(service, m.served_name)
             aliases.setdefault(service, set()).update(a for a in m.aliases if a != served[service])
             variants.setdefault(service, []).append(
-                Variant(model=mname, version=m.version, gpu_class=gpu_class_of(spec, m.pool or ""), stack=sname,
-                        min_replicas=m.replicas.min, max_replicas=m.replicas.max)
+                Variant(
+                    model=mname,
+                    version=m.version,
+                    gpu_class=gpu_class_of(spec, m.pool or ""),
+                    stack=sname,
+                    min_replicas=m.replicas.min,
+                    max_replicas=m.replicas.max,
+                )
             )
     for service, served_name, variant in fleet.unverified:
         served.setdefault(service, served_name)
         variants.setdefault(service, []).append(variant)
-    return {s: ServiceInfo(s, served[s], tuple(v), tuple(sorted(aliases.get(s, set()))))
-            for s, v in sorted(variants.items())}
+    return {
+        s: ServiceInfo(s, served[s], tuple(v), tuple(sorted(aliases.get(s, set()))))
+        for s, v in sorted(variants.items())
+    }
 
 
 def render_context(fleet: Fleet, stack: str) -> RenderContext:
@@ -156,11 +164,18 @@ def render_context(fleet: Fleet, stack: str) -> RenderContext:
         stack=stack,
         local_services=frozenset(m.service or k for k, m in spec.models.items()),
         local_models=tuple(
-            LocalModel(model=k, service=m.service or k, served_name=m.served_name,
-                       min_replicas=m.replicas.min, max_replicas=m.replicas.max, version=m.version)
+            LocalModel(
+                model=k,
+                service=m.service or k,
+                served_name=m.served_name,
+                min_replicas=m.replicas.min,
+                max_replicas=m.replicas.max,
+                version=m.version,
+            )
             for k, m in sorted(spec.models.items())
         ),
         trust_domain=spec.mesh.trust_domain,
-        fleet_regions=frozenset(s.spec.region for s in fleet.region_stacks().values()
-                                if isinstance(s.spec, RegionStackSpec)),
+        fleet_regions=frozenset(
+            s.spec.region for s in fleet.region_stacks().values() if isinstance(s.spec, RegionStackSpec)
+        ),
     )

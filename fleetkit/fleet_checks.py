@@ -42,8 +42,10 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
     # policies are judged against every model of the fleet; with a stack file unreadable they are not
     # all known, and the policy problems would be follow-ons of that file's mistake
     if not fleet.models_unknown:
-        issues += [Issue(("policies", *i.path), i.rule, i.message, i.value)
-                   for i in spec.policies.check(fleet.context_for(name))]
+        issues += [
+            Issue(("policies", *i.path), i.rule, i.message, i.value)
+            for i in spec.policies.check(fleet.context_for(name))
+        ]
     issues += _keda_issues(spec)
     issues += _capacity_issues(spec)
     # zones and GPU offerings of a region that does not exist are follow-ons of that one mistake
@@ -72,11 +74,20 @@ def _region_issues(spec: RegionStackSpec) -> list[Issue]:
 def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
     key = regions.PROVIDER_REGION_KEY[spec.cloud]
     value = st.config.get(key)
-    if not isinstance(value, str) or regions.normalize(spec.cloud, value) == regions.normalize(spec.cloud, spec.region):
+    if not isinstance(value, str) or regions.normalize(spec.cloud, value) == regions.normalize(
+        spec.cloud, spec.region
+    ):
         return []
-    return [Problem(st.file, key, "stack.provider-region-mismatch",
-                    f"the {spec.cloud} provider would deploy to {value!r} but fleetkit:region is {spec.region!r}; "
-                    f"set both to the same region", value)]
+    return [
+        Problem(
+            st.file,
+            key,
+            "stack.provider-region-mismatch",
+            f"the {spec.cloud} provider would deploy to {value!r} but fleetkit:region is {spec.region!r}; "
+            f"set both to the same region",
+            value,
+        )
+    ]
 
 
 def _pool_issues(spec: RegionStackSpec) -> list[Issue]:
@@ -86,14 +97,24 @@ def _pool_issues(spec: RegionStackSpec) -> list[Issue]:
         if entry is None:
             sugg = catalog.suggest(spec.cloud, pool.instance_type)
             hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
-            out.append(Issue(("node_pools", pname, "instance_type"), "pool.unknown-instance-type",
-                             f"{pool.instance_type!r} is not a GPU instance type of the {spec.cloud} catalog{hint}",
-                             pool.instance_type))
+            out.append(
+                Issue(
+                    ("node_pools", pname, "instance_type"),
+                    "pool.unknown-instance-type",
+                    f"{pool.instance_type!r} is not a GPU instance type of the {spec.cloud} catalog{hint}",
+                    pool.instance_type,
+                )
+            )
         for other in ("aws", "gcp", "azure"):
             if other != spec.cloud and getattr(pool, other) is not None:
-                out.append(Issue(("node_pools", pname, other), "pool.wrong-cloud-options",
-                                 f"pool '{pname}': {other} options in a {spec.cloud} stack (use '{spec.cloud}:')",
-                                 other))
+                out.append(
+                    Issue(
+                        ("node_pools", pname, other),
+                        "pool.wrong-cloud-options",
+                        f"pool '{pname}': {other} options in a {spec.cloud} stack (use '{spec.cloud}:')",
+                        other,
+                    )
+                )
     return out
 
 
@@ -104,27 +125,54 @@ def _model_issues(spec: RegionStackSpec) -> list[Issue]:
     for mname, m in sorted(spec.models.items()):
         for reserved in {mname, m.service or mname} & {"vllm"}:
             where = ("models", mname, "service") if m.service == "vllm" else ("models", mname)
-            out.append(Issue(where, "model.reserved-name",
-                             "a model service must not be named 'vllm' (its Service env VLLM_PORT breaks vLLM)",
-                             reserved))
+            out.append(
+                Issue(
+                    where,
+                    "model.reserved-name",
+                    "a model service must not be named 'vllm' (its Service env VLLM_PORT breaks vLLM)",
+                    reserved,
+                )
+            )
         if m.pool is None:
-            out.append(Issue(("models", mname, "pool"), "model.no-pool",
-                             f"model {mname!r} is deployed in this stack but names no GPU pool (pools: {pools})"))
+            out.append(
+                Issue(
+                    ("models", mname, "pool"),
+                    "model.no-pool",
+                    f"model {mname!r} is deployed in this stack but names no GPU pool (pools: {pools})",
+                )
+            )
         elif m.pool not in spec.node_pools:
-            out.append(Issue(("models", mname, "pool"), "ref.unknown-pool",
-                             f"no node pool {m.pool!r} in this stack (pools: {pools})", m.pool))
+            out.append(
+                Issue(
+                    ("models", mname, "pool"),
+                    "ref.unknown-pool",
+                    f"no node pool {m.pool!r} in this stack (pools: {pools})",
+                    m.pool,
+                )
+            )
         if m.tier is not None and m.tier not in tiers:
-            out.append(Issue(("models", mname, "tier"), "ref.unknown-tier",
-                             f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(tiers)) or 'none configured'})",
-                             m.tier))
+            out.append(
+                Issue(
+                    ("models", mname, "tier"),
+                    "ref.unknown-tier",
+                    f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(tiers)) or 'none configured'})",
+                    m.tier,
+                )
+            )
     # versions of one service must be unique per pool inside a stack (they are one Deployment each)
     seen: dict[tuple[str, str, str], str] = {}
     for mname, m in sorted(spec.models.items()):
         key = (m.service or mname, m.version, m.pool or "")
         if key in seen:
-            out.append(Issue(("models", mname, "version"), "model.duplicate-variant",
-                             f"models {seen[key]!r} and {mname!r} are both version {m.version!r} of service "
-                             f"{key[0]!r} on pool {m.pool!r}", m.version))
+            out.append(
+                Issue(
+                    ("models", mname, "version"),
+                    "model.duplicate-variant",
+                    f"models {seen[key]!r} and {mname!r} are both version {m.version!r} of service "
+                    f"{key[0]!r} on pool {m.pool!r}",
+                    m.version,
+                )
+            )
         seen[key] = mname
     return out
 
@@ -136,10 +184,16 @@ def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
     keda = [m for m in sorted(spec.models) if autoscaling.for_model(m).engine == "keda"]
     if not keda:
         return []
-    return [Issue(("addons", "keda"), "addons.keda-disabled",
-                  f"KEDA is off but models {', '.join(keda)} are autoscaled with engine keda: their ScaledObjects "
-                  "would have no KEDA to act on; turn addons.keda on, or set policies.autoscaling engine hpa "
-                  "or none for them", False)]
+    return [
+        Issue(
+            ("addons", "keda"),
+            "addons.keda-disabled",
+            f"KEDA is off but models {', '.join(keda)} are autoscaled with engine keda: their ScaledObjects "
+            "would have no KEDA to act on; turn addons.keda on, or set policies.autoscaling engine hpa "
+            "or none for them",
+            False,
+        )
+    ]
 
 
 def _capacity_issues(spec: RegionStackSpec) -> list[Issue]:
@@ -149,11 +203,22 @@ def _capacity_issues(spec: RegionStackSpec) -> list[Issue]:
         entry = catalog.lookup(spec.cloud, pool.instance_type) if pool else None
         if entry is None:
             continue
-        size = capacity.ModelSize(params_billion=m.params_billion, dtype=m.dtype, weights_bytes=m.weights_bytes,
-                                  kv_cache_gib=m.kv_cache_gib, max_model_len=m.max_model_len)
-        fit = capacity.check_fit(model=mname, pool=m.pool or "", cloud=spec.cloud, instance=entry,
-                                 tensor_parallel=m.tensor_parallel, size=size,
-                                 gpu_memory_utilization=m.gpu_memory_utilization)
+        size = capacity.ModelSize(
+            params_billion=m.params_billion,
+            dtype=m.dtype,
+            weights_bytes=m.weights_bytes,
+            kv_cache_gib=m.kv_cache_gib,
+            max_model_len=m.max_model_len,
+        )
+        fit = capacity.check_fit(
+            model=mname,
+            pool=m.pool or "",
+            cloud=spec.cloud,
+            instance=entry,
+            tensor_parallel=m.tensor_parallel,
+            size=size,
+            gpu_memory_utilization=m.gpu_memory_utilization,
+        )
         out.extend(i.under("models", mname) for i in fit)
     return out
 
@@ -186,26 +251,56 @@ def _mesh_identity(fleet: Fleet) -> list[Problem]:
             if mid == majority:
                 continue
             for n in names:
-                out.append(fleet.stacks[n].problem(Issue(
-                    ("mesh", "mesh_id"), "mesh.mesh-id-mismatch",
-                    f"every cluster of one mesh needs the same meshID; the fleet uses {majority!r}", mid)))
+                out.append(
+                    fleet.stacks[n].problem(
+                        Issue(
+                            ("mesh", "mesh_id"),
+                            "mesh.mesh-id-mismatch",
+                            f"every cluster of one mesh needs the same meshID; the fleet uses {majority!r}",
+                            mid,
+                        )
+                    )
+                )
     cluster_names: dict[str, list[str]] = {}
     for name, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         if spec.mesh.cluster_name is None:
-            out.append(st.problem(Issue(("mesh", "cluster_name"), "mesh.cluster-name-missing",
-                                        "each region stack needs a unique mesh cluster_name", MISSING)))
+            out.append(
+                st.problem(
+                    Issue(
+                        ("mesh", "cluster_name"),
+                        "mesh.cluster-name-missing",
+                        "each region stack needs a unique mesh cluster_name",
+                        MISSING,
+                    )
+                )
+            )
         else:
             cluster_names.setdefault(spec.mesh.cluster_name, []).append(name)
         if spec.mesh.network is None:
-            out.append(st.problem(Issue(("mesh", "network"), "mesh.network-missing",
-                                        "each region stack needs the name of its mesh network", MISSING)))
+            out.append(
+                st.problem(
+                    Issue(
+                        ("mesh", "network"),
+                        "mesh.network-missing",
+                        "each region stack needs the name of its mesh network",
+                        MISSING,
+                    )
+                )
+            )
     for cname, names in sorted(cluster_names.items()):
         if len(names) > 1:
             for n in names:
                 others = ", ".join(x for x in names if x != n)
-                out.append(fleet.stacks[n].problem(Issue(
-                    ("mesh", "cluster_name"), "mesh.duplicate-cluster-name",
-                    f"cluster_name must be unique across the fleet; also used by {others}", cname)))
+                out.append(
+                    fleet.stacks[n].problem(
+                        Issue(
+                            ("mesh", "cluster_name"),
+                            "mesh.duplicate-cluster-name",
+                            f"cluster_name must be unique across the fleet; also used by {others}",
+                            cname,
+                        )
+                    )
+                )
     return out

@@ -61,8 +61,16 @@ def check_records(resources: Iterable[Any]) -> list[Verdict]:
     out = []
     for v in rules.evaluate(records):
         rule = RULES_BY_NAME[v.policy]
-        out.append(Verdict(v.policy, rule.enforcement, rule.severity,
-                           v.resource.label if v.resource is not None else "(stack)", v.message, v.suppressed))
+        out.append(
+            Verdict(
+                v.policy,
+                rule.enforcement,
+                rule.severity,
+                v.resource.label if v.resource is not None else "(stack)",
+                v.message,
+                v.suppressed,
+            )
+        )
     return sorted(set(out), key=lambda v: (not v.blocking, v.policy, v.resource, v.message))
 
 
@@ -88,8 +96,12 @@ def preview_section(preview: Any) -> PreviewSection:
     verdicts = check_stack(preview)
     files = {"guardrails.json": dump_json([v.to_dict() for v in verdicts])}
     if not verdicts:
-        return PreviewSection(Text(f"guardrails: {len(rules.RULES)} policies pass", style="green"), files, False)
-    table = Table(title="guardrails (policies/crossguard)", title_justify="left", show_edge=False, pad_edge=False)
+        return PreviewSection(
+            Text(f"guardrails: {len(rules.RULES)} policies pass", style="green"), files, False
+        )
+    table = Table(
+        title="guardrails (policies/crossguard)", title_justify="left", show_edge=False, pad_edge=False
+    )
     for col in ("enforcement", "policy", "resource", "message"):
         table.add_column(col, overflow="fold")
     for v in verdicts:

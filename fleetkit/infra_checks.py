@@ -103,36 +103,59 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
 
     for mname in sorted(spec.models):
         engine = spec.policies.autoscaling.for_model(mname).engine
-        where = (("policies", "autoscaling", "models", mname, "engine") if mname in spec.policies.autoscaling.models
-                 else ("policies", "autoscaling", "default", "engine"))
+        where = (
+            ("policies", "autoscaling", "models", mname, "engine")
+            if mname in spec.policies.autoscaling.models
+            else ("policies", "autoscaling", "default", "engine")
+        )
         if engine == "hpa" and spec.addons.prometheus_adapter != "external":
-            add(where, "autoscaling.hpa-needs-adapter",
+            add(
+                where,
+                "autoscaling.hpa-needs-adapter",
                 f"model '{mname}' autoscales with an HPA on the custom metric vllm_num_requests_waiting, which only "
                 "prometheus-adapter serves and the kit does not install: use engine: keda (with addons.keda), or "
-                "run the adapter and set addons.prometheus_adapter: external", engine)
+                "run the adapter and set addons.prometheus_adapter: external",
+                engine,
+            )
 
     cl = spec.cluster
     if cl.create is not None and cloud in ("gcp", "azure") and len(cl.create.subnet_ids) > 1:
-        add(("cluster", "create", "subnet_ids"), "cluster.subnets",
+        add(
+            ("cluster", "create", "subnet_ids"),
+            "cluster.subnets",
             f"{'GKE takes one subnetwork' if cloud == 'gcp' else 'AKS takes one VNet subnet'}; give at most one",
-            cl.create.subnet_ids)
+            cl.create.subnet_ids,
+        )
     if cl.create is not None and cl.create.public_endpoint:
         open_ranges = [c for c in cl.create.authorized_networks if c in OPEN_CIDRS]
         if not cl.create.authorized_networks or open_ranges:
-            add(("cluster", "create", "authorized_networks"), "cluster.api-open-to-internet",
+            add(
+                ("cluster", "create", "authorized_networks"),
+                "cluster.api-open-to-internet",
                 "the public Kubernetes API endpoint would accept connections from any address; list the CIDRs "
                 "that must reach it (your admin networks and the NAT egress of every peer cluster, whose istiod "
                 "watches this API server) or set public_endpoint: false",
-                cl.create.authorized_networks)
+                cl.create.authorized_networks,
+            )
     if cloud == "gcp" and not spec.account.gcp_project:
-        add(("account", "gcp_project"), "account.gcp-project",
-            "GCP stacks need account.gcp_project (workload identity pool and node service account live there)")
-    if cloud == "azure" and cl.adopt is not None and not (cl.adopt.resource_group or spec.account.azure_resource_group):
+        add(
+            ("account", "gcp_project"),
+            "account.gcp-project",
+            "GCP stacks need account.gcp_project (workload identity pool and node service account live there)",
+        )
+    if (
+        cloud == "azure"
+        and cl.adopt is not None
+        and not (cl.adopt.resource_group or spec.account.azure_resource_group)
+    ):
         fed = cl.foundation is not None and "resource_group" in cl.foundation.outputs
         if not fed:
-            add(("cluster", "adopt", "resource_group"), "cluster.azure-resource-group",
+            add(
+                ("cluster", "adopt", "resource_group"),
+                "cluster.azure-resource-group",
                 "adopting an AKS cluster needs its resource group (adopt.resource_group or "
-                "account.azure_resource_group)")
+                "account.azure_resource_group)",
+            )
     if cl.foundation is not None:
         out.extend(_foundation_issues(spec))
     return out
@@ -149,33 +172,54 @@ def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[I
     at = ("node_pools", name)
     entry = catalog.lookup(cloud, pool.instance_type)
     if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
-        add((*at, "instance_type"), "pool.gpu-not-offered",
+        add(
+            (*at, "instance_type"),
+            "pool.gpu-not-offered",
             f"pool '{name}': {pool.instance_type} ({entry.gpu_model}) is not offered in {cloud} region "
-            f"{region}; pick another region or GPU type", pool.instance_type)
+            f"{region}; pick another region or GPU type",
+            pool.instance_type,
+        )
     for i, zone in enumerate(pool.zones):
         if not _zone_ok(cloud, region, zone):
-            add((*at, "zones", i), "pool.zone-not-in-region",
+            add(
+                (*at, "zones", i),
+                "pool.zone-not-in-region",
                 f"pool '{name}': {zone!r} is not a zone of {cloud} region {region} "
-                f"(write zones like {_zone_example(cloud, region)})", zone)
+                f"(write zones like {_zone_example(cloud, region)})",
+                zone,
+            )
     for key in sorted(pool.labels):
         for prefix in RESERVED_LABEL_PREFIXES[cloud]:
             if key.startswith(prefix) or key.split("/")[0].endswith("." + prefix.rstrip("/")):
-                add((*at, "labels", key), "pool.reserved-label",
-                    f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools", key)
+                add(
+                    (*at, "labels", key),
+                    "pool.reserved-label",
+                    f"pool '{name}': label prefix {prefix!r} is reserved by {cloud} on node pools",
+                    key,
+                )
                 break
     if pool.min_size == 0 and spec.addons.node_autoscaler == "none":
-        add((*at, "min_size"), "pool.scale-from-zero-needs-autoscaler",
+        add(
+            (*at, "min_size"),
+            "pool.scale-from-zero-needs-autoscaler",
             f"pool '{name}' has min_size 0 but addons.node_autoscaler is none: no node would ever be added "
             "for a pending pod; keep node_autoscaler auto (Cluster Autoscaler on EKS, the pool autoscaler on "
-            "GKE/AKS) or external, or set min_size to 1 or more", 0)
+            "GKE/AKS) or external, or set min_size to 1 or more",
+            0,
+        )
     if pool.min_size == 0 and not SCALE_TO_ZERO[cloud]:
-        add((*at, "min_size"), "pool.scale-to-zero",
-            f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more", 0)
+        add(
+            (*at, "min_size"),
+            "pool.scale-to-zero",
+            f"pool '{name}': {cloud} GPU pools cannot scale to zero; set min_size to 1 or more",
+            0,
+        )
     return [*out, *_cloud_pool_issues(spec, name, pool, entry)]
 
 
-def _cloud_pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec,
-                       entry: catalog.GpuInstanceType | None) -> list[Issue]:
+def _cloud_pool_issues(
+    spec: RegionStackSpec, name: str, pool: NodePoolSpec, entry: catalog.GpuInstanceType | None
+) -> list[Issue]:
     """Issues of one node pool's per-cloud options (AMI, instance store, local SSDs, AKS names, MIG)."""
     out: list[Issue] = []
 
@@ -188,41 +232,72 @@ def _cloud_pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec,
         opts = pool.aws
         ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
         if "ARM_64" in ami and entry is not None:
-            add((*at, "aws", "ami_type"), "pool.ami-arch",
+            add(
+                (*at, "aws", "ami_type"),
+                "pool.ami-arch",
                 f"pool '{name}': {ami} is an ARM (Graviton) AMI but {pool.instance_type} is x86_64; "
-                f"use {ami.replace('ARM_64', 'x86_64')}", ami)
+                f"use {ami.replace('ARM_64', 'x86_64')}",
+                ami,
+            )
         if opts is not None and opts.instance_store_cache:
             if ami.startswith("BOTTLEROCKET"):
-                add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
+                add(
+                    (*at, "aws", "instance_store_cache"),
+                    "pool.instance-store-unsupported",
                     f"pool '{name}': instance_store_cache uses nodeadm (AL2023); Bottlerocket keeps the "
                     "weight cache on its /dev/xvdb data volume (size it with root_volume_gib) - set "
-                    "instance_store_cache: false or ami_type: AL2023_x86_64_NVIDIA", True)
+                    "instance_store_cache: false or ami_type: AL2023_x86_64_NVIDIA",
+                    True,
+                )
             elif entry is not None and entry.local_nvme_gb == 0:
-                add((*at, "aws", "instance_store_cache"), "pool.instance-store-unsupported",
-                    f"pool '{name}': {pool.instance_type} has no instance-store NVMe", True)
+                add(
+                    (*at, "aws", "instance_store_cache"),
+                    "pool.instance-store-unsupported",
+                    f"pool '{name}': {pool.instance_type} has no instance-store NVMe",
+                    True,
+                )
     if cloud == "gcp" and pool.gcp is not None and pool.gcp.local_ssd_count is not None and entry:
         bundled = gce_bundled_local_ssds(entry)
         if bundled and pool.gcp.local_ssd_count != bundled:
-            add((*at, "gcp", "local_ssd_count"), "pool.local-ssd-bundled",
+            add(
+                (*at, "gcp", "local_ssd_count"),
+                "pool.local-ssd-bundled",
                 f"pool '{name}': {pool.instance_type} bundles {bundled} local SSDs, which back ephemeral "
-                "storage as a whole; leave local_ssd_count unset", pool.gcp.local_ssd_count)
+                "storage as a whole; leave local_ssd_count unset",
+                pool.gcp.local_ssd_count,
+            )
     if cloud == "azure":
         if not _AKS_POOL_NAME.match(name) or name == "system":
-            add(at, "pool.aks-name",
+            add(
+                at,
+                "pool.aks-name",
                 f"AKS agent pool names are 1-12 lowercase letters and digits starting with a letter, and "
-                f"'system' is the kit's system pool; rename pool '{name}'", name)
-        spot_opts = sorted(pool.azure.model_fields_set & {"spot_max_price", "spot_eviction_policy"}) \
-            if pool.azure else []
+                f"'system' is the kit's system pool; rename pool '{name}'",
+                name,
+            )
+        spot_opts = (
+            sorted(pool.azure.model_fields_set & {"spot_max_price", "spot_eviction_policy"})
+            if pool.azure
+            else []
+        )
         if spot_opts and not pool.spot:
-            add((*at, "azure", spot_opts[0]), "pool.spot-options-without-spot",
+            add(
+                (*at, "azure", spot_opts[0]),
+                "pool.spot-options-without-spot",
                 f"pool '{name}': azure.{' and azure.'.join(spot_opts)} only apply to a Spot scale set, but the "
                 "pool is not spot (spot: false renders a Regular pool and AKS ignores them); set spot: true or "
-                "remove them", spot_opts)
+                "remove them",
+                spot_opts,
+            )
         mig = pool.azure.mig_profile if pool.azure else None
         if mig is not None and entry is not None and entry.gpu_class not in MIG_GPU_CLASSES:
-            add((*at, "azure", "mig_profile"), "pool.mig-unsupported",
+            add(
+                (*at, "azure", "mig_profile"),
+                "pool.mig-unsupported",
                 f"pool '{name}': {pool.instance_type} has {entry.gpu_model} GPUs, which have no MIG "
-                f"(MIG needs A100, H100 or H200)", mig)
+                f"(MIG needs A100, H100 or H200)",
+                mig,
+            )
     return out
 
 
@@ -235,36 +310,65 @@ def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
         out.append(Issue(("cluster", "foundation", *loc), rule, message, value))
 
     if fnd.backend == "gcs":
-        add(("backend",), "foundation.unsupported-backend",
+        add(
+            ("backend",),
+            "foundation.unsupported-backend",
             "pulumi-terraform 6.x reads s3, azurerm, remote and local state only, not gcs; export the "
-            "foundation outputs to a supported backend or set the ids in cluster.create", "gcs")
+            "foundation outputs to a supported backend or set the ids in cluster.create",
+            "gcs",
+        )
         return out
     allowed = BACKEND_SETTINGS[fnd.backend]
     for key, value in sorted(fnd.config.items()):
         if key not in allowed:
-            add(("config", key), "foundation.unknown-setting",
-                f"not a {fnd.backend} backend setting fleetkit can pass (known: {', '.join(sorted(allowed))})", key)
+            add(
+                ("config", key),
+                "foundation.unknown-setting",
+                f"not a {fnd.backend} backend setting fleetkit can pass (known: {', '.join(sorted(allowed))})",
+                key,
+            )
         elif key in SECRET_SETTINGS:
-            add(("config", key), "foundation.secret-in-config",
-                f"{key} is a credential: put it in a Pulumi secret and name the config key in secret_config", "***")
+            add(
+                ("config", key),
+                "foundation.secret-in-config",
+                f"{key} is a credential: put it in a Pulumi secret and name the config key in secret_config",
+                "***",
+            )
         elif key in INT_SETTINGS and not value.strip().isdigit():
             add(("config", key), "foundation.bad-setting", f"{key} must be a whole number", value)
     for key in sorted(fnd.secret_config):
         if key not in allowed:
-            add(("secret_config", key), "foundation.unknown-setting",
-                f"not a {fnd.backend} backend setting fleetkit can pass", key)
+            add(
+                ("secret_config", key),
+                "foundation.unknown-setting",
+                f"not a {fnd.backend} backend setting fleetkit can pass",
+                key,
+            )
     needed = REQUIRED_SETTINGS.get(fnd.backend, ())
     if not set(needed) <= set(fnd.config):
         names = " and ".join([", ".join(needed[:-1]), needed[-1]] if len(needed) > 1 else list(needed))
-        add(("config",), "foundation.missing-setting", f"the {fnd.backend} backend needs {names}", sorted(fnd.config))
+        add(
+            ("config",),
+            "foundation.missing-setting",
+            f"the {fnd.backend} backend needs {names}",
+            sorted(fnd.config),
+        )
     known = FOUNDATION_INPUTS[spec.cloud]
     for key in sorted(fnd.outputs):
         if key not in known:
-            add(("outputs", key), "foundation.unknown-input",
-                f"not a kit input on {spec.cloud} (inputs: {', '.join(sorted(known))})", key)
+            add(
+                ("outputs", key),
+                "foundation.unknown-input",
+                f"not a kit input on {spec.cloud} (inputs: {', '.join(sorted(known))})",
+                key,
+            )
     if "cluster_name" in fnd.outputs and spec.cluster.adopt is None:
-        add(("outputs", "cluster_name"), "foundation.unknown-input",
-            "cluster_name from a foundation is only read when the cluster is adopted", "cluster_name")
+        add(
+            ("outputs", "cluster_name"),
+            "foundation.unknown-input",
+            "cluster_name from a foundation is only read when the cluster is adopted",
+            "cluster_name",
+        )
     if not fnd.outputs:
         add(("outputs",), "foundation.no-outputs", "name at least one Terraform output to read", {})
     return out
@@ -289,8 +393,13 @@ def capacity_plan(fleet: Fleet, stack: str) -> capacity.CapacityPlan:
         name: capacity.PlanModel(
             pool=m.pool or "",
             tensor_parallel=m.tensor_parallel,
-            size=capacity.ModelSize(params_billion=m.params_billion, dtype=m.dtype, weights_bytes=m.weights_bytes,
-                                    kv_cache_gib=m.kv_cache_gib, max_model_len=m.max_model_len),
+            size=capacity.ModelSize(
+                params_billion=m.params_billion,
+                dtype=m.dtype,
+                weights_bytes=m.weights_bytes,
+                kv_cache_gib=m.kv_cache_gib,
+                max_model_len=m.max_model_len,
+            ),
             replicas_min=m.replicas.min,
             replicas_max=m.replicas.max,
             gpu_memory_utilization=m.gpu_memory_utilization,

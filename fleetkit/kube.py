@@ -61,5 +61,7 @@ def apply_manifest(name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions)
         return cls(name, opts=opts, **{_snake(k): v for k, v in body.items()})
     extra = set(body) - {"metadata", "spec"}
     if extra:
-        raise ValueError(f"{kind} {name}: custom resources are applied with metadata and spec only, got {sorted(extra)}")
+        raise ValueError(
+            f"{kind} {name}: custom resources are applied with metadata and spec only, got {sorted(extra)}"
+        )
     return k8s.apiextensions.CustomResource(name, api_version=api_version, kind=kind, opts=opts, **body)

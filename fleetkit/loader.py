@@ -60,13 +60,16 @@ FLEET_FILE = "fleet.yaml"
 STACK_GLOB = "Pulumi.*.yaml"
 STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(StackSpec)
-_SPEC_CLASS: dict[str, type[BaseModel]] = {"region": RegionStackSpec, "trust-root": TrustRootStackSpec,
-                                            "peering": PeeringStackSpec}
+_SPEC_CLASS: dict[str, type[BaseModel]] = {
+    "region": RegionStackSpec,
+    "trust-root": TrustRootStackSpec,
+    "peering": PeeringStackSpec,
+}
 
 
 # --------------------------------------------------------------------------- reading
 def stack_names(stacks_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob(STACK_GLOB))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob(STACK_GLOB))
 
 
 def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[str, Any] | None:
@@ -82,31 +85,50 @@ def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[
         keys = sorted(map(str, doc)) if isinstance(doc, dict) else []
         close = difflib.get_close_matches(NAMESPACE, keys, n=1) if NAMESPACE not in keys else []
         hint = f"; {close[0]!r} looks like a misspelling of {NAMESPACE!r}" if close else ""
-        col.add(rel, "(document)", "fleet.shape", f"the fleet file must hold one mapping under '{NAMESPACE}:'{hint}",
-                keys if isinstance(doc, dict) else type(doc).__name__)
+        col.add(
+            rel,
+            "(document)",
+            "fleet.shape",
+            f"the fleet file must hold one mapping under '{NAMESPACE}:'{hint}",
+            keys if isinstance(doc, dict) else type(doc).__name__,
+        )
         return None
     return doc[NAMESPACE]
 
 
-def _read_stack_file(path: Path, rel: str, col: ProblemCollector) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _read_stack_file(
+    path: Path, rel: str, col: ProblemCollector
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     doc, problems = load_yaml_file(path, rel)
     if problems:
         col.extend(problems)
         return None
     if not isinstance(doc, dict):
-        col.add(rel, "(document)", "stack.shape", "a stack file must be a mapping with a 'config:' key",
-                type(doc).__name__)
+        col.add(
+            rel,
+            "(document)",
+            "stack.shape",
+            "a stack file must be a mapping with a 'config:' key",
+            type(doc).__name__,
+        )
         return None
     config = doc.get("config")
     for key in sorted(set(doc) - STACK_FILE_KEYS, key=str):
         close = difflib.get_close_matches(str(key), sorted(STACK_FILE_KEYS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(STACK_FILE_KEYS))})"
+        hint = (
+            f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(STACK_FILE_KEYS))})"
+        )
         col.add(rel, str(key), "stack.unknown-key", f"not a Pulumi stack file key{hint}", key)
         if config is None and close == ["config"]:
             return None  # the misspelled 'config:' is the one mistake
     if not isinstance(config, dict):
-        col.add(rel, "config", "stack.shape", "'config:' must be a mapping of 'namespace:key' settings",
-                MISSING if config is None else config)
+        col.add(
+            rel,
+            "config",
+            "stack.shape",
+            "'config:' must be a mapping of 'namespace:key' settings",
+            MISSING if config is None else config,
+        )
         return None
     ours: dict[str, Any] = {}
     for key, value in config.items():
@@ -115,21 +137,34 @@ def _read_stack_file(path: Path, rel: str, col: ProblemCollector) -> tuple[dict[
             continue
         ns, _, name = key.partition(":")
         if ns == NAMESPACE and isinstance(value, dict) and "secure" in value:
-            col.add(rel, f"config.{key}", "config.secret-in-spec-namespace", secret_in_spec_message(name), SECRET_VALUE)
+            col.add(
+                rel,
+                f"config.{key}",
+                "config.secret-in-spec-namespace",
+                secret_in_spec_message(name),
+                SECRET_VALUE,
+            )
         elif ns == NAMESPACE:
             ours[name] = value
         elif difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.75:
-            col.add(rel, key, "stack.unknown-namespace",
-                    f"config namespace {ns!r} is not {NAMESPACE!r}, so this setting would be ignored; "
-                    f"did you mean '{NAMESPACE}:{name}'?", key)
+            col.add(
+                rel,
+                key,
+                "stack.unknown-namespace",
+                f"config namespace {ns!r} is not {NAMESPACE!r}, so this setting would be ignored; "
+                f"did you mean '{NAMESPACE}:{name}'?",
+                key,
+            )
     return config, ours
 
 
 def secret_in_spec_message(name: str) -> str:
     """Why a secret ``fleetkit:<name>`` is refused, and where it belongs (the value is never shown)."""
-    return (f"a secret is never a spec setting: every '{NAMESPACE}:' key is one; keep credentials under "
-            f"'{SECRETS_NAMESPACE}:' (`pulumi config rm {NAMESPACE}:{name}` then `pulumi config set --secret "
-            f"{SECRETS_NAMESPACE}:{name} …`) and name them in kubeconfig_secret / secret_config")
+    return (
+        f"a secret is never a spec setting: every '{NAMESPACE}:' key is one; keep credentials under "
+        f"'{SECRETS_NAMESPACE}:' (`pulumi config rm {NAMESPACE}:{name}` then `pulumi config set --secret "
+        f"{SECRETS_NAMESPACE}:{name} …`) and name them in kubeconfig_secret / secret_config"
+    )
 
 
 # --------------------------------------------------------------------------- overrides
@@ -146,13 +181,25 @@ def _unapplied(ov: Override, label: str) -> Problem:
     known = sorted({f for cls in _SPEC_CLASS.values() for f in cls.model_fields})
     close = difflib.get_close_matches(ov.parts[0], known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
-    return Problem(label, ".".join(ov.parts), "cli.set-unknown-key",
-                   f"{ov.parts[0]!r} is not a setting of the selected stacks{hint}", ov.item)
+    return Problem(
+        label,
+        ".".join(ov.parts),
+        "cli.set-unknown-key",
+        f"{ov.parts[0]!r} is not a setting of the selected stacks{hint}",
+        ov.item,
+    )
 
 
 # --------------------------------------------------------------------------- one stack
-def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str, Any],
-             overrides: list[Override], col: ProblemCollector, label: str) -> tuple[dict[str, Any], Provenance]:
+def _compose(
+    rel: str,
+    fleet_doc: dict[str, Any],
+    fleet_rel: str,
+    ours: dict[str, Any],
+    overrides: list[Override],
+    col: ProblemCollector,
+    label: str,
+) -> tuple[dict[str, Any], Provenance]:
     stack_src, fleet_src, cli_src = Source(rel, "stack"), Source(fleet_rel, "fleet"), Source(label, "cli")
     prov = Provenance(stack_src)
     role = ours.get("role", "region")
@@ -161,7 +208,13 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
         inherited = {k: v for k, v in inherited.items() if k in INHERITED_SECTIONS[role]}
     fleet_models = inherited.pop("models", None)
     if fleet_models is not None and not isinstance(fleet_models, dict):
-        col.add(fleet_rel, "fleetkit.models", "fleet.shape", "models must be a mapping of name -> model", fleet_models)
+        col.add(
+            fleet_rel,
+            "fleetkit.models",
+            "fleet.shape",
+            "models must be a mapping of name -> model",
+            fleet_models,
+        )
         fleet_models = None
     for k, v in inherited.items():
         prov.record((k,), v, fleet_src)
@@ -173,8 +226,13 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
     if role not in INHERITED_SECTIONS and (stack_models is not None or fleet_models):
         if not isinstance(stack_models, dict):
             if stack_models is not None:
-                col.add(rel, "fleetkit:models", "stack.shape", "models must be a mapping of name -> settings",
-                        stack_models)
+                col.add(
+                    rel,
+                    "fleetkit:models",
+                    "stack.shape",
+                    "models must be a mapping of name -> settings",
+                    stack_models,
+                )
             stack_models = {}
         models: dict[str, Any] = {}
         prov.mark(("models",), stack_src)
@@ -202,8 +260,9 @@ def _compose(rel: str, fleet_doc: dict[str, Any], fleet_rel: str, ours: dict[str
     return merged, prov
 
 
-def _validate(merged: dict[str, Any], prov: Provenance, col: ProblemCollector
-              ) -> RegionStackSpec | TrustRootStackSpec | PeeringStackSpec | None:
+def _validate(
+    merged: dict[str, Any], prov: Provenance, col: ProblemCollector
+) -> RegionStackSpec | TrustRootStackSpec | PeeringStackSpec | None:
     try:
         return _ADAPTER.validate_python(merged)
     except ValidationError as exc:
@@ -224,11 +283,16 @@ def _validate(merged: dict[str, Any], prov: Provenance, col: ProblemCollector
             close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
             if close:
                 suggested.add((*loc[:-1], close[0]))
-            msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close
-                                                 else f"; known keys: {', '.join(fields)}" if fields else "")
+            msg = f"unknown key {loc[-1]!r}" + (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; known keys: {', '.join(fields)}"
+                if fields
+                else ""
+            )
         found.append((loc, f"spec.{err['type']}", msg, value))
     for loc, rule, msg, value in found:
-        if rule == "spec.missing" and any(loc[:len(s)] == s for s in suggested):
+        if rule == "spec.missing" and any(loc[: len(s)] == s for s in suggested):
             continue  # the misspelled key reported above is the mistake
         src = prov.source_of(loc)
         col.add(src.file, src.display(loc), rule, msg, value)
@@ -265,23 +329,38 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
     for name, m in sorted(models.items()) if isinstance(models, dict) else []:
         if not isinstance(m, dict):
             continue
-        pool = pools.get(m.get("pool")) if isinstance(pools, dict) and isinstance(m.get("pool"), str) else None
+        pool = (
+            pools.get(m.get("pool")) if isinstance(pools, dict) and isinstance(m.get("pool"), str) else None
+        )
         itype = pool.get("instance_type") if isinstance(pool, dict) else None
         entry = catalog.lookup(cloud, itype) if isinstance(cloud, str) and isinstance(itype, str) else None
         replicas = m.get("replicas")
         replicas = replicas if isinstance(replicas, dict) else {}
         low, high = replicas.get("min", 1), replicas.get("max", 1)
-        out.append((str(m.get("service") or name), str(m.get("served_name") or name),
-                    Variant(model=str(name), version=str(m.get("version") or "v1"),
-                            gpu_class=entry.gpu_class if entry else "unknown", stack=stack,
-                            min_replicas=low if isinstance(low, int) else 1,
-                            max_replicas=high if isinstance(high, int) else 1)))
+        out.append(
+            (
+                str(m.get("service") or name),
+                str(m.get("served_name") or name),
+                Variant(
+                    model=str(name),
+                    version=str(m.get("version") or "v1"),
+                    gpu_class=entry.gpu_class if entry else "unknown",
+                    stack=stack,
+                    min_replicas=low if isinstance(low, int) else 1,
+                    max_replicas=high if isinstance(high, int) else 1,
+                ),
+            )
+        )
     return out
 
 
 # --------------------------------------------------------------------------- the fleet
-def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] | None = None,
-               override_label: str = "--set") -> Fleet:
+def load_fleet(
+    root: Path,
+    only: list[str] | None = None,
+    overrides: list[str] | None = None,
+    override_label: str = "--set",
+) -> Fleet:
     """Load and validate every stack under ``root/stacks``; raise :class:`SpecError` with all problems.
 
     ``only`` names stacks the caller cares about (others are still loaded for fleet-wide context,
@@ -295,10 +374,18 @@ def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] |
         raise SpecError([Problem("stacks/", "", "fleet.no-stacks", "no stacks/ directory in the project")])
     names = stack_names(stacks_dir)
     if not names:
-        raise SpecError([Problem("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")])
+        raise SpecError(
+            [Problem("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")]
+        )
     for n in only or []:
         if n not in names:
-            col.add("--stack", n, "cli.unknown-stack", f"no stack file stacks/Pulumi.{n}.yaml (stacks: {', '.join(names)})", n)
+            col.add(
+                "--stack",
+                n,
+                "cli.unknown-stack",
+                f"no stack file stacks/Pulumi.{n}.yaml (stacks: {', '.join(names)})",
+                n,
+            )
     parsed: list[Override] = []
     for item in overrides or []:
         got = parse_override(item)
@@ -317,13 +404,18 @@ def load_fleet(root: Path, only: list[str] | None = None, overrides: list[str] |
         col.raise_if_any()  # every stack inherits the broken fleet file: its problems are the root cause
     assert fleet_doc is not None
     selected = [n for n in read if not only or n in only]
-    deploys = {n: set(ours.get("models") or {}) if isinstance(ours.get("models"), dict) else set()
-               for n, (_, ours) in read.items()}
+    deploys = {
+        n: set(ours.get("models") or {}) if isinstance(ours.get("models"), dict) else set()
+        for n, (_, ours) in read.items()
+    }
     deployed_anywhere = set().union(*(deploys[n] for n in selected)) if selected else set()
     applied: dict[str, list[Override]] = {n: [] for n in read}
     for ov in parsed:
-        targets = [n for n in selected if _applies(ov, str(read[n][1].get("role", "region")), deploys[n],
-                                                   deployed_anywhere)]
+        targets = [
+            n
+            for n in selected
+            if _applies(ov, str(read[n][1].get("role", "region")), deploys[n], deployed_anywhere)
+        ]
         for n in targets:
             applied[n].append(ov)
         if selected and not targets:

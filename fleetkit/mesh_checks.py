@@ -53,9 +53,9 @@ from mesh import topology
 SUPPORTED_ISTIO: dict[str, tuple[int, int]] = {ISTIO_VERSION: ISTIO_MIN_KUBERNETES}
 
 
-
 def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Problem:
     return st.problem(Issue(loc, rule, message, value))
+
 
 def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Problem]:
     """Every mesh problem of the fleet, each with its file, path, rule and bad value."""
@@ -64,8 +64,12 @@ def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Probl
     out: list[Problem] = []
     out += _trust_roots(fleet, regions)
     out += _stack_refs(regions, environ)
-    out += _majority(regions, ("mesh", "trust_domain"), "mesh.trust-domain-mismatch",
-                     "every cluster of the mesh needs the same trust domain")
+    out += _majority(
+        regions,
+        ("mesh", "trust_domain"),
+        "mesh.trust-domain-mismatch",
+        "every cluster of the mesh needs the same trust domain",
+    )
     out += _gateways(regions)
     out += _versions(regions)
     out += _peers(regions)
@@ -78,15 +82,28 @@ def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
     """One peering stack when there is anyone to peer with."""
     peering = sorted(n for n, st in fleet.stacks.items() if isinstance(st.spec, PeeringStackSpec))
     if len(peering) > 1:
-        return [_problem(fleet.stacks[n], ("role",), "mesh.peering-duplicate",
-                         f"one peering stack per mesh holds every remote secret (peering stacks: {', '.join(peering)})",
-                         "peering") for n in peering[1:]]
+        return [
+            _problem(
+                fleet.stacks[n],
+                ("role",),
+                "mesh.peering-duplicate",
+                f"one peering stack per mesh holds every remote secret (peering stacks: {', '.join(peering)})",
+                "peering",
+            )
+            for n in peering[1:]
+        ]
     if not peering and len(regions) > 1:
         first = next(iter(regions.values()))
-        return [Problem("stacks/", "", "mesh.peering-missing",
-                        f"{len(regions)} region stacks but no 'role: peering' stack: nothing would write the clusters' "
-                        f"remote secrets; add stacks/Pulumi.mesh-peering.yaml with `fleetkit:role: peering` "
-                        f"(first region: {first.name})")]
+        return [
+            Problem(
+                "stacks/",
+                "",
+                "mesh.peering-missing",
+                f"{len(regions)} region stacks but no 'role: peering' stack: nothing would write the clusters' "
+                f"remote secrets; add stacks/Pulumi.mesh-peering.yaml with `fleetkit:role: peering` "
+                f"(first region: {first.name})",
+            )
+        ]
     return []
 
 
@@ -103,11 +120,17 @@ def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Pr
         except ValueError:  # a peer without cluster_name/network: reported by the loader
             continue
         for peer in missing:
-            out.append(_problem(st, ("mesh", "east_west_source_ranges"), "mesh.east-west-source-unknown",
-                                f"peer stack {peer!r} declares no mesh.egress_cidrs, so this east-west gateway "
-                                "cannot admit it without being open to everyone; set mesh.egress_cidrs on "
-                                f"{peer!r} (its NAT/outbound addresses) or mesh.east_west_source_ranges here "
-                                "('0.0.0.0/0' to open it deliberately)"))
+            out.append(
+                _problem(
+                    st,
+                    ("mesh", "east_west_source_ranges"),
+                    "mesh.east-west-source-unknown",
+                    f"peer stack {peer!r} declares no mesh.egress_cidrs, so this east-west gateway "
+                    "cannot admit it without being open to everyone; set mesh.egress_cidrs on "
+                    f"{peer!r} (its NAT/outbound addresses) or mesh.east_west_source_ranges here "
+                    "('0.0.0.0/0' to open it deliberately)",
+                )
+            )
     return out
 
 
@@ -120,17 +143,37 @@ def _peers(regions: dict[str, LoadedStack]) -> list[Problem]:
             continue
         for i, peer in enumerate(peers):
             if peer == name:
-                out.append(_problem(st, ("mesh", "peers", i), "mesh.peer-is-self",
-                                    "a stack does not peer with itself", peer))
+                out.append(
+                    _problem(
+                        st,
+                        ("mesh", "peers", i),
+                        "mesh.peer-is-self",
+                        "a stack does not peer with itself",
+                        peer,
+                    )
+                )
             elif peer not in regions:
-                out.append(_problem(st, ("mesh", "peers", i), "mesh.peer-missing",
-                                    f"no region stack {peer!r} in the fleet (region stacks: {', '.join(regions)})",
-                                    peer))
+                out.append(
+                    _problem(
+                        st,
+                        ("mesh", "peers", i),
+                        "mesh.peer-missing",
+                        f"no region stack {peer!r} in the fleet (region stacks: {', '.join(regions)})",
+                        peer,
+                    )
+                )
         missing = sorted(set(regions) - set(peers) - {name})
         if missing:
-            out.append(_problem(st, ("mesh", "peers"), "mesh.remote-secret-graph-incomplete",
-                                f"multi-primary endpoint discovery needs a remote secret for every other cluster; "
-                                f"missing: {', '.join(missing)}", peers))
+            out.append(
+                _problem(
+                    st,
+                    ("mesh", "peers"),
+                    "mesh.remote-secret-graph-incomplete",
+                    f"multi-primary endpoint discovery needs a remote secret for every other cluster; "
+                    f"missing: {', '.join(missing)}",
+                    peers,
+                )
+            )
     return out
 
 
@@ -147,16 +190,38 @@ def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]
         target = topology.split_ref(ref)[1]
         loc = ("mesh", "trust_root_stack")
         if target not in fleet.stacks:
-            hint = f"trust-root stacks: {', '.join(roots)}" if roots else "the fleet has no role: trust-root stack"
-            out.append(_problem(st, loc, "mesh.trust-root-missing",
-                                f"no stack {target!r} in stacks/ to read the mesh root CA from ({hint})", ref))
+            hint = (
+                f"trust-root stacks: {', '.join(roots)}"
+                if roots
+                else "the fleet has no role: trust-root stack"
+            )
+            out.append(
+                _problem(
+                    st,
+                    loc,
+                    "mesh.trust-root-missing",
+                    f"no stack {target!r} in stacks/ to read the mesh root CA from ({hint})",
+                    ref,
+                )
+            )
         elif not isinstance(fleet.stacks[target].spec, TrustRootStackSpec):
-            out.append(_problem(st, loc, "mesh.trust-root-not-a-root",
-                                f"stack {target!r} is a {fleet.stacks[target].spec.role!r} stack, not a 'role: trust-root' "
-                                "stack", ref))
-    out += _majority(regions, ("mesh", "trust_root_stack"), "mesh.trust-root-mismatch",
-                     "every cluster must chain to one root CA (one trust-root stack)",
-                     key=lambda v: topology.split_ref(v)[1])
+            out.append(
+                _problem(
+                    st,
+                    loc,
+                    "mesh.trust-root-not-a-root",
+                    f"stack {target!r} is a {fleet.stacks[target].spec.role!r} stack, not a 'role: trust-root' "
+                    "stack",
+                    ref,
+                )
+            )
+    out += _majority(
+        regions,
+        ("mesh", "trust_root_stack"),
+        "mesh.trust-root-mismatch",
+        "every cluster must chain to one root CA (one trust-root stack)",
+        key=lambda v: topology.split_ref(v)[1],
+    )
     return out
 
 
@@ -171,13 +236,21 @@ def _stack_refs(regions: dict[str, LoadedStack], env: Mapping[str, str]) -> list
     if prefix:
         why = topology.prefix_syntax_problem(prefix)
         if why:
-            out.append(Problem(f"${topology.STACK_REF_PREFIX_ENV}", "(environment)", "mesh.stack-ref-syntax",
-                               why, prefix))
+            out.append(
+                Problem(
+                    f"${topology.STACK_REF_PREFIX_ENV}", "(environment)", "mesh.stack-ref-syntax", why, prefix
+                )
+            )
     return out
 
 
-def _majority(regions: dict[str, LoadedStack], loc: tuple[str, str], rule: str, message: str,
-              key: Callable[[Any], Any] | None = None) -> list[Problem]:
+def _majority(
+    regions: dict[str, LoadedStack],
+    loc: tuple[str, str],
+    rule: str,
+    message: str,
+    key: Callable[[Any], Any] | None = None,
+) -> list[Problem]:
     """Report every stack whose value at ``loc`` differs from the most common one."""
     groups: dict[str, list[str]] = {}
     for name, st in regions.items():
@@ -209,10 +282,16 @@ def _gateways(regions: dict[str, LoadedStack]) -> list[Problem]:
         if any(_region(regions[n]).mesh.east_west_gateway for n in names):
             continue
         for n in names:
-            out.append(_problem(regions[n], ("mesh", "east_west_gateway"), "mesh.network-without-gateway",
-                                f"network {net!r} has no cluster with an east-west gateway, so the other "
-                                f"networks cannot reach its endpoints; enable it on one of: {', '.join(names)}",
-                                False))
+            out.append(
+                _problem(
+                    regions[n],
+                    ("mesh", "east_west_gateway"),
+                    "mesh.network-without-gateway",
+                    f"network {net!r} has no cluster with an east-west gateway, so the other "
+                    f"networks cannot reach its endpoints; enable it on one of: {', '.join(names)}",
+                    False,
+                )
+            )
     return out
 
 
@@ -223,15 +302,27 @@ def _versions(regions: dict[str, LoadedStack]) -> list[Problem]:
         version = spec.mesh.istio_version
         minimum = SUPPORTED_ISTIO.get(version)
         if minimum is None:
-            out.append(_problem(st, ("mesh", "istio_version"), "mesh.istio-version-unsupported",
-                                f"pin a supported Istio version ({', '.join(sorted(SUPPORTED_ISTIO))}); the kit "
-                                "vendors and validates against that version's CRDs", version))
+            out.append(
+                _problem(
+                    st,
+                    ("mesh", "istio_version"),
+                    "mesh.istio-version-unsupported",
+                    f"pin a supported Istio version ({', '.join(sorted(SUPPORTED_ISTIO))}); the kit "
+                    "vendors and validates against that version's CRDs",
+                    version,
+                )
+            )
             continue
         have = tuple(int(x) for x in spec.cluster.kubernetes_version.split("."))
         if have < minimum:
             side = "create" if spec.cluster.create is not None else "adopt"
-            out.append(_problem(st, ("cluster", side, "kubernetes_version"), "mesh.kubernetes-too-old",
-                                f"Istio {version} needs Kubernetes >= {minimum[0]}.{minimum[1]}",
-                                spec.cluster.kubernetes_version))
+            out.append(
+                _problem(
+                    st,
+                    ("cluster", side, "kubernetes_version"),
+                    "mesh.kubernetes-too-old",
+                    f"Istio {version} needs Kubernetes >= {minimum[0]}.{minimum[1]}",
+                    spec.cluster.kubernetes_version,
+                )
+            )
     return out
-

@@ -26,9 +26,13 @@ def check_models(spec: RegionStackSpec) -> list[Issue]:
         gpus = model.tensor_parallel * model.pipeline_parallel
         # tensor_parallel alone beyond the node is reported by the capacity check
         if entry is not None and model.pipeline_parallel > 1 and gpus > entry.gpu_count:
-            out.append(Issue(
-                ("models", name, "pipeline_parallel"), RULE_GPUS_PER_POD,
-                f"one pod needs tensor_parallel x pipeline_parallel = {gpus} GPUs but {pool.instance_type} "  # type: ignore[union-attr]
-                f"(pool {model.pool!r}) has {entry.gpu_count}; the kit runs a model on one node",
-                model.pipeline_parallel))
+            out.append(
+                Issue(
+                    ("models", name, "pipeline_parallel"),
+                    RULE_GPUS_PER_POD,
+                    f"one pod needs tensor_parallel x pipeline_parallel = {gpus} GPUs but {pool.instance_type} "  # type: ignore[union-attr]
+                    f"(pool {model.pool!r}) has {entry.gpu_count}; the kit runs a model on one node",
+                    model.pipeline_parallel,
+                )
+            )
     return out

@@ -68,7 +68,9 @@ def max_cache_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInsta
 
 
 def model_weights_bytes(model: ModelSpec) -> int:
-    size = capacity.ModelSize(params_billion=model.params_billion, dtype=model.dtype, weights_bytes=model.weights_bytes)
+    size = capacity.ModelSize(
+        params_billion=model.params_billion, dtype=model.dtype, weights_bytes=model.weights_bytes
+    )
     return math.ceil(capacity.weights_gib(size) * _GIB)
 
 
@@ -92,10 +94,14 @@ def _fixes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType, 
         nvme_cap = instance.local_nvme_gb * 10**9 * LOCAL_DISK_SHARE
         if nvme_cap >= need:
             if spec.cloud == "aws":
-                fixes.append(f"aws.ami_type: AL2023_x86_64_NVIDIA with instance-store RAID0 ({instance.name} has "
-                             f"{instance.local_nvme_gb:,} GB NVMe: cache {nvme_cap / _GIB:,.0f} GiB)")
+                fixes.append(
+                    f"aws.ami_type: AL2023_x86_64_NVIDIA with instance-store RAID0 ({instance.name} has "
+                    f"{instance.local_nvme_gb:,} GB NVMe: cache {nvme_cap / _GIB:,.0f} GiB)"
+                )
             elif spec.cloud == "gcp":
-                fixes.append(f"gcp.local_ssd_count: {gce_bundled_local_ssds(instance) or 1}+ (local SSD cache)")
+                fixes.append(
+                    f"gcp.local_ssd_count: {gce_bundled_local_ssds(instance) or 1}+ (local SSD cache)"
+                )
     volume = math.ceil(need / NETWORK_DISK_SHARE / _GIB)
     if volume <= 16384:
         fixes.append(f"root_volume_gib: {volume} or more")
@@ -119,10 +125,14 @@ def check_cache_fit(spec: RegionStackSpec) -> list[Issue]:
         if need <= cap:
             continue
         each = ", ".join(f"{n} {model_weights_bytes(spec.models[n]) / _GIB:,.1f} GiB" for n in names)
-        out.append(Issue(
-            ("node_pools", pool), RULE_CACHE_TOO_SMALL,
-            f"the weights of the models on pool '{pool}' ({each}; {need / _GIB:,.1f} GiB together, all may share "
-            f"a node) exceed its node cache of {cap / _GIB:,.1f} GiB ({_disk_words(spec, pool, instance)}): "
-            f"weights-sync would fail and the model never start; fix: {_fixes(spec, pool, instance, need)}",
-            spec.node_pools[pool].instance_type))
+        out.append(
+            Issue(
+                ("node_pools", pool),
+                RULE_CACHE_TOO_SMALL,
+                f"the weights of the models on pool '{pool}' ({each}; {need / _GIB:,.1f} GiB together, all may share "
+                f"a node) exceed its node cache of {cap / _GIB:,.1f} GiB ({_disk_words(spec, pool, instance)}): "
+                f"weights-sync would fail and the model never start; fix: {_fixes(spec, pool, instance, need)}",
+                spec.node_pools[pool].instance_type,
+            )
+        )
     return out

@@ -54,8 +54,12 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         raise _unusable(flag, path, "the directory is not readable")
     marker = next((m for m in ("Pulumi.yaml", ".git", "pyproject.toml") if (path / m).exists()), None)
     if path.is_dir() and marker:
-        raise _unusable(flag, path, f"holds a project ({marker}); the output directory is replaced as a whole, "
-                                    "so give it a directory of its own")
+        raise _unusable(
+            flag,
+            path,
+            f"holds a project ({marker}); the output directory is replaced as a whole, "
+            "so give it a directory of its own",
+        )
     _check_parent(path, flag)
 
 
@@ -125,9 +129,17 @@ def write_tree(out_dir: Path, files: dict[str, str], flag: str = "--out") -> Non
         else:
             os.replace(stage, out_dir)
     except OSError as exc:
-        raise SpecError([Problem(flag, str(out_dir), "output.write-failed",
-                                 f"cannot write the output (nothing was changed): {exc.strerror or exc}",
-                                 str(getattr(exc, "filename", None) or out_dir))]) from None
+        raise SpecError(
+            [
+                Problem(
+                    flag,
+                    str(out_dir),
+                    "output.write-failed",
+                    f"cannot write the output (nothing was changed): {exc.strerror or exc}",
+                    str(getattr(exc, "filename", None) or out_dir),
+                )
+            ]
+        ) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

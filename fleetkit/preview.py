@@ -101,7 +101,11 @@ class StackPreview:
         """Every Kubernetes object the stack applies (Helm releases are listed in resources.json)."""
         out = []
         for r in self.resources:
-            if not r.custom or not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
+            if (
+                not r.custom
+                or not r.type.startswith("kubernetes:")
+                or r.type.startswith("kubernetes:helm.sh")
+            ):
                 continue
             if "apiVersion" not in r.inputs or "kind" not in r.inputs:
                 continue
@@ -121,7 +125,9 @@ class StackPreview:
 
     def public_outputs(self) -> dict[str, Any]:
         """Outputs as written to files: secrets redacted, JSON-ready."""
-        return {k: (SECRET if k in self.secret_outputs else clean(v)[0]) for k, v in sorted(self.outputs.items())}
+        return {
+            k: (SECRET if k in self.secret_outputs else clean(v)[0]) for k, v in sorted(self.outputs.items())
+        }
 
 
 # --------------------------------------------------------------------------- value cleaning
@@ -180,8 +186,13 @@ class _Mocks(pulumi.runtime.Mocks):
     returns for a resource it has yet to create during a stack's first ``pulumi preview``.
     """
 
-    def __init__(self, stack: str, peers: dict[str, "StackPreview"], known: frozenset[str] | None = None,
-                 unknown_outputs: bool = False):
+    def __init__(
+        self,
+        stack: str,
+        peers: dict[str, "StackPreview"],
+        known: frozenset[str] | None = None,
+        unknown_outputs: bool = False,
+    ):
         self.stack = stack
         self.peers = peers
         self.known = known
@@ -198,7 +209,11 @@ class _Mocks(pulumi.runtime.Mocks):
         fn = mockdata.RESOURCE_OUTPUTS.get(args.typ)
         extra = fn(mockdata.MockResource(args.typ, args.name, inputs, self.stack, PROJECT)) if fn else {}
         state = {**inputs, **extra}
-        rid = args.resource_id or state.pop("id", None) or f"{args.name}-{mockdata.registry.digest(self.stack, args.typ, args.name, length=8)}"
+        rid = (
+            args.resource_id
+            or state.pop("id", None)
+            or f"{args.name}-{mockdata.registry.digest(self.stack, args.typ, args.name, length=8)}"
+        )
         return str(rid), state
 
     def _stack_reference(self, args: rmocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -210,11 +225,14 @@ class _Mocks(pulumi.runtime.Mocks):
             if self.known is not None and peer not in self.known:
                 why = f"stack {peer!r} is not in stacks/ (no stacks/Pulumi.{peer}.yaml): it cannot exist"
             else:
-                why = (f"stack {peer!r} is not initialised at this point of a first bring-up (trust roots, then "
-                       f"each region in any order, then the peering stack)")
+                why = (
+                    f"stack {peer!r} is not initialised at this point of a first bring-up (trust roots, then "
+                    f"each region in any order, then the peering stack)"
+                )
             self.ref_problems.append(
                 f"StackReference {ref!r}: {why}; `pulumi up` fails on a reference to a missing stack "
-                f"(pulumi/pulumi#11275)")
+                f"(pulumi/pulumi#11275)"
+            )
             outputs: dict[str, Any] = {}
             secret_names: list[str] = []
         else:
@@ -250,27 +268,54 @@ class _RecordingMonitor(rmocks.MockMonitor):
         _ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object)
         args = rmocks.MockResourceArgs(
-            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
-            resource_id=request.importId, custom=request.custom or False,
+            typ=request.type,
+            name=request.name,
+            inputs=inputs,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
         )
         rid, state = self.mocks.new_resource(args)
         obj = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = rmocks.MockMonitor.ResourceRegistration(urn, rid, state)
         cleaned, _ = clean(inputs)
         with self._lock:
-            self.recorded.append(RecordedResource(urn, request.type, request.name, request.parent,
-                                                  request.provider, bool(request.custom), cleaned, rid or "",
-                                                  tuple(sorted(set(request.dependencies)))))
+            self.recorded.append(
+                RecordedResource(
+                    urn,
+                    request.type,
+                    request.name,
+                    request.parent,
+                    request.provider,
+                    bool(request.custom),
+                    cleaned,
+                    rid or "",
+                    tuple(sorted(set(request.dependencies))),
+                )
+            )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj)
 
     def ReadResource(self, request: Any) -> Any:
         resp = super().ReadResource(request)
         state = rpc.deserialize_properties(request.properties)
-        cleaned, _ = clean({"id": request.id, **state} if request.type != "pulumi:pulumi:StackReference"
-                           else {"name": state.get("name")})
+        cleaned, _ = clean(
+            {"id": request.id, **state}
+            if request.type != "pulumi:pulumi:StackReference"
+            else {"name": state.get("name")}
+        )
         with self._lock:
-            self.recorded.append(RecordedResource(resp.urn, request.type, request.name, request.parent,
-                                                  request.provider, True, cleaned, request.id))
+            self.recorded.append(
+                RecordedResource(
+                    resp.urn,
+                    request.type,
+                    request.name,
+                    request.parent,
+                    request.provider,
+                    True,
+                    cleaned,
+                    request.id,
+                )
+            )
         return resp
 
 
@@ -322,9 +367,14 @@ def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, 
     return out, secret_keys
 
 
-def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = None,
-              cli_sets: list[str] | None = None, exports_only: bool = False,
-              unknown_outputs: bool = False) -> StackPreview:
+def run_stack(
+    root: Path,
+    stack: str,
+    peers: dict[str, StackPreview] | None = None,
+    cli_sets: list[str] | None = None,
+    exports_only: bool = False,
+    unknown_outputs: bool = False,
+) -> StackPreview:
     """Run ``__main__.py`` for one stack under the mock runtime and return what it registered.
 
     ``peers`` are the stacks already up (StackReferences resolve to their outputs; a reference to
@@ -365,9 +415,16 @@ def run_stack(root: Path, stack: str, peers: dict[str, StackPreview] | None = No
         if _sync_await(out.is_secret()):
             secret_outputs.add(key)
     recorded = sorted(monitor.recorded, key=lambda r: r.urn)
-    return StackPreview(stack, recorded, outputs, secret_outputs, set(mocks.missing_refs),
-                        time.perf_counter() - started, messages=log.messages,
-                        ref_problems=sorted(set(mocks.ref_problems)))
+    return StackPreview(
+        stack,
+        recorded,
+        outputs,
+        secret_outputs,
+        set(mocks.missing_refs),
+        time.perf_counter() - started,
+        messages=log.messages,
+        ref_problems=sorted(set(mocks.ref_problems)),
+    )
 
 
 def _portable(value: Any) -> Any:
@@ -425,9 +482,15 @@ class _Pool:
             self.conns.append(parent)
             self.procs.append(proc)
 
-    def run(self, batches: list[list[str]], peers: dict[str, StackPreview], sets_for: dict[str, list[str]],
-            progress: Callable[[str, str], None] | None, what: str, exports_only: frozenset[str] = frozenset()
-            ) -> dict[str, StackPreview]:
+    def run(
+        self,
+        batches: list[list[str]],
+        peers: dict[str, StackPreview],
+        sets_for: dict[str, list[str]],
+        progress: Callable[[str, str], None] | None,
+        what: str,
+        exports_only: frozenset[str] = frozenset(),
+    ) -> dict[str, StackPreview]:
         busy = []
         # workers only need peers' outputs, not their recorded resources
         slim = {n: StackPreview(n, [], r.outputs, set(r.secret_outputs)) for n, r in peers.items()}
@@ -475,9 +538,13 @@ def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[str] | None = None,
-                  progress: Callable[[str, str], None] | None = None, jobs: int | None = None
-                  ) -> dict[str, StackPreview]:
+def preview_fleet(
+    fleet: Fleet,
+    only: list[str] | None = None,
+    cli_sets: list[str] | None = None,
+    progress: Callable[[str, str], None] | None = None,
+    jobs: int | None = None,
+) -> dict[str, StackPreview]:
     """Preview stacks in the documented first bring-up order, resolving StackReferences as it goes.
 
     1. trust roots; 2. region stacks, each seeing only the trust roots (regions come up in any
@@ -518,8 +585,16 @@ def preview_fleet(fleet: Fleet, only: list[str] | None = None, cli_sets: list[st
         try:
             if roots:
                 results.update(pool.run([roots], {}, sets_for, progress, "previewing"))
-            results.update(pool.run(_batches(fleet, run_regions, len(pool.conns)), dict(results), sets_for,
-                                    progress, "previewing", exports_only=partial))
+            results.update(
+                pool.run(
+                    _batches(fleet, run_regions, len(pool.conns)),
+                    dict(results),
+                    sets_for,
+                    progress,
+                    "previewing",
+                    exports_only=partial,
+                )
+            )
         finally:
             pool.close()
     for name in peering:

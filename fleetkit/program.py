@@ -46,8 +46,15 @@ def _config_overrides(root: Path, stack: str) -> list[str]:
             continue
         name = key.split(":", 1)[1]
         if is_config_secret(key):
-            refused.append(Problem(rel, f"config.{key}", "config.secret-in-spec-namespace",
-                                   secret_in_spec_message(name), SECRET_VALUE))
+            refused.append(
+                Problem(
+                    rel,
+                    f"config.{key}",
+                    "config.secret-in-spec-namespace",
+                    secret_in_spec_message(name),
+                    SECRET_VALUE,
+                )
+            )
             continue
         try:
             value: Any = json.loads(raw) if isinstance(raw, str) else raw
@@ -136,7 +143,9 @@ def run(root: Path) -> None:
     elif isinstance(spec, PeeringStackSpec):
         from components.peering import MeshPeering, MeshPeeringArgs
 
-        outputs = MeshPeering(ROOT_NAMES["peering"], MeshPeeringArgs(spec=spec, fleet=fleet), root_options(stack)).outputs
+        outputs = MeshPeering(
+            ROOT_NAMES["peering"], MeshPeeringArgs(spec=spec, fleet=fleet), root_options(stack)
+        ).outputs
     else:
         from mesh.trust import TrustRoot, TrustRootArgs
 

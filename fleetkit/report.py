@@ -80,20 +80,40 @@ def _pool_table(spec: RegionStackSpec) -> Table:
 
 def _model_table(spec: RegionStackSpec) -> Table:
     return titled_table(
-        "models", ("model", "service", "version", "pool", "TP", "replicas", "tier", "served as"),
-        ((name, m.service or name, m.version, m.pool or "-", str(m.tensor_parallel),
-          f"{m.replicas.min}–{m.replicas.max}", m.tier or "-", m.served_name)
-         for name, m in sorted(spec.models.items())))
+        "models",
+        ("model", "service", "version", "pool", "TP", "replicas", "tier", "served as"),
+        (
+            (
+                name,
+                m.service or name,
+                m.version,
+                m.pool or "-",
+                str(m.tensor_parallel),
+                f"{m.replicas.min}–{m.replicas.max}",
+                m.tier or "-",
+                m.served_name,
+            )
+            for name, m in sorted(spec.models.items())
+        ),
+    )
 
 
 def _policy_table(spec: RegionStackSpec) -> Table:
     p = spec.policies
-    table = Table(title="serving policies", title_justify="left", show_edge=False, pad_edge=False, show_header=False)
+    table = Table(
+        title="serving policies", title_justify="left", show_edge=False, pad_edge=False, show_header=False
+    )
     table.add_column("policy", style="bold")
     table.add_column("summary")
-    routes = [f"{r.name} → " + ", ".join(
-        f"{d.model}{'/' + d.version if d.version else ''}{'@' + d.gpu_class if d.gpu_class else ''}"
-        f"{'' if len(r.to) == 1 else f' ({d.weight})'}" for d in r.to) for r in p.routing.routes]
+    routes = [
+        f"{r.name} → "
+        + ", ".join(
+            f"{d.model}{'/' + d.version if d.version else ''}{'@' + d.gpu_class if d.gpu_class else ''}"
+            f"{'' if len(r.to) == 1 else f' ({d.weight})'}"
+            for d in r.to
+        )
+        for r in p.routing.routes
+    ]
     routes.append("default → " + ", ".join(d.model for d in p.routing.default.to))
     table.add_row("routing", "\n".join(routes))
     lb = p.load_balancing.default
@@ -104,24 +124,41 @@ def _policy_table(spec: RegionStackSpec) -> Table:
         lb_line += f"; {name}: {eff.algorithm}{extra}"
     table.add_row("load balancing", lb_line)
     res = p.resilience.default
-    res_line = (f"timeout {res.model_dump()['timeout']}, retries {res.retries.attempts}× "
-                f"({', '.join(res.retries.retry_on) or 'none'})")
+    res_line = (
+        f"timeout {res.model_dump()['timeout']}, retries {res.retries.attempts}× "
+        f"({', '.join(res.retries.retry_on) or 'none'})"
+    )
     if p.resilience.fallback:
-        res_line += "; fallback " + "; ".join(" → ".join(p.resilience.chain(k)) for k in sorted(p.resilience.fallback))
+        res_line += "; fallback " + "; ".join(
+            " → ".join(p.resilience.chain(k)) for k in sorted(p.resilience.fallback)
+        )
     table.add_row("resilience", res_line)
     if p.qos:
-        table.add_row("QoS tiers", ", ".join(f"{n} (prio {t.priority}, ≤{t.max_requests} req)" for n, t in p.qos.ordered())
-                      + f"; shed first: {p.qos.shed_order()[0]}")
+        table.add_row(
+            "QoS tiers",
+            ", ".join(f"{n} (prio {t.priority}, ≤{t.max_requests} req)" for n, t in p.qos.ordered())
+            + f"; shed first: {p.qos.shed_order()[0]}",
+        )
     if p.failover:
         fo = p.failover
-        table.add_row("failover", ("regions " + " → ".join(fo.regions)) if fo.mode == "regions"
-                      else "priority " + " > ".join(fo.effective_priority_labels()))
+        table.add_row(
+            "failover",
+            ("regions " + " → ".join(fo.regions))
+            if fo.mode == "regions"
+            else "priority " + " > ".join(fo.effective_priority_labels()),
+        )
     a = p.autoscaling.default
-    table.add_row("autoscaling", f"{a.engine}: {a.queue_per_replica:g} waiting/replica"
-                  + (f", KV cache {a.kv_cache_target:g}" if a.kv_cache_target and a.engine == "keda" else ""))
+    table.add_row(
+        "autoscaling",
+        f"{a.engine}: {a.queue_per_replica:g} waiting/replica"
+        + (f", KV cache {a.kv_cache_target:g}" if a.kv_cache_target and a.engine == "keda" else ""),
+    )
     s = p.security
-    table.add_row("security", f"mTLS {s.mtls}, {'deny by default' if s.deny_by_default else 'allow by default'}, "
-                  f"JWT {'required' if s.require_jwt else 'optional'} ({len(s.jwt)} issuer{'s' if len(s.jwt) != 1 else ''})")
+    table.add_row(
+        "security",
+        f"mTLS {s.mtls}, {'deny by default' if s.deny_by_default else 'allow by default'}, "
+        f"JWT {'required' if s.require_jwt else 'optional'} ({len(s.jwt)} issuer{'s' if len(s.jwt) != 1 else ''})",
+    )
     return table
 
 
@@ -131,9 +168,18 @@ def _lint(preview: Any) -> tuple[list[Any], Any | None]:
     if not findings:
         return [], Text("lint: no findings", style="green")
     return findings, titled_table(
-        "lint findings", ("severity", "rule", "object", "message"),
-        ((f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""), f.rule, escape(f.object),
-          escape(f.message)) for f in findings))
+        "lint findings",
+        ("severity", "rule", "object", "message"),
+        (
+            (
+                f.severity + (" (suppressed)" if getattr(f, "suppressed", None) else ""),
+                f.rule,
+                escape(f.object),
+                escape(f.message),
+            )
+            for f in findings
+        ),
+    )
 
 
 def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False) -> Report:
@@ -159,12 +205,25 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
             if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
                 report.exit_code = 1
         engine = check_preview(res)  # where the real engine (or cluster) would fail and the mocks did not
-        report.extra_files.setdefault(name, {})["engine-checks.json"] = dump_json([f.to_dict() for f in engine])
+        report.extra_files.setdefault(name, {})["engine-checks.json"] = dump_json(
+            [f.to_dict() for f in engine]
+        )
         if engine:
-            parts.append(titled_table("engine checks (fleetkit/engine_checks.py)",
-                                      ("severity", "rule", "resource", "message"),
-                                      ((Text(f.severity, style="red" if f.severity == "error" else "yellow"),
-                                        f.rule, escape(f.resource), escape(f.message)) for f in engine)))
+            parts.append(
+                titled_table(
+                    "engine checks (fleetkit/engine_checks.py)",
+                    ("severity", "rule", "resource", "message"),
+                    (
+                        (
+                            Text(f.severity, style="red" if f.severity == "error" else "yellow"),
+                            f.rule,
+                            escape(f.resource),
+                            escape(f.message),
+                        )
+                        for f in engine
+                    ),
+                )
+            )
             if any(f.severity == "error" for f in engine):
                 report.exit_code = 1
         else:
@@ -187,9 +246,18 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
                 shown = str(v) if not isinstance(v, (dict, list)) else f"{type(v).__name__} ({len(v)})"
                 out_table.add_row(escape(k), escape(shown))
             parts.append(out_table)
-        report.renderables.append(Panel(Group(*parts), title=title, title_align="left",
-                                        subtitle=f"{n} resources · {res.seconds:.2f}s", subtitle_align="right"))
-    report.renderables.append(Text(f"{len(results)} stacks, {total} resources would be created.", style="bold"))
+        report.renderables.append(
+            Panel(
+                Group(*parts),
+                title=title,
+                title_align="left",
+                subtitle=f"{n} resources · {res.seconds:.2f}s",
+                subtitle_align="right",
+            )
+        )
+    report.renderables.append(
+        Text(f"{len(results)} stacks, {total} resources would be created.", style="bold")
+    )
     return report
 
 
@@ -201,7 +269,11 @@ def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
             continue
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
-        out.append(capacity.render_plan_table(capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})"))
+        out.append(
+            capacity.render_plan_table(
+                capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})"
+            )
+        )
     if not only:  # N-1 needs the whole fleet
         out.extend(dr_tables(fleet))
     return out
@@ -211,10 +283,23 @@ def dr_tables(fleet: Fleet) -> list[Any]:
     """The fleet's N-1 table (one row per region lost and service it runs) and its DR warnings."""
     from fleetkit import dr
 
-    rows = [(r.lost, r.service, str(r.load), str(r.remaining_max),
-             "[green]yes[/green]" if r.carried else "[red]NO[/red]") for r in dr.n_minus_one(fleet)]
-    out: list[Any] = [titled_table("DR capacity (N-1): load = replicas.min summed over the fleet",
-                                   ("region lost", "service", "fleet load", "rest at max", "carried"), rows)]
+    rows = [
+        (
+            r.lost,
+            r.service,
+            str(r.load),
+            str(r.remaining_max),
+            "[green]yes[/green]" if r.carried else "[red]NO[/red]",
+        )
+        for r in dr.n_minus_one(fleet)
+    ]
+    out: list[Any] = [
+        titled_table(
+            "DR capacity (N-1): load = replicas.min summed over the fleet",
+            ("region lost", "service", "fleet load", "rest at max", "carried"),
+            rows,
+        )
+    ]
     warnings = dr.warnings(fleet)
     if warnings:
         out.append(Text("\n".join(f"warning [{w.rule}] {w.message}" for w in warnings), style="yellow"))

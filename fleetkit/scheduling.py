@@ -32,7 +32,11 @@ AKS_SPOT_KEY = "kubernetes.azure.com/scalesetpriority"
 #: The extended resource GPU pods request.
 GPU_RESOURCE = "nvidia.com/gpu"
 
-_API_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+_API_EFFECT = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
 
 #: Label key prefixes a cloud reserves for itself on node pools (setting them is rejected or ignored).
 RESERVED_LABEL_PREFIXES: dict[str, tuple[str, ...]] = {
@@ -66,7 +70,7 @@ def pool_needs_device_plugin(spec: RegionStackSpec, pool: NodePoolSpec) -> bool:
     the GPU Operator owns driver and plugin.
     """
     if spec.cloud == "aws":
-        ami = (pool.aws.ami_type if pool.aws else "AL2023_x86_64_NVIDIA")
+        ami = pool.aws.ami_type if pool.aws else "AL2023_x86_64_NVIDIA"
         return ami.startswith("AL2023")
     if spec.cloud == "azure":
         return (pool.azure.gpu_driver if pool.azure else "Install") == "Install"

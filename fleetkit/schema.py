@@ -191,8 +191,12 @@ def _crd_documents(files: list[tuple[str, str]]) -> list[tuple[str, dict[str, An
     except (OSError, ValueError):
         pass
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    docs = [(name, doc) for name, text in files for doc in yaml.load_all(text, Loader=loader)
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"]
+    docs = [
+        (name, doc)
+        for name, text in files
+        for doc in yaml.load_all(text, Loader=loader)
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+    ]
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -214,9 +218,7 @@ def _crds() -> dict[tuple[str, str], _Crd]:
         spec = doc["spec"]
         key = (spec["group"], spec["names"]["kind"])
         if key in out:
-            raise RuntimeError(
-                f"two vendored CRDs define {key[1]}.{key[0]}: {out[key].source} and {name}"
-            )
+            raise RuntimeError(f"two vendored CRDs define {key[1]}.{key[0]}: {out[key].source} and {name}")
         served = {
             v["name"]: v["schema"]["openAPIV3Schema"]
             for v in spec["versions"]

@@ -37,8 +37,11 @@ def _prepare(node: Any, string_formats: frozenset[str]) -> Any:
             out[key] = _prepare(value, string_formats)
     for key in ("oneOf", "anyOf"):
         branches = out.get(key)
-        if isinstance(branches, list) and branches and all(isinstance(b, dict) and set(b) == {"type"}
-                                                           for b in branches):
+        if (
+            isinstance(branches, list)
+            and branches
+            and all(isinstance(b, dict) and set(b) == {"type"} for b in branches)
+        ):
             # a choice between plain types (int-or-string) is a type union: no exception-driven branch trials
             types: list[str] = []
             for b in branches:
@@ -75,7 +78,14 @@ def compile_fast(
     try:
         validate = fastjsonschema.compile(prepared, handlers={"https": fetch, "http": fetch}, formats=formats,
                                           use_default=False)  # fmt: skip
-    except (fastjsonschema.JsonSchemaDefinitionException, re.error, KeyError, ValueError, TypeError, RecursionError):
+    except (
+        fastjsonschema.JsonSchemaDefinitionException,
+        re.error,
+        KeyError,
+        ValueError,
+        TypeError,
+        RecursionError,
+    ):
         return None
 
     def check(value: Any) -> bool:

@@ -49,9 +49,16 @@ def _name_conflicts(fleet: Fleet) -> list[Problem]:
             for path, name in named:
                 others = sorted(owners.get(name, set()) - {service})
                 if others:
-                    out.append(_problem(st, path, "model.name-conflict",
-                                        f"{name!r} also names model service(s) {', '.join(others)}: a client sending it "
-                                        "could reach only one of them; give every service its own names", name))
+                    out.append(
+                        _problem(
+                            st,
+                            path,
+                            "model.name-conflict",
+                            f"{name!r} also names model service(s) {', '.join(others)}: a client sending it "
+                            "could reach only one of them; give every service its own names",
+                            name,
+                        )
+                    )
     return out
 
 
@@ -63,13 +70,27 @@ def _lb_idle(fleet: Fleet) -> list[Problem]:
         longest = spec.policies.resilience.longest_timeout()
         explicit = spec.mesh.lb_idle_timeout
         if explicit is not None and explicit < longest:
-            out.append(_problem(st, ("mesh", "lb_idle_timeout"), "mesh.lb-idle-below-route-timeout",
-                                f"the load balancers would close an idle connection after {format_duration(explicit)}, "
-                                f"before the longest route timeout {format_duration(longest)}: a non-streaming "
-                                "generation would be cut", format_duration(explicit)))
+            out.append(
+                _problem(
+                    st,
+                    ("mesh", "lb_idle_timeout"),
+                    "mesh.lb-idle-below-route-timeout",
+                    f"the load balancers would close an idle connection after {format_duration(explicit)}, "
+                    f"before the longest route timeout {format_duration(longest)}: a non-streaming "
+                    "generation would be cut",
+                    format_duration(explicit),
+                )
+            )
         limit = lb_idle_limit_seconds(spec.cloud)
         if limit is not None and spec.lb_idle_seconds() > limit:
-            out.append(_problem(st, ("policies", "resilience"), "mesh.lb-idle-below-route-timeout",
-                                f"the longest route timeout {format_duration(longest)} exceeds the longest idle "
-                                f"timeout a {spec.cloud} load balancer accepts ({limit} s)", seconds(longest)))
+            out.append(
+                _problem(
+                    st,
+                    ("policies", "resilience"),
+                    "mesh.lb-idle-below-route-timeout",
+                    f"the longest route timeout {format_duration(longest)} exceeds the longest idle "
+                    f"timeout a {spec.cloud} load balancer accepts ({limit} s)",
+                    seconds(longest),
+                )
+            )
     return out

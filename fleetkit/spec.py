@@ -73,8 +73,12 @@ def _default_gpu_taints() -> list[Taint]:
 
 
 class AwsPoolOptions(StrictModel):
-    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
-                      "BOTTLEROCKET_ARM_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
+    ami_type: Literal[
+        "AL2023_x86_64_NVIDIA",
+        "BOTTLEROCKET_x86_64_NVIDIA",
+        "AL2023_ARM_64_NVIDIA",
+        "BOTTLEROCKET_ARM_64_NVIDIA",
+    ] = "AL2023_x86_64_NVIDIA"
     instance_store_cache: bool | None = Field(
         default=None,
         description=(
@@ -88,7 +92,8 @@ class AwsPoolOptions(StrictModel):
 
 class GcpPoolOptions(StrictModel):
     gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = Field(
-        default="LATEST", description="left unset GKE installs no driver; INSTALLATION_DISABLED for the GPU Operator"
+        default="LATEST",
+        description="left unset GKE installs no driver; INSTALLATION_DISABLED for the GPU Operator",
     )
     local_ssd_count: int | None = Field(
         default=None,
@@ -109,12 +114,16 @@ class AzurePoolOptions(StrictModel):
         default="Delete", description="only with spot: true (else a spec error)"
     )
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
-    gpu_driver: Literal["Install", "None"] = Field(default="Install", description="None when the GPU Operator owns drivers")
+    gpu_driver: Literal["Install", "None"] = Field(
+        default="Install", description="None when the GPU Operator owns drivers"
+    )
 
 
 class NodePoolSpec(StrictModel):
     instance_type: str = Field(min_length=1)
-    min_size: int = Field(default=0, ge=0, description="0 lets the pool scale to zero where the cloud allows it")
+    min_size: int = Field(
+        default=0, ge=0, description="0 lets the pool scale to zero where the cloud allows it"
+    )
     max_size: int = Field(default=1, ge=1)
     desired_size: int | None = Field(default=None, ge=0)
     spot: bool = False
@@ -205,7 +214,8 @@ class CreateCluster(StrictModel):
         ),
     )
     deletion_protection: bool = Field(
-        default=True, description="EKS/GKE deletion protection; set false before `pulumi destroy` (no AKS equivalent)"
+        default=True,
+        description="EKS/GKE deletion protection; set false before `pulumi destroy` (no AKS equivalent)",
     )
 
     @field_validator("authorized_networks")
@@ -239,7 +249,8 @@ class AdoptCluster(StrictModel):
         ),
     )
     resource_group: str | None = Field(
-        default=None, description="Azure: the cluster's resource group (default: account.azure_resource_group)"
+        default=None,
+        description="Azure: the cluster's resource group (default: account.azure_resource_group)",
     )
     location: str | None = Field(
         default=None, description="GKE: the cluster's location when it is zonal (default: the stack's region)"
@@ -278,7 +289,9 @@ class ClusterSpec(StrictModel):
 class CloudAccount(StrictModel):
     """Cloud account coordinates a real ``pulumi up`` needs."""
 
-    gcp_project: str | None = Field(default=None, description="required on GCP (workload pool, node service account)")
+    gcp_project: str | None = Field(
+        default=None, description="required on GCP (workload pool, node service account)"
+    )
     azure_resource_group: str | None = Field(
         default=None,
         description="an existing resource group for the cluster; unset: fleetkit creates `rg-<cluster name>`",
@@ -319,14 +332,18 @@ class ModelSpec(StrictModel):
         description="manifest digest the weights must have (printed by `fleetkit-weights publish`): every node "
         "verifies the bucket's manifest against it before serving; `fleetkit validate --check-buckets` compares",
     )
-    service: Name | None = Field(default=None, description="mesh service this model serves as (default: its key)")
+    service: Name | None = Field(
+        default=None, description="mesh service this model serves as (default: its key)"
+    )
     version: Name = "v1"
     pool: Name | None = Field(default=None, description="GPU node pool (key of node_pools) it runs on")
     tensor_parallel: int = Field(default=1, ge=1, le=64)
     pipeline_parallel: int = Field(default=1, ge=1, le=16)
     replicas: Replicas = Replicas()
     params_billion: float | None = Field(default=None, gt=0, description="parameter count, for sizing")
-    weights_bytes: int | None = Field(default=None, gt=0, description="declared weight size (overrides params)")
+    weights_bytes: int | None = Field(
+        default=None, gt=0, description="declared weight size (overrides params)"
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8", "int8", "int4"] = "bfloat16"
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = None
     kv_cache_gib: float | None = Field(default=None, gt=0, description="minimum KV cache per replica, GiB")
@@ -348,7 +365,9 @@ class ModelSpec(StrictModel):
     @model_validator(mode="after")
     def _sizing_source(self) -> ModelSpec:
         if self.params_billion is None and self.weights_bytes is None:
-            raise ValueError("give params_billion or weights_bytes so the model can be sized against its GPUs")
+            raise ValueError(
+                "give params_billion or weights_bytes so the model can be sized against its GPUs"
+            )
         return self
 
 
@@ -356,7 +375,9 @@ class ModelSpec(StrictModel):
 class MeshSpec(StrictModel):
     mesh_id: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     cluster_name: Name | None = Field(default=None, description="unique per cluster; remote-secret name")
-    network: Name | None = Field(default=None, description="the cluster's network (east-west gateway per network)")
+    network: Name | None = Field(
+        default=None, description="the cluster's network (east-west gateway per network)"
+    )
     trust_domain: str = "cluster.local"
     istio_version: str = ISTIO_VERSION
     trust_root_stack: str = Field(default="mesh-root", description="stack holding the shared root CA")
@@ -402,7 +423,7 @@ class Addons(StrictModel):
     prometheus_adapter: Literal["none", "external"] = Field(
         default="none",
         description="external: a prometheus-adapter you run serves the custom metric vllm_num_requests_waiting "
-        "per pod (rule: seriesQuery vllm:num_requests_waiting{namespace!=\"\",pod!=\"\"}, resources namespace/pod, "
+        'per pod (rule: seriesQuery vllm:num_requests_waiting{namespace!="",pod!=""}, resources namespace/pod, '
         "name as vllm_num_requests_waiting). engine: hpa needs it (rule autoscaling.hpa-needs-adapter); "
         "KEDA needs no adapter",
     )
@@ -423,20 +444,37 @@ VLLM_VERSION = "0.33.0"
 #: The weight-cache agent's version (``images/weight-cache/pyproject.toml``).
 WEIGHTS_AGENT_VERSION = "0.1.0"
 #: Registries on the public internet (a node without internet egress cannot pull from them directly).
-PUBLIC_REGISTRIES = frozenset({"docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "nvcr.io",
-                               "registry.k8s.io", "gcr.io", "public.ecr.aws", "mcr.microsoft.com"})
+PUBLIC_REGISTRIES = frozenset(
+    {
+        "docker.io",
+        "registry-1.docker.io",
+        "ghcr.io",
+        "quay.io",
+        "nvcr.io",
+        "registry.k8s.io",
+        "gcr.io",
+        "public.ecr.aws",
+        "mcr.microsoft.com",
+    }
+)
 
 
 class ImageSpec(StrictModel):
     """One container image: ``<registry>/<repository>:<tag>[@<digest>]``."""
 
-    registry: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?$",
-                          description="host[:port]: docker.io, ghcr.io, <account>.dkr.ecr.<region>.amazonaws.com, "
-                          "<region>-docker.pkg.dev, <name>.azurecr.io")
+    registry: str = Field(
+        min_length=1,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?$",
+        description="host[:port]: docker.io, ghcr.io, <account>.dkr.ecr.<region>.amazonaws.com, "
+        "<region>-docker.pkg.dev, <name>.azurecr.io",
+    )
     repository: str = Field(min_length=1, pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     tag: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$",
-                               description="pins the image immutably (the runtime pulls by digest)")
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="pins the image immutably (the runtime pulls by digest)",
+    )
 
     @field_validator("tag")
     @classmethod
@@ -467,10 +505,12 @@ class ImagesSpec(StrictModel):
     """
 
     vllm: ImageSpec = Field(default_factory=_vllm_image, description="the serving container (vLLM)")
-    weights_agent: ImageSpec = Field(default_factory=_agent_image,
-                                     description="weights-sync, weights-lease and the prefetch DaemonSet")
+    weights_agent: ImageSpec = Field(
+        default_factory=_agent_image, description="weights-sync, weights-lease and the prefetch DaemonSet"
+    )
     mirror: str | None = Field(
-        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$",
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$",
         description="pull-through cache that stands in for public registries (ECR pull through cache, Artifact "
         "Registry remote repository, ACR cache rule), as host/path; images on a private registry are pulled as named",
     )
@@ -484,8 +524,11 @@ class ImagesSpec(StrictModel):
         """(field, reference) of images a node without internet egress cannot pull."""
         if self.internet_egress or self.mirror:
             return []
-        return [(name, img.reference()) for name, img in (("vllm", self.vllm), ("weights_agent", self.weights_agent))
-                if img.registry in PUBLIC_REGISTRIES]
+        return [
+            (name, img.reference())
+            for name, img in (("vllm", self.vllm), ("weights_agent", self.weights_agent))
+            if img.registry in PUBLIC_REGISTRIES
+        ]
 
 
 # --------------------------------------------------------------------------- stacks

@@ -28,8 +28,13 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         try:
             hash(key)
         except TypeError:
-            loader._collector.add(loader._file, f"line {key_node.start_mark.line + 1}", "yaml.bad-key",
-                                  "mapping keys must be scalars", str(key))
+            loader._collector.add(
+                loader._file,
+                f"line {key_node.start_mark.line + 1}",
+                "yaml.bad-key",
+                "mapping keys must be scalars",
+                str(key),
+            )
             continue
         if key in out:
             loader._collector.add(
@@ -61,7 +66,9 @@ def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]
         while loader.check_data():
             docs.append(loader.get_data())
     except yaml.MarkedYAMLError as exc:
-        collector.add(file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {exc.problem or exc}")
+        collector.add(
+            file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {exc.problem or exc}"
+        )
     except yaml.YAMLError as exc:
         collector.add(file, "(document)", "yaml.syntax", f"YAML error: {exc}")
     finally:
@@ -84,8 +91,9 @@ def load_yaml_file(path: Path, display: str) -> tuple[Any, list[Problem]]:
     if not docs:
         return None, [Problem(display, "(document)", "file.empty", "the file is empty")]
     if len(docs) > 1:
-        return None, [Problem(display, "(document)", "yaml.multiple-documents", "expected one YAML document",
-                              len(docs))]
+        return None, [
+            Problem(display, "(document)", "yaml.multiple-documents", "expected one YAML document", len(docs))
+        ]
     return docs[0], []
 
 
@@ -102,7 +110,9 @@ _Dumper.add_representer(str, _str_presenter)
 
 
 def dump_yaml(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100)
+    return yaml.dump(
+        obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100
+    )
 
 
 def dump_yaml_documents(objs: Iterable[Any]) -> str:

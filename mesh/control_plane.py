@@ -17,8 +17,12 @@ from mesh.render import ISTIO_CHART_REPO, HelmReleasePlan
 from policies.merge import deep_merge
 
 
-def helm_release(name: str, plan: HelmReleasePlan, opts: pulumi.ResourceOptions,
-                 extra_values: Mapping[str, Any] | None = None) -> k8s.helm.v3.Release:
+def helm_release(
+    name: str,
+    plan: HelmReleasePlan,
+    opts: pulumi.ResourceOptions,
+    extra_values: Mapping[str, Any] | None = None,
+) -> k8s.helm.v3.Release:
     """Install ``plan`` as a Helm release; ``extra_values`` (escape hatch) merge over the plan's values."""
     values = deep_merge(plan.values, dict(extra_values)) if extra_values else plan.values
     return k8s.helm.v3.Release(

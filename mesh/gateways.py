@@ -59,9 +59,15 @@ class EastWestGateway(pulumi.ComponentResource):
             import pulumi_aws as aws
 
             eips = [
-                aws.ec2.Eip(f"{name}-eip-{zone}", domain="vpc",
-                            tags={**tags, "Name": f"{args.cluster_name}-eastwest-{zone}"}, opts=child)
-                for zone in render.aws_eip_zones(spec.region, [z for p in spec.node_pools.values() for z in p.zones])
+                aws.ec2.Eip(
+                    f"{name}-eip-{zone}",
+                    domain="vpc",
+                    tags={**tags, "Name": f"{args.cluster_name}-eastwest-{zone}"},
+                    opts=child,
+                )
+                for zone in render.aws_eip_zones(
+                    spec.region, [z for p in spec.node_pools.values() for z in p.zones]
+                )
             ]
             self.static_ips = list(eips)
             allocations = pulumi.Output.all(*[e.allocation_id for e in eips]).apply(
@@ -73,9 +79,14 @@ class EastWestGateway(pulumi.ComponentResource):
             import pulumi_gcp as gcp
 
             address = gcp.compute.Address(
-                f"{name}-ip", region=spec.region, project=spec.account.gcp_project, address_type="EXTERNAL",
-                network_tier="PREMIUM", description=f"east-west gateway of mesh cluster {args.cluster_name}",
-                labels=tags, opts=child,
+                f"{name}-ip",
+                region=spec.region,
+                project=spec.account.gcp_project,
+                address_type="EXTERNAL",
+                network_tier="PREMIUM",
+                description=f"east-west gateway of mesh cluster {args.cluster_name}",
+                labels=tags,
+                opts=child,
             )
             self.static_ips = [address]
             annotations = render.gcp_lb_annotations()
@@ -88,22 +99,32 @@ class EastWestGateway(pulumi.ComponentResource):
             if resource_group is None:
                 raise ValueError("the Azure east-west gateway needs the cluster's resource group")
             ip = azure_native.network.PublicIPAddress(
-                f"{name}-ip", resource_group_name=resource_group, location=spec.region,
-                public_ip_allocation_method="Static", public_ip_address_version="IPv4",
+                f"{name}-ip",
+                resource_group_name=resource_group,
+                location=spec.region,
+                public_ip_allocation_method="Static",
+                public_ip_address_version="IPv4",
                 sku=azure_native.network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
-                tags=tags, opts=child,
+                tags=tags,
+                opts=child,
             )
             self.static_ips = [ip]
             annotations = render.azure_lb_annotations(ip.ip_address, resource_group)
             self.addresses = ip.ip_address.apply(lambda a: [a] if a else [])
 
-        annotations = {**annotations, **render.lb_idle_annotations(spec.cloud, spec.lb_idle_seconds(),
-                                                                   render.EASTWEST_PORTS)}
+        annotations = {
+            **annotations,
+            **render.lb_idle_annotations(spec.cloud, spec.lb_idle_seconds(), render.EASTWEST_PORTS),
+        }
         after = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.static_ips])
-        plan = render.eastwest_release(spec.mesh.istio_version, args.network, annotations, load_balancer_ip,
-                                       args.source_ranges)
+        plan = render.eastwest_release(
+            spec.mesh.istio_version, args.network, annotations, load_balancer_ip, args.source_ranges
+        )
         self.release = helm_release(f"{name}-release", plan, after, args.extra_values)
         gateway = render.cross_network_gateway()
-        self.gateway = apply_manifest(resource_name(name, gateway), gateway,
-                                      pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
+        self.gateway = apply_manifest(
+            resource_name(name, gateway),
+            gateway,
+            pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
         self.register_outputs({"addresses": self.addresses})

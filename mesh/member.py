@@ -68,7 +68,9 @@ class MeshMember(pulumi.ComponentResource):
             raise ValueError(f"stack {args.stack}: mesh.cluster_name and mesh.network are required")
         unknown = set(args.extra_values) - set(RELEASES)
         if unknown:
-            raise ValueError(f"extra_values: unknown releases {sorted(unknown)} (known: {', '.join(RELEASES)})")
+            raise ValueError(
+                f"extra_values: unknown releases {sorted(unknown)} (known: {', '.join(RELEASES)})"
+            )
         self.cluster_name, self.network = mesh.cluster_name, mesh.network
         version = mesh.istio_version
         extra = args.extra_values
@@ -91,34 +93,46 @@ class MeshMember(pulumi.ComponentResource):
         )
         namespace = render.system_namespace(self.network)
         self.namespace = apply_manifest(resource_name(name, namespace), namespace, after())
-        cacerts = render.cacerts_secret(self.ca.cert_pem, self.ca.key_pem, self.ca.root_cert_pem, self.ca.cert_chain_pem)
+        cacerts = render.cacerts_secret(
+            self.ca.cert_pem, self.ca.key_pem, self.ca.root_cert_pem, self.ca.cert_chain_pem
+        )
         cacerts["stringData"] = pulumi.Output.secret(cacerts["stringData"])
         self.cacerts = apply_manifest(resource_name(name, cacerts), cacerts, after(self.namespace))
 
         # 2.-3. control plane
-        self.base = helm_release(f"{name}-istio-base", render.base_release(version), after(self.namespace),
-                                 extra.get("base"))
+        self.base = helm_release(
+            f"{name}-istio-base", render.base_release(version), after(self.namespace), extra.get("base")
+        )
         provider = spec.policies.telemetry.extension_provider(args.fleet.context_for(args.stack))
-        self.istiod = helm_release(f"{name}-istiod", render.istiod_release(mesh, self.cluster_name, self.network,
-                                                                          [provider] if provider else None),
-                                   after(self.base, self.cacerts), extra.get("istiod"))
+        self.istiod = helm_release(
+            f"{name}-istiod",
+            render.istiod_release(mesh, self.cluster_name, self.network, [provider] if provider else None),
+            after(self.base, self.cacerts),
+            extra.get("istiod"),
+        )
 
         # 4. gateways
         self.east_west: EastWestGateway | None = None
         if mesh.east_west_gateway:
             self.east_west = EastWestGateway(
                 f"{name}-eastwest",
-                EastWestGatewayArgs(spec=spec, cluster_name=self.cluster_name, network=self.network,
-                                    resource_group=args.cluster.resource_group_name,
-                                    depends_on=[self.istiod, *args.gateway_depends_on],
-                                    extra_values=extra.get("eastwest"),
-                                    source_ranges=topology.east_west_source_ranges(args.fleet, args.stack)[0]),
+                EastWestGatewayArgs(
+                    spec=spec,
+                    cluster_name=self.cluster_name,
+                    network=self.network,
+                    resource_group=args.cluster.resource_group_name,
+                    depends_on=[self.istiod, *args.gateway_depends_on],
+                    extra_values=extra.get("eastwest"),
+                    source_ranges=topology.east_west_source_ranges(args.fleet, args.stack)[0],
+                ),
                 after(),
             )
         self.ingress = helm_release(
             f"{name}-ingress",
             render.ingress_release(version, render.ingress_annotations(spec.cloud, spec.lb_idle_seconds())),
-            after(self.istiod, *args.gateway_depends_on), extra.get("ingress"))
+            after(self.istiod, *args.gateway_depends_on),
+            extra.get("ingress"),
+        )
 
         # 5. endpoint discovery
         self.reader = create_reader_token(name, after(self.base))
@@ -147,5 +161,7 @@ class MeshMember(pulumi.ComponentResource):
         }
         if self.east_west is not None:
             out[topology.EXPORT_EAST_WEST_ADDRESSES] = self.east_west.addresses
-            out[topology.EXPORT_EAST_WEST_ADDRESS] = self.east_west.addresses.apply(lambda a: a[0] if a else None)
+            out[topology.EXPORT_EAST_WEST_ADDRESS] = self.east_west.addresses.apply(
+                lambda a: a[0] if a else None
+            )
         return out

@@ -36,7 +36,11 @@ def key_params(ca: CaSpec) -> dict[str, Any]:
 
 
 def root_subject(ca: CaSpec, mesh_id: str) -> dict[str, str]:
-    return {"common_name": f"{mesh_id} root CA", "organization": ca.organization, "organizational_unit": mesh_id}
+    return {
+        "common_name": f"{mesh_id} root CA",
+        "organization": ca.organization,
+        "organizational_unit": mesh_id,
+    }
 
 
 def intermediate_subject(ca: CaSpec, mesh_id: str, cluster_name: str) -> dict[str, str]:

@@ -81,7 +81,11 @@ class HelmReleasePlan:
 # --------------------------------------------------------------------------- namespace and trust
 def system_namespace(network: str) -> dict[str, Any]:
     """``istio-system`` with the network label istiod derives the cluster's network from."""
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata(SYSTEM_NAMESPACE, None, {LABEL_NETWORK: network})}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": metadata(SYSTEM_NAMESPACE, None, {LABEL_NETWORK: network}),
+    }
 
 
 def cacerts_secret(ca_cert: Any, ca_key: Any, root_cert: Any, cert_chain: Any) -> dict[str, Any]:
@@ -101,8 +105,9 @@ def base_release(version: str) -> HelmReleasePlan:
     return HelmReleasePlan(release="istio-base", chart="base", version=version, values={})
 
 
-def istiod_values(mesh: MeshSpec, cluster_name: str, network: str,
-                  extension_providers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def istiod_values(
+    mesh: MeshSpec, cluster_name: str, network: str, extension_providers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """istiod as one primary of a multi-network mesh.
 
     * ``global.meshID`` is the same in every cluster, ``global.multiCluster.clusterName`` is unique and
@@ -144,15 +149,24 @@ def istiod_values(mesh: MeshSpec, cluster_name: str, network: str,
     }
 
 
-def istiod_release(mesh: MeshSpec, cluster_name: str, network: str,
-                   extension_providers: list[dict[str, Any]] | None = None) -> HelmReleasePlan:
-    return HelmReleasePlan(release="istiod", chart="istiod", version=mesh.istio_version,
-                           values=istiod_values(mesh, cluster_name, network, extension_providers))
+def istiod_release(
+    mesh: MeshSpec, cluster_name: str, network: str, extension_providers: list[dict[str, Any]] | None = None
+) -> HelmReleasePlan:
+    return HelmReleasePlan(
+        release="istiod",
+        chart="istiod",
+        version=mesh.istio_version,
+        values=istiod_values(mesh, cluster_name, network, extension_providers),
+    )
 
 
 # --------------------------------------------------------------------------- gateways
-def eastwest_values(network: str, service_annotations: dict[str, Any], load_balancer_ip: Any = None,
-                    source_ranges: list[str] | None = None) -> dict[str, Any]:
+def eastwest_values(
+    network: str,
+    service_annotations: dict[str, Any],
+    load_balancer_ip: Any = None,
+    source_ranges: list[str] | None = None,
+) -> dict[str, Any]:
     """``istio/gateway`` as this network's east-west gateway.
 
     ``networkGateway`` labels the Service and pods with the network (how istiod finds the gateway)
@@ -180,10 +194,20 @@ def eastwest_values(network: str, service_annotations: dict[str, Any], load_bala
     }
 
 
-def eastwest_release(version: str, network: str, service_annotations: dict[str, Any],
-                     load_balancer_ip: Any = None, source_ranges: list[str] | None = None) -> HelmReleasePlan:
-    return HelmReleasePlan(release=EASTWEST_NAME, chart="gateway", version=version, timeout=900,
-                           values=eastwest_values(network, service_annotations, load_balancer_ip, source_ranges))
+def eastwest_release(
+    version: str,
+    network: str,
+    service_annotations: dict[str, Any],
+    load_balancer_ip: Any = None,
+    source_ranges: list[str] | None = None,
+) -> HelmReleasePlan:
+    return HelmReleasePlan(
+        release=EASTWEST_NAME,
+        chart="gateway",
+        version=version,
+        timeout=900,
+        values=eastwest_values(network, service_annotations, load_balancer_ip, source_ranges),
+    )
 
 
 def ingress_values(service_annotations: dict[str, Any]) -> dict[str, Any]:
@@ -197,8 +221,13 @@ def ingress_values(service_annotations: dict[str, Any]) -> dict[str, Any]:
 
 
 def ingress_release(version: str, service_annotations: dict[str, Any]) -> HelmReleasePlan:
-    return HelmReleasePlan(release=INGRESS_NAME, chart="gateway", version=version, timeout=900,
-                           values=ingress_values(service_annotations))
+    return HelmReleasePlan(
+        release=INGRESS_NAME,
+        chart="gateway",
+        version=version,
+        timeout=900,
+        values=ingress_values(service_annotations),
+    )
 
 
 def cross_network_gateway() -> dict[str, Any]:
@@ -209,11 +238,13 @@ def cross_network_gateway() -> dict[str, Any]:
         "metadata": metadata(CROSS_NETWORK_GATEWAY_NAME, SYSTEM_NAMESPACE),
         "spec": {
             "selector": dict(EASTWEST_SELECTOR),
-            "servers": [{
-                "port": {"number": CROSS_NETWORK_PORT, "name": "tls", "protocol": "TLS"},
-                "tls": {"mode": "AUTO_PASSTHROUGH"},
-                "hosts": ["*.local"],
-            }],
+            "servers": [
+                {
+                    "port": {"number": CROSS_NETWORK_PORT, "name": "tls", "protocol": "TLS"},
+                    "tls": {"mode": "AUTO_PASSTHROUGH"},
+                    "hosts": ["*.local"],
+                }
+            ],
         },
     }
 
@@ -295,8 +326,11 @@ def reader_token_secret() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(READER_TOKEN_SECRET, SYSTEM_NAMESPACE,
-                             annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT}),
+        "metadata": metadata(
+            READER_TOKEN_SECRET,
+            SYSTEM_NAMESPACE,
+            annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
+        ),
         "type": "kubernetes.io/service-account-token",
     }
 
@@ -311,8 +345,12 @@ def remote_kubeconfig(cluster_name: str, server: str, ca_data: str, token: str) 
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster_name,
-                      "cluster": {"certificate-authority-data": ca_data, "server": api_server_url(server)}}],
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {"certificate-authority-data": ca_data, "server": api_server_url(server)},
+            }
+        ],
         "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
         "current-context": cluster_name,
         "preferences": {},

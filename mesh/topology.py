@@ -127,12 +127,22 @@ def peers_of(fleet: Fleet, stack: str, env: Mapping[str, str] | None = None) -> 
     peers = []
     for name, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
-        if name == stack or not isinstance(spec, RegionStackSpec) or (wanted is not None and name not in wanted):
+        if (
+            name == stack
+            or not isinstance(spec, RegionStackSpec)
+            or (wanted is not None and name not in wanted)
+        ):
             continue
         if spec.mesh.cluster_name is None or spec.mesh.network is None:
             raise ValueError(f"stack {name!r} has no mesh cluster_name/network; validate the fleet first")
-        peers.append(Peer(stack=name, cluster_name=spec.mesh.cluster_name, network=spec.mesh.network,
-                          ref=stack_ref(name, me.mesh, env)))
+        peers.append(
+            Peer(
+                stack=name,
+                cluster_name=spec.mesh.cluster_name,
+                network=spec.mesh.network,
+                ref=stack_ref(name, me.mesh, env),
+            )
+        )
     return peers
 
 

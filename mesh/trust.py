@@ -90,7 +90,9 @@ class IntermediateCa(pulumi.ComponentResource):
         self.request = tls.CertRequest(
             f"{name}-csr",
             private_key_pem=self.key_pem,
-            subject=tls.CertRequestSubjectArgs(**pki.intermediate_subject(args.ca, args.mesh_id, args.cluster_name)),
+            subject=tls.CertRequestSubjectArgs(
+                **pki.intermediate_subject(args.ca, args.mesh_id, args.cluster_name)
+            ),
             opts=child,
         )
         self.cert = tls.LocallySignedCert(

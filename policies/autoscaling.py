@@ -58,8 +58,10 @@ class CapacityWindow(StrictModel):
     start: time = Field(description="window start, HH:MM local time")
     end: time = Field(description="window end, HH:MM local time, after start on the same day")
     min_replicas: int = Field(ge=1)
-    prewarm: Duration = Field(default=timedelta(minutes=30),
-                              description="lead time before start: node, weight sync and engine start")
+    prewarm: Duration = Field(
+        default=timedelta(minutes=30),
+        description="lead time before start: node, weight sync and engine start",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -78,8 +80,10 @@ class CapacityWindow(StrictModel):
             raise ValueError("days lists a day twice")
         lead = datetime.combine(datetime.min.date(), self.start) - datetime.min
         if self.prewarm > lead:
-            raise ValueError(f"prewarm {self.prewarm} reaches before midnight of the start day; start later or "
-                             "split the window")
+            raise ValueError(
+                f"prewarm {self.prewarm} reaches before midnight of the start day; start later or "
+                "split the window"
+            )
         return self
 
     @property
@@ -103,17 +107,24 @@ class CapacityWindow(StrictModel):
 
 class AutoscalerSpec(StrictModel):
     engine: Literal["keda", "hpa", "none"] = "keda"
-    queue_per_replica: float = Field(default=5, gt=0, description="waiting requests per replica before scaling out")
+    queue_per_replica: float = Field(
+        default=5, gt=0, description="waiting requests per replica before scaling out"
+    )
     kv_cache_target: float | None = Field(
         default=0.8, gt=0, le=1, description="KV-cache usage fraction per replica; null disables the trigger"
     )
     polling_interval: Duration = timedelta(seconds=15)
     cooldown: Duration = Field(default=timedelta(seconds=300), description="idle time before scaling to zero")
-    scale_down_window: Duration = Field(default=timedelta(seconds=300), description="stabilisation before scale-in")
-    prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://")
+    scale_down_window: Duration = Field(
+        default=timedelta(seconds=300), description="stabilisation before scale-in"
+    )
+    prometheus_url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://"
+    )
     fallback_replicas: int | None = Field(default=None, ge=1, description="KEDA fallback when metrics fail")
     schedule: list[CapacityWindow] = Field(
-        default_factory=list, description="scheduled capacity: raise min replicas ahead of known busy windows (KEDA)"
+        default_factory=list,
+        description="scheduled capacity: raise min replicas ahead of known busy windows (KEDA)",
     )
 
     @model_validator(mode="after")
@@ -123,8 +134,14 @@ class AutoscalerSpec(StrictModel):
         names = [w.name for w in self.schedule]
         if len(set(names)) != len(names):
             raise ValueError("schedule window names must be unique")
-        if self.engine == "hpa" and self.kv_cache_target is not None and "kv_cache_target" in self.model_fields_set:
-            raise ValueError("kv_cache_target is a KEDA trigger; with engine hpa only the queue metric is used")
+        if (
+            self.engine == "hpa"
+            and self.kv_cache_target is not None
+            and "kv_cache_target" in self.model_fields_set
+        ):
+            raise ValueError(
+                "kv_cache_target is a KEDA trigger; with engine hpa only the queue metric is used"
+            )
         return self
 
 
@@ -136,7 +153,14 @@ class AutoscalingPolicy(StrictModel):
         return merged_model(AutoscalerSpec, self.default, self.models.get(model))
 
     def render_for(
-        self, *, model: str, deployment: str, namespace: str, served_name: str, min_replicas: int, max_replicas: int
+        self,
+        *,
+        model: str,
+        deployment: str,
+        namespace: str,
+        served_name: str,
+        min_replicas: int,
+        max_replicas: int,
     ) -> list[dict[str, object]]:
         spec = self.for_model(model)
         labels = {"fleetkit.dev/model": model}
@@ -160,7 +184,10 @@ class AutoscalingPolicy(StrictModel):
                                 "type": "Pods",
                                 "pods": {
                                     "metric": {"name": HPA_QUEUE_METRIC},
-                                    "target": {"type": "AverageValue", "averageValue": _qty(spec.queue_per_replica)},
+                                    "target": {
+                                        "type": "AverageValue",
+                                        "averageValue": _qty(spec.queue_per_replica),
+                                    },
                                 },
                             }
                         ],

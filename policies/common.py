@@ -113,8 +113,12 @@ def seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 
 
-def metadata(name: str, namespace: str | None, labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def metadata(
+    name: str,
+    namespace: str | None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     md: dict[str, Any] = {"name": name}
     if namespace:
         md["namespace"] = namespace

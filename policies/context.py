@@ -43,8 +43,13 @@ class ServiceInfo:
 
     def always_on(self, stack: str, version: str | None = None) -> list[Variant]:
         """Variants in ``stack`` (every stack when it is "") that never scale below one replica."""
-        return [v for v in self.variants if (not stack or v.stack == stack) and v.min_replicas >= 1
-                and (version is None or v.version == version)]
+        return [
+            v
+            for v in self.variants
+            if (not stack or v.stack == stack)
+            and v.min_replicas >= 1
+            and (version is None or v.version == version)
+        ]
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,10 @@ class Identity(StrictModel):
 
     def output_claim_to_headers(self) -> list[dict[str, str]]:
         """``RequestAuthentication`` ``outputClaimToHeaders`` entries, sorted by header."""
-        return [{"header": self.claim_header(role), "claim": claim} for role, claim in sorted(self.claims().items())]
+        return [
+            {"header": self.claim_header(role), "claim": claim}
+            for role, claim in sorted(self.claims().items())
+        ]
 
 
 class Limit(StrictModel):
@@ -111,8 +114,11 @@ class Limit(StrictModel):
 
     def token_bucket(self, fill: timedelta) -> dict[str, Any]:
         per_fill = max(1, round(self.requests_per_minute * fill.total_seconds() / 60))
-        return {"max_tokens": self.burst or self.requests_per_minute, "tokens_per_fill": per_fill,
-                "fill_interval": f"{seconds(fill)}s"}
+        return {
+            "max_tokens": self.burst or self.requests_per_minute,
+            "tokens_per_fill": per_fill,
+            "fill_interval": f"{seconds(fill)}s",
+        }
 
 
 class RateLimits(StrictModel):
@@ -120,7 +126,9 @@ class RateLimits(StrictModel):
 
     tiers: dict[Name, Limit] = Field(default_factory=dict)
     tenants: dict[str, Limit] = Field(default_factory=dict, description="tenant claim value -> limit")
-    fill_interval: Duration = Field(default=timedelta(seconds=60), description="refill period; Retry-After value")
+    fill_interval: Duration = Field(
+        default=timedelta(seconds=60), description="refill period; Retry-After value"
+    )
 
     @property
     def enabled(self) -> bool:
@@ -191,10 +199,15 @@ def route_script(policies: PolicySet, ctx: RenderContext) -> str:
         "headers": {"model": h.model, "tier": h.tier, "cohort": h.cohort, "tenant": h.tenant},
         "claim_headers": {role: Identity.claim_header(role) for role in ident.claims()},
         "models": model_names(ctx),
-        "tiers": {"default": policies.qos.default_tier if policies.qos else "", "map": tier_map,
-                  "priority": tier_priorities(policies)},
-        "cohorts": {"known": {c: True for c in ident.cohorts} | {c: True for c in policies.routing.cohorts()},
-                    "sticky": [{"name": c, "percent": p} for c, p in sorted(ident.cohorts.items())]},
+        "tiers": {
+            "default": policies.qos.default_tier if policies.qos else "",
+            "map": tier_map,
+            "priority": tier_priorities(policies),
+        },
+        "cohorts": {
+            "known": {c: True for c in ident.cohorts} | {c: True for c in policies.routing.cohorts()},
+            "sticky": [{"name": c, "percent": p} for c, p in sorted(ident.cohorts.items())],
+        },
         "body_paths": {p: True for p in BODY_PATHS},
         "metadata_namespace": METADATA_NAMESPACE,
     }
@@ -203,8 +216,11 @@ def route_script(policies: PolicySet, ctx: RenderContext) -> str:
 
 
 def strip_script(policies: PolicySet) -> str:
-    lines = ["-- fleetkit: drop client-sent copies of every header the edge derives (before jwt_authn)",
-             "function envoy_on_request(handle)", "  local headers = handle:headers()"]
+    lines = [
+        "-- fleetkit: drop client-sent copies of every header the edge derives (before jwt_authn)",
+        "function envoy_on_request(handle)",
+        "  local headers = handle:headers()",
+    ]
     lines += [f'  headers:remove("{name}")' for name in managed_headers(policies)]
     lines += ["end", ""]
     return "\n".join(lines)
@@ -212,48 +228,72 @@ def strip_script(policies: PolicySet) -> str:
 
 # --------------------------------------------------------------------------- Envoy filter configs
 def strip_filter(policies: PolicySet) -> dict[str, Any]:
-    return {"name": "fleetkit.edge.strip",
-            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": strip_script(policies)}}}
+    return {
+        "name": "fleetkit.edge.strip",
+        "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": strip_script(policies)}},
+    }
 
 
 def json_to_metadata_filter() -> dict[str, Any]:
     target = {"metadata_namespace": METADATA_NAMESPACE, "key": "model"}
-    return {"name": "fleetkit.edge.model",
-            "typed_config": {"@type": JSON_TO_METADATA_TYPE, "request_rules": {"rules": [
-                {"selectors": [{"key": "model"}], "on_present": dict(target)}]}}}
+    return {
+        "name": "fleetkit.edge.model",
+        "typed_config": {
+            "@type": JSON_TO_METADATA_TYPE,
+            "request_rules": {"rules": [{"selectors": [{"key": "model"}], "on_present": dict(target)}]},
+        },
+    }
 
 
 def route_filter(policies: PolicySet, ctx: RenderContext) -> dict[str, Any]:
-    return {"name": "fleetkit.edge.route",
-            "typed_config": {"@type": LUA_TYPE,
-                             "default_source_code": {"inline_string": route_script(policies, ctx)}}}
+    return {
+        "name": "fleetkit.edge.route",
+        "typed_config": {
+            "@type": LUA_TYPE,
+            "default_source_code": {"inline_string": route_script(policies, ctx)},
+        },
+    }
 
 
 def ratelimit_filter(policies: PolicySet) -> dict[str, Any]:
     rl = policies.edge.rate_limits
     fill = rl.fill_interval
-    descriptors = [{"entries": [{"key": "tier", "value": t}], "token_bucket": lim.token_bucket(fill)}
-                   for t, lim in sorted(rl.tiers.items())]
-    descriptors += [{"entries": [{"key": "tenant", "value": t}], "token_bucket": lim.token_bucket(fill)}
-                    for t, lim in sorted(rl.tenants.items())]
+    descriptors = [
+        {"entries": [{"key": "tier", "value": t}], "token_bucket": lim.token_bucket(fill)}
+        for t, lim in sorted(rl.tiers.items())
+    ]
+    descriptors += [
+        {"entries": [{"key": "tenant", "value": t}], "token_bucket": lim.token_bucket(fill)}
+        for t, lim in sorted(rl.tenants.items())
+    ]
     # the filter-wide bucket only bounds requests no descriptor matches; keep it out of the way
     biggest = max(lim.burst or lim.requests_per_minute for lim in [*rl.tiers.values(), *rl.tenants.values()])
     full = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "fleetkit_edge_rl"}
-    return {"name": "fleetkit.edge.ratelimit",
-            "typed_config": {
-                "@type": LOCAL_RATELIMIT_TYPE,
-                "stat_prefix": "fleetkit_edge_ratelimit",
-                "token_bucket": {"max_tokens": biggest * 100, "tokens_per_fill": biggest * 100,
-                                 "fill_interval": f"{seconds(fill)}s"},
-                "filter_enabled": dict(full),
-                "filter_enforced": dict(full),
-                "descriptors": descriptors,
-                "response_headers_to_add": [
-                    {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                     "header": {"key": "retry-after", "value": str(seconds(fill))}},
-                    {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": RATE_LIMITED_MARKER, "value": "1"}},
-                ],
-            }}
+    return {
+        "name": "fleetkit.edge.ratelimit",
+        "typed_config": {
+            "@type": LOCAL_RATELIMIT_TYPE,
+            "stat_prefix": "fleetkit_edge_ratelimit",
+            "token_bucket": {
+                "max_tokens": biggest * 100,
+                "tokens_per_fill": biggest * 100,
+                "fill_interval": f"{seconds(fill)}s",
+            },
+            "filter_enabled": dict(full),
+            "filter_enforced": dict(full),
+            "descriptors": descriptors,
+            "response_headers_to_add": [
+                {
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    "header": {"key": "retry-after", "value": str(seconds(fill))},
+                },
+                {
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    "header": {"key": RATE_LIMITED_MARKER, "value": "1"},
+                },
+            ],
+        },
+    }
 
 
 def vhost_rate_limits(policies: PolicySet) -> list[dict[str, Any]]:
@@ -268,7 +308,9 @@ def vhost_rate_limits(policies: PolicySet) -> list[dict[str, Any]]:
     return out
 
 
-def http_filters(policies: PolicySet, ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def http_filters(
+    policies: PolicySet, ctx: RenderContext
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(filters first in the chain, filters just before the router), in order."""
     before_router = [json_to_metadata_filter(), route_filter(policies, ctx)]
     if policies.edge.rate_limits.enabled:
@@ -316,18 +358,30 @@ def render_fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> list[di
     out = []
     router = {"filterChain": {"filter": {"name": HCM, "subFilter": {"name": ROUTER}}}}
     for member, rewrite in sorted(fallback_rewrites(policies, ctx).items()):
-        script = (f"local NAMESPACE = {_lua(METADATA_NAMESPACE)}\nlocal REWRITE = {_lua(rewrite)}\n"
-                  f"{FALLBACK_REWRITE_LUA}")
-        lua = {"name": "fleetkit.fallback.rewrite",
-               "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": script}}}
-        patches = [{"applyTo": "HTTP_FILTER", "match": {"context": "SIDECAR_INBOUND", "listener": router},
-                    "patch": {"operation": "INSERT_BEFORE", "value": f}} for f in (json_to_metadata_filter(), lua)]
-        out.append({
-            "apiVersion": "networking.istio.io/v1alpha3",
-            "kind": "EnvoyFilter",
-            "metadata": metadata(f"{member}-fallback-rewrite", ctx.namespace),
-            "spec": {"workloadSelector": {"labels": {LABEL_APP: member}}, "configPatches": patches},
-        })
+        script = (
+            f"local NAMESPACE = {_lua(METADATA_NAMESPACE)}\nlocal REWRITE = {_lua(rewrite)}\n"
+            f"{FALLBACK_REWRITE_LUA}"
+        )
+        lua = {
+            "name": "fleetkit.fallback.rewrite",
+            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": script}},
+        }
+        patches = [
+            {
+                "applyTo": "HTTP_FILTER",
+                "match": {"context": "SIDECAR_INBOUND", "listener": router},
+                "patch": {"operation": "INSERT_BEFORE", "value": f},
+            }
+            for f in (json_to_metadata_filter(), lua)
+        ]
+        out.append(
+            {
+                "apiVersion": "networking.istio.io/v1alpha3",
+                "kind": "EnvoyFilter",
+                "metadata": metadata(f"{member}-fallback-rewrite", ctx.namespace),
+                "spec": {"workloadSelector": {"labels": {LABEL_APP: member}}, "configPatches": patches},
+            }
+        )
     return out
 
 
@@ -340,29 +394,45 @@ def render_edge(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]
     first, before_router = http_filters(policies, ctx)
     listener = {"filterChain": {"filter": {"name": HCM}}}
     patches: list[dict[str, Any]] = [
-        {"applyTo": "HTTP_FILTER", "match": {"context": "GATEWAY", "listener": listener},
-         "patch": {"operation": "INSERT_FIRST", "value": f}} for f in first
+        {
+            "applyTo": "HTTP_FILTER",
+            "match": {"context": "GATEWAY", "listener": listener},
+            "patch": {"operation": "INSERT_FIRST", "value": f},
+        }
+        for f in first
     ]
     router = {"filterChain": {"filter": {"name": HCM, "subFilter": {"name": ROUTER}}}}
     patches += [
-        {"applyTo": "HTTP_FILTER", "match": {"context": "GATEWAY", "listener": router},
-         "patch": {"operation": "INSERT_BEFORE", "value": f}} for f in before_router
+        {
+            "applyTo": "HTTP_FILTER",
+            "match": {"context": "GATEWAY", "listener": router},
+            "patch": {"operation": "INSERT_BEFORE", "value": f},
+        }
+        for f in before_router
     ]
     limits = vhost_rate_limits(policies)
     if limits:
         port = gateway_port(policies)
         for host in sorted(policies.routing.hosts):
-            patches.append({
-                "applyTo": "VIRTUAL_HOST",
-                "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"name": f"{host}:{port}"}}},
-                "patch": {"operation": "MERGE", "value": {"rate_limits": limits}},
-            })
-    return [*render_fallback_rewrites(policies, ctx), {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": metadata(EDGE_FILTER_NAME, ctx.system_namespace),
-        "spec": {
-            "workloadSelector": {"labels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}},
-            "configPatches": patches,
+            patches.append(
+                {
+                    "applyTo": "VIRTUAL_HOST",
+                    "match": {
+                        "context": "GATEWAY",
+                        "routeConfiguration": {"vhost": {"name": f"{host}:{port}"}},
+                    },
+                    "patch": {"operation": "MERGE", "value": {"rate_limits": limits}},
+                }
+            )
+    return [
+        *render_fallback_rewrites(policies, ctx),
+        {
+            "apiVersion": "networking.istio.io/v1alpha3",
+            "kind": "EnvoyFilter",
+            "metadata": metadata(EDGE_FILTER_NAME, ctx.system_namespace),
+            "spec": {
+                "workloadSelector": {"labels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}},
+                "configPatches": patches,
+            },
         },
-    }]
+    ]

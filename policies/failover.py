@@ -27,7 +27,11 @@ from pydantic import Field, model_validator
 
 from policies.common import StrictModel
 
-LOCALITY_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
+LOCALITY_LABELS = (
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+)
 DEFAULT_PRIORITY = (
     "topology.istio.io/network",
     "topology.istio.io/cluster",
@@ -55,7 +59,9 @@ class FailoverPolicy(StrictModel):
                 raise ValueError("mode regions needs an ordered chain of at least two regions")
             for region in self.regions:
                 if not _REGION.match(region) or "/" in region or "*" in region:
-                    raise ValueError(f"region {region!r} must be a plain provider region name (no '/' or '*')")
+                    raise ValueError(
+                        f"region {region!r} must be a plain provider region name (no '/' or '*')"
+                    )
             if len(set(self.regions)) != len(self.regions):
                 raise ValueError("regions lists a region twice")
             bad = [lbl for lbl in self.priority_labels if lbl.split("=")[0] in LOCALITY_LABELS]
@@ -79,9 +85,7 @@ class FailoverPolicy(StrictModel):
         setting: dict[str, object] = {"enabled": True}
         prio = [*(extra_priority or []), *self.effective_priority_labels()]
         if self.mode == "regions":
-            setting["failover"] = [
-                {"from": a, "to": b} for a, b in zip(self.regions, self.regions[1:])
-            ]
+            setting["failover"] = [{"from": a, "to": b} for a, b in zip(self.regions, self.regions[1:])]
         if prio:
             setting["failoverPriority"] = prio
         return setting

@@ -101,8 +101,9 @@ def aggregate_cluster(name: str, members: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def render_envoy_filter(chains: list[ChainRoute], *, namespace: str, gateway_selector: dict[str, str]
-                        ) -> dict[str, Any] | None:
+def render_envoy_filter(
+    chains: list[ChainRoute], *, namespace: str, gateway_selector: dict[str, str]
+) -> dict[str, Any] | None:
     """One EnvoyFilter on the ingress gateway: the aggregate clusters, then the route patches."""
     if not chains:
         return None

@@ -57,8 +57,14 @@ class PolicySet(StrictModel):
                     cycle = frozenset(path)
                     if cycle not in seen:
                         seen.add(cycle)
-                        issues.append(PolicyIssue(("resilience", "fallback", primary), "resilience.fallback-cycle",
-                                                  f"fallback chains form a cycle: {' -> '.join(path)}", path[1]))
+                        issues.append(
+                            PolicyIssue(
+                                ("resilience", "fallback", primary),
+                                "resilience.fallback-cycle",
+                                f"fallback chains form a cycle: {' -> '.join(path)}",
+                                path[1],
+                            )
+                        )
                     continue
                 if path[-1] in path[:-1]:
                     continue
@@ -73,7 +79,11 @@ class PolicySet(StrictModel):
 
         def unknown_model(path: tuple[Any, ...], name: str) -> None:
             known = ", ".join(sorted(services)) or "none"
-            issues.append(PolicyIssue(path, "ref.unknown-model", f"no model service named {name!r} (known: {known})", name))
+            issues.append(
+                PolicyIssue(
+                    path, "ref.unknown-model", f"no model service named {name!r} (known: {known})", name
+                )
+            )
 
         for path, dest in self.routing.all_destinations():
             base = ("routing", *path)
@@ -82,23 +92,45 @@ class PolicySet(StrictModel):
                 unknown_model((*base, "model"), dest.model)
                 continue
             if dest.version is not None and dest.version not in info.versions:
-                issues.append(PolicyIssue((*base, "version"), "ref.unknown-version",
-                                          f"model {dest.model!r} has no version {dest.version!r} "
-                                          f"(versions: {', '.join(sorted(info.versions))})", dest.version))
+                issues.append(
+                    PolicyIssue(
+                        (*base, "version"),
+                        "ref.unknown-version",
+                        f"model {dest.model!r} has no version {dest.version!r} "
+                        f"(versions: {', '.join(sorted(info.versions))})",
+                        dest.version,
+                    )
+                )
             if dest.gpu_class is not None and dest.gpu_class not in info.gpu_classes(dest.version):
-                issues.append(PolicyIssue((*base, "gpu_class"), "ref.unknown-gpu-class",
-                                          f"model {dest.model!r} does not run on GPU class {dest.gpu_class!r} "
-                                          f"(runs on: {', '.join(sorted(info.gpu_classes(dest.version))) or 'none'})",
-                                          dest.gpu_class))
+                issues.append(
+                    PolicyIssue(
+                        (*base, "gpu_class"),
+                        "ref.unknown-gpu-class",
+                        f"model {dest.model!r} does not run on GPU class {dest.gpu_class!r} "
+                        f"(runs on: {', '.join(sorted(info.gpu_classes(dest.version))) or 'none'})",
+                        dest.gpu_class,
+                    )
+                )
         for i, route in enumerate(self.routing.routes):
             if route.name in ("default", "untiered"):
-                issues.append(PolicyIssue(("routing", "routes", i, "name"), "routing.reserved-name",
-                                          "route names 'default' and 'untiered' are reserved", route.name))
+                issues.append(
+                    PolicyIssue(
+                        ("routing", "routes", i, "name"),
+                        "routing.reserved-name",
+                        "route names 'default' and 'untiered' are reserved",
+                        route.name,
+                    )
+                )
             for j, m in enumerate(route.match):
                 if m.tier is not None and self.qos is not None and m.tier not in self.qos.tiers:
-                    issues.append(PolicyIssue(("routing", "routes", i, "match", j, "tier"), "ref.unknown-tier",
-                                              f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(self.qos.tiers))})",
-                                              m.tier))
+                    issues.append(
+                        PolicyIssue(
+                            ("routing", "routes", i, "match", j, "tier"),
+                            "ref.unknown-tier",
+                            f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(self.qos.tiers))})",
+                            m.tier,
+                        )
+                    )
         for section in ("load_balancing", "resilience"):
             for name in getattr(self, section).models:
                 if name not in services:
@@ -106,17 +138,28 @@ class PolicySet(StrictModel):
         deployables = {v.model for info in services.values() for v in info.variants}
         for name in self.autoscaling.models:
             if name not in deployables:
-                issues.append(PolicyIssue(("autoscaling", "models", name), "ref.unknown-model",
-                                          f"no model named {name!r} (known: {', '.join(sorted(deployables))})", name))
+                issues.append(
+                    PolicyIssue(
+                        ("autoscaling", "models", name),
+                        "ref.unknown-model",
+                        f"no model named {name!r} (known: {', '.join(sorted(deployables))})",
+                        name,
+                    )
+                )
         for name, spec in self.load_balancing.models.items():
             info = services.get(name)
             if info is None:
                 continue
             for g in spec.gpu_weights:
                 if g not in info.gpu_classes():
-                    issues.append(PolicyIssue(("load_balancing", "models", name, "gpu_weights", g),
-                                              "ref.unknown-gpu-class",
-                                              f"model {name!r} does not run on GPU class {g!r}", g))
+                    issues.append(
+                        PolicyIssue(
+                            ("load_balancing", "models", name, "gpu_weights", g),
+                            "ref.unknown-gpu-class",
+                            f"model {name!r} does not run on GPU class {g!r}",
+                            g,
+                        )
+                    )
         issues += self._fallback_cycles()
         for primary, chain in self.resilience.fallback.items():
             if primary not in services:
@@ -126,41 +169,80 @@ class PolicySet(StrictModel):
                     unknown_model(("resilience", "fallback", primary, j), member)
             version = self.resilience.chain_version(primary)
             if primary in services and version not in services[primary].versions:
-                issues.append(PolicyIssue(("resilience", "fallback_versions", primary), "ref.unknown-version",
-                                          f"model {primary!r} has no version {version!r} to serve its fallback chain "
-                                          f"(versions: {', '.join(sorted(services[primary].versions))})", version))
+                issues.append(
+                    PolicyIssue(
+                        ("resilience", "fallback_versions", primary),
+                        "ref.unknown-version",
+                        f"model {primary!r} has no version {version!r} to serve its fallback chain "
+                        f"(versions: {', '.join(sorted(services[primary].versions))})",
+                        version,
+                    )
+                )
             if len(primary) > 50:
-                issues.append(PolicyIssue(("resilience", "fallback", primary), "resilience.name-too-long",
-                                          "a model with a fallback chain needs a name of at most 50 characters "
-                                          "(it becomes a label key)", primary))
+                issues.append(
+                    PolicyIssue(
+                        ("resilience", "fallback", primary),
+                        "resilience.name-too-long",
+                        "a model with a fallback chain needs a name of at most 50 characters "
+                        "(it becomes a label key)",
+                        primary,
+                    )
+                )
         if self.failover is not None:
             for model in sorted(services):
                 cb = self.resilience.for_model(model).circuit_breaker
                 if not cb.ejects:
-                    where = ("resilience", "models", model, "circuit_breaker") if model in self.resilience.models \
+                    where = (
+                        ("resilience", "models", model, "circuit_breaker")
+                        if model in self.resilience.models
                         else ("resilience", "default", "circuit_breaker")
-                    issues.append(PolicyIssue(where, "failover.needs-outlier-detection",
-                                              f"failover is on but outlier detection is disabled for {model!r} "
-                                              "(consecutive_5xx_errors and consecutive_gateway_errors are 0): "
-                                              "Istio would never fail over", 0))
+                    )
+                    issues.append(
+                        PolicyIssue(
+                            where,
+                            "failover.needs-outlier-detection",
+                            f"failover is on but outlier detection is disabled for {model!r} "
+                            "(consecutive_5xx_errors and consecutive_gateway_errors are 0): "
+                            "Istio would never fail over",
+                            0,
+                        )
+                    )
             if ctx.fleet_regions and self.failover.mode == "regions":
                 for j, region in enumerate(self.failover.regions):
                     if region not in ctx.fleet_regions:
-                        issues.append(PolicyIssue(("failover", "regions", j), "ref.unknown-region",
-                                                  f"no stack of the fleet runs in region {region!r} "
-                                                  f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})", region))
+                        issues.append(
+                            PolicyIssue(
+                                ("failover", "regions", j),
+                                "ref.unknown-region",
+                                f"no stack of the fleet runs in region {region!r} "
+                                f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})",
+                                region,
+                            )
+                        )
         for lm in ctx.local_models:
             for j, w in enumerate(self.autoscaling.for_model(lm.model).schedule):
                 if w.min_replicas > lm.max_replicas:
-                    at: tuple[str, ...] = (("autoscaling", "models", lm.model)
-                                           if lm.model in self.autoscaling.models else ("autoscaling", "default"))
-                    issues.append(PolicyIssue((*at, "schedule", j, "min_replicas"), "autoscaling.window-above-max",
-                                              f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
-                                              f"its replicas.max is {lm.max_replicas}", w.min_replicas))
+                    at: tuple[str, ...] = (
+                        ("autoscaling", "models", lm.model)
+                        if lm.model in self.autoscaling.models
+                        else ("autoscaling", "default")
+                    )
+                    issues.append(
+                        PolicyIssue(
+                            (*at, "schedule", j, "min_replicas"),
+                            "autoscaling.window-above-max",
+                            f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
+                            f"its replicas.max is {lm.max_replicas}",
+                            w.min_replicas,
+                        )
+                    )
         issues.extend(self._fallback_split_issues())
         issues.extend(self._empty_subset_issues(ctx))
         issues.extend(self._mirror_capacity_issues(ctx))
-        issues += [PolicyIssue(path, rule, message, value) for path, rule, message, value in serving_issues(self, ctx)]
+        issues += [
+            PolicyIssue(path, rule, message, value)
+            for path, rule, message, value in serving_issues(self, ctx)
+        ]
         # de-duplicate (the same bad key can be reported by two sections)
         seen, unique = set(), []
         for issue in issues:
@@ -178,10 +260,15 @@ class PolicySet(StrictModel):
                 continue
             for j, dest in enumerate(route.to):
                 if dest.version is None and dest.gpu_class is None and dest.model in self.resilience.fallback:
-                    out.append(PolicyIssue(("routing", "routes", i, "to", j), "routing.fallback-in-split",
-                                           f"model {dest.model!r} has a fallback chain, which is routed as one Envoy "
-                                           "aggregate cluster: give it a route of its own, or name a version",
-                                           dest.model))
+                    out.append(
+                        PolicyIssue(
+                            ("routing", "routes", i, "to", j),
+                            "routing.fallback-in-split",
+                            f"model {dest.model!r} has a fallback chain, which is routed as one Envoy "
+                            "aggregate cluster: give it a route of its own, or name a version",
+                            dest.model,
+                        )
+                    )
         return out
 
     def _empty_subset_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
@@ -202,10 +289,15 @@ class PolicySet(StrictModel):
                     continue
                 if not [v for v in info.always_on("", d.version) if d.gpu_class in (None, v.gpu_class)]:
                     what = " ".join(x for x in (d.model, d.version, d.gpu_class) if x)
-                    out.append(PolicyIssue(("routing", "routes", i, "to", j), "routing.weighted-subset-may-be-empty",
-                                           f"{what} may have no replica anywhere (replicas.min 0 in every cluster), so "
-                                           f"its {d.weight} weight would answer 503; keep a replica or route it alone",
-                                           d.weight))
+                    out.append(
+                        PolicyIssue(
+                            ("routing", "routes", i, "to", j),
+                            "routing.weighted-subset-may-be-empty",
+                            f"{what} may have no replica anywhere (replicas.min 0 in every cluster), so "
+                            f"its {d.weight} weight would answer 503; keep a replica or route it alone",
+                            d.weight,
+                        )
+                    )
         return out
 
     def _mirror_capacity_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
@@ -221,8 +313,11 @@ class PolicySet(StrictModel):
         res = self.resilience
 
         def local_max(service: str, version: str | None) -> int:
-            return sum(m.max_replicas for m in ctx.local_models
-                       if m.service == service and (version is None or m.version == version))
+            return sum(
+                m.max_replicas
+                for m in ctx.local_models
+                if m.service == service and (version is None or m.version == version)
+            )
 
         entries = [(("routing", "routes", i), r.to, r.mirror) for i, r in enumerate(self.routing.routes)]
         entries.append((("routing", "default"), self.routing.default.to, self.routing.default.mirror))
@@ -232,8 +327,12 @@ class PolicySet(StrictModel):
             target = local_max(mirror.model, mirror.version)
             if target == 0:
                 continue  # not rendered in this cluster (policies.traffic.mirror_is_local)
-            source = sum(local_max(d.model, d.version or (res.chain_version(d.model) if d.model in res.fallback
-                                                          else None)) for d in dests)
+            source = sum(
+                local_max(
+                    d.model, d.version or (res.chain_version(d.model) if d.model in res.fallback else None)
+                )
+                for d in dests
+            )
             canary = 0.0  # a weighted share toward the same named version (a canary) adds to its load
             for r in [*self.routing.routes, self.routing.default] if mirror.version is not None else []:
                 total = sum(d.weight for d in r.to) or 1
@@ -241,11 +340,17 @@ class PolicySet(StrictModel):
                 canary = max(canary, share / total)
             need = (mirror.percent / 100 + canary) * source
             if need > target:
-                out.append(PolicyIssue((*path, "mirror", "percent"), "routing.mirror-overloads-target",
-                                       f"mirroring {mirror.percent:g}% of a source with {source} local replicas at "
-                                       f"most, plus a {canary:.0%} weighted share, needs {need:.2f} replicas of "
-                                       f"{mirror.model} {mirror.version or ''} but this cluster runs at most {target}; "
-                                       "lower the percentage or raise the target's replicas.max", mirror.percent))
+                out.append(
+                    PolicyIssue(
+                        (*path, "mirror", "percent"),
+                        "routing.mirror-overloads-target",
+                        f"mirroring {mirror.percent:g}% of a source with {source} local replicas at "
+                        f"most, plus a {canary:.0%} weighted share, needs {need:.2f} replicas of "
+                        f"{mirror.model} {mirror.version or ''} but this cluster runs at most {target}; "
+                        "lower the percentage or raise the target's replicas.max",
+                        mirror.percent,
+                    )
+                )
         return out
 
     # ------------------------------------------------------------------ render

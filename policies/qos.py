@@ -33,7 +33,9 @@ class QosPolicy(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> "QosPolicy":
         if self.default_tier not in self.tiers:
-            raise ValueError(f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}")
+            raise ValueError(
+                f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
+            )
         ordered = self.ordered()
         prios = [t.priority for _, t in ordered]
         if len(set(prios)) != len(prios):

@@ -76,7 +76,9 @@ class CircuitBreaker(StrictModel):
     consecutive_gateway_errors: int = Field(default=3, ge=0, description="502/503/504; 0 disables")
     interval: Duration = timedelta(seconds=10)
     base_ejection_time: Duration = timedelta(seconds=30)
-    max_ejection_percent: int = Field(default=100, ge=0, le=100, description="100 lets a whole locality be ejected so failover can happen")
+    max_ejection_percent: int = Field(
+        default=100, ge=0, le=100, description="100 lets a whole locality be ejected so failover can happen"
+    )
     min_health_percent: int = Field(default=0, ge=0, le=100)
 
     @property
@@ -122,10 +124,12 @@ class ResilienceSpec(StrictModel):
     def per_try_message(self) -> str:
         r = self.retries
         assert r.per_try_timeout is not None
-        return (f"per_try_timeout {format_duration(r.per_try_timeout)} is shorter than the route timeout "
-                f"{format_duration(self.timeout)}: Envoy bounds the first try too, so a non-streaming generation "
-                f"is cut at {format_duration(r.per_try_timeout)}; remove per_try_timeout (retries only happen "
-                "before a generation starts)")
+        return (
+            f"per_try_timeout {format_duration(r.per_try_timeout)} is shorter than the route timeout "
+            f"{format_duration(self.timeout)}: Envoy bounds the first try too, so a non-streaming generation "
+            f"is cut at {format_duration(r.per_try_timeout)}; remove per_try_timeout (retries only happen "
+            "before a generation starts)"
+        )
 
 
 class ResiliencePolicy(StrictModel):

@@ -58,9 +58,13 @@ _HEADER_NAME = r"^[a-z0-9][a-z0-9-]*$"
 class RouteMatch(StrictModel):
     """One match block; all conditions in it must hold (AND). A route's blocks are OR-ed."""
 
-    model: str | None = Field(default=None, description="model service the request's body names (served name or alias)")
+    model: str | None = Field(
+        default=None, description="model service the request's body names (served name or alias)"
+    )
     tier: str | None = Field(default=None, description="QoS tier from the verified tier claim")
-    cohort: str | None = Field(default=None, description="canary cohort from the verified cohort claim or sticky hash")
+    cohort: str | None = Field(
+        default=None, description="canary cohort from the verified cohort claim or sticky hash"
+    )
     task: str | None = Field(default=None, description="value of the task-type header (exact)")
     headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], StringMatch] = Field(default_factory=dict)
     uri_prefix: str | None = None
@@ -75,8 +79,10 @@ class RouteMatch(StrictModel):
     @model_validator(mode="after")
     def _not_empty(self) -> "RouteMatch":
         if not (self.model or self.tier or self.cohort or self.task or self.headers or self.uri_prefix):
-            raise ValueError("a match block needs at least one condition (model, tier, cohort, task, headers or "
-                             "uri_prefix)")
+            raise ValueError(
+                "a match block needs at least one condition (model, tier, cohort, task, headers or "
+                "uri_prefix)"
+            )
         return self
 
 
@@ -86,7 +92,9 @@ class Destination(StrictModel):
     model: Name
     version: Name | None = None
     gpu_class: Name | None = None
-    weight: int = Field(default=100, ge=1, le=1000, description="relative share; destinations need not sum to 100")
+    weight: int = Field(
+        default=100, ge=1, le=1000, description="relative share; destinations need not sum to 100"
+    )
 
 
 class Mirror(StrictModel):

@@ -89,11 +89,14 @@ class SecurityPolicy(StrictModel):
     @model_validator(mode="after")
     def _jwt(self) -> "SecurityPolicy":
         if self.require_jwt and not self.jwt:
-            raise ValueError("require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)")
+            raise ValueError(
+                "require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)"
+            )
         return self
 
-    def render(self, ctx: RenderContext, claim_headers: list[dict[str, str]] | None = None
-               ) -> list[dict[str, object]]:
+    def render(
+        self, ctx: RenderContext, claim_headers: list[dict[str, str]] | None = None
+    ) -> list[dict[str, object]]:
         ns, sys_ns = ctx.namespace, ctx.system_namespace
         out: list[dict[str, object]] = [
             {
@@ -127,7 +130,9 @@ class SecurityPolicy(StrictModel):
         for caller in self.extra_callers:
             source: dict[str, object]
             if caller.service_account:
-                source = {"principals": [f"{ctx.trust_domain}/ns/{caller.namespace}/sa/{caller.service_account}"]}
+                source = {
+                    "principals": [f"{ctx.trust_domain}/ns/{caller.namespace}/sa/{caller.service_account}"]
+                }
             else:
                 source = {"namespaces": [caller.namespace]}
             rules.append({"from": [{"source": source}], "to": [{"operation": {"paths": list(caller.paths)}}]})
@@ -146,7 +151,10 @@ class SecurityPolicy(StrictModel):
                     "apiVersion": "security.istio.io/v1",
                     "kind": "RequestAuthentication",
                     "metadata": metadata(f"{ctx.ingress_gateway_name}-jwt", sys_ns),
-                    "spec": {"selector": gw_selector, "jwtRules": [r.render(claim_headers) for r in self.jwt]},
+                    "spec": {
+                        "selector": gw_selector,
+                        "jwtRules": [r.render(claim_headers) for r in self.jwt],
+                    },
                 }
             )
         if self.require_jwt:

@@ -42,13 +42,25 @@ def routing_issues(policies: PolicySet) -> list[Issue]:
             for name in sorted(m.headers):
                 path = ("routing", "routes", i, "match", j, "headers", name)
                 if name in managed:
-                    out.append((path, "routing.managed-header",
-                                f"{name!r} is set by the edge from the request body or verified claims; "
-                                "match it with the typed field (model, tier, cohort) instead", name))
+                    out.append(
+                        (
+                            path,
+                            "routing.managed-header",
+                            f"{name!r} is set by the edge from the request body or verified claims; "
+                            "match it with the typed field (model, tier, cohort) instead",
+                            name,
+                        )
+                    )
                 elif IDENTITY_HEADER.search(name):
-                    out.append((path, "routing.client-identity-header",
-                                f"{name!r} is a client-controlled header: any caller can send it and take this "
-                                "route; match 'tier' or 'cohort' (derived from verified JWT claims) instead", name))
+                    out.append(
+                        (
+                            path,
+                            "routing.client-identity-header",
+                            f"{name!r} is a client-controlled header: any caller can send it and take this "
+                            "route; match 'tier' or 'cohort' (derived from verified JWT claims) instead",
+                            name,
+                        )
+                    )
     return out
 
 
@@ -56,13 +68,25 @@ def resilience_issues(policies: PolicySet, ctx: RenderContext) -> list[Issue]:
     res = policies.resilience
     out: list[Issue] = []
     if res.default.per_try_cuts_generation():
-        out.append((("resilience", "default", "retries", "per_try_timeout"), "resilience.per-try-cuts-generation",
-                    res.default.per_try_message(), res.default.retries.render().get("perTryTimeout")))
+        out.append(
+            (
+                ("resilience", "default", "retries", "per_try_timeout"),
+                "resilience.per-try-cuts-generation",
+                res.default.per_try_message(),
+                res.default.retries.render().get("perTryTimeout"),
+            )
+        )
     for name in sorted(res.models):
         spec = res.for_model(name)
         if spec.per_try_cuts_generation():
-            out.append((("resilience", "models", name), "resilience.per-try-cuts-generation",
-                        spec.per_try_message(), spec.retries.render().get("perTryTimeout")))
+            out.append(
+                (
+                    ("resilience", "models", name),
+                    "resilience.per-try-cuts-generation",
+                    spec.per_try_message(),
+                    spec.retries.render().get("perTryTimeout"),
+                )
+            )
     return out
 
 
@@ -72,20 +96,38 @@ def edge_issues(policies: PolicySet) -> list[Issue]:
     ident = policies.edge.identity
     for value, tier in sorted(ident.tier_values.items()):
         if tier not in tiers:
-            out.append((("edge", "identity", "tier_values", value), "edge.unknown-tier",
-                        f"claim value {value!r} maps to tier {tier!r}, which qos does not define "
-                        f"(tiers: {', '.join(sorted(tiers)) or 'none'})", tier))
+            out.append(
+                (
+                    ("edge", "identity", "tier_values", value),
+                    "edge.unknown-tier",
+                    f"claim value {value!r} maps to tier {tier!r}, which qos does not define "
+                    f"(tiers: {', '.join(sorted(tiers)) or 'none'})",
+                    tier,
+                )
+            )
     for tier in sorted(policies.edge.rate_limits.tiers):
         if tier not in tiers:
-            out.append((("edge", "rate_limits", "tiers", tier), "edge.unknown-tier",
-                        f"rate limit for tier {tier!r}, which qos does not define "
-                        f"(tiers: {', '.join(sorted(tiers)) or 'none'})", tier))
+            out.append(
+                (
+                    ("edge", "rate_limits", "tiers", tier),
+                    "edge.unknown-tier",
+                    f"rate limit for tier {tier!r}, which qos does not define "
+                    f"(tiers: {', '.join(sorted(tiers)) or 'none'})",
+                    tier,
+                )
+            )
     for i, route in enumerate(policies.routing.routes):
         for j, m in enumerate(route.match):
             if m.cohort and m.cohort not in ident.cohorts and not ident.cohort_claim:
-                out.append((("routing", "routes", i, "match", j, "cohort"), "edge.unknown-cohort",
-                            f"cohort {m.cohort!r} can never be assigned: no cohort claim is configured and "
-                            "edge.identity.cohorts does not place subjects in it", m.cohort))
+                out.append(
+                    (
+                        ("routing", "routes", i, "match", j, "cohort"),
+                        "edge.unknown-cohort",
+                        f"cohort {m.cohort!r} can never be assigned: no cohort claim is configured and "
+                        "edge.identity.cohorts does not place subjects in it",
+                        m.cohort,
+                    )
+                )
     return out
 
 

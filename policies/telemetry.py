@@ -47,7 +47,8 @@ class TracingPolicy(StrictModel):
     enabled: bool = True
     sampling_percent: float = Field(default=1.0, ge=0, le=100, description="share of requests traced")
     export_endpoint: str | None = Field(
-        default=None, description="OTLP gRPC endpoint the collector forwards to (host:port); unset: debug exporter"
+        default=None,
+        description="OTLP gRPC endpoint the collector forwards to (host:port); unset: debug exporter",
     )
 
 
@@ -66,14 +67,21 @@ class TelemetryPolicy(StrictModel):
         """The ``meshConfig.extensionProviders`` entry istiod needs for the tracing ``Telemetry``."""
         if not self.tracing.enabled:
             return None
-        return {"name": PROVIDER_NAME, "opentelemetry": {"service": self.collector_host(ctx), "port": OTLP_GRPC_PORT}}
+        return {
+            "name": PROVIDER_NAME,
+            "opentelemetry": {"service": self.collector_host(ctx), "port": OTLP_GRPC_PORT},
+        }
 
     def render(self, policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {}
         out: list[dict[str, Any]] = []
         if self.tracing.enabled:
-            spec["tracing"] = [{"providers": [{"name": PROVIDER_NAME}],
-                                "randomSamplingPercentage": self.tracing.sampling_percent}]
+            spec["tracing"] = [
+                {
+                    "providers": [{"name": PROVIDER_NAME}],
+                    "randomSamplingPercentage": self.tracing.sampling_percent,
+                }
+            ]
             out += self._collector(ctx)
         if self.usage_metrics:
             h = policies.routing.headers
@@ -82,12 +90,24 @@ class TelemetryPolicy(StrictModel):
                 "fleetkit_tenant": {"value": f"request.headers['{h.tenant}']"},
                 "fleetkit_tier": {"value": f"request.headers['{h.tier}']"},
             }
-            spec["metrics"] = [{"providers": [{"name": "prometheus"}], "overrides": [
-                {"match": {"metric": metric, "mode": "CLIENT_AND_SERVER"}, "tagOverrides": tags}
-                for metric in ("REQUEST_COUNT", "REQUEST_DURATION")]}]
+            spec["metrics"] = [
+                {
+                    "providers": [{"name": "prometheus"}],
+                    "overrides": [
+                        {"match": {"metric": metric, "mode": "CLIENT_AND_SERVER"}, "tagOverrides": tags}
+                        for metric in ("REQUEST_COUNT", "REQUEST_DURATION")
+                    ],
+                }
+            ]
         if spec:
-            out.append({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
-                        "metadata": metadata("mesh-default", ctx.system_namespace), "spec": spec})
+            out.append(
+                {
+                    "apiVersion": "telemetry.istio.io/v1",
+                    "kind": "Telemetry",
+                    "metadata": metadata("mesh-default", ctx.system_namespace),
+                    "spec": spec,
+                }
+            )
         return out
 
     def _collector(self, ctx: RenderContext) -> list[dict[str, Any]]:
@@ -99,35 +119,72 @@ class TelemetryPolicy(StrictModel):
         else:
             exporter = {"debug": {"verbosity": "basic"}}
         config = {
-            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
-                                                 "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"}}}},
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+                        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+                    }
+                }
+            },
             "processors": {"batch": {}},
             "exporters": exporter,
-            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"],
-                                                 "exporters": list(exporter)}}},
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": list(exporter)}
+                }
+            },
         }
-        ports = [{"name": "grpc-otlp", "port": OTLP_GRPC_PORT, "targetPort": OTLP_GRPC_PORT, "protocol": "TCP"},
-                 {"name": "http-otlp", "port": OTLP_HTTP_PORT, "targetPort": OTLP_HTTP_PORT, "protocol": "TCP"}]
+        ports = [
+            {"name": "grpc-otlp", "port": OTLP_GRPC_PORT, "targetPort": OTLP_GRPC_PORT, "protocol": "TCP"},
+            {"name": "http-otlp", "port": OTLP_HTTP_PORT, "targetPort": OTLP_HTTP_PORT, "protocol": "TCP"},
+        ]
         return [
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COLLECTOR_NAME, ns, labels),
-             "data": {"config.yaml": yaml.safe_dump(config, sort_keys=True)}},
-            {"apiVersion": "v1", "kind": "Service", "metadata": metadata(COLLECTOR_NAME, ns, labels),
-             "spec": {"selector": dict(labels), "ports": ports, "type": "ClusterIP"}},
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(COLLECTOR_NAME, ns, labels),
-             "spec": {"replicas": 1, "selector": {"matchLabels": dict(labels)}, "template": {
-                 "metadata": {"labels": dict(labels)},
-                 "spec": {
-                     "containers": [{
-                         "name": "otel-collector", "image": COLLECTOR_IMAGE,
-                         "args": ["--config=/conf/config.yaml"],
-                         "ports": [{"name": p["name"], "containerPort": p["port"]} for p in ports],
-                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                       "limits": {"memory": "512Mi"}},
-                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                             "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                             "capabilities": {"drop": ["ALL"]}},
-                         "volumeMounts": [{"name": "config", "mountPath": "/conf"}],
-                     }],
-                     "volumes": [{"name": "config", "configMap": {"name": COLLECTOR_NAME}}],
-                 }}}},
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata(COLLECTOR_NAME, ns, labels),
+                "data": {"config.yaml": yaml.safe_dump(config, sort_keys=True)},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata(COLLECTOR_NAME, ns, labels),
+                "spec": {"selector": dict(labels), "ports": ports, "type": "ClusterIP"},
+            },
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": metadata(COLLECTOR_NAME, ns, labels),
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": dict(labels)},
+                    "template": {
+                        "metadata": {"labels": dict(labels)},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "otel-collector",
+                                    "image": COLLECTOR_IMAGE,
+                                    "args": ["--config=/conf/config.yaml"],
+                                    "ports": [{"name": p["name"], "containerPort": p["port"]} for p in ports],
+                                    "resources": {
+                                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                                        "limits": {"memory": "512Mi"},
+                                    },
+                                    "securityContext": {
+                                        "runAsNonRoot": True,
+                                        "runAsUser": 10001,
+                                        "allowPrivilegeEscalation": False,
+                                        "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]},
+                                    },
+                                    "volumeMounts": [{"name": "config", "mountPath": "/conf"}],
+                                }
+                            ],
+                            "volumes": [{"name": "config", "configMap": {"name": COLLECTOR_NAME}}],
+                        },
+                    },
+                },
+            },
         ]

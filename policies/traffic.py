@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 ROUTES_NAME = "fleetkit-routes"
 
 
-def weighted_gpu_classes(policies: "PolicySet", ctx: RenderContext, model: str, version: str | None
-                         ) -> list[tuple[str, int]]:
+def weighted_gpu_classes(
+    policies: "PolicySet", ctx: RenderContext, model: str, version: str | None
+) -> list[tuple[str, int]]:
     """(GPU class, weight) pairs a destination is split over in this cluster (see the module docstring)."""
     gpu_weights = policies.load_balancing.for_model(model).gpu_weights
     info = ctx.services.get(model)
@@ -105,8 +106,13 @@ def _target(model: str, version: str | None, gpu_class: str | None, weight: int)
 
 def _with_tier(t: Target, tier: str) -> Target:
     labels = t.labels or ((LABEL_APP, t.service),)
-    return Target(t.service, f"{t.subset}-{tier}" if t.subset else tier, labels, t.weight,
-                  tuple(_with_tier(m, tier) for m in t.chain))
+    return Target(
+        t.service,
+        f"{t.subset}-{tier}" if t.subset else tier,
+        labels,
+        t.weight,
+        tuple(_with_tier(m, tier) for m in t.chain),
+    )
 
 
 class _Collector:
@@ -149,14 +155,14 @@ def _http_route(
     route: dict[str, Any] = {"name": name}
     if matches:
         route["match"] = matches
-    route["route"] = [
-        {"destination": _destination(t, ctx, col, tier), "weight": t.weight} for t in targets
-    ]
+    route["route"] = [{"destination": _destination(t, ctx, col, tier), "weight": t.weight} for t in targets]
     if len(targets) == 1 and targets[0].chain:
         members = [targets[0], *targets[0].chain]
         for m in members[1:]:
             _destination(m, ctx, col, tier)  # defines the member's subset, so istiod builds its cluster
-        col.chains.append(ChainRoute(name, tuple(istio_cluster_name(ctx.host(m.service), m.subset) for m in members)))
+        col.chains.append(
+            ChainRoute(name, tuple(istio_cluster_name(ctx.host(m.service), m.subset) for m in members))
+        )
     route["timeout"] = format_duration(res.timeout)
     route["retries"] = res.retries.render()
     if mirror is not None:
@@ -197,11 +203,15 @@ def render_virtual_service(policies: "PolicySet", ctx: RenderContext, col: _Coll
             tier_match = _tier_header_match(policies, tier)
             tm = [_merge_match(m, tier_match) for m in matches] if matches else [tier_match]
             tiered = [_with_tier(t, tier) for t in targets]
-            http.append(_http_route(f"{name}-{tier}", tm, tiered, mirror_t, primary, policies, ctx, col, tier))
+            http.append(
+                _http_route(f"{name}-{tier}", tm, tiered, mirror_t, primary, policies, ctx, col, tier)
+            )
         # requests without a tier header get the default tier
         tiered = [_with_tier(t, qos.default_tier) for t in targets]
         http.append(
-            _http_route(f"{name}-untiered", matches, tiered, mirror_t, primary, policies, ctx, col, qos.default_tier)
+            _http_route(
+                f"{name}-untiered", matches, tiered, mirror_t, primary, policies, ctx, col, qos.default_tier
+            )
         )
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -256,7 +266,9 @@ def merged_pool(base: dict[str, Any], tier: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_destination_rules(policies: "PolicySet", ctx: RenderContext, col: _Collector) -> list[dict[str, Any]]:
+def render_destination_rules(
+    policies: "PolicySet", ctx: RenderContext, col: _Collector
+) -> list[dict[str, Any]]:
     out = []
     for service in sorted(set(ctx.services) | set(col.subsets)):
         spec: dict[str, Any] = {
@@ -269,7 +281,9 @@ def render_destination_rules(policies: "PolicySet", ctx: RenderContext, col: _Co
             tier = col.tier_of.get((service, name))
             if tier and policies.qos is not None:
                 base = policies.resilience.for_model(service).circuit_breaker.connection_pool()
-                subset["trafficPolicy"] = {"connectionPool": merged_pool(base, policies.qos.connection_pool(tier))}
+                subset["trafficPolicy"] = {
+                    "connectionPool": merged_pool(base, policies.qos.connection_pool(tier))
+                }
             subsets.append(subset)
         if subsets:
             spec["subsets"] = subsets
@@ -290,7 +304,13 @@ def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str,
     Kubernetes DNS only resolves Services that exist locally, so a cluster that does not run a model
     still gets its Service (with no local endpoints); Istio merges the endpoints of all clusters.
     """
-    port = {"name": "http", "port": MODEL_PORT, "targetPort": MODEL_PORT, "protocol": "TCP", "appProtocol": "http"}
+    port = {
+        "name": "http",
+        "port": MODEL_PORT,
+        "targetPort": MODEL_PORT,
+        "protocol": "TCP",
+        "appProtocol": "http",
+    }
     out = []
     selectors: dict[str, dict[str, str]] = {s: {LABEL_APP: s} for s in ctx.services}
     for name, selector in sorted(selectors.items()):
@@ -308,10 +328,17 @@ def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str,
 def render_traffic(policies: "PolicySet", ctx: RenderContext) -> list[dict[str, Any]]:
     col = _Collector()
     vs = render_virtual_service(policies, ctx, col)
-    out = [render_gateway(policies, ctx), vs, *render_destination_rules(policies, ctx, col),
-           *render_services(policies, ctx)]
-    envoy_filter = render_envoy_filter(col.chains, namespace=ctx.system_namespace,
-                                       gateway_selector={"istio": ctx.ingress_gateway_name.removeprefix("istio-")})
+    out = [
+        render_gateway(policies, ctx),
+        vs,
+        *render_destination_rules(policies, ctx, col),
+        *render_services(policies, ctx),
+    ]
+    envoy_filter = render_envoy_filter(
+        col.chains,
+        namespace=ctx.system_namespace,
+        gateway_selector={"istio": ctx.ingress_gateway_name.removeprefix("istio-")},
+    )
     if envoy_filter is not None:
         out.append(envoy_filter)
     return out

@@ -1,6 +1,6 @@
 """The static gate's fast parts run with the tests, so a change that breaks them fails `./dev test` too.
 
-`./dev check` (and `.ci/run`) run the same tools plus mypy; here: `ruff check` over the tree and the
+`./dev check` (and `.ci/run`) run the same tools plus mypy; here: `ruff check` and `ruff format --check` over the tree and the
 import contract (`lint-imports`, the layers of docs/architecture.md). Both read pyproject.toml.
 """
 
@@ -25,13 +25,38 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_passes() -> None:
-    result = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_tree_is_formatted() -> None:
+    """`ruff format --check`: one format for the whole tree (run `.venv/bin/ruff format .` to fix)."""
+    result = subprocess.run(
+        [_tool("ruff"), "format", "--check", "--no-cache", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_import_contract_holds() -> None:
-    result = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [_tool("lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout

@@ -413,7 +413,9 @@ def test_explicit_nulls_are_pruned_as_the_api_server_does() -> None:
     vs = copy.deepcopy(VALID["VirtualService"])
     vs["spec"]["http"][0].update({"retries": None, "match": None, "fault": None})
     assert validate_object(vs) == []
-    required = mutate("DestinationRule", "spec.host", None)  # a pruned required field is missing, as for kubectl
+    required = mutate(
+        "DestinationRule", "spec.host", None
+    )  # a pruned required field is missing, as for kubectl
     assert any("required" in i.message for i in validate_object(required))
 
 
@@ -425,8 +427,11 @@ def test_status_of_kinds_with_a_status_subresource_is_not_validated() -> None:
 
 
 def test_choice_errors_are_readable() -> None:
-    obj = mutate("DestinationRule", "spec.trafficPolicy.loadBalancer", {"simple": "ROUND_ROBIN",
-                                                                         "consistentHash": {"useSourceIp": True}})
+    obj = mutate(
+        "DestinationRule",
+        "spec.trafficPolicy.loadBalancer",
+        {"simple": "ROUND_ROBIN", "consistentHash": {"useSourceIp": True}},
+    )
     messages = [i.message for i in validate_object(obj)]
     assert messages and not any("is valid under each of" in m for m in messages), messages
 

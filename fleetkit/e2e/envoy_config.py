@@ -35,7 +35,9 @@ from policies.common import parse_duration
 
 JWT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
 OTEL_TYPE = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
 
 
@@ -72,17 +74,23 @@ def jwt_filter(request_auth: dict[str, Any], jwks: dict[str, Any]) -> dict[str, 
         if rule.get("audiences"):
             provider["audiences"] = list(rule["audiences"])
         if rule.get("outputClaimToHeaders"):
-            provider["claim_to_headers"] = [{"header_name": c["header"], "claim_name": c["claim"]}
-                                            for c in rule["outputClaimToHeaders"]]
+            provider["claim_to_headers"] = [
+                {"header_name": c["header"], "claim_name": c["claim"]} for c in rule["outputClaimToHeaders"]
+            ]
         providers[f"origins-{i}"] = provider
     requires: dict[str, Any]
     if len(providers) == 1:
         requires = {"provider_name": next(iter(providers))}
     else:
         requires = {"requires_any": {"requirements": [{"provider_name": p} for p in providers]}}
-    return {"name": "envoy.filters.http.jwt_authn",
-            "typed_config": {"@type": JWT_TYPE, "providers": providers,
-                             "rules": [{"match": {"prefix": "/"}, "requires": requires}]}}
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": JWT_TYPE,
+            "providers": providers,
+            "rules": [{"match": {"prefix": "/"}, "requires": requires}],
+        },
+    }
 
 
 def apply_filter_patches(base: list[dict[str, Any]], envoy_filter: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,7 +124,7 @@ def cluster_name(destination: dict[str, Any]) -> str:
 
 
 def _header_match(name: str, match: dict[str, str]) -> dict[str, Any]:
-    (kind, value), = match.items()
+    ((kind, value),) = match.items()
     key = {"exact": "exact", "prefix": "prefix", "regex": "safe_regex"}[kind]
     string_match: dict[str, Any] = {key: {"regex": value} if kind == "regex" else value}
     return {"name": name, "string_match": string_match}
@@ -140,8 +148,11 @@ def _route_action(http: dict[str, Any]) -> dict[str, Any]:
     if len(dests) == 1:
         action["cluster"] = cluster_name(dests[0]["destination"])
     else:
-        action["weighted_clusters"] = {"clusters": [
-            {"name": cluster_name(d["destination"]), "weight": d.get("weight", 100)} for d in dests]}
+        action["weighted_clusters"] = {
+            "clusters": [
+                {"name": cluster_name(d["destination"]), "weight": d.get("weight", 100)} for d in dests
+            ]
+        }
     if "timeout" in http:
         action["timeout"] = _seconds(http["timeout"])
     retries = http.get("retries") or {}
@@ -152,10 +163,14 @@ def _route_action(http: dict[str, Any]) -> dict[str, Any]:
         action["retry_policy"] = policy
     if "mirror" in http:
         pct = http.get("mirrorPercentage", {}).get("value", 100.0)
-        action["request_mirror_policies"] = [{
-            "cluster": cluster_name(http["mirror"]),
-            "runtime_fraction": {"default_value": {"numerator": round(pct * 10_000), "denominator": "MILLION"}},
-        }]
+        action["request_mirror_policies"] = [
+            {
+                "cluster": cluster_name(http["mirror"]),
+                "runtime_fraction": {
+                    "default_value": {"numerator": round(pct * 10_000), "denominator": "MILLION"}
+                },
+            }
+        ]
     return action
 
 
@@ -169,7 +184,9 @@ def routes(virtual_service: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def apply_route_patches(route_list: list[dict[str, Any]], envoy_filter: dict[str, Any] | None) -> list[dict[str, Any]]:
+def apply_route_patches(
+    route_list: list[dict[str, Any]], envoy_filter: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     """The fallback EnvoyFilter: aggregate clusters added, chain routes merged onto them."""
     added: list[dict[str, Any]] = []
     if envoy_filter is None:
@@ -228,8 +245,22 @@ def cluster(name: str, backend: Backend, pool: dict[str, Any]) -> dict[str, Any]
         "name": name,
         "type": "STATIC",
         "connect_timeout": _seconds(tcp.get("connectTimeout", "10s")),
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-            "socket_address": {"address": backend.host, "port_value": backend.port}}}}]}]},
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": backend.host, "port_value": backend.port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
     }
     if thresholds:
         out["circuit_breakers"] = {"thresholds": [thresholds]}
@@ -239,12 +270,21 @@ def cluster(name: str, backend: Backend, pool: dict[str, Any]) -> dict[str, Any]
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "common_http_protocol_options": {"idle_timeout": _seconds(http["idleTimeout"])},
                 "explicit_http_config": {"http_protocol_options": {}},
-            }}
+            }
+        }
     return out
 
 
-def bootstrap(objs: list[dict[str, Any]], *, listen_port: int, admin_port: int, backends: dict[str, Backend],
-              jwks: dict[str, Any], otlp: Backend | None = None, access_log: str | None = None) -> dict[str, Any]:
+def bootstrap(
+    objs: list[dict[str, Any]],
+    *,
+    listen_port: int,
+    admin_port: int,
+    backends: dict[str, Backend],
+    jwks: dict[str, Any],
+    otlp: Backend | None = None,
+    access_log: str | None = None,
+) -> dict[str, Any]:
     """The bootstrap: ``backends`` maps a Service host (FQDN) to a local address."""
     vs = _one(objs, "VirtualService")
     filters = {o["metadata"]["name"]: o for o in _kind(objs, "EnvoyFilter")}
@@ -271,9 +311,20 @@ def bootstrap(objs: list[dict[str, Any]], *, listen_port: int, admin_port: int, 
         "stream_idle_timeout": "0s",
     }
     if access_log is not None:  # test instrumentation: which route and cluster served each request
-        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": access_log,
-            "log_format": {"text_format_source": {"inline_string": "%REQ(X-E2E-ID)% %ROUTE_NAME% %UPSTREAM_CLUSTER% %RESPONSE_CODE%\n"}}}}]
+        hcm["access_log"] = [
+            {
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log,
+                    "log_format": {
+                        "text_format_source": {
+                            "inline_string": "%REQ(X-E2E-ID)% %ROUTE_NAME% %UPSTREAM_CLUSTER% %RESPONSE_CODE%\n"
+                        }
+                    },
+                },
+            }
+        ]
     if otlp is not None:
         telemetry = _kind(objs, "Telemetry")
         sampling = 100.0
@@ -282,21 +333,38 @@ def bootstrap(objs: list[dict[str, Any]], *, listen_port: int, admin_port: int, 
                 sampling = tr.get("randomSamplingPercentage", sampling)
         hcm["tracing"] = {
             "random_sampling": {"value": sampling},
-            "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": {
-                "@type": OTEL_TYPE, "service_name": "fleetkit-ingress",
-                "http_service": {"http_uri": {"uri": f"http://{otlp.host}:{otlp.port}/v1/traces",
-                                              "cluster": "otlp", "timeout": "2s"}}}},
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": {
+                    "@type": OTEL_TYPE,
+                    "service_name": "fleetkit-ingress",
+                    "http_service": {
+                        "http_uri": {
+                            "uri": f"http://{otlp.host}:{otlp.port}/v1/traces",
+                            "cluster": "otlp",
+                            "timeout": "2s",
+                        }
+                    },
+                },
+            },
         }
         clusters.append(cluster("otlp", otlp, {}))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
-            "listeners": [{
-                "name": "fleetkit-ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                "typed_config": hcm}]}],
-            }],
+            "listeners": [
+                {
+                    "name": "fleetkit-ingress",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                            ]
+                        }
+                    ],
+                }
+            ],
             "clusters": clusters,
         },
     }

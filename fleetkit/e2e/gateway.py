@@ -48,8 +48,10 @@ def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> 
     assert isinstance(spec, RegionStackSpec)
     ctx = fleet.context_for(stack)
     objs = spec.policies.render(ctx)
-    services = {name: (service_host(name, ctx.namespace, ctx.cluster_domain), info.served_name)
-                for name, info in ctx.services.items()}
+    services = {
+        name: (service_host(name, ctx.namespace, ctx.cluster_domain), info.served_name)
+        for name, info in ctx.services.items()
+    }
     rule = spec.policies.security.jwt[0]
     return Rendered(objs, services, rule.issuer, list(rule.audiences))
 
@@ -73,7 +75,9 @@ class Gateway:
         found: list[str] = []
         while time.monotonic() < deadline:
             text = self.access_log.read_text() if self.access_log and self.access_log.exists() else ""
-            found = [parts[1] for parts in (line.split() for line in text.splitlines()) if parts[0] == request_id]
+            found = [
+                parts[1] for parts in (line.split() for line in text.splitlines()) if parts[0] == request_id
+            ]
             if len(found) >= count:
                 break
             time.sleep(0.2)
@@ -81,8 +85,13 @@ class Gateway:
 
     def token(self, **claims: Any) -> str:
         now = int(time.time())
-        base = {"iss": self.rendered.issuer, "aud": self.rendered.audiences[0] if self.rendered.audiences else "x",
-                "sub": "user-1", "iat": now, "exp": now + 3600}
+        base = {
+            "iss": self.rendered.issuer,
+            "aud": self.rendered.audiences[0] if self.rendered.audiences else "x",
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + 3600,
+        }
         base.update(claims)
         return self.signer.token(base)
 
@@ -100,15 +109,19 @@ def backend_hosts(rendered: Rendered, backends: dict[str, Backend]) -> dict[str,
 
 
 def validate(binary: str, config: Path) -> None:
-    done = subprocess.run([binary, "--mode", "validate", "-c", str(config)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [binary, "--mode", "validate", "-c", str(config)], capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"envoy --mode validate rejected the bootstrap:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"envoy --mode validate rejected the bootstrap:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
 
 
 @contextmanager
-def running_gateway(rendered: Rendered, backends: dict[str, Backend], workdir: Path,
-                    otlp: Backend | None = None) -> Iterator[Gateway]:
+def running_gateway(
+    rendered: Rendered, backends: dict[str, Backend], workdir: Path, otlp: Backend | None = None
+) -> Iterator[Gateway]:
     """Envoy with the rendered configuration; ``backends`` maps model service -> local address."""
     binary = envoy_binary()
     if binary is None:
@@ -117,18 +130,34 @@ def running_gateway(rendered: Rendered, backends: dict[str, Backend], workdir: P
     listen, admin = procs.free_port(), procs.free_port()
     by_host = backend_hosts(rendered, backends)
     access_log = workdir / "access.log"
-    boot = envoy_config.bootstrap(rendered.objects, listen_port=listen, admin_port=admin, backends=by_host,
-                                  jwks=signer.jwks(), otlp=otlp, access_log=str(access_log))
+    boot = envoy_config.bootstrap(
+        rendered.objects,
+        listen_port=listen,
+        admin_port=admin,
+        backends=by_host,
+        jwks=signer.jwks(),
+        otlp=otlp,
+        access_log=str(access_log),
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "envoy.json"
     config.write_text(json.dumps(boot, indent=1, sort_keys=True))
     validate(binary, config)
     log = workdir / "envoy.log"
-    proc = procs.start([binary, "-c", str(config), "--base-id", str(listen), "--concurrency", "1",
-                        "--log-level", "warn"], log)
+    proc = procs.start(
+        [binary, "-c", str(config), "--base-id", str(listen), "--concurrency", "1", "--log-level", "warn"],
+        log,
+    )
     try:
         ready = procs.wait_http(f"http://127.0.0.1:{admin}/ready", timeout=60, proc=proc, log=log)
-        yield Gateway(f"http://127.0.0.1:{listen}", f"http://127.0.0.1:{admin}", signer, rendered, ready, boot,
-                      access_log)
+        yield Gateway(
+            f"http://127.0.0.1:{listen}",
+            f"http://127.0.0.1:{admin}",
+            signer,
+            rendered,
+            ready,
+            boot,
+            access_log,
+        )
     finally:
         procs.stop(proc)

@@ -32,8 +32,18 @@ class Signer:
 
     def jwks(self) -> dict[str, Any]:
         pub = self.key.public_key().public_numbers()
-        return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
-                          "n": _uint(pub.n), "e": _uint(pub.e)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "alg": "RS256",
+                    "use": "sig",
+                    "kid": self.kid,
+                    "n": _uint(pub.n),
+                    "e": _uint(pub.e),
+                }
+            ]
+        }
 
     def token(self, claims: dict[str, Any]) -> str:
         header = {"alg": "RS256", "typ": "JWT", "kid": self.kid}

@@ -81,11 +81,20 @@ class OtlpReceiver:
                 req.ParseFromString(raw)
                 spans = []
                 for rs in req.resource_spans:
-                    service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                    service = next(
+                        (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), ""
+                    )
                     for ss in rs.scope_spans:
                         for sp in ss.spans:
-                            spans.append(Span(sp.trace_id.hex(), sp.span_id.hex(), sp.parent_span_id.hex(), sp.name,
-                                              service))
+                            spans.append(
+                                Span(
+                                    sp.trace_id.hex(),
+                                    sp.span_id.hex(),
+                                    sp.parent_span_id.hex(),
+                                    sp.name,
+                                    service,
+                                )
+                            )
                 with receiver._lock:
                     receiver.spans.extend(spans)
                 data = ExportTraceServiceResponse().SerializeToString()

@@ -18,8 +18,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None = None,
-              log: Path | None = None) -> float:
+def wait_http(
+    url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> float:
     """Poll ``url`` until it answers 200; returns the seconds waited. Fails with the log's tail."""
     start = time.monotonic()
     deadline = start + timeout

@@ -45,12 +45,18 @@ from fleetkit.spec import RegionStackSpec
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = Path(__file__).resolve().parent / "tiny_model.py"
 GPU_ONLY = {"--tensor-parallel-size", "--pipeline-parallel-size", "--gpu-memory-utilization"}
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+CREDS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 #: the models the demo stack routes between, and the served name each answers to
 MODELS = ("llama-3-8b", "llama-3-70b")
 #: a small batch limit so the run can exceed it; every request traced (the demo samples 1%)
-OVERRIDES = ["policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
-             "policies.telemetry.tracing.sampling_percent=100"]
+OVERRIDES = [
+    "policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
+    "policies.telemetry.tracing.sampling_percent=100",
+]
 
 
 def say(msg: str) -> None:
@@ -120,16 +126,26 @@ def start_s3() -> tuple[Any, str]:
 def weights(cmd: list[str], endpoint: str, log: Path) -> float:
     start = time.monotonic()
     env = {**os.environ, **CREDS}
-    done = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], "--endpoint-url", endpoint],
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / cmd[0]), *cmd[1:], "--endpoint-url", endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return time.monotonic() - start
 
 
-def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver: OtlpReceiver,  # noqa: C901 - one closure per named check
-          samples: int) -> tuple[Checks, dict[str, Any]]:
+def drive(  # noqa: C901 - one closure per named check
+    gw: Gateway,
+    direct: dict[str, str],
+    served: dict[str, str],
+    receiver: OtlpReceiver,
+    samples: int,
+) -> tuple[Checks, dict[str, Any]]:
     import openai
 
     checks, figures = Checks(), {}
@@ -162,17 +178,26 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
         raise AssertionError("no 404")
 
     def forged() -> str:
-        before = sum(v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total"))
+        before = sum(
+            v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total")
+        )
         reply = client(sub="forger").chat.completions.create(
-            model=served["llama-3-70b"], messages=msg, max_tokens=4,
-            extra_headers={"x-fleetkit-tier": "premium", "x-fleetkit-cohort": "beta"})
-        after = sum(v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total"))
+            model=served["llama-3-70b"],
+            messages=msg,
+            max_tokens=4,
+            extra_headers={"x-fleetkit-tier": "premium", "x-fleetkit-cohort": "beta"},
+        )
+        after = sum(
+            v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total")
+        )
         assert reply.model == served["llama-3-70b"] and after == before
         return "premium subset counter unchanged"
 
     def premium() -> str:
         before = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
-        client(plan="enterprise").chat.completions.create(model=served["llama-3-70b"], messages=msg, max_tokens=4)
+        client(plan="enterprise").chat.completions.create(
+            model=served["llama-3-70b"], messages=msg, max_tokens=4
+        )
         after = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
         assert after == before + 1
         return "premium subset, vLLM accepted priority 0 (scheduling-policy priority)"
@@ -189,8 +214,13 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
 
     def streaming() -> str:
         times = []
-        stream = client().chat.completions.create(model=served["llama-3-8b"], messages=msg, max_tokens=48,
-                                                  stream=True, extra_body={"ignore_eos": True})
+        stream = client().chat.completions.create(
+            model=served["llama-3-8b"],
+            messages=msg,
+            max_tokens=48,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
         start = time.monotonic()
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -216,13 +246,18 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
 
     def latency() -> str:
         body = json.dumps({"model": served["llama-3-8b"], "messages": msg, "max_tokens": 1}).encode()
-        headers = {"authorization": f"Bearer {gw.token(plan='enterprise')}", "content-type": "application/json"}
+        headers = {
+            "authorization": f"Bearer {gw.token(plan='enterprise')}",
+            "content-type": "application/json",
+        }
 
         def timed(url: str, hdrs: dict[str, str]) -> list[float]:
             out = []
             for _ in range(samples):
                 t = time.monotonic()
-                req = urllib.request.Request(url, data=body, headers={"content-type": "application/json", **hdrs})
+                req = urllib.request.Request(
+                    url, data=body, headers={"content-type": "application/json", **hdrs}
+                )
                 with urllib.request.urlopen(req, timeout=60) as resp:
                     resp.read()
                 out.append((time.monotonic() - t) * 1000)
@@ -230,18 +265,30 @@ def drive(gw: Gateway, direct: dict[str, str], served: dict[str, str], receiver:
 
         via = timed(f"{gw.url}/v1/chat/completions", headers)
         plain = timed(f"{direct['llama-3-8b']}/v1/chat/completions", {})
-        figures["latency_ms"] = {"through_envoy_p50": round(statistics.median(via), 2),
-                                 "direct_p50": round(statistics.median(plain), 2),
-                                 "through_envoy_p95": round(sorted(via)[int(0.95 * (len(via) - 1))], 2),
-                                 "direct_p95": round(sorted(plain)[int(0.95 * (len(plain) - 1))], 2),
-                                 "samples": samples}
+        figures["latency_ms"] = {
+            "through_envoy_p50": round(statistics.median(via), 2),
+            "direct_p50": round(statistics.median(plain), 2),
+            "through_envoy_p95": round(sorted(via)[int(0.95 * (len(via) - 1))], 2),
+            "direct_p95": round(sorted(plain)[int(0.95 * (len(plain) - 1))], 2),
+            "samples": samples,
+        }
         lat = figures["latency_ms"]
-        return (f"p50 {lat['through_envoy_p50']} ms through Envoy vs {lat['direct_p50']} ms direct "
-                f"({samples} requests, max_tokens 1)")
+        return (
+            f"p50 {lat['through_envoy_p50']} ms through Envoy vs {lat['direct_p50']} ms direct "
+            f"({samples} requests, max_tokens 1)"
+        )
 
-    for name, fn in [("body routing", routing), ("alias", alias), ("unknown model", unknown),
-                     ("forged headers", forged), ("premium claim", premium), ("over limit", over_limit),
-                     ("SSE incremental", streaming), ("latency", latency), ("one trace", tracing)]:
+    for name, fn in [
+        ("body routing", routing),
+        ("alias", alias),
+        ("unknown model", unknown),
+        ("forged headers", forged),
+        ("premium claim", premium),
+        ("over limit", over_limit),
+        ("SSE incremental", streaming),
+        ("latency", latency),
+        ("one trace", tracing),
+    ]:
         checks.run(name, fn)
     return checks, figures
 
@@ -266,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     say("1. tiny random Llama (2 layers, head_dim 64, local BPE tokenizer)")
     model_dir = out / "tiny-llama"
     t = time.monotonic()
-    subprocess.run([ns.vllm_python, str(TINY_MODEL), str(model_dir)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [ns.vllm_python, str(TINY_MODEL), str(model_dir)], check=True, capture_output=True, timeout=600
+    )
     figures["tiny_model_build_s"] = round(time.monotonic() - t, 2)
     cache = out / "node-cache"
     server, endpoint = start_s3()
@@ -274,13 +323,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket="fleetkit-demo-models")
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="fleetkit-demo-models")
         plans = {m: plan_model(spec, m, ctx, stack=ns.stack) for m in MODELS}
         say("2. fleetkit-weights publish / sync (local S3 server)")
         for m, plan in plans.items():
-            figures[f"publish_{m}_s"] = round(weights(["fleetkit-weights", "publish", str(model_dir), plan.weights.uri],
-                                                      endpoint, out / f"publish-{m}.log"), 2)
+            figures[f"publish_{m}_s"] = round(
+                weights(
+                    ["fleetkit-weights", "publish", str(model_dir), plan.weights.uri],
+                    endpoint,
+                    out / f"publish-{m}.log",
+                ),
+                2,
+            )
             sync = agent_sync_args(plan)
             sync[sync.index("/cache/models")] = str(cache)
             figures[f"sync_{m}_s"] = round(weights(sync, endpoint, out / f"sync-{m}.log"), 2)
@@ -289,32 +349,58 @@ def main(argv: list[str] | None = None) -> int:
             backends, direct, served = {}, {}, {}
             say("3. vLLM with the rendered arguments")
             for m, plan in plans.items():
-                container = next(c for c in build_deployment(plan, WorkloadIdentity(service_account=m))["spec"]
-                                 ["template"]["spec"]["containers"] if c["name"] == "vllm")
+                container = next(
+                    c
+                    for c in build_deployment(plan, WorkloadIdentity(service_account=m))["spec"]["template"][
+                        "spec"
+                    ]["containers"]
+                    if c["name"] == "vllm"
+                )
                 port = procs.free_port()
-                args, notes = local_args(container["args"], model_dir=cache / plan.weights.cache_relpath, port=port,
-                                         otlp=receiver.endpoint)
+                args, notes = local_args(
+                    container["args"],
+                    model_dir=cache / plan.weights.cache_relpath,
+                    port=port,
+                    otlp=receiver.endpoint,
+                )
                 say(f"   {m}: rendered `vllm serve {' '.join(container['args'])}`")
                 for n in notes:
                     say(f"      {n}")
-                env = {**os.environ, **{e["name"]: e["value"] for e in container["env"] if "value" in e},
-                       "HOME": str(out / "home"), "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
-                       "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_SERVICE_NAME": f"vllm-{m}"}
+                env = {
+                    **os.environ,
+                    **{e["name"]: e["value"] for e in container["env"] if "value" in e},
+                    "HOME": str(out / "home"),
+                    "VLLM_CPU_KVCACHE_SPACE": "1",
+                    "TRANSFORMERS_OFFLINE": "1",
+                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                    "OTEL_SERVICE_NAME": f"vllm-{m}",
+                }
                 t = time.monotonic()
-                proc = procs.start([ns.vllm_python, "-m", "vllm.entrypoints.openai.api_server", *args],
-                                   out / f"vllm-{m}.log", env)
+                proc = procs.start(
+                    [ns.vllm_python, "-m", "vllm.entrypoints.openai.api_server", *args],
+                    out / f"vllm-{m}.log",
+                    env,
+                )
                 stack.append(proc)
                 figures[f"vllm_{m}_start_monotonic"] = t
                 backends[m] = Backend("127.0.0.1", port)
                 direct[m] = f"http://127.0.0.1:{port}"
                 served[m] = plan.model.served_name
             for m in plans:
-                waited = procs.wait_http(f"{direct[m]}/health", timeout=900, proc=stack[list(plans).index(m)],
-                                         log=out / f"vllm-{m}.log")
-                figures[f"vllm_{m}_ready_s"] = round(time.monotonic() - figures.pop(f"vllm_{m}_start_monotonic"), 1)
+                waited = procs.wait_http(
+                    f"{direct[m]}/health",
+                    timeout=900,
+                    proc=stack[list(plans).index(m)],
+                    log=out / f"vllm-{m}.log",
+                )
+                figures[f"vllm_{m}_ready_s"] = round(
+                    time.monotonic() - figures.pop(f"vllm_{m}_start_monotonic"), 1
+                )
                 say(f"   {m} ready after {figures[f'vllm_{m}_ready_s']} s (waited {waited:.1f} s here)")
             say("4. Envoy with the rendered ingress configuration; the openai client drives it")
-            with running_gateway(rendered, backends, out / "envoy", otlp=Backend("127.0.0.1", receiver.port)) as gw:
+            with running_gateway(
+                rendered, backends, out / "envoy", otlp=Backend("127.0.0.1", receiver.port)
+            ) as gw:
                 figures["envoy_ready_s"] = round(gw.startup_seconds, 2)
                 checks, more = drive(gw, direct, served, receiver, ns.samples)
                 figures.update(more)

@@ -27,7 +27,9 @@ class StubBackend:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name=f"stub-{served_name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name=f"stub-{served_name}", daemon=True
+        )
 
     def __enter__(self) -> StubBackend:
         self._thread.start()
@@ -69,19 +71,41 @@ class StubBackend:
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    self._json(400, {"error": {"message": "invalid JSON", "type": "BadRequestError", "code": 400}})
+                    self._json(
+                        400, {"error": {"message": "invalid JSON", "type": "BadRequestError", "code": 400}}
+                    )
                     return
-                stub.record({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                             "body": body})
+                stub.record(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
                 if body.get("model") != stub.served_name:
-                    self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
-                                               "type": "NotFoundError", "param": None, "code": 404}})
+                    self._json(
+                        404,
+                        {
+                            "error": {
+                                "message": f"The model `{body.get('model')}` does not exist.",
+                                "type": "NotFoundError",
+                                "param": None,
+                                "code": 404,
+                            }
+                        },
+                    )
                     return
                 path = self.path.split("?")[0]
                 if path == "/v1/embeddings":
-                    self._json(200, {"object": "list", "model": stub.served_name,
-                                     "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
-                                     "usage": {"prompt_tokens": 2, "total_tokens": 2}})
+                    self._json(
+                        200,
+                        {
+                            "object": "list",
+                            "model": stub.served_name,
+                            "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
+                            "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                        },
+                    )
                 elif body.get("stream"):
                     self._stream(path)
                 else:
@@ -89,15 +113,34 @@ class StubBackend:
 
             def _completion(self, path: str) -> dict[str, Any]:
                 text = " ".join(f"tok{i}" for i in range(stub.chunks))
-                usage = {"prompt_tokens": 3, "completion_tokens": stub.chunks, "total_tokens": 3 + stub.chunks}
+                usage = {
+                    "prompt_tokens": 3,
+                    "completion_tokens": stub.chunks,
+                    "total_tokens": 3 + stub.chunks,
+                }
                 if path == "/v1/chat/completions":
-                    return {"id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()),
-                            "model": stub.served_name, "usage": usage,
-                            "choices": [{"index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": text}}]}
-                return {"id": "cmpl-stub", "object": "text_completion", "created": int(time.time()),
-                        "model": stub.served_name, "usage": usage,
-                        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}]}
+                    return {
+                        "id": "chatcmpl-stub",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": stub.served_name,
+                        "usage": usage,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                    }
+                return {
+                    "id": "cmpl-stub",
+                    "object": "text_completion",
+                    "created": int(time.time()),
+                    "model": stub.served_name,
+                    "usage": usage,
+                    "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                }
 
             def _stream(self, path: str) -> None:
                 self.send_response(200)
@@ -107,13 +150,23 @@ class StubBackend:
                 chat = path == "/v1/chat/completions"
                 for i in range(stub.chunks):
                     if chat:
-                        chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0,
-                                 "model": stub.served_name,
-                                 "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]}
+                        chunk = {
+                            "id": "chatcmpl-stub",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": stub.served_name,
+                            "choices": [
+                                {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                            ],
+                        }
                     else:
-                        chunk = {"id": "cmpl-stub", "object": "text_completion", "created": 0,
-                                 "model": stub.served_name,
-                                 "choices": [{"index": 0, "text": f"tok{i} ", "finish_reason": None}]}
+                        chunk = {
+                            "id": "cmpl-stub",
+                            "object": "text_completion",
+                            "created": 0,
+                            "model": stub.served_name,
+                            "choices": [{"index": 0, "text": f"tok{i} ", "finish_reason": None}],
+                        }
                     self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     time.sleep(CHUNK_PAUSE_SECONDS)
                 self._chunk(b"data: [DONE]\n\n")

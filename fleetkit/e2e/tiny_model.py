@@ -18,8 +18,10 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
-WORDS = ("the model serves a request through the gateway and the engine schedules tokens for every tenant "
-         "premium standard batch cluster region weights cache latency stream trace route alias").split()
+WORDS = (
+    "the model serves a request through the gateway and the engine schedules tokens for every tenant "
+    "premium standard batch cluster region weights cache latency stream trace route alias"
+).split()
 
 
 def corpus(lines: int = 2000) -> list[str]:
@@ -44,21 +46,37 @@ def build(out: Path, *, max_len: int) -> None:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus(), trainers.BpeTrainer(vocab_size=512, special_tokens=specials,
-                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   model_max_length=max_len)
+    tok.train_from_iterator(
+        corpus(),
+        trainers.BpeTrainer(
+            vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", model_max_length=max_len
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=128, intermediate_size=256,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=max_len, bos_token_id=fast.bos_token_id,
-                         eos_token_id=fast.eos_token_id, tie_word_embeddings=False, torch_dtype="float32")
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=max_len,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        tie_word_embeddings=False,
+        torch_dtype="float32",
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(out, safe_serialization=True)
-    (out / "fleetkit-tiny.json").write_text(json.dumps({"head_dim": 64, "layers": 2, "vocab": config.vocab_size}))
+    (out / "fleetkit-tiny.json").write_text(
+        json.dumps({"head_dim": 64, "layers": 2, "vocab": config.vocab_size})
+    )
 
 
 if __name__ == "__main__":

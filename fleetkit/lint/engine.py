@@ -21,7 +21,9 @@ IGNORE_ANNOTATION = "fleetkit.dev/lint-ignore"
 
 
 def lint_objects(
-    objs: Sequence[tuple[str, dict[str, Any]]], config: LintConfig | None = None, notes: list[str] | None = None
+    objs: Sequence[tuple[str, dict[str, Any]]],
+    config: LintConfig | None = None,
+    notes: list[str] | None = None,
 ) -> list[Finding]:
     """Lint ``(file, object)`` pairs together (cross-object checks see all of them). Pure: no I/O."""
     docs = [Document(file, i, obj) for i, (file, obj) in enumerate(objs)]

@@ -19,7 +19,11 @@ from fleetkit.lint.index import NETWORKING, Hit, Index, Obj, as_dict, as_int, as
 ALL = "*"
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 #: Labels Istio adds to an endpoint from its node (pilot ``AugmentLabels``); unknown for a workload template.
-TOPOLOGY_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
+TOPOLOGY_LABELS = (
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
@@ -133,7 +137,9 @@ class Mesh:
                      for p in map(as_dict, as_list(se.spec.get("ports")))]  # fmt: skip
             entry = Entry(se, ports, str_map(as_dict(se.spec.get("workloadSelector")).get("labels")))
             export = [e for e in as_list(se.spec.get("exportTo")) if isinstance(e, str)]
-            scopes = [ALL] if not export or ALL in export else [se.namespace if e == "." else e for e in export]
+            scopes = (
+                [ALL] if not export or ALL in export else [se.namespace if e == "." else e for e in export]
+            )
             for h in as_list(se.spec.get("hosts")):
                 if isinstance(h, str):
                     for scope in scopes:
@@ -146,7 +152,9 @@ class Mesh:
                                   as_str(p.get("protocol")) or "TCP", as_int(target)))  # fmt: skip
             entry = Entry(svc, ports)
             anno = as_str(svc.annotations.get(EXPORT_TO_ANNOTATION))
-            scopes = [svc.namespace if e.strip() == "." else e.strip() for e in anno.split(",")] if anno else [ALL]
+            scopes = (
+                [svc.namespace if e.strip() == "." else e.strip() for e in anno.split(",")] if anno else [ALL]
+            )
             for scope in scopes:
                 put(scope, self.ix.service_fqdn(svc.name, svc.namespace), entry)
         return exact, wild
@@ -196,8 +204,10 @@ class Mesh:
         ns = self.namespaces.get(namespace)
         if ns is None:
             return template  # a template in a namespace the input does not describe: assume it is meshed
-        return ns.get("istio-injection") == "enabled" or bool(ns.get("istio.io/rev")) or (
-            ns.get("istio.io/dataplane-mode") == "ambient"
+        return (
+            ns.get("istio-injection") == "enabled"
+            or bool(ns.get("istio.io/rev"))
+            or (ns.get("istio.io/dataplane-mode") == "ambient")
         )
 
     @cached_property
@@ -259,7 +269,9 @@ class Mesh:
         if key not in cache:
             keyed = [kv for kv in key if kv[0] not in TOPOLOGY_LABELS and kv[0] != HOSTNAME_LABEL]
             if keyed:
-                candidates = (self.pods[i] for i in min((self._label_index.get(kv, []) for kv in keyed), key=len))
+                candidates = (
+                    self.pods[i] for i in min((self._label_index.get(kv, []) for kv in keyed), key=len)
+                )
             else:
                 candidates = iter(self.pods)
             cache[key] = any(self.endpoint_matches(selector, p) for p in candidates)

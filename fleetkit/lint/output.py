@@ -35,7 +35,10 @@ def summary(findings: Sequence[Finding], objects: int | None = None) -> str:
 
 
 def render_table(
-    findings: Sequence[Finding], objects: int | None = None, width: int | None = None, color: bool = False,
+    findings: Sequence[Finding],
+    objects: int | None = None,
+    width: int | None = None,
+    color: bool = False,
     notes: Sequence[str] = (),
 ) -> str:
     """Human-readable table of unsuppressed findings, followed by a one-line summary and the checks that could
@@ -109,7 +112,9 @@ def render_sarif(findings: Sequence[Finding], version: str = "0.1.0", notes: Seq
                 },
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
                 "properties": {
-                    "tags": ["kubernetes", "autoscaling"] if "FK400" < rid < "FK500" else ["kubernetes", "istio"],
+                    "tags": ["kubernetes", "autoscaling"]
+                    if "FK400" < rid < "FK500"
+                    else ["kubernetes", "istio"],
                     "istioctlCode": rule.ist or "LLM-specific",
                 },
             }

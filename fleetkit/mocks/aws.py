@@ -88,7 +88,9 @@ def _eks_cluster(r: MockResource) -> dict[str, Any]:
         "vpcConfig": vpc,
         "platformVersion": "eks.1",
         "status": "ACTIVE",
-        "clusterId": digest("eks-id", r.stack, name, length=8) + "-" + digest("eks-id2", r.stack, name, length=4),
+        "clusterId": digest("eks-id", r.stack, name, length=8)
+        + "-"
+        + digest("eks-id2", r.stack, name, length=4),
     }
 
 
@@ -103,7 +105,9 @@ def _node_group(r: MockResource) -> dict[str, Any]:
         "id": f"{cluster}:{name}",
         "nodeGroupName": name,
         "arn": f"arn:aws:eks:{region}:{fake_account(r.stack)}:nodegroup/{cluster}/{name}/{uuid}",
-        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{uuid}"}], "remoteAccessSecurityGroupId": ""}],
+        "resources": [
+            {"autoscalingGroups": [{"name": f"eks-{name}-{uuid}"}], "remoteAccessSecurityGroupId": ""}
+        ],
         "status": "ACTIVE",
         "version": "1.33",
         "releaseVersion": "1.33.0-20260801",

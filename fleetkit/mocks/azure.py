@@ -89,14 +89,19 @@ def _managed_cluster(r: MockResource) -> dict[str, Any]:
     rg = str(r.inputs.get("resourceGroupName", "rg"))
     location = str(r.inputs.get("location") or _location())
     facts = _cluster_facts(r.stack, rg, name, location)
-    facts["oidcIssuerProfile"] = {**(r.inputs.get("oidcIssuerProfile") or {}), "issuerURL": aks_issuer(r.stack, name, location)}
+    facts["oidcIssuerProfile"] = {
+        **(r.inputs.get("oidcIssuerProfile") or {}),
+        "issuerURL": aks_issuer(r.stack, name, location),
+    }
     return facts
 
 
 @resource_outputs("azure-native:containerservice:AgentPool")
 def _agent_pool(r: MockResource) -> dict[str, Any]:
     name = str(r.inputs.get("agentPoolName") or r.name)
-    cluster = _cluster_id(r.stack, str(r.inputs.get("resourceGroupName", "rg")), str(r.inputs.get("resourceName", "")))
+    cluster = _cluster_id(
+        r.stack, str(r.inputs.get("resourceGroupName", "rg")), str(r.inputs.get("resourceName", ""))
+    )
     return {
         "id": f"{cluster}/agentPools/{name}",
         "name": name,
@@ -143,5 +148,9 @@ def _get_managed_cluster(args: dict[str, Any], stack: str) -> dict[str, Any]:
 
 @invoke("azure-native:authorization:getClientConfig")
 def _client_config(args: dict[str, Any], stack: str) -> dict[str, Any]:
-    return {"clientId": _uuid("client", stack), "objectId": _uuid("object", stack),
-            "subscriptionId": subscription(stack), "tenantId": tenant(stack)}
+    return {
+        "clientId": _uuid("client", stack),
+        "objectId": _uuid("object", stack),
+        "subscriptionId": subscription(stack),
+        "tenantId": tenant(stack),
+    }

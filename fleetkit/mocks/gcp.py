@@ -40,7 +40,8 @@ def _cluster(r: MockResource) -> dict[str, Any]:
         },
         "selfLink": f"https://container.googleapis.com/v1/{path}",
         "network": _network(project, r.inputs.get("network")),
-        "subnetwork": subnetwork if str(subnetwork).startswith("projects/")
+        "subnetwork": subnetwork
+        if str(subnetwork).startswith("projects/")
         else f"projects/{project}/regions/{region}/subnetworks/{subnetwork}",
         "masterVersion": f"{r.inputs.get('minMasterVersion', '1.33')}.2-gke.1000000",
         "servicesIpv4Cidr": "34.118.224.0/20",

@@ -18,7 +18,9 @@ _NOT_BEFORE = "2026-01-01T00:00:00Z"
 
 
 def _pem(kind: str, *parts: str) -> str:
-    body = base64.b64encode(f"fleetkit-preview-{kind.lower().replace(' ', '-')}:{'/'.join(parts)}".encode()).decode()
+    body = base64.b64encode(
+        f"fleetkit-preview-{kind.lower().replace(' ', '-')}:{'/'.join(parts)}".encode()
+    ).decode()
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
 
 
@@ -56,8 +58,10 @@ def _self_signed(r: MockResource) -> dict[str, Any]:
 @resource_outputs("tls:index/certRequest:CertRequest")
 def _cert_request(r: MockResource) -> dict[str, Any]:
     cn = (r.inputs.get("subject") or {}).get("commonName", r.name)
-    return {"id": digest("tls-csr", r.stack, r.name, length=40),
-            "certRequestPem": _pem("CERTIFICATE REQUEST", cn, r.stack)}
+    return {
+        "id": digest("tls-csr", r.stack, r.name, length=40),
+        "certRequestPem": _pem("CERTIFICATE REQUEST", cn, r.stack),
+    }
 
 
 @resource_outputs("tls:index/locallySignedCert:LocallySignedCert")
@@ -96,34 +100,52 @@ def _secret(r: MockResource) -> dict[str, Any]:
         return {}
     token = f"fleetkit-preview-token.{digest('sa-token', r.stack, r.name, length=32)}"
     ca = _pem("CERTIFICATE", "cluster-ca", r.stack)
-    return {"data": wrap_rpc_secret({
-        "token": base64.b64encode(token.encode()).decode(),
-        "ca.crt": base64.b64encode(ca.encode()).decode(),
-        "namespace": base64.b64encode(b"istio-system").decode(),
-    })}
+    return {
+        "data": wrap_rpc_secret(
+            {
+                "token": base64.b64encode(token.encode()).decode(),
+                "ca.crt": base64.b64encode(ca.encode()).decode(),
+                "namespace": base64.b64encode(b"istio-system").decode(),
+            }
+        )
+    }
 
 
 @resource_outputs("aws:ec2/eip:Eip")
 def _eip(r: MockResource) -> dict[str, Any]:
     alloc = f"eipalloc-{digest('eip', r.stack, r.name, length=17)}"
     ip = fake_ip("eip", r.stack, r.name)
-    return {"id": alloc, "allocationId": alloc, "publicIp": ip, "domain": "vpc",
-            "publicDns": f"ec2-{ip.replace('.', '-')}.compute.amazonaws.com"}
+    return {
+        "id": alloc,
+        "allocationId": alloc,
+        "publicIp": ip,
+        "domain": "vpc",
+        "publicDns": f"ec2-{ip.replace('.', '-')}.compute.amazonaws.com",
+    }
 
 
 @resource_outputs("gcp:compute/address:Address")
 def _gcp_address(r: MockResource) -> dict[str, Any]:
     project, region = r.inputs.get("project") or "fleetkit-preview", r.inputs.get("region") or "us-central1"
     name = r.inputs.get("name") or f"{r.name}-{digest('addr', r.stack, r.name, length=7)}"
-    return {"id": f"projects/{project}/regions/{region}/addresses/{name}", "name": name,
-            "address": fake_ip("gcp-address", r.stack, r.name), "project": project, "region": region,
-            "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/addresses/{name}"}
+    return {
+        "id": f"projects/{project}/regions/{region}/addresses/{name}",
+        "name": name,
+        "address": fake_ip("gcp-address", r.stack, r.name),
+        "project": project,
+        "region": region,
+        "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/addresses/{name}",
+    }
 
 
 @resource_outputs("azure-native:network:PublicIPAddress")
 def _azure_public_ip(r: MockResource) -> dict[str, Any]:
     group = r.inputs.get("resourceGroupName", "fleetkit-preview")
     name = r.inputs.get("publicIpAddressName") or f"{r.name}{digest('pip', r.stack, r.name, length=8)}"
-    return {"id": f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{group}"
-                  f"/providers/Microsoft.Network/publicIPAddresses/{name}",
-            "name": name, "ipAddress": fake_ip("azure-pip", r.stack, r.name), "provisioningState": "Succeeded"}
+    return {
+        "id": f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{group}"
+        f"/providers/Microsoft.Network/publicIPAddresses/{name}",
+        "name": name,
+        "ipAddress": fake_ip("azure-pip", r.stack, r.name),
+        "provisioningState": "Succeeded",
+    }

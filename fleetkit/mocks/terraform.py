@@ -48,7 +48,11 @@ def _azurerm(args: dict[str, Any], stack: str) -> dict[str, Any]:
 @invoke("terraform:state:getRemoteReference")
 def _remote(args: dict[str, Any], stack: str) -> dict[str, Any]:
     ws = args.get("workspaces") or {}
-    return {"outputs": foundation_outputs(f"remote://{args.get('organization')}/{ws.get('name') or ws.get('prefix')}")}
+    return {
+        "outputs": foundation_outputs(
+            f"remote://{args.get('organization')}/{ws.get('name') or ws.get('prefix')}"
+        )
+    }
 
 
 @invoke("terraform:state:getLocalReference")

@@ -9,4 +9,3 @@
 How to read a review: runbooks/review.md. Import from the submodules (``fleetkit.review.core.review``);
 the package itself stays light because the CLI imports :mod:`.cli` at start-up.
 """
-

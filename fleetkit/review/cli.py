@@ -33,32 +33,49 @@ class Renderer(StrEnum):
 def review_command(
     base: Annotated[
         str | None,
-        typer.Option("--base", "-b", metavar="GIT_REV",
-                     help="Revision to compare with. Default: the merge-base of HEAD and origin/main when origin/main "
-                          "exists, else HEAD (only uncommitted changes)."),
+        typer.Option(
+            "--base",
+            "-b",
+            metavar="GIT_REV",
+            help="Revision to compare with. Default: the merge-base of HEAD and origin/main when origin/main "
+            "exists, else HEAD (only uncommitted changes).",
+        ),
     ] = None,
     stack: Annotated[
         list[str] | None,
-        typer.Option("--stack", "-s", help="Stack to show (repeatable). Default: every stack of either side."),
+        typer.Option(
+            "--stack", "-s", help="Stack to show (repeatable). Default: every stack of either side."
+        ),
     ] = None,
     output_format: Annotated[
         ReviewFormat,
-        typer.Option("--format", "-f", case_sensitive=False,
-                     help="table (terminal), markdown (a pull-request comment), json (scripts)."),
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table (terminal), markdown (a pull-request comment), json (scripts).",
+        ),
     ] = ReviewFormat.table,
     render: Annotated[
         Renderer,
-        typer.Option("--render", case_sensitive=False,
-                     help="How manifests are rendered: preview (full offline preview of each side), policies (serving "
-                          "policies only, fast), auto (preview when the program runs, else policies)."),
+        typer.Option(
+            "--render",
+            case_sensitive=False,
+            help="How manifests are rendered: preview (full offline preview of each side), policies (serving "
+            "policies only, fast), auto (preview when the program runs, else policies).",
+        ),
     ] = Renderer.auto,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the review to this file instead of stdout."),
+        Path | None,
+        typer.Option("--output", "-o", help="Write the review to this file instead of stdout."),
     ] = None,
     root: Annotated[
         Path | None,
-        typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the "
-                                    "current directory."),
+        typer.Option(
+            "--root",
+            help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the "
+            "current directory.",
+        ),
     ] = None,
 ) -> None:
     """Review a change to the fleet: what it does, stack by stack.
@@ -111,5 +128,16 @@ def _write(output: Path, text: str) -> None:
     try:
         write_file(output, text)
     except OSError as exc:
-        fail(SpecError([Problem("--output", str(output), "output.write-failed",
-                                f"cannot write the review: {exc.strerror or exc}", str(output))]))
+        fail(
+            SpecError(
+                [
+                    Problem(
+                        "--output",
+                        str(output),
+                        "output.write-failed",
+                        f"cannot write the review: {exc.strerror or exc}",
+                        str(output),
+                    )
+                ]
+            )
+        )

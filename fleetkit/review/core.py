@@ -66,7 +66,8 @@ class StackReview:
             "manifest_diff": self.manifest_diff,
             "lint_introduced": [f.to_dict() for f in self.lint_introduced],
             "lint_resolved": self.lint_resolved,
-            "guardrails_introduced": None if self.guardrails_introduced is None
+            "guardrails_introduced": None
+            if self.guardrails_introduced is None
             else [v.to_dict() for v in self.guardrails_introduced],
             "guardrails_resolved": self.guardrails_resolved,
             "verdicts": [v.to_dict() for v in self.verdicts],
@@ -108,8 +109,12 @@ def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
     except SpecError as err:
         at = f" (at {rev.short})"
         problems = [Problem(p.file + at, p.path, p.rule, p.message, p.value) for p in err.problems]
-        head = Problem("--base", rev.label, "review.base-invalid",
-                       f"the fleet at {rev} does not load with this version of the kit")
+        head = Problem(
+            "--base",
+            rev.label,
+            "review.base-invalid",
+            f"the fleet at {rev} does not load with this version of the kit",
+        )
         raise SpecError([head, *problems]) from None
 
 
@@ -121,7 +126,8 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
     review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
     if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
         review.lint_introduced, review.lint_resolved = introduced_findings(
-            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else [])
+            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else []
+        )
     gb, gh = guardrail_verdicts(rb, name), guardrail_verdicts(rh, name)
     if gh is not None or gb is not None:
         bkeys = {v.key() for v in gb or []}
@@ -130,15 +136,21 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
         review.guardrails_resolved = len(bkeys - hkeys)
     if sh is not None and name in rh.manifests:
         review.verdicts = verify_stack(rh.manifests[name], rh.resources.get(name, []))
-    if status == "changed" and not (review.changes or review.manifest_diff or review.lint_introduced
-                                    or review.lint_resolved or review.guardrails_introduced
-                                    or review.guardrails_resolved):
+    if status == "changed" and not (
+        review.changes
+        or review.manifest_diff
+        or review.lint_introduced
+        or review.lint_resolved
+        or review.guardrails_introduced
+        or review.guardrails_resolved
+    ):
         review.status = "unchanged"
     return review
 
 
-def review(root: Path, base_rev: str | None = None, stacks: list[str] | None = None,
-           mode: RenderMode = "auto") -> Review:
+def review(
+    root: Path, base_rev: str | None = None, stacks: list[str] | None = None, mode: RenderMode = "auto"
+) -> Review:
     """Compare the fleet at ``base_rev`` (see :mod:`fleetkit.review.gitrev` for the default) with ``root``."""
     rev = gitrev.resolve_base(root, base_rev)
     head = load_fleet(root)
@@ -147,9 +159,18 @@ def review(root: Path, base_rev: str | None = None, stacks: list[str] | None = N
         names = sorted(set(base.stacks) | set(head.stacks))
         unknown = [s for s in stacks or [] if s not in names]
         if unknown:
-            raise SpecError([Problem("--stack", s, "cli.unknown-stack",
-                                     f"no stack {s!r} at {rev} or in the working tree (stacks: {', '.join(names)})", s)
-                             for s in unknown])
+            raise SpecError(
+                [
+                    Problem(
+                        "--stack",
+                        s,
+                        "cli.unknown-stack",
+                        f"no stack {s!r} at {rev} or in the working tree (stacks: {', '.join(names)})",
+                        s,
+                    )
+                    for s in unknown
+                ]
+            )
         renderer, note, rb, rh = render_sides(base_root, root, base, head, mode)
     wanted = [n for n in names if not stacks or n in stacks]
     sim = behaviour(base, head, rb.manifests, rh.manifests, full_render=renderer == "preview")

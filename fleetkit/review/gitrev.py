@@ -48,14 +48,24 @@ def git(cwd: Path, *args: str, binary: bool = False) -> subprocess.CompletedProc
     try:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=not binary, check=False)
     except FileNotFoundError:
-        raise _fail("", "review.no-git", "git is not installed (fleetkit review reads the base revision with git)") from None
+        raise _fail(
+            "", "review.no-git", "git is not installed (fleetkit review reads the base revision with git)"
+        ) from None
 
 
 def toplevel(root: Path) -> Path:
     proc = git(root, "rev-parse", "--show-toplevel")
     if proc.returncode != 0:
-        raise SpecError([Problem(str(root), "", "review.not-a-repo",
-                                 "the project is not in a git repository, so there is no base revision to compare with")])
+        raise SpecError(
+            [
+                Problem(
+                    str(root),
+                    "",
+                    "review.not-a-repo",
+                    "the project is not in a git repository, so there is no base revision to compare with",
+                )
+            ]
+        )
     return Path(proc.stdout.strip()).resolve()
 
 
@@ -72,11 +82,17 @@ def resolve_base(root: Path, rev: str | None) -> Revision:
             raise _fail(rev, "review.unknown-rev", "not a revision")
         sha = _verify(root, rev)
         if sha is None:
-            raise _fail(rev, "review.unknown-rev", f"no commit {rev!r} in this repository (try a branch, tag or sha)")
+            raise _fail(
+                rev, "review.unknown-rev", f"no commit {rev!r} in this repository (try a branch, tag or sha)"
+            )
         return Revision(rev, sha)
     head = _verify(root, "HEAD")
     if head is None:
-        raise _fail("HEAD", "review.no-commits", "the repository has no commits yet; commit a base first or pass --base")
+        raise _fail(
+            "HEAD",
+            "review.no-commits",
+            "the repository has no commits yet; commit a base first or pass --base",
+        )
     if _verify(root, DEFAULT_UPSTREAM) is not None:
         proc = git(root, "merge-base", "HEAD", DEFAULT_UPSTREAM)
         if proc.returncode == 0 and proc.stdout.strip():
@@ -95,16 +111,22 @@ def extracted(root: Path, rev: Revision) -> Iterator[Path]:
     proc = git(top, *args, binary=True)
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise _fail(rev.label, "review.archive-failed",
-                    f"cannot read the project at {rev}: {detail[-1] if detail else 'git archive failed'}")
+        raise _fail(
+            rev.label,
+            "review.archive-failed",
+            f"cannot read the project at {rev}: {detail[-1] if detail else 'git archive failed'}",
+        )
     tmp = Path(tempfile.mkdtemp(prefix="fleetkit-review-"))
     try:
         with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
             tar.extractall(tmp, filter="data")
         project = tmp / rel if rel != "." else tmp
         if not (project / "Pulumi.yaml").exists() or not (project / "stacks").is_dir():
-            raise _fail(rev.label, "review.no-project-at-base",
-                        f"there is no fleetkit project (Pulumi.yaml and stacks/) at {rev}")
+            raise _fail(
+                rev.label,
+                "review.no-project-at-base",
+                f"there is no fleetkit project (Pulumi.yaml and stacks/) at {rev}",
+            )
         yield project
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,8 +13,15 @@ from fleetkit.review.semantic import Change
 from fleetkit.verify.runner import verdict_text
 
 AREA_TITLES = {
-    "stack": "Stack", "routing": "Routing", "qos": "QoS tiers", "failover": "Failover", "resilience": "Timeouts & retries",
-    "autoscaling": "Autoscaling", "gpu-pools": "GPU pools", "models": "Models", "load-balancing": "Load balancing",
+    "stack": "Stack",
+    "routing": "Routing",
+    "qos": "QoS tiers",
+    "failover": "Failover",
+    "resilience": "Timeouts & retries",
+    "autoscaling": "Autoscaling",
+    "gpu-pools": "GPU pools",
+    "models": "Models",
+    "load-balancing": "Load balancing",
     "security": "Security",
 }
 #: GitHub rejects comments over 65536 characters; the raw diff is cut to keep the comment postable
@@ -37,7 +44,9 @@ def _summary_counts(s: StackReview) -> tuple[str, str]:
     if s.guardrails_introduced is None:
         guard = "n/a"
     else:
-        guard = str(len(s.guardrails_introduced)) + (f" (−{s.guardrails_resolved})" if s.guardrails_resolved else "")
+        guard = str(len(s.guardrails_introduced)) + (
+            f" (−{s.guardrails_resolved})" if s.guardrails_resolved else ""
+        )
     return lint, guard
 
 
@@ -54,8 +63,10 @@ def _md_stack(s: StackReview, budget: list[int]) -> list[str]:
             out += [f"- {c.sentence}" for c in items]
             out.append("")
         out += ["| area | subject | setting | before | after |", "|---|---|---|---|---|"]
-        out += [f"| {c.area} | {_cell(c.subject)} | {_cell(c.setting or '')} | {_cell(c.before)} | {_cell(c.after)} |"
-                for c in s.changes]
+        out += [
+            f"| {c.area} | {_cell(c.subject)} | {_cell(c.setting or '')} | {_cell(c.before)} | {_cell(c.after)} |"
+            for c in s.changes
+        ]
         out.append("")
     elif s.status != "unchanged":
         out += ["No change in the stack specs; the rendered output differs (kit code change).", ""]
@@ -82,13 +93,26 @@ def _md_stack(s: StackReview, budget: list[int]) -> list[str]:
             cut = "\n_(diff truncated to keep the comment postable; run `fleetkit review` for all of it)_\n"
         budget[0] -= len(diff)
         summary = f"Raw manifest diff ({files} file{'s' if files != 1 else ''}, +{added} −{removed})"
-        out += [f"<details><summary>{summary}</summary>", "", "```diff", diff.rstrip("\n"), "```", cut, "</details>", ""]
+        out += [
+            f"<details><summary>{summary}</summary>",
+            "",
+            "```diff",
+            diff.rstrip("\n"),
+            "```",
+            cut,
+            "</details>",
+            "",
+        ]
     return out
 
 
 def to_markdown(review: Review) -> str:
-    out = ["## fleetkit review", "",
-           f"Base `{review.base.label}` (`{review.base.short}`) → {review.head}. Manifests: {renderer_text(review)}.", ""]
+    out = [
+        "## fleetkit review",
+        "",
+        f"Base `{review.base.label}` (`{review.base.short}`) → {review.head}. Manifests: {renderer_text(review)}.",
+        "",
+    ]
     changed = review.changed()
     unchanged = [s.name for s in review.stacks if s.status == "unchanged"]
     if review.behaviour is not None:
@@ -96,7 +120,10 @@ def to_markdown(review: Review) -> str:
     if not changed:
         out += ["No behavioural change in any stack." if review.stacks else "No stack selected.", ""]
     else:
-        out += ["| stack | status | changes | lint introduced | guardrails introduced |", "|---|---|---|---|---|"]
+        out += [
+            "| stack | status | changes | lint introduced | guardrails introduced |",
+            "|---|---|---|---|---|",
+        ]
         for s in changed:
             lint, guard = _summary_counts(s)
             out.append(f"| `{s.name}` | {s.status} | {len(s.changes)} | {lint} | {guard} |")
@@ -109,12 +136,18 @@ def to_markdown(review: Review) -> str:
     checked = [s for s in review.stacks if s.verdicts]
     if checked:
         out += ["Real checks on the working tree:", ""]
-        out += [f"- `{s.name}`: " + " · ".join(v.line() for v in s.verdicts)
-                + "".join(f"\n  - {f.line()}" for v in s.verdicts if v.failed for f in v.findings[:10])
-                for s in checked]
+        out += [
+            f"- `{s.name}`: "
+            + " · ".join(v.line() for v in s.verdicts)
+            + "".join(f"\n  - {f.line()}" for v in s.verdicts if v.failed for f in v.findings[:10])
+            for s in checked
+        ]
         out.append("")
     if review.exit_code:
-        out += ["**This change introduces lint errors or blocking guardrail verdicts, or fails a real check.**", ""]
+        out += [
+            "**This change introduces lint errors or blocking guardrail verdicts, or fails a real check.**",
+            "",
+        ]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -129,8 +162,17 @@ def _diff_text(diff: str) -> Any:
 
     text = Text()
     for line in diff.splitlines():
-        style = ("bold" if line.startswith(("+++", "---")) else "green" if line.startswith("+")
-                 else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "")
+        style = (
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else ""
+        )
         text.append(line + "\n", style=style)
     return text
 
@@ -141,11 +183,22 @@ def to_renderables(review: Review) -> list[Any]:
     from rich.table import Table
     from rich.text import Text
 
-    out: list[Any] = [Text(f"base {review.base} → {review.head} · manifests: {renderer_text(review)}", style="bold")]
+    out: list[Any] = [
+        Text(f"base {review.base} → {review.head} · manifests: {renderer_text(review)}", style="bold")
+    ]
     b = review.behaviour
     if b is not None:
-        lines = [Text(b.note, style="dim")] if b.note else [Text(f"  • {c.sentence}") for c in b.changes] or \
-            [Text(f"no request class changes its outcome ({b.classes} classes × {b.scenarios} scenarios)", style="green")]
+        lines = (
+            [Text(b.note, style="dim")]
+            if b.note
+            else [Text(f"  • {c.sentence}") for c in b.changes]
+            or [
+                Text(
+                    f"no request class changes its outcome ({b.classes} classes × {b.scenarios} scenarios)",
+                    style="green",
+                )
+            ]
+        )
         out.append(Panel(Group(*lines), title="behaviour (simulated)", title_align="left"))
     for s in review.changed():
         parts: list[Any] = []
@@ -157,32 +210,71 @@ def to_renderables(review: Review) -> list[Any]:
             for col in ("area", "subject", "setting", "before", "after"):
                 table.add_column(col, overflow="fold")
             for c in s.changes:
-                table.add_row(c.area, c.subject, c.setting, "—" if c.before is None else c.before,
-                              "—" if c.after is None else c.after)
+                table.add_row(
+                    c.area,
+                    c.subject,
+                    c.setting,
+                    "—" if c.before is None else c.before,
+                    "—" if c.after is None else c.after,
+                )
             parts.append(table)
         else:
             parts.append(Text("no change in the stack specs; the rendered output differs", style="dim"))
         if s.lint_introduced:
-            parts.append(titled_table(
-                "lint findings introduced", ("severity", "rule", "object", "message"),
-                ((f.severity + (f" (suppressed: {f.suppressed})" if f.suppressed else ""), f.rule, f.object,
-                  f.message) for f in s.lint_introduced), overflow="fold"))
+            parts.append(
+                titled_table(
+                    "lint findings introduced",
+                    ("severity", "rule", "object", "message"),
+                    (
+                        (
+                            f.severity + (f" (suppressed: {f.suppressed})" if f.suppressed else ""),
+                            f.rule,
+                            f.object,
+                            f.message,
+                        )
+                        for f in s.lint_introduced
+                    ),
+                    overflow="fold",
+                )
+            )
         if s.guardrails_introduced:
-            parts.append(titled_table(
-                "guardrail verdicts introduced", ("enforcement", "policy", "resource", "message"),
-                ((v.enforcement + (f" (suppressed: {v.suppressed})" if v.suppressed else ""), v.policy, v.resource,
-                  v.message) for v in s.guardrails_introduced), overflow="fold"))
+            parts.append(
+                titled_table(
+                    "guardrail verdicts introduced",
+                    ("enforcement", "policy", "resource", "message"),
+                    (
+                        (
+                            v.enforcement + (f" (suppressed: {v.suppressed})" if v.suppressed else ""),
+                            v.policy,
+                            v.resource,
+                            v.message,
+                        )
+                        for v in s.guardrails_introduced
+                    ),
+                    overflow="fold",
+                )
+            )
         if s.lint_resolved or s.guardrails_resolved:
-            parts.append(Text(f"resolved: {s.lint_resolved} lint finding(s), {s.guardrails_resolved} guardrail verdict(s)",
-                              style="green"))
+            parts.append(
+                Text(
+                    f"resolved: {s.lint_resolved} lint finding(s), {s.guardrails_resolved} guardrail verdict(s)",
+                    style="green",
+                )
+            )
         if s.manifest_diff:
             files, added, removed = s.diff_stats()
             parts.append(Text(f"raw manifest diff ({files} files, +{added} −{removed})", style="bold"))
             parts.append(_diff_text(s.manifest_diff))
         lint_n, guard_n = _summary_counts(s)
-        out.append(Panel(Group(*parts), title=f"{s.name} · {s.status}", title_align="left",
-                         subtitle=f"{len(s.changes)} changes · lint +{lint_n} · guardrails +{guard_n}",
-                         subtitle_align="right"))
+        out.append(
+            Panel(
+                Group(*parts),
+                title=f"{s.name} · {s.status}",
+                title_align="left",
+                subtitle=f"{len(s.changes)} changes · lint +{lint_n} · guardrails +{guard_n}",
+                subtitle_align="right",
+            )
+        )
     for s in review.stacks:
         if s.verdicts:
             out.append(Text(f"{s.name} ({review.head}) ", style="bold") + verdict_text(s.verdicts))

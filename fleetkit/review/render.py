@@ -76,7 +76,9 @@ def render_policies(fleet: Fleet) -> Rendered:
     out = Rendered()
     for name, st in sorted(fleet.stacks.items()):
         spec = st.spec
-        out.manifests[name] = spec.policies.render(fleet.context_for(name)) if isinstance(spec, RegionStackSpec) else []
+        out.manifests[name] = (
+            spec.policies.render(fleet.context_for(name)) if isinstance(spec, RegionStackSpec) else []
+        )
     return out
 
 
@@ -124,14 +126,17 @@ def _finish_preview(run: _Run, stacks: Iterable[str]) -> Rendered | str:
     return rendered
 
 
-def render_sides(base_root: Path, head_root: Path, base: Fleet, head: Fleet,
-                 mode: RenderMode) -> tuple[str, str | None, Rendered, Rendered]:
+def render_sides(
+    base_root: Path, head_root: Path, base: Fleet, head: Fleet, mode: RenderMode
+) -> tuple[str, str | None, Rendered, Rendered]:
     """(renderer used, why it fell back or None, base rendering, head rendering)."""
     if mode == "policies":
         return "policies", None, render_policies(base), render_policies(head)
     with tempfile.TemporaryDirectory(prefix="fleetkit-review-render-") as tmp:
-        runs = {side: _start_preview(root, Path(tmp) / side)
-                for side, root in (("base", base_root), ("head", head_root))}
+        runs = {
+            side: _start_preview(root, Path(tmp) / side)
+            for side, root in (("base", base_root), ("head", head_root))
+        }
         results = {
             "base": _finish_preview(runs["base"], base.stacks),
             "head": _finish_preview(runs["head"], head.stacks),
@@ -143,8 +148,9 @@ def render_sides(base_root: Path, head_root: Path, base: Fleet, head: Fleet,
         return "preview", None, b, h
     why = "; ".join(f"{side}: {msg}" for side, msg in sorted(failed.items()))
     if mode == "preview":
-        raise SpecError([Problem("--render", "preview", "review.preview-failed",
-                                 f"the full preview did not run ({why})")])
+        raise SpecError(
+            [Problem("--render", "preview", "review.preview-failed", f"the full preview did not run ({why})")]
+        )
     return "policies", f"the Pulumi program did not run ({why})", render_policies(base), render_policies(head)
 
 
@@ -159,9 +165,11 @@ def unified_diff(before: dict[str, Any], after: dict[str, Any], context: int = 3
         btext = dump_yaml(b) if path in before else ""
         atext = dump_yaml(a) if path in after else ""
         lines = difflib.unified_diff(
-            btext.splitlines(keepends=True), atext.splitlines(keepends=True),
+            btext.splitlines(keepends=True),
+            atext.splitlines(keepends=True),
             fromfile=f"a/{path}" if path in before else "/dev/null",
-            tofile=f"b/{path}" if path in after else "/dev/null", n=context,
+            tofile=f"b/{path}" if path in after else "/dev/null",
+            n=context,
         )
         chunks.append("".join(x if x.endswith("\n") else x + "\n" for x in lines))
     return "".join(chunks)

@@ -24,8 +24,18 @@ from policies.failover import FailoverPolicy
 from policies.qos import QosPolicy, Tier
 from policies.routing import DefaultRoute, Destination, Mirror, Route, RouteMatch, RoutingPolicy
 
-AREAS = ("stack", "routing", "qos", "failover", "resilience", "autoscaling", "gpu-pools", "models",
-         "load-balancing", "security")
+AREAS = (
+    "stack",
+    "routing",
+    "qos",
+    "failover",
+    "resilience",
+    "autoscaling",
+    "gpu-pools",
+    "models",
+    "load-balancing",
+    "security",
+)
 ARROW = "→"
 
 
@@ -55,8 +65,15 @@ class Change:
         return f"{what}{' ' if self.setting else ': '}{self.before} {ARROW} {self.after}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"area": self.area, "subject": self.subject, "setting": self.setting, "kind": self.kind,
-                "before": self.before, "after": self.after, "text": self.sentence}
+        return {
+            "area": self.area,
+            "subject": self.subject,
+            "setting": self.setting,
+            "kind": self.kind,
+            "before": self.before,
+            "after": self.after,
+            "text": self.sentence,
+        }
 
 
 Spec = RegionStackSpec | TrustRootStackSpec | PeeringStackSpec
@@ -93,15 +110,23 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _field_changes(area: str, subject: str, before: Any, after: Any,
-                   rename: Mapping[str, str] | None = None) -> list[Change]:
+def _field_changes(
+    area: str, subject: str, before: Any, after: Any, rename: Mapping[str, str] | None = None
+) -> list[Change]:
     b, a = flat(before), flat(after)
     out = []
     for key in sorted(set(b) | set(a)):
         if b.get(key) != a.get(key):
             label = (rename or {}).get(key, key)
-            out.append(Change(area, subject, label, fmt(b.get(key)) if key in b else None,
-                              fmt(a.get(key)) if key in a else None))
+            out.append(
+                Change(
+                    area,
+                    subject,
+                    label,
+                    fmt(b.get(key)) if key in b else None,
+                    fmt(a.get(key)) if key in a else None,
+                )
+            )
     return out
 
 
@@ -166,8 +191,15 @@ def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
         subject = f"route {name}"
         rb, ra = broutes.get(name), aroutes.get(name)
         if rb is None or ra is None:
-            out.append(Change("routing", subject, "", _route_text(b, rb) if rb else None,
-                              _route_text(a, ra) if ra else None))
+            out.append(
+                Change(
+                    "routing",
+                    subject,
+                    "",
+                    _route_text(b, rb) if rb else None,
+                    _route_text(a, ra) if ra else None,
+                )
+            )
             continue
         mb, ma = _matches(rb), _matches(ra)
         if mb != ma:
@@ -181,15 +213,23 @@ def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
     common_b = [r.name for r in b.routes if r.name in aroutes]
     common_a = [r.name for r in a.routes if r.name in broutes]
     if common_b != common_a:
-        out.append(Change("routing", "route order (first match wins)", "", ", ".join(common_b), ", ".join(common_a)))
-    out += _field_changes("routing", "front door", b.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
-                          a.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}))
+        out.append(
+            Change("routing", "route order (first match wins)", "", ", ".join(common_b), ", ".join(common_a))
+        )
+    out += _field_changes(
+        "routing",
+        "front door",
+        b.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
+        a.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
+    )
     return out
 
 
 # --------------------------------------------------------------------------- QoS
 def _tier_text(t: Tier) -> str:
-    text = f"priority {t.priority}, max_requests {t.max_requests}, max_pending_requests {t.max_pending_requests}"
+    text = (
+        f"priority {t.priority}, max_requests {t.max_requests}, max_pending_requests {t.max_pending_requests}"
+    )
     if t.max_connections is not None:
         text += f", max_connections {t.max_connections}"
     return text + (", preemptible" if t.preemptible else "")
@@ -208,14 +248,25 @@ def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
     for name in [*(n for n, _ in a.ordered()), *(n for n, _ in b.ordered() if n not in a.tiers)]:
         tb, ta = b.tiers.get(name), a.tiers.get(name)
         if tb is None or ta is None:
-            out.append(Change("qos", f"tier {name}", "", _tier_text(tb) if tb else None, _tier_text(ta) if ta else None))
+            out.append(
+                Change(
+                    "qos", f"tier {name}", "", _tier_text(tb) if tb else None, _tier_text(ta) if ta else None
+                )
+            )
         else:
             out += _field_changes("qos", f"tier {name}", tb, ta)
     if b.default_tier != a.default_tier:
         out.append(Change("qos", "QoS", "default tier", b.default_tier, a.default_tier))
     if b.shed_order() != a.shed_order():
-        out.append(Change("qos", "QoS shed order (shed first → last)", "", ", ".join(b.shed_order()),
-                          ", ".join(a.shed_order())))
+        out.append(
+            Change(
+                "qos",
+                "QoS shed order (shed first → last)",
+                "",
+                ", ".join(b.shed_order()),
+                ", ".join(a.shed_order()),
+            )
+        )
     return out
 
 
@@ -226,7 +277,7 @@ _SHORT_LABELS = ("topology.istio.io/", "topology.kubernetes.io/")
 def _label(label: str) -> str:
     for prefix in _SHORT_LABELS:
         if label.startswith(prefix):
-            return label[len(prefix):]
+            return label[len(prefix) :]
     return label
 
 
@@ -262,7 +313,9 @@ def diff_resilience(b: Any, a: Any) -> list[Change]:
 def diff_load_balancing(b: Any, a: Any) -> list[Change]:
     out = _field_changes("load-balancing", "load balancing default", b.default, a.default)
     for model in sorted(set(b.models) | set(a.models)):
-        out += _field_changes("load-balancing", f"load balancing {model}", b.for_model(model), a.for_model(model))
+        out += _field_changes(
+            "load-balancing", f"load balancing {model}", b.for_model(model), a.for_model(model)
+        )
     return out
 
 
@@ -280,8 +333,12 @@ def diff_autoscaling(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
             vb, va = getattr(mb.replicas, bound), getattr(ma.replicas, bound)
             if vb != va:
                 out.append(Change("autoscaling", subject, f"{bound} replicas", str(vb), str(va)))
-        out += _field_changes("autoscaling", subject, b.policies.autoscaling.for_model(model),
-                              a.policies.autoscaling.for_model(model))
+        out += _field_changes(
+            "autoscaling",
+            subject,
+            b.policies.autoscaling.for_model(model),
+            a.policies.autoscaling.for_model(model),
+        )
     return out
 
 
@@ -294,8 +351,10 @@ def _instance_text(cloud: str, instance: str) -> str:
 
 
 def pool_text(cloud: str, p: NodePoolSpec) -> str:
-    return (f"{_instance_text(cloud, p.instance_type)}, {p.min_size}–{p.max_size} nodes, "
-            f"{'spot' if p.spot else 'on-demand'}")
+    return (
+        f"{_instance_text(cloud, p.instance_type)}, {p.min_size}–{p.max_size} nodes, "
+        f"{'spot' if p.spot else 'on-demand'}"
+    )
 
 
 def _pool_dump(p: NodePoolSpec) -> dict[str, Any]:
@@ -310,20 +369,36 @@ def diff_pools(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
         pb, pa = b.node_pools.get(name), a.node_pools.get(name)
         subject = f"GPU pool {name}"
         if pb is None or pa is None:
-            out.append(Change("gpu-pools", subject, "", pool_text(b.cloud, pb) if pb else None,
-                              pool_text(a.cloud, pa) if pa else None))
+            out.append(
+                Change(
+                    "gpu-pools",
+                    subject,
+                    "",
+                    pool_text(b.cloud, pb) if pb else None,
+                    pool_text(a.cloud, pa) if pa else None,
+                )
+            )
             continue
         if pb.instance_type != pa.instance_type or b.cloud != a.cloud:
-            out.append(Change("gpu-pools", subject, "instance type", _instance_text(b.cloud, pb.instance_type),
-                              _instance_text(a.cloud, pa.instance_type)))
+            out.append(
+                Change(
+                    "gpu-pools",
+                    subject,
+                    "instance type",
+                    _instance_text(b.cloud, pb.instance_type),
+                    _instance_text(a.cloud, pa.instance_type),
+                )
+            )
         out += _field_changes("gpu-pools", subject, _pool_dump(pb), _pool_dump(pa))
     return out
 
 
 # --------------------------------------------------------------------------- models
 def model_text(m: Any) -> str:
-    return (f"{m.service + ' ' if m.service else ''}{m.version} on pool {m.pool or '?'}, TP {m.tensor_parallel}, "
-            f"replicas {m.replicas.min}–{m.replicas.max}")
+    return (
+        f"{m.service + ' ' if m.service else ''}{m.version} on pool {m.pool or '?'}, TP {m.tensor_parallel}, "
+        f"replicas {m.replicas.min}–{m.replicas.max}"
+    )
 
 
 _MODEL_RENAME = {"pool": "pool (moved)", "tensor_parallel": "tensor parallel (TP)"}
@@ -335,11 +410,18 @@ def diff_models(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
         mb, ma = b.models.get(name), a.models.get(name)
         subject = f"model {name}"
         if mb is None or ma is None:
-            out.append(Change("models", subject, "", model_text(mb) if mb else None, model_text(ma) if ma else None))
+            out.append(
+                Change("models", subject, "", model_text(mb) if mb else None, model_text(ma) if ma else None)
+            )
             continue
         # replica bounds are reported under autoscaling (they are the autoscaler's bounds)
-        out += _field_changes("models", subject, mb.model_dump(mode="json", exclude={"replicas"}),
-                              ma.model_dump(mode="json", exclude={"replicas"}), rename=_MODEL_RENAME)
+        out += _field_changes(
+            "models",
+            subject,
+            mb.model_dump(mode="json", exclude={"replicas"}),
+            ma.model_dump(mode="json", exclude={"replicas"}),
+            rename=_MODEL_RENAME,
+        )
     return out
 
 
@@ -355,11 +437,15 @@ def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
         spec = after if after is not None else before
         assert spec is not None
         if isinstance(spec, RegionStackSpec):
-            text = (f"{spec.cloud} {spec.region}, pools {', '.join(sorted(spec.node_pools))}, "
-                    f"models {', '.join(sorted(spec.models)) or 'none'}")
+            text = (
+                f"{spec.cloud} {spec.region}, pools {', '.join(sorted(spec.node_pools))}, "
+                f"models {', '.join(sorted(spec.models)) or 'none'}"
+            )
         else:
             text = f"mesh {spec.role} ({spec.mesh.mesh_id})"
-        return [Change("stack", "stack", "", None if before is None else text, None if after is None else text)]
+        return [
+            Change("stack", "stack", "", None if before is None else text, None if after is None else text)
+        ]
     if type(before) is not type(after):
         return [Change("stack", "stack", "role", before.role, after.role)]
     if not isinstance(before, RegionStackSpec):  # trust root, peering: settings only
@@ -367,8 +453,12 @@ def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
     assert isinstance(after, RegionStackSpec)
     bp, ap = before.policies, after.policies
     changes = [
-        *_field_changes("stack", "stack", before.model_dump(mode="json", exclude=_STACK_SECTIONS),
-                        after.model_dump(mode="json", exclude=_STACK_SECTIONS)),
+        *_field_changes(
+            "stack",
+            "stack",
+            before.model_dump(mode="json", exclude=_STACK_SECTIONS),
+            after.model_dump(mode="json", exclude=_STACK_SECTIONS),
+        ),
         *diff_routing(bp.routing, ap.routing),
         *diff_qos(bp.qos, ap.qos),
         *diff_failover(bp.failover, ap.failover),

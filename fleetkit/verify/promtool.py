@@ -38,9 +38,16 @@ RULE_UNTESTED = "promtool.alert-untested"
 RULE_PROMQL = "promtool.promql"
 
 #: Grafana's built-in interval variables -> a duration promtool accepts
-GRAFANA_DURATIONS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "__interval_ms": "60000",
-                     "__range_s": "3600"}
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}|\[\[([A-Za-z_][A-Za-z0-9_]*)\]\]|\$([A-Za-z_][A-Za-z0-9_]*)")
+GRAFANA_DURATIONS = {
+    "__rate_interval": "5m",
+    "__interval": "1m",
+    "__range": "1h",
+    "__interval_ms": "60000",
+    "__range_s": "3600",
+}
+_VAR = re.compile(
+    r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}|\[\[([A-Za-z_][A-Za-z0-9_]*)\]\]|\$([A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 def promtool_path() -> str | None:
@@ -72,10 +79,15 @@ def promql_expressions(manifests: Iterable[Mapping[str, Any]]) -> list[tuple[str
                 query = (trig.get("metadata") or {}).get("query")
                 if trig.get("type") == "prometheus" and isinstance(query, str):
                     out.append((_subject(obj), f"spec.triggers[{i}].metadata.query", query))
-        elif kind == "ConfigMap" and ((obj.get("metadata") or {}).get("labels") or {}).get("grafana_dashboard"):
+        elif kind == "ConfigMap" and ((obj.get("metadata") or {}).get("labels") or {}).get(
+            "grafana_dashboard"
+        ):
             for key, text in sorted((obj.get("data") or {}).items()):
                 if key.endswith(".json"):
-                    out += [(_subject(obj), f"data.{key}:{p}", e) for p, e in dashboard_expressions(json.loads(text))]
+                    out += [
+                        (_subject(obj), f"data.{key}:{p}", e)
+                        for p, e in dashboard_expressions(json.loads(text))
+                    ]
     return [(s, p, substitute_grafana(e)) for s, p, e in out]
 
 
@@ -122,7 +134,7 @@ def _failures(output: str, files: Mapping[str, str]) -> list[tuple[str, str]]:
     for line in output.splitlines():
         for fname, subject in files.items():
             if line.startswith(f"{fname}:"):
-                out.append((subject, line[len(fname) + 1:].strip()))
+                out.append((subject, line[len(fname) + 1 :].strip()))
     return out
 
 
@@ -132,10 +144,18 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     exe = promtool_path()
     rule_objs = [o for o in objs if o.get("kind") == "PrometheusRule"]
     exprs = promql_expressions(objs)
-    n_rules = sum(len(g.get("rules") or []) for o in rule_objs for g in (o.get("spec") or {}).get("groups") or [])
+    n_rules = sum(
+        len(g.get("rules") or []) for o in rule_objs for g in (o.get("spec") or {}).get("groups") or []
+    )
     if exe is None:
-        return Verdict("promtool", "skipped", f"promtool not installed ({n_rules} rules, {len(exprs)} PromQL "
-                       "expressions NOT checked; Debian package 'prometheus')", [], time.perf_counter() - started)
+        return Verdict(
+            "promtool",
+            "skipped",
+            f"promtool not installed ({n_rules} rules, {len(exprs)} PromQL "
+            "expressions NOT checked; Debian package 'prometheus')",
+            [],
+            time.perf_counter() - started,
+        )
     findings: list[Finding] = []
     n_tests = 0
     with tempfile.TemporaryDirectory(prefix="fleetkit-promtool-") as tmp:
@@ -156,25 +176,41 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
                 files[tname] = _subject(obj)
                 n_tests += sum(len(t["alert_rule_test"]) for t in test_doc["tests"])
         # the three promtool runs are independent: run them side by side
-        check = _start([exe, "check", "rules", "--lint=all", "--lint-fatal",
-                        *[f for f in files if f.startswith("rules-")]], root) if rule_objs else None
+        check = (
+            _start(
+                [
+                    exe,
+                    "check",
+                    "rules",
+                    "--lint=all",
+                    "--lint-fatal",
+                    *[f for f in files if f.startswith("rules-")],
+                ],
+                root,
+            )
+            if rule_objs
+            else None
+        )
         test = _start([exe, "test", "rules", *tests], root) if tests else None
         parse = None
         if exprs:
             rules = [{"record": f"fleetkit:promql_check:{i}", "expr": e} for i, (_, _, e) in enumerate(exprs)]
-            (root / "promql.yaml").write_text(yaml.safe_dump({"groups": [{"name": "promql", "rules": rules}]}),
-                                              encoding="utf-8")
+            (root / "promql.yaml").write_text(
+                yaml.safe_dump({"groups": [{"name": "promql", "rules": rules}]}), encoding="utf-8"
+            )
             parse = _start([exe, "check", "rules", "promql.yaml"], root)
         if check is not None:
             code, out = _wait(check)
             if code:
-                findings += [Finding(s, "spec.groups", RULE_CHECK, m) for s, m in _failures(out, files)] or \
-                    [Finding("PrometheusRule", "spec.groups", RULE_CHECK, out.strip()[-500:])]
+                findings += [Finding(s, "spec.groups", RULE_CHECK, m) for s, m in _failures(out, files)] or [
+                    Finding("PrometheusRule", "spec.groups", RULE_CHECK, out.strip()[-500:])
+                ]
         if test is not None:
             code, out = _wait(test)
             if code:
-                findings += [Finding(files[t], "spec.groups", RULE_TEST, msg) for t, msg in _test_failures(out)] or \
-                    [Finding("PrometheusRule", "spec.groups", RULE_TEST, out.strip()[-500:])]
+                findings += [
+                    Finding(files[t], "spec.groups", RULE_TEST, msg) for t, msg in _test_failures(out)
+                ] or [Finding("PrometheusRule", "spec.groups", RULE_TEST, out.strip()[-500:])]
         if parse is not None:
             code, out = _wait(parse)
             if code:
@@ -188,7 +224,9 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     seconds = time.perf_counter() - started
     summary = f"{n_rules} rules/{n_tests} tests, {len(exprs)} PromQL"
     if findings:
-        return Verdict("promtool", "fail", f"{len(findings)} problem(s) ({summary})", findings, seconds, n_rules)
+        return Verdict(
+            "promtool", "fail", f"{len(findings)} problem(s) ({summary})", findings, seconds, n_rules
+        )
     if not n_rules and not exprs:
         return Verdict("promtool", "skipped", "no rules or PromQL", [], seconds)
     return Verdict("promtool", "pass", summary, [], seconds, n_rules)

@@ -22,7 +22,9 @@ VERIFIERS: list[tuple[str, Callable[[Manifests, Resources], Verdict]]] = [
 ]
 
 
-def verify_stack(manifests: Iterable[Mapping[str, Any]], resources: Iterable[Mapping[str, Any]]) -> list[Verdict]:
+def verify_stack(
+    manifests: Iterable[Mapping[str, Any]], resources: Iterable[Mapping[str, Any]]
+) -> list[Verdict]:
     """Every verifier's verdict on one stack's rendered objects and resources.json rows."""
     objs = [dict(m) for m in manifests]
     rows = [dict(r) for r in resources]

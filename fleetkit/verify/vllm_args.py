@@ -85,8 +85,14 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
     while i < len(args):
         token = args[i]
         if not _is_flag(token):
-            out.append(ArgProblem(i, RULE_VALUE, "a value without a flag before it (vLLM takes one positional, "
-                                  "the model, first)", token))
+            out.append(
+                ArgProblem(
+                    i,
+                    RULE_VALUE,
+                    "a value without a flag before it (vLLM takes one positional, the model, first)",
+                    token,
+                )
+            )
             i += 1
             continue
         name, inline = _name(token)
@@ -112,7 +118,13 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
             while i < len(args) and not _is_flag(args[i]) and (want is None or len(values) < want):
                 values.append(args[i])
                 i += 1
-            if nargs in (None, "+") and not values or isinstance(nargs, int) and nargs and len(values) < nargs:
+            if (
+                nargs in (None, "+")
+                and not values
+                or isinstance(nargs, int)
+                and nargs
+                and len(values) < nargs
+            ):
                 out.append(ArgProblem(i - 1, RULE_VALUE, f"{name} needs a value", token))
         choices = spec.get("choices")
         if choices:
@@ -120,7 +132,9 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
                 if v not in choices:
                     near = difflib.get_close_matches(v, choices, n=1)
                     hint = f"; did you mean {near[0]!r}?" if near else ""
-                    out.append(ArgProblem(i - 1, RULE_CHOICE, f"{name} must be one of {', '.join(choices)}{hint}", v))
+                    out.append(
+                        ArgProblem(i - 1, RULE_CHOICE, f"{name} must be one of {', '.join(choices)}{hint}", v)
+                    )
     return out
 
 
@@ -129,7 +143,7 @@ def serve_args(container: Mapping[str, Any]) -> list[str] | None:
     argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
     for i in range(len(argv) - 1):
         if argv[i].rsplit("/", 1)[-1] == "vllm" and argv[i + 1] == "serve":
-            return argv[i + 2:]
+            return argv[i + 2 :]
     return None
 
 
@@ -155,12 +169,16 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
             if args is None:
                 continue
             lines += 1
-            findings += [Finding(subject, f"{path}.args ({p.index})", p.rule, p.message, p.value)
-                         for p in check_args(args)]
+            findings += [
+                Finding(subject, f"{path}.args ({p.index})", p.rule, p.message, p.value)
+                for p in check_args(args)
+            ]
     seconds = time.perf_counter() - started
     label = f"vLLM {version()} parser"
     if findings:
-        return Verdict(label, "fail", f"{len(findings)} problem(s) in {lines} command line(s)", findings, seconds, lines)
+        return Verdict(
+            label, "fail", f"{len(findings)} problem(s) in {lines} command line(s)", findings, seconds, lines
+        )
     if not lines:
         return Verdict(label, "skipped", "no vllm serve command lines", [], seconds)
     return Verdict(label, "pass", f"{lines} command line(s)", [], seconds, lines)

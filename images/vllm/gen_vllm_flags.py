@@ -39,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _nargs(action: argparse.Action) -> int | str | None:
-    if action.nargs is None and isinstance(action, (argparse._StoreConstAction, argparse._CountAction,
-                                                    argparse._HelpAction, argparse._VersionAction)):
+    if action.nargs is None and isinstance(
+        action,
+        (argparse._StoreConstAction, argparse._CountAction, argparse._HelpAction, argparse._VersionAction),
+    ):
         return 0
     return action.nargs  # type: ignore[return-value]
 

@@ -95,13 +95,20 @@ def stack_validation(rule: Any) -> Callable[[StackValidationArgs, ReportViolatio
         resources = [record(r.resource_type, r.name, r.props, r.urn) for r in args.resources]
         for v in rules.check_stack_rule(rule, resources):
             if v.suppressed is None:
-                report_violation(v.message, v.resource.urn if v.resource is not None and v.resource.urn else None)
+                report_violation(
+                    v.message, v.resource.urn if v.resource is not None and v.resource.urn else None
+                )
 
     return validate
 
 
 _ENFORCEMENT = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
-_SEVERITY = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH, "critical": Severity.CRITICAL}
+_SEVERITY = {
+    "low": Severity.LOW,
+    "medium": Severity.MEDIUM,
+    "high": Severity.HIGH,
+    "critical": Severity.CRITICAL,
+}
 
 
 def build_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -126,7 +133,7 @@ def pack_arguments() -> dict[str, Any]:
     return {
         "name": PACK_NAME,
         "description": "fleetkit guardrails: tainted GPU pools, STRICT mTLS, no public load balancers, read-only "
-                       "weight buckets, probes and PDBs on model Deployments, no plain credentials.",
+        "weight buckets, probes and PDBs on model Deployments, no plain credentials.",
         "enforcement_level": EnforcementLevel.MANDATORY,
         "policies": build_policies(),
     }

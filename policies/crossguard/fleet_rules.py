@@ -95,8 +95,10 @@ def check_imds_hop_limit(res: Record) -> Iterator[str]:
     hop = opts.get("httpPutResponseHopLimit")
     if hop != UNKNOWN and (hop is None or (isinstance(hop, int) and hop > 1)):
         shown = "unset (1 only when IMDSv2 is required and the AMI says so)" if hop is None else str(hop)
-        yield (f"launch template {res.name}: IMDS httpPutResponseHopLimit is {shown}; a pod can then fetch the node "
-               "role's credentials from IMDS and bypass its IRSA role - set it to 1")
+        yield (
+            f"launch template {res.name}: IMDS httpPutResponseHopLimit is {shown}; a pod can then fetch the node "
+            "role's credentials from IMDS and bypass its IRSA role - set it to 1"
+        )
     tokens = opts.get("httpTokens")
     if tokens not in ("required", UNKNOWN):
         yield f"launch template {res.name}: httpTokens is {tokens or 'unset'}; require IMDSv2 (httpTokens: required)"
@@ -111,21 +113,30 @@ def check_api_endpoint(res: Record) -> Iterator[str]:
         if public is True and cidrs != UNKNOWN:
             ranges = [c for c in _list(cidrs) if isinstance(c, str)]
             if not ranges or OPEN_CIDRS & set(ranges):
-                yield (f"EKS cluster {res.name}: the public API endpoint accepts {', '.join(ranges) or '0.0.0.0/0 (the default)'}; "
-                       "list the admin and peer-cluster egress CIDRs in publicAccessCidrs or turn the public endpoint off")
+                yield (
+                    f"EKS cluster {res.name}: the public API endpoint accepts {', '.join(ranges) or '0.0.0.0/0 (the default)'}; "
+                    "list the admin and peer-cluster egress CIDRs in publicAccessCidrs or turn the public endpoint off"
+                )
     elif res.type == "gcp:container/cluster:Cluster":
         private = _map(res.get("privateClusterConfig")).get("enablePrivateEndpoint") is True
-        blocks = [b.get("cidrBlock") for b in _list(_map(res.get("masterAuthorizedNetworksConfig")).get("cidrBlocks"))
-                  if isinstance(b, Mapping)]
+        blocks = [
+            b.get("cidrBlock")
+            for b in _list(_map(res.get("masterAuthorizedNetworksConfig")).get("cidrBlocks"))
+            if isinstance(b, Mapping)
+        ]
         if not private and (not blocks or OPEN_CIDRS & set(blocks)):
-            yield (f"GKE cluster {res.name}: no master authorized networks restrict the public API endpoint; "
-                   "set masterAuthorizedNetworksConfig.cidrBlocks")
+            yield (
+                f"GKE cluster {res.name}: no master authorized networks restrict the public API endpoint; "
+                "set masterAuthorizedNetworksConfig.cidrBlocks"
+            )
     elif res.type == "azure-native:containerservice:ManagedCluster":
         access = _map(res.get("apiServerAccessProfile"))
         ranges = [c for c in _list(access.get("authorizedIPRanges")) if isinstance(c, str)]
         if access.get("enablePrivateCluster") is not True and (not ranges or OPEN_CIDRS & set(ranges)):
-            yield (f"AKS cluster {res.name}: no authorizedIPRanges restrict the public API server; set "
-                   "apiServerAccessProfile.authorizedIPRanges or make the cluster private")
+            yield (
+                f"AKS cluster {res.name}: no authorizedIPRanges restrict the public API server; set "
+                "apiServerAccessProfile.authorizedIPRanges or make the cluster private"
+            )
 
 
 # --------------------------------------------------------------------------- autoscaling signals
@@ -135,7 +146,11 @@ def _static_target_labels(monitor: Record) -> dict[str, str]:
     for endpoint in _list(monitor.get("spec", "podMetricsEndpoints")):
         for rl in _list(_map(endpoint).get("relabelings")):
             rl = _map(rl)
-            if rl.get("action", "replace") == "replace" and not rl.get("sourceLabels") and rl.get("targetLabel"):
+            if (
+                rl.get("action", "replace") == "replace"
+                and not rl.get("sourceLabels")
+                and rl.get("targetLabel")
+            ):
                 out[str(rl["targetLabel"])] = str(rl.get("replacement", ""))
     return out
 
@@ -149,7 +164,8 @@ def _labels_by_deployment(resources: Sequence[Record]) -> dict[tuple[str, str], 
             continue
         labels = pod_labels(dep)
         out[(dep.namespace, dep.k8s_name)] = [
-            _static_target_labels(m) for m in monitors
+            _static_target_labels(m)
+            for m in monitors
             if m.namespace == dep.namespace and _selects(_map(m.get("spec", "selector")), labels)
         ]
     return out
@@ -176,11 +192,19 @@ def check_autoscaler_signals(resources: Sequence[Record]) -> Iterator[Finding]:
             if any(deps == {target} for deps in owners.values()):
                 continue
             shared = sorted({d[1] for deps in owners.values() for d in deps if d != target})
-            why = (f"its matchers also select Deployment(s) {', '.join(shared)}" if shared
-                   else "no matcher is a label the Deployment's PodMonitor sets")
-            yield so, (f"ScaledObject {so.ref} trigger {trig.get('name', '?')}: the query does not select the series "
-                       f"of Deployment {target[1]} alone ({why}); filter on the PodMonitor's per-Deployment label, "
-                       f"e.g. fleetkit_model=\"{target[1]}\"")
+            why = (
+                f"its matchers also select Deployment(s) {', '.join(shared)}"
+                if shared
+                else "no matcher is a label the Deployment's PodMonitor sets"
+            )
+            yield (
+                so,
+                (
+                    f"ScaledObject {so.ref} trigger {trig.get('name', '?')}: the query does not select the series "
+                    f"of Deployment {target[1]} alone ({why}); filter on the PodMonitor's per-Deployment label, "
+                    f'e.g. fleetkit_model="{target[1]}"'
+                ),
+            )
 
 
 # --------------------------------------------------------------------------- dead AuthorizationPolicy rules
@@ -194,7 +218,8 @@ def _scraped_on_merged_port(labels: Mapping[str, Any], resources: Sequence[Recor
             for rl in _list(_map(endpoint).get("relabelings")):
                 rl = _map(rl)
                 if rl.get("targetLabel") == "__address__" and str(rl.get("replacement", "")).endswith(
-                        f":{ISTIO_MERGED_METRICS_PORT}"):
+                    f":{ISTIO_MERGED_METRICS_PORT}"
+                ):
                     return True
     return False
 
@@ -202,28 +227,49 @@ def _scraped_on_merged_port(labels: Mapping[str, Any], resources: Sequence[Recor
 def check_dead_metrics_rule(resources: Sequence[Record]) -> Iterator[Finding]:
     deployments = [r for r in resources if _k8s(r, "apps/v1", "Deployment")]
     for ap in resources:
-        if not (ap.type.startswith("kubernetes:security.istio.io/") and ap.type.endswith(":AuthorizationPolicy")):
+        if not (
+            ap.type.startswith("kubernetes:security.istio.io/") and ap.type.endswith(":AuthorizationPolicy")
+        ):
             continue
         if ap.get("spec", "action", default="ALLOW") != "ALLOW":
             continue
         selector = _map(ap.get("spec", "selector"))
-        pods = [d for d in deployments if d.namespace == ap.namespace
-                and (not selector or _selects(selector, pod_labels(d)))]
+        pods = [
+            d
+            for d in deployments
+            if d.namespace == ap.namespace and (not selector or _selects(selector, pod_labels(d)))
+        ]
         merged = [d for d in pods if _scraped_on_merged_port(pod_labels(d), resources, ap.namespace)]
         if not merged:
             continue
         for i, rule in enumerate(_list(ap.get("spec", "rules"))):
-            paths = [p for to in _list(_map(rule).get("to")) for p in _list(_map(_map(to).get("operation")).get("paths"))]
+            paths = [
+                p
+                for to in _list(_map(rule).get("to"))
+                for p in _list(_map(_map(to).get("operation")).get("paths"))
+            ]
             if "/metrics" in paths:
-                yield ap, (f"AuthorizationPolicy {ap.ref} rule {i} allows /metrics, but Prometheus scrapes "
-                           f"{', '.join(sorted(d.k8s_name for d in merged))} through Istio's merged metrics on "
-                           f":{ISTIO_MERGED_METRICS_PORT} (istio-agent, outside sidecar authorization): the rule never "
-                           "matches; remove it")
+                yield (
+                    ap,
+                    (
+                        f"AuthorizationPolicy {ap.ref} rule {i} allows /metrics, but Prometheus scrapes "
+                        f"{', '.join(sorted(d.k8s_name for d in merged))} through Istio's merged metrics on "
+                        f":{ISTIO_MERGED_METRICS_PORT} (istio-agent, outside sidecar authorization): the rule never "
+                        "matches; remove it"
+                    ),
+                )
 
 
 # --------------------------------------------------------------------------- subsets, mirrors, failover
-TOPOLOGY_LABELS = frozenset({"topology.istio.io/network", "topology.istio.io/cluster", "topology.kubernetes.io/region",
-                             "topology.kubernetes.io/zone", "topology.istio.io/subzone"})
+TOPOLOGY_LABELS = frozenset(
+    {
+        "topology.istio.io/network",
+        "topology.istio.io/cluster",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "topology.istio.io/subzone",
+    }
+)
 NETWORK_LABEL = "topology.istio.io/network"
 GPU_CLASS_LABEL = "fleetkit.dev/gpu-class"
 
@@ -248,8 +294,11 @@ class _Mesh:
 
     def __init__(self, resources: Sequence[Record]) -> None:
         self.resources = resources
-        self.services = {(r.namespace, r.k8s_name): _map(r.get("spec", "selector"))
-                         for r in resources if _k8s(r, "core/v1", "Service")}
+        self.services = {
+            (r.namespace, r.k8s_name): _map(r.get("spec", "selector"))
+            for r in resources
+            if _k8s(r, "core/v1", "Service")
+        }
         self.subsets: dict[tuple[str, str], Mapping[str, Any]] = {}
         for dr in resources:
             if dr.type.startswith("kubernetes:networking.istio.io/") and dr.type.endswith(":DestinationRule"):
@@ -266,10 +315,17 @@ class _Mesh:
         selector = self.services.get((ns, name))
         if selector is None:
             return []
-        wanted = {**selector, **(self.subsets.get((host, subset), {"": "(undefined subset)"}) if subset else {})}
-        return sorted(d.k8s_name for d in self.deployments
-                      if d.namespace == ns and all(pod_labels(d).get(k) == v for k, v in wanted.items())
-                      and _min_replicas(d, self.resources) >= 1)
+        wanted = {
+            **selector,
+            **(self.subsets.get((host, subset), {"": "(undefined subset)"}) if subset else {}),
+        }
+        return sorted(
+            d.k8s_name
+            for d in self.deployments
+            if d.namespace == ns
+            and all(pod_labels(d).get(k) == v for k, v in wanted.items())
+            and _min_replicas(d, self.resources) >= 1
+        )
 
 
 def _virtual_services(resources: Sequence[Record]) -> Iterator[Record]:
@@ -287,8 +343,11 @@ def check_weighted_subsets(resources: Sequence[Record]) -> Iterator[Finding]:
     for vs in _virtual_services(resources):
         for route in _list(vs.get("spec", "http")):
             route = _map(route)
-            weighted = [_map(_map(d).get("destination")) for d in _list(route.get("route"))
-                        if _map(d).get("weight", 0) != 0]
+            weighted = [
+                _map(_map(d).get("destination"))
+                for d in _list(route.get("route"))
+                if _map(d).get("weight", 0) != 0
+            ]
             if len(weighted) < 2:
                 continue
             for dest in weighted:
@@ -296,10 +355,15 @@ def check_weighted_subsets(resources: Sequence[Record]) -> Iterator[Finding]:
                 if GPU_CLASS_LABEL not in mesh.subsets.get((host, str(subset)), {}):
                     continue
                 if not mesh.always_on(host, subset):
-                    yield vs, (f"VirtualService {vs.ref} route {route.get('name', '?')}: weighted destination "
-                               f"{_where(dest)} selects no Deployment of this cluster that keeps a replica; its share "
-                               "of requests gets 503 whenever it has no endpoints (istio/istio#27092), with no failover "
-                               "to the other subsets (istio/istio#41787) - weight only local always-on GPU classes")
+                    yield (
+                        vs,
+                        (
+                            f"VirtualService {vs.ref} route {route.get('name', '?')}: weighted destination "
+                            f"{_where(dest)} selects no Deployment of this cluster that keeps a replica; its share "
+                            "of requests gets 503 whenever it has no endpoints (istio/istio#27092), with no failover "
+                            "to the other subsets (istio/istio#41787) - weight only local always-on GPU classes"
+                        ),
+                    )
 
 
 def check_mirror_local(resources: Sequence[Record]) -> Iterator[Finding]:
@@ -309,14 +373,21 @@ def check_mirror_local(resources: Sequence[Record]) -> Iterator[Finding]:
             route = _map(route)
             mirror = _map(route.get("mirror"))
             if mirror and not mesh.always_on(str(mirror.get("host", "")), mirror.get("subset")):
-                yield vs, (f"VirtualService {vs.ref} route {route.get('name', '?')}: mirror target {_where(mirror)} "
-                           "has no always-on Deployment in this cluster, so mirrored requests cross to another "
-                           "cluster's (or cloud's) endpoints; mirror only where the target runs")
+                yield (
+                    vs,
+                    (
+                        f"VirtualService {vs.ref} route {route.get('name', '?')}: mirror target {_where(mirror)} "
+                        "has no always-on Deployment in this cluster, so mirrored requests cross to another "
+                        "cluster's (or cloud's) endpoints; mirror only where the target runs"
+                    ),
+                )
 
 
 def _multi_network(resources: Sequence[Record]) -> bool:
     for r in resources:
-        if NETWORK_LABEL in _map(r.get("metadata", "labels")) or NETWORK_LABEL in _map(r.get("values", "labels")):
+        if NETWORK_LABEL in _map(r.get("metadata", "labels")) or NETWORK_LABEL in _map(
+            r.get("values", "labels")
+        ):
             return True
     return False
 
@@ -325,7 +396,9 @@ def check_failover_priority(resources: Sequence[Record]) -> Iterator[Finding]:
     if not _multi_network(resources):
         return
     for dr in resources:
-        if not (dr.type.startswith("kubernetes:networking.istio.io/") and dr.type.endswith(":DestinationRule")):
+        if not (
+            dr.type.startswith("kubernetes:networking.istio.io/") and dr.type.endswith(":DestinationRule")
+        ):
             continue
         policies = [_map(dr.get("spec", "trafficPolicy"))]
         policies += [_map(_map(s).get("trafficPolicy")) for s in _list(dr.get("spec", "subsets"))]
@@ -333,10 +406,15 @@ def check_failover_priority(resources: Sequence[Record]) -> Iterator[Finding]:
             prio = _list(_map(_map(tp.get("loadBalancer")).get("localityLbSetting")).get("failoverPriority"))
             custom = [p for p in prio if isinstance(p, str) and p.split("=", 1)[0] not in TOPOLOGY_LABELS]
             if custom:
-                yield dr, (f"DestinationRule {dr.ref}: failoverPriority uses {', '.join(custom)}, which remote "
-                           "networks' endpoints never carry (the east-west gateway endpoint has only cluster and "
-                           "network labels): healthy remote endpoints sort below every local match - use "
-                           "topology labels only, and an aggregate cluster for model fallback")
+                yield (
+                    dr,
+                    (
+                        f"DestinationRule {dr.ref}: failoverPriority uses {', '.join(custom)}, which remote "
+                        "networks' endpoints never carry (the east-west gateway endpoint has only cluster and "
+                        "network labels): healthy remote endpoints sort below every local match - use "
+                        "topology labels only, and an aggregate cluster for model fallback"
+                    ),
+                )
 
 
 # --------------------------------------------------------------------------- node and metrics autoscalers
@@ -345,7 +423,10 @@ def _is_release_of(res: Record, chart: str) -> bool:
 
 
 def check_node_autoscaler(resources: Sequence[Record]) -> Iterator[Finding]:
-    if any(_k8s(r, "apps/v1", "Deployment") and r.k8s_name in ("cluster-autoscaler", "karpenter") for r in resources):
+    if any(
+        _k8s(r, "apps/v1", "Deployment") and r.k8s_name in ("cluster-autoscaler", "karpenter")
+        for r in resources
+    ):
         return
     if any(_is_release_of(r, "cluster-autoscaler") or _is_release_of(r, "karpenter") for r in resources):
         return
@@ -355,22 +436,38 @@ def check_node_autoscaler(resources: Sequence[Record]) -> Iterator[Finding]:
         scaling = _map(ng.get("scalingConfig"))
         lo, hi = scaling.get("minSize"), scaling.get("maxSize")
         if isinstance(lo, int) and isinstance(hi, int) and (lo == 0 or lo < hi):
-            yield ng, (f"EKS node group {ng.name} may scale ({lo}..{hi} nodes) but the stack runs no Cluster "
-                       "Autoscaler or Karpenter: managed node groups never add a node for a pending pod, so "
-                       f"{'it stays at zero' if lo == 0 else 'it stays at its desired size'}")
+            yield (
+                ng,
+                (
+                    f"EKS node group {ng.name} may scale ({lo}..{hi} nodes) but the stack runs no Cluster "
+                    "Autoscaler or Karpenter: managed node groups never add a node for a pending pod, so "
+                    f"{'it stays at zero' if lo == 0 else 'it stays at its desired size'}"
+                ),
+            )
 
 
 def check_hpa_adapter(resources: Sequence[Record]) -> Iterator[Finding]:
     adapter = any(_is_release_of(r, "prometheus-adapter") for r in resources) or any(
-        r.type.endswith(":APIService") and "custom.metrics.k8s.io" in r.k8s_name for r in resources)
+        r.type.endswith(":APIService") and "custom.metrics.k8s.io" in r.k8s_name for r in resources
+    )
     if adapter:
         return
     for hpa in resources:
-        if not (hpa.type.startswith("kubernetes:autoscaling/") and hpa.type.endswith(":HorizontalPodAutoscaler")):
+        if not (
+            hpa.type.startswith("kubernetes:autoscaling/") and hpa.type.endswith(":HorizontalPodAutoscaler")
+        ):
             continue
-        custom = [str(_map(m).get("type")) for m in _list(hpa.get("spec", "metrics"))
-                  if _map(m).get("type") in ("Pods", "Object", "External")]
+        custom = [
+            str(_map(m).get("type"))
+            for m in _list(hpa.get("spec", "metrics"))
+            if _map(m).get("type") in ("Pods", "Object", "External")
+        ]
         if custom:
-            yield hpa, (f"HorizontalPodAutoscaler {hpa.ref} scales on {', '.join(sorted(set(custom)))} metrics but the "
-                        "stack installs no metrics adapter (prometheus-adapter): it never scales - use KEDA, or "
-                        "install the adapter")
+            yield (
+                hpa,
+                (
+                    f"HorizontalPodAutoscaler {hpa.ref} scales on {', '.join(sorted(set(custom)))} metrics but the "
+                    "stack installs no metrics adapter (prometheus-adapter): it never scales - use KEDA, or "
+                    "install the adapter"
+                ),
+            )

@@ -170,8 +170,11 @@ def _selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, s
     """A ``matchLabels`` map (or LabelSelector) selects pods carrying ``labels``; empty selects all."""
     if not selector:
         return True
-    match_labels = _map(selector.get("matchLabels")) if "matchLabels" in selector or "matchExpressions" in selector \
+    match_labels = (
+        _map(selector.get("matchLabels"))
+        if "matchLabels" in selector or "matchExpressions" in selector
         else selector
+    )
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expr in _list(selector.get("matchExpressions")):
@@ -214,8 +217,10 @@ def _aks_pool_gpu(pool: Mapping[str, Any]) -> bool:
 
 
 def _taint_message(what: str, gpu: str, expected: str) -> str:
-    return (f"{what} has GPUs ({gpu}) but no NoSchedule/NoExecute taint: any pod can be scheduled on a GPU "
-            f"node and hold it; add {expected}")
+    return (
+        f"{what} has GPUs ({gpu}) but no NoSchedule/NoExecute taint: any pod can be scheduled on a GPU "
+        f"node and hold it; add {expected}"
+    )
 
 
 def check_gpu_pool_taints(res: Resource) -> Iterator[str]:
@@ -228,8 +233,11 @@ def check_gpu_pool_taints(res: Resource) -> Iterator[str]:
         if not (("NVIDIA" in str(ami).upper() or "GPU" in str(ami).upper()) or gpu_types):
             return
         if not _hard_taints(_list(res.get("taints"))):
-            yield _taint_message(f"EKS node group {res.name}", ", ".join([str(ami)] * bool(ami) + gpu_types),
-                                 "taints: [{key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}]")
+            yield _taint_message(
+                f"EKS node group {res.name}",
+                ", ".join([str(ami)] * bool(ami) + gpu_types),
+                "taints: [{key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}]",
+            )
     elif res.type == "gcp:container/nodePool:NodePool":
         cfg = _map(res.get("nodeConfig"))
         machine = cfg.get("machineType", "")
@@ -239,21 +247,30 @@ def check_gpu_pool_taints(res: Resource) -> Iterator[str]:
         if not (accels or (isinstance(machine, str) and _GCP_GPU_MACHINE.match(machine))):
             return
         if not _hard_taints(_list(cfg.get("taints"))):
-            yield _taint_message(f"GKE node pool {res.name}", str(machine or "guestAccelerators"),
-                                 "nodeConfig.taints: [{key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}]")
+            yield _taint_message(
+                f"GKE node pool {res.name}",
+                str(machine or "guestAccelerators"),
+                "nodeConfig.taints: [{key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}]",
+            )
     elif res.type == "azure-native:containerservice:AgentPool":
         if is_unknown(res.get("nodeTaints")) or not _aks_pool_gpu(res.inputs):
             return
         if not _hard_taints(_list(res.get("nodeTaints"))):
-            yield _taint_message(f"AKS agent pool {res.name}", str(res.get("vmSize", "gpuProfile")),
-                                 "nodeTaints: ['nvidia.com/gpu=present:NoSchedule']")
+            yield _taint_message(
+                f"AKS agent pool {res.name}",
+                str(res.get("vmSize", "gpuProfile")),
+                "nodeTaints: ['nvidia.com/gpu=present:NoSchedule']",
+            )
     elif res.type == "azure-native:containerservice:ManagedCluster":
         for pool in _list(res.get("agentPoolProfiles")):
             if not isinstance(pool, Mapping) or not _aks_pool_gpu(pool) or is_unknown(pool.get("nodeTaints")):
                 continue
             if not _hard_taints(_list(pool.get("nodeTaints"))):
-                yield _taint_message(f"AKS agent pool {pool.get('name', '?')} of cluster {res.name}",
-                                     str(pool.get("vmSize")), "nodeTaints: ['nvidia.com/gpu=present:NoSchedule']")
+                yield _taint_message(
+                    f"AKS agent pool {pool.get('name', '?')} of cluster {res.name}",
+                    str(pool.get("vmSize")),
+                    "nodeTaints: ['nvidia.com/gpu=present:NoSchedule']",
+                )
 
 
 # --------------------------------------------------------------------------- STRICT mTLS
@@ -289,16 +306,29 @@ def check_strict_mtls(resources: Sequence[Resource]) -> Iterator[tuple[Resource 
         modes = _pa_modes(pa)
         for where, mode in modes:
             if mode in ("DISABLE", "PERMISSIVE"):
-                yield pa, (f"PeerAuthentication {pa.ref} sets {where}: {mode}: plaintext can reach workloads; "
-                           "the kit runs the mesh with STRICT mTLS only")
-        if (pa.get("metadata", "namespace") == ROOT_NAMESPACE and not pa.get("spec", "selector")
-                and ("mtls.mode", "STRICT") in modes):
+                yield (
+                    pa,
+                    (
+                        f"PeerAuthentication {pa.ref} sets {where}: {mode}: plaintext can reach workloads; "
+                        "the kit runs the mesh with STRICT mTLS only"
+                    ),
+                )
+        if (
+            pa.get("metadata", "namespace") == ROOT_NAMESPACE
+            and not pa.get("spec", "selector")
+            and ("mtls.mode", "STRICT") in modes
+        ):
             mesh_wide = True
     if not mesh_wide:
         strict = [pa.ref for pa in pas if ("mtls.mode", "STRICT") in _pa_modes(pa)]
         where = f" (STRICT only in {', '.join(strict)})" if strict else ""
-        yield None, (f"the stack installs Istio but has no mesh-wide PeerAuthentication with mtls.mode STRICT in "
-                     f"{ROOT_NAMESPACE} (no selector){where}")
+        yield (
+            None,
+            (
+                f"the stack installs Istio but has no mesh-wide PeerAuthentication with mtls.mode STRICT in "
+                f"{ROOT_NAMESPACE} (no selector){where}"
+            ),
+        )
 
 
 # --------------------------------------------------------------------------- public load balancers
@@ -333,8 +363,13 @@ def _load_balancers(resources: Sequence[Resource]) -> Iterator[_Exposure]:
         if _is_k8s(r, "core/v1:Service"):
             if r.get("spec", "type") != "LoadBalancer":
                 continue
-            yield _Exposure(r, f"Service {r.ref}", r.namespace, _map(r.get("spec", "selector")),
-                            _map(r.get("metadata", "annotations")))
+            yield _Exposure(
+                r,
+                f"Service {r.ref}",
+                r.namespace,
+                _map(r.get("spec", "selector")),
+                _map(r.get("metadata", "annotations")),
+            )
         elif r.type in HELM_TYPES and _chart_name(r) == "gateway":
             values = _map(r.get("values"))
             svc = _map(values.get("service"))
@@ -376,19 +411,22 @@ def _requires_jwt(ap: Resource) -> bool:
     if action == "DENY":
         return any(
             "*" in _list(dig(src, "source", "notRequestPrincipals"))
-            for rule in rules for src in _list(rule.get("from"))
+            for rule in rules
+            for src in _list(rule.get("from"))
         )
     return False
 
 
 def _jwt_protected(exp: _Exposure, resources: Sequence[Resource]) -> bool:
     has_ra = any(
-        _istio_kind(r, "security", "RequestAuthentication") and _list(r.get("spec", "jwtRules"))
+        _istio_kind(r, "security", "RequestAuthentication")
+        and _list(r.get("spec", "jwtRules"))
         and _applies_to(r, exp.namespace, exp.pod_labels)
         for r in resources
     )
     has_ap = any(
-        _istio_kind(r, "security", "AuthorizationPolicy") and _requires_jwt(r)
+        _istio_kind(r, "security", "AuthorizationPolicy")
+        and _requires_jwt(r)
         and _applies_to(r, exp.namespace, exp.pod_labels)
         for r in resources
     )
@@ -408,8 +446,10 @@ def _east_west_only(exp: _Exposure, resources: Sequence[Resource]) -> tuple[bool
             mode = str(dig(server, "tls", "mode", default="")).upper()
             if mode != "AUTO_PASSTHROUGH":
                 port = dig(server, "port", "number", default="?")
-                return False, (f"it carries the east-west network label but Gateway {gw.ref} opens port {port} "
-                               f"with tls mode {mode or 'none (plaintext)'}, not AUTO_PASSTHROUGH")
+                return False, (
+                    f"it carries the east-west network label but Gateway {gw.ref} opens port {port} "
+                    f"with tls mode {mode or 'none (plaintext)'}, not AUTO_PASSTHROUGH"
+                )
     return True, ""
 
 
@@ -421,18 +461,26 @@ def check_no_public_load_balancer(resources: Sequence[Resource]) -> Iterator[tup
         if east_west or _jwt_protected(exp, resources):
             continue
         selector = ", ".join(f"{k}={v}" for k, v in sorted(exp.pod_labels.items())) or "(no selector)"
-        yield exp.resource, (
-            f"{exp.what} is a public LoadBalancer (no internal annotation) and neither a RequestAuthentication "
-            f"with a require-JWT AuthorizationPolicy selects its pods ({selector}) nor is it an east-west "
-            f"gateway with AUTO_PASSTHROUGH servers only" + (f": {why}" if why else "")
+        yield (
+            exp.resource,
+            (
+                f"{exp.what} is a public LoadBalancer (no internal annotation) and neither a RequestAuthentication "
+                f"with a require-JWT AuthorizationPolicy selects its pods ({selector}) nor is it an east-west "
+                f"gateway with AUTO_PASSTHROUGH servers only" + (f": {why}" if why else "")
+            ),
         )
 
 
 # --------------------------------------------------------------------------- weight buckets read-only
 ALLOWED_S3_ACTIONS = frozenset({"s3:getobject", "s3:listbucket"})
 #: AWS-managed policies too broad for workload roles (write access, or read access to every bucket)
-BROAD_MANAGED_S3 = ("AmazonS3FullAccess", "AmazonS3ReadOnlyAccess", "AmazonS3OutpostsFullAccess", "AdministratorAccess",
-                    "PowerUserAccess")
+BROAD_MANAGED_S3 = (
+    "AmazonS3FullAccess",
+    "AmazonS3ReadOnlyAccess",
+    "AmazonS3OutpostsFullAccess",
+    "AdministratorAccess",
+    "PowerUserAccess",
+)
 
 
 def _policy_doc(value: Any) -> Mapping[str, Any] | None:
@@ -468,7 +516,9 @@ def policy_document_problems(doc: Mapping[str, Any]) -> list[str]:
             continue
         sid = f"statement {st.get('Sid') or i}"
         if "NotAction" in st:
-            out.append(f"{sid} allows NotAction {_str_list(st['NotAction'])}, i.e. everything else, S3 writes included")
+            out.append(
+                f"{sid} allows NotAction {_str_list(st['NotAction'])}, i.e. everything else, S3 writes included"
+            )
             continue
         actions = _str_list(st.get("Action"))
         s3 = [a for a in actions if a == "*" or a.lower().startswith("s3:")]
@@ -477,7 +527,9 @@ def policy_document_problems(doc: Mapping[str, Any]) -> list[str]:
             out.append(f"{sid} allows {', '.join(bad)} (workloads may only s3:GetObject and s3:ListBucket)")
         resources = _str_list(st.get("Resource"))
         if s3 and not bad and any(r == "*" or r in ("arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in resources):
-            out.append(f"{sid} grants {', '.join(s3)} on {', '.join(resources)}: scope it to the weights bucket/prefix")
+            out.append(
+                f"{sid} grants {', '.join(s3)} on {', '.join(resources)}: scope it to the weights bucket/prefix"
+            )
     return out
 
 
@@ -520,7 +572,11 @@ def check_weights_read_only(resources: Sequence[Resource]) -> Iterator[tuple[Res
     roles = [r for r in resources if r.type == "aws:iam/role:Role"]
     if not roles:
         return
-    pod_identity = {str(r.get("roleArn")) for r in resources if r.type == "aws:eks/podIdentityAssociation:PodIdentityAssociation"}
+    pod_identity = {
+        str(r.get("roleArn"))
+        for r in resources
+        if r.type == "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+    }
     pod_identity |= {a.rsplit("/", 1)[-1] for a in pod_identity if a.startswith("arn:")}
     policies = [r for r in resources if r.type == "aws:iam/policy:Policy"]
     for role in roles:
@@ -550,14 +606,21 @@ def _attaches(r: Resource, role: Resource) -> bool:
     return False
 
 
-def _managed_arn(at: Resource, who: str, arn: Any, policies: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
+def _managed_arn(
+    at: Resource, who: str, arn: Any, policies: Sequence[Resource]
+) -> Iterator[tuple[Resource, str]]:
     if not isinstance(arn, str) or is_unknown(arn):
         return
     if arn.startswith("arn:aws:iam::aws:policy/"):
         name = arn.rsplit("/", 1)[-1]
         if name in BROAD_MANAGED_S3:
-            yield at, (f"{who}: AWS-managed policy {name} is attached; weight buckets must be read-only and scoped "
-                       "(s3:GetObject/s3:ListBucket on the weights prefix)")
+            yield (
+                at,
+                (
+                    f"{who}: AWS-managed policy {name} is attached; weight buckets must be read-only and scoped "
+                    "(s3:GetObject/s3:ListBucket on the weights prefix)"
+                ),
+            )
         return
     for pol in policies:
         if _refers_to(arn, pol):
@@ -594,33 +657,94 @@ def check_model_probes(res: Resource) -> Iterator[str]:
     for c in serving:
         missing = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if not c.get(p)]
         if missing:
-            yield (f"model Deployment {res.ref}: container {c.get('name', '?')} has no {', '.join(missing)}: a "
-                   "loading or wedged vLLM server would take traffic or never be restarted")
+            yield (
+                f"model Deployment {res.ref}: container {c.get('name', '?')} has no {', '.join(missing)}: a "
+                "loading or wedged vLLM server would take traffic or never be restarted"
+            )
 
 
 def check_model_pdb(resources: Sequence[Resource]) -> Iterator[tuple[Resource | None, str]]:
-    pdbs = [r for r in resources if r.type.startswith("kubernetes:policy/") and r.type.endswith(":PodDisruptionBudget")]
+    pdbs = [
+        r
+        for r in resources
+        if r.type.startswith("kubernetes:policy/") and r.type.endswith(":PodDisruptionBudget")
+    ]
     for dep in resources:
         if not is_model_deployment(dep):
             continue
         labels = _pod_labels(dep)
-        if any(p.namespace == dep.namespace and p.get("spec", "selector")
-               and _selector_matches(_map(p.get("spec", "selector")), labels) for p in pdbs):
+        if any(
+            p.namespace == dep.namespace
+            and p.get("spec", "selector")
+            and _selector_matches(_map(p.get("spec", "selector")), labels)
+            for p in pdbs
+        ):
             continue
-        yield dep, (f"model Deployment {dep.ref} has no PodDisruptionBudget selecting its pods: a node drain or "
-                    "upgrade can evict every replica at once")
+        yield (
+            dep,
+            (
+                f"model Deployment {dep.ref} has no PodDisruptionBudget selecting its pods: a node drain or "
+                "upgrade can evict every replica at once"
+            ),
+        )
 
 
 # --------------------------------------------------------------------------- secrets in plain config
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_CREDENTIAL_WORDS = {"password", "passwd", "passphrase", "pwd", "token", "secret", "credential", "credentials",
-                     "apikey", "privatekey", "secretkey", "accesskey"}
-_CREDENTIAL_PAIRS = {("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"), ("client", "secret"),
-                     ("auth", "key"), ("signing", "key"), ("encryption", "key")}
+_CREDENTIAL_WORDS = {
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "token",
+    "secret",
+    "credential",
+    "credentials",
+    "apikey",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+}
+_CREDENTIAL_PAIRS = {
+    ("api", "key"),
+    ("access", "key"),
+    ("secret", "key"),
+    ("private", "key"),
+    ("client", "secret"),
+    ("auth", "key"),
+    ("signing", "key"),
+    ("encryption", "key"),
+}
 #: a key ending in one of these names *where* a credential is, not the credential itself
-_REFERENCE_SUFFIXES = {"name", "names", "ref", "file", "path", "dir", "namespace", "enabled", "mount", "type",
-                       "ttl", "header", "length", "id", "ids", "key", "keys", "secret", "field", "env", "selector",
-                       "uri", "url", "audience", "audiences", "issuer", "provider"}
+_REFERENCE_SUFFIXES = {
+    "name",
+    "names",
+    "ref",
+    "file",
+    "path",
+    "dir",
+    "namespace",
+    "enabled",
+    "mount",
+    "type",
+    "ttl",
+    "header",
+    "length",
+    "id",
+    "ids",
+    "key",
+    "keys",
+    "secret",
+    "field",
+    "env",
+    "selector",
+    "uri",
+    "url",
+    "audience",
+    "audiences",
+    "issuer",
+    "provider",
+}
 _VALUE_PATTERNS = (
     (re.compile(r"\bA(KIA|SIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a PEM private key"),
@@ -637,9 +761,15 @@ _VALUE_PATTERNS = (
 #: parser table by tests/verify/test_vllm_args.py.
 VLLM_SECRET_FLAGS = ("--api-key", "--hf-token")
 _CREDENTIAL_FLAGS = re.compile(
-    r"^--?(" + "|".join(sorted({f.lstrip("-") for f in VLLM_SECRET_FLAGS}
-                               | {"token", "password", "secret", "access-key", "secret-key"}))
-    + r")(=(?P<v>.*))?$")
+    r"^--?("
+    + "|".join(
+        sorted(
+            {f.lstrip("-") for f in VLLM_SECRET_FLAGS}
+            | {"token", "password", "secret", "access-key", "secret-key"}
+        )
+    )
+    + r")(=(?P<v>.*))?$"
+)
 
 
 def credential_key(key: str) -> bool:
@@ -718,9 +848,11 @@ def _container_problems(c: Mapping[str, Any]) -> Iterator[str]:
             continue
         ename, value = str(env.get("name", "")), env.get("value")
         if credential_key(ename) and _plain_text(value):
-            yield (f"container {name}: env {ename} has a plain value; take it from a Secret "
-                   "(valueFrom.secretKeyRef) fed by a Pulumi secret")
-        elif (what := _value_pattern(value)):
+            yield (
+                f"container {name}: env {ename} has a plain value; take it from a Secret "
+                "(valueFrom.secretKeyRef) fed by a Pulumi secret"
+            )
+        elif what := _value_pattern(value):
             yield f"container {name}: env {ename} looks like {what}"
     args = [a for a in [*_list(c.get("command")), *_list(c.get("args"))] if isinstance(a, str)]
     for i, a in enumerate(args):
@@ -729,7 +861,7 @@ def _container_problems(c: Mapping[str, Any]) -> Iterator[str]:
             value = m.group("v") if m.group("v") is not None else (args[i + 1] if i + 1 < len(args) else "")
             if _plain_text(value):
                 yield f"container {name}: argument {a.split('=')[0]} is given a plain value; pass it as $(ENV) from a Secret"
-        elif (what := _value_pattern(a)):
+        elif what := _value_pattern(a):
             yield f"container {name}: an argument looks like {what}"
 
 
@@ -741,10 +873,14 @@ def check_secret_data(res: Resource) -> Iterator[str]:
         value = res.get(part, default=None)
         if value is None or value == SECRET or is_unknown(value):
             continue
-        plain = sorted(str(k) for k, v in _map(value).items() if isinstance(v, str) and v not in (SECRET, UNKNOWN, ""))
+        plain = sorted(
+            str(k) for k, v in _map(value).items() if isinstance(v, str) and v not in (SECRET, UNKNOWN, "")
+        )
         if plain:
-            yield (f"Secret {res.ref}: {part} keys {', '.join(plain)} are not Pulumi secrets (they sit in plain text in "
-                   "config, code or state); build them from pulumi.Output.secret / `pulumi config set --secret`")
+            yield (
+                f"Secret {res.ref}: {part} keys {', '.join(plain)} are not Pulumi secrets (they sit in plain text in "
+                "config, code or state); build them from pulumi.Output.secret / `pulumi config set --secret`"
+            )
 
 
 def check_plain_credentials(res: Resource) -> Iterator[str]:
@@ -803,8 +939,17 @@ def _stripped_headers(resources: Sequence[Resource]) -> set[str]:
             continue
         for patch in _list(r.get("spec", "configPatches")):
             if dig(patch, "patch", "operation") == "INSERT_FIRST":
-                code = str(dig(patch, "patch", "value", "typed_config", "default_source_code", "inline_string",
-                               default=""))
+                code = str(
+                    dig(
+                        patch,
+                        "patch",
+                        "value",
+                        "typed_config",
+                        "default_source_code",
+                        "inline_string",
+                        default="",
+                    )
+                )
                 out.update(re.findall(r'remove\("([^"]+)"\)', code))
     return out
 
@@ -820,27 +965,47 @@ def check_serving_routes(resources: Sequence[Resource]) -> Iterator[tuple[Resour
             for match in _list(dig(http, "match")):
                 for header in sorted(_map(dig(match, "headers"))):
                     if IDENTITY_HEADER.search(header) and header not in stripped:
-                        yield r, (f"VirtualService {r.ref} route {name} matches {header!r}, a header clients can "
-                                  "send: derive it at the edge from a verified claim and strip client copies")
+                        yield (
+                            r,
+                            (
+                                f"VirtualService {r.ref} route {name} matches {header!r}, a header clients can "
+                                "send: derive it at the edge from a verified claim and strip client copies"
+                            ),
+                        )
             timeout = _seconds(dig(http, "timeout"))
             per_try = _seconds(dig(http, "retries", "perTryTimeout"))
             if timeout and per_try and per_try < timeout and dig(http, "retries", "attempts", default=0):
-                yield r, (f"VirtualService {r.ref} route {name}: perTryTimeout {dig(http, 'retries', 'perTryTimeout')} "
-                          f"< timeout {dig(http, 'timeout')} ends a non-streaming generation early")
+                yield (
+                    r,
+                    (
+                        f"VirtualService {r.ref} route {name}: perTryTimeout {dig(http, 'retries', 'perTryTimeout')} "
+                        f"< timeout {dig(http, 'timeout')} ends a non-streaming generation early"
+                    ),
+                )
 
 
 def check_lb_idle(resources: Sequence[Resource]) -> Iterator[tuple[Resource | None, str]]:
     """Gateway load balancers on AWS/Azure keep idle connections at least as long as the longest route."""
-    longest = max((_seconds(dig(h, "timeout")) or 0.0 for r in resources
-                   if _istio_kind(r, "networking", "VirtualService") for h in _list(r.get("spec", "http"))),
-                  default=0.0)
+    longest = max(
+        (
+            _seconds(dig(h, "timeout")) or 0.0
+            for r in resources
+            if _istio_kind(r, "networking", "VirtualService")
+            for h in _list(r.get("spec", "http"))
+        ),
+        default=0.0,
+    )
     for exp in _load_balancers(resources):
         ann = exp.annotations
         if any(is_unknown(v) for v in ann.values()):
             continue
         if any(k.startswith("service.beta.kubernetes.io/aws-load-balancer") for k in ann):
-            idle = [float(m) for k, v in ann.items() if k.startswith(AWS_LISTENER_ATTRS)
-                    for m in re.findall(r"tcp\.idle_timeout\.seconds=(\d+)", str(v))]
+            idle = [
+                float(m)
+                for k, v in ann.items()
+                if k.startswith(AWS_LISTENER_ATTRS)
+                for m in re.findall(r"tcp\.idle_timeout\.seconds=(\d+)", str(v))
+            ]
             have, default = (min(idle) if idle else 350.0), "AWS NLB default 350 s"
         elif any(k.startswith("service.beta.kubernetes.io/azure-load-balancer") for k in ann):
             have = float(ann[AZURE_IDLE]) * 60 if str(ann.get(AZURE_IDLE, "")).isdigit() else 240.0
@@ -848,86 +1013,180 @@ def check_lb_idle(resources: Sequence[Resource]) -> Iterator[tuple[Resource | No
         else:
             continue
         if have < longest:
-            yield exp.resource, (f"{exp.what}: load-balancer idle timeout {have:g} s (or the {default}) is below "
-                                 f"the longest route timeout {longest:g} s; a silent generation would be cut")
+            yield (
+                exp.resource,
+                (
+                    f"{exp.what}: load-balancer idle timeout {have:g} s (or the {default}) is below "
+                    f"the longest route timeout {longest:g} s; a silent generation would be cut"
+                ),
+            )
 
 
 # --------------------------------------------------------------------------- the rule set
 RULES: tuple[Rule, ...] = (
-    Rule("gpu-pools-tainted", "GPU node pools carry a NoSchedule/NoExecute taint so only GPU workloads land there.",
-         "mandatory", "high", "Add the nvidia.com/gpu=present:NoSchedule taint (the kit's default node_pools.<pool>.taints).",
-         resource_check=check_gpu_pool_taints),
-    Rule("strict-mtls", "The mesh runs STRICT mTLS: a mesh-wide STRICT PeerAuthentication and none PERMISSIVE/DISABLE.",
-         "mandatory", "critical", "Keep policies.security.mtls STRICT; remove PERMISSIVE/DISABLE PeerAuthentications.",
-         stack_check=check_strict_mtls),
-    Rule("no-public-load-balancer",
-         "No public LoadBalancer unless JWT is required on it (RequestAuthentication + AuthorizationPolicy) or it is "
-         "the east-west gateway with AUTO_PASSTHROUGH servers only.",
-         "mandatory", "critical", "Annotate the Service internal, or require JWT on the gateway (policies.security.jwt "
-         "with require_jwt: true).", stack_check=check_no_public_load_balancer),
-    Rule("weights-read-only",
-         "Roles that pods can use reach weight buckets read-only: s3:GetObject and s3:ListBucket, scoped, nothing more.",
-         "mandatory", "high", "Grant only s3:GetObject on the weights prefix and s3:ListBucket on the bucket.",
-         stack_check=check_weights_read_only),
-    Rule("model-probes", "Every model Deployment's serving container has startup, readiness and liveness probes.",
-         "mandatory", "high", "Give the vLLM container startupProbe, readinessProbe and livenessProbe on /health.",
-         resource_check=check_model_probes),
-    Rule("model-pdb", "Every model Deployment is covered by a PodDisruptionBudget.",
-         "mandatory", "high", "Add a PodDisruptionBudget selecting the model's pods.", stack_check=check_model_pdb),
-    Rule("no-plain-secret-data", "Kubernetes Secret data comes from Pulumi secrets, never plain values.",
-         "mandatory", "critical", "Wrap the value with pulumi.Output.secret or read it with config.require_secret.",
-         resource_check=check_secret_data),
-    Rule("no-plain-credentials",
-         "No credential in plain config: container env/args, ConfigMaps and Helm values hold no plain passwords, "
-         "tokens or keys.",
-         "mandatory", "high", "Reference a Secret (env valueFrom.secretKeyRef) fed by a Pulumi secret.",
-         resource_check=check_plain_credentials),
-    Rule("imds-hop-limit", "GPU node launch templates require IMDSv2 with a response hop limit of 1, so pods cannot "
-         "read the node role.", "mandatory", "high",
-         "Set metadataOptions httpTokens: required and httpPutResponseHopLimit: 1 (the kit's GPU pools do).",
-         resource_check=fleet_rules.check_imds_hop_limit),
-    Rule("api-endpoint-restricted", "A public Kubernetes API endpoint accepts only listed source ranges, never "
-         "0.0.0.0/0.", "mandatory", "critical",
-         "Set cluster.create.authorized_networks to the admin and peer-cluster egress CIDRs, or public_endpoint: false.",
-         resource_check=fleet_rules.check_api_endpoint),
-    Rule("autoscaler-selects-one-deployment", "Every KEDA Prometheus trigger selects the series of its scale target "
-         "alone, by a label its PodMonitor sets for that Deployment only.", "mandatory", "high",
-         "Filter the query on fleetkit_model=\"<deployment>\" (the kit's PodMonitor target label).",
-         stack_check=fleet_rules.check_autoscaler_signals),
-    Rule("weighted-subsets-have-endpoints", "Every subset a route splits traffic over selects a local Deployment "
-         "that keeps at least one replica (a subset with no endpoints answers 503 for its share).", "mandatory", "high",
-         "Weight only GPU classes this cluster always runs (the kit's renderer does); route the rest to the whole model.",
-         stack_check=fleet_rules.check_weighted_subsets),
-    Rule("mirror-target-local", "A route mirrors only to a target with an always-on Deployment in the same cluster.",
-         "mandatory", "high", "Mirror only in the cluster that runs the target (the kit's renderer drops the mirror "
-         "elsewhere).", stack_check=fleet_rules.check_mirror_local),
-    Rule("failover-priority-topology-only", "In a multi-network mesh, failoverPriority uses topology labels only "
-         "(east-west gateway endpoints carry no others).", "mandatory", "high",
-         "Keep network/cluster/region/zone labels; express model fallback as an Envoy aggregate cluster.",
-         stack_check=fleet_rules.check_failover_priority),
-    Rule("node-autoscaler-present", "EKS node groups that may grow run beside a node autoscaler (Cluster "
-         "Autoscaler or Karpenter).", "advisory", "high",
-         "Keep addons.node_autoscaler auto (the kit installs Cluster Autoscaler) or run Karpenter.",
-         stack_check=fleet_rules.check_node_autoscaler),
-    Rule("hpa-custom-metric-needs-adapter", "An HPA on custom or external metrics runs beside a metrics adapter.",
-         "advisory", "high", "Autoscale with KEDA (engine: keda), or install prometheus-adapter.",
-         stack_check=fleet_rules.check_hpa_adapter),
-    Rule("no-dead-metrics-rule", "No AuthorizationPolicy allows /metrics on pods that Prometheus scrapes through "
-         "Istio's merged metrics port 15020 (such a rule never matches).", "advisory", "low",
-         "Remove the /metrics rule; scrapes reach istio-agent on :15020, outside sidecar authorization.",
-         stack_check=fleet_rules.check_dead_metrics_rule),
-
-
-    Rule("serving-routes",
-         "Routes never match a client-sendable identity header (tier, cohort, …) and never set a per-try timeout "
-         "shorter than the route timeout.",
-         "mandatory", "high", "Route on the edge-derived tier/cohort (policies.routing typed matches); drop "
-         "per_try_timeout.", stack_check=check_serving_routes),
-    Rule("lb-idle-timeout",
-         "Gateway load balancers (AWS NLB, Azure LB) keep idle connections at least as long as the longest route "
-         "timeout.",
-         "mandatory", "high", "Keep the kit's idle-timeout annotations (mesh.lb_idle_timeout unset or >= the longest "
-         "route timeout).", stack_check=check_lb_idle),
+    Rule(
+        "gpu-pools-tainted",
+        "GPU node pools carry a NoSchedule/NoExecute taint so only GPU workloads land there.",
+        "mandatory",
+        "high",
+        "Add the nvidia.com/gpu=present:NoSchedule taint (the kit's default node_pools.<pool>.taints).",
+        resource_check=check_gpu_pool_taints,
+    ),
+    Rule(
+        "strict-mtls",
+        "The mesh runs STRICT mTLS: a mesh-wide STRICT PeerAuthentication and none PERMISSIVE/DISABLE.",
+        "mandatory",
+        "critical",
+        "Keep policies.security.mtls STRICT; remove PERMISSIVE/DISABLE PeerAuthentications.",
+        stack_check=check_strict_mtls,
+    ),
+    Rule(
+        "no-public-load-balancer",
+        "No public LoadBalancer unless JWT is required on it (RequestAuthentication + AuthorizationPolicy) or it is "
+        "the east-west gateway with AUTO_PASSTHROUGH servers only.",
+        "mandatory",
+        "critical",
+        "Annotate the Service internal, or require JWT on the gateway (policies.security.jwt "
+        "with require_jwt: true).",
+        stack_check=check_no_public_load_balancer,
+    ),
+    Rule(
+        "weights-read-only",
+        "Roles that pods can use reach weight buckets read-only: s3:GetObject and s3:ListBucket, scoped, nothing more.",
+        "mandatory",
+        "high",
+        "Grant only s3:GetObject on the weights prefix and s3:ListBucket on the bucket.",
+        stack_check=check_weights_read_only,
+    ),
+    Rule(
+        "model-probes",
+        "Every model Deployment's serving container has startup, readiness and liveness probes.",
+        "mandatory",
+        "high",
+        "Give the vLLM container startupProbe, readinessProbe and livenessProbe on /health.",
+        resource_check=check_model_probes,
+    ),
+    Rule(
+        "model-pdb",
+        "Every model Deployment is covered by a PodDisruptionBudget.",
+        "mandatory",
+        "high",
+        "Add a PodDisruptionBudget selecting the model's pods.",
+        stack_check=check_model_pdb,
+    ),
+    Rule(
+        "no-plain-secret-data",
+        "Kubernetes Secret data comes from Pulumi secrets, never plain values.",
+        "mandatory",
+        "critical",
+        "Wrap the value with pulumi.Output.secret or read it with config.require_secret.",
+        resource_check=check_secret_data,
+    ),
+    Rule(
+        "no-plain-credentials",
+        "No credential in plain config: container env/args, ConfigMaps and Helm values hold no plain passwords, "
+        "tokens or keys.",
+        "mandatory",
+        "high",
+        "Reference a Secret (env valueFrom.secretKeyRef) fed by a Pulumi secret.",
+        resource_check=check_plain_credentials,
+    ),
+    Rule(
+        "imds-hop-limit",
+        "GPU node launch templates require IMDSv2 with a response hop limit of 1, so pods cannot "
+        "read the node role.",
+        "mandatory",
+        "high",
+        "Set metadataOptions httpTokens: required and httpPutResponseHopLimit: 1 (the kit's GPU pools do).",
+        resource_check=fleet_rules.check_imds_hop_limit,
+    ),
+    Rule(
+        "api-endpoint-restricted",
+        "A public Kubernetes API endpoint accepts only listed source ranges, never 0.0.0.0/0.",
+        "mandatory",
+        "critical",
+        "Set cluster.create.authorized_networks to the admin and peer-cluster egress CIDRs, or public_endpoint: false.",
+        resource_check=fleet_rules.check_api_endpoint,
+    ),
+    Rule(
+        "autoscaler-selects-one-deployment",
+        "Every KEDA Prometheus trigger selects the series of its scale target "
+        "alone, by a label its PodMonitor sets for that Deployment only.",
+        "mandatory",
+        "high",
+        'Filter the query on fleetkit_model="<deployment>" (the kit\'s PodMonitor target label).',
+        stack_check=fleet_rules.check_autoscaler_signals,
+    ),
+    Rule(
+        "weighted-subsets-have-endpoints",
+        "Every subset a route splits traffic over selects a local Deployment "
+        "that keeps at least one replica (a subset with no endpoints answers 503 for its share).",
+        "mandatory",
+        "high",
+        "Weight only GPU classes this cluster always runs (the kit's renderer does); route the rest to the whole model.",
+        stack_check=fleet_rules.check_weighted_subsets,
+    ),
+    Rule(
+        "mirror-target-local",
+        "A route mirrors only to a target with an always-on Deployment in the same cluster.",
+        "mandatory",
+        "high",
+        "Mirror only in the cluster that runs the target (the kit's renderer drops the mirror elsewhere).",
+        stack_check=fleet_rules.check_mirror_local,
+    ),
+    Rule(
+        "failover-priority-topology-only",
+        "In a multi-network mesh, failoverPriority uses topology labels only "
+        "(east-west gateway endpoints carry no others).",
+        "mandatory",
+        "high",
+        "Keep network/cluster/region/zone labels; express model fallback as an Envoy aggregate cluster.",
+        stack_check=fleet_rules.check_failover_priority,
+    ),
+    Rule(
+        "node-autoscaler-present",
+        "EKS node groups that may grow run beside a node autoscaler (Cluster Autoscaler or Karpenter).",
+        "advisory",
+        "high",
+        "Keep addons.node_autoscaler auto (the kit installs Cluster Autoscaler) or run Karpenter.",
+        stack_check=fleet_rules.check_node_autoscaler,
+    ),
+    Rule(
+        "hpa-custom-metric-needs-adapter",
+        "An HPA on custom or external metrics runs beside a metrics adapter.",
+        "advisory",
+        "high",
+        "Autoscale with KEDA (engine: keda), or install prometheus-adapter.",
+        stack_check=fleet_rules.check_hpa_adapter,
+    ),
+    Rule(
+        "no-dead-metrics-rule",
+        "No AuthorizationPolicy allows /metrics on pods that Prometheus scrapes through "
+        "Istio's merged metrics port 15020 (such a rule never matches).",
+        "advisory",
+        "low",
+        "Remove the /metrics rule; scrapes reach istio-agent on :15020, outside sidecar authorization.",
+        stack_check=fleet_rules.check_dead_metrics_rule,
+    ),
+    Rule(
+        "serving-routes",
+        "Routes never match a client-sendable identity header (tier, cohort, …) and never set a per-try timeout "
+        "shorter than the route timeout.",
+        "mandatory",
+        "high",
+        "Route on the edge-derived tier/cohort (policies.routing typed matches); drop per_try_timeout.",
+        stack_check=check_serving_routes,
+    ),
+    Rule(
+        "lb-idle-timeout",
+        "Gateway load balancers (AWS NLB, Azure LB) keep idle connections at least as long as the longest route "
+        "timeout.",
+        "mandatory",
+        "high",
+        "Keep the kit's idle-timeout annotations (mesh.lb_idle_timeout unset or >= the longest "
+        "route timeout).",
+        stack_check=check_lb_idle,
+    ),
 )
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
 

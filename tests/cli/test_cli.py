@@ -40,16 +40,24 @@ def test_plan_capacity_shows_pools_and_models(project_root):
 
 
 def test_unknown_flag_is_a_usage_error_without_traceback(project_root):
-    result = subprocess.run([sys.executable, "-m", "fleetkit.cli", "preview", "--bogus"], cwd=project_root,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetkit.cli", "preview", "--bogus"],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "No such option" in result.stderr
 
 
 def test_bad_stack_file_in_a_real_process(tmp_project):
     (tmp_project / "stacks" / "Pulumi.aws-us-west-2.yaml").write_text("config:\n  fleetkit:cloud: [\n")
-    result = subprocess.run([sys.executable, "-m", "fleetkit.cli", "preview", "--out", str(tmp_project / "out")],
-                            cwd=tmp_project, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetkit.cli", "preview", "--out", str(tmp_project / "out")],
+        cwd=tmp_project,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert "stacks/Pulumi.aws-us-west-2.yaml: line" in result.stderr and "[yaml.syntax]" in result.stderr

@@ -30,7 +30,9 @@ def no_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+    assert "Traceback" not in result.output and (
+        result.exception is None or isinstance(result.exception, SystemExit)
+    )
     return result.exit_code, result.output
 
 
@@ -41,7 +43,9 @@ def _file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("where", ["existing-file", "under-a-file"])
-def test_preview_out_that_cannot_be_a_directory(where: str, tmp_path: Path, project_root: Path, no_rendering: None) -> None:
+def test_preview_out_that_cannot_be_a_directory(
+    where: str, tmp_path: Path, project_root: Path, no_rendering: None
+) -> None:
     f = _file(tmp_path)
     out = f if where == "existing-file" else f / "preview"
     code, text = _invoke("preview", "--root", str(project_root), "--out", str(out))
@@ -69,19 +73,24 @@ def test_review_output_under_a_file(tmp_path: Path, project_root: Path, no_rende
     assert "[output.unusable]" in text and "is a file" in text
 
 
-def test_unwritable_parent_is_reported(tmp_path: Path, project_root: Path, no_rendering: None,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_parent_is_reported(
+    tmp_path: Path, project_root: Path, no_rendering: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = os.access
     # root may write anywhere, so the permission answer is simulated for this one directory
-    monkeypatch.setattr(output.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    monkeypatch.setattr(
+        output.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+    )
     code, text = _invoke("preview", "--root", str(project_root), "--out", str(locked / "out"))
     assert code == 2, text
     assert "[output.unusable]" in text and "is not writable" in text
 
 
-@pytest.mark.skipif(ROOT_USER, reason="root ignores directory permissions; the simulated case above covers it")
+@pytest.mark.skipif(
+    ROOT_USER, reason="root ignores directory permissions; the simulated case above covers it"
+)
 def test_read_only_directory_for_real(tmp_path: Path, project_root: Path, no_rendering: None) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -97,7 +106,9 @@ def _tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_a_failed_write_leaves_the_old_tree_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_old_tree_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out"
     write_tree(out, {f"s{i}/resources.json": f"old {i}\n" for i in range(5)})
     before = _tree(out)

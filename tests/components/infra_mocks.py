@@ -136,8 +136,9 @@ def run(
     return mocks, resolved
 
 
-def build_infra(stack: str, spec: RegionStackSpec, extra: Callable[[Any], dict[str, Any]] | None = None
-                ) -> Callable[[], dict[str, Any]]:
+def build_infra(
+    stack: str, spec: RegionStackSpec, extra: Callable[[Any], dict[str, Any]] | None = None
+) -> Callable[[], dict[str, Any]]:
     """A program building the stack's Cluster, GPU pools and Addons (as the platform does)."""
 
     def program() -> dict[str, Any]:
@@ -152,8 +153,11 @@ def build_infra(stack: str, spec: RegionStackSpec, extra: Callable[[Any], dict[s
             )
             for name, pool in sorted(spec.node_pools.items())
         }
-        Addons(f"{stack}-addons", AddonsArgs(spec=spec, node_pools=pools, cluster=cluster, stack=stack),
-               pulumi.ResourceOptions(provider=cluster.provider))
+        Addons(
+            f"{stack}-addons",
+            AddonsArgs(spec=spec, node_pools=pools, cluster=cluster, stack=stack),
+            pulumi.ResourceOptions(provider=cluster.provider),
+        )
         outs = dict(cluster.exports())
         if extra is not None:
             outs.update(extra(cluster))

@@ -21,7 +21,9 @@ def test_eks_with_al2023_gets_device_plugin_and_keda():
     assert dp["version"] == DEVICE_PLUGIN_VERSION
     assert dp["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
     assert dp["values"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in dp["values"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in dp["values"][
+        "tolerations"
+    ]
     keda = rel["keda"]
     assert keda["version"] == KEDA_VERSION and keda["namespace"] == "keda"
     assert keda["repositoryOpts"] == {"repo": "https://kedacore.github.io/charts"}
@@ -41,5 +43,8 @@ def test_monitoring_stack_selects_every_namespace_and_watches_dashboards():
     assert mon["namespace"] == "monitoring"
     assert mon["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
     prom = mon["values"]["prometheus"]["prometheusSpec"]
-    assert prom["podMonitorSelectorNilUsesHelmValues"] is False and prom["ruleSelectorNilUsesHelmValues"] is False
+    assert (
+        prom["podMonitorSelectorNilUsesHelmValues"] is False
+        and prom["ruleSelectorNilUsesHelmValues"] is False
+    )
     assert mon["values"]["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"

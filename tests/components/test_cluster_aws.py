@@ -26,21 +26,35 @@ def test_eks_cluster_inputs(created):
     assert eks["vpcConfig"]["endpointPublicAccess"] is True
     assert eks["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.0/24"]  # never 0.0.0.0/0
     assert len(eks["vpcConfig"]["subnetIds"]) == 3  # default subnets of the pools' zones
-    assert eks["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}
+    assert eks["accessConfig"] == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": True,
+    }
     assert eks["roleArn"].endswith(":role/" + eks["roleArn"].split("/")[-1])
     assert eks["deletionProtection"] is True
 
 
 def test_iam_roles_and_policies(created):
     mocks, _ = created
-    roles = [r for r in mocks.of_type("aws:iam/role:Role")
-             if "Service" in json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]]
-    services = sorted(json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"] for r in roles)
+    roles = [
+        r
+        for r in mocks.of_type("aws:iam/role:Role")
+        if "Service" in json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]
+    ]
+    services = sorted(
+        json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"] for r in roles
+    )
     assert services == ["ec2.amazonaws.com", "eks.amazonaws.com"]  # (the Cluster Autoscaler's role is IRSA)
-    policies = sorted(a.inputs["policyArn"].split("/")[-1] for a in mocks.of_type(
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
-    assert policies == ["AmazonEC2ContainerRegistryReadOnly", "AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy",
-                        "AmazonEKS_CNI_Policy"]
+    policies = sorted(
+        a.inputs["policyArn"].split("/")[-1]
+        for a in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    )
+    assert policies == [
+        "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEKSClusterPolicy",
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+    ]
 
 
 def test_irsa_oidc_provider(created):
@@ -51,7 +65,8 @@ def test_irsa_oidc_provider(created):
     assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
     assert len(oidc["thumbprintLists"]) == 1 and len(oidc["thumbprintLists"][0]) == 40
     assert ("tls:index/getCertificate:getCertificate", {"url": out["clusterOidcIssuer"]}) in [
-        (t, {k: v for k, v in a.items() if v is not None}) for t, a in mocks.calls]
+        (t, {k: v for k, v in a.items() if v is not None}) for t, a in mocks.calls
+    ]
     assert out["clusterOidcProviderArn"].startswith("arn:aws:iam::")
 
 
@@ -71,8 +86,16 @@ def test_exports_and_kubeconfig(created):
     kube = json.loads(out["kubeconfig"])
     user = kube["users"][0]["user"]["exec"]
     assert user["command"] == "aws"
-    assert user["args"] == ["eks", "get-token", "--cluster-name", "fleetkit-use1", "--region", "us-east-1",
-                            "--output", "json"]
+    assert user["args"] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "fleetkit-use1",
+        "--region",
+        "us-east-1",
+        "--output",
+        "json",
+    ]
     assert kube["clusters"][0]["cluster"]["server"] == out["clusterEndpoint"]
     assert kube["clusters"][0]["cluster"]["certificate-authority-data"] == out["clusterCaData"]
 
@@ -80,7 +103,9 @@ def test_exports_and_kubeconfig(created):
 def test_explicit_subnets_and_private_endpoint_skip_the_default_vpc():
     spec = demo_spec(STACK)
     cluster = spec.cluster.model_dump()
-    cluster["create"].update(subnet_ids=["subnet-1", "subnet-2"], public_endpoint=False, authorized_networks=[])
+    cluster["create"].update(
+        subnet_ids=["subnet-1", "subnet-2"], public_endpoint=False, authorized_networks=[]
+    )
     spec = with_changes(spec, cluster=cluster)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
     vpc = mocks.one(EKS).inputs["vpcConfig"]
@@ -101,7 +126,8 @@ def test_adopt_reads_the_cluster_and_creates_no_control_plane():
     assert not mocks.of_type(EKS)
     assert not mocks.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert ("aws:eks/getCluster:getCluster", {"name": "fleetkit-use1"}) in [
-        (t, {k: v for k, v in a.items() if v is not None}) for t, a in mocks.calls]
+        (t, {k: v for k, v in a.items() if v is not None}) for t, a in mocks.calls
+    ]
     assert out["clusterEndpoint"].startswith("https://")
     assert out["clusterOidcProviderArn"].endswith(out["clusterOidcIssuer"].removeprefix("https://"))
     # GPU pools still land in the adopted cluster's subnets
@@ -112,8 +138,13 @@ def test_adopt_reads_the_cluster_and_creates_no_control_plane():
 def test_adopt_with_a_kubeconfig_secret():
     spec = _adopt(demo_spec(STACK), kubeconfig_secret="adoptKubeconfig")
     given = json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []})
-    mocks, out = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit-secrets:adoptKubeconfig": given},
-                     secret_keys=["fleetkit-secrets:adoptKubeconfig"])
+    mocks, out = run(
+        STACK,
+        spec,
+        build_infra(STACK, spec),
+        config={"fleetkit-secrets:adoptKubeconfig": given},
+        secret_keys=["fleetkit-secrets:adoptKubeconfig"],
+    )
     assert "kubeconfig" not in out  # a given kubeconfig is a credential: never a stack output
     provider = mocks.one("pulumi:providers:kubernetes").inputs
     assert provider["kubeconfig"] == given
@@ -124,13 +155,22 @@ def test_terraform_foundation_feeds_the_network():
     cluster = spec.cluster.model_dump()
     cluster["foundation"] = {
         "backend": "s3",
-        "config": {"bucket": "tf-state", "key": "network/terraform.tfstate", "region": "us-east-1", "encrypt": "true"},
+        "config": {
+            "bucket": "tf-state",
+            "key": "network/terraform.tfstate",
+            "region": "us-east-1",
+            "encrypt": "true",
+        },
         "outputs": {"vpc_id": "vpc_id", "subnet_ids": "private_subnets"},
     }
     spec = with_changes(spec, cluster=cluster)
     state = {"vpc_id": "vpc-0123456789abcdef0", "private_subnets": ["subnet-aaa", "subnet-bbb", "subnet-ccc"]}
-    mocks, _ = run(STACK, spec, build_infra(STACK, spec),
-                   invokes={"terraform:state:getS3Reference": lambda args, stack: {"outputs": state}})
+    mocks, _ = run(
+        STACK,
+        spec,
+        build_infra(STACK, spec),
+        invokes={"terraform:state:getS3Reference": lambda args, stack: {"outputs": state}},
+    )
     call = next(a for t, a in mocks.calls if t == "terraform:state:getS3Reference")
     assert call["bucket"] == "tf-state" and call["encrypt"] is True
     assert mocks.one(EKS).inputs["vpcConfig"]["subnetIds"] == state["private_subnets"]
@@ -140,8 +180,11 @@ def test_terraform_foundation_feeds_the_network():
 def test_foundation_output_missing_from_state_is_named():
     spec = demo_spec(STACK)
     cluster = spec.cluster.model_dump()
-    cluster["foundation"] = {"backend": "s3", "config": {"bucket": "b", "key": "k"},
-                             "outputs": {"subnet_ids": "private_subnetz"}}
+    cluster["foundation"] = {
+        "backend": "s3",
+        "config": {"bucket": "b", "key": "k"},
+        "outputs": {"subnet_ids": "private_subnetz"},
+    }
     spec = with_changes(spec, cluster=cluster)
     with pytest.raises(Exception, match="private_subnetz"):
         run(STACK, spec, build_infra(STACK, spec))

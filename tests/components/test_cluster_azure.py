@@ -27,7 +27,9 @@ def test_aks_cluster_inputs_and_exports():
     assert out["clusterOidcIssuer"].startswith("https://eastus.oic.prod-aks.azure.com/")
     assert out["clusterEndpoint"].endswith(".hcp.eastus.azmk8s.io:443")
     assert out["resourceGroup"] == "fleetkit-eastus"
-    call = next(a for t, a in mocks.calls if t == "azure-native:containerservice:listManagedClusterUserCredentials")
+    call = next(
+        a for t, a in mocks.calls if t == "azure-native:containerservice:listManagedClusterUserCredentials"
+    )
     assert (call["resourceGroupName"], call["resourceName"]) == ("fleetkit-eastus", "fleetkit-eus")
     # the user credentials are a credential: the provider gets them, the stack outputs never do
     assert "kubeconfig" not in out
@@ -67,8 +69,12 @@ def test_foundation_subnet_goes_to_every_pool():
     cluster = spec.cluster.model_dump()
     cluster["foundation"] = {
         "backend": "azurerm",
-        "config": {"storage_account_name": "tfstate", "container_name": "tfstate", "key": "net.tfstate",
-                   "use_azuread_auth": "true"},
+        "config": {
+            "storage_account_name": "tfstate",
+            "container_name": "tfstate",
+            "key": "net.tfstate",
+            "use_azuread_auth": "true",
+        },
         "outputs": {"subnet_ids": "aks_subnet_id"},
     }
     spec = with_changes(spec, cluster=cluster)

@@ -60,19 +60,30 @@ def test_private_endpoint_and_foundation_network():
         "config": {"organization": "acme", "hostname": "app.terraform.io"},
         "secret_config": {"token": "tfeToken"},
         "workspace": "gcp-network",
-        "outputs": {"vpc_id": "network_name", "subnet_ids": "subnetwork_name",
-                    "pods_range_name": "pods_range_name", "services_range_name": "services_range_name"},
+        "outputs": {
+            "vpc_id": "network_name",
+            "subnet_ids": "subnetwork_name",
+            "pods_range_name": "pods_range_name",
+            "services_range_name": "services_range_name",
+        },
     }
     spec = with_changes(spec, cluster=cluster)
-    mocks, _ = run(STACK, spec, build_infra(STACK, spec), config={"fleetkit-secrets:tfeToken": "tfe-secret"},
-                   secret_keys=["fleetkit-secrets:tfeToken"])
+    mocks, _ = run(
+        STACK,
+        spec,
+        build_infra(STACK, spec),
+        config={"fleetkit-secrets:tfeToken": "tfe-secret"},
+        secret_keys=["fleetkit-secrets:tfeToken"],
+    )
     call = next(a for t, a in mocks.calls if t == "terraform:state:getRemoteReference")
     assert call["organization"] == "acme" and call["workspaces"] == {"name": "gcp-network"}
     assert call["token"] == "tfe-secret"
     gke = mocks.one(GKE).inputs
     assert gke["network"] == "foundation-vpc" and gke["subnetwork"] == "foundation-gke"
-    assert gke["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "gke-pods",
-                                         "servicesSecondaryRangeName": "gke-services"}
+    assert gke["ipAllocationPolicy"] == {
+        "clusterSecondaryRangeName": "gke-pods",
+        "servicesSecondaryRangeName": "gke-services",
+    }
     assert gke["privateClusterConfig"] == {"enablePrivateEndpoint": True, "enablePrivateNodes": True}
 
 
@@ -84,6 +95,12 @@ def test_adopt_a_zonal_cluster():
     mocks, out = run(STACK, spec, build_infra(STACK, spec))
     assert not mocks.of_type(GKE)
     call = next(a for t, a in mocks.calls if t == "gcp:container/getCluster:getCluster")
-    assert (call["name"], call["location"], call["project"]) == ("fleetkit-euw4", "europe-west4-b", "fleetkit-demo")
+    assert (call["name"], call["location"], call["project"]) == (
+        "fleetkit-euw4",
+        "europe-west4-b",
+        "fleetkit-demo",
+    )
     assert "/locations/europe-west4-b/" in out["clusterOidcIssuer"]
-    assert {p.inputs["location"] for p in mocks.of_type("gcp:container/nodePool:NodePool")} == {"europe-west4-b"}
+    assert {p.inputs["location"] for p in mocks.of_type("gcp:container/nodePool:NodePool")} == {
+        "europe-west4-b"
+    }

@@ -45,9 +45,14 @@ def plan(stack: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("cloud", sorted(STACKS))
 def test_golden_infra_plan(cloud: str) -> None:
     path: Path = GOLDEN / f"{cloud}.json"
-    text = json.dumps({"stack": STACKS[cloud], "resources": plan(STACKS[cloud])}, indent=2, sort_keys=True) + "\n"
+    text = (
+        json.dumps({"stack": STACKS[cloud], "resources": plan(STACKS[cloud])}, indent=2, sort_keys=True)
+        + "\n"
+    )
     if os.environ.get("FLEETKIT_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"missing {path.name}: run with FLEETKIT_UPDATE_GOLDEN=1"
-    assert path.read_text() == text, f"{path.name} changed: review, then regenerate with FLEETKIT_UPDATE_GOLDEN=1"
+    assert path.read_text() == text, (
+        f"{path.name} changed: review, then regenerate with FLEETKIT_UPDATE_GOLDEN=1"
+    )

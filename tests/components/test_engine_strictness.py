@@ -35,10 +35,14 @@ def _project(tmp_path: Path, body: str, stacks: dict[str, str]) -> Path:
 
 # --------------------------------------------------------------------------- stack references
 def test_reference_to_a_stack_not_in_stacks_or_not_yet_up_is_an_error(tmp_path):
-    root = _project(tmp_path, """
+    root = _project(
+        tmp_path,
+        """
         for ref in (cfg.get_object("refs") or []):
             pulumi.export(ref, pulumi.StackReference(ref).get_output("x"))
-        """, {"a": "config:\n  fleetkit:refs: [acme/fleetkit/b, gone]\n", "b": "config: {}\n"})
+        """,
+        {"a": "config:\n  fleetkit:refs: [acme/fleetkit/b, gone]\n", "b": "config: {}\n"},
+    )
     res = run_stack(root, "a", {})
     findings = [f for f in check_preview(res) if f.rule == "engine.stack-reference"]
     assert [f.severity for f in findings] == ["error", "error"]
@@ -77,10 +81,14 @@ POD_PROGRAM = """
 
 
 def test_pod_naming_a_priority_class_or_service_account_created_in_parallel_is_an_error(tmp_path):
-    root = _project(tmp_path, POD_PROGRAM, {"loose": "config: {}\n", "tight": "config:\n  fleetkit:wait: true\n"})
+    root = _project(
+        tmp_path, POD_PROGRAM, {"loose": "config: {}\n", "tight": "config:\n  fleetkit:wait: true\n"}
+    )
     loose = [f for f in check_preview(run_stack(root, "loose", {})) if f.rule == "engine.pod-dependency"]
     assert sorted(f.message.split(" names ")[1].split(",")[0] for f in loose) == [
-        "PriorityClass gold", "ServiceAccount runner"]
+        "PriorityClass gold",
+        "ServiceAccount runner",
+    ]
     assert check_preview(run_stack(root, "tight", {})) == []
 
 
@@ -96,18 +104,25 @@ def test_demo_model_deployments_wait_for_their_priority_classes(demo_preview):
 
 # --------------------------------------------------------------------------- load balancers
 def test_aws_external_load_balancer_without_the_controller_is_an_error(tmp_path):
-    root = _project(tmp_path, """
+    root = _project(
+        tmp_path,
+        """
         k8s.core.v1.Service("s", metadata={"name": "gw", "namespace": "istio-system", "annotations": {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external"}},
             spec={"type": "LoadBalancer", "ports": [{"port": 443}]})
-        """, {"a": "config: {}\n"})
+        """,
+        {"a": "config: {}\n"},
+    )
     (finding,) = check_preview(run_stack(root, "a", {}))
     assert finding.rule == "engine.lb-controller" and "aws-load-balancer-controller" in finding.message
 
 
 def _after(res, release_name):
-    rel = next(r for r in res.resources if r.type == "kubernetes:helm.sh/v3:Release"
-               and r.inputs.get("name") == release_name)
+    rel = next(
+        r
+        for r in res.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == release_name
+    )
     by_urn = {r.urn: r for r in res.resources}
     seen, todo = set(), list(rel.deps)
     while todo:
@@ -150,7 +165,9 @@ def test_aks_grants_network_contributor_before_the_east_west_gateway(demo_previe
 def test_logical_names_never_embed_the_stack_name(demo_preview):
     """`pulumi stack rename` keeps every URN name; the old stack-named root is an alias."""
     for name, res in demo_preview.items():
-        offenders = [r.name for r in res.resources if name in r.name and r.type != "pulumi:pulumi:StackReference"]
+        offenders = [
+            r.name for r in res.resources if name in r.name and r.type != "pulumi:pulumi:StackReference"
+        ]
         assert offenders == [], (name, offenders[:3])
     assert [a.name for a in program.root_options("aws-us-east-1").aliases] == ["aws-us-east-1"]
 
@@ -159,7 +176,9 @@ def test_logical_names_never_embed_the_stack_name(demo_preview):
 def test_first_preview_with_every_new_output_unknown_builds_the_same_graph(project_root, demo_preview, stack):
     roots = {"mesh-root": demo_preview["mesh-root"]}
     first = run_stack(project_root, stack, roots, unknown_outputs=True)
-    assert {(r.type, r.name) for r in first.resources} == {(r.type, r.name) for r in demo_preview[stack].resources}
+    assert {(r.type, r.name) for r in first.resources} == {
+        (r.type, r.name) for r in demo_preview[stack].resources
+    }
     unknown = sum(json.dumps(r.inputs).count("(known after apply)") for r in first.resources)
     assert unknown > 0, "outputs of resources yet to be created must be unknown in this run"
     # the same warnings as a preview with every output known (e.g. the N-1 capacity report), no new ones

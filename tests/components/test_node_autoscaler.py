@@ -20,19 +20,27 @@ def test_objects_are_schema_valid_and_discover_this_clusters_groups() -> None:
     assert validate_objects(objs) == []
     kinds = _by_kind(objs)
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert ("--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
-            "k8s.io/cluster-autoscaler/fleetkit-use1") in container["command"]
-    assert container["image"] == "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.0"  # the cluster's minor
+    assert (
+        "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+        "k8s.io/cluster-autoscaler/fleetkit-use1"
+    ) in container["command"]
+    assert (
+        container["image"] == "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.0"
+    )  # the cluster's minor
     assert kinds["ServiceAccount"]["metadata"]["annotations"] == {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/ca"}
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/ca"
+    }
     assert kinds["ClusterRoleBinding"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "cluster-autoscaler", "namespace": "kube-system"}]
+        {"kind": "ServiceAccount", "name": "cluster-autoscaler", "namespace": "kube-system"}
+    ]
 
 
 def test_iam_policy_changes_only_this_clusters_groups() -> None:
     doc = node_autoscaler.iam_policy("fleetkit-use1")
     write = next(s for s in doc["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
-    assert write["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/fleetkit-use1": "owned"}}
+    assert write["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/fleetkit-use1": "owned"}
+    }
     describe = next(s for s in doc["Statement"] if s["Sid"] == "Describe")
     assert all(":Describe" in a or ":Get" in a for a in describe["Action"])
     json.dumps(doc)
@@ -49,8 +57,12 @@ def test_installed_on_eks_only_and_only_when_auto() -> None:
 def test_demo_preview_runs_the_autoscaler_with_its_role(demo_preview: dict[str, Any]) -> None:
     for stack in ("aws-us-east-1", "aws-us-west-2"):
         res = demo_preview[stack].resources
-        deps = [r for r in res if r.type == "kubernetes:apps/v1:Deployment"
-                and r.inputs["metadata"]["name"] == "cluster-autoscaler"]
+        deps = [
+            r
+            for r in res
+            if r.type == "kubernetes:apps/v1:Deployment"
+            and r.inputs["metadata"]["name"] == "cluster-autoscaler"
+        ]
         assert len(deps) == 1, stack
         roles = [r for r in res if r.type == "aws:iam/role:Role" and "cluster-autoscaler" in r.name]
         trust = json.loads(roles[0].inputs["assumeRolePolicy"])

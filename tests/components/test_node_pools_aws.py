@@ -66,15 +66,21 @@ def test_launch_templates_disks_and_raid0(mocks):
 
 
 def test_cluster_autoscaler_tags_for_scale_from_zero(mocks):
-    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"] for t in mocks.of_type("aws:autoscaling/tag:Tag")
-            if t.name.startswith(f"{STACK}-l40s-")}
+    tags = {
+        t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
+        for t in mocks.of_type("aws:autoscaling/tag:Tag")
+        if t.name.startswith(f"{STACK}-l40s-")
+    }
     assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
     assert tags["k8s.io/cluster-autoscaler/fleetkit-use1"] == "owned"
     assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "4"
     assert tags["k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu"] == "present:NoSchedule"
     assert tags["k8s.io/cluster-autoscaler/node-template/label/fleetkit.dev/pool"] == "l40s"
-    asgs = {t.inputs["autoscalingGroupName"] for t in mocks.of_type("aws:autoscaling/tag:Tag")
-            if t.name.startswith(f"{STACK}-l40s-")}
+    asgs = {
+        t.inputs["autoscalingGroupName"]
+        for t in mocks.of_type("aws:autoscaling/tag:Tag")
+        if t.name.startswith(f"{STACK}-l40s-")
+    }
     assert len(asgs) == 1 and asgs.pop().startswith("eks-l40s-")
 
 

@@ -27,9 +27,15 @@ def test_spot_mig_pool_with_operator_drivers_scales_to_zero():
     spec = demo_spec(STACK)
     pools = {k: v.model_dump() for k, v in spec.node_pools.items()}
     pools["a100"].update(
-        spot=True, min_size=0, zones=["1", "2"],
-        azure={"spot_max_price": 2.5, "spot_eviction_policy": "Deallocate", "mig_profile": "MIG3g",
-               "gpu_driver": "None"},
+        spot=True,
+        min_size=0,
+        zones=["1", "2"],
+        azure={
+            "spot_max_price": 2.5,
+            "spot_eviction_policy": "Deallocate",
+            "mig_profile": "MIG3g",
+            "gpu_driver": "None",
+        },
     )
     spec = with_changes(spec, node_pools=pools)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))

@@ -22,19 +22,23 @@ SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44
 
 
 def test_policies_package_never_imports_pulumi() -> None:
-    code = ("import sys, policies, policies.crossguard, policies.crossguard.rules; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_policy')); "
-            "assert not bad, bad")
+    code = (
+        "import sys, policies, policies.crossguard, policies.crossguard.rules; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_policy')); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACK_DIR.parents[1])
 
 
 def test_rules_module_is_standard_library_only() -> None:
     # the pack's own virtualenv has only pulumi-policy: rules.py must load on its own, outside the kit
-    code = ("import importlib.util, sys; "
-            f"spec = importlib.util.spec_from_file_location('r', {str(PACK_DIR / 'rules.py')!r}); "
-            "m = importlib.util.module_from_spec(spec); sys.modules['r'] = m; spec.loader.exec_module(m); "
-            f"assert len(m.RULES) == {len(rules.RULES)}; "
-            "assert not [x for x in sys.modules if x.split('.')[0] in ('policies', 'fleetkit', 'pydantic', 'yaml')]")
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('r', {str(PACK_DIR / 'rules.py')!r}); "
+        "m = importlib.util.module_from_spec(spec); sys.modules['r'] = m; spec.loader.exec_module(m); "
+        f"assert len(m.RULES) == {len(rules.RULES)}; "
+        "assert not [x for x in sys.modules if x.split('.')[0] in ('policies', 'fleetkit', 'pydantic', 'yaml')]"
+    )
     subprocess.run([sys.executable, "-I", "-c", code], check=True, cwd="/")
 
 
@@ -83,8 +87,11 @@ def servicer(pack_module: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
             pass
 
     monkeypatch.setattr(sdk.grpc, "server", lambda *a, **k: _Server())
-    monkeypatch.setattr(sdk.analyzer_pb2_grpc, "add_AnalyzerServicer_to_server",
-                        lambda s, _server: captured.setdefault("servicer", s))
+    monkeypatch.setattr(
+        sdk.analyzer_pb2_grpc,
+        "add_AnalyzerServicer_to_server",
+        lambda s, _server: captured.setdefault("servicer", s),
+    )
     monkeypatch.setattr(sdk.time, "sleep", _serve_once)
     monkeypatch.setattr(sdk, "deserialize_properties", sdk.deserialize_properties)  # restored after the test
     assert pack_module.mark_secrets_in_analysis() is True
@@ -114,7 +121,11 @@ def test_pack_arguments(pack_module: Any) -> None:
     for r in rules.RULES:
         p = by_name[r.name]
         kind = ResourceValidationPolicy if r.scope == "resource" else StackValidationPolicy
-        assert isinstance(p, kind) and p.enforcement_level.value == r.enforcement and p.severity.value == r.severity
+        assert (
+            isinstance(p, kind)
+            and p.enforcement_level.value == r.enforcement
+            and p.severity.value == r.severity
+        )
 
 
 def test_analyzer_info_lists_every_policy(servicer: Any) -> None:
@@ -126,11 +137,21 @@ def test_analyzer_info_lists_every_policy(servicer: Any) -> None:
 def test_resource_validation_through_the_sdk(servicer: Any) -> None:
     from pulumi.runtime.proto import analyzer_pb2
 
-    props = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf", "namespace": "llm"},
-             "stringData": {"plain": "hf_abc", "wrapped": {**SECRET_SIG, "value": "hf_def"}}}
-    resp = servicer.Analyze(analyzer_pb2.AnalyzeRequest(type="kubernetes:core/v1:Secret", properties=_struct(props),
-                                                        urn="urn:pulumi:s::p::kubernetes:core/v1:Secret::hf",
-                                                        name="hf"), None)
+    props = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "hf", "namespace": "llm"},
+        "stringData": {"plain": "hf_abc", "wrapped": {**SECRET_SIG, "value": "hf_def"}},
+    }
+    resp = servicer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type="kubernetes:core/v1:Secret",
+            properties=_struct(props),
+            urn="urn:pulumi:s::p::kubernetes:core/v1:Secret::hf",
+            name="hf",
+        ),
+        None,
+    )
     [diag] = resp.diagnostics
     assert diag.policyName == "no-plain-secret-data"
     # the Pulumi secret is seen as a secret: only the plain key is reported
@@ -141,13 +162,25 @@ def test_unknown_values_do_not_break_validation(servicer: Any) -> None:
     from pulumi.runtime.proto import analyzer_pb2
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-    props = {"amiType": "AL2023_x86_64_NVIDIA", "instanceTypes": ["g6.12xlarge"], "taints": UNKNOWN_STRING_VALUE}
-    resp = servicer.Analyze(analyzer_pb2.AnalyzeRequest(type="aws:eks/nodeGroup:NodeGroup", properties=_struct(props),
-                                                        urn="urn:x", name="gpu"), None)
+    props = {
+        "amiType": "AL2023_x86_64_NVIDIA",
+        "instanceTypes": ["g6.12xlarge"],
+        "taints": UNKNOWN_STRING_VALUE,
+    }
+    resp = servicer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type="aws:eks/nodeGroup:NodeGroup", properties=_struct(props), urn="urn:x", name="gpu"
+        ),
+        None,
+    )
     assert list(resp.diagnostics) == []
     props["taints"] = []
-    resp = servicer.Analyze(analyzer_pb2.AnalyzeRequest(type="aws:eks/nodeGroup:NodeGroup", properties=_struct(props),
-                                                        urn="urn:x", name="gpu"), None)
+    resp = servicer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type="aws:eks/nodeGroup:NodeGroup", properties=_struct(props), urn="urn:x", name="gpu"
+        ),
+        None,
+    )
     assert [d.policyName for d in resp.diagnostics] == ["gpu-pools-tainted"]
 
 
@@ -155,17 +188,31 @@ def test_stack_validation_through_the_sdk(servicer: Any) -> None:
     from pulumi.runtime.proto import analyzer_pb2
 
     def res(typ: str, name: str, props: dict[str, Any]) -> Any:
-        return analyzer_pb2.AnalyzerResource(type=typ, name=name, urn=f"urn:pulumi:s::p::{typ}::{name}",
-                                             properties=_struct(props))
+        return analyzer_pb2.AnalyzerResource(
+            type=typ, name=name, urn=f"urn:pulumi:s::p::{typ}::{name}", properties=_struct(props)
+        )
 
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress", "namespace": "istio-system"},
-           "spec": {"type": "LoadBalancer", "selector": {"istio": "ingress"}}}
-    pa = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-          "metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "PERMISSIVE"}}}
-    resp = servicer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
-        res("kubernetes:core/v1:Service", "ingress", svc),
-        res("kubernetes:security.istio.io/v1:PeerAuthentication", "pa", pa),
-    ]), None)
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "ingress", "namespace": "istio-system"},
+        "spec": {"type": "LoadBalancer", "selector": {"istio": "ingress"}},
+    }
+    pa = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "PERMISSIVE"}},
+    }
+    resp = servicer.AnalyzeStack(
+        analyzer_pb2.AnalyzeStackRequest(
+            resources=[
+                res("kubernetes:core/v1:Service", "ingress", svc),
+                res("kubernetes:security.istio.io/v1:PeerAuthentication", "pa", pa),
+            ]
+        ),
+        None,
+    )
     by_policy = {d.policyName: d for d in resp.diagnostics}
     assert set(by_policy) == {"strict-mtls", "no-public-load-balancer"}
     assert by_policy["no-public-load-balancer"].urn.endswith("::ingress")

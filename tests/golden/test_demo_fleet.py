@@ -35,8 +35,12 @@ def test_golden_files_match(files):
             path = GOLDEN / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    expected = {str(p.relative_to(GOLDEN)): p.read_text(encoding="utf-8") for p in GOLDEN.rglob("*") if p.is_file()}
-    assert sorted(expected) == sorted(files), "file set changed; rerun with FLEETKIT_UPDATE_GOLDEN=1 if intended"
+    expected = {
+        str(p.relative_to(GOLDEN)): p.read_text(encoding="utf-8") for p in GOLDEN.rglob("*") if p.is_file()
+    }
+    assert sorted(expected) == sorted(files), (
+        "file set changed; rerun with FLEETKIT_UPDATE_GOLDEN=1 if intended"
+    )
     changed = [rel for rel in files if files[rel] != expected[rel]]
     assert not changed, f"golden files differ: {changed[:10]} (FLEETKIT_UPDATE_GOLDEN=1 to accept)"
 

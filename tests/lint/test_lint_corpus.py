@@ -76,13 +76,19 @@ def test_every_rule_is_documented_in_the_runbook() -> None:
 def test_runbook_maps_every_rule_to_its_istioctl_code() -> None:
     runbook = (Path(__file__).parents[2] / "runbooks" / "lint.md").read_text(encoding="utf-8")
     for rule in RULES.values():
-        row = next((line for line in runbook.splitlines() if line.startswith(f"| {rule.id} | {rule.slug} |")), None)
+        row = next(
+            (line for line in runbook.splitlines() if line.startswith(f"| {rule.id} | {rule.slug} |")), None
+        )
         assert row is not None, rule.id
-        assert (rule.ist or "LLM-specific") in row or "fleetkit-only" in row or rule.id in ("FK001", "FK301"), row
+        assert (
+            (rule.ist or "LLM-specific") in row or "fleetkit-only" in row or rule.id in ("FK001", "FK301")
+        ), row
 
 
 def test_findings_carry_the_istioctl_code() -> None:
-    [finding] = [f for f in lint_paths([CORPUS / "FK113-host-not-in-gateway" / "fail.yaml"]) if f.rule == "FK113"]
+    [finding] = [
+        f for f in lint_paths([CORPUS / "FK113-host-not-in-gateway" / "fail.yaml"]) if f.rule == "FK113"
+    ]
     assert finding.ist == "IST0132" and finding.label == "FK113 (IST0132)"
     assert "not found in Gateway istio-system/public." in finding.message
 

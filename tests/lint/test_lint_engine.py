@@ -66,7 +66,16 @@ def test_finding_fields() -> None:
     assert "connect-failure" in finding.fix
     assert finding.suppressed is None
     assert finding.line is None  # objects given as dicts have no lines
-    assert set(finding.to_dict()) == {"file", "object", "rule", "ist", "severity", "message", "fix", "suppressed"}
+    assert set(finding.to_dict()) == {
+        "file",
+        "object",
+        "rule",
+        "ist",
+        "severity",
+        "message",
+        "fix",
+        "suppressed",
+    }
 
 
 def test_namespace_defaults_and_cluster_scoped_objects() -> None:
@@ -240,10 +249,24 @@ def test_partial_input_is_never_a_silent_pass() -> None:
             "minReplicas": 1,
             "maxReplicas": 4,
             "metrics": [
-                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
-                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}},
-                {"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
-                                          "target": {"type": "AverageValue", "averageValue": "10"}}},
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                },
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "memory",
+                        "target": {"type": "Utilization", "averageUtilization": 80},
+                    },
+                },
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "requests_per_second"},
+                        "target": {"type": "AverageValue", "averageValue": "10"},
+                    },
+                },
             ],
         },
     }
@@ -268,14 +291,33 @@ def test_not_checked_lines_appear_in_the_table_summary() -> None:
 def test_several_clusters_rendered_side_by_side_are_not_conflicts() -> None:
     """`fleetkit lint out/` reads every stack's manifests: the same object in two directories is one object per
     cluster, not two VirtualServices for one host (FK114) or two autoscalers for one Deployment (FK405)."""
-    so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "llama", "namespace": "serving"},
-          "spec": {"scaleTargetRef": {"name": "llama"}, "minReplicaCount": 1, "triggers": []}}
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-           "metadata": {"name": "llama", "namespace": "serving"},
-           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama"},
-                    "minReplicas": 1, "maxReplicas": 2}}
-    clusters = [("out/a/manifests/vs.yaml", vs()), ("out/a/manifests/so.yaml", so),
-                ("out/b/manifests/vs.yaml", vs()), ("out/b/manifests/hpa.yaml", hpa)]
+    so = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "llama", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"name": "llama"}, "minReplicaCount": 1, "triggers": []},
+    }
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "llama", "namespace": "serving"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama"},
+            "minReplicas": 1,
+            "maxReplicas": 2,
+        },
+    }
+    clusters = [
+        ("out/a/manifests/vs.yaml", vs()),
+        ("out/a/manifests/so.yaml", so),
+        ("out/b/manifests/vs.yaml", vs()),
+        ("out/b/manifests/hpa.yaml", hpa),
+    ]
     assert {"FK114", "FK405"}.isdisjoint(rules(lint_objects(clusters)))
-    one_cluster = [("a/vs.yaml", vs()), ("a/so.yaml", so), ("a/hpa.yaml", hpa), ("a/vs2.yaml", {**vs(), "metadata": {"name": "other", "namespace": "serving"}})]
+    one_cluster = [
+        ("a/vs.yaml", vs()),
+        ("a/so.yaml", so),
+        ("a/hpa.yaml", hpa),
+        ("a/vs2.yaml", {**vs(), "metadata": {"name": "other", "namespace": "serving"}}),
+    ]
     assert {"FK114", "FK405"} <= set(rules(lint_objects(one_cluster)))

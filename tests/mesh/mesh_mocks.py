@@ -122,7 +122,9 @@ class FleetMocks(pulumi.runtime.Mocks):
         if peer is None:
             self.missing_refs.add(ref)
             return ref, {"name": ref, "outputs": {}, "secretOutputNames": []}
-        outputs = {k: rpc.wrap_rpc_secret(v) if k in peer.secret_exports else v for k, v in peer.exports.items()}
+        outputs = {
+            k: rpc.wrap_rpc_secret(v) if k in peer.secret_exports else v for k, v in peer.exports.items()
+        }
         return ref, {"name": ref, "outputs": outputs, "secretOutputNames": sorted(peer.secret_exports)}
 
     def call(self, args: rmocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -147,17 +149,33 @@ class RecordingMonitor(rmocks.MockMonitor):
             mocks = self.mocks
             assert isinstance(mocks, FleetMocks)
             with self._lock:
-                self.recorded.append(Registered(resp.urn, request.type, request.name, inputs,
-                                                mocks.outputs.get((request.type, request.name), {}), bool(request.custom),
-                                                list(request.dependencies)))
+                self.recorded.append(
+                    Registered(
+                        resp.urn,
+                        request.type,
+                        request.name,
+                        inputs,
+                        mocks.outputs.get((request.type, request.name), {}),
+                        bool(request.custom),
+                        list(request.dependencies),
+                    )
+                )
         return resp
 
     def ReadResource(self, request: Any) -> Any:
         resp = super().ReadResource(request)
         with self._lock:
-            self.recorded.append(Registered(resp.urn, request.type, request.name,
-                                            {"name": rpc.deserialize_properties(request.properties).get("name")},
-                                            {}, True, list(request.dependencies)))
+            self.recorded.append(
+                Registered(
+                    resp.urn,
+                    request.type,
+                    request.name,
+                    {"name": rpc.deserialize_properties(request.properties).get("name")},
+                    {},
+                    True,
+                    list(request.dependencies),
+                )
+            )
         return resp
 
 
@@ -166,12 +184,17 @@ class FakeCluster:
 
     def __init__(self, stack: str, spec: RegionStackSpec):
         self.provider = k8s.Provider(f"{stack}-k8s", kubeconfig="{}")
-        host = fake_ip("api", stack) if spec.cloud == "gcp" else f"https://api.{spec.cluster.name}.example.net"
+        host = (
+            fake_ip("api", stack) if spec.cloud == "gcp" else f"https://api.{spec.cluster.name}.example.net"
+        )
         self.endpoint = pulumi.Output.from_input(host)  # GKE reports a bare IP
         self.ca_data = pulumi.Output.from_input(fake_ca_data("cluster", stack))
         self.kubeconfig = pulumi.Output.secret("apiVersion: v1\nkind: Config\n")
-        self.resource_group_name = (pulumi.Output.from_input(spec.account.azure_resource_group or f"rg-{stack}")
-                                    if spec.cloud == "azure" else None)
+        self.resource_group_name = (
+            pulumi.Output.from_input(spec.account.azure_resource_group or f"rg-{stack}")
+            if spec.cloud == "azure"
+            else None
+        )
 
     def exports(self) -> dict[str, Any]:
         return {}
@@ -213,8 +236,11 @@ def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
         if isinstance(spec, PeeringStackSpec):
             return MeshPeering("peering", MeshPeeringArgs(spec=spec, fleet=fleet)).outputs
         cluster = FakeCluster(stack, spec)
-        member = MeshMember(f"{stack}-mesh", MeshMemberArgs(stack=stack, spec=spec, fleet=fleet, cluster=cluster),  # type: ignore[arg-type]
-                            pulumi.ResourceOptions(provider=cluster.provider))
+        member = MeshMember(
+            f"{stack}-mesh",
+            MeshMemberArgs(stack=stack, spec=spec, fleet=fleet, cluster=cluster),  # type: ignore[arg-type]
+            pulumi.ResourceOptions(provider=cluster.provider),
+        )
         return member.exports()
 
     return run_program(stack, build, peers)
@@ -222,6 +248,7 @@ def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
 
 def run_fleet(fleet: Fleet) -> dict[str, StackRun]:
     """One pass in the documented bring-up order: trust roots, each region (seeing only the roots), peering."""
+
     def rank(name: str) -> int:
         spec = fleet.stacks[name].spec
         return 0 if isinstance(spec, TrustRootStackSpec) else 2 if isinstance(spec, PeeringStackSpec) else 1

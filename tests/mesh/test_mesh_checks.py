@@ -48,7 +48,9 @@ def test_duplicate_cluster_name(tmp_project: Path) -> None:
     edit(tmp_project, USW2, lambda c: c["fleetkit:mesh"].update(cluster_name="aws-use1"))
     hits = find(problems(tmp_project), "mesh.duplicate-cluster-name")
     assert {(p.file, p.path, p.value) for p in hits} == {
-        (USE1, "fleetkit:mesh.cluster_name", "aws-use1"), (USW2, "fleetkit:mesh.cluster_name", "aws-use1")}
+        (USE1, "fleetkit:mesh.cluster_name", "aws-use1"),
+        (USW2, "fleetkit:mesh.cluster_name", "aws-use1"),
+    }
 
 
 def test_mismatched_mesh_id(tmp_project: Path) -> None:
@@ -59,9 +61,20 @@ def test_mismatched_mesh_id(tmp_project: Path) -> None:
 
 
 def test_failover_to_a_region_outside_the_fleet(tmp_project: Path) -> None:
-    edit(tmp_project, USE1, lambda c: c.__setitem__(
-        "fleetkit:policies", {"failover": {"mode": "regions", "regions": ["us-east-1", "us-east-2"],
-                                           "priority_labels": ["topology.istio.io/network"]}}))
+    edit(
+        tmp_project,
+        USE1,
+        lambda c: c.__setitem__(
+            "fleetkit:policies",
+            {
+                "failover": {
+                    "mode": "regions",
+                    "regions": ["us-east-1", "us-east-2"],
+                    "priority_labels": ["topology.istio.io/network"],
+                }
+            },
+        ),
+    )
     [hit] = find(problems(tmp_project), "ref.unknown-region")
     assert (hit.file, hit.path, hit.value) == (USE1, "fleetkit:policies.failover.regions[1]", "us-east-2")
     assert "europe-west4" in hit.message  # lists the fleet's regions
@@ -105,7 +118,11 @@ def test_network_without_east_west_gateway(tmp_project: Path) -> None:
 
 def test_a_network_with_one_gateway_is_enough(tmp_project: Path) -> None:
     # two clusters share a network; only one of them runs the east-west gateway
-    edit(tmp_project, USW2, lambda c: c["fleetkit:mesh"].update(network="net-aws-use1", east_west_gateway=False))
+    edit(
+        tmp_project,
+        USW2,
+        lambda c: c["fleetkit:mesh"].update(network="net-aws-use1", east_west_gateway=False),
+    )
     assert check_mesh(load_fleet(tmp_project), env={}) == []
 
 
@@ -119,13 +136,21 @@ def test_stack_reference_syntax(tmp_project: Path, monkeypatch: pytest.MonkeyPat
     edit(tmp_project, USE1, lambda c: c["fleetkit:mesh"].update(trust_root_stack="acme/mesh-root"))
     monkeypatch.setenv(topology.STACK_REF_PREFIX_ENV, "acme")
     hits = find(problems(tmp_project), "mesh.stack-ref-syntax")
-    assert {(p.file, p.path) for p in hits} == {(USE1, "fleetkit:mesh.trust_root_stack"),
-                                                ("$FLEETKIT_STACK_REF_PREFIX", "(environment)")}
+    assert {(p.file, p.path) for p in hits} == {
+        (USE1, "fleetkit:mesh.trust_root_stack"),
+        ("$FLEETKIT_STACK_REF_PREFIX", "(environment)"),
+    }
 
 
 def test_every_problem_is_reported_at_once(tmp_project: Path) -> None:
-    edit(tmp_project, USW2, lambda c: (c["fleetkit:mesh"].update(cluster_name="aws-use1"),
-                                       c["fleetkit:cluster"]["create"].update(kubernetes_version="1.30")))
+    edit(
+        tmp_project,
+        USW2,
+        lambda c: (
+            c["fleetkit:mesh"].update(cluster_name="aws-use1"),
+            c["fleetkit:cluster"]["create"].update(kubernetes_version="1.30"),
+        ),
+    )
     edit(tmp_project, EUS, lambda c: c["fleetkit:mesh"].update(mesh_id="other-mesh"))
     rules = {p.rule for p in problems(tmp_project)}
     assert {"mesh.duplicate-cluster-name", "mesh.kubernetes-too-old", "mesh.mesh-id-mismatch"} <= rules
@@ -146,7 +171,12 @@ def test_explicit_peer_stack_missing(tmp_project):
 
     path = tmp_project / "stacks" / "Pulumi.aws-us-east-1.yaml"
     doc = yaml.safe_load(path.read_text())
-    doc["config"]["fleetkit:mesh"]["peers"] = ["aws-us-west-2", "gcp-europe-west4", "azure-eastus", "aws-eu-west-9"]
+    doc["config"]["fleetkit:mesh"]["peers"] = [
+        "aws-us-west-2",
+        "gcp-europe-west4",
+        "azure-eastus",
+        "aws-eu-west-9",
+    ]
     path.write_text(yaml.safe_dump(doc))
     [hit] = find(problems(tmp_project), "mesh.peer-missing")
     assert hit.file == "stacks/Pulumi.aws-us-east-1.yaml" and hit.path == "fleetkit:mesh.peers[3]"

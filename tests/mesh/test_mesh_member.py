@@ -46,7 +46,9 @@ def test_the_fleet_has_one_root_and_four_regions(fleet_run) -> None:
     assert set(_regions(fleet_run)) == {"aws-us-east-1", "aws-us-west-2", "azure-eastus", "gcp-europe-west4"}
     root = fleet_run[ROOT_STACK]
     assert [r.type for r in root.resources if r.custom] == [
-        "tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"]
+        "tls:index/privateKey:PrivateKey",
+        "tls:index/selfSignedCert:SelfSignedCert",
+    ]
     cert = root.of_type("tls:index/selfSignedCert:SelfSignedCert")[0].inputs
     assert cert["isCaCertificate"] is True and cert["maxPathLength"] == 1
     assert {"cert_signing", "crl_signing"} <= set(cert["allowedUses"])
@@ -65,9 +67,13 @@ def test_every_cluster_has_its_own_intermediate_signed_by_the_one_root(fleet_run
         signed = _one(run, "tls:index/locallySignedCert:LocallySignedCert").inputs  # type: ignore[attr-defined]
         assert signed["isCaCertificate"] is True and signed["maxPathLength"] == 0
         assert set(signed["allowedUses"]) == set(pki.INTERMEDIATE_USES)
-        assert signed["validityPeriodHours"] == demo_fleet.stacks[ROOT_STACK].spec.ca.intermediate_validity_hours
+        assert (
+            signed["validityPeriodHours"] == demo_fleet.stacks[ROOT_STACK].spec.ca.intermediate_validity_hours
+        )
         assert signed["caCertPem"] == root_cert
-        assert public_strings(signed["caPrivateKeyPem"]) == [], "the root key must reach the signer as a secret"
+        assert public_strings(signed["caPrivateKeyPem"]) == [], (
+            "the root key must reach the signer as a secret"
+        )
         assert run.exports[topology.EXPORT_ROOT_CERT] == root_cert
         intermediates.add(run.exports[topology.EXPORT_INTERMEDIATE_CERT])
     assert len(intermediates) == 4
@@ -108,14 +114,22 @@ def test_twelve_remote_secrets_with_the_exact_istioctl_shape(fleet_run) -> None:
             "annotations": {"networking.istio.io/cluster": peer},
             "labels": {"istio/multiCluster": "true"},
         }
-        assert set(obj) == {"apiVersion", "kind", "metadata", "stringData"} and list(obj["stringData"]) == [peer]
+        assert set(obj) == {"apiVersion", "kind", "metadata", "stringData"} and list(obj["stringData"]) == [
+            peer
+        ]
         assert validate_object(obj) == []
         source = by_cluster[peer].exports
         cfg = yaml.safe_load(obj["stringData"][peer])
         assert cfg["current-context"] == peer
-        assert cfg["clusters"] == [{"name": peer, "cluster": {
-            "server": source[topology.EXPORT_READER_SERVER],
-            "certificate-authority-data": source[topology.EXPORT_READER_CA_DATA]}}]
+        assert cfg["clusters"] == [
+            {
+                "name": peer,
+                "cluster": {
+                    "server": source[topology.EXPORT_READER_SERVER],
+                    "certificate-authority-data": source[topology.EXPORT_READER_CA_DATA],
+                },
+            }
+        ]
         assert cfg["contexts"] == [{"name": peer, "context": {"cluster": peer, "user": peer}}]
         assert cfg["users"] == [{"name": peer, "user": {"token": source[topology.EXPORT_READER_TOKEN]}}]
         assert cfg["clusters"][0]["cluster"]["server"].startswith("https://")
@@ -162,7 +176,10 @@ def test_gateways_valid_and_cloud_specific(fleet_run, demo_fleet) -> None:
         assert gateway["spec"]["servers"][0]["tls"] == {"mode": "AUTO_PASSTHROUGH"}
         values = _release(run, "istio-eastwestgateway").inputs["values"]
         assert values["networkGateway"] == spec.mesh.network
-        assert values["labels"] == {"istio": "eastwestgateway", "topology.istio.io/network": spec.mesh.network}
+        assert values["labels"] == {
+            "istio": "eastwestgateway",
+            "topology.istio.io/network": spec.mesh.network,
+        }
         annotations = values["service"]["annotations"]
         addresses = run.exports[topology.EXPORT_EAST_WEST_ADDRESSES]
         if spec.cloud == "aws":
@@ -178,19 +195,28 @@ def test_gateways_valid_and_cloud_specific(fleet_run, demo_fleet) -> None:
             assert annotations == {render.GCP_L4_RBS: "enabled"}
         else:
             [ip] = run.of_type("azure-native:network:PublicIPAddress")
-            assert ip.inputs["publicIPAllocationMethod"] == "Static" and ip.inputs["sku"]["name"] == "Standard"
+            assert (
+                ip.inputs["publicIPAllocationMethod"] == "Static" and ip.inputs["sku"]["name"] == "Standard"
+            )
             assert annotations[render.AZURE_LB_IPV4] == ip.outputs["ipAddress"] == addresses[0]
             assert annotations[render.AZURE_LB_RESOURCE_GROUP] == spec.account.azure_resource_group
         assert run.exports[topology.EXPORT_EAST_WEST_ADDRESS] == addresses[0]
         ingress = _release(run, "fleetkit-ingress").inputs["values"]
-        assert ingress["labels"] == {"istio": "fleetkit-ingress"} and ingress["serviceAccount"]["name"] == "fleetkit-ingress"
+        assert (
+            ingress["labels"] == {"istio": "fleetkit-ingress"}
+            and ingress["serviceAccount"]["name"] == "fleetkit-ingress"
+        )
 
 
 def test_helm_releases_come_from_the_istio_repo_pinned(fleet_run) -> None:
     for run in _regions(fleet_run).values():
         releases = run.of_type(RELEASE)
         assert sorted(r.inputs["name"] for r in releases) == [
-            "fleetkit-ingress", "istio-base", "istio-eastwestgateway", "istiod"]
+            "fleetkit-ingress",
+            "istio-base",
+            "istio-eastwestgateway",
+            "istiod",
+        ]
         for r in releases:
             assert r.inputs["repositoryOpts"] == {"repo": render.ISTIO_CHART_REPO}
             assert r.inputs["version"] == "1.30.3" and r.inputs["namespace"] == "istio-system"
@@ -199,7 +225,11 @@ def test_helm_releases_come_from_the_istio_repo_pinned(fleet_run) -> None:
 def test_no_private_key_material_outside_secrets(fleet_run) -> None:
     seen_secret_key = False
     for run in fleet_run.values():
-        tokens = [run.exports.get(topology.EXPORT_READER_TOKEN)] if topology.EXPORT_READER_TOKEN in run.exports else []
+        tokens = (
+            [run.exports.get(topology.EXPORT_READER_TOKEN)]
+            if topology.EXPORT_READER_TOKEN in run.exports
+            else []
+        )
         for res in run.resources:
             for text in public_strings(res.inputs) + public_strings(res.outputs):
                 assert "PRIVATE KEY" not in text, (run.stack, res.type, res.name)
@@ -215,9 +245,16 @@ def test_no_private_key_material_outside_secrets(fleet_run) -> None:
 
 def test_exports_peers_need(fleet_run) -> None:
     for run in _regions(fleet_run).values():
-        assert {topology.EXPORT_MESH_ID, topology.EXPORT_CLUSTER_NAME, topology.EXPORT_NETWORK,
-                topology.EXPORT_READER_SERVER, topology.EXPORT_READER_CA_DATA, topology.EXPORT_READER_TOKEN,
-                topology.EXPORT_INTERMEDIATE_CERT, topology.EXPORT_EAST_WEST_ADDRESS} <= set(run.exports)
+        assert {
+            topology.EXPORT_MESH_ID,
+            topology.EXPORT_CLUSTER_NAME,
+            topology.EXPORT_NETWORK,
+            topology.EXPORT_READER_SERVER,
+            topology.EXPORT_READER_CA_DATA,
+            topology.EXPORT_READER_TOKEN,
+            topology.EXPORT_INTERMEDIATE_CERT,
+            topology.EXPORT_EAST_WEST_ADDRESS,
+        } <= set(run.exports)
         assert run.exports[topology.EXPORT_READER_TOKEN]
 
 
@@ -236,8 +273,15 @@ def test_a_cluster_without_east_west_gateway(tmp_project, fleet_run) -> None:
     doc["config"]["fleetkit:mesh"].update(network="net-aws-use1", east_west_gateway=False)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     run = run_stack(load_fleet(tmp_project), "aws-us-west-2", fleet_run)
-    assert run.of_type("aws:ec2/eip:Eip") == [] and run.of_type("kubernetes:networking.istio.io/v1:Gateway") == []
-    assert sorted(r.inputs["name"] for r in run.of_type(RELEASE)) == ["fleetkit-ingress", "istio-base", "istiod"]
+    assert (
+        run.of_type("aws:ec2/eip:Eip") == []
+        and run.of_type("kubernetes:networking.istio.io/v1:Gateway") == []
+    )
+    assert sorted(r.inputs["name"] for r in run.of_type(RELEASE)) == [
+        "fleetkit-ingress",
+        "istio-base",
+        "istiod",
+    ]
     assert topology.EXPORT_EAST_WEST_ADDRESS not in run.exports
 
 
@@ -247,13 +291,22 @@ def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:
     def build(extra: dict[str, Any]) -> Any:
         def inner() -> dict[str, Any]:
             cluster = FakeCluster("gcp-europe-west4", spec)  # type: ignore[arg-type]
-            args = MeshMemberArgs(stack="gcp-europe-west4", spec=spec, fleet=demo_fleet, cluster=cluster,  # type: ignore[arg-type]
-                                  extra_values=extra)
-            return MeshMember("gcp-europe-west4-mesh", args, pulumi.ResourceOptions(provider=cluster.provider)).exports()
+            args = MeshMemberArgs(
+                stack="gcp-europe-west4",
+                spec=spec,
+                fleet=demo_fleet,
+                cluster=cluster,  # type: ignore[arg-type]
+                extra_values=extra,
+            )
+            return MeshMember(
+                "gcp-europe-west4-mesh", args, pulumi.ResourceOptions(provider=cluster.provider)
+            ).exports()
+
         return inner
 
-    run = run_program("gcp-europe-west4", build({"istiod": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}),
-                      fleet_run)
+    run = run_program(
+        "gcp-europe-west4", build({"istiod": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}), fleet_run
+    )
     env = _release(run, "istiod").inputs["values"]["env"]
     assert env["PILOT_TRACE_SAMPLING"] == "1" and env["AUTO_RELOAD_PLUGIN_CERTS"] == "true"
     with pytest.raises(ValueError, match="unknown releases"):

@@ -45,8 +45,12 @@ def test_remote_kubeconfig_names_everything_after_the_cluster() -> None:
     assert cfg == {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "aws-use1", "cluster": {"certificate-authority-data": "Q0E=",
-                                                       "server": "https://api.example"}}],
+        "clusters": [
+            {
+                "name": "aws-use1",
+                "cluster": {"certificate-authority-data": "Q0E=", "server": "https://api.example"},
+            }
+        ],
         "contexts": [{"name": "aws-use1", "context": {"cluster": "aws-use1", "user": "aws-use1"}}],
         "current-context": "aws-use1",
         "preferences": {},
@@ -59,11 +63,14 @@ def test_remote_secret_without_peer_credentials_is_empty_not_broken() -> None:
     assert obj["stringData"] == {} and obj["metadata"]["name"] == "istio-remote-secret-azure-eus"
 
 
-@pytest.mark.parametrize(("endpoint", "url"), [
-    ("203.0.113.9", "https://203.0.113.9"),
-    ("https://x.eks.amazonaws.com", "https://x.eks.amazonaws.com"),
-    ("https://aks.example:443", "https://aks.example:443"),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        ("203.0.113.9", "https://203.0.113.9"),
+        ("https://x.eks.amazonaws.com", "https://x.eks.amazonaws.com"),
+        ("https://aks.example:443", "https://aks.example:443"),
+    ],
+)
 def test_api_server_url(endpoint: str, url: str) -> None:
     assert render.api_server_url(endpoint) == url
 
@@ -72,7 +79,9 @@ def test_reader_token_secret() -> None:
     obj = render.reader_token_secret()
     assert obj["type"] == "kubernetes.io/service-account-token"
     assert obj["metadata"]["name"] == "istio-reader-service-account-istio-remote-secret-token"
-    assert obj["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "istio-reader-service-account"}
+    assert obj["metadata"]["annotations"] == {
+        "kubernetes.io/service-account.name": "istio-reader-service-account"
+    }
     assert validate_object(obj) == []
 
 
@@ -90,7 +99,12 @@ def test_pki_parameters() -> None:
     assert pki.key_params(CaSpec(key_algorithm="RSA")) == {"algorithm": "RSA", "rsa_bits": 4096}
     subject = pki.intermediate_subject(CaSpec(organization="acme"), "m1", "aws-use1")
     assert "aws-use1" in subject["common_name"] and subject["locality"] == "aws-use1"
-    assert set(pki.INTERMEDIATE_USES) == {"cert_signing", "crl_signing", "digital_signature", "key_encipherment"}
+    assert set(pki.INTERMEDIATE_USES) == {
+        "cert_signing",
+        "crl_signing",
+        "digital_signature",
+        "key_encipherment",
+    }
     assert pki.intermediate_early_renewal_hours(CaSpec(intermediate_validity_hours=17520)) == 720
     assert pki.intermediate_early_renewal_hours(CaSpec(intermediate_validity_hours=240)) == 24
 
@@ -112,10 +126,18 @@ def test_dns_capture_only_when_asked() -> None:
 
 def test_releases_are_pinned_to_the_spec_version() -> None:
     mesh = _mesh(istio_version="1.30.3")
-    plans = [render.base_release("1.30.3"), render.istiod_release(mesh, "c1", "n1"),
-             render.eastwest_release("1.30.3", "n1", {}), render.ingress_release("1.30.3", {})]
-    assert {(p.chart, p.release) for p in plans} == {("base", "istio-base"), ("istiod", "istiod"),
-                                                     ("gateway", "istio-eastwestgateway"), ("gateway", "fleetkit-ingress")}
+    plans = [
+        render.base_release("1.30.3"),
+        render.istiod_release(mesh, "c1", "n1"),
+        render.eastwest_release("1.30.3", "n1", {}),
+        render.ingress_release("1.30.3", {}),
+    ]
+    assert {(p.chart, p.release) for p in plans} == {
+        ("base", "istio-base"),
+        ("istiod", "istiod"),
+        ("gateway", "istio-eastwestgateway"),
+        ("gateway", "fleetkit-ingress"),
+    }
     assert {p.version for p in plans} == {"1.30.3"} and {p.namespace for p in plans} == {"istio-system"}
 
 
@@ -124,7 +146,10 @@ def test_eastwest_values_expose_only_status_and_cross_network_ports() -> None:
     values = render.eastwest_values("n1", {"a": "b"}, load_balancer_ip="203.0.113.1")
     assert values["networkGateway"] == "n1"
     assert values["labels"] == {"istio": "eastwestgateway", "topology.istio.io/network": "n1"}
-    assert {k: p["port"] for k, p in values["networkGatewayPorts"].items()} == {"status-port": 15021, "tls": 15443}
+    assert {k: p["port"] for k, p in values["networkGatewayPorts"].items()} == {
+        "status-port": 15021,
+        "tls": 15443,
+    }
     assert values["service"] == {"annotations": {"a": "b"}, "loadBalancerIP": "203.0.113.1"}
     restricted = render.eastwest_values("n1", {}, source_ranges=["198.51.100.16/29"])
     assert restricted["service"]["loadBalancerSourceRanges"] == ["198.51.100.16/29"]
@@ -134,8 +159,13 @@ def test_cross_network_gateway_is_valid_istio() -> None:
     gw = render.cross_network_gateway()
     assert validate_object(gw) == []
     assert gw["spec"]["selector"] == {"istio": "eastwestgateway"}
-    assert gw["spec"]["servers"] == [{"port": {"number": 15443, "name": "tls", "protocol": "TLS"},
-                                      "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]
+    assert gw["spec"]["servers"] == [
+        {
+            "port": {"number": 15443, "name": "tls", "protocol": "TLS"},
+            "tls": {"mode": "AUTO_PASSTHROUGH"},
+            "hosts": ["*.local"],
+        }
+    ]
 
 
 def test_ingress_values_match_the_policy_layer_selector() -> None:
@@ -161,24 +191,36 @@ def test_cloud_annotations() -> None:
         "service.beta.kubernetes.io/azure-load-balancer-resource-group": "rg",
     }
     assert render.ingress_annotations("gcp", 900) == {} and "aws-load-balancer-eip-allocations" not in str(
-        render.ingress_annotations("aws", 900))
+        render.ingress_annotations("aws", 900)
+    )
 
 
 def test_lb_idle_timeouts_cover_the_longest_route_timeout() -> None:
     aws = render.lb_idle_annotations("aws", 900, render.INGRESS_PORTS)
-    assert aws == {f"service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-{p}":
-                   "tcp.idle_timeout.seconds=900" for p in (80, 443)}
+    assert aws == {
+        f"service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-{p}": "tcp.idle_timeout.seconds=900"
+        for p in (80, 443)
+    }
     assert render.lb_idle_annotations("azure", 900, render.EASTWEST_PORTS) == {
-        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "15"}
+        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "15"
+    }
     assert render.lb_idle_annotations("azure", 61, render.EASTWEST_PORTS) == {
-        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "4"}  # the Azure minimum
+        "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "4"
+    }  # the Azure minimum
     assert render.lb_idle_annotations("gcp", 900, render.INGRESS_PORTS) == {}
-    assert render.ingress_annotations("aws", 900)[
-        "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-443"] == "tcp.idle_timeout.seconds=900"
+    assert (
+        render.ingress_annotations("aws", 900)[
+            "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-443"
+        ]
+        == "tcp.idle_timeout.seconds=900"
+    )
 
 
 def test_aws_eip_zones() -> None:
-    assert render.aws_eip_zones("us-east-1", ["us-east-1b", "us-east-1a", "us-east-1b"]) == ["us-east-1a", "us-east-1b"]
+    assert render.aws_eip_zones("us-east-1", ["us-east-1b", "us-east-1a", "us-east-1b"]) == [
+        "us-east-1a",
+        "us-east-1b",
+    ]
     assert render.aws_eip_zones("us-west-2", []) == ["us-west-2a", "us-west-2b"]
 
 
@@ -196,7 +238,15 @@ def test_stack_reference_prefix_precedence() -> None:
     assert topology.trust_root_stack_name(qualified) == "mesh-root"
 
 
-@pytest.mark.parametrize(("ref", "ok"), [("mesh-root", True), ("acme/fleetkit/mesh-root", True),
-                                         ("acme/mesh-root", False), ("a//b", False), ("", False)])
+@pytest.mark.parametrize(
+    ("ref", "ok"),
+    [
+        ("mesh-root", True),
+        ("acme/fleetkit/mesh-root", True),
+        ("acme/mesh-root", False),
+        ("a//b", False),
+        ("", False),
+    ],
+)
 def test_stack_reference_syntax(ref: str, ok: bool) -> None:
     assert (topology.ref_syntax_problem(ref) is None) is ok

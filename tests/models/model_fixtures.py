@@ -45,5 +45,4 @@ def stub_identity(plan: ModelPlan) -> WorkloadIdentity:
 
 
 def all_plans() -> list[tuple[str, str]]:
-    return [(s, m) for s, st in sorted(demo_fleet().region_stacks().items())
-            for m in sorted(st.spec.models)]  # type: ignore[union-attr]
+    return [(s, m) for s, st in sorted(demo_fleet().region_stacks().items()) for m in sorted(st.spec.models)]  # type: ignore[union-attr]

@@ -90,22 +90,27 @@ def fake_cluster(spec: RegionStackSpec) -> SimpleNamespace:
         "gcp": "https://container.googleapis.com/v1/projects/p/locations/l/clusters/c",
         "azure": "https://eastus.oic.prod-aks.azure.com/tenant/cluster/",
     }[spec.cloud]
-    ns = SimpleNamespace(oidc_issuer=pulumi.Output.from_input(issuer), oidc_provider_arn=None,
-                         resource_group_name=None)
+    ns = SimpleNamespace(
+        oidc_issuer=pulumi.Output.from_input(issuer), oidc_provider_arn=None, resource_group_name=None
+    )
     if spec.cloud == "aws":
         ns.oidc_provider_arn = pulumi.Output.from_input(
-            f"arn:aws:iam::123456789012:oidc-provider/{issuer.removeprefix('https://')}")
+            f"arn:aws:iam::123456789012:oidc-provider/{issuer.removeprefix('https://')}"
+        )
     if spec.cloud == "azure":
         ns.resource_group_name = pulumi.Output.from_input(spec.account.azure_resource_group or "rg")
     return ns
 
 
-def run_model_service(stack: str, model: str, *, config: dict[str, str] | None = None,
-                      secret_keys: list[str] | None = None) -> tuple[RecordingMocks, dict[str, Any]]:
+def run_model_service(
+    stack: str, model: str, *, config: dict[str, str] | None = None, secret_keys: list[str] | None = None
+) -> tuple[RecordingMocks, dict[str, Any]]:
     from components.model_service import ModelService, ModelServiceArgs
 
     spec = spec_of(stack)
-    pulumi.runtime.set_all_config({PROVIDER_CONFIG[spec.cloud]: spec.region, **(config or {})}, secret_keys or [])
+    pulumi.runtime.set_all_config(
+        {PROVIDER_CONFIG[spec.cloud]: spec.region, **(config or {})}, secret_keys or []
+    )
     mocks = RecordingMocks(stack=stack)
     pulumi.runtime.set_mocks(mocks, project="fleetkit", stack=stack, preview=False)
     resolved: dict[str, Any] = {}
@@ -114,8 +119,15 @@ def run_model_service(stack: str, model: str, *, config: dict[str, str] | None =
     def program() -> Any:
         svc = ModelService(
             f"{stack}-{model}",
-            ModelServiceArgs(stack=stack, spec=spec, model_name=model, context=demo_fleet().context_for(stack),
-                             cluster=fake_cluster(spec), node_pool=SimpleNamespace(), depends_on=[]),
+            ModelServiceArgs(
+                stack=stack,
+                spec=spec,
+                model_name=model,
+                context=demo_fleet().context_for(stack),
+                cluster=fake_cluster(spec),
+                node_pool=SimpleNamespace(),
+                depends_on=[],
+            ),
         )
         return pulumi.Output.all(deployment=svc.deployment_name, **svc.identity).apply(resolved.update)
 

@@ -21,23 +21,34 @@ from fleetkit.model_checks import RULE_GPUS_PER_POD, check_models
 
 
 def engine(**changes) -> EngineArgs:
-    spec = with_model(spec_of("aws-us-east-1"), "llama-3-8b", **changes) if changes else spec_of("aws-us-east-1")
+    spec = (
+        with_model(spec_of("aws-us-east-1"), "llama-3-8b", **changes) if changes else spec_of("aws-us-east-1")
+    )
     return EngineArgs.from_spec(spec.models["llama-3-8b"], model_path="/models/b/p")
 
 
 def test_argv_order_is_stable():
     assert engine().argv() == [
         "/models/b/p",
-        "--served-model-name", "meta-llama/Llama-3.1-8B-Instruct",
-        "--tensor-parallel-size", "1",
-        "--pipeline-parallel-size", "1",
-        "--max-model-len", "8192",
-        "--gpu-memory-utilization", "0.92",
+        "--served-model-name",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--tensor-parallel-size",
+        "1",
+        "--pipeline-parallel-size",
+        "1",
+        "--max-model-len",
+        "8192",
+        "--gpu-memory-utilization",
+        "0.92",
         "--enable-prefix-caching",
-        "--max-num-seqs", "256",
-        "--dtype", "bfloat16",
-        "--host", "0.0.0.0",
-        "--port", "8000",
+        "--max-num-seqs",
+        "256",
+        "--dtype",
+        "bfloat16",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
     ]
 
 
@@ -45,11 +56,27 @@ def test_max_model_len_left_to_the_model_when_unset():
     assert "--max-model-len" not in engine(max_model_len=None).argv()
 
 
-@pytest.mark.parametrize("token", [
-    "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp", "--max_model_len=4096",
-    "--gpu-memory-utilization", "--enable-prefix-caching", "--disable-prefix-caching", "--max-num-seqs",
-    "--dtype", "--quantization", "-q", "--host", "--port=9000", "--served-model-name", "--model",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "--tensor-parallel-size",
+        "-tp",
+        "--pipeline-parallel-size",
+        "-pp",
+        "--max_model_len=4096",
+        "--gpu-memory-utilization",
+        "--enable-prefix-caching",
+        "--disable-prefix-caching",
+        "--max-num-seqs",
+        "--dtype",
+        "--quantization",
+        "-q",
+        "--host",
+        "--port=9000",
+        "--served-model-name",
+        "--model",
+    ],
+)
 def test_extra_args_may_not_repeat_a_typed_flag(token):
     issues = extra_args_issues(["--seed", "1", token, "2"])
     assert [(i.path, i.rule) for i in issues] == [((2,), RULE_DUPLICATE_TYPED)]
@@ -74,8 +101,11 @@ def test_normalize_flag():
 
 
 def test_check_models_reports_paths_rules_and_values():
-    spec = with_model(spec_of("aws-us-east-1"), "llama-3-8b",
-                      extra_args=["--kv-cache-dtype", "fp8", "--tensor-parallel-size", "2", "--api-key", "x"])
+    spec = with_model(
+        spec_of("aws-us-east-1"),
+        "llama-3-8b",
+        extra_args=["--kv-cache-dtype", "fp8", "--tensor-parallel-size", "2", "--api-key", "x"],
+    )
     issues = check_models(spec)
     assert [(i.path, i.rule, i.value) for i in issues] == [
         (("models", "llama-3-8b", "extra_args", 2), RULE_DUPLICATE_TYPED, "--tensor-parallel-size"),
@@ -88,7 +118,9 @@ def test_check_models_gpus_per_pod_with_pipeline_parallel():
     # g6e.12xlarge has 4 GPUs: tp 4 x pp 2 does not fit one node
     spec = with_model(spec_of("aws-us-east-1"), "llama-3-70b", pipeline_parallel=2)
     issues = check_models(spec)
-    assert [(i.path, i.rule) for i in issues] == [(("models", "llama-3-70b", "pipeline_parallel"), RULE_GPUS_PER_POD)]
+    assert [(i.path, i.rule) for i in issues] == [
+        (("models", "llama-3-70b", "pipeline_parallel"), RULE_GPUS_PER_POD)
+    ]
     assert "8 GPUs" in issues[0].message
     ok = with_model(spec_of("aws-us-east-1"), "llama-3-70b", tensor_parallel=2, pipeline_parallel=2)
     assert check_models(ok) == []
@@ -102,7 +134,10 @@ def test_served_names_unique():
 
 def test_loader_reports_engine_arg_problems_with_their_source():
     with pytest.raises(SpecError) as err:
-        load_fleet(ROOT, only=["aws-us-east-1"],
-                   overrides=["models.llama-3-8b.extra_args=[--kv-cache-dtype, fp8, --max_model_len=4096]"])
+        load_fleet(
+            ROOT,
+            only=["aws-us-east-1"],
+            overrides=["models.llama-3-8b.extra_args=[--kv-cache-dtype, fp8, --max_model_len=4096]"],
+        )
     rows = [(p.file, p.path, p.rule) for p in err.value.problems]
     assert rows == [("--set", "models.llama-3-8b.extra_args[2]", RULE_DUPLICATE_TYPED)]

@@ -19,15 +19,23 @@ from components.model_render import WeightsLocation
 
 
 def test_irsa_trust_is_scoped_to_one_service_account():
-    doc = irsa_trust_policy("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
-                            "https://oidc.eks.us-east-1.amazonaws.com/id/ABC", "llm", "llama-3-8b")
+    doc = irsa_trust_policy(
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        "llm",
+        "llama-3-8b",
+    )
     (stmt,) = doc["Statement"]
     assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert stmt["Principal"] == {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"}
-    assert stmt["Condition"] == {"StringEquals": {
-        "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:llm:llama-3-8b",
-        "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com",
-    }}
+    assert stmt["Principal"] == {
+        "Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
+    }
+    assert stmt["Condition"] == {
+        "StringEquals": {
+            "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:llm:llama-3-8b",
+            "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com",
+        }
+    }
     assert "StringLike" not in stmt["Condition"]  # no wildcard service accounts
 
 
@@ -39,8 +47,11 @@ def test_s3_policy_reads_exactly_the_prefix():
     assert get["Resource"] == "arn:aws:s3:::fleetkit-demo-models/meta-llama/Llama-3.1-8B-Instruct/*"
     assert listing["Action"] == "s3:ListBucket"
     assert listing["Resource"] == "arn:aws:s3:::fleetkit-demo-models"
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": [
-        "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct/*"]}}
+    assert listing["Condition"] == {
+        "StringLike": {
+            "s3:prefix": ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct/*"]
+        }
+    }
     actions = {s["Action"] for s in s3_read_policy(loc)["Statement"]}
     assert actions == {"s3:GetObject", "s3:ListBucket"}  # read-only
     whole = s3_read_policy(WeightsLocation.parse("s3://bucket"))["Statement"]

@@ -13,16 +13,32 @@ from fleetkit.schema import validate_objects
 
 #: vLLM metrics that exist today (REFERENCE c.5) — anything else with the prefix is a typo or a removal.
 CURRENT_VLLM = {
-    "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total",
-    "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total", "vllm:num_preemptions_total",
-    "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds",
-    "vllm:request_time_per_output_token_seconds", "vllm:e2e_request_latency_seconds",
-    "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds", "vllm:request_decode_time_seconds",
-    "vllm:request_inference_time_seconds", "vllm:cache_config_info",
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:prompt_tokens_total",
+    "vllm:generation_tokens_total",
+    "vllm:request_success_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total",
+    "vllm:num_preemptions_total",
+    "vllm:time_to_first_token_seconds",
+    "vllm:inter_token_latency_seconds",
+    "vllm:request_time_per_output_token_seconds",
+    "vllm:e2e_request_latency_seconds",
+    "vllm:request_queue_time_seconds",
+    "vllm:request_prefill_time_seconds",
+    "vllm:request_decode_time_seconds",
+    "vllm:request_inference_time_seconds",
+    "vllm:cache_config_info",
 }
-REMOVED = ("gpu_cache_usage_perc", "vllm:time_per_output_token_seconds", "gpu_prefix_cache",
-           "num_requests_swapped", "cpu_cache_usage_perc")
+REMOVED = (
+    "gpu_cache_usage_perc",
+    "vllm:time_per_output_token_seconds",
+    "gpu_prefix_cache",
+    "num_requests_swapped",
+    "cpu_cache_usage_perc",
+)
 _METRIC = re.compile(r"vllm:[a-z0-9_]+")
 
 
@@ -45,8 +61,15 @@ def test_pod_monitor_scrapes_vllm_through_istio_metrics_merging():
     address = ep["relabelings"][0]
     assert address["targetLabel"] == "__address__" and address["replacement"] == "$1:15020"
     static = {r["targetLabel"]: r["replacement"] for r in ep["relabelings"][1:]}
-    assert static == {"fleetkit_model": "llama-3-8b", "service": "llama-3-8b", "version": "v1",
-                      "gpu_class": "l4", "region": "us-east-1", "cloud": "aws", "cluster": "aws-use1"}
+    assert static == {
+        "fleetkit_model": "llama-3-8b",
+        "service": "llama-3-8b",
+        "version": "v1",
+        "gpu_class": "l4",
+        "region": "us-east-1",
+        "cloud": "aws",
+        "cluster": "aws-use1",
+    }
     assert re.fullmatch(ep["metricRelabelings"][0]["regex"], "vllm:num_requests_waiting")
     # Istio merges only when the pod says where the app's metrics are
     ann = mr.build_deployment(plan, stub_identity(plan))["spec"]["template"]["metadata"]["annotations"]
@@ -55,9 +78,15 @@ def test_pod_monitor_scrapes_vllm_through_istio_metrics_merging():
 
 def test_alerts_cover_queue_ttft_kv_cache_restarts_and_weight_sync():
     r = rules()
-    assert set(r) >= {"FleetkitModelQueueBacklog", "FleetkitModelTTFTHigh", "FleetkitModelKvCacheFull",
-                      "FleetkitModelCrashLooping", "FleetkitModelRestarting", "FleetkitWeightSyncFailing",
-                      "FleetkitWeightPrefetchCrashLooping"}
+    assert set(r) >= {
+        "FleetkitModelQueueBacklog",
+        "FleetkitModelTTFTHigh",
+        "FleetkitModelKvCacheFull",
+        "FleetkitModelCrashLooping",
+        "FleetkitModelRestarting",
+        "FleetkitWeightSyncFailing",
+        "FleetkitWeightPrefetchCrashLooping",
+    }
     q = r["FleetkitModelQueueBacklog"]["expr"]
     assert "sum by (namespace, fleetkit_model) (vllm:num_requests_waiting" in q and "/ count by" in q
     assert q.rstrip().endswith("> 10")  # 2 x queue_per_replica (5)
@@ -69,7 +98,9 @@ def test_alerts_cover_queue_ttft_kv_cache_restarts_and_weight_sync():
     assert "kube_pod_container_status_restarts_total" in r["FleetkitModelRestarting"]["expr"]
     assert 'reason="CrashLoopBackOff"' in r["FleetkitModelCrashLooping"]["expr"]
     sync = r["FleetkitWeightSyncFailing"]["expr"]
-    assert "kube_pod_init_container_status_last_terminated_reason" in sync and 'container="weights-sync"' in sync
+    assert (
+        "kube_pod_init_container_status_last_terminated_reason" in sync and 'container="weights-sync"' in sync
+    )
     assert "unless on (namespace, pod)" in sync  # a sync that failed once, then completed, is fine
     for rule in r.values():
         assert rule["labels"]["severity"] in ("warning", "critical")
@@ -103,15 +134,25 @@ def test_dashboard_uses_current_metrics_and_fleet_variables():
     assert not any(old in raw for old in REMOVED)
     used = vllm_metrics(raw)
     assert used <= CURRENT_VLLM
-    assert {"vllm:num_requests_waiting", "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds",
-            "vllm:kv_cache_usage_perc", "vllm:request_success_total"} <= used
+    assert {
+        "vllm:num_requests_waiting",
+        "vllm:time_to_first_token_seconds",
+        "vllm:inter_token_latency_seconds",
+        "vllm:kv_cache_usage_perc",
+        "vllm:request_success_total",
+    } <= used
     assert [v["name"] for v in dash["templating"]["list"]] == ["datasource", "region", "model"]
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert all('fleetkit_model=~"$model"' in e for e in exprs)
     # vLLM series carry the region as a target label; the gateway's Istio series (usage panels) do not
     assert all('region=~"$region"' in e for e in exprs if "istio_requests_total" not in e)
     titles = {p["title"] for p in dash["panels"]}
-    assert {"GPUs per model and region", "KV cache usage", "Inter-token latency", "Time to first token"} <= titles
+    assert {
+        "GPUs per model and region",
+        "KV cache usage",
+        "Inter-token latency",
+        "Time to first token",
+    } <= titles
     gpu = next(p for p in dash["panels"] if p["title"] == "GPUs per model and region")
     assert 'resource="nvidia_com_gpu"' in gpu["targets"][0]["expr"]
     ids = [p["id"] for p in dash["panels"]]

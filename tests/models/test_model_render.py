@@ -64,8 +64,13 @@ def test_engine_args_every_typed_flag_explicit():
 
 
 def test_prefix_caching_off_is_explicit_and_extra_args_come_last():
-    dep = deployment("aws-us-east-1", "llama-3-8b", enable_prefix_caching=False, quantization="fp8",
-                     extra_args=["--kv-cache-dtype", "fp8", "--max-num-batched-tokens", "8192"])
+    dep = deployment(
+        "aws-us-east-1",
+        "llama-3-8b",
+        enable_prefix_caching=False,
+        quantization="fp8",
+        extra_args=["--kv-cache-dtype", "fp8", "--max-num-batched-tokens", "8192"],
+    )
     args = container(dep)["args"]
     assert "--disable-prefix-caching" in args and "--enable-prefix-caching" not in args
     assert vllm_args.check_args(args) == []  # what vLLM 0.33.0's parser accepts
@@ -91,19 +96,24 @@ def test_no_model_answers_to_another_models_name():
 
 
 # --------------------------------------------------------------------------- resources
-@pytest.mark.parametrize(("stack", "model", "gpus"), [
-    ("aws-us-east-1", "llama-3-8b", 1),
-    ("aws-us-east-1", "llama-3-70b", 4),
-    ("gcp-europe-west4", "llama-3-70b", 4),
-    ("azure-eastus", "llama-3-8b", 1),
-])
+@pytest.mark.parametrize(
+    ("stack", "model", "gpus"),
+    [
+        ("aws-us-east-1", "llama-3-8b", 1),
+        ("aws-us-east-1", "llama-3-70b", 4),
+        ("gcp-europe-west4", "llama-3-70b", 4),
+        ("azure-eastus", "llama-3-8b", 1),
+    ],
+)
 def test_gpu_requests_equal_limits_equal_tp_times_pp(stack, model, gpus):
     res = container(deployment(stack, model))["resources"]
     assert res["requests"]["nvidia.com/gpu"] == res["limits"]["nvidia.com/gpu"] == str(gpus)
 
 
 def test_pipeline_parallel_multiplies_gpus():
-    res = container(deployment("aws-us-east-1", "llama-3-70b", tensor_parallel=2, pipeline_parallel=2))["resources"]
+    res = container(deployment("aws-us-east-1", "llama-3-70b", tensor_parallel=2, pipeline_parallel=2))[
+        "resources"
+    ]
     assert res["limits"]["nvidia.com/gpu"] == "4"
 
 
@@ -112,7 +122,11 @@ def test_cpu_and_memory_are_the_catalog_share_of_the_node():
     assert entry is not None
     res = container(deployment("aws-us-east-1", "llama-3-8b"))["resources"]
     assert res["requests"]["cpu"] == str(int(48 / 4 * mr.CPU_SHARE))
-    assert res["requests"]["memory"] == res["limits"]["memory"] == f"{int(entry.ram_gib / 4 * mr.MEMORY_SHARE)}Gi"
+    assert (
+        res["requests"]["memory"]
+        == res["limits"]["memory"]
+        == f"{int(entry.ram_gib / 4 * mr.MEMORY_SHARE)}Gi"
+    )
     assert "cpu" not in res["limits"]  # no CPU throttling of the engine
     whole = container(deployment("aws-us-east-1", "llama-3-70b"))["resources"]  # 4 of 4 GPUs
     assert int(whole["requests"]["cpu"]) == int(48 * mr.CPU_SHARE)
@@ -221,7 +235,9 @@ def test_every_policy_selector_for_a_model_matches_its_pods(fleet):
                     sel = subset["labels"]
                     versions = {sel.get("version")} - {None}
                     gpus = {sel.get("fleetkit.dev/gpu-class")} - {None}
-                    if (not versions or plan.model.version in versions) and (not gpus or plan.gpu_class in gpus):
+                    if (not versions or plan.model.version in versions) and (
+                        not gpus or plan.gpu_class in gpus
+                    ):
                         assert all(labels.get(k) == v for k, v in sel.items()), (stack, model, subset)
             if obj["kind"] == "Service" and obj["metadata"]["name"] == plan.service:
                 assert all(labels.get(k) == v for k, v in obj["spec"]["selector"].items())
@@ -235,15 +251,22 @@ def test_tolerations_and_node_selector_come_from_the_pool():
         assert pod(dep)["nodeSelector"] == expected.node_selector
         assert pod(dep)["tolerations"] == expected.tolerations
     azure = pod(deployment("azure-eastus", "llama-3-8b"))
-    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} \
-        in azure["tolerations"]
+    assert {
+        "key": "nvidia.com/gpu",
+        "operator": "Equal",
+        "value": "present",
+        "effect": "NoSchedule",
+    } in azure["tolerations"]
 
 
 def test_priority_class_follows_the_tier(fleet):
     dep = deployment("aws-us-east-1", "llama-3-70b")
     assert pod(dep)["priorityClassName"] == "fleetkit-premium"
-    rendered = {o["metadata"]["name"] for o in spec_of("aws-us-east-1").policies.render(fleet.context_for("aws-us-east-1"))
-                if o["kind"] == "PriorityClass"}
+    rendered = {
+        o["metadata"]["name"]
+        for o in spec_of("aws-us-east-1").policies.render(fleet.context_for("aws-us-east-1"))
+        if o["kind"] == "PriorityClass"
+    }
     assert "fleetkit-premium" in rendered
     assert "priorityClassName" not in pod(deployment("aws-us-east-1", "llama-3-8b", tier=None))
 
@@ -257,7 +280,11 @@ def test_sync_init_container_uses_the_agent_cli_and_a_read_only_serving_mount():
     sync, lease = inits
     assert sync["image"] == WEIGHTS_AGENT.ref
     assert [*sync["command"], *sync["args"][:3]] == [
-        "fleetkit-weights", "sync", "s3://fleetkit-demo-models/meta-llama/Llama-3.1-8B-Instruct", "/cache/models"]
+        "fleetkit-weights",
+        "sync",
+        "s3://fleetkit-demo-models/meta-llama/Llama-3.1-8B-Instruct",
+        "/cache/models",
+    ]
     assert flag(sync["args"], "--concurrency") == "16"
     assert int(flag(sync["args"], "--max-cache-bytes")) == plan.max_cache_bytes
     assert {e["name"] for e in sync["env"]} >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
@@ -282,22 +309,35 @@ def test_cache_capacity_follows_the_nodes_local_disks():
     assert l40s.max_cache_bytes == int(3800 * 10**9 * 0.6)
     data = spec_of("aws-us-east-1").model_dump()
     data["node_pools"]["l40s"]["aws"] = {"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}  # no RAID0: data volume
-    br = mr.plan_model(RegionStackSpec.model_validate(data), "llama-3-70b",
-                       demo_fleet().context_for("aws-us-east-1"), stack="aws-us-east-1")
+    br = mr.plan_model(
+        RegionStackSpec.model_validate(data),
+        "llama-3-70b",
+        demo_fleet().context_for("aws-us-east-1"),
+        stack="aws-us-east-1",
+    )
     assert br.max_cache_bytes == int(200 * 2**30 * 0.4)
     gke = plan_for("gcp-europe-west4", "llama-3-8b")  # local_ssd_count: 2
     assert gke.max_cache_bytes == int(2 * 375 * 2**30 * 0.6)
     spec = spec_of("aws-us-east-1")
     data = spec.model_dump()
     data["node_pools"]["l4"]["aws"]["instance_store_cache"] = False
-    off = mr.plan_model(RegionStackSpec.model_validate(data), "llama-3-8b",
-                        demo_fleet().context_for("aws-us-east-1"), stack="aws-us-east-1")
+    off = mr.plan_model(
+        RegionStackSpec.model_validate(data),
+        "llama-3-8b",
+        demo_fleet().context_for("aws-us-east-1"),
+        stack="aws-us-east-1",
+    )
     assert off.max_cache_bytes == int(200 * 2**30 * 0.4)
 
 
 def test_prefetch_daemonset_only_for_hot_models():
-    assert mr.build_prefetch_daemonset(plan_for("aws-us-east-1", "llama-3-70b-v2"),
-                                       stub_identity(plan_for("aws-us-east-1", "llama-3-70b-v2"))) is None
+    assert (
+        mr.build_prefetch_daemonset(
+            plan_for("aws-us-east-1", "llama-3-70b-v2"),
+            stub_identity(plan_for("aws-us-east-1", "llama-3-70b-v2")),
+        )
+        is None
+    )
     plan = plan_for("aws-us-east-1", "llama-3-8b")
     ds = mr.build_prefetch_daemonset(plan, stub_identity(plan))
     assert ds is not None and ds["kind"] == "DaemonSet" and ds["metadata"]["name"] == "llama-3-8b-prefetch"
@@ -306,15 +346,24 @@ def test_prefetch_daemonset_only_for_hot_models():
     assert spec["nodeSelector"] == sched.node_selector and spec["tolerations"] == sched.tolerations
     warm = spec["containers"][0]
     assert [*warm["command"], *warm["args"][:3]] == [
-        "fleetkit-weights", "warm", "s3://fleetkit-demo-models/meta-llama/Llama-3.1-8B-Instruct", "/cache/models"]
+        "fleetkit-weights",
+        "warm",
+        "s3://fleetkit-demo-models/meta-llama/Llama-3.1-8B-Instruct",
+        "/cache/models",
+    ]
     assert flag(warm["args"], "--interval") == str(mr.WARM_INTERVAL_SECONDS)
     labels = ds["spec"]["template"]["metadata"]["labels"]
     # no Service or subset may select prefetch pods, and they are not in the mesh
     assert "app" not in labels and "version" not in labels
     assert labels["sidecar.istio.io/inject"] == "false"
     assert spec["serviceAccountName"] == "llama-3-8b"
-    kinds = [o["kind"] for o in mr.render_model(plan_for("aws-us-east-1", "llama-3-70b-v2"),
-                                                  stub_identity(plan_for("aws-us-east-1", "llama-3-70b-v2")))]
+    kinds = [
+        o["kind"]
+        for o in mr.render_model(
+            plan_for("aws-us-east-1", "llama-3-70b-v2"),
+            stub_identity(plan_for("aws-us-east-1", "llama-3-70b-v2")),
+        )
+    ]
     assert "DaemonSet" not in kinds
 
 

@@ -9,7 +9,14 @@ from model_runtime import is_secret, run_model_service
 
 from fleetkit.schema import validate_objects
 
-K8S_KINDS = {"ServiceAccount", "Deployment", "PodDisruptionBudget", "DaemonSet", "PodMonitor", "PrometheusRule"}
+K8S_KINDS = {
+    "ServiceAccount",
+    "Deployment",
+    "PodDisruptionBudget",
+    "DaemonSet",
+    "PodMonitor",
+    "PrometheusRule",
+}
 
 
 def _kinds(mocks) -> set[str]:
@@ -21,7 +28,10 @@ def test_aws_irsa_role_trusts_exactly_the_model_service_account():
     role = mocks.one("aws:iam/role:Role")
     trust = json.loads(role.inputs["assumeRolePolicy"])
     cond = trust["Statement"][0]["Condition"]["StringEquals"]
-    assert cond["oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE0123456789:sub"] == "system:serviceaccount:llm:llama-3-8b"
+    assert (
+        cond["oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE0123456789:sub"]
+        == "system:serviceaccount:llm:llama-3-8b"
+    )
     assert cond["oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE0123456789:aud"] == "sts.amazonaws.com"
     assert trust["Statement"][0]["Principal"]["Federated"].endswith("/id/EXAMPLE0123456789")
     policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
@@ -44,7 +54,9 @@ def test_gcp_workload_identity_binding_and_out_of_band_s3_secret():
     member = mocks.one("gcp:serviceaccount/iAMMember:IAMMember")
     assert member.inputs["role"] == "roles/iam.workloadIdentityUser"
     assert member.inputs["member"] == "serviceAccount:fleetkit-demo.svc.id.goog[llm/llama-3-8b]"
-    assert member.inputs["serviceAccountId"].endswith(f"{account.inputs['accountId']}@fleetkit-demo.iam.gserviceaccount.com")
+    assert member.inputs["serviceAccountId"].endswith(
+        f"{account.inputs['accountId']}@fleetkit-demo.iam.gserviceaccount.com"
+    )
     sa = mocks.kube("ServiceAccount", "llama-3-8b")
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == out["gcpServiceAccount"]
     assert out["weightsSecret"] == "fleetkit-weights-s3"
@@ -56,10 +68,17 @@ def test_gcp_workload_identity_binding_and_out_of_band_s3_secret():
 
 
 def test_gcp_keys_from_pulumi_config_become_a_secret_that_is_never_plain():
-    config = {"fleetkit-weights:s3AccessKeyId": "GOOG1EXAMPLEKEY", "fleetkit-weights:s3SecretAccessKey": "hunter2hunter2",
-              "fleetkit-weights:s3EndpointUrl": "https://storage.googleapis.com"}
-    mocks, out = run_model_service("gcp-europe-west4", "llama-3-8b", config=config,
-                                   secret_keys=["fleetkit-weights:s3AccessKeyId", "fleetkit-weights:s3SecretAccessKey"])
+    config = {
+        "fleetkit-weights:s3AccessKeyId": "GOOG1EXAMPLEKEY",
+        "fleetkit-weights:s3SecretAccessKey": "hunter2hunter2",
+        "fleetkit-weights:s3EndpointUrl": "https://storage.googleapis.com",
+    }
+    mocks, out = run_model_service(
+        "gcp-europe-west4",
+        "llama-3-8b",
+        config=config,
+        secret_keys=["fleetkit-weights:s3AccessKeyId", "fleetkit-weights:s3SecretAccessKey"],
+    )
     secret = mocks.one("kubernetes:core/v1:Secret")
     # the whole map travels as a Pulumi secret (state, previews and diffs show "[secret]")
     assert is_secret(secret.inputs["stringData"])
@@ -79,8 +98,12 @@ def test_gcp_keys_from_pulumi_config_become_a_secret_that_is_never_plain():
 
 def test_gcp_half_configured_keys_are_an_error():
     with pytest.raises(Exception, match="s3SecretAccessKey"):
-        run_model_service("gcp-europe-west4", "llama-3-8b", config={"fleetkit-weights:s3AccessKeyId": "x"},
-                          secret_keys=["fleetkit-weights:s3AccessKeyId"])
+        run_model_service(
+            "gcp-europe-west4",
+            "llama-3-8b",
+            config={"fleetkit-weights:s3AccessKeyId": "x"},
+            secret_keys=["fleetkit-weights:s3AccessKeyId"],
+        )
 
 
 def test_azure_federated_credential_on_the_cluster_issuer():
@@ -104,8 +127,13 @@ def test_cold_canary_has_no_prefetch_and_objects_are_valid():
     mocks, _ = run_model_service("aws-us-east-1", "llama-3-70b-v2")
     assert _kinds(mocks) == K8S_KINDS - {"DaemonSet"}
     objs = []
-    for kind, api in (("ServiceAccount", "v1"), ("Deployment", "apps/v1"), ("PodDisruptionBudget", "policy/v1"),
-                      ("PodMonitor", "monitoring.coreos.com/v1"), ("PrometheusRule", "monitoring.coreos.com/v1")):
+    for kind, api in (
+        ("ServiceAccount", "v1"),
+        ("Deployment", "apps/v1"),
+        ("PodDisruptionBudget", "policy/v1"),
+        ("PodMonitor", "monitoring.coreos.com/v1"),
+        ("PrometheusRule", "monitoring.coreos.com/v1"),
+    ):
         body = mocks.kube(kind, "llama-3-70b-v2")
         body.pop("apiVersion", None)
         body.pop("kind", None)

@@ -11,16 +11,24 @@ import pytest
 from tests.conftest import copy_project
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "fleetkit tests", "GIT_AUTHOR_EMAIL": "tests@fleetkit.invalid",
-    "GIT_COMMITTER_NAME": "fleetkit tests", "GIT_COMMITTER_EMAIL": "tests@fleetkit.invalid",
+    "GIT_AUTHOR_NAME": "fleetkit tests",
+    "GIT_AUTHOR_EMAIL": "tests@fleetkit.invalid",
+    "GIT_COMMITTER_NAME": "fleetkit tests",
+    "GIT_COMMITTER_EMAIL": "tests@fleetkit.invalid",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(repo: Path, *args: str) -> str:
     env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args], cwd=repo,
-                          env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout.strip()
 
 
@@ -46,18 +54,32 @@ def init_repo(path: Path) -> Path:
 # --------------------------------------------------------------------------- the sample change
 def canary_to_25(repo: Path) -> None:
     fleet = repo / "stacks" / "fleet.yaml"
-    edit(fleet, "- {model: llama-3-70b, version: v1, weight: 90}", "- {model: llama-3-70b, version: v1, weight: 75}")
-    edit(fleet, "- {model: llama-3-70b, version: v2, weight: 10}", "- {model: llama-3-70b, version: v2, weight: 25}")
+    edit(
+        fleet,
+        "- {model: llama-3-70b, version: v1, weight: 90}",
+        "- {model: llama-3-70b, version: v1, weight: 75}",
+    )
+    edit(
+        fleet,
+        "- {model: llama-3-70b, version: v2, weight: 10}",
+        "- {model: llama-3-70b, version: v2, weight: 25}",
+    )
 
 
 def batch_limit_64(repo: Path) -> None:
-    edit(repo / "stacks" / "fleet.yaml", "batch: {priority: 1000, max_requests: 128,", "batch: {priority: 1000, max_requests: 64,")
+    edit(
+        repo / "stacks" / "fleet.yaml",
+        "batch: {priority: 1000, max_requests: 128,",
+        "batch: {priority: 1000, max_requests: 64,",
+    )
 
 
 def cluster_before_network(repo: Path) -> None:
-    edit(repo / "stacks" / "fleet.yaml",
-         "        - topology.istio.io/network\n        - topology.istio.io/cluster\n",
-         "        - topology.istio.io/cluster\n        - topology.istio.io/network\n")
+    edit(
+        repo / "stacks" / "fleet.yaml",
+        "        - topology.istio.io/network\n        - topology.istio.io/cluster\n",
+        "        - topology.istio.io/cluster\n        - topology.istio.io/network\n",
+    )
 
 
 def llama_8b_max_6(repo: Path) -> None:
@@ -65,7 +87,11 @@ def llama_8b_max_6(repo: Path) -> None:
 
 
 def l4_pool_to_l40s(repo: Path) -> None:
-    edit(repo / "stacks" / "Pulumi.aws-us-east-1.yaml", "instance_type: g6.12xlarge", "instance_type: g6e.12xlarge")
+    edit(
+        repo / "stacks" / "Pulumi.aws-us-east-1.yaml",
+        "instance_type: g6.12xlarge",
+        "instance_type: g6e.12xlarge",
+    )
 
 
 def sample_change(repo: Path) -> None:
@@ -86,5 +112,7 @@ def two_commits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """base fleet, then a commit with the sample change; the working tree is clean."""
     repo = init_repo(tmp_path_factory.mktemp("review") / "fleet")
     sample_change(repo)
-    commit_all(repo, "canary 25%, batch limit 64, failover cluster first, llama-3-8b up to 6, l4 pool on L40S")
+    commit_all(
+        repo, "canary 25%, batch limit 64, failover cluster first, llama-3-8b up to 6, l4 pool on L40S"
+    )
     return repo

@@ -57,12 +57,16 @@ def test_two_commits_table(two_commits: Path) -> None:
     for sentence in SAMPLE_SENTENCES:
         assert sentence in out, sentence
     assert "aws-us-east-1 · changed" in out
-    assert "raw manifest diff (" in out and "+++ b/aws-us-east-1/keda.sh/ScaledObject/llm/llama-3-8b.yaml" in out
+    assert (
+        "raw manifest diff (" in out and "+++ b/aws-us-east-1/keda.sh/ScaledObject/llm/llama-3-8b.yaml" in out
+    )
     assert "gcp-europe-west4" not in out  # --stack selects
 
 
 def test_two_commits_json(two_commits: Path) -> None:
-    code, out = review(two_commits, "--base", "HEAD~1", "--format", "json", "-s", "aws-us-east-1", "-s", "mesh-root")
+    code, out = review(
+        two_commits, "--base", "HEAD~1", "--format", "json", "-s", "aws-us-east-1", "-s", "mesh-root"
+    )
     assert code == 0, out
     doc = json.loads(out)
     assert doc["base"]["rev"] == "HEAD~1" and len(doc["base"]["sha"]) == 40
@@ -90,7 +94,8 @@ def test_default_base_is_the_working_tree_against_head(repo: Path) -> None:
     doc = json.loads(out)
     assert doc["base"]["rev"] == "HEAD"
     assert "route llama-70b-canary: llama-3-70b/v2 10% → 25%" in [
-        c["text"] for c in doc["stacks"]["aws-us-west-2"]["changes"]]
+        c["text"] for c in doc["stacks"]["aws-us-west-2"]["changes"]
+    ]
 
 
 def test_default_base_is_the_merge_base_with_origin_main(repo: Path) -> None:
@@ -106,19 +111,29 @@ def test_default_base_is_the_merge_base_with_origin_main(repo: Path) -> None:
 
 
 def test_working_tree_is_never_touched(two_commits: Path) -> None:
-    before = (git(two_commits, "status", "--porcelain"), git(two_commits, "rev-parse", "HEAD"),
-              (two_commits / "stacks" / "fleet.yaml").read_text())
+    before = (
+        git(two_commits, "status", "--porcelain"),
+        git(two_commits, "rev-parse", "HEAD"),
+        (two_commits / "stacks" / "fleet.yaml").read_text(),
+    )
     review(two_commits, "--base", "HEAD~1")
-    after = (git(two_commits, "status", "--porcelain"), git(two_commits, "rev-parse", "HEAD"),
-             (two_commits / "stacks" / "fleet.yaml").read_text())
+    after = (
+        git(two_commits, "status", "--porcelain"),
+        git(two_commits, "rev-parse", "HEAD"),
+        (two_commits / "stacks" / "fleet.yaml").read_text(),
+    )
     assert before == after
 
 
 def test_added_and_removed_stacks(repo: Path) -> None:
     stacks = repo / "stacks"
     (stacks / "Pulumi.aws-eu-west-1.yaml").write_text(
-        (stacks / "Pulumi.aws-us-west-2.yaml").read_text().replace("us-west-2", "eu-west-1")
-        .replace("usw2", "euw1"), encoding="utf-8")
+        (stacks / "Pulumi.aws-us-west-2.yaml")
+        .read_text()
+        .replace("us-west-2", "eu-west-1")
+        .replace("usw2", "euw1"),
+        encoding="utf-8",
+    )
     (stacks / "Pulumi.aws-us-west-2.yaml").unlink()  # moved to eu-west-1
     code, out = review(repo, "--format", "json")
     assert code == 0, out
@@ -132,9 +147,11 @@ def test_added_and_removed_stacks(repo: Path) -> None:
 
 def test_introduced_lint_findings(repo: Path) -> None:
     # a 30 s route timeout is too short for generation (lint FK107, a warning): reported, exit still 0
-    edit(repo / "stacks" / "fleet.yaml",
-         "          timeout: 900s\n          retries: {attempts: 1}",
-         "          timeout: 30s\n          retries: {attempts: 0}")
+    edit(
+        repo / "stacks" / "fleet.yaml",
+        "          timeout: 900s\n          retries: {attempts: 1}",
+        "          timeout: 30s\n          retries: {attempts: 0}",
+    )
     code, out = review(repo, "--format", "json", "-s", "aws-us-east-1")
     assert code == 0, out
     stack = json.loads(out)["stacks"]["aws-us-east-1"]
@@ -172,7 +189,9 @@ def test_invalid_base_spec(tmp_path: Path) -> None:
     repo = init_repo(tmp_path / "fleet")
     edit(repo / "stacks" / "fleet.yaml", "replicas: {min: 1, max: 4}", "replicas: {min: 5, max: 4}")
     commit_all(repo, "broken")
-    edit(repo / "stacks" / "fleet.yaml", "replicas: {min: 5, max: 4}", "replicas: {min: 1, max: 4}")  # fixed, uncommitted
+    edit(
+        repo / "stacks" / "fleet.yaml", "replicas: {min: 5, max: 4}", "replicas: {min: 1, max: 4}"
+    )  # fixed, uncommitted
     code, out = review(repo)
     assert code == 2, out
     assert "review.base-invalid" in out and "stacks/fleet.yaml (at " in out and "Traceback" not in out
@@ -193,7 +212,9 @@ def test_repository_without_commits(tmp_project: Path) -> None:
 @pytest.mark.parametrize("fmt", ["markdown", "json", "table"])
 def test_output_file(two_commits: Path, tmp_path: Path, fmt: str) -> None:
     target = tmp_path / f"review.{fmt}"
-    code, _ = review(two_commits, "--base", "HEAD~1", "-s", "aws-us-east-1", "--format", fmt, "--output", str(target))
+    code, _ = review(
+        two_commits, "--base", "HEAD~1", "-s", "aws-us-east-1", "--format", fmt, "--output", str(target)
+    )
     assert code == 0
     assert "llama-3-70b/v2 10% → 25%" in target.read_text(encoding="utf-8")
 

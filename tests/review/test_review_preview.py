@@ -22,8 +22,11 @@ def small_fleet(path: Path) -> Path:
     repo = init_repo(path)
     for other in ("aws-us-west-2", "azure-eastus", "gcp-europe-west4"):
         (repo / "stacks" / f"Pulumi.{other}.yaml").unlink()
-    edit(repo / "stacks" / "fleet.yaml",
-         "      models:\n        llama-3-8b:\n          gpu_weights: {l4: 2, a10g: 1, a100-80gb: 3}\n", "")
+    edit(
+        repo / "stacks" / "fleet.yaml",
+        "      models:\n        llama-3-8b:\n          gpu_weights: {l4: 2, a10g: 1, a100-80gb: 3}\n",
+        "",
+    )
     commit_all(repo, "one region")
     return repo
 
@@ -56,7 +59,9 @@ def test_review_with_the_full_preview(tmp_path: Path) -> None:
 
 def _failing_preview(root: Path, workdir: Path) -> render._Run:
     code = "import sys; sys.stderr.write('Traceback...\\nModuleNotFoundError: No module named components.x\\n'); sys.exit(1)"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     return render._Run(root, workdir / "out", proc)
 
 
@@ -64,10 +69,14 @@ def test_auto_falls_back_to_the_policy_render(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(render, "_start_preview", _failing_preview)
     repo = init_repo(tmp_path / "fleet")
     canary_to_25(repo)
-    result = runner.invoke(app, ["review", "--root", str(repo), "--format", "markdown", "-s", "aws-us-east-1"])
+    result = runner.invoke(
+        app, ["review", "--root", str(repo), "--format", "markdown", "-s", "aws-us-east-1"]
+    )
     assert result.exit_code == 0, result.output
-    assert "serving-policy render (Istio, KEDA and PriorityClass objects only) — the Pulumi program did not run " \
-           "(base: ModuleNotFoundError: No module named components.x; head: ModuleNotFoundError" in result.output
+    assert (
+        "serving-policy render (Istio, KEDA and PriorityClass objects only) — the Pulumi program did not run "
+        "(base: ModuleNotFoundError: No module named components.x; head: ModuleNotFoundError" in result.output
+    )
     assert "llama-3-70b/v2 10% → 25%" in result.output
 
 
@@ -76,4 +85,7 @@ def test_render_preview_insists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     repo = init_repo(tmp_path / "fleet")
     result = runner.invoke(app, ["review", "--root", str(repo), "--render", "preview"])
     assert result.exit_code == 2
-    assert "review.preview-failed" in result.output and "Traceback" not in result.output.split("did not run", 1)[0]
+    assert (
+        "review.preview-failed" in result.output
+        and "Traceback" not in result.output.split("did not run", 1)[0]
+    )

@@ -28,7 +28,9 @@ def spec() -> RegionStackSpec:
 
 def changed(spec: RegionStackSpec, updates: dict[str, Any] | None = None) -> RegionStackSpec:
     """A copy of ``spec`` with ``{"dotted.path": value}`` updates, validated again like a loaded spec."""
-    doc = spec.model_dump(mode="json", exclude_unset=True)  # keeps which fields were set (overrides merge on it)
+    doc = spec.model_dump(
+        mode="json", exclude_unset=True
+    )  # keeps which fields were set (overrides merge on it)
     for path, value in (updates or {}).items():
         parts = path.split(".")
         cur = doc
@@ -54,11 +56,17 @@ def test_route_added_removed_and_reordered(spec: RegionStackSpec) -> None:
     routes = spec.model_dump(mode="json", exclude_unset=True)["policies"]["routing"]["routes"]
     swapped = [routes[0], routes[1], routes[3], routes[2]]
     out = texts(spec, changed(spec, {"policies.routing.routes": swapped}))
-    assert out == [("route order (first match wins): llama-70b-canary, llama-70b, summarize, llama-8b "
-                    "→ llama-70b-canary, llama-70b, llama-8b, summarize")]
+    assert out == [
+        (
+            "route order (first match wins): llama-70b-canary, llama-70b, summarize, llama-8b "
+            "→ llama-70b-canary, llama-70b, llama-8b, summarize"
+        )
+    ]
     out = texts(spec, changed(spec, {"policies.routing.routes": routes[1:]}))
-    assert out[0].startswith("route llama-70b-canary removed (was model=llama-3-70b & cohort=beta → "
-                             "llama-3-70b/v1 90%, llama-3-70b/v2 10%)")
+    assert out[0].startswith(
+        "route llama-70b-canary removed (was model=llama-3-70b & cohort=beta → "
+        "llama-3-70b/v1 90%, llama-3-70b/v2 10%)"
+    )
 
 
 def test_mirror_and_new_destination(spec: RegionStackSpec) -> None:
@@ -76,7 +84,9 @@ def test_qos_tiers_and_shed_order(spec: RegionStackSpec) -> None:
     tiers["free"] = {"priority": 10, "max_requests": 8, "max_pending_requests": 4}
     out = texts(spec, changed(spec, {"policies.qos.tiers": tiers}))
     assert "tier free added (priority 10, max_requests 8, max_pending_requests 4)" in out
-    assert ("QoS shed order (shed first → last): batch, standard, premium → free, batch, standard, premium") in out
+    assert (
+        "QoS shed order (shed first → last): batch, standard, premium → free, batch, standard, premium"
+    ) in out
     out = texts(spec, changed(spec, {"policies.qos": None}))
     assert out == ["QoS tiers removed (was tiers premium, standard, batch, default standard)"]
 
@@ -84,35 +94,59 @@ def test_qos_tiers_and_shed_order(spec: RegionStackSpec) -> None:
 def test_failover_modes(spec: RegionStackSpec) -> None:
     regions = {"mode": "regions", "regions": ["us-east-1", "us-west-2"], "priority_labels": []}
     assert texts(spec, changed(spec, {"policies.failover": regions})) == [
-        "failover order: priority network > cluster > region > zone → regions us-east-1 > us-west-2"]
+        "failover order: priority network > cluster > region > zone → regions us-east-1 > us-west-2"
+    ]
     assert texts(spec, changed(spec, {"policies.failover": None})) == [
-        "failover order: priority network > cluster > region > zone → off"]
+        "failover order: priority network > cluster > region > zone → off"
+    ]
 
 
 def test_models_pools_and_fallback(spec: RegionStackSpec) -> None:
-    after = changed(spec, {"models.llama-3-70b-v2.pool": "l4", "models.llama-3-70b-v2.tensor_parallel": 2,
-                           "node_pools.l40s.spot": True, "node_pools.l40s.max_size": 8,
-                           "policies.resilience.fallback": {}})
+    after = changed(
+        spec,
+        {
+            "models.llama-3-70b-v2.pool": "l4",
+            "models.llama-3-70b-v2.tensor_parallel": 2,
+            "node_pools.l40s.spot": True,
+            "node_pools.l40s.max_size": 8,
+            "policies.resilience.fallback": {},
+        },
+    )
     out = texts(spec, after)
     assert "model llama-3-70b-v2: pool (moved) l40s → l4" in out
     assert "model llama-3-70b-v2: tensor parallel (TP) 4 → 2" in out
     assert "GPU pool l40s: spot false → true" in out
     assert "GPU pool l40s: max_size 6 → 8" in out
     assert "fallback chain llama-3-70b removed (was llama-3-70b > llama-3-8b)" in out
-    models = {k: v for k, v in spec.model_dump(mode="json", exclude_unset=True)["models"].items()
-              if k != "llama-3-70b-v2"}
+    models = {
+        k: v
+        for k, v in spec.model_dump(mode="json", exclude_unset=True)["models"].items()
+        if k != "llama-3-70b-v2"
+    }
     gone = changed(spec, {"models": models})
-    assert any(t.startswith("model llama-3-70b-v2 removed (was llama-3-70b v2 on pool l40s, TP 4") for t in texts(spec, gone))
+    assert any(
+        t.startswith("model llama-3-70b-v2 removed (was llama-3-70b v2 on pool l40s, TP 4")
+        for t in texts(spec, gone)
+    )
 
 
 def test_areas_are_grouped_in_a_fixed_order(spec: RegionStackSpec) -> None:
-    after = changed(spec, {"node_pools.l4.max_size": 9, "policies.security.deny_by_default": False,
-                           "policies.autoscaling.default.queue_per_replica": 3})
+    after = changed(
+        spec,
+        {
+            "node_pools.l4.max_size": 9,
+            "policies.security.deny_by_default": False,
+            "policies.autoscaling.default.queue_per_replica": 3,
+        },
+    )
     assert [c.area for c in diff_stack(spec, after)] == ["autoscaling"] * 3 + ["gpu-pools", "security"]
 
 
 def test_sentences() -> None:
-    assert Change("qos", "tier batch", "max_requests", "128", "64").sentence == "tier batch: max_requests 128 → 64"
+    assert (
+        Change("qos", "tier batch", "max_requests", "128", "64").sentence
+        == "tier batch: max_requests 128 → 64"
+    )
     assert Change("failover", "failover order", "", "a", "b").sentence == "failover order: a → b"
     assert Change("models", "model x", "", None, "v1").sentence == "model x added (v1)"
     assert Change("models", "model x", "", "v1", None).sentence == "model x removed (was v1)"
@@ -124,24 +158,47 @@ def _review(stack: StackReview) -> Review:
 
 
 def _finding(severity: str, suppressed: str | None) -> Finding:
-    return Finding("aws-us-east-1/manifests", "VirtualService/llm/fleetkit-routes", "FK107", severity,
-                   "spec.http[0].timeout: 30s is shorter than 60s", "raise the timeout", suppressed)
+    return Finding(
+        "aws-us-east-1/manifests",
+        "VirtualService/llm/fleetkit-routes",
+        "FK107",
+        severity,
+        "spec.http[0].timeout: 30s is shorter than 60s",
+        "raise the timeout",
+        suppressed,
+    )
 
 
 def test_suppressed_findings_are_listed_with_their_reason_and_never_fail() -> None:
-    stack = StackReview("aws-us-east-1", "changed", [Change("qos", "tier batch", "max_requests", "128", "64")],
-                        lint_introduced=[_finding("error", "batch route, clients retry")],
-                        guardrails_introduced=[Verdict("model-pdb", "mandatory", "high", "kubernetes:apps/v1:Deployment::x",
-                                                       "no PDB", "drained nightly by design")])
+    stack = StackReview(
+        "aws-us-east-1",
+        "changed",
+        [Change("qos", "tier batch", "max_requests", "128", "64")],
+        lint_introduced=[_finding("error", "batch route, clients retry")],
+        guardrails_introduced=[
+            Verdict(
+                "model-pdb",
+                "mandatory",
+                "high",
+                "kubernetes:apps/v1:Deployment::x",
+                "no PDB",
+                "drained nightly by design",
+            )
+        ],
+    )
     review = _review(stack)
     assert review.exit_code == 0
     md = to_markdown(review)
-    assert "— suppressed: batch route, clients retry" in md and "— suppressed: drained nightly by design" in md
+    assert (
+        "— suppressed: batch route, clients retry" in md and "— suppressed: drained nightly by design" in md
+    )
     assert '"suppressed": "batch route, clients retry"' in to_json(review)
 
 
-@pytest.mark.parametrize(("lint", "verdict", "code"), [
-    ("warning", None, 0), ("error", None, 1), (None, "mandatory", 1), (None, "advisory", 0)])
+@pytest.mark.parametrize(
+    ("lint", "verdict", "code"),
+    [("warning", None, 0), ("error", None, 1), (None, "mandatory", 1), (None, "advisory", 0)],
+)
 def test_exit_code(lint: str | None, verdict: str | None, code: int) -> None:
     stack = StackReview("s", "changed")
     if lint:
@@ -154,7 +211,9 @@ def test_exit_code(lint: str | None, verdict: str | None, code: int) -> None:
 
 
 def test_markdown_truncates_a_huge_diff() -> None:
-    diff = "".join(f"--- a/s/f{i}.yaml\n+++ b/s/f{i}.yaml\n@@ -1 +1 @@\n-a: {i}\n+a: {i + 1}\n" for i in range(5000))
+    diff = "".join(
+        f"--- a/s/f{i}.yaml\n+++ b/s/f{i}.yaml\n@@ -1 +1 @@\n-a: {i}\n+a: {i + 1}\n" for i in range(5000)
+    )
     md = to_markdown(_review(StackReview("s", "changed", manifest_diff=diff)))
     assert len(md) < MARKDOWN_DIFF_BUDGET + 5_000
     assert "diff truncated" in md and "(5000 files, +5000 −5000)" in md

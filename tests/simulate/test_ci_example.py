@@ -23,7 +23,9 @@ def test_workflow_lints_as_sarif_and_comments_the_review():
     jobs = wf["jobs"]
     lint, review = _runs(jobs["lint"]), _runs(jobs["review"])
     assert "fleetkit lint out/preview --format sarif" in lint
-    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in jobs["lint"]["steps"])
+    assert any(
+        s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in jobs["lint"]["steps"]
+    )
     assert jobs["lint"]["permissions"]["security-events"] == "write"
     assert "fleetkit review --base" in review and "--format markdown --output review.md" in review
     assert jobs["review"]["permissions"]["pull-requests"] == "write"

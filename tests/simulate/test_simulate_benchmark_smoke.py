@@ -10,8 +10,13 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "simulate.py"
 
 
 def test_benchmark_runs_small():
-    out = subprocess.run([sys.executable, str(BENCH), "--stacks", "3", "--models", "2", "--jobs", "2"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--stacks", "3", "--models", "2", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     assert "3 stacks × 2 models" in out and "distributions" in out and "CPU" in out
 
 

@@ -116,8 +116,18 @@ def test_fallback_pods_answer_a_failed_over_request(project_root):
     """The 8B pods serve only their own name; the inbound rewrite EnvoyFilter on them (issue #13) turns a
     failed-over 70B request into an 8B one. With every 70B replica at zero the fallback answers — the
     simulator must not report the old alias-less 404 (R11 with the inbound rewrite)."""
-    res = sim(project_root, "-m", "meta-llama/Llama-3.1-70B-Instruct", "-t", "premium", "--origin", "aws-use1",
-              "--replicas", "llama-3-70b=0", "--no-standard")
+    res = sim(
+        project_root,
+        "-m",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "-t",
+        "premium",
+        "--origin",
+        "aws-use1",
+        "--replicas",
+        "llama-3-70b=0",
+        "--no-standard",
+    )
     assert res.exit_code == 0, res.output
     assert "llama-3-8b@v1" in res.output and "(as another model)" in res.output, res.output
     assert "404 model not served by pod" not in res.output, res.output

@@ -46,17 +46,25 @@ def test_field_default_then_fleet_then_stack_then_cli(tmp_project):
         doc["config"]["fleetkit:models"]["llama-3-8b"]["gpu_memory_utilization"] = 0.95
 
     _edit(stack, set_util)
-    assert load_fleet(tmp_project).stacks["aws-us-west-2"].spec.models["llama-3-8b"].gpu_memory_utilization == 0.95
+    assert (
+        load_fleet(tmp_project).stacks["aws-us-west-2"].spec.models["llama-3-8b"].gpu_memory_utilization
+        == 0.95
+    )
 
 
 def test_stack_overrides_fleet_policy(tmp_project):
     fleet = load_fleet(tmp_project)
     use1 = fleet.stacks["aws-us-east-1"].spec.policies.autoscaling
-    assert [w.name for w in use1.models["llama-3-70b"].schedule] == ["business-hours"]  # the stack's own window
+    assert [w.name for w in use1.models["llama-3-70b"].schedule] == [
+        "business-hours"
+    ]  # the stack's own window
     assert fleet.stacks["azure-eastus"].spec.policies.autoscaling.models == {}
     assert use1.default == fleet.stacks["azure-eastus"].spec.policies.autoscaling.default  # inherited
     # the rest of the policies is still the fleet's
-    assert fleet.stacks["azure-eastus"].spec.policies.routing == fleet.stacks["aws-us-east-1"].spec.policies.routing
+    assert (
+        fleet.stacks["azure-eastus"].spec.policies.routing
+        == fleet.stacks["aws-us-east-1"].spec.policies.routing
+    )
 
 
 def test_stack_deploys_only_the_models_it_names(project_root):

@@ -48,7 +48,9 @@ def test_engine_secret_under_fleetkit_namespace_is_refused_by_key_only(project_r
 
 
 def test_stack_file_secret_under_fleetkit_namespace_is_refused_without_ciphertext(tmp_project):
-    _edit_stack(tmp_project, STACK, lambda c: c.update({"fleetkit:adoptKubeconfig": {"secure": "v1:CIPHERTEXT=="}}))
+    _edit_stack(
+        tmp_project, STACK, lambda c: c.update({"fleetkit:adoptKubeconfig": {"secure": "v1:CIPHERTEXT=="}})
+    )
     with pytest.raises(SpecError) as err:
         load_fleet(tmp_project)
     (problem,) = err.value.problems
@@ -63,14 +65,18 @@ def test_credential_keys_are_refused_in_the_spec_namespace(key):
     with pytest.raises(ValidationError, match="fleetkit-secrets:adoptKubeconfig"):
         AdoptCluster(kubeconfig_secret=key)
     with pytest.raises(ValidationError, match="fleetkit-secrets"):
-        TerraformFoundation(backend="remote", config={"organization": "acme"}, secret_config={"token": "fleetkit:tfe"})
+        TerraformFoundation(
+            backend="remote", config={"organization": "acme"}, secret_config={"token": "fleetkit:tfe"}
+        )
     assert AdoptCluster(kubeconfig_secret="adoptKubeconfig").kubeconfig_secret == "adoptKubeconfig"
 
 
 def test_adopted_kubeconfig_secret_stays_secret_end_to_end(tmp_project):
     def adopt(c):
-        c["fleetkit:cluster"] = {"name": "fleetkit-use1",
-                                 "adopt": {"kubernetes_version": "1.33", "kubeconfig_secret": "adoptKubeconfig"}}
+        c["fleetkit:cluster"] = {
+            "name": "fleetkit-use1",
+            "adopt": {"kubernetes_version": "1.33", "kubeconfig_secret": "adoptKubeconfig"},
+        }
         c["fleetkit-secrets:adoptKubeconfig"] = {"secure": "v1:CIPHERTEXT=="}
 
     _edit_stack(tmp_project, STACK, adopt)

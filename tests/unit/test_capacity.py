@@ -37,7 +37,9 @@ def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float
         size=size,
         **kw,  # type: ignore[arg-type]
     )
-    return [Problem(FILE, format_path(i.under("models", model).path), i.rule, i.message, i.value) for i in issues]
+    return [
+        Problem(FILE, format_path(i.under("models", model).path), i.rule, i.message, i.value) for i in issues
+    ]
 
 
 # ------------------------------------------------------------------------------------ weights
@@ -220,10 +222,16 @@ def test_paths_stay_structured_until_reported() -> None:
         size=LLAMA_8B,
     )
     assert issues[0].path == ("tensor_parallel",)
-    plan = cap.plan_rows(file=FILE, cloud="aws", pools={"gpu": ("g6.xlarge", 1, 1)},
-                         models={"m": ("gpu", 2, LLAMA_8B)}, models_path=("fleet", "models"))
+    plan = cap.plan_rows(
+        file=FILE,
+        cloud="aws",
+        pools={"gpu": ("g6.xlarge", 1, 1)},
+        models={"m": ("gpu", 2, LLAMA_8B)},
+        models_path=("fleet", "models"),
+    )
     assert [(p.file, p.path) for p in plan.problems if p.rule == cap.RULE_TP_EXCEEDS_GPUS] == [
-        (FILE, "fleet.models.m.tensor_parallel")]
+        (FILE, "fleet.models.m.tensor_parallel")
+    ]
 
 
 def test_smallest_fit_per_cloud() -> None:

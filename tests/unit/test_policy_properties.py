@@ -13,11 +13,18 @@ from policies import LocalModel, PolicySet, RenderContext, ServiceInfo, Variant
 CTX = RenderContext(
     namespace="llm",
     services={
-        "alpha": ServiceInfo("alpha", "org/alpha", (Variant("alpha", "v1", "l4"), Variant("alpha-v2", "v2", "h100"))),
+        "alpha": ServiceInfo(
+            "alpha", "org/alpha", (Variant("alpha", "v1", "l4"), Variant("alpha-v2", "v2", "h100"))
+        ),
         "beta": ServiceInfo("beta", "org/beta", (Variant("beta", "v1", "a10g"),)),
-        "gamma": ServiceInfo("gamma", "org/gamma", (Variant("gamma", "v1", "l4"), Variant("gamma-b", "v1", "a100-80gb"))),
+        "gamma": ServiceInfo(
+            "gamma", "org/gamma", (Variant("gamma", "v1", "l4"), Variant("gamma-b", "v1", "a100-80gb"))
+        ),
     },
-    local_models=(LocalModel("alpha", "alpha", "org/alpha", 0, 3), LocalModel("beta", "beta", "org/beta", 1, 2)),
+    local_models=(
+        LocalModel("alpha", "alpha", "org/alpha", 0, 3),
+        LocalModel("beta", "beta", "org/beta", 1, 2),
+    ),
     fleet_regions=frozenset({"us-east-1", "us-west-2", "eastus"}),
 )
 MODELS = sorted(CTX.services)
@@ -41,12 +48,29 @@ def destination(draw: Any, weighted: bool = True) -> dict[str, Any]:
 
 @st.composite
 def route(draw: Any, name: str) -> dict[str, Any]:
-    dests = draw(st.lists(destination(), min_size=1, max_size=3,
-                          unique_by=lambda d: (d["model"], d.get("version"), d.get("gpu_class"))))
-    match = draw(st.lists(st.fixed_dictionaries({}, optional={
-        "model": VALUE, "task": VALUE, "headers": st.dictionaries(HEADER, VALUE, min_size=1, max_size=2),
-        "uri_prefix": st.just("/v1/"),
-    }).filter(bool), min_size=1, max_size=2))
+    dests = draw(
+        st.lists(
+            destination(),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda d: (d["model"], d.get("version"), d.get("gpu_class")),
+        )
+    )
+    match = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "model": VALUE,
+                    "task": VALUE,
+                    "headers": st.dictionaries(HEADER, VALUE, min_size=1, max_size=2),
+                    "uri_prefix": st.just("/v1/"),
+                },
+            ).filter(bool),
+            min_size=1,
+            max_size=2,
+        )
+    )
     r: dict[str, Any] = {"name": name, "match": match, "to": dests}
     if draw(st.booleans()):
         m = draw(destination(weighted=False))
@@ -58,15 +82,20 @@ def route(draw: Any, name: str) -> dict[str, Any]:
 @st.composite
 def policy_sets(draw: Any) -> dict[str, Any]:
     names = draw(st.lists(st.from_regex(r"r[a-z0-9]{1,6}", fullmatch=True), max_size=4, unique=True))
-    routing = {"routes": [draw(route(n)) for n in names], "default": {"to": [draw(destination())]},
-               "tls_credential": draw(st.one_of(st.none(), st.just("cert")))}
+    routing = {
+        "routes": [draw(route(n)) for n in names],
+        "default": {"to": [draw(destination())]},
+        "tls_credential": draw(st.one_of(st.none(), st.just("cert"))),
+    }
     ps: dict[str, Any] = {"routing": routing}
     lb_models: dict[str, Any] = {}
     for m in draw(st.lists(st.sampled_from(MODELS), unique=True, max_size=3)):
         kind = draw(st.sampled_from(["least_request", "round_robin", "random", "consistent_hash"]))
         spec: dict[str, Any] = {"algorithm": kind}
         if kind == "consistent_hash":
-            spec["hash_on"] = draw(st.sampled_from([{"header": "x-session"}, {"cookie": {"name": "sid", "ttl": "10m"}}]))
+            spec["hash_on"] = draw(
+                st.sampled_from([{"header": "x-session"}, {"cookie": {"name": "sid", "ttl": "10m"}}])
+            )
             if draw(st.booleans()):
                 spec.update(hash_algorithm="maglev", maglev_table_size=65537)
         if draw(st.booleans()):
@@ -84,25 +113,61 @@ def policy_sets(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         primary = draw(st.sampled_from(MODELS))
         rest = [m for m in MODELS if m != primary]
-        res["fallback"] = {primary: draw(st.lists(st.sampled_from(rest), min_size=1, max_size=2, unique=True))}
+        res["fallback"] = {
+            primary: draw(st.lists(st.sampled_from(rest), min_size=1, max_size=2, unique=True))
+        }
     ps["resilience"] = res
     if draw(st.booleans()):
-        ps["qos"] = {"default_tier": "std", "tiers": {
-            "gold": {"priority": 100, "max_requests": 400, "max_pending_requests": 40},
-            "std": {"priority": 50, "max_requests": draw(st.integers(50, 400)), "max_pending_requests": 20},
-            "bulk": {"priority": 1, "max_requests": draw(st.integers(1, 50)), "max_pending_requests": 1, "preemptible": True}}}
-    ps["failover"] = draw(st.sampled_from([
-        {"mode": "priority"},
-        {"mode": "regions", "regions": ["us-east-1", "us-west-2", "eastus"], "priority_labels": ["topology.istio.io/network"]},
-    ]))
-    ps["autoscaling"] = draw(st.sampled_from([
-        {"default": {"engine": "keda"}}, {"default": {"engine": "hpa", "kv_cache_target": None}},
-        {"default": {"engine": "keda", "kv_cache_target": None, "fallback_replicas": 1}},
-    ]))
-    ps["security"] = draw(st.sampled_from([
-        {"require_jwt": False}, {"jwt": [{"issuer": "https://id.example/", "audiences": ["a"]}]},
-        {"jwt": [{"issuer": "https://id.example/"}], "extra_callers": [{"namespace": "batch", "service_account": "runner"}]},
-    ]))
+        ps["qos"] = {
+            "default_tier": "std",
+            "tiers": {
+                "gold": {"priority": 100, "max_requests": 400, "max_pending_requests": 40},
+                "std": {
+                    "priority": 50,
+                    "max_requests": draw(st.integers(50, 400)),
+                    "max_pending_requests": 20,
+                },
+                "bulk": {
+                    "priority": 1,
+                    "max_requests": draw(st.integers(1, 50)),
+                    "max_pending_requests": 1,
+                    "preemptible": True,
+                },
+            },
+        }
+    ps["failover"] = draw(
+        st.sampled_from(
+            [
+                {"mode": "priority"},
+                {
+                    "mode": "regions",
+                    "regions": ["us-east-1", "us-west-2", "eastus"],
+                    "priority_labels": ["topology.istio.io/network"],
+                },
+            ]
+        )
+    )
+    ps["autoscaling"] = draw(
+        st.sampled_from(
+            [
+                {"default": {"engine": "keda"}},
+                {"default": {"engine": "hpa", "kv_cache_target": None}},
+                {"default": {"engine": "keda", "kv_cache_target": None, "fallback_replicas": 1}},
+            ]
+        )
+    )
+    ps["security"] = draw(
+        st.sampled_from(
+            [
+                {"require_jwt": False},
+                {"jwt": [{"issuer": "https://id.example/", "audiences": ["a"]}]},
+                {
+                    "jwt": [{"issuer": "https://id.example/"}],
+                    "extra_callers": [{"namespace": "batch", "service_account": "runner"}],
+                },
+            ]
+        )
+    )
     return ps
 
 
@@ -111,7 +176,11 @@ def policy_sets(draw: Any) -> dict[str, Any]:
 def test_any_valid_policy_renders_schema_valid_deterministic_manifests(data):
     ps = PolicySet.model_validate(data)
     # two rules bound what a policy may ask for; their own tests are in test_policies.py
-    bounded = {"routing.fallback-in-split", "routing.mirror-overloads-target", "routing.weighted-subset-may-be-empty"}
+    bounded = {
+        "routing.fallback-in-split",
+        "routing.mirror-overloads-target",
+        "routing.weighted-subset-may-be-empty",
+    }
     issues = ps.check(CTX)
     assume(not any(i.rule in bounded for i in issues))
     assert issues == []
@@ -122,18 +191,32 @@ def test_any_valid_policy_renders_schema_valid_deterministic_manifests(data):
     assert len(names) == len(set(names))
     # referenced subsets == defined subsets (no dangling, no unused)
     vs = next(o for o in first if o["kind"] == "VirtualService")
-    used = {(d["destination"]["host"], d["destination"]["subset"]) for h in vs["spec"]["http"] for d in h["route"]
-            if "subset" in d["destination"]}
-    used |= {(h["mirror"]["host"], h["mirror"]["subset"]) for h in vs["spec"]["http"] if "subset" in h.get("mirror", {})}
+    used = {
+        (d["destination"]["host"], d["destination"]["subset"])
+        for h in vs["spec"]["http"]
+        for d in h["route"]
+        if "subset" in d["destination"]
+    }
+    used |= {
+        (h["mirror"]["host"], h["mirror"]["subset"])
+        for h in vs["spec"]["http"]
+        if "subset" in h.get("mirror", {})
+    }
     # fallback chains: the aggregate clusters' members (outbound|port|subset|host) need their subsets too
     for ef in (o for o in first if o["kind"] == "EnvoyFilter"):
         for patch in ef["spec"]["configPatches"]:
-            for member in patch["patch"]["value"].get("cluster_type", {}).get("typed_config", {}).get("clusters", []):
+            for member in (
+                patch["patch"]["value"].get("cluster_type", {}).get("typed_config", {}).get("clusters", [])
+            ):
                 _, _, subset, host = member.split("|")
                 if subset:
                     used.add((host, subset))
-    defined = {(dr["spec"]["host"], s["name"]) for dr in first if dr["kind"] == "DestinationRule"
-               for s in dr["spec"].get("subsets", [])}
+    defined = {
+        (dr["spec"]["host"], s["name"])
+        for dr in first
+        if dr["kind"] == "DestinationRule"
+        for s in dr["spec"].get("subsets", [])
+    }
     assert used == defined
     for dr in (o for o in first if o["kind"] == "DestinationRule"):
         assert dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] > 0

@@ -39,7 +39,10 @@ def changed(spec: RegionStackSpec, path: list[str], value) -> RegionStackSpec:
 
 
 def test_taint_spellings_per_cloud():
-    taints = [Taint(key="nvidia.com/gpu", value="present"), Taint(key="dedicated", value="", effect="NoExecute")]
+    taints = [
+        Taint(key="nvidia.com/gpu", value="present"),
+        Taint(key="dedicated", value="", effect="NoExecute"),
+    ]
     assert scheduling.eks_taints(taints) == [
         {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"},
         {"key": "dedicated", "value": "", "effect": "NO_EXECUTE"},
@@ -61,16 +64,23 @@ def test_pod_scheduling_matches_the_pool(fleet):
 def test_aks_spot_pool_needs_the_spot_toleration(fleet):
     spec = changed(spec_of(fleet, "azure-eastus"), ["node_pools", "a100", "spot"], True)
     tolerations = scheduling.pod_scheduling(spec, "a100").tolerations
-    assert {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
-            "effect": "NoSchedule"} in tolerations
+    assert {
+        "key": "kubernetes.azure.com/scalesetpriority",
+        "operator": "Equal",
+        "value": "spot",
+        "effect": "NoSchedule",
+    } in tolerations
     # spot on EKS/GKE adds no taint of its own
     gke = spec_of(fleet, "gcp-europe-west4")
     assert len(scheduling.pod_scheduling(gke, "h100").tolerations) == 1
 
 
 def test_toleration_without_value_uses_exists():
-    assert scheduling.toleration(Taint(key="gpu", value="")) == {"key": "gpu", "operator": "Exists",
-                                                                 "effect": "NoSchedule"}
+    assert scheduling.toleration(Taint(key="gpu", value="")) == {
+        "key": "gpu",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    }
 
 
 def test_unknown_pool_is_a_key_error(fleet):
@@ -79,8 +89,11 @@ def test_unknown_pool_is_a_key_error(fleet):
 
 
 def test_node_labels_per_cloud(fleet):
-    aws = changed(spec_of(fleet, "aws-us-east-1"), ["node_pools", "l40s", "aws", "ami_type"],
-                  "BOTTLEROCKET_x86_64_NVIDIA")
+    aws = changed(
+        spec_of(fleet, "aws-us-east-1"),
+        ["node_pools", "l40s", "aws", "ami_type"],
+        "BOTTLEROCKET_x86_64_NVIDIA",
+    )
     l4, l40s = scheduling.node_labels(aws, "l4"), scheduling.node_labels(aws, "l40s")
     assert l4["fleetkit.dev/gpu-class"] == "l4" and l4["k8s.amazonaws.com/accelerator"] == "nvidia-l4"
     # the device plugin label only where the kit installs the plugin (AL2023, not Bottlerocket)

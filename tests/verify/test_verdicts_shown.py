@@ -15,9 +15,19 @@ from fleetkit.verify.runner import verdict_text, verify_stack
 
 
 def _failed() -> Verdict:
-    return Verdict("chart values", "fail", "1 problem(s) in 1 release(s)",
-                   [Finding("helm.v3.Release r (gateway 1.30.3)", "values.networkGatewayPorts", "helm.values-schema",
-                            "[...] is not of type 'object'")])
+    return Verdict(
+        "chart values",
+        "fail",
+        "1 problem(s) in 1 release(s)",
+        [
+            Finding(
+                "helm.v3.Release r (gateway 1.30.3)",
+                "values.networkGatewayPorts",
+                "helm.values-schema",
+                "[...] is not of type 'object'",
+            )
+        ],
+    )
 
 
 def test_a_failed_real_check_blocks_the_review() -> None:
@@ -33,8 +43,13 @@ def test_a_failed_real_check_blocks_the_review() -> None:
 
 
 def test_verdict_line_lists_every_check_and_the_failures() -> None:
-    text = verdict_text([Verdict("CEL", "pass", "3 rules on 1 objects"), _failed(),
-                         Verdict("promtool", "skipped", "promtool not installed (2 rules NOT checked)")]).plain
+    text = verdict_text(
+        [
+            Verdict("CEL", "pass", "3 rules on 1 objects"),
+            _failed(),
+            Verdict("promtool", "skipped", "promtool not installed (2 rules NOT checked)"),
+        ]
+    ).plain
     assert text.startswith("real checks: CEL ✓ 3 rules on 1 objects · chart values ✗")
     assert "promtool – promtool not installed" in text and "values.networkGatewayPorts" in text
 
@@ -51,8 +66,13 @@ def test_preview_exits_1_on_an_error_verdict(demo_preview, project_root) -> None
     good = {"aws-us-east-1": demo_preview["aws-us-east-1"]}
     assert preview_report(fleet, good).exit_code == 0
     broken = copy.deepcopy(demo_preview["aws-us-east-1"])
-    release = next(r for r in broken.resources if r.type == "kubernetes:helm.sh/v3:Release"
-                   and r.inputs.get("chart") == "gateway" and "networkGatewayPorts" in r.inputs["values"])
+    release = next(
+        r
+        for r in broken.resources
+        if r.type == "kubernetes:helm.sh/v3:Release"
+        and r.inputs.get("chart") == "gateway"
+        and "networkGatewayPorts" in r.inputs["values"]
+    )
     release.inputs["values"]["networkGatewayPorts"] = [{"name": "tls", "port": 15443}]
     report = preview_report(fleet, {"aws-us-east-1": broken})
     assert report.exit_code == 1

@@ -43,29 +43,46 @@ def test_every_rendered_vllm_command_line_parses(demo_preview) -> None:
 
 def test_a_misspelt_flag_in_a_rendered_command_line_fails(demo_preview) -> None:
     objs = copy.deepcopy(demo_preview["aws-us-east-1"].manifests())
-    dep = next(o for o in objs if o["kind"] == "Deployment" and vllm_args.serve_args(o["spec"]["template"]["spec"]["containers"][0]) is not None)
+    dep = next(
+        o
+        for o in objs
+        if o["kind"] == "Deployment"
+        and vllm_args.serve_args(o["spec"]["template"]["spec"]["containers"][0]) is not None
+    )
     dep["spec"]["template"]["spec"]["containers"][0]["args"] += ["--enable-chunked-prefil", "--dtype", "bf16"]
     verdict = vllm_args.verify(objs)
-    assert verdict.failed and [f.rule for f in verdict.findings] == [vllm_args.RULE_UNKNOWN, vllm_args.RULE_CHOICE]
+    assert verdict.failed and [f.rule for f in verdict.findings] == [
+        vllm_args.RULE_UNKNOWN,
+        vllm_args.RULE_CHOICE,
+    ]
     assert "did you mean --enable-chunked-prefill" in verdict.findings[0].message
 
 
-@pytest.mark.parametrize(("args", "rule", "needle"), [
-    (["--max-num-seq", "8"], vllm_args.RULE_UNKNOWN, "did you mean --max-num-seqs"),
-    (["--max-num-batched-tokens"], vllm_args.RULE_VALUE, "needs a value"),
-    (["--enforce-eager=true"], vllm_args.RULE_VALUE, "takes no value"),
-    (["--dtype", "bf16"], vllm_args.RULE_CHOICE, "must be one of"),
-    (["--swap-spac", "4"], vllm_args.RULE_UNKNOWN, "has no flag --swap-spac"),
-])
+@pytest.mark.parametrize(
+    ("args", "rule", "needle"),
+    [
+        (["--max-num-seq", "8"], vllm_args.RULE_UNKNOWN, "did you mean --max-num-seqs"),
+        (["--max-num-batched-tokens"], vllm_args.RULE_VALUE, "needs a value"),
+        (["--enforce-eager=true"], vllm_args.RULE_VALUE, "takes no value"),
+        (["--dtype", "bf16"], vllm_args.RULE_CHOICE, "must be one of"),
+        (["--swap-spac", "4"], vllm_args.RULE_UNKNOWN, "has no flag --swap-spac"),
+    ],
+)
 def test_parser_rules(args: list[str], rule: str, needle: str) -> None:
     [problem] = vllm_args.check_args(args, positional=False)
     assert problem.rule == rule and needle in problem.message
 
 
-@pytest.mark.parametrize("args", [
-    ["--enforce-eager"], ["--max_num_batched_tokens=8192"], ["--compilation-config.mode", "3"],
-    ["--served-model-name", "a", "b", "--seed", "-1"], ["--disable-prefix-caching"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--enforce-eager"],
+        ["--max_num_batched_tokens=8192"],
+        ["--compilation-config.mode", "3"],
+        ["--served-model-name", "a", "b", "--seed", "-1"],
+        ["--disable-prefix-caching"],
+    ],
+)
 def test_what_vllm_accepts_passes(args: list[str]) -> None:
     assert vllm_args.check_args(args, positional=False) == []
 
@@ -73,7 +90,9 @@ def test_what_vllm_accepts_passes(args: list[str]) -> None:
 def test_extra_args_are_checked_before_rendering(tmp_project: Path) -> None:
     path = tmp_project / "stacks" / "fleet.yaml"
     text = path.read_text()
-    text = text.replace("      dtype: bfloat16\n", "      dtype: bfloat16\n      extra_args: [--enable-chunked-prefil]\n", 1)
+    text = text.replace(
+        "      dtype: bfloat16\n", "      dtype: bfloat16\n      extra_args: [--enable-chunked-prefil]\n", 1
+    )
     path.write_text(text)
     with pytest.raises(SpecError) as err:
         load_fleet(tmp_project)
@@ -84,5 +103,8 @@ def test_extra_args_are_checked_before_rendering(tmp_project: Path) -> None:
 
 def test_extra_args_issues_report_each_problem_once() -> None:
     issues = extra_args_issues(["8", "--max-num-seq", "--tensor-parallel-size", "2"])
-    assert [(i.path, i.rule) for i in issues] == [((0,), "model.engine-arg-positional"),
-                                                  ((1,), vllm_args.RULE_UNKNOWN), ((2,), "model.engine-arg-typed")]
+    assert [(i.path, i.rule) for i in issues] == [
+        ((0,), "model.engine-arg-positional"),
+        ((1,), vllm_args.RULE_UNKNOWN),
+        ((2,), "model.engine-arg-typed"),
+    ]

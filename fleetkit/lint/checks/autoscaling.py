@@ -233,9 +233,13 @@ def check_autoscalers(ix: Index) -> Iterator[Hit]:
                 # partial input: the pattern is suspicious on its own; how sure we are depends on the names
                 llm = _LLM_NAME.search(f"{s.target_name} {s.obj.name}") is not None
                 hit.severity = Severity.WARNING if llm else Severity.INFO
-                hit.message = (f"{s.target_kind}/{s.target_name} is scaled on CPU/memory; it is not in the input, so "
-                               "whether it runs vLLM on GPUs could not be checked" + (
-                                   " (its name suggests a model server)" if llm else "") + ": " + _CPU_TAIL)
+                hit.message = (
+                    f"{s.target_kind}/{s.target_name} is scaled on CPU/memory; it is not in the input, so "
+                    "whether it runs vLLM on GPUs could not be checked"
+                    + (" (its name suggests a model server)" if llm else "")
+                    + ": "
+                    + _CPU_TAIL
+                )
             yield hit
 
     for so in ix.of(KEDA, "ScaledObject"):
@@ -283,7 +287,9 @@ def _signals(s: _Scaler, gpu: bool) -> Iterator[Hit]:
 
 
 _CPU_TAIL = "vLLM's CPU and memory use barely move with load (the work and the KV cache live on the GPU)"
-_LLM_NAME = re.compile(r"llm|vllm|llama|mistral|mixtral|qwen|gemma|deepseek|gpt|phi-?\d|model|inference", re.IGNORECASE)
+_LLM_NAME = re.compile(
+    r"llm|vllm|llama|mistral|mixtral|qwen|gemma|deepseek|gpt|phi-?\d|model|inference", re.IGNORECASE
+)
 
 
 def _cpu_hit(obj: Obj, path: Path, resource: str, target: str) -> Hit:

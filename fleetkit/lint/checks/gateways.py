@@ -125,7 +125,11 @@ def check_gateway_secrets(ix: Index) -> Iterator[Hit]:
         if not secrets or not pods:
             if not noted:
                 noted = True
-                why = "no Secret is in the input" if not secrets else "no gateway Pod/Deployment is in the input"
+                why = (
+                    "no Secret is in the input"
+                    if not secrets
+                    else "no gateway Pod/Deployment is in the input"
+                )
                 yield skipped(gw, "Gateway credentialName secrets (IST0101, IST0161)", why)
             continue
         namespace = sorted(p.namespace for p in pods if not p.template) or sorted(p.namespace for p in pods)
@@ -203,4 +207,9 @@ def check_duplicate_certificates(ix: Index) -> Iterator[Hit]:
                                   "use one Gateway for the hosts sharing the certificate, or separate certificates")  # fmt: skip
 
 
-CHECKS = [check_gateway_workloads, check_gateway_secrets, check_conflicting_gateways, check_duplicate_certificates]
+CHECKS = [
+    check_gateway_workloads,
+    check_gateway_secrets,
+    check_conflicting_gateways,
+    check_duplicate_certificates,
+]

@@ -83,15 +83,23 @@ def check_subset_workloads(ix: Index) -> Iterator[Hit]:
         if not pods:
             if not noted:
                 noted = True
-                yield skipped(dr, "Subsets selecting workloads (IST0173)", "no Pod or Deployment is in the input")
+                yield skipped(
+                    dr, "Subsets selecting workloads (IST0173)", "no Pod or Deployment is in the input"
+                )
             continue
         remote = _multi_network(dr)
         for i, subset in enumerate(subsets):
             selector = {**entry.workload_selector, **str_map(subset.get("labels"))}
             if not m.has_endpoints(selector):
                 name = as_str(subset.get("name"))
-                note = (" (in this input; the DestinationRule is written for a multi-network mesh, so the pods may "
-                        "run in another cluster)") if remote else ""
+                note = (
+                    (
+                        " (in this input; the DestinationRule is written for a multi-network mesh, so the pods may "
+                        "run in another cluster)"
+                    )
+                    if remote
+                    else ""
+                )
                 yield Hit(dr, ("spec", "subsets", i), "FK208",
                           f"The Subset {name} defined in the DestinationRule does not select any pods{note}. Which "
                           "may lead to 503 UH (NoHealthyUpstream).",
@@ -170,10 +178,14 @@ def check_authorization_policies(ix: Index) -> Iterator[Hit]:
         if pod.in_mesh:
             meshed[pod.namespace].append(pod.labels)
     if not m.pods:
-        yield skipped(aps[0], "AuthorizationPolicy workloads (IST0127)", "no Pod or Deployment is in the input")
+        yield skipped(
+            aps[0], "AuthorizationPolicy workloads (IST0127)", "no Pod or Deployment is in the input"
+        )
     check_namespaces = bool(m.namespaces)
     if not check_namespaces and any(_source_namespaces(ap) for ap in aps):
-        yield skipped(aps[0], "AuthorizationPolicy source namespaces (IST0101)", "no Namespace is in the input")
+        yield skipped(
+            aps[0], "AuthorizationPolicy source namespaces (IST0101)", "no Namespace is in the input"
+        )
     for ap in aps:
         if m.pods:
             yield from _ap_workloads(ix, ap, meshed)
@@ -213,8 +225,11 @@ def _ap_namespaces(ix: Index, ap: Obj) -> Iterator[Hit]:
                     if not isinstance(ns, str) or any(_namespace_matches(n, ns) for n in known):
                         continue
                     close = difflib.get_close_matches(ns, sorted(known), n=1, cutoff=0.8)
-                    hint = (f" (did you mean {close[0]!r}?)" if close else
-                            "; no namespace of that name is in the input (ignore if it exists elsewhere)")
+                    hint = (
+                        f" (did you mean {close[0]!r}?)"
+                        if close
+                        else "; no namespace of that name is in the input (ignore if it exists elsewhere)"
+                    )
                     yield Hit(ap, ("spec", "rules", i, "from", j, "source", field, k), "FK510",
                               f'Referenced namespace not found: "{ns}"{hint}',
                               "fix the namespace name (or lint the namespace's objects together)",

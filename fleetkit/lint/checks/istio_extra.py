@@ -105,7 +105,11 @@ def check_port_names(ix: Index) -> Iterator[Hit]:
     """FK514 (IST0118, info) and FK515 (IST0150 for ExternalName Services)."""
     for svc in ix.of("", "Service"):
         labels = str_map(svc.labels)
-        if svc.namespace in SYSTEM_NAMESPACES or labels.get("app") == "istiod" or labels.get("istio") == "pilot":
+        if (
+            svc.namespace in SYSTEM_NAMESPACES
+            or labels.get("app") == "istiod"
+            or labels.get("istio") == "pilot"
+        ):
             continue
         external = as_str(svc.spec.get("type")) == "ExternalName"
         for i, port in enumerate(map(as_dict, as_list(svc.spec.get("ports")))):
@@ -143,7 +147,9 @@ def check_proxy_uid(ix: Index) -> Iterator[Hit]:
     targets = [(o, o.spec, ("spec",)) for o in ix.of("", "Pod")]
     for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
         for o in ix.of("apps", kind):
-            targets.append((o, as_dict(as_dict(o.spec.get("template")).get("spec")), ("spec", "template", "spec")))
+            targets.append(
+                (o, as_dict(as_dict(o.spec.get("template")).get("spec")), ("spec", "template", "spec"))
+            )
     for obj, spec, base in targets:
         for path in _uid_paths(spec, base):
             yield Hit(obj, path, "FK516", "User ID (UID) 1337 is reserved for the sidecar proxy.",
@@ -167,16 +173,26 @@ def check_envoy_filters(ix: Index) -> Iterator[Hit]:
             match = as_dict(patch.get("match"))
             value = as_dict(body.get("value"))
             name = as_str(value.get("name")) or as_str(
-                as_dict(as_dict(as_dict(match.get("listener")).get("filterChain")).get("filter")).get("name"))
+                as_dict(as_dict(as_dict(match.get("listener")).get("filterChain")).get("filter")).get("name")
+            )
             op, apply_to = as_str(body.get("operation")), as_str(patch.get("applyTo"))
             path = ("spec", "configPatches", i)
             wrong = ""
             if op == "ADD" and apply_to in ROUTE_TARGETS:
-                wrong, code = "The ADD operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.", "IST0153"
+                wrong, code = (
+                    "The ADD operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.",
+                    "IST0153",
+                )
             elif op == "REMOVE" and apply_to in ROUTE_TARGETS:
-                wrong, code = "The REMOVE operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.", "IST0154"
+                wrong, code = (
+                    "The REMOVE operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or HTTP_ROUTE.",
+                    "IST0154",
+                )
             elif op == "REPLACE" and apply_to not in ("NETWORK_FILTER", "HTTP_FILTER"):
-                wrong, code = "The REPLACE operation is only valid for HTTP_FILTER and NETWORK_FILTER.", "IST0152"
+                wrong, code = (
+                    "The REPLACE operation is only valid for HTTP_FILTER and NETWORK_FILTER.",
+                    "IST0152",
+                )
             if wrong:
                 yield Hit(ef, path, "FK518", wrong, "use an operation valid for this applyTo", ist=code)
             elif op in RELATIVE and priority == 0:

@@ -149,7 +149,11 @@ class _Prefix:
         for mine, theirs in ((self.method, b.method), (self.authority, b.authority)):
             if mine != theirs and not mine.startswith(theirs):
                 return False
-        for mine_map, theirs_map in ((self.headers, b.headers), (self.query, b.query), (self.without, b.without)):
+        for mine_map, theirs_map in (
+            (self.headers, b.headers),
+            (self.query, b.query),
+            (self.without, b.without),
+        ):
             if len(mine_map) != len(theirs_map):
                 return False
             for k, v in mine_map.items():

@@ -145,7 +145,11 @@ def check_mesh_host_conflicts(ix: Index) -> Iterator[Hit]:
         if gws and MESH not in gws:
             continue
         export = _strings(vs.spec.get("exportTo"))
-        scopes = [ALL] if not export or ALL in export else sorted({vs.namespace if e == "." else e for e in export})
+        scopes = (
+            [ALL]
+            if not export or ALL in export
+            else sorted({vs.namespace if e == "." else e for e in export})
+        )
         for scope in scopes:
             for h in _strings(vs.spec.get("hosts")):
                 key = f"{scope}/{ix.fqdn(h, vs.namespace)}"
@@ -206,7 +210,9 @@ def check_jwt_claim_routes(ix: Index) -> Iterator[Hit]:
             for pod in m.pods:
                 if not selects(selector, pod.labels):
                     continue
-                selectors = by_ns.get(root, []) + (by_ns.get(pod.namespace, []) if pod.namespace != root else [])
+                selectors = by_ns.get(root, []) + (
+                    by_ns.get(pod.namespace, []) if pod.namespace != root else []
+                )
                 if not any(selects(s, pod.labels) for s in selectors):
                     yield Hit(vs, ("spec", "http"), "FK118",
                               f"The virtual service uses the JWT claim based routing (key: {key}) but found no "

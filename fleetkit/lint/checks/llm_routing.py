@@ -40,7 +40,9 @@ from fleetkit.lint.index import (
 from fleetkit.lint.mesh import selects, str_map
 
 CLAIM_PREFIX = "@request.auth.claims"
-TIER_OR_CANARY = re.compile(r"tier|plan|priority|premium|qos|class|canary|cohort|beta|experiment|variant", re.IGNORECASE)
+TIER_OR_CANARY = re.compile(
+    r"tier|plan|priority|premium|qos|class|canary|cohort|beta|experiment|variant", re.IGNORECASE
+)
 REMOTE_LABELS = ("topology.istio.io/network", "topology.istio.io/cluster")
 TOPOLOGY = frozenset({*REMOTE_LABELS, "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
                       "topology.istio.io/subzone"})  # fmt: skip
