@@ -103,10 +103,12 @@ class MeshMember(pulumi.ComponentResource):
         self.base = helm_release(
             f"{name}-istio-base", render.base_release(version), after(self.namespace), extra.get("base")
         )
-        provider = spec.policies.telemetry.extension_provider(args.fleet.context_for(args.stack))
+        providers = spec.policies.telemetry.extension_providers(
+            spec.policies, args.fleet.context_for(args.stack)
+        )
         self.istiod = helm_release(
             f"{name}-istiod",
-            render.istiod_release(mesh, self.cluster_name, self.network, [provider] if provider else None),
+            render.istiod_release(mesh, self.cluster_name, self.network, providers or None),
             after(self.base, self.cacerts),
             extra.get("istiod"),
         )

@@ -125,8 +125,8 @@ def istiod_values(
       use EKS load balancers, which publish hostnames. Both are still registered feature flags.
     * DNS capture only when ``mesh.dns_capture``: the policy layer already creates every model
       Service in every cluster (namespace sameness), so Kubernetes DNS resolves remote-only models.
-    * ``meshConfig.extensionProviders``: the OpenTelemetry tracing provider the policy layer's
-      ``Telemetry`` names (``policies.telemetry``).
+    * ``meshConfig.extensionProviders``: the OpenTelemetry tracing provider and the usage access-log
+      provider (``envoyOtelAls``) the policy layer's ``Telemetry`` objects name (``policies.telemetry``).
     """
     default_config: dict[str, Any] = {"holdApplicationUntilProxyStarts": True}
     if mesh.dns_capture:

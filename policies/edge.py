@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 
 EDGE_FILTER_NAME = "fleetkit-edge"
 METADATA_NAMESPACE = "fleetkit.edge"
+#: dynamic metadata the edge writes per request for usage accounting: endpoint, prompt/completion tokens
+USAGE_NAMESPACE = "fleetkit.usage"
+#: bytes of the previous response chunk kept when looking for ``"usage"`` across chunk borders
+USAGE_WINDOW = 1024
 CLAIM_HEADER_PREFIX = "x-fleetkit-claim-"
 RATE_LIMITED_MARKER = "x-fleetkit-rate-limited"
 BODY_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -211,6 +215,9 @@ def route_script(policies: PolicySet, ctx: RenderContext) -> str:
         "body_paths": {p: True for p in BODY_PATHS},
         "metadata_namespace": METADATA_NAMESPACE,
     }
+    if policies.telemetry.usage_metrics:
+        config["usage_namespace"] = USAGE_NAMESPACE
+        config["usage_window"] = USAGE_WINDOW
     source = resources.files("policies").joinpath("edge_route.lua").read_text(encoding="utf-8")
     return f"FLEETKIT = {_lua(config)}\n\n{source}"
 

@@ -76,11 +76,14 @@ local function identity(handle)
   return tier
 end
 
+local function path_of(handle)
+  local path = handle:headers():get(":path") or ""
+  return (path:gsub("%?.*$", ""))
+end
+
 local function body_endpoint(handle)
   if handle:headers():get(":method") ~= "POST" then return false end
-  local path = handle:headers():get(":path") or ""
-  path = path:gsub("%?.*$", "")
-  return FLEETKIT.body_paths[path] == true
+  return FLEETKIT.body_paths[path_of(handle)] == true
 end
 
 function envoy_on_request(handle)
@@ -103,6 +106,9 @@ function envoy_on_request(handle)
     return
   end
   handle:headers():replace(FLEETKIT.headers.model, model.service)
+  if FLEETKIT.usage_namespace ~= nil then
+    handle:streamInfo():dynamicMetadata():set(FLEETKIT.usage_namespace, "endpoint", path_of(handle))
+  end
   -- JSON parsers keep the last of duplicate keys (Python's json, pydantic/jiter), so members
   -- appended before the closing brace override whatever the client sent under those names.
   local body = handle:body()
@@ -121,14 +127,58 @@ function envoy_on_request(handle)
   handle:clearRouteCache()
 end
 
+-- Token usage of one response: the last top-level `"usage":{...}` object in the body. A JSON
+-- string cannot hold an unescaped `"usage"` key (quotes inside strings are escaped), so generated
+-- text cannot forge it. Non-streaming responses carry it last; a stream carries it in its final
+-- chunk when the client sent `stream_options: {"include_usage": true}` (or cumulatively in every
+-- chunk with `continuous_usage_stats`, the last one wins).
+local function usage_of(text)
+  local found = nil
+  for obj in text:gmatch('"usage"%s*:%s*(%b{})') do
+    found = obj
+  end
+  if found == nil then return nil end
+  local prompt = tonumber(found:match('"prompt_tokens"%s*:%s*(%d+)'))
+  local completion = tonumber(found:match('"completion_tokens"%s*:%s*(%d+)')) or 0
+  if prompt == nil then return nil end
+  return prompt, completion
+end
+
+-- Reads the response as it streams through (bodyChunks() does not buffer: each chunk goes on to the
+-- client as soon as the script has looked at it), keeping only a short tail across chunk borders.
+-- The counts land in dynamic metadata, which the gateway's usage access log reads at stream end.
+local function count_usage(handle)
+  local tail, prompt, completion = "", nil, nil
+  for chunk in handle:bodyChunks() do
+    local window = tail .. chunk:getBytes(0, chunk:length())
+    local p, c = usage_of(window)
+    if p ~= nil then prompt, completion = p, c end
+    tail = window:sub(-FLEETKIT.usage_window)
+  end
+  if prompt ~= nil then
+    -- objects from the handle are only valid until the script yields: fetch after the chunk loop
+    local meta = handle:streamInfo():dynamicMetadata()
+    meta:set(FLEETKIT.usage_namespace, "prompt_tokens", prompt)
+    meta:set(FLEETKIT.usage_namespace, "completion_tokens", completion)
+  end
+end
+
 function envoy_on_response(handle)
+  local status = handle:headers():get(":status")
   -- local rate limiting (a later filter) answers 429 with a plain-text body: give OpenAI clients
-  -- the error object they parse; every other response streams through untouched.
-  if handle:headers():get(":status") ~= "429" then return end
-  if handle:headers():get("x-envoy-ratelimited") == nil and handle:headers():get("retry-after") == nil then return end
-  local body = handle:body()
-  body:setBytes('{"error":{"message":"Rate limit exceeded for your tier or tenant; retry after the '
-    .. 'Retry-After interval.","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}')
-  handle:headers():replace("content-type", "application/json")
-  handle:headers():replace("content-length", tostring(body:length()))
+  -- the error object they parse.
+  if status == "429" and (handle:headers():get("x-envoy-ratelimited") ~= nil
+      or handle:headers():get("retry-after") ~= nil) then
+    local body = handle:body()
+    body:setBytes('{"error":{"message":"Rate limit exceeded for your tier or tenant; retry after the '
+      .. 'Retry-After interval.","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}')
+    handle:headers():replace("content-type", "application/json")
+    handle:headers():replace("content-length", tostring(body:length()))
+    return
+  end
+  -- usage accounting: successful answers of the OpenAI body endpoints (the request path marked them)
+  if status ~= "200" or FLEETKIT.usage_namespace == nil then return end
+  local marks = handle:streamInfo():dynamicMetadata():get(FLEETKIT.usage_namespace)
+  if marks == nil or marks.endpoint == nil then return end
+  count_usage(handle)
 end

@@ -40,6 +40,8 @@ class Rendered:
     services: dict[str, tuple[str, str]]
     issuer: str
     audiences: list[str]
+    #: ``meshConfig.extensionProviders`` istiod would get (``policies.telemetry``)
+    providers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> Rendered:
@@ -53,7 +55,8 @@ def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> 
         for name, info in ctx.services.items()
     }
     rule = spec.policies.security.jwt[0]
-    return Rendered(objs, services, rule.issuer, list(rule.audiences))
+    providers = spec.policies.telemetry.extension_providers(spec.policies, ctx)
+    return Rendered(objs, services, rule.issuer, list(rule.audiences), providers)
 
 
 @dataclass
@@ -132,6 +135,7 @@ def running_gateway(
     access_log = workdir / "access.log"
     boot = envoy_config.bootstrap(
         rendered.objects,
+        providers=rendered.providers,
         listen_port=listen,
         admin_port=admin,
         backends=by_host,

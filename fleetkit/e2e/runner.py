@@ -12,12 +12,22 @@
    (``--tensor-parallel-size``, ``--pipeline-parallel-size``, ``--gpu-memory-utilization``);
    ``--dtype`` becomes ``float32`` and ``--enforce-eager`` is added (CPU build); ``--host`` is
    127.0.0.1 and ``--port`` a free port; ``--otlp-traces-endpoint`` points at the local receiver
-   (OTLP/HTTP) instead of the in-cluster collector.
-4. Envoy runs the rendered ingress configuration (``gateway.py``) in front of them, with tracing to
-   the same receiver, and the official ``openai`` client drives it.
+   (OTLP/HTTP) instead of the in-cluster collector; ``--max-num-seqs`` becomes 1 so that a queue
+   forms behind one running request (the priority check below needs one).
+4. Envoy runs the rendered ingress configuration (``gateway.py``) in front of them, with tracing and
+   the usage access log to the same receiver, and the official ``openai`` client drives it.
 
-Prints every check and the figures (startup, latency through Envoy vs direct) and writes them to
-``<out>/figures.json``. Exit 0 when every check passes, 1 otherwise.
+Checks beyond routing: **premium overtakes batch** — batch requests fill vLLM's queue (one running,
+the rest waiting; vLLM's own ``vllm:num_requests_waiting`` shows it), then a premium request is sent;
+with ``--scheduling-policy priority`` and the edge's tier priority it finishes right after the
+running one, before every waiting batch request (first-come-first-served would finish it last).
+**Tokens per tenant** — the gateway's usage log record of a request equals the ``usage`` vLLM
+returned. **SSE incremental** — a 64-token stream through Envoy: time to the first chunk, total time,
+and the chunks spread over the stream (not delivered at once). **One trace** — a span of the gateway
+and a span of vLLM (service ``vllm-<model>``) with one trace id at the local OTLP receiver.
+
+Prints every check and the figures (startup, latency through Envoy vs direct, TTFT) and writes them
+to ``<out>/figures.json``. Exit 0 when every check passes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -41,6 +53,7 @@ from fleetkit.e2e.gateway import Gateway, render_stack, running_gateway
 from fleetkit.e2e.otlp import OtlpReceiver
 from fleetkit.loader import load_fleet
 from fleetkit.spec import RegionStackSpec
+from policies.telemetry import USAGE_PROVIDER_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = Path(__file__).resolve().parent / "tiny_model.py"
@@ -52,11 +65,15 @@ CREDS = {
 }
 #: the models the demo stack routes between, and the served name each answers to
 MODELS = ("llama-3-8b", "llama-3-70b")
-#: a small batch limit so the run can exceed it; every request traced (the demo samples 1%)
+#: a small tenant limit so the run can exceed it; batch roomy enough for the queueing check; every
+#: request traced (the demo samples 1%)
 OVERRIDES = [
-    "policies.edge.rate_limits.tiers.batch.requests_per_minute=3",
+    "policies.edge.rate_limits.tenants.tiny.requests_per_minute=3",
+    "policies.edge.rate_limits.tiers.batch.requests_per_minute=100",
     "policies.telemetry.tracing.sampling_percent=100",
 ]
+#: batch requests queued ahead of the premium one (one runs, the rest wait: --max-num-seqs 1)
+QUEUED_BATCH = 4
 
 
 def say(msg: str) -> None:
@@ -85,6 +102,9 @@ def local_args(rendered: list[str], *, model_dir: Path, port: int, otlp: str) ->
         elif flag == "--otlp-traces-endpoint":
             out += [flag, otlp]
             notes.append(f"--otlp-traces-endpoint {value} -> {otlp} (local OTLP/HTTP receiver)")
+        elif flag == "--max-num-seqs":
+            out += [flag, "1"]
+            notes.append(f"--max-num-seqs {value} -> 1 (a queue forms behind one running request)")
         else:
             out += [flag] if value is None else [flag, value]
         i += step
@@ -203,46 +223,152 @@ def drive(  # noqa: C901 - one closure per named check
         return "premium subset, vLLM accepted priority 0 (scheduling-policy priority)"
 
     def over_limit() -> str:
-        c = client(plan="free", sub="batch-user")
+        c = client(tenant="tiny", sub="tiny-user")
         for _ in range(3):
             c.chat.completions.create(model=served["llama-3-8b"], messages=msg, max_tokens=2)
         try:
             c.chat.completions.create(model=served["llama-3-8b"], messages=msg, max_tokens=2)
         except openai.RateLimitError as err:
-            return f"429, Retry-After {err.response.headers.get('retry-after')}"
+            return (
+                f"429 for tenant tiny after 3 requests, Retry-After {err.response.headers.get('retry-after')}"
+            )
         raise AssertionError("no 429")
+
+    def waiting(url: str) -> float:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        found = re.findall(r"^vllm:num_requests_waiting\{[^}]*\} ([0-9.e+-]+)$", text, re.M)
+        return sum(float(v) for v in found)
+
+    def overtaking() -> str:
+        model, tokens = served["llama-3-8b"], 160
+        finished: dict[str, float] = {}
+        errors: list[BaseException] = []
+
+        def call(label: str, c: openai.OpenAI) -> None:
+            try:
+                c.chat.completions.create(
+                    model=model, messages=msg, max_tokens=tokens, extra_body={"ignore_eos": True}
+                )
+                finished[label] = time.monotonic()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        batch, premium = (
+            client(plan="free", sub="queue-batch"),
+            client(plan="enterprise", sub="queue-premium"),
+        )
+        threads = [
+            threading.Thread(target=call, args=(f"batch-{i}", batch), daemon=True)
+            for i in range(QUEUED_BATCH)
+        ]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        deadline, queued = time.monotonic() + 30, 0.0
+        while time.monotonic() < deadline:
+            queued = waiting(direct["llama-3-8b"])
+            if queued >= QUEUED_BATCH - 1:
+                break
+            time.sleep(0.02)
+        assert queued >= QUEUED_BATCH - 1, f"only {queued:g} batch requests waiting in vLLM"
+        sent = time.monotonic()
+        late = threading.Thread(target=call, args=("premium", premium), daemon=True)
+        late.start()
+        for t in [*threads, late]:
+            t.join(timeout=300)
+        assert not errors, errors
+        order = sorted(finished, key=finished.__getitem__)
+        figures["priority_order"] = order
+        figures["priority_premium_latency_s"] = round(finished["premium"] - sent, 3)
+        # first-come-first-served would finish premium last; priority lets it pass every waiting request
+        assert order.index("premium") <= 1, order
+        return (
+            f"premium sent after {QUEUED_BATCH} batch requests ({queued:g} waiting in vLLM) finished "
+            f"#{order.index('premium') + 1}: {' < '.join(order)}"
+        )
+
+    def tokens_per_tenant() -> str:
+        reply = client(tenant="acme", sub="acme-user").chat.completions.create(
+            model=served["llama-3-70b"], messages=msg, max_tokens=7, extra_body={"ignore_eos": True}
+        )
+        assert reply.usage is not None
+        deadline, records = time.monotonic() + 15, []
+        while time.monotonic() < deadline and not records:
+            records = [
+                r
+                for r in receiver.records(USAGE_PROVIDER_NAME)
+                if r.attributes.get("fleetkit_tenant") == "acme"
+            ]
+            time.sleep(0.2)
+        assert len(records) == 1, records
+        attrs = records[0].attributes
+        got = (attrs["fleetkit_model"], int(attrs["prompt_tokens"]), int(attrs["completion_tokens"]))
+        assert got == ("llama-3-70b", reply.usage.prompt_tokens, reply.usage.completion_tokens), got
+        return f"usage record tenant acme, model {got[0]}: {got[1]} prompt + {got[2]} completion tokens = vLLM's usage"
 
     def streaming() -> str:
         times = []
+        start = time.monotonic()
         stream = client().chat.completions.create(
             model=served["llama-3-8b"],
             messages=msg,
-            max_tokens=48,
+            max_tokens=64,
             stream=True,
             extra_body={"ignore_eos": True},
         )
-        start = time.monotonic()
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 times.append(time.monotonic() - start)
+        total = time.monotonic() - start
         assert len(times) >= 10, len(times)
-        figures["stream_first_chunk_s"] = round(times[0], 4)
-        figures["stream_chunks"] = len(times)
-        figures["stream_span_s"] = round(times[-1] - times[0], 4)
-        assert times[-1] - times[0] > 0
-        return f"{len(times)} chunks, first at {times[0] * 1000:.0f} ms, last at {times[-1] * 1000:.0f} ms"
+        first, last = times[0], times[-1]
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        figures["stream"] = {
+            "chunks": len(times),
+            "first_chunk_s": round(first, 4),
+            "last_chunk_s": round(last, 4),
+            "total_s": round(total, 4),
+            "median_gap_ms": round(gaps[len(gaps) // 2] * 1000, 2),
+        }
+        # a buffered response would deliver every chunk at the end: first ~ last ~ total
+        assert first < 0.5 * total, figures["stream"]
+        assert last - first > 0.4 * total, figures["stream"]
+        assert sum(1 for g in gaps if g > 0.001) >= len(gaps) // 2, figures["stream"]
+        return (
+            f"{len(times)} chunks: first at {first * 1000:.0f} ms, last at {last * 1000:.0f} ms of "
+            f"{total * 1000:.0f} ms, median gap {figures['stream']['median_gap_ms']} ms"
+        )
+
+    def ttft() -> str:
+        firsts = []
+        for _ in range(samples):
+            start = time.monotonic()
+            for chunk in client().chat.completions.create(
+                model=served["llama-3-8b"], messages=msg, max_tokens=8, stream=True
+            ):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    firsts.append((time.monotonic() - start) * 1000)
+                    break
+        figures["ttft_through_envoy_ms"] = {
+            "p50": round(statistics.median(firsts), 2),
+            "max": round(max(firsts), 2),
+            "samples": len(firsts),
+        }
+        return f"time to first token through Envoy p50 {figures['ttft_through_envoy_ms']['p50']} ms ({len(firsts)} streams)"
 
     def tracing() -> str:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for trace_id, spans in receiver.by_trace().items():
                 services = {s.service for s in spans}
-                if "fleetkit-ingress" in services and len(services) > 1:
+                if "fleetkit-ingress" in services and any(x.startswith("vllm-") for x in services):
                     names = sorted({f"{s.service}:{s.name}" for s in spans})
+                    figures["trace"] = {"trace_id": trace_id, "spans": names}
                     return f"trace {trace_id[:12]}… spans {names}"
             time.sleep(1)
         seen = {s.service for s in receiver.spans}
-        raise AssertionError(f"no trace with both gateway and engine spans (services seen: {sorted(seen)})")
+        raise AssertionError(f"no trace with both gateway and vLLM spans (services seen: {sorted(seen)})")
 
     def latency() -> str:
         body = json.dumps({"model": served["llama-3-8b"], "messages": msg, "max_tokens": 1}).encode()
@@ -285,7 +411,10 @@ def drive(  # noqa: C901 - one closure per named check
         ("forged headers", forged),
         ("premium claim", premium),
         ("over limit", over_limit),
+        ("premium overtakes batch", overtaking),
+        ("tokens per tenant", tokens_per_tenant),
         ("SSE incremental", streaming),
+        ("TTFT", ttft),
         ("latency", latency),
         ("one trace", tracing),
     ]:

@@ -4,7 +4,10 @@ It answers ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` 
 served model name, like ``vllm serve --served-model-name NAME``: another ``model`` gets vLLM's 404
 error object. Streaming requests get Server-Sent Events (``data: {chunk}`` … ``data: [DONE]``)
 written one chunk at a time with a pause between them, so a client can tell incremental delivery
-from a buffered response. Every request (path, headers, parsed body) is recorded for assertions.
+from a buffered response. Answers carry an OpenAI ``usage`` object like vLLM's (3 prompt tokens, one
+completion token per chunk); a stream ends with a usage-only chunk (``choices: []``) when the client
+sent ``stream_options: {"include_usage": true}``, as vLLM and OpenAI do. Every request (path,
+headers, parsed body) is recorded for assertions.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CHUNK_PAUSE_SECONDS = 0.15
+PROMPT_TOKENS = 3
 
 
 class StubBackend:
@@ -38,6 +42,13 @@ class StubBackend:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": self.chunks,
+            "total_tokens": PROMPT_TOKENS + self.chunks,
+        }
 
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -107,17 +118,13 @@ class StubBackend:
                         },
                     )
                 elif body.get("stream"):
-                    self._stream(path)
+                    self._stream(path, bool((body.get("stream_options") or {}).get("include_usage")))
                 else:
                     self._json(200, self._completion(path))
 
             def _completion(self, path: str) -> dict[str, Any]:
                 text = " ".join(f"tok{i}" for i in range(stub.chunks))
-                usage = {
-                    "prompt_tokens": 3,
-                    "completion_tokens": stub.chunks,
-                    "total_tokens": 3 + stub.chunks,
-                }
+                usage = stub.usage()
                 if path == "/v1/chat/completions":
                     return {
                         "id": "chatcmpl-stub",
@@ -142,7 +149,7 @@ class StubBackend:
                     "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
                 }
 
-            def _stream(self, path: str) -> None:
+            def _stream(self, path: str, include_usage: bool) -> None:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("transfer-encoding", "chunked")
@@ -169,6 +176,16 @@ class StubBackend:
                         }
                     self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     time.sleep(CHUNK_PAUSE_SECONDS)
+                if include_usage:
+                    last = {
+                        "id": "chatcmpl-stub" if chat else "cmpl-stub",
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": 0,
+                        "model": stub.served_name,
+                        "choices": [],
+                        "usage": stub.usage(),
+                    }
+                    self._chunk(f"data: {json.dumps(last)}\n\n".encode())
                 self._chunk(b"data: [DONE]\n\n")
                 self._chunk(b"")
 

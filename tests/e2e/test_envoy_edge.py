@@ -20,8 +20,10 @@ import pytest
 
 from fleetkit.e2e.envoy_config import Backend
 from fleetkit.e2e.gateway import Gateway, envoy_binary, render_stack, running_gateway
-from fleetkit.e2e.stub import CHUNK_PAUSE_SECONDS, StubBackend
+from fleetkit.e2e.otlp import LogRecord, OtlpReceiver
+from fleetkit.e2e.stub import CHUNK_PAUSE_SECONDS, PROMPT_TOKENS, StubBackend
 from policies.edge import sticky_bucket
+from policies.telemetry import USAGE_PROVIDER_NAME
 
 openai = pytest.importorskip(
     "openai", reason="the official openai client is a test dependency (pip install openai)"
@@ -43,8 +45,23 @@ OVERRIDES = [
 
 
 class Edge:
-    def __init__(self, gw: Gateway, stubs: dict[str, StubBackend]) -> None:
-        self.gw, self.stubs = gw, stubs
+    def __init__(self, gw: Gateway, stubs: dict[str, StubBackend], receiver: OtlpReceiver) -> None:
+        self.gw, self.stubs, self.receiver = gw, stubs, receiver
+
+    def usage(self, tenant: str, count: int, timeout: float = 15.0) -> list[LogRecord]:
+        """The gateway's usage log records of ``tenant`` (waits, bounded, for ``count`` of them)."""
+        deadline = time.monotonic() + timeout
+        found: list[LogRecord] = []
+        while time.monotonic() < deadline:
+            found = [
+                r
+                for r in self.receiver.records(USAGE_PROVIDER_NAME)
+                if r.attributes.get("fleetkit_tenant") == tenant
+            ]
+            if len(found) >= count:
+                break
+            time.sleep(0.2)
+        return found
 
     def client(self, **claims: object) -> openai.OpenAI:
         return openai.OpenAI(
@@ -70,8 +87,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         s.__enter__()
     try:
         backends = {name: Backend("127.0.0.1", s.port) for name, s in stubs.items()}
-        with running_gateway(rendered, backends, tmp_path_factory.mktemp("envoy")) as gw:
-            yield Edge(gw, stubs)
+        with (
+            OtlpReceiver() as receiver,
+            running_gateway(
+                rendered,
+                backends,
+                tmp_path_factory.mktemp("envoy"),
+                otlp=Backend("127.0.0.1", receiver.port),
+            ) as gw,
+        ):
+            yield Edge(gw, stubs, receiver)
     finally:
         for s in stubs.values():
             s.__exit__(None, None, None)
@@ -241,3 +266,37 @@ def test_missing_model_is_an_openai_400(edge: Edge) -> None:
         urllib.request.urlopen(req, timeout=30)
     assert err.value.code == 400
     assert json.load(err.value)["error"]["param"] == "model"
+
+
+def test_tokens_are_counted_per_tenant_and_model_from_the_usage_of_each_answer(edge: Edge) -> None:
+    """The edge reads ``usage`` from answers (whole and streamed) into the gateway's usage access log."""
+    acme = edge.client(tenant="acme", sub="acme-user")
+    msg = [{"role": "user", "content": "hi"}]
+    acme.chat.completions.create(model=LARGE, messages=msg)  # 3 prompt + 5 completion tokens
+    acme.completions.create(model=SMALL, prompt="hi")  # 3 + 5
+    streamed = ""
+    for chunk in acme.chat.completions.create(
+        model=LARGE, messages=msg, stream=True, stream_options={"include_usage": True}
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            streamed += chunk.choices[0].delta.content
+    assert streamed.split() == [f"tok{i}" for i in range(5)]
+    # a stream without include_usage carries no usage: counted as a request, not in tokens
+    for _ in acme.chat.completions.create(model=LARGE, messages=msg, stream=True):
+        pass
+    edge.client(tenant="other").chat.completions.create(model=LARGE, messages=msg)
+
+    records = edge.usage("acme", 4)
+    assert len(records) == 4, [r.attributes for r in records]
+    counted = [r for r in records if r.attributes.get("prompt_tokens", "").isdigit()]
+    assert len(counted) == 3, [r.attributes for r in records]
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in counted:
+        key = (r.attributes["fleetkit_model"], r.attributes["fleetkit_tier"])
+        p, c = totals.get(key, (0, 0))
+        totals[key] = (p + int(r.attributes["prompt_tokens"]), c + int(r.attributes["completion_tokens"]))
+    assert totals == {
+        ("llama-3-70b", "standard"): (2 * PROMPT_TOKENS, 2 * 5),
+        ("llama-3-8b", "standard"): (PROMPT_TOKENS, 5),
+    }
+    assert len(edge.usage("other", 1)) == 1  # another tenant's tokens stay its own

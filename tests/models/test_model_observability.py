@@ -144,8 +144,11 @@ def test_dashboard_uses_current_metrics_and_fleet_variables():
     assert [v["name"] for v in dash["templating"]["list"]] == ["datasource", "region", "model"]
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert all('fleetkit_model=~"$model"' in e for e in exprs)
-    # vLLM series carry the region as a target label; the gateway's Istio series (usage panels) do not
-    assert all('region=~"$region"' in e for e in exprs if "istio_requests_total" not in e)
+    # vLLM series carry the region as a target label; the gateway's usage series (Istio's request
+    # counters, the collector's token counters and their recording rules) do not
+    usage = ("istio_requests_total", "fleetkit:gateway_")
+    assert all('region=~"$region"' in e for e in exprs if not any(u in e for u in usage))
+    assert sum("fleetkit:gateway_" in e for e in exprs) == 2  # prompt and completion tokens per tenant
     titles = {p["title"] for p in dash["panels"]}
     assert {
         "GPUs per model and region",
