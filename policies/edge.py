@@ -25,8 +25,16 @@ Why these mechanisms
   headers (``rate_limits`` actions merged into the gateway's virtual hosts). Local rate limits are
   token buckets **per gateway replica**: with N replicas a tier may get up to N times its limit. The
   429 carries ``Retry-After`` (the bucket's fill interval) and an OpenAI-format error body.
+* **Usage**: on the way back the routing Lua filter reads the answer's OpenAI ``usage`` object with
+  ``bodyChunks()`` (which passes each chunk on unbuffered, so streams stay incremental) and writes
+  the token counts into dynamic metadata ``fleetkit.usage``; the gateway's usage access log
+  (``policies.telemetry``) carries them, with the tenant and model headers, to the collector.
+* **Order**: the EnvoyFilters carry ``priority: 10`` — applied after default-priority ones, so the
+  strip filter's ``INSERT_FIRST`` lands ahead of filters other EnvoyFilters insert first, and the
+  relative patches have an explicit order (istioctl analyze IST0151).
 
-References: Envoy docs, HTTP filters ``lua`` (``clearRouteCache``, ``body():setBytes``),
+References: Envoy docs, HTTP filters ``lua`` (``clearRouteCache``, ``body():setBytes``,
+``bodyChunks()``, ``streamInfo():dynamicMetadata():set``; handle objects are invalid after the script yields),
 ``json_to_metadata``, ``local_ratelimit`` (descriptors, ``response_headers_to_add``), ``jwt_authn``
 (``claim_to_headers``); Istio ``EnvoyFilter`` (``INSERT_FIRST``, ``INSERT_BEFORE``, ``VIRTUAL_HOST``
 ``MERGE``), ``RequestAuthentication`` (``outputClaimToHeaders``); vLLM ``protocol.py``
@@ -62,6 +70,10 @@ ROUTER = "envoy.filters.http.router"
 LUA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
 JSON_TO_METADATA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata"
 LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+#: ``EnvoyFilter.spec.priority`` of the kit's filters: applied after default-priority (0) EnvoyFilters,
+#: so the strip filter's INSERT_FIRST puts it ahead of any filter another EnvoyFilter inserted first,
+#: and the order of the relative patches is explicit (istioctl analyze IST0151 otherwise)
+ENVOY_FILTER_PRIORITY = 10
 
 
 class Identity(StrictModel):
@@ -199,7 +211,7 @@ def route_script(policies: PolicySet, ctx: RenderContext) -> str:
     tiers = sorted(policies.qos.tiers) if policies.qos else []
     tier_map = {t: t for t in tiers}
     tier_map.update({k: v for k, v in ident.tier_values.items() if v in tier_map})
-    config = {
+    config: dict[str, Any] = {
         "headers": {"model": h.model, "tier": h.tier, "cohort": h.cohort, "tenant": h.tenant},
         "claim_headers": {role: Identity.claim_header(role) for role in ident.claims()},
         "models": model_names(ctx),
@@ -386,7 +398,11 @@ def render_fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> list[di
                 "apiVersion": "networking.istio.io/v1alpha3",
                 "kind": "EnvoyFilter",
                 "metadata": metadata(f"{member}-fallback-rewrite", ctx.namespace),
-                "spec": {"workloadSelector": {"labels": {LABEL_APP: member}}, "configPatches": patches},
+                "spec": {
+                    "workloadSelector": {"labels": {LABEL_APP: member}},
+                    "priority": ENVOY_FILTER_PRIORITY,
+                    "configPatches": patches,
+                },
             }
         )
     return out
@@ -439,6 +455,7 @@ def render_edge(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]
             "metadata": metadata(EDGE_FILTER_NAME, ctx.system_namespace),
             "spec": {
                 "workloadSelector": {"labels": {"istio": ctx.ingress_gateway_name.removeprefix("istio-")}},
+                "priority": ENVOY_FILTER_PRIORITY,
                 "configPatches": patches,
             },
         },

@@ -364,8 +364,12 @@ def drive(  # noqa: C901 - one closure per named check
                 services = {s.service for s in spans}
                 if "fleetkit-ingress" in services and any(x.startswith("vllm-") for x in services):
                     names = sorted({f"{s.service}:{s.name}" for s in spans})
+                    gateway = {s.span_id for s in spans if s.service == "fleetkit-ingress"}
+                    engine = [s for s in spans if s.service.startswith("vllm-")]
+                    # vLLM continued the gateway's context: its span's parent is the gateway's span
+                    assert any(s.parent_id in gateway for s in engine), spans
                     figures["trace"] = {"trace_id": trace_id, "spans": names}
-                    return f"trace {trace_id[:12]}… spans {names}"
+                    return f"trace {trace_id[:12]}… spans {names}, vLLM's span a child of the gateway's"
             time.sleep(1)
         seen = {s.service for s in receiver.spans}
         raise AssertionError(f"no trace with both gateway and vLLM spans (services seen: {sorted(seen)})")

@@ -321,3 +321,21 @@ def test_several_clusters_rendered_side_by_side_are_not_conflicts() -> None:
         ("a/vs2.yaml", {**vs(), "metadata": {"name": "other", "namespace": "serving"}}),
     ]
     assert {"FK114", "FK405"} <= set(rules(lint_objects(one_cluster)))
+
+
+def test_each_cluster_may_have_its_own_namespace_wide_telemetry() -> None:
+    """Every stack renders one selector-less Telemetry in istio-system: side by side in `fleetkit lint out/`
+    they are one per cluster (no FK513); two in one cluster still are (FK513)."""
+    telemetry = {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+        "spec": {"tracing": [{"randomSamplingPercentage": 1.0}]},
+    }
+    clusters = [
+        ("out/a/manifests/telemetry.yaml", telemetry),
+        ("out/b/manifests/telemetry.yaml", telemetry),
+    ]
+    assert "FK513" not in rules(lint_objects(clusters))
+    other = {**telemetry, "metadata": {"name": "other", "namespace": "istio-system"}}
+    assert "FK513" in rules(lint_objects([("a/t.yaml", telemetry), ("a/t2.yaml", other)]))

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from fleetkit.lint.index import NETWORKING, Hit, Index, Obj, as_dict, as_int, as_list, as_str
-from fleetkit.lint.mesh import mesh, selector_str, selects, skipped, str_map
+from fleetkit.lint.mesh import Pod, mesh, selector_str, selects, skipped, str_map
 
 TELEMETRY = "telemetry.istio.io"
 PROTOCOLS = frozenset({"tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2", "https", "tls", "mongo",
@@ -38,16 +38,25 @@ def _selector(obj: Obj, field: str) -> dict[str, str] | None:
 
 
 def check_workload_selectors(ix: Index) -> Iterator[Hit]:
-    """FK511 (IST0101 selector), FK512 (IST0110/IST0159), FK513 (IST0111/IST0160)."""
+    """FK511 (IST0101 selector), FK512 (IST0110/IST0159), FK513 (IST0111/IST0160).
+
+    Each cluster's manifests are judged on their own (``Index.cluster_of``: ``fleetkit lint out/`` holds
+    several clusters, each with its own namespace-wide Telemetry). A selector is only "not found" when
+    the input describes that namespace's workloads; a namespace with none in the input (the ingress
+    gateway's, installed by its Helm chart) cannot be judged and is reported as skipped."""
     m = mesh(ix)
+    pods_in: dict[tuple[str, str], list[Pod]] = defaultdict(list)
+    for p in m.pods:
+        pods_in[(ix.cluster_of(p.obj), p.namespace)].append(p)
     for what, objs, conflict_code, default_code, field in _selector_kinds(ix):
         plural = "Sidecars" if what == "Sidecar" else "Telemetries"
-        no_selector: dict[str, list[Obj]] = defaultdict(list)
-        by_pod: dict[str, list[Obj]] = defaultdict(list)
-        for obj in sorted(objs, key=lambda o: (o.namespace, o.name)):
+        no_selector: dict[tuple[str, str], list[Obj]] = defaultdict(list)
+        by_pod: dict[tuple[str, str], list[Obj]] = defaultdict(list)
+        for obj in sorted(objs, key=lambda o: (ix.cluster_of(o), o.namespace, o.name)):
+            cluster = ix.cluster_of(obj)
             sel = _selector(obj, field)
             if sel is None:
-                no_selector[obj.namespace].append(obj)
+                no_selector[(cluster, obj.namespace)].append(obj)
                 continue
             if not sel:
                 continue
@@ -55,33 +64,52 @@ def check_workload_selectors(ix: Index) -> Iterator[Hit]:
                 yield skipped(obj, f"{what} workload selectors (IST0101, {conflict_code})",
                               "no Pod or Deployment is in the input")  # fmt: skip
                 continue
-            pods = [p for p in m.pods_by_namespace.get(obj.namespace, []) if selects(sel, p.labels)]
+            candidates = pods_in.get((cluster, obj.namespace), [])
+            if not candidates:
+                yield skipped(obj, f"{what} workload selectors (IST0101, {conflict_code})",
+                              f"no Pod or Deployment in namespace {obj.namespace} is in the input")  # fmt: skip
+                continue
+            pods = [p for p in candidates if selects(sel, p.labels)]
             if not pods:
                 yield Hit(obj, ("spec", field), "FK511", f'Referenced selector not found: "{selector_str(sel)}"',
                           "fix the selector so it matches the workload's pod labels", ist="IST0101")  # fmt: skip
             for p in pods:
-                by_pod[f"{p.namespace}/{p.obj.name}"].append(obj)
-        for pod, group in sorted(by_pod.items()):
-            if len(group) < 2:
-                continue
-            names = " ".join(o.name for o in group)
-            ns, _, name = pod.partition("/")
-            for obj in group:
-                yield Hit(obj, ("spec", field), "FK512",
-                          f'The {plural} [{names}] in namespace "{ns}" select the same workload pod "{name}", which '
-                          "can lead to undefined behavior.",
-                          f"keep one {what} per workload (merge them or make the selectors disjoint)",
-                          ist=conflict_code)  # fmt: skip
-        for ns, group in sorted(no_selector.items()):
-            if len(group) < 2:
-                continue
-            names = " ".join(o.name for o in group)
-            for obj in group:
-                yield Hit(obj, ("metadata", "name"), "FK513",
-                          f'The {plural} [{names}] in namespace "{ns}" have no workload selector, which can lead to '
-                          "undefined behavior.",
-                          f"keep one namespace-wide {what} per namespace; give the others a selector",
-                          ist=default_code)  # fmt: skip
+                by_pod[(cluster, f"{p.namespace}/{p.obj.name}")].append(obj)
+        yield from _same_pod(what, plural, conflict_code, field, by_pod)
+        yield from _several_namespace_wide(what, plural, default_code, no_selector)
+
+
+def _same_pod(
+    what: str, plural: str, code: str, field: str, by_pod: dict[tuple[str, str], list[Obj]]
+) -> Iterator[Hit]:
+    """FK512: several selectors pick one pod (per cluster)."""
+    for (_, pod), group in sorted(by_pod.items()):
+        if len(group) < 2:
+            continue
+        names = " ".join(o.name for o in group)
+        ns, _, name = pod.partition("/")
+        for obj in group:
+            yield Hit(obj, ("spec", field), "FK512",
+                      f'The {plural} [{names}] in namespace "{ns}" select the same workload pod "{name}", which '
+                      "can lead to undefined behavior.",
+                      f"keep one {what} per workload (merge them or make the selectors disjoint)",
+                      ist=code)  # fmt: skip
+
+
+def _several_namespace_wide(
+    what: str, plural: str, code: str, no_selector: dict[tuple[str, str], list[Obj]]
+) -> Iterator[Hit]:
+    """FK513: more than one selector-less object in one namespace of one cluster."""
+    for (_, ns), group in sorted(no_selector.items()):
+        if len(group) < 2:
+            continue
+        names = " ".join(o.name for o in group)
+        for obj in group:
+            yield Hit(obj, ("metadata", "name"), "FK513",
+                      f'The {plural} [{names}] in namespace "{ns}" have no workload selector, which can lead to '
+                      "undefined behavior.",
+                      f"keep one namespace-wide {what} per namespace; give the others a selector",
+                      ist=code)  # fmt: skip
 
 
 def port_protocol(port: dict) -> str:

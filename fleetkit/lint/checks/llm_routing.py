@@ -1,9 +1,12 @@
 """LLM-specific routing rules istioctl has no counterpart for (see runbooks/lint.md):
 
 * FK119: a tier or canary chosen by a header the client controls, with nothing binding it to a JWT
-  (RequestAuthentication ``outputClaimToHeaders``, ``@request.auth.claims`` routing, or a route that strips/sets
-  the header). Istio docs, "JWT claim based routing": only claims validated by a RequestAuthentication are
-  trustworthy routing inputs.
+  (RequestAuthentication ``outputClaimToHeaders``, ``@request.auth.claims`` routing, a route that strips/sets
+  the header, or a gateway ``EnvoyFilter`` whose Lua filter, inserted first in the HTTP filter chain
+  (``INSERT_FIRST``, context ``GATEWAY``), removes the client's copy before any other filter or the route
+  table reads it — whatever the header holds afterwards was set by the gateway's own configuration).
+  Istio docs, "JWT claim based routing": only claims validated by a RequestAuthentication are trustworthy
+  routing inputs.
 * FK120: a weighted route to a subset that can have zero endpoints (its Deployments have ``replicas: 0`` or
   are scaled by a ScaledObject that allows 0, or no workload matches): that share of requests gets 503 UH.
 * FK121: mirroring to a subset pinned to another network/cluster, or with no local endpoints: every mirrored
@@ -40,6 +43,9 @@ from fleetkit.lint.index import (
 from fleetkit.lint.mesh import selects, str_map
 
 CLAIM_PREFIX = "@request.auth.claims"
+LUA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
+#: ``headers:remove("x-name")`` / ``handle:headers():remove('x-name')`` in a Lua filter's source
+LUA_REMOVE = re.compile(r""":remove\(\s*["']([A-Za-z0-9_.-]+)["']\s*\)""")
 TIER_OR_CANARY = re.compile(
     r"tier|plan|priority|premium|qos|class|canary|cohort|beta|experiment|variant", re.IGNORECASE
 )
@@ -78,7 +84,69 @@ def _bound_headers(ix: Index) -> set[str]:
             req = as_dict(as_dict(route.get("headers")).get("request"))
             out.update(h.lower() for h in as_list(req.get("remove")) if isinstance(h, str))
             out.update(h.lower() for h in as_dict(req.get("set")) if isinstance(h, str))
+    out.update(_stripped_first_at_gateway(ix))
     return out
+
+
+def _stripped_first_at_gateway(ix: Index) -> set[str]:
+    """Headers a gateway Lua filter inserted first in the HTTP chain removes from every request."""
+    out: set[str] = set()
+    for ef in ix.of(NETWORKING, "EnvoyFilter"):
+        for patch in map(as_dict, as_list(ef.spec.get("configPatches"))):
+            body, match = as_dict(patch.get("patch")), as_dict(patch.get("match"))
+            if (
+                as_str(patch.get("applyTo")) != "HTTP_FILTER"
+                or as_str(match.get("context")) != "GATEWAY"
+                or as_str(body.get("operation")) != "INSERT_FIRST"
+            ):
+                continue
+            typed = as_dict(as_dict(body.get("value")).get("typed_config"))
+            if as_str(typed.get("@type")) != LUA_TYPE:
+                continue
+            source = as_str(as_dict(typed.get("default_source_code")).get("inline_string")) or as_str(
+                typed.get("inline_code")
+            )
+            out.update(h.lower() for h in LUA_REMOVE.findall(source))
+    return out
+
+
+def _header_blocks(route: dict) -> list[dict[str, object]]:
+    """Each match block's header matches (header -> its match spec), claim/pseudo headers left out."""
+    out = []
+    for m in map(as_dict, as_list(route.get("match"))):
+        out.append(
+            {
+                k: v
+                for k, v in as_dict(m.get("headers")).items()
+                if isinstance(k, str) and not k.startswith((CLAIM_PREFIX, ":"))
+            }
+        )
+    return out or [{}]
+
+
+def _overlap(route: dict, other: dict) -> bool:
+    """Can one request satisfy ``other``'s header matches and ``route``'s shared ones alike? Two routes that
+    match one header with different values (``tier: premium`` / ``tier: standard``) never compete: the
+    extra headers of one do not choose between them."""
+    for mine in _header_blocks(route):
+        for theirs in _header_blocks(other):
+            if all(mine[k] == v for k, v in theirs.items() if k in mine):
+                return True
+    return False
+
+
+def _same_without(ix: Index, vs: Obj, routes: list[dict], route: dict, key: str) -> bool:
+    """Does a request matching ``route`` but without header ``key`` still reach ``route``'s destinations
+    (another rule with exactly the other header matches goes there)? Then ``key`` picks nothing: e.g.
+    ``task: summarize, tier: premium`` and ``tier: premium`` both lead to the 8B's premium subset."""
+    mine = _dests(ix, vs, route)
+    wanted = [{k: v for k, v in block.items() if k != key} for block in _header_blocks(route)]
+    return any(
+        other is not route
+        and _dests(ix, vs, other) == mine
+        and any(b in wanted for b in _header_blocks(other))
+        for other in routes
+    )
 
 
 def check_header_routing(ix: Index) -> Iterator[Hit]:
@@ -97,10 +165,10 @@ def check_header_routing(ix: Index) -> Iterator[Hit]:
                 if other is route or not theirs or mine == theirs:
                     continue
                 same_hosts = {h for h, _ in mine} == {h for h, _ in theirs}
-                if same_hosts and _header_keys(other) <= keys:
+                if same_hosts and _header_keys(other) <= keys and _overlap(route, other):
                     decisive |= keys - _header_keys(other)  # the headers that pick another subset (canary)
             for key in sorted(decisive - bound, key=str.lower):
-                if key.lower() in bound:
+                if key.lower() in bound or _same_without(ix, vs, routes, route, key):
                     continue
                 where = ", ".join(f"{h}{'/' + s if s else ''}" for h, s in sorted(mine))
                 yield Hit(vs, ("spec", "http", i, "match"), "FK119",
