@@ -26,7 +26,7 @@
   (``deltatocumulative`` then the ``prometheus`` exporter, scraped by the ``fleetkit-otel-collector``
   PodMonitor): ``fleetkit_gateway_prompt_tokens_total`` and ``fleetkit_gateway_completion_tokens_total``.
   The contrib ``sum`` connector is not used: it adds each value once per grouping attribute
-  (its own test data expects 2 x 2.1 = 4.2 for one record with two attributes). Recording rules
+  (its test data, as read for this change, expects 2 x 2.1 = 4.2 for one record with two attributes). Recording rules
   ``fleetkit:gateway_*:rate5m`` and the dashboard's "Usage by tenant" row read them.
 
 References: Istio Telemetry API (``tracing[].providers``, ``randomSamplingPercentage``,
@@ -72,7 +72,8 @@ TOKEN_METRICS = {
     "prompt_tokens": ("fleetkit.gateway.prompt_tokens", "fleetkit_gateway_prompt_tokens_total"),
     "completion_tokens": ("fleetkit.gateway.completion_tokens", "fleetkit_gateway_completion_tokens_total"),
 }
-#: a usage-log record with no value for a label (no tenant claim) gets this one
+#: a usage-log record without one of the label attributes gets this value (Envoy itself writes "-" for
+#: a missing header, e.g. no tenant claim; this covers a record that lacks the attribute altogether)
 NO_VALUE = "none"
 
 

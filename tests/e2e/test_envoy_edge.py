@@ -300,3 +300,5 @@ def test_tokens_are_counted_per_tenant_and_model_from_the_usage_of_each_answer(e
         ("llama-3-8b", "standard"): (PROMPT_TOKENS, 5),
     }
     assert len(edge.usage("other", 1)) == 1  # another tenant's tokens stay its own
+    edge.client(sub="no-tenant").chat.completions.create(model=SMALL, messages=msg)
+    assert edge.usage("-", 1)  # no tenant claim: Envoy writes "-" for the missing header

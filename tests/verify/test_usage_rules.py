@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 ACME = 'fleetkit_tenant="acme",fleetkit_model="llama-3-70b",fleetkit_tier="premium"'
-OTHER = 'fleetkit_tenant="none",fleetkit_model="llama-3-8b",fleetkit_tier="standard"'
+OTHER = 'fleetkit_tenant="-",fleetkit_model="llama-3-8b",fleetkit_tier="standard"'
 
 
 def test_usage_rules_record_per_tenant_rates(tmp_path: Path) -> None:
