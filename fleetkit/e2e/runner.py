@@ -50,7 +50,7 @@ from components.model_render import WorkloadIdentity, agent_sync_args, build_dep
 from fleetkit.e2e import procs
 from fleetkit.e2e.envoy_config import Backend
 from fleetkit.e2e.gateway import Gateway, render_stack, running_gateway
-from fleetkit.e2e.otlp import OtlpReceiver
+from fleetkit.e2e.otlp import LogRecord, OtlpReceiver
 from fleetkit.loader import load_fleet
 from fleetkit.spec import RegionStackSpec
 from policies.telemetry import USAGE_PROVIDER_NAME
@@ -168,7 +168,8 @@ def drive(  # noqa: C901 - one closure per named check
 ) -> tuple[Checks, dict[str, Any]]:
     import openai
 
-    checks, figures = Checks(), {}
+    checks = Checks()
+    figures: dict[str, Any] = {}
 
     def client(**claims: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.token(**claims), max_retries=0, timeout=120)
@@ -293,7 +294,8 @@ def drive(  # noqa: C901 - one closure per named check
             model=served["llama-3-70b"], messages=msg, max_tokens=7, extra_body={"ignore_eos": True}
         )
         assert reply.usage is not None
-        deadline, records = time.monotonic() + 15, []
+        deadline = time.monotonic() + 15
+        records: list[LogRecord] = []
         while time.monotonic() < deadline and not records:
             records = [
                 r

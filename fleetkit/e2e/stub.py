@@ -177,7 +177,7 @@ class StubBackend:
                     self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     time.sleep(CHUNK_PAUSE_SECONDS)
                 if include_usage:
-                    last = {
+                    last: dict[str, Any] = {
                         "id": "chatcmpl-stub" if chat else "cmpl-stub",
                         "object": "chat.completion.chunk" if chat else "text_completion",
                         "created": 0,
