@@ -29,13 +29,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-#: pip's words for "no package index could be reached" (the only failure that skips)
+#: pip's words for "no package index could be reached" (the only failure that skips; a pin to a version
+#: no index has fails, it does not skip)
 OFFLINE_MARKERS = (
     "NewConnectionError",
     "Temporary failure in name resolution",
     "Max retries exceeded",
     "Network is unreachable",
-    "No matching distribution found",
 )
 
 
