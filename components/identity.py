@@ -21,7 +21,10 @@ The weights live in S3 (``models.<name>.weights_uri``), so what a pod needs diff
   (annotation ``azure.workload.identity/client-id``, pod label ``azure.workload.identity/use``).
 
 See ``docs/weights-access.md``. The policy documents and names are pure functions, tested without
-an engine; :func:`create_weights_identity` creates the cloud resources.
+an engine; :func:`create_weights_identity` creates the cloud resources. Cloud names (IAM role, GCP
+service account id, Azure identity) carry the mesh cluster name, never the stack name, so
+``pulumi stack rename`` replaces none of them (:func:`identity_scope`); tags and descriptions, which
+update in place, still name the stack.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import pulumi
 
 from components.model_render import WeightsLocation, WorkloadIdentity, s3_env_from_secret
+from fleetkit.regions import aws_partition
 from fleetkit.spec import RegionStackSpec
 from policies.common import metadata
 
@@ -63,27 +67,29 @@ def bounded_name(base: str, limit: int, *salt: str) -> str:
     return f"{base[: limit - len(suffix) - 1].rstrip('-_')}-{suffix}"
 
 
-def aws_partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+def identity_scope(spec: RegionStackSpec) -> str:
+    """What makes a model identity's cloud name unique, without the stack name: the mesh cluster name.
+
+    ``mesh.cluster_name`` is unique across the fleet (``mesh.duplicate-cluster-name``) and survives
+    ``pulumi stack rename``; a name with the stack in it would change, and IAM role names, GCP service
+    account ids and Azure identity names cannot change in place (the provider replaces the resource).
+    """
+    return spec.mesh.cluster_name or f"{spec.cluster.name}-{spec.region}"
 
 
-def iam_role_name(stack: str, model: str) -> str:
-    """IAM role names are at most 64 characters and unique per account: stack and model both count."""
-    return bounded_name(f"fleetkit-{stack}-{model}-weights", 64, stack, model)
+def iam_role_name(scope: str, model: str) -> str:
+    """IAM role names are at most 64 characters and unique per account: cluster (scope) and model count."""
+    return bounded_name(f"fleetkit-{scope}-{model}-weights", 64, scope, model)
 
 
-def gcp_account_id(stack: str, model: str) -> str:
-    """6–30 characters, ``[a-z][-a-z0-9]*[a-z0-9]``, unique per (stack, model) inside one project."""
+def gcp_account_id(scope: str, model: str) -> str:
+    """6–30 characters, ``[a-z][-a-z0-9]*[a-z0-9]``, unique per (scope, model) inside one project."""
     short = re.sub(r"[^a-z0-9-]", "-", model.lower())[:19].strip("-") or "m"
-    return f"fkw-{short}-{_digest(stack, model, length=6)}"
+    return f"fkw-{short}-{_digest(scope, model, length=6)}"
 
 
-def azure_identity_name(stack: str, model: str) -> str:
-    return bounded_name(f"fleetkit-{stack}-{model}-weights", 128, stack, model)
+def azure_identity_name(scope: str, model: str) -> str:
+    return bounded_name(f"fleetkit-{scope}-{model}-weights", 128, scope, model)
 
 
 def service_account_subject(namespace: str, service_account: str) -> str:
@@ -198,7 +204,7 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
     )
     role = aws.iam.Role(
         f"{name}-role",
-        name=iam_role_name(args.stack, args.model_name),
+        name=iam_role_name(identity_scope(args.spec), args.model_name),
         description=f"fleetkit {args.stack}: read {args.weights.uri} for {args.namespace}/{args.service_account}",
         assume_role_policy=trust,
         max_session_duration=3600,
@@ -259,7 +265,7 @@ def _gcp(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
         raise pulumi.RunError("account.gcp_project is required for GKE workload identity")
     account = gcp.serviceaccount.Account(
         f"{name}-gsa",
-        account_id=gcp_account_id(args.stack, args.model_name),
+        account_id=gcp_account_id(identity_scope(args.spec), args.model_name),
         display_name=f"fleetkit {args.model_name} ({args.stack})"[:100],
         description=f"Pods of {args.namespace}/{args.service_account}; weights read from {args.weights.uri}",
         project=project,
@@ -300,7 +306,7 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
         f"{name}-uami",
         resource_group_name=rg,
         location=args.spec.region,
-        resource_name_=azure_identity_name(args.stack, args.model_name),
+        resource_name_=azure_identity_name(identity_scope(args.spec), args.model_name),
         tags={"fleetkit.dev-stack": args.stack, "fleetkit.dev-model": args.model_name},
         opts=opts,
     )
@@ -309,7 +315,7 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
         resource_group_name=rg,
         resource_name_=identity.name,
         federated_identity_credential_resource_name=bounded_name(
-            f"{args.namespace}-{args.service_account}", 120, args.stack
+            f"{args.namespace}-{args.service_account}", 120, identity_scope(args.spec)
         ),
         issuer=issuer,
         subject=service_account_subject(args.namespace, args.service_account),

@@ -56,7 +56,9 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
 
 
 #: infrastructure rules judged against the stack's region
-REGION_FOLLOW_ONS = frozenset({"pool.zone-not-in-region", "pool.gpu-not-offered"})
+REGION_FOLLOW_ONS = frozenset(
+    {"pool.zone-not-in-region", "pool.gpu-not-offered", "mesh.east-west-zone-not-in-region"}
+)
 
 
 def _region_issues(spec: RegionStackSpec) -> list[Issue]:

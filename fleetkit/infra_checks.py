@@ -34,6 +34,15 @@ Rules (``Problem.rule``):
 * ``account.gcp-project`` — a GCP stack needs ``account.gcp_project``.
 * ``cluster.azure-resource-group`` — adopting an AKS cluster needs its resource group.
 * ``foundation.*`` — Terraform foundation backend, settings, secrets and output names.
+* ``cluster.access-entry-arn`` — an access entry principal that is not an IAM role/user ARN of the
+  region's partition (an STS ``assumed-role`` session ARN, a typo, another partition). EKS takes the
+  role's IAM ARN, with its path (EKS docs, "Create access entries").
+* ``cluster.access-entry-duplicate`` — one principal in two entries (EKS: "An IAM principal can't be
+  included in more than one access entry").
+* ``cluster.access-entries-eks-only`` — access entries on a GKE/AKS stack.
+* ``mesh.east-west-zone-not-in-region`` / ``mesh.east-west-zone-duplicate`` /
+  ``mesh.east-west-zones-aws-only`` — ``mesh.east_west_zones`` is empty, names a zone of another
+  region or one zone twice, or is set off AWS (one regional address there).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
     coerce_backend_setting,
 )
 from fleetkit.pools import gce_bundled_local_ssds
+from fleetkit.regions import aws_partition
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
@@ -74,6 +84,12 @@ REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 _AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+#: An IAM role (optionally with a path) or user ARN: what an EKS access entry's principal must be.
+_IAM_PRINCIPAL = re.compile(
+    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):(?P<kind>role|user)/"
+    r"(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}$"
+)
+_STS_SESSION = re.compile(r"^arn:[\w-]+:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 _AZURE_ZONES = frozenset({"1", "2", "3"})
 
 
@@ -158,6 +174,120 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
             )
     if cl.foundation is not None:
         out.extend(_foundation_issues(spec))
+    out.extend(_access_entry_issues(spec))
+    out.extend(_east_west_zone_issues(spec))
+    return out
+
+
+def _access_entry_issues(spec: RegionStackSpec) -> list[Issue]:
+    entries = spec.cluster.access_entries
+    if not entries:
+        return []
+    if spec.cloud != "aws":
+        return [
+            Issue(
+                ("cluster", "access_entries"),
+                "cluster.access-entries-eks-only",
+                "access entries are EKS's; on GKE grant IAM roles (roles/container.developer) and on AKS Azure "
+                "RBAC roles to your deployers outside the stack",
+                sorted(entries),
+            )
+        ]
+    out: list[Issue] = []
+    partition = aws_partition(spec.region)
+    seen: dict[str, str] = {}
+    for key, entry in sorted(entries.items()):
+        loc = ("cluster", "access_entries", key, "principal_arn")
+        arn = entry.principal_arn
+        match = _IAM_PRINCIPAL.match(arn)
+        session = _STS_SESSION.match(arn)
+        if session is not None:
+            out.append(
+                Issue(
+                    loc,
+                    "cluster.access-entry-arn",
+                    "an STS assumed-role session ARN cannot be an access entry principal; give the role's IAM ARN, "
+                    f"arn:{partition}:iam::{session.group(1)}:role/<path/>{session.group(2)}",
+                    arn,
+                )
+            )
+        elif match is None:
+            out.append(
+                Issue(
+                    loc,
+                    "cluster.access-entry-arn",
+                    f"not an IAM role or user ARN such as arn:{partition}:iam::111122223333:role/ci-deployer "
+                    "(a role's path is allowed: role/team/ci-deployer)",
+                    arn,
+                )
+            )
+        elif match.group("partition") != partition:
+            out.append(
+                Issue(
+                    loc,
+                    "cluster.access-entry-arn",
+                    f"the principal is in partition {match.group('partition')!r} but {spec.region} is in "
+                    f"{partition!r}: EKS cannot find it",
+                    arn,
+                )
+            )
+        if arn in seen:
+            out.append(
+                Issue(
+                    loc,
+                    "cluster.access-entry-duplicate",
+                    f"also the principal of access entry {seen[arn]!r}; EKS takes one access entry per principal "
+                    "(give one entry the policy it needs)",
+                    arn,
+                )
+            )
+        seen.setdefault(arn, key)
+    return out
+
+
+def _east_west_zone_issues(spec: RegionStackSpec) -> list[Issue]:
+    zones = spec.mesh.east_west_zones
+    if zones is None:
+        return []
+    if spec.cloud != "aws":
+        return [
+            Issue(
+                ("mesh", "east_west_zones"),
+                "mesh.east-west-zones-aws-only",
+                "only the AWS east-west NLB takes one address per zone; GCP and Azure use one regional static IP",
+                zones,
+            )
+        ]
+    out: list[Issue] = []
+    if not zones:
+        out.append(
+            Issue(
+                ("mesh", "east_west_zones"),
+                "mesh.east-west-zone-not-in-region",
+                f"name the zones of the NLB's public subnets (e.g. [{spec.region}a, {spec.region}b]), or leave "
+                "the key out for that default",
+                zones,
+            )
+        )
+    for i, zone in enumerate(zones):
+        if not _zone_ok("aws", spec.region, zone):
+            out.append(
+                Issue(
+                    ("mesh", "east_west_zones", i),
+                    "mesh.east-west-zone-not-in-region",
+                    f"not an availability zone of {spec.region} (e.g. {_zone_example('aws', spec.region)})",
+                    zone,
+                )
+            )
+        elif zone in zones[:i]:
+            out.append(
+                Issue(
+                    ("mesh", "east_west_zones", i),
+                    "mesh.east-west-zone-duplicate",
+                    "named twice: the NLB takes one subnet, and one Elastic IP, per zone",
+                    zone,
+                )
+            )
     return out
 
 

@@ -2,7 +2,8 @@
 
 For each stack, ``__main__.py`` runs exactly as ``pulumi up`` would run it — same config (the stack
 file's values, objects as JSON strings, as Pulumi passes them), same components — but against a mock
-resource monitor that records every registered resource (type, name, parent, provider, inputs) and
+resource monitor that records every registered resource (type, name, parent, provider, inputs, and the
+protect / retainOnDelete / ignoreChanges options the engine enforces) and
 answers with plausible, deterministic outputs from :mod:`fleetkit.mocks`. Provider function calls
 are answered from the same registry; an unknown call is an error, never a silent empty answer.
 
@@ -63,9 +64,11 @@ class RecordedResource:
     id: str = ""
     #: URNs this resource waits for (``depends_on`` and inputs' resources, as the SDK sends them)
     deps: tuple[str, ...] = ()
+    #: resource options the engine acts on (``protect``, ``retainOnDelete``, ``ignoreChanges``), when set
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, names: dict[str, str]) -> dict[str, Any]:
-        return {
+        row = {
             "type": self.type,
             "name": self.name,
             "parent": names.get(self.parent, ""),
@@ -73,6 +76,21 @@ class RecordedResource:
             "custom": self.custom,
             "inputs": self.inputs,
         }
+        if self.options:
+            row["options"] = self.options
+        return row
+
+
+def engine_options(request: Any) -> dict[str, Any]:
+    """The options of a registration a real engine enforces and a mock runtime ignores, when set."""
+    out: dict[str, Any] = {}
+    if request.protect:
+        out["protect"] = True
+    if request.retainOnDelete:
+        out["retainOnDelete"] = True
+    if request.ignoreChanges:
+        out["ignoreChanges"] = sorted(request.ignoreChanges)
+    return out
 
 
 @dataclass
@@ -291,6 +309,7 @@ class _RecordingMonitor(rmocks.MockMonitor):
                     cleaned,
                     rid or "",
                     tuple(sorted(set(request.dependencies))),
+                    engine_options(request),
                 )
             )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj)

@@ -205,3 +205,12 @@ def suggest(cloud: str, region: str) -> list[str]:
     return difflib.get_close_matches(
         normalize(cloud, region), sorted(REGIONS.get(cloud, ())), n=3, cutoff=0.75
     )
+
+
+def aws_partition(region: str) -> str:
+    """The AWS partition of a region (what ARNs there start with: ``arn:<partition>:``)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

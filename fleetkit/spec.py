@@ -217,6 +217,15 @@ class CreateCluster(StrictModel):
         default=True,
         description="EKS/GKE deletion protection; set false before `pulumi destroy` (no AKS equivalent)",
     )
+    bootstrap_creator_admin: bool = Field(
+        default=True,
+        description=(
+            "EKS: give the identity that creates the cluster an admin access entry (accessConfig."
+            "bootstrapClusterCreatorAdminPermissions). Read by EKS only when the cluster is created; later edits "
+            "are ignored (changing it would replace the cluster, pulumi/pulumi-aws#3997). true: do not list that "
+            "identity in cluster.access_entries too (one principal, one access entry). false: list it there"
+        ),
+    )
 
     @field_validator("authorized_networks")
     @classmethod
@@ -267,11 +276,51 @@ class AdoptCluster(StrictModel):
         return None if v is None else _check_secret_key(v)
 
 
+#: EKS access policies an access entry can be associated with (EKS docs, "Review access policy permissions").
+EksAccessPolicy = Literal[
+    "AmazonEKSClusterAdminPolicy",
+    "AmazonEKSAdminPolicy",
+    "AmazonEKSEditPolicy",
+    "AmazonEKSViewPolicy",
+    "AmazonEKSAdminViewPolicy",
+]
+
+
+class EksAccessEntry(StrictModel):
+    """An IAM principal that may use an EKS cluster's Kubernetes API: an access entry plus one access policy.
+
+    Keyed by a stable name in ``cluster.access_entries`` (the key names the Pulumi resources). The ARN
+    is checked by ``cluster.access-entry-arn``: an IAM role (a path is allowed) or user ARN of the
+    region's partition, never an STS ``assumed-role`` session ARN.
+    """
+
+    principal_arn: str = Field(
+        min_length=1, description="arn:aws:iam::<account>:role/<path/name> (a CI role, an operators' role)"
+    )
+    policy: EksAccessPolicy = Field(
+        default="AmazonEKSClusterAdminPolicy",
+        description="the EKS access policy associated with the entry",
+    )
+    namespaces: list[Name] = Field(
+        default_factory=list,
+        description="empty: the policy applies to the whole cluster; else only to these namespaces",
+    )
+
+
 class ClusterSpec(StrictModel):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_]*$")
     create: CreateCluster | None = None
     adopt: AdoptCluster | None = None
     foundation: TerraformFoundation | None = None
+    access_entries: dict[Name, EksAccessEntry] = Field(
+        default_factory=dict,
+        description=(
+            "EKS only: IAM roles/users (CI deployer roles, operators) given Kubernetes API access, as EKS access "
+            "entries with an access policy, created or adopted cluster alike (an adopted cluster's authentication "
+            "mode must be API or API_AND_CONFIG_MAP). Without one, only the identity that created the cluster can "
+            "reach it"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ClusterSpec:
@@ -406,6 +455,13 @@ class MeshSpec(StrictModel):
         "the longest route timeout, so a silent non-streaming generation keeps its connection; shorter is "
         "rejected (mesh.lb-idle-below-route-timeout)",
     )
+    east_west_zones: list[str] | None = Field(
+        default=None,
+        description="AWS: the availability zones of the public subnets the east-west NLB lands in, one Elastic IP "
+        "each (the AWS Load Balancer Controller needs exactly one allocation per NLB subnet). Default: the "
+        "region's a and b zones. Independent of the node pools' zones, so editing a pool never adds or releases "
+        "a mesh address (rules mesh.east-west-zone-not-in-region, mesh.east-west-zones-aws-only)",
+    )
 
 
 class Addons(StrictModel):
@@ -531,6 +587,33 @@ class ImagesSpec(StrictModel):
         ]
 
 
+# --------------------------------------------------------------------------- protection
+class Protection(StrictModel):
+    """Pulumi resource options on what is costly or disruptive to lose (``runbooks/protection.md``).
+
+    ``protect``: the engine refuses to delete or replace the resource (``pulumi up`` and
+    ``pulumi destroy`` fail naming it until it is unprotected). ``retain_on_delete``: when the program
+    stops declaring the resource, Pulumi drops it from the state and leaves it in the cloud (Pulumi
+    docs, "Resource options": protect, retainOnDelete).
+    """
+
+    cluster: bool = Field(
+        default=True,
+        description="protect the created EKS/GKE/AKS cluster; set false (and `pulumi up`) before destroying it",
+    )
+    static_ips: bool = Field(
+        default=True,
+        description="protect the east-west gateway's static addresses (AWS Elastic IPs, GCP address, Azure public "
+        "IP): peers dial them, and a released address is not given back",
+    )
+    retain_cluster: bool = Field(
+        default=False,
+        description="retain_on_delete on the created cluster and what only a created cluster has (system pool, "
+        "control-plane role, IRSA provider, resource group): for a create -> adopt switch, set it (with "
+        "cluster: false) and `pulumi up` before switching, so Pulumi forgets the cluster instead of deleting it",
+    )
+
+
 # --------------------------------------------------------------------------- stacks
 class RegionStackSpec(StrictModel):
     role: Literal["region"] = "region"
@@ -545,6 +628,7 @@ class RegionStackSpec(StrictModel):
     policies: PolicySet
     addons: Addons = Addons()
     images: ImagesSpec = Field(default_factory=ImagesSpec)
+    protection: Protection = Field(default_factory=Protection)
 
     # per-cloud pool options in the wrong cloud: ``pool.wrong-cloud-options`` in fleetkit.fleet_checks,
     # located to the file that set them

@@ -12,6 +12,9 @@ LoadBalancer Service:
 * **Azure** — a Standard static public IP (``azure_native.network.PublicIPAddress``) in the cluster's
   resource group, named by ``azure-load-balancer-ipv4`` + ``azure-load-balancer-resource-group``.
   The cluster's identity needs *Network Contributor* on that resource group to attach it.
+
+The static addresses carry ``protect`` (``protection.static_ips``, default on): a released address is
+not given back, and every peer dials it. The AWS zones come from ``mesh.east_west_zones`` only.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class EastWestGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: EastWestGatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:mesh:EastWestGateway", name, None, opts)
         spec = args.spec
-        child = pulumi.ResourceOptions(parent=self)
+        # a static address is what peers dial: the engine refuses to delete or replace it while protected
+        child = pulumi.ResourceOptions(parent=self, protect=spec.protection.static_ips)
         # plain keys: Azure tag names may not contain '/', GCP label keys only [a-z0-9_-]
         tags = {"fleetkit-cluster": args.cluster_name, "fleetkit-role": "istio-eastwestgateway"}
         load_balancer_ip: Any = None
@@ -65,9 +69,7 @@ class EastWestGateway(pulumi.ComponentResource):
                     tags={**tags, "Name": f"{args.cluster_name}-eastwest-{zone}"},
                     opts=child,
                 )
-                for zone in render.aws_eip_zones(
-                    spec.region, [z for p in spec.node_pools.values() for z in p.zones]
-                )
+                for zone in render.aws_eip_zones(spec.region, spec.mesh.east_west_zones)
             ]
             self.static_ips = list(eips)
             allocations = pulumi.Output.all(*[e.allocation_id for e in eips]).apply(

@@ -265,15 +265,15 @@ def aws_nlb_annotations(eip_allocations: Any = None) -> dict[str, Any]:
     return out
 
 
-def aws_eip_zones(region: str, pool_zones: list[str]) -> list[str]:
-    """The AZs that get one Elastic IP each for the east-west NLB.
+def aws_eip_zones(region: str, east_west_zones: list[str] | None) -> list[str]:
+    """The AZs that get one Elastic IP each for the east-west NLB: ``mesh.east_west_zones``.
 
     The AWS Load Balancer Controller needs exactly one allocation per NLB subnet, so these must be
-    the AZs of the public subnets the NLB lands in: the zones the stack's node pools name, else the
-    region's ``a`` and ``b`` zones (tag public subnets ``kubernetes.io/role/elb=1`` in those AZs only).
+    the AZs of the public subnets the NLB lands in. They come from the mesh config alone, never from
+    the node pools (editing a pool's zones must not add or release an address peers dial); unset,
+    the region's ``a`` and ``b`` zones (tag public subnets ``kubernetes.io/role/elb=1`` in those AZs).
     """
-    zones = sorted(set(pool_zones))
-    return zones or [f"{region}a", f"{region}b"]
+    return sorted(set(east_west_zones)) if east_west_zones else [f"{region}a", f"{region}b"]
 
 
 def lb_idle_annotations(cloud: str, idle_seconds: int, ports: tuple[int, ...]) -> dict[str, str]:

@@ -132,6 +132,29 @@ def _asg_tag(r: MockResource) -> dict[str, Any]:
     return {"id": f"{r.inputs.get('autoscalingGroupName', '')},{tag.get('key', r.name)}"}
 
 
+@resource_outputs("aws:eks/accessEntry:AccessEntry")
+def _access_entry(r: MockResource) -> dict[str, Any]:
+    """An EKS access entry: id ``<cluster>:<principal ARN>`` (the provider's import id)."""
+    cluster = str(r.inputs.get("clusterName", "cluster"))
+    principal = str(r.inputs.get("principalArn", ""))
+    uid = digest("access", r.stack, cluster, principal, length=32)
+    return {
+        "id": f"{cluster}:{principal}",
+        "accessEntryArn": f"arn:aws:eks:{_region()}:{fake_account(r.stack)}:access-entry/{cluster}/{uid}",
+        "kubernetesGroups": [],
+        "userName": principal,
+        "createdAt": "2026-01-01T00:00:00Z",
+        "modifiedAt": "2026-01-01T00:00:00Z",
+    }
+
+
+@resource_outputs("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+def _access_policy(r: MockResource) -> dict[str, Any]:
+    """An access policy association: id ``<cluster>#<principal ARN>#<policy ARN>``."""
+    keys = ("clusterName", "principalArn", "policyArn")
+    return {"id": "#".join(str(r.inputs.get(k, "")) for k in keys), "associatedAt": "2026-01-01T00:00:00Z"}
+
+
 # --------------------------------------------------------------------------- invokes
 @invoke("aws:eks/getCluster:getCluster")
 def _get_cluster(args: dict[str, Any], stack: str) -> dict[str, Any]:

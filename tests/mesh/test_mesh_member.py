@@ -184,7 +184,7 @@ def test_gateways_valid_and_cloud_specific(fleet_run, demo_fleet) -> None:
         addresses = run.exports[topology.EXPORT_EAST_WEST_ADDRESSES]
         if spec.cloud == "aws":
             eips = sorted(run.of_type("aws:ec2/eip:Eip"), key=lambda e: e.name)  # one per zone, in zone order
-            zones = render.aws_eip_zones(spec.region, [z for p in spec.node_pools.values() for z in p.zones])
+            zones = render.aws_eip_zones(spec.region, spec.mesh.east_west_zones)
             assert len(eips) == len(zones) == len(addresses)
             allocations = annotations[render.AWS_LB_EIPS].split(",")
             assert allocations == [e.outputs["allocationId"] for e in eips]

@@ -221,7 +221,7 @@ def test_aws_eip_zones() -> None:
         "us-east-1a",
         "us-east-1b",
     ]
-    assert render.aws_eip_zones("us-west-2", []) == ["us-west-2a", "us-west-2b"]
+    assert render.aws_eip_zones("us-west-2", None) == ["us-west-2a", "us-west-2b"]
 
 
 # --------------------------------------------------------------------------- stack references
