@@ -38,9 +38,6 @@ class RegionPlatformArgs:
     stack: str
     spec: RegionStackSpec
     fleet: Fleet
-    #: build only what peer stacks read (cluster + mesh member exports); the offline preview's first
-    #: pass uses it to learn every stack's outputs before the full run
-    exports_only: bool = False
 
 
 class RegionPlatform(pulumi.ComponentResource):
@@ -64,12 +61,6 @@ class RegionPlatform(pulumi.ComponentResource):
             cluster=self.cluster,
             gateway_depends_on=list(self.lb.ready),
         )
-        if args.exports_only:
-            self.mesh = MeshMember(f"{name}-mesh", mesh_args, k8s_opts)
-            self.outputs = self._outputs(spec)
-            self.register_outputs(self.outputs)
-            return
-
         self.node_pools = {
             pool_name: create_gpu_node_pool(
                 f"{name}-{pool_name}",

@@ -2,8 +2,9 @@
 
 Under a real ``pulumi up`` the current stack's ``fleetkit:*`` values come from Pulumi's config (so
 ``pulumi config set`` and secrets work) and replace what the stack file says; the fleet file and the
-other stacks are read from ``stacks/`` for fleet-wide context. The offline preview feeds Pulumi's
-config from the stack file the same way Pulumi does (objects as JSON strings).
+other stacks are read from ``stacks/`` for fleet-wide context. The program does not know whether a
+real engine or the offline preview runs it: the preview feeds Pulumi's config from the stack file the
+same way Pulumi does (objects as JSON strings) and answers on Pulumi's mock runtime.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.config import CONFIG, is_config_secret
 
 from fleetkit.errors import SECRET_VALUE, Problem, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.loader import load_fleet, secret_in_spec_message
+from fleetkit.spec import PeeringStackSpec, RegionStackSpec
+from fleetkit.yamlio import load_yaml_file
+from mesh.trust import TrustRoot, TrustRootArgs
 
 NAMESPACE = "fleetkit"
-
-#: Set by the offline preview around a first-pass run: build only what peers read (see RegionPlatformArgs).
-PREVIEW_EXPORTS_ONLY = False
 
 
 def _config_overrides(root: Path, stack: str) -> list[str]:
@@ -32,10 +34,6 @@ def _config_overrides(root: Path, stack: str) -> list[str]:
     ``fleetkit:`` is refused, naming the key only; credentials live under ``fleetkit-secrets:`` and are
     read, as secrets, only where the spec names them (``kubeconfig_secret``, ``secret_config``).
     """
-    from pulumi.runtime.config import CONFIG, is_config_secret
-
-    from fleetkit.yamlio import load_yaml_file
-
     rel = f"stacks/Pulumi.{stack}.yaml"
     doc, _ = load_yaml_file(root / "stacks" / f"Pulumi.{stack}.yaml", stack)
     in_file = (doc or {}).get("config", {}) if isinstance(doc, dict) else {}
@@ -124,31 +122,31 @@ def root_options(stack: str) -> pulumi.ResourceOptions:
 
 
 def run(root: Path) -> None:
-    """Build the stack's component and export what peers and operators need."""
-    from fleetkit.spec import PeeringStackSpec, RegionStackSpec
+    """Build the stack's component and export what peers and operators need.
 
+    The region and peering components are imported when the stack has that role: a trust-root
+    stack never loads the cloud SDKs they import.
+    """
     stack = pulumi.get_stack()
     fleet = load_current_stack(root)
     spec = fleet.stacks[stack].spec
     outputs: dict[str, Any]
     if isinstance(spec, RegionStackSpec):
+        # reason: imports pulumi_aws/gcp/azure_native, which a trust-root stack does not need
         from components.platform import RegionPlatform, RegionPlatformArgs
 
         platform = RegionPlatform(
-            ROOT_NAMES["region"],
-            RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet, exports_only=PREVIEW_EXPORTS_ONLY),
-            root_options(stack),
+            ROOT_NAMES["region"], RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet), root_options(stack)
         )
         outputs = platform.outputs
     elif isinstance(spec, PeeringStackSpec):
+        # reason: imports the cloud SDKs (through components.cluster), as above
         from components.peering import MeshPeering, MeshPeeringArgs
 
         outputs = MeshPeering(
             ROOT_NAMES["peering"], MeshPeeringArgs(spec=spec, fleet=fleet), root_options(stack)
         ).outputs
     else:
-        from mesh.trust import TrustRoot, TrustRootArgs
-
         root_ca = TrustRoot(ROOT_NAMES["trust-root"], TrustRootArgs(spec=spec), root_options(stack))
         outputs = root_ca.exports()
     for key, value in sorted(outputs.items()):

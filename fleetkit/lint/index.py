@@ -87,9 +87,6 @@ class Obj:
     def labels(self) -> dict[str, Any]:
         return as_dict(as_dict(self.doc.obj.get("metadata")).get("labels"))
 
-    def is_(self, group: str, kind: str) -> bool:
-        return self.group == group and self.kind == kind
-
 
 @dataclass
 class Hit:

@@ -56,11 +56,6 @@ class Document:
         return self.lines.line_of(self.obj, path) if self.lines else None
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first: int):
-        self.key, self.line, self.first = key, line, first
-
-
 class _TrackingLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader that records key/item lines and refuses duplicate keys."""
 

@@ -11,9 +11,11 @@ a resource type with no registered outputs gets its inputs back plus a determini
 
 from __future__ import annotations
 
+import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,6 @@ def fake_ip(*parts: str) -> str:
 
 def fake_ca_data(*parts: str) -> str:
     """Base64 of a (fake, clearly labelled) PEM block: the shape of a cluster CA, no real key material."""
-    import base64
-
     body = base64.b64encode(f"fleetkit-preview-ca:{'/'.join(parts)}".encode()).decode()
     pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
     return base64.b64encode(pem.encode()).decode()

@@ -13,7 +13,9 @@ from fleetkit.mocks.registry import digest, invoke
 
 
 def foundation_outputs(source: str) -> dict[str, Any]:
-    h = lambda *p: digest("tf", source, *p, length=17)
+    def h(*parts: str) -> str:
+        return digest("tf", source, *parts, length=17)
+
     sub = f"/subscriptions/00000000-0000-0000-0000-{digest('sub', source, length=12)}"
     vnet = f"{sub}/resourceGroups/rg-foundation/providers/Microsoft.Network/virtualNetworks/vnet-foundation"
     return {

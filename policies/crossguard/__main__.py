@@ -37,6 +37,7 @@ PACK_NAME = "fleetkit-guardrails"
 def _load_rules() -> ModuleType:
     """The kit's module when the kit is importable, else the file beside this one (the pack's own venv)."""
     try:
+        # reason: the pack's own venv may not have the kit; the fallback below loads the file
         from policies.crossguard import rules
     except ImportError:
         path = Path(__file__).resolve().parent / "rules.py"

@@ -11,7 +11,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 def releases(stack: str) -> dict[str, dict]:
     spec = demo_spec(stack)
     mocks, _ = run(stack, spec, build_infra(stack, spec))
-    return {r.inputs["chart"]: r.inputs for r in mocks.of_type(RELEASE)}
+    return {r.plain_inputs["chart"]: r.plain_inputs for r in mocks.of_type(RELEASE)}
 
 
 def test_eks_with_al2023_gets_device_plugin_and_keda():

@@ -19,7 +19,8 @@ import yaml
 from components.cluster import BOOTSTRAP_ADMIN_PATH, access_policy_arn
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
-from fleetkit.preview import RecordedResource, StackPreview, run_stack
+from fleetkit.mocks.runtime import Recorded as RecordedResource
+from fleetkit.preview import StackPreview, run_stack
 from fleetkit.spec import AdoptCluster, ClusterSpec
 from tests.components.infra_mocks import build_infra, demo_spec, run
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fleetkit.mocks.runtime import is_secret
 from tests.components.infra_mocks import build_infra, demo_spec, run, with_changes
 
 STACK = "aws-us-east-1"
@@ -21,7 +22,7 @@ def created():
 
 def test_eks_cluster_inputs(created):
     mocks, _ = created
-    eks = mocks.one(EKS).inputs
+    eks = mocks.one(EKS).plain_inputs
     assert eks["name"] == "fleetkit-use1" and eks["version"] == "1.33"
     assert eks["vpcConfig"]["endpointPublicAccess"] is True
     assert eks["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.0/24"]  # never 0.0.0.0/0
@@ -39,14 +40,14 @@ def test_iam_roles_and_policies(created):
     roles = [
         r
         for r in mocks.of_type("aws:iam/role:Role")
-        if "Service" in json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]
+        if "Service" in json.loads(r.plain_inputs["assumeRolePolicy"])["Statement"][0]["Principal"]
     ]
     services = sorted(
-        json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"] for r in roles
+        json.loads(r.plain_inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"] for r in roles
     )
     assert services == ["ec2.amazonaws.com", "eks.amazonaws.com"]  # (the Cluster Autoscaler's role is IRSA)
     policies = sorted(
-        a.inputs["policyArn"].split("/")[-1]
+        a.plain_inputs["policyArn"].split("/")[-1]
         for a in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     )
     assert policies == [
@@ -59,7 +60,7 @@ def test_iam_roles_and_policies(created):
 
 def test_irsa_oidc_provider(created):
     mocks, out = created
-    oidc = mocks.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    oidc = mocks.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").plain_inputs
     assert oidc["url"] == out["clusterOidcIssuer"]
     assert oidc["url"].startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
     assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
@@ -72,7 +73,7 @@ def test_irsa_oidc_provider(created):
 
 def test_system_pool_for_non_gpu_pods(created):
     mocks, _ = created
-    system = mocks.one("aws:eks/nodeGroup:NodeGroup", "-cluster-system").inputs
+    system = mocks.one("aws:eks/nodeGroup:NodeGroup", "-cluster-system").plain_inputs
     assert system["amiType"] == "AL2023_x86_64_STANDARD"
     assert "taints" not in system
     assert system["scalingConfig"]["minSize"] >= 1
@@ -108,7 +109,7 @@ def test_explicit_subnets_and_private_endpoint_skip_the_default_vpc():
     )
     spec = with_changes(spec, cluster=cluster)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    vpc = mocks.one(EKS).inputs["vpcConfig"]
+    vpc = mocks.one(EKS).plain_inputs["vpcConfig"]
     assert vpc["subnetIds"] == ["subnet-1", "subnet-2"]
     assert vpc["endpointPublicAccess"] is False and "publicAccessCidrs" not in vpc
     assert "aws:ec2/getVpc:getVpc" not in mocks.tokens()
@@ -131,7 +132,7 @@ def test_adopt_reads_the_cluster_and_creates_no_control_plane():
     assert out["clusterEndpoint"].startswith("https://")
     assert out["clusterOidcProviderArn"].endswith(out["clusterOidcIssuer"].removeprefix("https://"))
     # GPU pools still land in the adopted cluster's subnets
-    ng = mocks.one("aws:eks/nodeGroup:NodeGroup", "-l40s-ng").inputs
+    ng = mocks.one("aws:eks/nodeGroup:NodeGroup", "-l40s-ng").plain_inputs
     assert ng["clusterName"] == "fleetkit-use1" and ng["subnetIds"]
 
 
@@ -146,8 +147,9 @@ def test_adopt_with_a_kubeconfig_secret():
         secret_keys=["fleetkit-secrets:adoptKubeconfig"],
     )
     assert "kubeconfig" not in out  # a given kubeconfig is a credential: never a stack output
-    provider = mocks.one("pulumi:providers:kubernetes").inputs
-    assert provider["kubeconfig"] == given
+    provider = mocks.one("pulumi:providers:kubernetes")
+    assert is_secret(provider.inputs["kubeconfig"])  # the SDK sends it as a secret
+    assert provider.plain_inputs["kubeconfig"] == given
 
 
 def test_terraform_foundation_feeds_the_network():
@@ -173,7 +175,7 @@ def test_terraform_foundation_feeds_the_network():
     )
     call = next(a for t, a in mocks.calls if t == "terraform:state:getS3Reference")
     assert call["bucket"] == "tf-state" and call["encrypt"] is True
-    assert mocks.one(EKS).inputs["vpcConfig"]["subnetIds"] == state["private_subnets"]
+    assert mocks.one(EKS).plain_inputs["vpcConfig"]["subnetIds"] == state["private_subnets"]
     assert "aws:ec2/getVpc:getVpc" not in mocks.tokens()
 
 

@@ -13,7 +13,7 @@ AKS = "azure-native:containerservice:ManagedCluster"
 def test_aks_cluster_inputs_and_exports():
     spec = demo_spec(STACK)
     mocks, out = run(STACK, spec, build_infra(STACK, spec))
-    aks = mocks.one(AKS).inputs
+    aks = mocks.one(AKS).plain_inputs
     assert aks["oidcIssuerProfile"] == {"enabled": True}
     assert aks["securityProfile"] == {"workloadIdentity": {"enabled": True}}
     assert aks["kubernetesVersion"] == "1.33" and aks["resourceName"] == "fleetkit-eus"
@@ -33,7 +33,7 @@ def test_aks_cluster_inputs_and_exports():
     assert (call["resourceGroupName"], call["resourceName"]) == ("fleetkit-eastus", "fleetkit-eus")
     # the user credentials are a credential: the provider gets them, the stack outputs never do
     assert "kubeconfig" not in out
-    kube = yaml.safe_load(mocks.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
+    kube = yaml.safe_load(mocks.one("pulumi:providers:kubernetes").plain_inputs["kubeconfig"])
     assert kube["clusters"][0]["cluster"]["certificate-authority-data"] == out["clusterCaData"]
 
 
@@ -43,9 +43,9 @@ def test_authorized_ranges_and_created_resource_group():
     cluster["create"]["authorized_networks"] = ["198.51.100.0/24"]
     spec = with_changes(spec, cluster=cluster, account={})
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    rg = mocks.one("azure-native:resources:ResourceGroup").inputs
+    rg = mocks.one("azure-native:resources:ResourceGroup").plain_inputs
     assert rg["resourceGroupName"] == "rg-fleetkit-eus" and rg["location"] == "eastus"
-    aks = mocks.one(AKS).inputs
+    aks = mocks.one(AKS).plain_inputs
     assert aks["apiServerAccessProfile"] == {"authorizedIPRanges": ["198.51.100.0/24"]}
     assert aks["resourceGroupName"] == "rg-fleetkit-eus"
 
@@ -59,7 +59,7 @@ def test_adopt_by_name_and_resource_group():
     assert not mocks.of_type(AKS)
     call = next(a for t, a in mocks.calls if t == "azure-native:containerservice:getManagedCluster")
     assert (call["resourceGroupName"], call["resourceName"]) == ("rg-existing", "fleetkit-eus")
-    pool = mocks.one("azure-native:containerservice:AgentPool").inputs
+    pool = mocks.one("azure-native:containerservice:AgentPool").plain_inputs
     assert (pool["resourceGroupName"], pool["resourceName"]) == ("rg-existing", "fleetkit-eus")
     assert out["networkId"] == "MC_rg-existing_fleetkit-eus_eastus"
 
@@ -81,8 +81,8 @@ def test_foundation_subnet_goes_to_every_pool():
     mocks, out = run(STACK, spec, build_infra(STACK, spec))
     call = next(a for t, a in mocks.calls if t == "terraform:state:getAzureRMReference")
     assert call["useAzureadAuth"] is True
-    aks = mocks.one(AKS).inputs
+    aks = mocks.one(AKS).plain_inputs
     subnet = aks["agentPoolProfiles"][0]["vnetSubnetID"]
     assert subnet.endswith("/subnets/aks-nodes")
-    assert mocks.one("azure-native:containerservice:AgentPool").inputs["vnetSubnetID"] == subnet
+    assert mocks.one("azure-native:containerservice:AgentPool").plain_inputs["vnetSubnetID"] == subnet
     assert out["networkId"] == subnet

@@ -20,7 +20,7 @@ def _with_create(**changes):
 def test_gke_cluster_inputs_and_exports():
     spec = _with_create(authorized_networks=["198.51.100.0/24"])
     mocks, out = run(STACK, spec, build_infra(STACK, spec))
-    gke = mocks.one(GKE).inputs
+    gke = mocks.one(GKE).plain_inputs
     assert gke["workloadIdentityConfig"] == {"workloadPool": "fleetkit-demo.svc.id.goog"}
     assert gke["removeDefaultNodePool"] is True
     assert gke["location"] == "europe-west4" and gke["project"] == "fleetkit-demo"
@@ -42,14 +42,14 @@ def test_gke_cluster_inputs_and_exports():
 def test_node_service_account_and_roles():
     spec = demo_spec(STACK)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    sa = mocks.one("gcp:serviceaccount/account:Account").inputs
+    sa = mocks.one("gcp:serviceaccount/account:Account").plain_inputs
     assert sa["accountId"] == "fleetkit-euw4-nodes"
-    roles = sorted(m.inputs["role"] for m in mocks.of_type("gcp:projects/iAMMember:IAMMember"))
+    roles = sorted(m.plain_inputs["role"] for m in mocks.of_type("gcp:projects/iAMMember:IAMMember"))
     assert "roles/logging.logWriter" in roles and "roles/artifactregistry.reader" in roles
     email = "fleetkit-euw4-nodes@fleetkit-demo.iam.gserviceaccount.com"
     for pool in mocks.of_type("gcp:container/nodePool:NodePool"):
-        assert pool.inputs["nodeConfig"]["serviceAccount"] == email
-        assert pool.inputs["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+        assert pool.plain_inputs["nodeConfig"]["serviceAccount"] == email
+        assert pool.plain_inputs["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
 
 
 def test_private_endpoint_and_foundation_network():
@@ -78,7 +78,7 @@ def test_private_endpoint_and_foundation_network():
     call = next(a for t, a in mocks.calls if t == "terraform:state:getRemoteReference")
     assert call["organization"] == "acme" and call["workspaces"] == {"name": "gcp-network"}
     assert call["token"] == "tfe-secret"
-    gke = mocks.one(GKE).inputs
+    gke = mocks.one(GKE).plain_inputs
     assert gke["network"] == "foundation-vpc" and gke["subnetwork"] == "foundation-gke"
     assert gke["ipAllocationPolicy"] == {
         "clusterSecondaryRangeName": "gke-pods",
@@ -101,6 +101,6 @@ def test_adopt_a_zonal_cluster():
         "fleetkit-demo",
     )
     assert "/locations/europe-west4-b/" in out["clusterOidcIssuer"]
-    assert {p.inputs["location"] for p in mocks.of_type("gcp:container/nodePool:NodePool")} == {
+    assert {p.plain_inputs["location"] for p in mocks.of_type("gcp:container/nodePool:NodePool")} == {
         "europe-west4-b"
     }

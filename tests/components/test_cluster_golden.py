@@ -20,22 +20,11 @@ GOLDEN = ROOT / "tests" / "golden" / "infra"
 STACKS = {"aws": "aws-us-east-1", "gcp": "gcp-europe-west4", "azure": "azure-eastus"}
 
 
-def _normal(value: Any) -> Any:
-    """Integral floats (the mock runtime turns ints into floats) back to ints; keys sorted by json."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normal(v) for v in value]
-    return value
-
-
 def plan(stack: str) -> list[dict[str, Any]]:
     spec = demo_spec(stack)
     mocks, _ = run(stack, spec, build_infra(stack, spec))
     rows = [
-        {"type": r.type, "name": r.name, "inputs": _normal(r.inputs)}
+        {"type": r.type, "name": r.name, "inputs": r.plain_inputs}
         for r in mocks.resources
         if r.custom and not r.type.startswith(("kubernetes:", "pulumi:providers:"))
     ]

@@ -26,7 +26,7 @@ def mocks():
 
 
 def test_al2023_on_demand_pool(mocks):
-    ng = mocks.one(NG, "-l4-ng").inputs
+    ng = mocks.one(NG, "-l4-ng").plain_inputs
     assert ng["amiType"] == "AL2023_x86_64_NVIDIA"
     assert ng["instanceTypes"] == ["g6.12xlarge"]
     assert ng["capacityType"] == "ON_DEMAND"
@@ -40,14 +40,14 @@ def test_al2023_on_demand_pool(mocks):
 
 
 def test_bottlerocket_spot_pool_scales_to_zero(mocks):
-    ng = mocks.one(NG, "-l40s-ng").inputs
+    ng = mocks.one(NG, "-l40s-ng").plain_inputs
     assert ng["amiType"] == "BOTTLEROCKET_x86_64_NVIDIA"
     assert ng["capacityType"] == "SPOT"
     assert ng["scalingConfig"]["minSize"] == 0 and ng["scalingConfig"]["maxSize"] == 6
 
 
 def test_launch_templates_disks_and_raid0(mocks):
-    al2023 = mocks.one(LT, "-l4-lt").inputs
+    al2023 = mocks.one(LT, "-l4-lt").plain_inputs
     (root,) = al2023["blockDeviceMappings"]
     assert root["deviceName"] == "/dev/xvda" and root["ebs"]["volumeSize"] == 200
     assert root["ebs"]["volumeType"] == "gp3" and root["ebs"]["encrypted"] == "true"
@@ -57,17 +57,17 @@ def test_launch_templates_disks_and_raid0(mocks):
     assert al2023["metadataOptions"]["httpTokens"] == "required"
     # pods must not reach IMDS (and the node role) past their own IRSA identity
     assert al2023["metadataOptions"]["httpPutResponseHopLimit"] == 1
-    bottlerocket = mocks.one(LT, "-l40s-lt").inputs
+    bottlerocket = mocks.one(LT, "-l40s-lt").plain_inputs
     devices = {d["deviceName"]: d["ebs"]["volumeSize"] for d in bottlerocket["blockDeviceMappings"]}
     assert devices == {"/dev/xvda": 4, "/dev/xvdb": 200}
     assert "userData" not in bottlerocket  # nodeadm is AL2023-only
-    ng = mocks.one(NG, "-l4-ng").inputs
+    ng = mocks.one(NG, "-l4-ng").plain_inputs
     assert ng["launchTemplate"]["id"].startswith("lt-") and ng["launchTemplate"]["version"] == "1"
 
 
 def test_cluster_autoscaler_tags_for_scale_from_zero(mocks):
     tags = {
-        t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
+        t.plain_inputs["tag"]["key"]: t.plain_inputs["tag"]["value"]
         for t in mocks.of_type("aws:autoscaling/tag:Tag")
         if t.name.startswith(f"{STACK}-l40s-")
     }
@@ -77,7 +77,7 @@ def test_cluster_autoscaler_tags_for_scale_from_zero(mocks):
     assert tags["k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu"] == "present:NoSchedule"
     assert tags["k8s.io/cluster-autoscaler/node-template/label/fleetkit.dev/pool"] == "l40s"
     asgs = {
-        t.inputs["autoscalingGroupName"]
+        t.plain_inputs["autoscalingGroupName"]
         for t in mocks.of_type("aws:autoscaling/tag:Tag")
         if t.name.startswith(f"{STACK}-l40s-")
     }
@@ -90,5 +90,5 @@ def test_instance_store_cache_off_drops_the_user_data():
     pools["l4"]["aws"] = {"ami_type": "AL2023_x86_64_NVIDIA", "instance_store_cache": False}
     spec = with_changes(spec, node_pools=pools)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    assert "userData" not in mocks.one(LT, "-l4-lt").inputs
+    assert "userData" not in mocks.one(LT, "-l4-lt").plain_inputs
     assert build_nodeadm_user_data(False) is None

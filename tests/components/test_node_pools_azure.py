@@ -11,7 +11,7 @@ POOL = "azure-native:containerservice:AgentPool"
 def test_on_demand_pool():
     spec = demo_spec(STACK)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    pool = mocks.one(POOL).inputs
+    pool = mocks.one(POOL).plain_inputs
     assert pool["agentPoolName"] == "a100" and pool["mode"] == "User"
     assert pool["vmSize"] == "Standard_NC24ads_A100_v4"
     assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"], pool["count"]) == (True, 1, 4, 1)
@@ -39,7 +39,7 @@ def test_spot_mig_pool_with_operator_drivers_scales_to_zero():
     )
     spec = with_changes(spec, node_pools=pools)
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    pool = mocks.one(POOL).inputs
+    pool = mocks.one(POOL).plain_inputs
     assert pool["scaleSetPriority"] == "Spot"
     assert pool["scaleSetEvictionPolicy"] == "Deallocate" and pool["spotMaxPrice"] == 2.5
     assert pool["gpuInstanceProfile"] == "MIG3g"

@@ -18,7 +18,7 @@ def mocks():
 
 
 def test_l4_pool_accelerators_and_local_ssd(mocks):
-    np = mocks.one(NP, "-l4-np").inputs
+    np = mocks.one(NP, "-l4-np").plain_inputs
     cfg = np["nodeConfig"]
     assert cfg["machineType"] == "g2-standard-48"
     assert cfg["guestAccelerators"] == [
@@ -33,7 +33,7 @@ def test_l4_pool_accelerators_and_local_ssd(mocks):
 
 
 def test_h100_spot_pool_uses_bundled_ssds_and_scales_to_zero(mocks):
-    np = mocks.one(NP, "-h100-np").inputs
+    np = mocks.one(NP, "-h100-np").plain_inputs
     cfg = np["nodeConfig"]
     assert cfg["guestAccelerators"][0]["type"] == "nvidia-h100-80gb"
     assert cfg["guestAccelerators"][0]["count"] == 8
@@ -56,6 +56,6 @@ def test_driver_left_to_the_gpu_operator():
     assert cfg["shielded_instance_config"]["enable_secure_boot"] is False
     assert "ephemeral_storage_local_ssd_config" not in cfg  # g2 bundles none and none were asked for
     mocks, _ = run(STACK, spec, build_infra(STACK, spec))
-    np = mocks.one(NP, "-l4-np").inputs
+    np = mocks.one(NP, "-l4-np").plain_inputs
     assert np["nodeLocations"] == ["europe-west4-a", "europe-west4-b"]
     assert np["initialNodeCount"] == 1  # 1 node over 2 zones, rounded up per zone

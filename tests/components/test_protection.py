@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fleetkit.preview import RecordedResource, StackPreview, run_stack
+from fleetkit.mocks.runtime import Recorded as RecordedResource
+from fleetkit.preview import StackPreview, run_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS = {

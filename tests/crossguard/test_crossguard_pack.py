@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.runtime.rpc import wrap_rpc_secret
 
 from policies.crossguard import rules
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies" / "crossguard"
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
 
 def test_policies_package_never_imports_pulumi() -> None:
@@ -141,7 +141,7 @@ def test_resource_validation_through_the_sdk(servicer: Any) -> None:
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "hf", "namespace": "llm"},
-        "stringData": {"plain": "hf_abc", "wrapped": {**SECRET_SIG, "value": "hf_def"}},
+        "stringData": {"plain": "hf_abc", "wrapped": wrap_rpc_secret("hf_def")},
     }
     resp = servicer.Analyze(
         analyzer_pb2.AnalyzeRequest(

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
+from fleetkit.loader import load_fleet
 from fleetkit.output import stack_files
+from fleetkit.preview import preview_fleet
 from fleetkit.schema import validate_objects
 
 GOLDEN = Path(__file__).parent / "demo"
@@ -46,11 +49,6 @@ def test_golden_files_match(files):
 
 
 def test_preview_is_deterministic_sequential_or_parallel(demo_preview, project_root):
-    from fleetkit.loader import load_fleet
-    from fleetkit.preview import preview_fleet
-
-    import signal
-
     def hung(*_):
         raise TimeoutError("preview workers hung")
 
@@ -86,12 +84,8 @@ def test_demo_fleet_spans_three_clouds(demo_preview):
     assert any(t.startswith("azure-native:") for t in types)
 
 
-def test_first_pass_exports_equal_the_full_run(demo_preview, project_root):
-    """The preview learns peers' outputs from an exports-only run; they must be what the full run exports."""
-    from fleetkit.preview import run_stack
-
-    peers = {n: r for n, r in demo_preview.items()}
-    for name in ("aws-us-east-1", "gcp-europe-west4"):
-        partial = run_stack(project_root, name, peers, exports_only=True)
-        assert partial.public_outputs() == demo_preview[name].public_outputs()
-        assert len(partial.resources) < len(demo_preview[name].resources)
+def test_the_peering_stack_alone_previews_as_in_the_full_fleet(demo_preview, project_root):
+    """`preview -s mesh-peering` runs every region first (unasked, unreturned): same files as the full run."""
+    alone = preview_fleet(load_fleet(project_root), only=["mesh-peering"], jobs=1)
+    assert list(alone) == ["mesh-peering"]
+    assert stack_files(alone["mesh-peering"]) == stack_files(demo_preview["mesh-peering"])

@@ -14,7 +14,7 @@ from fleetkit.schema import validate_object
 from fleetkit.spec import RegionStackSpec
 from mesh import pki, render, topology
 from mesh.member import MeshMember, MeshMemberArgs
-from tests.mesh.mesh_mocks import FakeCluster, StackRun, plain, public_strings, run_program, run_stack
+from tests.mesh.mesh_mocks import FakeCluster, StackRun, plain, public_strings, run_mesh_program, run_stack
 
 ROOT_STACK = "mesh-root"
 PEERING_STACK = "mesh-peering"
@@ -52,11 +52,11 @@ def test_the_fleet_has_one_root_and_four_regions(fleet_run) -> None:
     cert = root.of_type("tls:index/selfSignedCert:SelfSignedCert")[0].inputs
     assert cert["isCaCertificate"] is True and cert["maxPathLength"] == 1
     assert {"cert_signing", "crl_signing"} <= set(cert["allowedUses"])
-    assert root.secret_exports == {topology.EXPORT_ROOT_KEY}
+    assert root.secret_outputs == {topology.EXPORT_ROOT_KEY}
 
 
 def test_every_cluster_has_its_own_intermediate_signed_by_the_one_root(fleet_run, demo_fleet) -> None:
-    root_cert = fleet_run[ROOT_STACK].exports[topology.EXPORT_ROOT_CERT]
+    root_cert = fleet_run[ROOT_STACK].outputs[topology.EXPORT_ROOT_CERT]
     intermediates = set()
     for name, run in _regions(fleet_run).items():
         spec = demo_fleet.stacks[name].spec
@@ -74,8 +74,8 @@ def test_every_cluster_has_its_own_intermediate_signed_by_the_one_root(fleet_run
         assert public_strings(signed["caPrivateKeyPem"]) == [], (
             "the root key must reach the signer as a secret"
         )
-        assert run.exports[topology.EXPORT_ROOT_CERT] == root_cert
-        intermediates.add(run.exports[topology.EXPORT_INTERMEDIATE_CERT])
+        assert run.outputs[topology.EXPORT_ROOT_CERT] == root_cert
+        intermediates.add(run.outputs[topology.EXPORT_INTERMEDIATE_CERT])
     assert len(intermediates) == 4
 
 
@@ -91,14 +91,14 @@ def test_mesh_identity_same_mesh_id_unique_cluster_names(fleet_run, demo_fleet) 
         ns = _one(run, "kubernetes:core/v1:Namespace").inputs  # type: ignore[attr-defined]
         assert ns["metadata"]["name"] == "istio-system"
         assert ns["metadata"]["labels"][render.LABEL_NETWORK] == spec.mesh.network
-        assert run.exports[topology.EXPORT_MESH_ID] == "fleetkit-mesh"
+        assert run.outputs[topology.EXPORT_MESH_ID] == "fleetkit-mesh"
     assert mesh_ids == {"fleetkit-mesh"}
     assert len(set(names)) == 4
 
 
 def test_twelve_remote_secrets_with_the_exact_istioctl_shape(fleet_run) -> None:
     regions = _regions(fleet_run)
-    by_cluster = {run.exports[topology.EXPORT_CLUSTER_NAME]: run for run in regions.values()}
+    by_cluster = {run.outputs[topology.EXPORT_CLUSTER_NAME]: run for run in regions.values()}
     peering = fleet_run[PEERING_STACK]
     pairs = set()
     for secret in _secrets(peering, render.REMOTE_SECRET_PREFIX):
@@ -118,7 +118,7 @@ def test_twelve_remote_secrets_with_the_exact_istioctl_shape(fleet_run) -> None:
             peer
         ]
         assert validate_object(obj) == []
-        source = by_cluster[peer].exports
+        source = by_cluster[peer].outputs
         cfg = yaml.safe_load(obj["stringData"][peer])
         assert cfg["current-context"] == peer
         assert cfg["clusters"] == [
@@ -153,8 +153,8 @@ def test_cacerts_keys_and_creation_before_istiod(fleet_run) -> None:
         assert public_strings(cacerts.inputs["stringData"]) == []
         data = plain(cacerts.inputs)["stringData"]
         assert set(data) == set(render.CACERTS_KEYS)
-        assert data["ca-cert.pem"] == run.exports[topology.EXPORT_INTERMEDIATE_CERT]
-        assert data["root-cert.pem"] == run.exports[topology.EXPORT_ROOT_CERT]
+        assert data["ca-cert.pem"] == run.outputs[topology.EXPORT_INTERMEDIATE_CERT]
+        assert data["root-cert.pem"] == run.outputs[topology.EXPORT_ROOT_CERT]
         assert data["cert-chain.pem"] == pki.cert_chain(data["ca-cert.pem"], data["root-cert.pem"])
         assert "PRIVATE KEY" in data["ca-key.pem"]
         istiod, base = _release(run, "istiod"), _release(run, "istio-base")
@@ -181,7 +181,7 @@ def test_gateways_valid_and_cloud_specific(fleet_run, demo_fleet) -> None:
             "topology.istio.io/network": spec.mesh.network,
         }
         annotations = values["service"]["annotations"]
-        addresses = run.exports[topology.EXPORT_EAST_WEST_ADDRESSES]
+        addresses = run.outputs[topology.EXPORT_EAST_WEST_ADDRESSES]
         if spec.cloud == "aws":
             eips = sorted(run.of_type("aws:ec2/eip:Eip"), key=lambda e: e.name)  # one per zone, in zone order
             zones = render.aws_eip_zones(spec.region, spec.mesh.east_west_zones)
@@ -200,7 +200,7 @@ def test_gateways_valid_and_cloud_specific(fleet_run, demo_fleet) -> None:
             )
             assert annotations[render.AZURE_LB_IPV4] == ip.outputs["ipAddress"] == addresses[0]
             assert annotations[render.AZURE_LB_RESOURCE_GROUP] == spec.account.azure_resource_group
-        assert run.exports[topology.EXPORT_EAST_WEST_ADDRESS] == addresses[0]
+        assert run.outputs[topology.EXPORT_EAST_WEST_ADDRESS] == addresses[0]
         ingress = _release(run, "fleetkit-ingress").inputs["values"]
         assert (
             ingress["labels"] == {"istio": "fleetkit-ingress"}
@@ -226,8 +226,8 @@ def test_no_private_key_material_outside_secrets(fleet_run) -> None:
     seen_secret_key = False
     for run in fleet_run.values():
         tokens = (
-            [run.exports.get(topology.EXPORT_READER_TOKEN)]
-            if topology.EXPORT_READER_TOKEN in run.exports
+            [run.outputs.get(topology.EXPORT_READER_TOKEN)]
+            if topology.EXPORT_READER_TOKEN in run.outputs
             else []
         )
         for res in run.resources:
@@ -235,12 +235,12 @@ def test_no_private_key_material_outside_secrets(fleet_run) -> None:
                 assert "PRIVATE KEY" not in text, (run.stack, res.type, res.name)
                 assert not any(t and t in text for t in tokens), (run.stack, res.name)
             seen_secret_key = seen_secret_key or "PRIVATE KEY" in str(plain(res.inputs))
-        for key, value in run.exports.items():
-            if key not in run.secret_exports:
+        for key, value in run.outputs.items():
+            if key not in run.secret_outputs:
                 assert "PRIVATE KEY" not in str(value), (run.stack, key)
     assert seen_secret_key, "the check must see key material inside secrets, or it proves nothing"
     for run in _regions(fleet_run).values():
-        assert run.secret_exports == {topology.EXPORT_READER_TOKEN}
+        assert run.secret_outputs == {topology.EXPORT_READER_TOKEN}
 
 
 def test_exports_peers_need(fleet_run) -> None:
@@ -254,8 +254,8 @@ def test_exports_peers_need(fleet_run) -> None:
             topology.EXPORT_READER_TOKEN,
             topology.EXPORT_INTERMEDIATE_CERT,
             topology.EXPORT_EAST_WEST_ADDRESS,
-        } <= set(run.exports)
-        assert run.exports[topology.EXPORT_READER_TOKEN]
+        } <= set(run.outputs)
+        assert run.outputs[topology.EXPORT_READER_TOKEN]
 
 
 def test_a_region_not_up_yet_leaves_its_remote_secrets_empty(demo_fleet, fleet_run) -> None:
@@ -282,7 +282,7 @@ def test_a_cluster_without_east_west_gateway(tmp_project, fleet_run) -> None:
         "istio-base",
         "istiod",
     ]
-    assert topology.EXPORT_EAST_WEST_ADDRESS not in run.exports
+    assert topology.EXPORT_EAST_WEST_ADDRESS not in run.outputs
 
 
 def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:
@@ -304,10 +304,10 @@ def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:
 
         return inner
 
-    run = run_program(
+    run = run_mesh_program(
         "gcp-europe-west4", build({"istiod": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}), fleet_run
     )
     env = _release(run, "istiod").inputs["values"]["env"]
     assert env["PILOT_TRACE_SAMPLING"] == "1" and env["AUTO_RELOAD_PLUGIN_CERTS"] == "true"
     with pytest.raises(ValueError, match="unknown releases"):
-        run_program("gcp-europe-west4", build({"istio-ingress": {}}), fleet_run)
+        run_mesh_program("gcp-europe-west4", build({"istio-ingress": {}}), fleet_run)

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from fleetkit import preview as preview_mod
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
 from fleetkit.preview import preview_fleet
+from fleetkit.preview import stack as preview_stack
 from fleetkit.spec import AdoptCluster, TerraformFoundation
 
 TOKEN = "apiVersion: v1 users: [{user: {token: TOKEN-s3cr3t-0042}}]"
@@ -32,15 +32,15 @@ def _edit_stack(project, stack, edit):
 
 def test_engine_secret_under_fleetkit_namespace_is_refused_by_key_only(project_root, monkeypatch):
     """`pulumi config set --secret fleetkit:adoptKubeconfig …`: the engine passes it decrypted."""
-    real = preview_mod._config_for
+    real = preview_stack.config_for
 
     def with_secret(root, stack, sets):
         cfg, secret_keys = real(root, stack, sets)
         return {**cfg, "fleetkit:adoptKubeconfig": TOKEN}, [*secret_keys, "fleetkit:adoptKubeconfig"]
 
-    monkeypatch.setattr(preview_mod, "_config_for", with_secret)
+    monkeypatch.setattr(preview_stack, "config_for", with_secret)
     with pytest.raises(SpecError) as err:
-        preview_mod.run_stack(project_root, STACK, {}, exports_only=True)
+        preview_stack.run_stack(project_root, STACK, {})
     text = err.value.render()
     assert "TOKEN-s3cr3t" not in text and "apiVersion" not in text
     assert "config.secret-in-spec-namespace" in text and "[secret]" in text
