@@ -41,7 +41,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fleetkit import capacity, catalog
+from fleetkit import catalog
+from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows
 from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet
 from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below are documented here)
@@ -52,7 +53,7 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
     SECRET_SETTINGS,
     coerce_backend_setting,
 )
-from fleetkit.pools import gce_bundled_local_ssds
+from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
@@ -230,7 +231,7 @@ def _cloud_pool_issues(
     at = ("node_pools", name)
     if cloud == "aws":
         opts = pool.aws
-        ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
+        ami = aws_ami_type(pool)
         if "ARM_64" in ami and entry is not None:
             add(
                 (*at, "aws", "ami_type"),
@@ -375,35 +376,31 @@ def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
 
 
 # --------------------------------------------------------------------------- capacity plan
-def capacity_plan(fleet: Fleet, stack: str) -> capacity.CapacityPlan:
-    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its spec.
+def capacity_plan(fleet: Fleet, stack: str) -> CapacityPlan:
+    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its resolved spec.
 
     Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
-    tensor parallelism, size and replica range. Problem paths name the stack file.
+    tensor parallelism, size, replica range and the fit the resolve step computed. Problem paths
+    name the stack file.
     """
     st = fleet.stacks[stack]
-    spec = st.spec
-    if not isinstance(spec, RegionStackSpec):
+    if not isinstance(st.spec, RegionStackSpec):
         raise TypeError(f"stack {stack!r} is not a region stack (it has no GPU pools)")
+    resolved = st.resolved
     pools = {
-        name: capacity.PlanPool(p.instance_type, p.min_size, p.max_size)
-        for name, p in sorted(spec.node_pools.items())
+        name: PlanPool(p.instance_type, p.spec.min_size, p.spec.max_size)
+        for name, p in resolved.pools.items()
     }
     models = {
-        name: capacity.PlanModel(
-            pool=m.pool or "",
-            tensor_parallel=m.tensor_parallel,
-            size=capacity.ModelSize(
-                params_billion=m.params_billion,
-                dtype=m.dtype,
-                weights_bytes=m.weights_bytes,
-                kv_cache_gib=m.kv_cache_gib,
-                max_model_len=m.max_model_len,
-            ),
-            replicas_min=m.replicas.min,
-            replicas_max=m.replicas.max,
-            gpu_memory_utilization=m.gpu_memory_utilization,
+        name: PlanModel(
+            pool=m.spec.pool or "",
+            tensor_parallel=m.spec.tensor_parallel,
+            size=m.size,
+            replicas_min=m.spec.replicas.min,
+            replicas_max=m.spec.replicas.max,
+            gpu_memory_utilization=m.spec.gpu_memory_utilization,
         )
-        for name, m in sorted(spec.models.items())
+        for name, m in resolved.models.items()
     }
-    return capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
+    fits = {name: m.fit for name, m in resolved.models.items()}
+    return plan_rows(file=st.file, cloud=st.spec.cloud, pools=pools, models=models, fits=fits)

@@ -145,13 +145,16 @@ def build_infra(
         from components.addons import Addons, AddonsArgs
         from components.cluster import Cluster, ClusterArgs
         from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
+        from fleetkit.resolve import resolve
 
         cluster = Cluster(f"{stack}-cluster", ClusterArgs(stack=stack, spec=spec))
+        resolved = resolve(spec)
         pools = {
             name: create_gpu_node_pool(
-                f"{stack}-{name}", GpuNodePoolArgs(pool_name=name, pool=pool, spec=spec, cluster=cluster)
+                f"{stack}-{name}",
+                GpuNodePoolArgs(pool=resolved.pools[name], cluster=cluster, cluster_name=spec.cluster.name),
             )
-            for name, pool in sorted(spec.node_pools.items())
+            for name in sorted(spec.node_pools)
         }
         Addons(
             f"{stack}-addons",

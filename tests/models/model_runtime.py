@@ -17,6 +17,7 @@ from pulumi.runtime import rpc
 
 import fleetkit.mocks as registry
 from fleetkit.mocks.registry import MockResource, digest
+from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
 
 SECRET_SIG = rpc._special_sig_key
@@ -121,11 +122,10 @@ def run_model_service(
             f"{stack}-{model}",
             ModelServiceArgs(
                 stack=stack,
-                spec=spec,
+                resolved=resolve(spec),
                 model_name=model,
                 context=demo_fleet().context_for(stack),
                 cluster=fake_cluster(spec),
-                node_pool=SimpleNamespace(),
                 depends_on=[],
             ),
         )
