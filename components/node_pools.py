@@ -16,8 +16,9 @@ Pure ``build_*`` helpers render the provider inputs; the classes only create res
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -65,10 +66,10 @@ def initial_nodes(pool: NodePoolSpec) -> int:
 
 
 # --------------------------------------------------------------------------- AWS
-def build_eks_block_devices(pool: NodePoolSpec) -> list[dict[str, Any]]:
+def build_eks_block_devices(pool: NodePoolSpec) -> list[aws.ec2.LaunchTemplateBlockDeviceMappingArgsDict]:
     """Launch-template disks: the AL2023 root (/dev/xvda) or Bottlerocket's OS + data (/dev/xvdb) volumes."""
 
-    def ebs(size: int) -> dict[str, Any]:
+    def ebs(size: int) -> aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgsDict:
         return {
             "volume_size": size,
             "volume_type": "gp3",
@@ -205,7 +206,7 @@ def build_gke_node_config(resolved: ResolvedPool) -> dict[str, Any]:
     return config
 
 
-def build_gke_autoscaling(pool: NodePoolSpec) -> dict[str, Any]:
+def build_gke_autoscaling(pool: NodePoolSpec) -> gcp.container.NodePoolAutoscalingArgsDict:
     """Whole-pool bounds (``total_*``: GKE's plain min/max are per zone); ANY finds scarce GPUs."""
     return {
         "total_min_node_count": pool.min_size,
@@ -294,37 +295,38 @@ class AwsGpuNodePool(GpuNodePool):
         if cluster.node_role_arn is None or cluster.subnet_ids is None:
             raise ValueError("aws: the cluster exposes no node role or subnets for the node group")
         tags = {**cluster.tags, "fleetkit-pool": pool_name}
+        metadata_options: aws.ec2.LaunchTemplateMetadataOptionsArgsDict = {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            # 1: a pod's packets to IMDS take a second hop, so pods cannot read the node role's
+            # credentials and must use their IRSA identity (EKS best practices, "Restrict access
+            # to the instance profile assigned to the worker node")
+            "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+        }
+        tag_specifications: list[aws.ec2.LaunchTemplateTagSpecificationArgsDict] = [
+            {"resource_type": "instance", "tags": {**tags, "Name": f"{args.cluster_name}-{pool_name}"}},
+            {"resource_type": "volume", "tags": tags},
+        ]
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             description=f"fleetkit GPU pool {pool_name} ({pool.instance_type})",
             block_device_mappings=build_eks_block_devices(pool),
             user_data=build_nodeadm_user_data(uses_instance_store(pool, entry)),
-            metadata_options={
-                "http_endpoint": "enabled",
-                "http_tokens": "required",
-                # 1: a pod's packets to IMDS take a second hop, so pods cannot read the node role's
-                # credentials and must use their IRSA identity (EKS best practices, "Restrict access
-                # to the instance profile assigned to the worker node")
-                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
-            },
-            tag_specifications=[
-                {
-                    "resource_type": "instance",
-                    "tags": {**tags, "Name": f"{args.cluster_name}-{pool_name}"},
-                },
-                {"resource_type": "volume", "tags": tags},
-            ],
+            metadata_options=metadata_options,
+            tag_specifications=tag_specifications,
             update_default_version=True,
             tags=tags,
             opts=self._child,
         )
         subnets: pulumi.Input[list[str]] = cluster.subnet_ids
         if pool.zones:
+            filters: list[aws.ec2.GetSubnetsFilterArgsDict] = [
+                # an Output is fine here: the *_output invoke resolves its inputs first (the dict type is the plain invoke's)
+                {"name": "subnet-id", "values": cluster.subnet_ids},  # type: ignore[typeddict-item]
+                {"name": "availability-zone", "values": list(pool.zones)},
+            ]
             subnets = aws.ec2.get_subnets_output(
-                filters=[
-                    {"name": "subnet-id", "values": cluster.subnet_ids},
-                    {"name": "availability-zone", "values": list(pool.zones)},
-                ],
+                filters=filters,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).ids
         static = build_eks_node_group(args.pool)
@@ -338,7 +340,7 @@ class AwsGpuNodePool(GpuNodePool):
             **static,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )
-        asg = group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)
+        asg = group.resources.apply(_autoscaling_group_name)
         labels = static["labels"]
         for key, value in build_autoscaler_tags(args.cluster_name, labels, pool, entry.gpu_count).items():
             aws.autoscaling.Tag(
@@ -350,6 +352,14 @@ class AwsGpuNodePool(GpuNodePool):
         self.launch_template = template
         self.resource = group
         self._finish()
+
+
+def _autoscaling_group_name(resources: Sequence[aws.eks.outputs.NodeGroupResource] | None) -> str:
+    """The Auto Scaling group EKS created for a managed node group (it reports exactly one)."""
+    groups = (resources[0].autoscaling_groups if resources else None) or []
+    if not groups or groups[0].name is None:
+        raise ValueError("EKS reported no Auto Scaling group for the node group")
+    return groups[0].name
 
 
 def _tag_suffix(key: str) -> str:
@@ -377,7 +387,8 @@ class GcpGpuNodePool(GpuNodePool):
             initial_node_count=nodes_for(initial_nodes(pool), zones),
             autoscaling=build_gke_autoscaling(pool),
             management={"auto_repair": True, "auto_upgrade": True},
-            node_config=node_config,
+            # the builder's plain dict is the provider's node_config input (checked by the golden files)
+            node_config=cast("gcp.container.NodePoolNodeConfigArgsDict", node_config),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
         )
         self._finish()
