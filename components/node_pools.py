@@ -28,8 +28,8 @@ import pulumi_gcp as gcp
 from components.cluster import GKE_OAUTH_SCOPES
 from components.handles import ClusterHandle
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.node_cache import uses_instance_store
-from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds, nodes_for
+from fleetkit.node_cache import gke_local_ssds, uses_instance_store
+from fleetkit.pools import aws_ami_type, nodes_for
 from fleetkit.resolve import ResolvedPool
 from fleetkit.scheduling import GPU_RESOURCE, PodScheduling, aks_taints, eks_taints, gke_taints
 from fleetkit.spec import NodePoolSpec
@@ -161,12 +161,6 @@ def build_eks_node_group(resolved: ResolvedPool) -> dict[str, Any]:
 # --------------------------------------------------------------------------- GCP
 def gke_disk_type(machine_type: str) -> str:
     return "hyperdisk-balanced" if machine_type.startswith(HYPERDISK_ONLY) else "pd-balanced"
-
-
-def gke_local_ssds(pool: NodePoolSpec, entry: GpuInstanceType) -> int:
-    """Local SSDs backing ephemeral storage: the configured count, else what the type bundles."""
-    configured = pool.gcp.local_ssd_count if pool.gcp else None
-    return configured if configured is not None else gce_bundled_local_ssds(entry)
 
 
 def build_gke_node_config(resolved: ResolvedPool) -> dict[str, Any]:

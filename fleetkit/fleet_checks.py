@@ -27,6 +27,7 @@ from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
 from fleetkit.mesh_checks import check_mesh
 from fleetkit.model_checks import check_models
+from fleetkit.resolve import ResolvedStack
 from fleetkit.serving_checks import check_serving
 from fleetkit.spec import RegionStackSpec
 
@@ -39,7 +40,7 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
         return []
     resolved = st.resolved
     region = _region_issues(spec)
-    issues = [*region, *_pool_issues(spec), *_model_issues(spec)]
+    issues = [*region, *_pool_issues(resolved), *_model_issues(spec)]
     # policies are judged against every model of the fleet; with a stack file unreadable they are not
     # all known, and the policy problems would be follow-ons of that file's mistake
     if not fleet.models_unknown:
@@ -50,7 +51,7 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
     issues += _keda_issues(spec)
     issues += check_fit(resolved)
     # zones and GPU offerings of a region that does not exist are follow-ons of that one mistake
-    issues += [i for i in check_infra(spec) if not (region and i.rule in REGION_FOLLOW_ONS)]
+    issues += [i for i in check_infra(resolved) if not (region and i.rule in REGION_FOLLOW_ONS)]
     issues += check_models(resolved)
     issues += check_cache_fit(resolved)
     return [*st.problems(issues), *_provider_region_problems(st, spec)]
@@ -91,11 +92,12 @@ def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Pr
     ]
 
 
-def _pool_issues(spec: RegionStackSpec) -> list[Issue]:
+def _pool_issues(stack: ResolvedStack) -> list[Issue]:
+    spec = stack.spec
     out: list[Issue] = []
-    for pname, pool in sorted(spec.node_pools.items()):
-        entry = catalog.lookup(spec.cloud, pool.instance_type)
-        if entry is None:
+    for pname, resolved in stack.pools.items():
+        pool = resolved.spec
+        if resolved.instance is None:
             sugg = catalog.suggest(spec.cloud, pool.instance_type)
             hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
             out.append(

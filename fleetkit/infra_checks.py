@@ -54,6 +54,7 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
     coerce_backend_setting,
 )
 from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds
+from fleetkit.resolve import ResolvedPool, ResolvedStack
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
@@ -91,16 +92,17 @@ def _zone_example(cloud: str, region: str) -> str:
 
 
 # --------------------------------------------------------------------------- checks
-def check_infra(spec: RegionStackSpec) -> list[Issue]:
-    """Every infrastructure issue of one region stack; paths are relative to the stack spec."""
+def check_infra(stack: ResolvedStack) -> list[Issue]:
+    """Every infrastructure issue of one resolved region stack; paths are relative to the stack spec."""
+    spec = stack.spec
     out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
         out.append(Issue(loc, rule, message, value))
 
     cloud = spec.cloud
-    for name, pool in sorted(spec.node_pools.items()):
-        out.extend(_pool_issues(spec, name, pool))
+    for pool in stack.pools.values():
+        out.extend(_pool_issues(spec, pool))
 
     for mname in sorted(spec.models):
         engine = spec.policies.autoscaling.for_model(mname).engine
@@ -162,8 +164,9 @@ def check_infra(spec: RegionStackSpec) -> list[Issue]:
     return out
 
 
-def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[Issue]:
+def _pool_issues(spec: RegionStackSpec, resolved: ResolvedPool) -> list[Issue]:
     """Issues of one node pool that hold on every cloud: offering, zones, labels, scale to zero."""
+    name, pool, entry = resolved.name, resolved.spec, resolved.instance
     out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
@@ -171,7 +174,6 @@ def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[I
 
     cloud, region = spec.cloud, spec.region
     at = ("node_pools", name)
-    entry = catalog.lookup(cloud, pool.instance_type)
     if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
         add(
             (*at, "instance_type"),

@@ -41,6 +41,12 @@ def uses_instance_store(pool: NodePoolSpec, instance: catalog.GpuInstanceType) -
     return wanted is not False
 
 
+def gke_local_ssds(pool: NodePoolSpec, instance: catalog.GpuInstanceType) -> int:
+    """Local SSDs under a GKE pool's ephemeral storage: ``gcp.local_ssd_count``, else what the type bundles."""
+    configured = pool.gcp.local_ssd_count if pool.gcp else None
+    return configured if configured is not None else gce_bundled_local_ssds(instance)
+
+
 def local_cache_disk_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> int:
     """Bytes of local NVMe/SSD under the kubelet root of the pool's nodes (0 = a network disk).
 
@@ -52,9 +58,7 @@ def local_cache_disk_bytes(spec: RegionStackSpec, pool: str, instance: catalog.G
     if spec.cloud == "aws":
         return instance.local_nvme_gb * 10**9 if uses_instance_store(p, instance) else 0
     if spec.cloud == "gcp":
-        configured = p.gcp.local_ssd_count if p.gcp else None
-        count = configured if configured is not None else gce_bundled_local_ssds(instance)
-        return count * catalog.GCE_LOCAL_SSD_GIB * _GIB
+        return gke_local_ssds(p, instance) * catalog.GCE_LOCAL_SSD_GIB * _GIB
     return 0
 
 

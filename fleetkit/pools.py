@@ -36,12 +36,6 @@ def gce_bundled_local_ssds(entry: catalog.GpuInstanceType) -> int:
     return round(entry.local_nvme_gb / (catalog.GCE_LOCAL_SSD_GIB * 2**30 / 1e9))
 
 
-def gpus_per_node(spec: RegionStackSpec, pool_name: str) -> int:
-    """GPUs on one node of the pool (0 for a type fleetkit does not know)."""
-    entry = catalog.lookup(spec.cloud, spec.node_pools[pool_name].instance_type)
-    return entry.gpu_count if entry else 0
-
-
 def nodes_for(total: int, zones: int) -> int:
     """Nodes per zone for ``total`` nodes spread over ``zones`` zones (rounded up)."""
     return math.ceil(total / max(zones, 1))
