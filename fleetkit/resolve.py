@@ -4,7 +4,8 @@ A pool's catalog entry, GPU class, GPUs per node, local disk and weight-cache ca
 labels and the pod scheduling that lands on it; a model's size, GPUs per pod, weight bytes and its
 fit on its pool — each computed here, from the one function that owns it (:mod:`fleetkit.pools`,
 :mod:`fleetkit.scheduling`, :mod:`fleetkit.node_cache`, :mod:`fleetkit.capacity`), and read by the
-checks (:mod:`fleetkit.capacity_checks`, :mod:`fleetkit.model_checks`), the components (node pools,
+checks (:mod:`fleetkit.capacity_checks`, :mod:`fleetkit.model_checks`,
+:mod:`fleetkit.infra_checks`), the capacity plan, the components (node pools,
 model services), the report and the fleet-wide views (:meth:`fleetkit.fleet.LoadedStack.resolved`
 caches one :class:`ResolvedStack` per loaded stack). Nothing downstream looks a pool's instance type
 up in the catalog again or rebuilds a :class:`~fleetkit.capacity.ModelSize` from a model spec.
