@@ -30,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import node_autoscaler
+from components.handles import ClusterHandle
 from components.identity import irsa_trust_policy
 from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin
@@ -57,8 +58,8 @@ class AddonsArgs:
     spec: RegionStackSpec
     #: the stack's GPU pools (``GpuNodePool``), keyed by pool name
     node_pools: dict[str, Any]
-    #: the ``Cluster`` component (EKS: its OIDC provider, for the Cluster Autoscaler's IRSA role)
-    cluster: Any = None
+    #: the stack's cluster (EKS: its OIDC provider, for the Cluster Autoscaler's IRSA role)
+    cluster: ClusterHandle | None = None
     stack: str = ""
 
 

@@ -37,7 +37,9 @@ from typing import Any
 
 import pulumi
 
-from components.model_render import WeightsLocation, WorkloadIdentity, s3_env_from_secret
+from components.handles import ClusterHandle
+from components.model_plan import WeightsLocation, WorkloadIdentity
+from components.model_render import s3_env_from_secret
 from fleetkit.regions import aws_partition
 from fleetkit.spec import RegionStackSpec
 from policies.common import metadata
@@ -159,9 +161,9 @@ class WeightsIdentityArgs:
     namespace: str
     service_account: str
     weights: WeightsLocation
-    #: ``components.cluster.Cluster``: ``oidc_provider_arn`` and ``oidc_issuer`` on AWS, ``oidc_issuer`` and
+    #: the stack's cluster: ``oidc_provider_arn`` and ``oidc_issuer`` on AWS, ``oidc_issuer`` and
     #: ``resource_group_name`` on Azure
-    cluster: Any
+    cluster: ClusterHandle
 
 
 @dataclass
@@ -174,7 +176,7 @@ class WeightsIdentity:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-def _cluster_output(cluster: Any, attr: str, cloud: str) -> Any:
+def _cluster_output(cluster: ClusterHandle, attr: str, cloud: str) -> Any:
     value = getattr(cluster, attr, None)
     if value is None:
         raise ValueError(f"{cloud}: the cluster component exposes no {attr!r}, needed for workload identity")

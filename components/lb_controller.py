@@ -32,6 +32,7 @@ import pulumi_aws as aws
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 
+from components.handles import ClusterHandle
 from components.identity import aws_partition, irsa_trust_policy
 from fleetkit.spec import RegionStackSpec
 
@@ -205,8 +206,8 @@ def build_lbc_values(cluster_name: str, region: str, vpc_id: Any, role_arn: Any)
 class LoadBalancerPrerequisitesArgs:
     stack: str
     spec: RegionStackSpec
-    #: ``components.cluster.Cluster``
-    cluster: Any
+    #: the stack's cluster (EKS: OIDC provider, VPC; AKS: identity and resource group)
+    cluster: ClusterHandle
 
 
 class LoadBalancerPrerequisites(pulumi.ComponentResource):
@@ -226,7 +227,7 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
             self._azure(name, spec, cluster)
         self.register_outputs({"ready": [r.urn for r in self.ready]})
 
-    def _aws(self, name: str, spec: RegionStackSpec, cluster: Any) -> None:
+    def _aws(self, name: str, spec: RegionStackSpec, cluster: ClusterHandle) -> None:
         child = pulumi.ResourceOptions(parent=self)
         trust = pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
             lambda a: json.dumps(
@@ -261,7 +262,7 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
         )
         self.ready.append(self.controller)
 
-    def _azure(self, name: str, spec: RegionStackSpec, cluster: Any) -> None:
+    def _azure(self, name: str, spec: RegionStackSpec, cluster: ClusterHandle) -> None:
         if (
             cluster.principal_id is None or cluster.resource_group_name is None
         ):  # pragma: no cover - set on Azure

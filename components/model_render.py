@@ -1,8 +1,9 @@
 """Pure builders for one vLLM model service: plain manifest dicts, no engine, no credentials.
 
-:func:`plan_model` resolves everything a model's objects depend on (pool, GPU class, labels, served
-names, sizes, budgets) from the stack spec once; the ``build_*`` functions turn a :class:`ModelPlan`
-into manifests. ``components.model_service.ModelService`` only adds the cloud identity and applies
+:func:`components.model_plan.plan_model` gathers everything a model's objects depend on (from the
+resolved stack, :mod:`fleetkit.resolve`) into a :class:`~components.model_plan.ModelPlan`; the
+``build_*`` functions here turn it into manifests, and :mod:`components.model_observability` adds the
+PodMonitor, the alert rules and the fleet dashboard. ``components.model_service.ModelService`` only adds the cloud identity and applies
 them. Objects per model (all in the model namespace, named after the model key):
 
 * ``ServiceAccount`` — the pod identity that may read the weights prefix (annotated per cloud);
@@ -13,7 +14,7 @@ them. Objects per model (all in the model namespace, named after the model key):
 
 Weight cache contract
 ---------------------
-Every GPU node has one cache directory shared by all pods on it, :data:`NODE_CACHE_DIR`
+Every GPU node has one cache directory shared by all pods on it, ``model_plan.NODE_CACHE_DIR``
 (``/var/lib/kubelet/fleetkit-cache/models``, a ``hostPath``, ``DirectoryOrCreate``, root-owned). It
 sits under the kubelet root on purpose: that is the filesystem the node pools put on the fastest
 local disk — the RAID0 of instance-store NVMe on EKS AL2023 (nodeadm ``localStorage: RAID0``), the
@@ -48,311 +49,39 @@ still with every capability dropped, no privilege escalation and a read-only roo
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from fleetkit import capacity, catalog
-from fleetkit.engine_args import EngineArgs
-from fleetkit.node_cache import max_cache_bytes
-from fleetkit.pools import gpu_class_of
-from fleetkit.scheduling import pod_scheduling
-from fleetkit.spec import ModelSpec, RegionStackSpec
-from policies.common import (
-    LABEL_APP,
-    LABEL_GPU_CLASS,
-    LABEL_MODEL,
-    LABEL_TIER,
-    LABEL_VERSION,
-    MODEL_PORT,
-    metadata,
-    seconds,
+from components.model_observability import build_pod_monitor, build_prometheus_rule
+from components.model_plan import (
+    AGENT_CACHE_DIR,
+    COMPONENT_PREFETCH,
+    COMPONENT_SERVER,
+    CONTAINER_LEASE,
+    CONTAINER_SYNC,
+    CONTAINER_VLLM,
+    CONTAINER_WARM,
+    ISTIO_INJECT,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_NAME,
+    NODE_CACHE_DIR,
+    VLLM_MODELS_DIR,
+    ModelPlan,
+    WorkloadIdentity,
+    object_labels,
 )
-from policies.context import RenderContext
-from policies.qos import QosPolicy
+from policies.common import LABEL_MODEL, MODEL_PORT, metadata
 
-# --------------------------------------------------------------------------- constants
-#: Node directory of the shared weight cache (see the module docstring for the contract).
-NODE_CACHE_ROOT = "/var/lib/kubelet/fleetkit-cache"
-NODE_CACHE_DIR = f"{NODE_CACHE_ROOT}/models"
-#: Where the agent containers mount the cache (read-write) and vLLM mounts it (read-only).
-AGENT_CACHE_DIR = "/cache/models"
-VLLM_MODELS_DIR = "/models"
-
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-COMPONENT_SERVER = "vllm"
-COMPONENT_PREFETCH = "weights-prefetch"
-ISTIO_INJECT = "sidecar.istio.io/inject"
 ANNOTATION_REVISION = "fleetkit.dev/revision"
 ANNOTATION_WEIGHTS = "fleetkit.dev/weights-uri"
-
-CONTAINER_VLLM = "vllm"
-CONTAINER_SYNC = "weights-sync"
-CONTAINER_LEASE = "weights-lease"
-CONTAINER_WARM = "weights-warm"
-
 VLLM_UID = 1000
-#: Istio merges the app's metrics into the sidecar agent's plaintext endpoint on this port, so a
-#: Prometheus outside the mesh can scrape under STRICT mTLS (Istio "metrics merging", on by default).
-ISTIO_MERGED_METRICS_PORT = 15020
-ISTIO_MERGED_METRICS_PATH = "/stats/prometheus"
-
 SYNC_CONCURRENCY = 16
 WARM_INTERVAL_SECONDS = 600
-#: Host CPU and memory kept back from a model's share of the node for the kubelet, system and
-#: DaemonSet pods, the Istio sidecar and the weight agents.
-CPU_SHARE = 0.85
-MEMORY_SHARE = 0.80
-#: Longest a terminating replica keeps serving in-flight requests before vLLM gets SIGTERM.
-MAX_DRAIN_SECONDS = 300
-SHUTDOWN_SECONDS = 30
-#: Alert thresholds (defaults of the kit; per-model SLOs are not typed yet).
-TTFT_P95_ALERT_SECONDS = 5.0
-KV_CACHE_ALERT_FRACTION = 0.95
-QUEUE_ALERT_FACTOR = 2.0
-
-DASHBOARD_FILE = Path(__file__).resolve().parent.parent / "observability" / "vllm-fleet-dashboard.json"
-DASHBOARD_NAME = "fleetkit-vllm-dashboard"
 
 
-# --------------------------------------------------------------------------- plan
-@dataclass(frozen=True)
-class PodScheduling:
-    """Node selector and tolerations that put a pod on one GPU pool's nodes."""
-
-    node_selector: dict[str, str]
-    tolerations: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class WeightsLocation:
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> WeightsLocation:
-        if not uri.startswith("s3://"):
-            raise ValueError(f"not an S3 URI: {uri!r}")
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        return cls(bucket, prefix.strip("/"))
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    @property
-    def cache_relpath(self) -> str:
-        """Where the agent publishes the model under its cache directory."""
-        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-
-
-@dataclass(frozen=True)
-class PodSize:
-    gpus: int
-    cpu: int
-    memory_gib: int
-    shm_gib: int
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """Seconds: startup (load + compile), rollout deadline, drain and grace."""
-
-    startup: int
-    progress_deadline: int
-    drain: int
-    grace: int
-
-
-@dataclass(frozen=True)
-class WorkloadIdentity:
-    """What the cloud identity adds to the pod. Values may be Pulumi outputs in the component."""
-
-    service_account: str
-    service_account_annotations: Mapping[str, Any] = field(default_factory=dict)
-    pod_labels: Mapping[str, str] = field(default_factory=dict)
-    #: env of the containers that talk to the object store (sync, warm)
-    agent_env: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    stack: str
-    cloud: str
-    region: str
-    cluster_name: str
-    namespace: str
-    name: str  # model key: Deployment, ServiceAccount, PDB, monitor names
-    model: ModelSpec
-    service: str
-    pool: str
-    gpu_class: str
-    instance: catalog.GpuInstanceType
-    scheduling: PodScheduling
-    engine: EngineArgs
-    weights: WeightsLocation
-    size: PodSize
-    budgets: Budgets
-    labels: dict[str, str]  # pod labels
-    selector: dict[str, str]
-    priority_class: str | None
-    autoscaled: bool
-    queue_per_replica: float
-    max_cache_bytes: int
-    #: pull references from ``images`` (registry, repository, tag, digest; the mirror applied)
-    vllm_image: str = ""
-    agent_image: str = ""
-    #: the prefetch DaemonSet runs: a hot model, or one with scheduled capacity (its windows warm new nodes)
-    prefetch: bool = True
-
-    @property
-    def served_names(self) -> list[str]:
-        return list(self.engine.served_model_names)
-
-    @property
-    def cache_path(self) -> str:
-        return f"{AGENT_CACHE_DIR}/{self.weights.cache_relpath}"
-
-    @property
-    def model_path(self) -> str:
-        return f"{VLLM_MODELS_DIR}/{self.weights.cache_relpath}"
-
-    @property
-    def prefetch_name(self) -> str:
-        return f"{self.name}-prefetch"
-
-
-def scheduling_for(spec: RegionStackSpec, pool: str) -> PodScheduling:
-    """The pool's node selector and tolerations, from the node-pools layer's pure function."""
-    s = pod_scheduling(spec, pool)
-    return PodScheduling(dict(s.node_selector), [dict(t) for t in s.tolerations])
-
-
-def pod_size(instance: catalog.GpuInstanceType, gpus: int) -> PodSize:
-    """CPU and memory in proportion to the GPUs the pod takes of the node, minus a reserve.
-
-    ``/dev/shm`` (a memory emptyDir, counted against the pod's memory) gets 2 GiB for one GPU and up
-    to 16 GiB when several GPU workers exchange tensors through it.
-    """
-    share = min(1.0, gpus / instance.gpu_count)
-    cpu = max(1, math.floor(instance.vcpu * share * CPU_SHARE))
-    memory = max(8, math.floor(instance.ram_gib * share * MEMORY_SHARE))
-    shm = 2 if gpus == 1 else max(2, min(16, memory // 4))
-    return PodSize(gpus=gpus, cpu=cpu, memory_gib=memory, shm_gib=shm)
-
-
-def weights_gib(model: ModelSpec) -> float:
-    return capacity.weights_gib(
-        capacity.ModelSize(
-            params_billion=model.params_billion, dtype=model.dtype, weights_bytes=model.weights_bytes
-        )
-    )
-
-
-def budgets(model: ModelSpec, route_timeout_seconds: int) -> Budgets:
-    """Startup budget grows with the weights: 10 min + 15 s per GiB, 15 min to 2 h (70B bf16: ~43 min).
-
-    The rollout deadline adds the time to sync the weights from the bucket on a cold node (5 min +
-    6 s per GiB). A terminating replica keeps serving in-flight requests for the route timeout (at
-    most :data:`MAX_DRAIN_SECONDS`) before vLLM is stopped.
-    """
-    gib = weights_gib(model)
-    startup = int(min(7200, max(900, 600 + 15 * gib)))
-    sync = int(300 + 6 * gib)
-    drain = min(MAX_DRAIN_SECONDS, max(5, route_timeout_seconds))
-    return Budgets(
-        startup=startup, progress_deadline=startup + sync, drain=drain, grace=drain + SHUTDOWN_SECONDS
-    )
-
-
-def plan_model(
-    spec: RegionStackSpec,
-    model_name: str,
-    ctx: RenderContext,
-    *,
-    stack: str,
-    scheduling: PodScheduling | None = None,
-) -> ModelPlan:
-    """Resolve one model of a (validated) region stack into a :class:`ModelPlan`."""
-    model = spec.models[model_name]
-    pool = model.pool or ""
-    instance = catalog.lookup(spec.cloud, spec.node_pools[pool].instance_type)
-    if instance is None:  # the loader reports this as pool.unknown-instance-type first
-        raise ValueError(f"models.{model_name}: pool {pool!r} has no catalog instance type")
-    service = spec.service_of(model_name)
-    policies = spec.policies
-    weights = WeightsLocation.parse(model.weights_uri)
-    # only the model's own name: a fallback model never answers to another model's name (issue 13)
-    engine = EngineArgs.from_spec(
-        model,
-        model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
-        priority_scheduling=policies.qos is not None,
-        otlp_traces_endpoint=policies.telemetry.otlp_endpoint(ctx),
-    )
-    gpu_class = gpu_class_of(spec, pool)
-    selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
-    labels = {
-        LABEL_APP: service,
-        LABEL_VERSION: model.version,
-        LABEL_GPU_CLASS: gpu_class,
-        LABEL_NAME: "vllm",
-        LABEL_INSTANCE: model_name,
-        ISTIO_INJECT: "true",
-        **selector,
-    }
-    if model.tier is not None:
-        labels[LABEL_TIER] = model.tier
-    autoscaler = policies.autoscaling.for_model(model_name)
-    timeout = seconds(policies.resilience.for_model(service).timeout)
-    return ModelPlan(
-        stack=stack,
-        cloud=spec.cloud,
-        region=spec.region,
-        cluster_name=spec.mesh.cluster_name or spec.cluster.name,
-        namespace=spec.namespace,
-        name=model_name,
-        model=model,
-        service=service,
-        pool=pool,
-        gpu_class=gpu_class,
-        instance=instance,
-        scheduling=scheduling if scheduling is not None else scheduling_for(spec, pool),
-        engine=engine,
-        weights=weights,
-        size=pod_size(instance, model.tensor_parallel * model.pipeline_parallel),
-        budgets=budgets(model, timeout),
-        labels=dict(sorted(labels.items())),
-        selector=selector,
-        priority_class=QosPolicy.priority_class_name(model.tier) if model.tier else None,
-        autoscaled=autoscaler.engine != "none",
-        queue_per_replica=autoscaler.queue_per_replica,
-        max_cache_bytes=max_cache_bytes(spec, pool, instance),
-        vllm_image=spec.images.vllm.reference(spec.images.mirror),
-        agent_image=spec.images.weights_agent.reference(spec.images.mirror),
-        prefetch=model.hot or bool(autoscaler.schedule),
-    )
-
-
-# --------------------------------------------------------------------------- helpers
 def _gi(n: int) -> str:
     return f"{n}Gi"
-
-
-def _object_labels(plan: ModelPlan, component: str) -> dict[str, str]:
-    return {
-        LABEL_APP: plan.service,
-        LABEL_VERSION: plan.model.version,
-        LABEL_MODEL: plan.name,
-        LABEL_GPU_CLASS: plan.gpu_class,
-        LABEL_NAME: "vllm",
-        LABEL_INSTANCE: plan.name,
-        LABEL_COMPONENT: component,
-    }
 
 
 def _hardened(run_as_user: int, *, non_root: bool) -> dict[str, Any]:
@@ -413,7 +142,6 @@ def agent_lease_args(plan: ModelPlan) -> list[str]:
     return ["fleetkit-weights", "lease", plan.cache_path]
 
 
-# --------------------------------------------------------------------------- objects
 def build_service_account(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -421,7 +149,7 @@ def build_service_account(plan: ModelPlan, identity: WorkloadIdentity) -> dict[s
         "metadata": metadata(
             identity.service_account,
             plan.namespace,
-            _object_labels(plan, COMPONENT_SERVER),
+            object_labels(plan, COMPONENT_SERVER),
             dict(identity.service_account_annotations) or None,
         ),
         # no Kubernetes API access is needed; Istio and the cloud identity webhooks project their own tokens
@@ -590,7 +318,7 @@ def build_deployment(plan: ModelPlan, identity: WorkloadIdentity) -> dict[str, A
         "metadata": metadata(
             plan.name,
             plan.namespace,
-            _object_labels(plan, COMPONENT_SERVER),
+            object_labels(plan, COMPONENT_SERVER),
             {
                 # `pulumi up` waits for the rollout as long as Kubernetes itself does
                 "pulumi.com/timeoutSeconds": str(b.progress_deadline + 300),
@@ -610,7 +338,7 @@ def build_pdb(plan: ModelPlan) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata(plan.name, plan.namespace, _object_labels(plan, COMPONENT_SERVER)),
+        "metadata": metadata(plan.name, plan.namespace, object_labels(plan, COMPONENT_SERVER)),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": dict(plan.selector)},
@@ -687,217 +415,6 @@ def build_prefetch_daemonset(plan: ModelPlan, identity: WorkloadIdentity) -> dic
     }
 
 
-# --------------------------------------------------------------------------- observability
-#: Target labels every vLLM series gets (Grafana variables and alert grouping use them).
-TARGET_LABELS = ("fleetkit_model", "service", "version", "gpu_class", "region", "cloud", "cluster")
-
-
-def target_labels(plan: ModelPlan) -> dict[str, str]:
-    return {
-        "fleetkit_model": plan.name,
-        "service": plan.service,
-        "version": plan.model.version,
-        "gpu_class": plan.gpu_class,
-        "region": plan.region,
-        "cloud": plan.cloud,
-        "cluster": plan.cluster_name,
-    }
-
-
-def build_pod_monitor(plan: ModelPlan) -> dict[str, Any]:
-    """Scrape vLLM through Istio's merged-metrics endpoint (plaintext :15020, works under STRICT mTLS).
-
-    The target is chosen by the pod's ``http`` port (one target per pod), then its address is moved
-    to the Istio agent port. Static target labels carry the model, GPU class and region so one
-    Prometheus (or a global query layer) can tell every deployment of the fleet apart.
-    """
-    relabel: list[dict[str, Any]] = [
-        {
-            "action": "replace",
-            "sourceLabels": ["__meta_kubernetes_pod_ip"],
-            "regex": "(.+)",
-            "targetLabel": "__address__",
-            "replacement": f"$1:{ISTIO_MERGED_METRICS_PORT}",
-        },
-    ]
-    relabel += [
-        {"action": "replace", "targetLabel": k, "replacement": v} for k, v in target_labels(plan).items()
-    ]
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PodMonitor",
-        "metadata": metadata(plan.name, plan.namespace, _object_labels(plan, COMPONENT_SERVER)),
-        "spec": {
-            "selector": {"matchLabels": dict(plan.selector)},
-            "podMetricsEndpoints": [
-                {
-                    "port": "http",
-                    "path": ISTIO_MERGED_METRICS_PATH,
-                    "interval": "15s",
-                    "scrapeTimeout": "10s",
-                    "relabelings": relabel,
-                    # keep vLLM's own series and Istio's request metrics, drop Envoy internals
-                    "metricRelabelings": [
-                        {
-                            "action": "keep",
-                            "sourceLabels": ["__name__"],
-                            "regex": "vllm:.+|istio_requests_total|istio_request_duration_milliseconds_.+",
-                        },
-                    ],
-                }
-            ],
-        },
-    }
-
-
-#: The alphabet Kubernetes uses for pod-template hashes and generated name suffixes (no vowels).
-_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-
-
-def _pod_regex(deployment: str) -> str:
-    # Deployment pods are <deployment>-<pod-template-hash>-<5 chars>, both from the vowel-free safe
-    # alphabet and without '-': model "a" never matches the pods of model "a-v2" nor of "a-prefetch"
-    return f"{deployment}-{_SAFE}+-{_SAFE}{{5}}"
-
-
-def alert_rules(plan: ModelPlan) -> list[dict[str, Any]]:
-    """Alerts of one model. Only current vLLM metric names (``kv_cache_usage_perc``, a 0–1 fraction)."""
-    ns, m = plan.namespace, plan.name
-    vsel = f'namespace="{ns}",fleetkit_model="{m}"'
-    pods = f'namespace="{ns}",pod=~"{_pod_regex(m)}"'
-    by = "namespace, fleetkit_model"
-    queue = plan.queue_per_replica * QUEUE_ALERT_FACTOR
-    common = {"fleetkit_model": m, "service": plan.service, "region": plan.region}
-    runbook = "runbooks/cold-starts.md"
-
-    def rule(
-        alert: str, expr: str, for_: str, severity: str, summary: str, description: str, rb: str | None = None
-    ) -> dict[str, Any]:
-        ann = {"summary": summary, "description": description}
-        if rb:
-            ann["runbook"] = rb
-        out: dict[str, Any] = {"alert": alert, "expr": expr}
-        if for_:
-            out["for"] = for_
-        return {**out, "labels": {**common, "severity": severity}, "annotations": ann}
-
-    rules = [
-        rule(
-            "FleetkitModelQueueBacklog",
-            f"sum by ({by}) (vllm:num_requests_waiting{{{vsel}}})\n"
-            f"  / count by ({by}) (count by ({by}, pod) (vllm:num_requests_waiting{{{vsel}}}))\n"
-            f"  > {queue:g}",
-            "10m",
-            "warning",
-            f"{m}: more than {queue:g} requests waiting per replica",
-            "Requests queue in vLLM faster than the autoscaler adds replicas (max replicas reached, "
-            'or no GPU capacity for new ones). Value: {{ $value | printf "%.1f" }} waiting per replica.',
-        ),
-        rule(
-            "FleetkitModelTTFTHigh",
-            f"histogram_quantile(0.95, sum by (le, {by}, model_name) "
-            f"(rate(vllm:time_to_first_token_seconds_bucket{{{vsel}}}[5m])))\n  > {TTFT_P95_ALERT_SECONDS:g}",
-            "10m",
-            "warning",
-            f"{m}: p95 time to first token above {TTFT_P95_ALERT_SECONDS:g}s",
-            "p95 TTFT over 5m is {{ $value | humanizeDuration }} for {{ $labels.model_name }}.",
-        ),
-        rule(
-            "FleetkitModelKvCacheFull",
-            f"max by ({by}, pod) (vllm:kv_cache_usage_perc{{{vsel}}}) > {KV_CACHE_ALERT_FRACTION:g}",
-            "10m",
-            "warning",
-            f"{m}: KV cache above {KV_CACHE_ALERT_FRACTION:.0%} on {{{{ $labels.pod }}}}",
-            "The KV cache is nearly full; vLLM will preempt requests. Scale out, lower max_num_seqs "
-            "or raise gpu_memory_utilization.",
-        ),
-        rule(
-            "FleetkitModelCrashLooping",
-            f"max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{pods},"
-            f'reason="CrashLoopBackOff"}}) == 1',
-            "5m",
-            "critical",
-            f"{m}: {{{{ $labels.pod }}}} container {{{{ $labels.container }}}} is crash-looping",
-            "kubectl logs --previous -c {{ $labels.container }} shows why.",
-            runbook,
-        ),
-        rule(
-            "FleetkitModelRestarting",
-            f'increase(kube_pod_container_status_restarts_total{{{pods},container="{CONTAINER_VLLM}"}}[30m]) > 2',
-            "",
-            "warning",
-            f"{m}: vLLM restarted more than twice in 30 minutes on {{{{ $labels.pod }}}}",
-            "Liveness failures, OOM kills or engine crashes; check the previous container's logs.",
-            runbook,
-        ),
-        rule(
-            "FleetkitWeightSyncFailing",
-            f"(max by (namespace, pod) (kube_pod_init_container_status_last_terminated_reason{{{pods},"
-            f'container="{CONTAINER_SYNC}",reason!="Completed"}}) == 1)\n'
-            f"  unless on (namespace, pod)\n"
-            f"(max by (namespace, pod) (kube_pod_init_container_status_terminated_reason{{{pods},"
-            f'container="{CONTAINER_SYNC}",reason="Completed"}}) == 1)',
-            "5m",
-            "critical",
-            f"{m}: weight sync failing on {{{{ $labels.pod }}}}",
-            f"The {CONTAINER_SYNC} init container failed and has not completed since "
-            f"(bucket access, disk space, integrity). kubectl logs -c {CONTAINER_SYNC}.",
-            runbook,
-        ),
-        rule(
-            "FleetkitModelUnavailable",
-            f'kube_deployment_status_replicas_available{{namespace="{ns}",deployment="{m}"}} == 0\n'
-            f'  and on (namespace, deployment) kube_deployment_spec_replicas{{namespace="{ns}",deployment="{m}"}} > 0',
-            "15m",
-            "critical",
-            f"{m}: no replica available for 15 minutes",
-            "Pods are pending (no GPU capacity), syncing weights or loading. kubectl describe pods.",
-            runbook,
-        ),
-    ]
-    if plan.prefetch:
-        rules.append(
-            rule(
-                "FleetkitWeightPrefetchCrashLooping",
-                f'max by (namespace, pod) (kube_pod_container_status_waiting_reason{{namespace="{ns}",'
-                f'pod=~"{plan.prefetch_name}-{_SAFE}{{5}}",container="{CONTAINER_WARM}",reason="CrashLoopBackOff"}}) == 1',
-                "15m",
-                "warning",
-                f"{m}: weight prefetch crash-looping on {{{{ $labels.pod }}}}",
-                "New nodes of the pool will start cold (the init container still syncs).",
-                runbook,
-            )
-        )
-    return rules
-
-
-def build_prometheus_rule(plan: ModelPlan) -> dict[str, Any]:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": metadata(plan.name, plan.namespace, _object_labels(plan, COMPONENT_SERVER)),
-        "spec": {"groups": [{"name": f"fleetkit-model-{plan.name}", "rules": alert_rules(plan)}]},
-    }
-
-
-def load_dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD_FILE.read_text())
-
-
-def build_dashboard_configmap(namespace: str) -> dict[str, Any]:
-    """The fleet dashboard (all models, all regions) for Grafana's dashboard sidecar."""
-    body = json.dumps(load_dashboard(), indent=1, sort_keys=True)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(
-            DASHBOARD_NAME, namespace, {"grafana_dashboard": "1"}, {"grafana_folder": "fleetkit"}
-        ),
-        "data": {"fleetkit-vllm.json": body},
-    }
-
-
-# --------------------------------------------------------------------------- all objects
 def render_model(plan: ModelPlan, identity: WorkloadIdentity) -> list[dict[str, Any]]:
     """Every Kubernetes object of one model, in apply order (identity first)."""
     objs = [build_service_account(plan, identity), build_deployment(plan, identity), build_pdb(plan)]

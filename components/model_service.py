@@ -1,6 +1,7 @@
 """``ModelService``: one vLLM model of a region stack — identity, weight cache, server, monitoring.
 
-A thin shell over :mod:`components.model_render` (pure builders) and :mod:`components.identity`
+A thin shell over :mod:`components.model_plan` (the model's facts, from the resolved stack),
+:mod:`components.model_render` and :mod:`components.model_observability` (pure builders) and :mod:`components.identity`
 (cloud identity). Children, all named from the component name and the object kind/name:
 
 * the cloud identity that may read the model's weights prefix (IAM role + policy, GCP service
@@ -18,14 +19,16 @@ The model's Service, DestinationRule subsets and autoscaler are rendered by the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 
+from components.handles import ClusterHandle
 from components.identity import WeightsIdentityArgs, create_weights_identity
+from components.model_observability import build_dashboard_configmap
+from components.model_plan import plan_model
+from components.model_render import render_model
 from fleetkit.kube import apply_manifest, resource_name
-from components.model_render import build_dashboard_configmap, plan_model, render_model
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedStack
 from policies.context import RenderContext
 
 TYPE = "fleetkit:components:ModelService"
@@ -34,13 +37,13 @@ TYPE = "fleetkit:components:ModelService"
 @dataclass
 class ModelServiceArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's resolved pools and models (:mod:`fleetkit.resolve`)
+    resolved: ResolvedStack
+    #: the model (a key of ``resolved.models``)
     model_name: str
     context: RenderContext
-    #: ``components.cluster.Cluster`` (OIDC issuer / provider for workload identity)
-    cluster: Any
-    #: ``components.node_pools.GpuNodePool`` the model runs on
-    node_pool: Any
+    #: the stack's cluster (OIDC issuer / provider for workload identity)
+    cluster: ClusterHandle
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -50,7 +53,7 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         try:
-            plan = plan_model(args.spec, args.model_name, args.context, stack=args.stack)
+            plan = plan_model(args.resolved, args.model_name, args.context, stack=args.stack)
         except ValueError as err:  # e.g. extra_args repeating a typed flag (also a loader check)
             raise pulumi.RunError(f"models.{args.model_name}: {err}") from None
         child = pulumi.ResourceOptions(parent=self)
@@ -59,7 +62,7 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-weights",
             WeightsIdentityArgs(
                 stack=args.stack,
-                spec=args.spec,
+                spec=args.resolved.spec,
                 model_name=args.model_name,
                 namespace=plan.namespace,
                 service_account=plan.name,

@@ -16,28 +16,23 @@ Pure ``build_*`` helpers render the provider inputs; the classes only create res
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_azure_native as azure_native
 import pulumi_gcp as gcp
 
-from components.cluster import GKE_OAUTH_SCOPES, Cluster
-from fleetkit import catalog
+from components.cluster import GKE_OAUTH_SCOPES
+from components.handles import ClusterHandle
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.pools import gce_bundled_local_ssds, nodes_for
-from fleetkit.scheduling import (
-    GPU_RESOURCE,
-    PodScheduling,
-    aks_taints,
-    eks_taints,
-    gke_taints,
-    node_labels,
-    pod_scheduling,
-)
-from fleetkit.spec import NodePoolSpec, RegionStackSpec
+from fleetkit.node_cache import gke_local_ssds, uses_instance_store
+from fleetkit.pools import aws_ami_type, nodes_for
+from fleetkit.resolve import ResolvedPool
+from fleetkit.scheduling import GPU_RESOURCE, PodScheduling, aks_taints, eks_taints, gke_taints
+from fleetkit.spec import NodePoolSpec
 
 #: GKE regional node pools without explicit zones use the cluster's default locations (three zones).
 GKE_DEFAULT_ZONES = 3
@@ -51,17 +46,18 @@ _MIME_BOUNDARY = "FLEETKIT-NODEADM"
 
 @dataclass
 class GpuNodePoolArgs:
-    pool_name: str
-    pool: NodePoolSpec
-    spec: RegionStackSpec
-    cluster: Cluster
+    #: the pool, resolved (:mod:`fleetkit.resolve`): catalog entry, GPU class, labels, scheduling
+    pool: ResolvedPool
+    #: the stack's cluster (node role and subnets on EKS, project and location on GKE, resource group on AKS)
+    cluster: ClusterHandle
+    #: ``cluster.name`` of the stack spec (autoscaler discovery tags, instance names)
+    cluster_name: str
 
 
-def _entry(spec: RegionStackSpec, pool: NodePoolSpec) -> GpuInstanceType:
-    entry = catalog.lookup(spec.cloud, pool.instance_type)
-    if entry is None:  # the loader reports pool.unknown-instance-type before any resource is built
-        raise ValueError(f"{pool.instance_type!r} is not in the {spec.cloud} GPU catalog")
-    return entry
+def _entry(pool: ResolvedPool) -> GpuInstanceType:
+    if pool.instance is None:  # the loader reports pool.unknown-instance-type before any resource is built
+        raise ValueError(f"{pool.instance_type!r} is not in the {pool.cloud} GPU catalog")
+    return pool.instance
 
 
 def initial_nodes(pool: NodePoolSpec) -> int:
@@ -70,22 +66,10 @@ def initial_nodes(pool: NodePoolSpec) -> int:
 
 
 # --------------------------------------------------------------------------- AWS
-def aws_ami_type(pool: NodePoolSpec) -> str:
-    return pool.aws.ami_type if pool.aws else "AL2023_x86_64_NVIDIA"
-
-
-def uses_instance_store(pool: NodePoolSpec, entry: GpuInstanceType) -> bool:
-    """RAID0 the instance-store NVMe? AL2023 only; default on when the type has NVMe."""
-    if not aws_ami_type(pool).startswith("AL2023") or entry.local_nvme_gb == 0:
-        return False
-    wanted = pool.aws.instance_store_cache if pool.aws else None
-    return wanted is not False
-
-
-def build_eks_block_devices(pool: NodePoolSpec) -> list[dict[str, Any]]:
+def build_eks_block_devices(pool: NodePoolSpec) -> list[aws.ec2.LaunchTemplateBlockDeviceMappingArgsDict]:
     """Launch-template disks: the AL2023 root (/dev/xvda) or Bottlerocket's OS + data (/dev/xvdb) volumes."""
 
-    def ebs(size: int) -> dict[str, Any]:
+    def ebs(size: int) -> aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgsDict:
         return {
             "volume_size": size,
             "volume_type": "gp3",
@@ -155,11 +139,11 @@ def build_autoscaler_tags(
     return dict(sorted(tags.items()))
 
 
-def build_eks_node_group(spec: RegionStackSpec, pool_name: str) -> dict[str, Any]:
+def build_eks_node_group(resolved: ResolvedPool) -> dict[str, Any]:
     """The static inputs of ``aws.eks.NodeGroup`` (cluster, role, subnets and template are added later)."""
-    pool = spec.node_pools[pool_name]
+    pool = resolved.spec
     return {
-        "node_group_name_prefix": f"{pool_name}-",
+        "node_group_name_prefix": f"{resolved.name}-",
         "ami_type": aws_ami_type(pool),
         "instance_types": [pool.instance_type],
         "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
@@ -168,7 +152,7 @@ def build_eks_node_group(spec: RegionStackSpec, pool_name: str) -> dict[str, Any
             "desired_size": initial_nodes(pool),
             "max_size": pool.max_size,
         },
-        "labels": node_labels(spec, pool_name),
+        "labels": dict(resolved.node_labels),
         "taints": eks_taints(pool.taints),
         "update_config": {"max_unavailable": 1},
     }
@@ -179,16 +163,10 @@ def gke_disk_type(machine_type: str) -> str:
     return "hyperdisk-balanced" if machine_type.startswith(HYPERDISK_ONLY) else "pd-balanced"
 
 
-def gke_local_ssds(pool: NodePoolSpec, entry: GpuInstanceType) -> int:
-    """Local SSDs backing ephemeral storage: the configured count, else what the type bundles."""
-    configured = pool.gcp.local_ssd_count if pool.gcp else None
-    return configured if configured is not None else gce_bundled_local_ssds(entry)
-
-
-def build_gke_node_config(spec: RegionStackSpec, pool_name: str) -> dict[str, Any]:
+def build_gke_node_config(resolved: ResolvedPool) -> dict[str, Any]:
     """``node_config`` of a GKE GPU node pool (service account added by the component)."""
-    pool = spec.node_pools[pool_name]
-    entry = _entry(spec, pool)
+    pool = resolved.spec
+    entry = _entry(resolved)
     driver = pool.gcp.gpu_driver_version if pool.gcp else "LATEST"
     config: dict[str, Any] = {
         "machine_type": pool.instance_type,
@@ -205,7 +183,7 @@ def build_gke_node_config(spec: RegionStackSpec, pool_name: str) -> dict[str, An
         "disk_type": gke_disk_type(pool.instance_type),
         "image_type": "COS_CONTAINERD",
         "gvnic": {"enabled": True},
-        "labels": node_labels(spec, pool_name),
+        "labels": dict(resolved.node_labels),
         "taints": gke_taints(pool.taints),
         "oauth_scopes": list(GKE_OAUTH_SCOPES),
         "metadata": {"disable-legacy-endpoints": "true"},
@@ -222,7 +200,7 @@ def build_gke_node_config(spec: RegionStackSpec, pool_name: str) -> dict[str, An
     return config
 
 
-def build_gke_autoscaling(pool: NodePoolSpec) -> dict[str, Any]:
+def build_gke_autoscaling(pool: NodePoolSpec) -> gcp.container.NodePoolAutoscalingArgsDict:
     """Whole-pool bounds (``total_*``: GKE's plain min/max are per zone); ANY finds scarce GPUs."""
     return {
         "total_min_node_count": pool.min_size,
@@ -236,12 +214,12 @@ IMDS_HOP_LIMIT = 1
 
 
 # --------------------------------------------------------------------------- Azure
-def build_aks_agent_pool(spec: RegionStackSpec, pool_name: str) -> dict[str, Any]:
+def build_aks_agent_pool(resolved: ResolvedPool) -> dict[str, Any]:
     """The static inputs of ``containerservice.AgentPool`` (resource group/cluster/subnet added later)."""
-    pool = spec.node_pools[pool_name]
+    pool = resolved.spec
     opts = pool.azure
     args: dict[str, Any] = {
-        "agent_pool_name": pool_name,
+        "agent_pool_name": resolved.name,
         "mode": "User",
         "os_type": "Linux",
         "os_sku": "Ubuntu",
@@ -253,7 +231,7 @@ def build_aks_agent_pool(spec: RegionStackSpec, pool_name: str) -> dict[str, Any
         "max_count": pool.max_size,
         "os_disk_size_gb": pool.root_volume_gib,
         "os_disk_type": "Managed",
-        "node_labels": node_labels(spec, pool_name),
+        "node_labels": dict(resolved.node_labels),
         "node_taints": aks_taints(pool.taints),
         "gpu_profile": {"driver": opts.gpu_driver if opts else "Install"},
         "scale_set_priority": "Spot" if pool.spot else "Regular",
@@ -282,11 +260,11 @@ class GpuNodePool(pulumi.ComponentResource):
         self, type_token: str, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None
     ):
         super().__init__(type_token, name, None, opts)
-        entry = _entry(args.spec, args.pool)
-        self.pool_name = args.pool_name
-        self.gpu_class = entry.gpu_class
-        self.gpus_per_node = entry.gpu_count
-        self.scheduling = pod_scheduling(args.spec, args.pool_name)
+        _entry(args.pool)
+        self.pool_name = args.pool.name
+        self.gpu_class = args.pool.gpu_class
+        self.gpus_per_node = args.pool.gpus_per_node
+        self.scheduling = args.pool.scheduling
         self._child = pulumi.ResourceOptions(parent=self)
 
     def _finish(self) -> None:
@@ -306,44 +284,46 @@ class AwsGpuNodePool(GpuNodePool):
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:AwsGpuNodePool", name, args, opts)
-        spec, pool, cluster = args.spec, args.pool, args.cluster
-        entry = _entry(spec, pool)
-        assert cluster.node_role_arn is not None and cluster.subnet_ids is not None
-        tags = {**cluster.tags, "fleetkit-pool": args.pool_name}
+        pool, cluster, pool_name = args.pool.spec, args.cluster, args.pool.name
+        entry = _entry(args.pool)
+        if cluster.node_role_arn is None or cluster.subnet_ids is None:
+            raise ValueError("aws: the cluster exposes no node role or subnets for the node group")
+        tags = {**cluster.tags, "fleetkit-pool": pool_name}
+        metadata_options: aws.ec2.LaunchTemplateMetadataOptionsArgsDict = {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            # 1: a pod's packets to IMDS take a second hop, so pods cannot read the node role's
+            # credentials and must use their IRSA identity (EKS best practices, "Restrict access
+            # to the instance profile assigned to the worker node")
+            "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+        }
+        tag_specifications: list[aws.ec2.LaunchTemplateTagSpecificationArgsDict] = [
+            {"resource_type": "instance", "tags": {**tags, "Name": f"{args.cluster_name}-{pool_name}"}},
+            {"resource_type": "volume", "tags": tags},
+        ]
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
-            description=f"fleetkit GPU pool {args.pool_name} ({pool.instance_type})",
+            description=f"fleetkit GPU pool {pool_name} ({pool.instance_type})",
             block_device_mappings=build_eks_block_devices(pool),
             user_data=build_nodeadm_user_data(uses_instance_store(pool, entry)),
-            metadata_options={
-                "http_endpoint": "enabled",
-                "http_tokens": "required",
-                # 1: a pod's packets to IMDS take a second hop, so pods cannot read the node role's
-                # credentials and must use their IRSA identity (EKS best practices, "Restrict access
-                # to the instance profile assigned to the worker node")
-                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
-            },
-            tag_specifications=[
-                {
-                    "resource_type": "instance",
-                    "tags": {**tags, "Name": f"{spec.cluster.name}-{args.pool_name}"},
-                },
-                {"resource_type": "volume", "tags": tags},
-            ],
+            metadata_options=metadata_options,
+            tag_specifications=tag_specifications,
             update_default_version=True,
             tags=tags,
             opts=self._child,
         )
         subnets: pulumi.Input[list[str]] = cluster.subnet_ids
         if pool.zones:
+            filters: list[aws.ec2.GetSubnetsFilterArgsDict] = [
+                # an Output is fine here: the *_output invoke resolves its inputs first (the dict type is the plain invoke's)
+                {"name": "subnet-id", "values": cluster.subnet_ids},  # type: ignore[typeddict-item]
+                {"name": "availability-zone", "values": list(pool.zones)},
+            ]
             subnets = aws.ec2.get_subnets_output(
-                filters=[
-                    {"name": "subnet-id", "values": cluster.subnet_ids},
-                    {"name": "availability-zone", "values": list(pool.zones)},
-                ],
+                filters=filters,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).ids
-        static = build_eks_node_group(spec, args.pool_name)
+        static = build_eks_node_group(args.pool)
         group = aws.eks.NodeGroup(
             f"{name}-ng",
             cluster_name=cluster.cloud_name,
@@ -354,9 +334,9 @@ class AwsGpuNodePool(GpuNodePool):
             **static,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )
-        asg = group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)
+        asg = group.resources.apply(_autoscaling_group_name)
         labels = static["labels"]
-        for key, value in build_autoscaler_tags(spec.cluster.name, labels, pool, entry.gpu_count).items():
+        for key, value in build_autoscaler_tags(args.cluster_name, labels, pool, entry.gpu_count).items():
             aws.autoscaling.Tag(
                 f"{name}-asg-{_tag_suffix(key)}",
                 autoscaling_group_name=asg,
@@ -366,6 +346,14 @@ class AwsGpuNodePool(GpuNodePool):
         self.launch_template = template
         self.resource = group
         self._finish()
+
+
+def _autoscaling_group_name(resources: Sequence[aws.eks.outputs.NodeGroupResource] | None) -> str:
+    """The Auto Scaling group EKS created for a managed node group (it reports exactly one)."""
+    groups = (resources[0].autoscaling_groups if resources else None) or []
+    if not groups or groups[0].name is None:
+        raise ValueError("EKS reported no Auto Scaling group for the node group")
+    return groups[0].name
 
 
 def _tag_suffix(key: str) -> str:
@@ -378,14 +366,14 @@ class GcpGpuNodePool(GpuNodePool):
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:GcpGpuNodePool", name, args, opts)
-        spec, pool, cluster = args.spec, args.pool, args.cluster
-        node_config = build_gke_node_config(spec, args.pool_name)
+        pool, cluster = args.pool.spec, args.cluster
+        node_config = build_gke_node_config(args.pool)
         node_config["service_account"] = cluster.node_service_account
-        node_config["resource_labels"] = {**cluster.tags, "fleetkit-pool": args.pool_name}
+        node_config["resource_labels"] = {**cluster.tags, "fleetkit-pool": args.pool.name}
         zones = len(pool.zones) or GKE_DEFAULT_ZONES
         self.resource = gcp.container.NodePool(
             f"{name}-np",
-            name_prefix=f"{args.pool_name}-",
+            name_prefix=f"{args.pool.name}-",
             cluster=cluster.cloud_name,
             project=cluster.gcp_project,
             location=cluster.location,
@@ -393,7 +381,8 @@ class GcpGpuNodePool(GpuNodePool):
             initial_node_count=nodes_for(initial_nodes(pool), zones),
             autoscaling=build_gke_autoscaling(pool),
             management={"auto_repair": True, "auto_upgrade": True},
-            node_config=node_config,
+            # the builder's plain dict is the provider's node_config input (checked by the golden files)
+            node_config=cast("gcp.container.NodePoolNodeConfigArgsDict", node_config),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
         )
         self._finish()
@@ -404,15 +393,15 @@ class AzureGpuNodePool(GpuNodePool):
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:AzureGpuNodePool", name, args, opts)
-        spec, cluster = args.spec, args.cluster
-        inputs = build_aks_agent_pool(spec, args.pool_name)
+        cluster = args.cluster
+        inputs = build_aks_agent_pool(args.pool)
         if cluster.vnet_subnet_id is not None:
             inputs["vnet_subnet_id"] = cluster.vnet_subnet_id
         self.resource = azure_native.containerservice.AgentPool(
             f"{name}-pool",
             resource_group_name=cluster.resource_group_name,
             resource_name_=cluster.cloud_name,
-            tags={**cluster.tags, "fleetkit-pool": args.pool_name},
+            tags={**cluster.tags, "fleetkit-pool": args.pool.name},
             **inputs,
             # AKS pool names are fixed (no prefixes): a replacement must delete the old pool first;
             # the autoscaler owns the node count
@@ -432,5 +421,5 @@ def create_gpu_node_pool(
     name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
 ) -> GpuNodePool:
     """The node pool component of the stack's cloud."""
-    cls = _BY_CLOUD[args.spec.cloud]
+    cls = _BY_CLOUD[args.pool.cloud]
     return cls(name, args, opts)  # type: ignore[call-arg]

@@ -44,6 +44,7 @@ class RegionPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegionPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:RegionPlatform", name, None, opts)
         spec = args.spec
+        resolved = args.fleet.stacks[args.stack].resolved  # pools and models, resolved once at load
         child = pulumi.ResourceOptions(parent=self)
 
         self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, spec=spec), child)
@@ -64,10 +65,12 @@ class RegionPlatform(pulumi.ComponentResource):
         self.node_pools = {
             pool_name: create_gpu_node_pool(
                 f"{name}-{pool_name}",
-                GpuNodePoolArgs(pool_name=pool_name, pool=pool, spec=spec, cluster=self.cluster),
+                GpuNodePoolArgs(
+                    pool=resolved.pools[pool_name], cluster=self.cluster, cluster_name=spec.cluster.name
+                ),
                 child,
             )
-            for pool_name, pool in sorted(spec.node_pools.items())
+            for pool_name in sorted(spec.node_pools)
         }
 
         self.namespace = k8s.core.v1.Namespace(
@@ -98,11 +101,10 @@ class RegionPlatform(pulumi.ComponentResource):
                 f"{name}-{model_name}",
                 ModelServiceArgs(
                     stack=args.stack,
-                    spec=spec,
+                    resolved=resolved,
                     model_name=model_name,
                     context=ctx,
                     cluster=self.cluster,
-                    node_pool=self.node_pools[model.pool or ""],
                     # the tier's PriorityClass too: the API server rejects pods naming a missing one
                     depends_on=[
                         self.namespace,
@@ -113,7 +115,7 @@ class RegionPlatform(pulumi.ComponentResource):
                 ),
                 k8s_opts,
             )
-            for model_name, model in sorted(spec.models.items())
+            for model_name in sorted(spec.models)
         }
 
         self.dashboard = FleetDashboard(

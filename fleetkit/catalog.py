@@ -148,7 +148,8 @@ _GPUS: dict[str, _Gpu] = {
     "b200": _Gpu("NVIDIA B200", "b200", 183359 / _MIB_PER_GIB, "nvidia-b200"),
 }
 
-_GCE_LOCAL_SSD_GIB = 375
+#: GiB of one GCE Local SSD (https://cloud.google.com/compute/docs/disks/local-ssd); the one owner of the figure.
+GCE_LOCAL_SSD_GIB = 375
 
 
 def _gib_to_gb(gib: float) -> int:
@@ -156,7 +157,7 @@ def _gib_to_gb(gib: float) -> int:
 
 
 def _gce_ssd_gb(disks: int) -> int:
-    return _gib_to_gb(disks * _GCE_LOCAL_SSD_GIB)
+    return _gib_to_gb(disks * GCE_LOCAL_SSD_GIB)
 
 
 def _entry(
@@ -517,8 +518,22 @@ def fits(
     """
     if tensor_parallel < 1 or instance.gpu_count % tensor_parallel:
         return False
-    needed = required_gib + per_gpu_overhead_gib * tensor_parallel
-    return needed <= instance.gpu_memory_gib * tensor_parallel * gpu_memory_utilization
+    needed = replica_need_gib(required_gib, tensor_parallel, per_gpu_overhead_gib)
+    return needed <= usable_gib(instance, tensor_parallel, gpu_memory_utilization)
+
+
+def replica_need_gib(required_gib: float, tensor_parallel: int, per_gpu_overhead_gib: float = 0.0) -> float:
+    """GPU memory one replica needs over its GPUs: ``required_gib`` plus the overhead of each GPU.
+
+    The one place the fit formula's left side is written (``fleetkit.capacity`` sizes
+    ``required_gib`` as weights + KV cache and passes its per-GPU overhead).
+    """
+    return required_gib + per_gpu_overhead_gib * max(tensor_parallel, 1)
+
+
+def usable_gib(instance: GpuInstanceType, tensor_parallel: int, gpu_memory_utilization: float = 1.0) -> float:
+    """GPU memory a replica may use on ``tensor_parallel`` GPUs of ``instance``: the formula's right side."""
+    return instance.gpu_memory_gib * tensor_parallel * gpu_memory_utilization
 
 
 def min_tensor_parallel(

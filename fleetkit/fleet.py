@@ -14,11 +14,12 @@ Provenance
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from fleetkit.errors import Issue, Problem, format_path
-from fleetkit.pools import gpu_class_of
+from fleetkit.resolve import ResolvedStack, resolve
 from fleetkit.spec import PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
 
@@ -92,6 +93,13 @@ class LoadedStack:
     def is_region(self) -> bool:
         return isinstance(self.spec, RegionStackSpec)
 
+    @cached_property
+    def resolved(self) -> ResolvedStack:
+        """The region stack's pools and models resolved (:mod:`fleetkit.resolve`), once per loaded stack."""
+        if not isinstance(self.spec, RegionStackSpec):
+            raise TypeError(f"stack {self.name!r} is not a region stack (it has no pools or models)")
+        return resolve(self.spec)
+
     def problem(self, issue: Issue) -> Problem:
         """Locate ``issue`` (a path in this stack's merged spec) to the file that set the value."""
         return self.provenance.locate(issue)
@@ -131,6 +139,7 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
     for sname, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
+        resolved = st.resolved
         for mname, m in sorted(spec.models.items()):
             service = m.service or mname
             served.setdefault(service, m.served_name)
@@ -139,7 +148,7 @@ def fleet_services(fleet: Fleet) -> dict[str, ServiceInfo]:
                 Variant(
                     model=mname,
                     version=m.version,
-                    gpu_class=gpu_class_of(spec, m.pool or ""),
+                    gpu_class=resolved.models[mname].gpu_class,
                     stack=sname,
                     min_replicas=m.replicas.min,
                     max_replicas=m.replicas.max,

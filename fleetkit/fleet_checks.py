@@ -20,13 +20,14 @@ Rules added here (besides those of :mod:`fleetkit.infra_checks`, :mod:`fleetkit.
 
 from __future__ import annotations
 
-from fleetkit import capacity, catalog, regions
+from fleetkit import catalog, regions
+from fleetkit.capacity_checks import check_cache_fit, check_fit
 from fleetkit.errors import MISSING, Issue, Problem
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
 from fleetkit.mesh_checks import check_mesh
 from fleetkit.model_checks import check_models
-from fleetkit.node_cache import check_cache_fit
+from fleetkit.resolve import ResolvedStack
 from fleetkit.serving_checks import check_serving
 from fleetkit.spec import RegionStackSpec
 
@@ -37,8 +38,9 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
     spec = st.spec
     if not isinstance(spec, RegionStackSpec):
         return []
+    resolved = st.resolved
     region = _region_issues(spec)
-    issues = [*region, *_pool_issues(spec), *_model_issues(spec)]
+    issues = [*region, *_pool_issues(resolved), *_model_issues(spec)]
     # policies are judged against every model of the fleet; with a stack file unreadable they are not
     # all known, and the policy problems would be follow-ons of that file's mistake
     if not fleet.models_unknown:
@@ -47,11 +49,11 @@ def check_stack(fleet: Fleet, name: str) -> list[Problem]:
             for i in spec.policies.check(fleet.context_for(name))
         ]
     issues += _keda_issues(spec)
-    issues += _capacity_issues(spec)
+    issues += check_fit(resolved)
     # zones and GPU offerings of a region that does not exist are follow-ons of that one mistake
-    issues += [i for i in check_infra(spec) if not (region and i.rule in REGION_FOLLOW_ONS)]
-    issues += check_models(spec)
-    issues += check_cache_fit(spec)
+    issues += [i for i in check_infra(resolved) if not (region and i.rule in REGION_FOLLOW_ONS)]
+    issues += check_models(resolved)
+    issues += check_cache_fit(resolved)
     return [*st.problems(issues), *_provider_region_problems(st, spec)]
 
 
@@ -92,11 +94,12 @@ def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Pr
     ]
 
 
-def _pool_issues(spec: RegionStackSpec) -> list[Issue]:
+def _pool_issues(stack: ResolvedStack) -> list[Issue]:
+    spec = stack.spec
     out: list[Issue] = []
-    for pname, pool in sorted(spec.node_pools.items()):
-        entry = catalog.lookup(spec.cloud, pool.instance_type)
-        if entry is None:
+    for pname, resolved in stack.pools.items():
+        pool = resolved.spec
+        if resolved.instance is None:
             sugg = catalog.suggest(spec.cloud, pool.instance_type)
             hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
             out.append(
@@ -196,33 +199,6 @@ def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
             False,
         )
     ]
-
-
-def _capacity_issues(spec: RegionStackSpec) -> list[Issue]:
-    out: list[Issue] = []
-    for mname, m in sorted(spec.models.items()):
-        pool = spec.node_pools.get(m.pool or "")
-        entry = catalog.lookup(spec.cloud, pool.instance_type) if pool else None
-        if entry is None:
-            continue
-        size = capacity.ModelSize(
-            params_billion=m.params_billion,
-            dtype=m.dtype,
-            weights_bytes=m.weights_bytes,
-            kv_cache_gib=m.kv_cache_gib,
-            max_model_len=m.max_model_len,
-        )
-        fit = capacity.check_fit(
-            model=mname,
-            pool=m.pool or "",
-            cloud=spec.cloud,
-            instance=entry,
-            tensor_parallel=m.tensor_parallel,
-            size=size,
-            gpu_memory_utilization=m.gpu_memory_utilization,
-        )
-        out.extend(i.under("models", mname) for i in fit)
-    return out
 
 
 def check_fleet(fleet: Fleet) -> list[Problem]:

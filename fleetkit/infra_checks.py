@@ -50,7 +50,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fleetkit import capacity, catalog
+from fleetkit import catalog
+from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows
 from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet
 from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below are documented here)
@@ -61,8 +62,9 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
     SECRET_SETTINGS,
     coerce_backend_setting,
 )
-from fleetkit.pools import gce_bundled_local_ssds
+from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds
 from fleetkit.regions import aws_partition
+from fleetkit.resolve import ResolvedPool, ResolvedStack
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
@@ -106,16 +108,17 @@ def _zone_example(cloud: str, region: str) -> str:
 
 
 # --------------------------------------------------------------------------- checks
-def check_infra(spec: RegionStackSpec) -> list[Issue]:
-    """Every infrastructure issue of one region stack; paths are relative to the stack spec."""
+def check_infra(stack: ResolvedStack) -> list[Issue]:
+    """Every infrastructure issue of one resolved region stack; paths are relative to the stack spec."""
+    spec = stack.spec
     out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
         out.append(Issue(loc, rule, message, value))
 
     cloud = spec.cloud
-    for name, pool in sorted(spec.node_pools.items()):
-        out.extend(_pool_issues(spec, name, pool))
+    for pool in stack.pools.values():
+        out.extend(_pool_issues(spec, pool))
 
     for mname in sorted(spec.models):
         engine = spec.policies.autoscaling.for_model(mname).engine
@@ -291,8 +294,9 @@ def _east_west_zone_issues(spec: RegionStackSpec) -> list[Issue]:
     return out
 
 
-def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[Issue]:
+def _pool_issues(spec: RegionStackSpec, resolved: ResolvedPool) -> list[Issue]:
     """Issues of one node pool that hold on every cloud: offering, zones, labels, scale to zero."""
+    name, pool, entry = resolved.name, resolved.spec, resolved.instance
     out: list[Issue] = []
 
     def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
@@ -300,7 +304,6 @@ def _pool_issues(spec: RegionStackSpec, name: str, pool: NodePoolSpec) -> list[I
 
     cloud, region = spec.cloud, spec.region
     at = ("node_pools", name)
-    entry = catalog.lookup(cloud, pool.instance_type)
     if entry is not None and catalog.offered_in(cloud, pool.instance_type, region) is False:
         add(
             (*at, "instance_type"),
@@ -360,7 +363,7 @@ def _cloud_pool_issues(
     at = ("node_pools", name)
     if cloud == "aws":
         opts = pool.aws
-        ami = opts.ami_type if opts else "AL2023_x86_64_NVIDIA"
+        ami = aws_ami_type(pool)
         if "ARM_64" in ami and entry is not None:
             add(
                 (*at, "aws", "ami_type"),
@@ -505,35 +508,31 @@ def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
 
 
 # --------------------------------------------------------------------------- capacity plan
-def capacity_plan(fleet: Fleet, stack: str) -> capacity.CapacityPlan:
-    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its spec.
+def capacity_plan(fleet: Fleet, stack: str) -> CapacityPlan:
+    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its resolved spec.
 
     Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
-    tensor parallelism, size and replica range. Problem paths name the stack file.
+    tensor parallelism, size, replica range and the fit the resolve step computed. Problem paths
+    name the stack file.
     """
     st = fleet.stacks[stack]
-    spec = st.spec
-    if not isinstance(spec, RegionStackSpec):
+    if not isinstance(st.spec, RegionStackSpec):
         raise TypeError(f"stack {stack!r} is not a region stack (it has no GPU pools)")
+    resolved = st.resolved
     pools = {
-        name: capacity.PlanPool(p.instance_type, p.min_size, p.max_size)
-        for name, p in sorted(spec.node_pools.items())
+        name: PlanPool(p.instance_type, p.spec.min_size, p.spec.max_size)
+        for name, p in resolved.pools.items()
     }
     models = {
-        name: capacity.PlanModel(
-            pool=m.pool or "",
-            tensor_parallel=m.tensor_parallel,
-            size=capacity.ModelSize(
-                params_billion=m.params_billion,
-                dtype=m.dtype,
-                weights_bytes=m.weights_bytes,
-                kv_cache_gib=m.kv_cache_gib,
-                max_model_len=m.max_model_len,
-            ),
-            replicas_min=m.replicas.min,
-            replicas_max=m.replicas.max,
-            gpu_memory_utilization=m.gpu_memory_utilization,
+        name: PlanModel(
+            pool=m.spec.pool or "",
+            tensor_parallel=m.spec.tensor_parallel,
+            size=m.size,
+            replicas_min=m.spec.replicas.min,
+            replicas_max=m.spec.replicas.max,
+            gpu_memory_utilization=m.spec.gpu_memory_utilization,
         )
-        for name, m in sorted(spec.models.items())
+        for name, m in resolved.models.items()
     }
-    return capacity.plan_rows(file=st.file, cloud=spec.cloud, pools=pools, models=models)
+    fits = {name: m.fit for name, m in resolved.models.items()}
+    return plan_rows(file=st.file, cloud=st.spec.cloud, pools=pools, models=models, fits=fits)

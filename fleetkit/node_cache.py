@@ -12,32 +12,39 @@ that holds the kubelet root, because the kubelet evicts pods when that filesyste
 * **a network disk** — 40 % of ``root_volume_gib``: the Bottlerocket data volume (``/dev/xvdb``
   holds ``/var/lib`` on Bottlerocket), the AL2023 root volume without instance store, the AKS OS disk.
 
-Rule ``pool.cache-too-small`` (:func:`check_cache_fit`): the weights of every model placed on a
-pool — all versions, since a node may hold all of them at once (the prefetch DaemonSet of a
-``hot`` model warms every node; a canary or a rollout puts the next version beside the current one)
-— must fit the pool's cache. Otherwise ``weights-sync`` fails with "not enough cache space" and
-the model can never start. The message offers the fixes: instance-store RAID0 on AL2023 where the
-instance type has NVMe, or the ``root_volume_gib`` that would fit.
+The rule that the weights of a pool's models fit its cache, ``pool.cache-too-small``, is
+:func:`fleetkit.capacity_checks.check_cache_fit`; it words the disk and the fixes with
+:func:`disk_words` and :func:`cache_fixes`.
 """
 
 from __future__ import annotations
 
 import math
 
-from fleetkit import capacity, catalog
-from fleetkit.errors import Issue
-from fleetkit.pools import gce_bundled_local_ssds
-from fleetkit.spec import ModelSpec, RegionStackSpec
+from fleetkit import catalog
+from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds
+from fleetkit.spec import NodePoolSpec, RegionStackSpec
 
 #: Share of a local NVMe/SSD kubelet filesystem, and of a network boot/data disk, the cache may use.
 LOCAL_DISK_SHARE = 0.6
 NETWORK_DISK_SHARE = 0.4
-#: GiB of one GCE Local SSD.
-GCE_LOCAL_SSD_GIB = 375
-
-RULE_CACHE_TOO_SMALL = "pool.cache-too-small"
 
 _GIB = 2**30
+
+
+def uses_instance_store(pool: NodePoolSpec, instance: catalog.GpuInstanceType) -> bool:
+    """Does an EKS pool RAID0 its instance-store NVMe (nodeadm ``localStorage``)? AL2023 AMIs only;
+    ``aws.instance_store_cache`` None (the default) means on when the type has NVMe."""
+    if not aws_ami_type(pool).startswith("AL2023") or instance.local_nvme_gb == 0:
+        return False
+    wanted = pool.aws.instance_store_cache if pool.aws else None
+    return wanted is not False
+
+
+def gke_local_ssds(pool: NodePoolSpec, instance: catalog.GpuInstanceType) -> int:
+    """Local SSDs under a GKE pool's ephemeral storage: ``gcp.local_ssd_count``, else what the type bundles."""
+    configured = pool.gcp.local_ssd_count if pool.gcp else None
+    return configured if configured is not None else gce_bundled_local_ssds(instance)
 
 
 def local_cache_disk_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> int:
@@ -49,13 +56,9 @@ def local_cache_disk_bytes(spec: RegionStackSpec, pool: str, instance: catalog.G
     """
     p = spec.node_pools[pool]
     if spec.cloud == "aws":
-        ami = p.aws.ami_type if p.aws else "AL2023_x86_64_NVIDIA"
-        wanted = p.aws.instance_store_cache if p.aws else None  # None: on when the type has NVMe
-        return instance.local_nvme_gb * 10**9 if ami.startswith("AL2023") and wanted is not False else 0
+        return instance.local_nvme_gb * 10**9 if uses_instance_store(p, instance) else 0
     if spec.cloud == "gcp":
-        configured = p.gcp.local_ssd_count if p.gcp else None
-        count = configured if configured is not None else gce_bundled_local_ssds(instance)
-        return count * GCE_LOCAL_SSD_GIB * _GIB
+        return gke_local_ssds(p, instance) * catalog.GCE_LOCAL_SSD_GIB * _GIB
     return 0
 
 
@@ -67,14 +70,8 @@ def max_cache_bytes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInsta
     return int(spec.node_pools[pool].root_volume_gib * _GIB * NETWORK_DISK_SHARE)
 
 
-def model_weights_bytes(model: ModelSpec) -> int:
-    size = capacity.ModelSize(
-        params_billion=model.params_billion, dtype=model.dtype, weights_bytes=model.weights_bytes
-    )
-    return math.ceil(capacity.weights_gib(size) * _GIB)
-
-
-def _disk_words(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> str:
+def disk_words(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType) -> str:
+    """The disk the pool's cache lives on and the share it may use, in words (for messages)."""
     p = spec.node_pools[pool]
     local = local_cache_disk_bytes(spec, pool, instance)
     if local:
@@ -88,7 +85,8 @@ def _disk_words(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceT
     return f"{NETWORK_DISK_SHARE:.0%} of the {p.root_volume_gib} GiB {disk}, root_volume_gib"
 
 
-def _fixes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType, need: int) -> str:
+def cache_fixes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType, need: int) -> str:
+    """The changes that give the pool a cache of ``need`` bytes, cheapest first (for messages)."""
     fixes = []
     if local_cache_disk_bytes(spec, pool, instance) == 0 and instance.local_nvme_gb:
         nvme_cap = instance.local_nvme_gb * 10**9 * LOCAL_DISK_SHARE
@@ -107,32 +105,3 @@ def _fixes(spec: RegionStackSpec, pool: str, instance: catalog.GpuInstanceType, 
         fixes.append(f"root_volume_gib: {volume} or more")
     fixes.append("or place the versions on separate pools")
     return "; ".join(fixes)
-
-
-def check_cache_fit(spec: RegionStackSpec) -> list[Issue]:
-    """Rule ``pool.cache-too-small`` for every pool of a region stack that has models."""
-    out: list[Issue] = []
-    by_pool: dict[str, list[str]] = {}
-    for name, model in sorted(spec.models.items()):
-        if model.pool in spec.node_pools:
-            by_pool.setdefault(model.pool, []).append(name)
-    for pool, names in sorted(by_pool.items()):
-        instance = catalog.lookup(spec.cloud, spec.node_pools[pool].instance_type)
-        if instance is None:
-            continue  # reported as pool.unknown-instance-type
-        need = sum(model_weights_bytes(spec.models[n]) for n in names)
-        cap = max_cache_bytes(spec, pool, instance)
-        if need <= cap:
-            continue
-        each = ", ".join(f"{n} {model_weights_bytes(spec.models[n]) / _GIB:,.1f} GiB" for n in names)
-        out.append(
-            Issue(
-                ("node_pools", pool),
-                RULE_CACHE_TOO_SMALL,
-                f"the weights of the models on pool '{pool}' ({each}; {need / _GIB:,.1f} GiB together, all may share "
-                f"a node) exceed its node cache of {cap / _GIB:,.1f} GiB ({_disk_words(spec, pool, instance)}): "
-                f"weights-sync would fail and the model never start; fix: {_fixes(spec, pool, instance, need)}",
-                spec.node_pools[pool].instance_type,
-            )
-        )
-    return out

@@ -1,7 +1,7 @@
 """GPU node-pool facts derived from the catalog: GPUs per node, GPU class, bundled local SSDs, nodes per zone.
 
 Pure domain helpers read by the checks, the components and the capacity plan, so each fact has one
-owner. GCE local SSDs are 375 GiB each (https://cloud.google.com/compute/docs/disks/local-ssd).
+owner. GCE local SSDs are ``catalog.GCE_LOCAL_SSD_GIB`` each.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 
 from fleetkit import catalog
-from fleetkit.spec import RegionStackSpec
+from fleetkit.spec import AwsPoolOptions, NodePoolSpec, RegionStackSpec
+
+#: The EKS options a pool without an ``aws:`` block gets (their field defaults).
+_AWS_DEFAULTS = AwsPoolOptions()
 
 
 def gpu_class_of(stack: RegionStackSpec, pool: str) -> str:
@@ -21,17 +24,16 @@ def gpu_class_of(stack: RegionStackSpec, pool: str) -> str:
     return entry.gpu_class if entry else "unknown"
 
 
+def aws_ami_type(pool: NodePoolSpec) -> str:
+    """The pool's EKS AMI type: ``aws.ami_type``, or that field's default without an ``aws:`` block."""
+    return (pool.aws or _AWS_DEFAULTS).ami_type
+
+
 def gce_bundled_local_ssds(entry: catalog.GpuInstanceType) -> int:
-    """Local SSDs (375 GiB each) a GCE machine type bundles; 0 when it only accepts optional ones."""
+    """Local SSDs (``catalog.GCE_LOCAL_SSD_GIB`` each) a GCE machine type bundles; 0 when it only accepts optional ones."""
     if entry.cloud != "gcp" or entry.local_nvme_gb == 0:
         return 0
-    return round(entry.local_nvme_gb / (375 * 2**30 / 1e9))
-
-
-def gpus_per_node(spec: RegionStackSpec, pool_name: str) -> int:
-    """GPUs on one node of the pool (0 for a type fleetkit does not know)."""
-    entry = catalog.lookup(spec.cloud, spec.node_pools[pool_name].instance_type)
-    return entry.gpu_count if entry else 0
+    return round(entry.local_nvme_gb / (catalog.GCE_LOCAL_SSD_GIB * 2**30 / 1e9))
 
 
 def nodes_for(total: int, zones: int) -> int:

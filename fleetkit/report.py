@@ -11,13 +11,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fleetkit import capacity, catalog
+from fleetkit.capacity_plan import render_plan_table
 from fleetkit.engine_checks import check_preview
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import preview_section
 from fleetkit.infra_checks import capacity_plan
 from fleetkit.lint import lint_objects
 from fleetkit.output import dump_json
+from fleetkit.resolve import ResolvedStack
 from fleetkit.spec import RegionStackSpec
 from fleetkit.verify.runner import failed as verify_failed
 from fleetkit.verify.runner import verdict_text, verify_stack
@@ -58,12 +59,12 @@ def _resource_table(preview: Any, details: bool) -> Table:
     return table
 
 
-def _pool_table(spec: RegionStackSpec) -> Table:
+def _pool_table(stack: ResolvedStack) -> Table:
     table = Table(title="GPU node pools", title_justify="left", show_edge=False, pad_edge=False)
     for col in ("pool", "instance type", "GPU", "GPUs/node", "GPU mem", "nodes", "capacity", "taints"):
         table.add_column(col, justify="right" if col in ("GPUs/node", "GPU mem", "nodes") else "left")
-    for name, pool in sorted(spec.node_pools.items()):
-        entry = catalog.lookup(spec.cloud, pool.instance_type)
+    for name, resolved in stack.pools.items():
+        pool, entry = resolved.spec, resolved.instance
         gpu = f"{entry.gpu_model}" if entry else "?"
         table.add_row(
             name,
@@ -193,7 +194,7 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
         parts: list[Any] = [_resource_table(res, details)]
         if isinstance(spec, RegionStackSpec):
             title = f"{name}  ·  {spec.cloud} {spec.region}  ·  cluster {spec.cluster.name}  ·  mesh {spec.mesh.cluster_name}@{spec.mesh.network}"
-            parts += [_pool_table(spec), _model_table(spec), _policy_table(spec)]
+            parts += [_pool_table(st.resolved), _model_table(spec), _policy_table(spec)]
         else:
             title = f"{name}  ·  mesh {spec.role} ({spec.mesh.mesh_id})"
         if res.messages:
@@ -270,9 +271,7 @@ def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
         out.append(
-            capacity.render_plan_table(
-                capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})"
-            )
+            render_plan_table(capacity_plan(fleet, name), title=f"{name} ({spec.cloud} {spec.region})")
         )
     if not only:  # N-1 needs the whole fleet
         out.extend(dr_tables(fleet))

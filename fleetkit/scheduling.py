@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit import catalog
+from fleetkit.pools import aws_ami_type, gpu_class_of
 from fleetkit.spec import NodePoolSpec, RegionStackSpec, Taint
 from policies.common import LABEL_GPU_CLASS
 
@@ -55,13 +55,6 @@ class PodScheduling:
 
 
 # --------------------------------------------------------------------------- node side
-def gpu_class(spec: RegionStackSpec, pool_name: str) -> str:
-    """The pool's GPU class (``l4``, ``h100``...), or ``unknown`` for a type not in the catalog."""
-    pool = spec.node_pools[pool_name]
-    entry = catalog.lookup(spec.cloud, pool.instance_type)
-    return entry.gpu_class if entry else "unknown"
-
-
 def pool_needs_device_plugin(spec: RegionStackSpec, pool: NodePoolSpec) -> bool:
     """Whether nodes of this pool come up without an NVIDIA device plugin of their own.
 
@@ -70,8 +63,7 @@ def pool_needs_device_plugin(spec: RegionStackSpec, pool: NodePoolSpec) -> bool:
     the GPU Operator owns driver and plugin.
     """
     if spec.cloud == "aws":
-        ami = pool.aws.ami_type if pool.aws else "AL2023_x86_64_NVIDIA"
-        return ami.startswith("AL2023")
+        return aws_ami_type(pool).startswith("AL2023")
     if spec.cloud == "azure":
         return (pool.azure.gpu_driver if pool.azure else "Install") == "Install"
     return False
@@ -96,7 +88,7 @@ def node_labels(spec: RegionStackSpec, pool_name: str) -> dict[str, str]:
     """Labels every node of the pool carries: the spec's own, then the kit's (which win)."""
     pool = spec.node_pools[pool_name]
     labels = dict(pool.labels)
-    gclass = gpu_class(spec, pool_name)
+    gclass = gpu_class_of(spec, pool_name)
     labels[LABEL_GPU_CLASS] = gclass
     labels[LABEL_POOL] = pool_name
     if spec.cloud == "aws":

@@ -46,12 +46,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.model_render import WorkloadIdentity, agent_sync_args, build_deployment, plan_model
+from components.model_plan import WorkloadIdentity, plan_model
+from components.model_render import agent_sync_args, build_deployment
 from fleetkit.e2e import procs
 from fleetkit.e2e.envoy_config import Backend
 from fleetkit.e2e.gateway import Gateway, render_stack, running_gateway
 from fleetkit.e2e.otlp import LogRecord, OtlpReceiver
 from fleetkit.loader import load_fleet
+from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
 from policies.telemetry import USAGE_PROVIDER_NAME
 
@@ -465,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             aws_secret_access_key="testing",
             region_name="us-east-1",
         ).create_bucket(Bucket="fleetkit-demo-models")
-        plans = {m: plan_model(spec, m, ctx, stack=ns.stack) for m in MODELS}
+        plans = {m: plan_model(resolve(spec), m, ctx, stack=ns.stack) for m in MODELS}
         say("2. fleetkit-weights publish / sync (local S3 server)")
         for m, plan in plans.items():
             figures[f"publish_{m}_s"] = round(

@@ -5,17 +5,16 @@ Each step follows the rule cited in :mod:`fleetkit.simulate` (R1–R12); the num
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fleetkit.simulate import core
+from fleetkit.simulate.balancing import OVERPROVISIONING, Group, Raw, Unit, balance, levels_of, priorities
 from fleetkit.simulate.core import Distribution, Outcome, Request, merge
 from fleetkit.simulate.edge import BodyRouter, Edge, sticky_bucket
 from fleetkit.simulate.fleet import (
-    DEFAULT_MAX_EJECTION_PERCENT,
     LABEL_CLUSTER,
     LABEL_NETWORK,
     LABEL_REGION,
@@ -28,38 +27,6 @@ from fleetkit.simulate.fleet import (
 )
 from fleetkit.simulate.scenarios import Scenario
 
-#: Envoy's default overprovisioning factor (1.4): a priority level with at least 1/1.4 ≈ 71.4 %
-#: healthy hosts takes all of its share (R7).
-OVERPROVISIONING = 1.4
-#: Istio's default when a connection pool limit is not set: effectively unlimited (R9).
-UNLIMITED = 2**32 - 1
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """Endpoints before priorities: pods of one workload in one zone on the caller's network, or one
-    east-west gateway endpoint standing for a remote cluster's pods (R5)."""
-
-    labels: Mapping[str, str]
-    locality: tuple[str, str]  # (region, zone)
-    hosts: float  # host count Envoy sees (a gateway endpoint is one host)
-    weight: float  # load-balancing weight (the pods a gateway endpoint stands for, R5)
-    failing: float  # hosts returning errors
-    result: Distribution  # outcome of a request sent to a non-failing host
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """Scenario-independent endpoints: one workload's pods in one zone on the proxy's network, or
-    one east-west gateway endpoint standing for a remote cluster's workloads (R5)."""
-
-    labels: Mapping[str, str]
-    locality: tuple[str, str]
-    workloads: tuple[Workload, ...]
-    zone: str | None
-    gateway: bool
-    cluster: str
-
 
 @dataclass
 class _Members:
@@ -67,20 +34,7 @@ class _Members:
     host: str
     subset: str
     #: (priority, unit), sorted by priority
-    units: list[tuple[int, _Unit]]
-
-
-@dataclass
-class _Group:
-    """Hosts of one Envoy cluster that share a priority: pods of one workload in one zone on the
-    caller's network, or one east-west gateway endpoint for a remote cluster (R5)."""
-
-    priority: int
-    hosts: float  # host count Envoy sees (a gateway endpoint is one host)
-    weight: float  # load-balancing weight (pods behind a gateway endpoint, R5)
-    healthy: float  # expected non-ejected hosts
-    #: outcome distribution of a request sent to this group's healthy hosts
-    result: Distribution
+    units: list[tuple[int, Unit]]
 
 
 def _match_value(cond: Mapping[str, Any], value: str | None) -> bool:
@@ -327,7 +281,7 @@ class Simulator:
         edge = self.fleet.config[origin].edge
         members = edge.aggregates.get(name)
         if members is not None:  # R8: an aggregate cluster linearizes its members' priority levels
-            levels: list[list[_Group]] = []
+            levels: list[list[Group]] = []
             policy: Mapping[str, Any] = {}
             for m in members:
                 lv, pol = self._levels(origin, zone, m, body_model, scenario, sid, used)
@@ -335,11 +289,11 @@ class Simulator:
                     continue
                 levels += lv
                 policy = policy or pol
-            dist = _balance(levels, policy, concurrency)
+            dist = balance(levels, policy, concurrency)
         else:
             lv, pol = self._levels(origin, zone, name, body_model, scenario, sid, used)
             dist = (
-                _balance(lv, pol, concurrency)
+                balance(lv, pol, concurrency)
                 if lv is not None
                 else {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
             )
@@ -375,7 +329,7 @@ class Simulator:
                     LABEL_REGION: info.region,
                     LABEL_ZONE: zone,
                 }
-                units: list[_Unit] = []
+                units: list[Unit] = []
                 for cname, ccfg in sorted(fleet.config.items()):
                     selector = ccfg.services.get(host)
                     if selector is None:
@@ -394,11 +348,11 @@ class Simulator:
                                     LABEL_REGION: cinfo.region,
                                     LABEL_ZONE: z,
                                 }
-                                units.append(_Unit(labels, (cinfo.region, z), (w,), z, False, cname))
+                                units.append(Unit(labels, (cinfo.region, z), (w,), z, False, cname))
                     else:  # R5: one gateway endpoint, only cluster + network labels
                         labels = {LABEL_CLUSTER: cname, LABEL_NETWORK: cinfo.network}
-                        units.append(_Unit(labels, (cinfo.region, ""), tuple(chosen), None, True, cname))
-                prio = _priorities(policy, proxy, units)
+                        units.append(Unit(labels, (cinfo.region, ""), tuple(chosen), None, True, cname))
+                prio = priorities(policy, proxy, units)
                 ordered = sorted(zip(prio, range(len(units)), strict=True))
                 result = _Members(policy, host, subset_name, [(p, units[i]) for p, i in ordered])
         self._members_cache[key] = result
@@ -426,14 +380,14 @@ class Simulator:
         scenario: Scenario,
         sid: int,
         used: set[str],
-    ) -> tuple[list[list[_Group]] | None, Mapping[str, Any]]:
+    ) -> tuple[list[list[Group]] | None, Mapping[str, Any]]:
         """The priority levels of one Istio cluster under a scenario. Without failing hosts, levels
         after the first ones whose health reaches 100 % take no load (R7) and are not built."""
         m = self._members(origin, zone, name)
         if m is None:
             return None, {}
         early_exit = not scenario.ejected
-        raws: list[tuple[int, _Raw]] = []
+        raws: list[tuple[int, Raw]] = []
         health = 0.0
         level: int | None = None
         level_hosts = level_ok = 0.0
@@ -452,18 +406,18 @@ class Simulator:
             level_ok += raw.hosts - raw.failing
         if not raws:
             return [], m.policy
-        return _levels_of(raws, m.policy), m.policy
+        return levels_of(raws, m.policy), m.policy
 
     def _raw(
-        self, u: _Unit, m: _Members, body_model: str | None, scenario: Scenario, sid: int, used: set[str]
-    ) -> _Raw | None:
+        self, u: Unit, m: _Members, body_model: str | None, scenario: Scenario, sid: int, used: set[str]
+    ) -> Raw | None:
         used.update(w.key for w in u.workloads)
         if not u.gateway:
             w = u.workloads[0]
             n = self._pods_of(sid, scenario, w).get(u.zone or "", 0)
             if not n:
                 return None
-            return _Raw(
+            return Raw(
                 u.labels,
                 u.locality,
                 float(n),
@@ -478,7 +432,7 @@ class Simulator:
         failing = 1.0 if all(scenario.failing(w) for w in alive) else 0.0
         dist, deps = self._remote(u.cluster, m.host, m.subset, body_model, scenario, sid)
         used.update(deps)
-        return _Raw(u.labels, u.locality, 1.0, float(n), failing, dist)
+        return Raw(u.labels, u.locality, 1.0, float(n), failing, dist)
 
     # ----------------------------------------------------------------- R5: behind an east-west gateway
     def _remote(
@@ -503,7 +457,7 @@ class Simulator:
                 if (r := self._raw(u, local, body_model, scenario, sid, used)) is not None
             ]
             if raws:
-                dist = _balance(_levels_of(raws, m.policy), m.policy, 0.0)
+                dist = balance(levels_of(raws, m.policy), m.policy, 0.0)
         result = (dist, frozenset(used))
         self._remote_cache[key] = result
         return result
@@ -516,118 +470,6 @@ class Simulator:
             sub = body_model is not None and body_model != w.served_names[0]
             return {Outcome.served(w.cluster, w.model, w.version, w.gpu_class, sub): 1.0}
         return {Outcome.error(404, core.MODEL_NOT_SERVED): 1.0}
-
-
-def _levels_of(raws: list[tuple[int, _Raw]], policy: Mapping[str, Any]) -> list[list[_Group]]:
-    share = _ejection(policy, [r for _, r in raws])
-    levels: dict[int, list[_Group]] = {}
-    for p, r in raws:
-        left = r.failing * (1 - share)  # failing hosts outlier detection may not eject
-        healthy = r.hosts - r.failing * share
-        ratio = healthy / r.hosts if r.hosts else 0.0
-        res = (
-            r.result
-            if not r.failing
-            else merge(
-                [
-                    ((healthy - left) / healthy if healthy else 0.0, r.result),
-                    (left / healthy if healthy else 0.0, {Outcome.error(503, core.FAILING_ENDPOINT): 1.0}),
-                ]
-            )
-        )
-        levels.setdefault(p, []).append(_Group(p, r.hosts, r.weight * ratio, healthy, res))
-    return [levels[p] for p in sorted(levels)]
-
-
-def _ejection(policy: Mapping[str, Any], raws: list[_Raw]) -> float:
-    """Share of failing hosts outlier detection ejects: all of them up to ``maxEjectionPercent`` of
-    the cluster's hosts, at least one (R6); none without outlier detection."""
-    outlier = policy.get("outlierDetection")
-    failing = sum(r.failing for r in raws)
-    if outlier is None or failing <= 0:
-        return 0.0
-    total = sum(r.hosts for r in raws)
-    pct = float(outlier.get("maxEjectionPercent", DEFAULT_MAX_EJECTION_PERCENT))
-    cap = max(1.0, math.floor(pct * total / 100)) if pct > 0 else 0.0
-    return min(1.0, cap / failing)
-
-
-def _priorities(
-    policy: Mapping[str, Any], proxy: Mapping[str, str], raws: Sequence[_Raw | _Unit]
-) -> list[int]:
-    """Priority of each endpoint group (R7): ``failoverPriority`` label matching, else region/zone
-    locality (+ ``failover`` from/to); only with outlier detection — without it Istio applies no
-    failover priorities and every endpoint is priority 0."""
-    lb = policy.get("loadBalancer") or {}
-    loc = lb.get("localityLbSetting") or {}
-    if policy.get("outlierDetection") is None or loc.get("enabled", True) is False or loc.get("distribute"):
-        return [0] * len(raws)
-    spec = [str(x) for x in loc.get("failoverPriority") or []]
-    if spec:
-        names = [x.split("=", 1)[0] for x in spec]
-        override = {x.split("=", 1)[0]: x.split("=", 1)[1] for x in spec if "=" in x}
-        out = []
-        for r in raws:
-            prio = 0
-            for j, name in enumerate(names):
-                if override.get(name, proxy.get(name, "")) != r.labels.get(name, ""):
-                    prio = len(names) - j
-                    break
-            out.append(prio)
-        return out
-    failover = {str(f.get("from")): str(f.get("to")) for f in loc.get("failover") or []}
-    region, zone = proxy.get(LABEL_REGION, ""), proxy.get(LABEL_ZONE, "")
-    out = []
-    for r in raws:
-        if r.locality[0] == region:
-            out.append(0 if r.locality[1] == zone else 2)
-        elif region in failover and failover[region] != r.locality[0]:
-            out.append(4)
-        else:
-            out.append(3)
-    return out
-
-
-def _balance(
-    levels: list[list[_Group]] | None, policy: Mapping[str, Any], concurrency: float
-) -> Distribution:
-    """Envoy priority load (R7), weighted choice within a level, circuit breakers (R9)."""
-    if not levels:
-        return {Outcome.error(503, core.NO_ENDPOINTS): 1.0}
-    health = [
-        min(100.0, OVERPROVISIONING * 100 * sum(g.healthy for g in lv) / sum(g.hosts for g in lv))
-        for lv in levels
-    ]
-    total = sum(health)
-    if total <= 0:
-        return {Outcome.error(503, core.ALL_EJECTED): 1.0}
-    parts: list[tuple[float, Distribution]] = []
-    left = 100.0
-    for lv, h in zip(levels, health, strict=True):
-        load = min(left, h if total >= 100 else h * 100 / total)
-        left -= load
-        weight = sum(g.weight for g in lv)
-        if load <= 0 or weight <= 0:
-            continue
-        parts += [(load / 100 * g.weight / weight, g.result) for g in lv if g.weight > 0]
-    dist = merge(parts)
-    opened = _overflow(policy, concurrency)
-    if opened > 0:
-        dist = merge([(1 - opened, dist), (opened, {Outcome.error(503, core.CIRCUIT_OPEN): 1.0})])
-    return dist
-
-
-def _overflow(policy: Mapping[str, Any], concurrency: float) -> float:
-    """Share of requests the cluster's circuit breakers reject at one proxy (R9): in flight at most
-    min(maxConnections, http2MaxRequests) plus http1MaxPendingRequests waiting."""
-    if concurrency <= 0:
-        return 0.0
-    pool = policy.get("connectionPool") or {}
-    tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
-    limit = min(
-        int(tcp.get("maxConnections", UNLIMITED)), int(http.get("http2MaxRequests", UNLIMITED))
-    ) + int(http.get("http1MaxPendingRequests", UNLIMITED))
-    return max(0.0, 1 - limit / concurrency)
 
 
 def _cohorts(router: BodyRouter, cohort: str | None, subject: str | None) -> list[tuple[float, str | None]]:

@@ -22,6 +22,7 @@ from fleetkit.loader import Fleet, load_fleet
 from fleetkit.mocks.registry import InvokeFn
 from fleetkit.mocks.runtime import ProgramRun, RecordingMocks, run_program
 from fleetkit.regions import PROVIDER_REGION_KEY
+from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,11 +69,13 @@ def build_infra(
 
     def program() -> dict[str, Any]:
         cluster = Cluster(f"{stack}-cluster", ClusterArgs(stack=stack, spec=spec))
+        resolved = resolve(spec)
         pools = {
             name: create_gpu_node_pool(
-                f"{stack}-{name}", GpuNodePoolArgs(pool_name=name, pool=pool, spec=spec, cluster=cluster)
+                f"{stack}-{name}",
+                GpuNodePoolArgs(pool=resolved.pools[name], cluster=cluster, cluster_name=spec.cluster.name),
             )
-            for name, pool in sorted(spec.node_pools.items())
+            for name in sorted(spec.node_pools)
         }
         Addons(
             f"{stack}-addons",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.node_pools import build_gke_node_config
+from fleetkit.resolve import resolve_pool
 from tests.components.infra_mocks import build_infra, demo_spec, run, with_changes
 
 STACK = "gcp-europe-west4"
@@ -49,7 +50,7 @@ def test_driver_left_to_the_gpu_operator():
     pools["l4"]["gcp"] = {"gpu_driver_version": "INSTALLATION_DISABLED"}
     pools["l4"]["zones"] = ["europe-west4-a", "europe-west4-b"]
     spec = with_changes(spec, node_pools=pools)
-    cfg = build_gke_node_config(spec, "l4")
+    cfg = build_gke_node_config(resolve_pool(spec, "l4"))
     assert cfg["guest_accelerators"][0]["gpu_driver_installation_config"] == {
         "gpu_driver_version": "INSTALLATION_DISABLED"
     }

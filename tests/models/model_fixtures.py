@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from components.model_render import ModelPlan, WorkloadIdentity, plan_model, s3_env_from_secret
+from components.model_plan import ModelPlan, WorkloadIdentity, plan_model
+from components.model_render import s3_env_from_secret
 from fleetkit.loader import Fleet, load_fleet
+from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ def spec_of(stack: str) -> RegionStackSpec:
 
 def plan_for(stack: str, model: str, spec: RegionStackSpec | None = None) -> ModelPlan:
     """The plan of a demo model; ``spec`` replaces the stack's spec (the fleet context stays the demo's)."""
-    return plan_model(spec or spec_of(stack), model, demo_fleet().context_for(stack), stack=stack)
+    return plan_model(resolve(spec or spec_of(stack)), model, demo_fleet().context_for(stack), stack=stack)
 
 
 def with_model(spec: RegionStackSpec, model: str, **changes: Any) -> RegionStackSpec:

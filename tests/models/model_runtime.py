@@ -16,6 +16,7 @@ from model_fixtures import demo_fleet, spec_of
 from components.model_service import ModelService, ModelServiceArgs
 from fleetkit.mocks.runtime import ProgramRun, RecordingMocks, is_secret, run_program
 from fleetkit.regions import PROVIDER_REGION_KEY
+from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
 
 __all__ = ["fake_cluster", "is_secret", "run_model_service"]
@@ -50,11 +51,10 @@ def run_model_service(
             f"{stack}-{model}",
             ModelServiceArgs(
                 stack=stack,
-                spec=spec,
+                resolved=resolve(spec),
                 model_name=model,
                 context=demo_fleet().context_for(stack),
                 cluster=fake_cluster(spec),
-                node_pool=SimpleNamespace(),
                 depends_on=[],
             ),
         )

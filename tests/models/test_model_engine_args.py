@@ -18,6 +18,7 @@ from fleetkit.engine_args import (
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
 from fleetkit.model_checks import RULE_GPUS_PER_POD, check_models
+from fleetkit.resolve import resolve
 
 
 def engine(**changes) -> EngineArgs:
@@ -106,24 +107,24 @@ def test_check_models_reports_paths_rules_and_values():
         "llama-3-8b",
         extra_args=["--kv-cache-dtype", "fp8", "--tensor-parallel-size", "2", "--api-key", "x"],
     )
-    issues = check_models(spec)
+    issues = check_models(resolve(spec))
     assert [(i.path, i.rule, i.value) for i in issues] == [
         (("models", "llama-3-8b", "extra_args", 2), RULE_DUPLICATE_TYPED, "--tensor-parallel-size"),
         (("models", "llama-3-8b", "extra_args", 4), RULE_SECRET, "--api-key"),
     ]
-    assert check_models(spec_of("aws-us-east-1")) == []
+    assert check_models(resolve(spec_of("aws-us-east-1"))) == []
 
 
 def test_check_models_gpus_per_pod_with_pipeline_parallel():
     # g6e.12xlarge has 4 GPUs: tp 4 x pp 2 does not fit one node
     spec = with_model(spec_of("aws-us-east-1"), "llama-3-70b", pipeline_parallel=2)
-    issues = check_models(spec)
+    issues = check_models(resolve(spec))
     assert [(i.path, i.rule) for i in issues] == [
         (("models", "llama-3-70b", "pipeline_parallel"), RULE_GPUS_PER_POD)
     ]
     assert "8 GPUs" in issues[0].message
     ok = with_model(spec_of("aws-us-east-1"), "llama-3-70b", tensor_parallel=2, pipeline_parallel=2)
-    assert check_models(ok) == []
+    assert check_models(resolve(ok)) == []
 
 
 def test_served_names_unique():

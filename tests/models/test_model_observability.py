@@ -8,6 +8,7 @@ import re
 import pytest
 from model_fixtures import ROOT, all_plans, plan_for, stub_identity
 
+from components import model_observability as mo
 from components import model_render as mr
 from fleetkit.schema import validate_objects
 
@@ -48,13 +49,13 @@ def vllm_metrics(text: str) -> set[str]:
 
 def rules(model: str = "llama-3-8b", stack: str = "aws-us-east-1") -> dict[str, dict]:
     plan = plan_for(stack, model)
-    pr = mr.build_prometheus_rule(plan)
+    pr = mo.build_prometheus_rule(plan)
     return {r["alert"]: r for g in pr["spec"]["groups"] for r in g["rules"]}
 
 
 def test_pod_monitor_scrapes_vllm_through_istio_metrics_merging():
     plan = plan_for("aws-us-east-1", "llama-3-8b")
-    pm = mr.build_pod_monitor(plan)
+    pm = mo.build_pod_monitor(plan)
     assert pm["spec"]["selector"]["matchLabels"] == plan.selector
     ep = pm["spec"]["podMetricsEndpoints"][0]
     assert ep["port"] == "http" and ep["path"] == "/stats/prometheus"
@@ -123,7 +124,7 @@ def test_no_prefetch_alert_for_cold_models():
 @pytest.mark.parametrize(("stack", "model"), all_plans())
 def test_only_current_vllm_metric_names(stack, model):
     plan = plan_for(stack, model)
-    text = json.dumps([mr.build_prometheus_rule(plan), mr.build_pod_monitor(plan)])
+    text = json.dumps([mo.build_prometheus_rule(plan), mo.build_pod_monitor(plan)])
     assert not any(old in text for old in REMOVED)
     assert vllm_metrics(text) <= CURRENT_VLLM
 
@@ -163,7 +164,7 @@ def test_dashboard_uses_current_metrics_and_fleet_variables():
 
 
 def test_dashboard_configmap_for_the_grafana_sidecar():
-    cm = mr.build_dashboard_configmap("llm")
+    cm = mo.build_dashboard_configmap("llm")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(cm["data"]["fleetkit-vllm.json"])["uid"] == "fleetkit-vllm"
     assert validate_objects([cm]) == []
@@ -172,4 +173,4 @@ def test_dashboard_configmap_for_the_grafana_sidecar():
 @pytest.mark.parametrize(("stack", "model"), all_plans())
 def test_monitoring_objects_are_schema_valid(stack, model):
     plan = plan_for(stack, model)
-    assert validate_objects([mr.build_pod_monitor(plan), mr.build_prometheus_rule(plan)]) == []
+    assert validate_objects([mo.build_pod_monitor(plan), mo.build_prometheus_rule(plan)]) == []

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from model_fixtures import ROOT, all_plans, demo_fleet, plan_for, spec_of, stub_identity, with_model
 
+from components import model_plan
 from components import model_render as mr
+from fleetkit.resolve import resolve
 from fleetkit import catalog
 from fleetkit.images import VLLM, VLLM_VERSION, WEIGHTS_AGENT
 from fleetkit.verify import vllm_args
@@ -121,15 +123,15 @@ def test_cpu_and_memory_are_the_catalog_share_of_the_node():
     entry = catalog.lookup("aws", "g6.12xlarge")  # 4 x L4, 48 vCPU, 192 GiB
     assert entry is not None
     res = container(deployment("aws-us-east-1", "llama-3-8b"))["resources"]
-    assert res["requests"]["cpu"] == str(int(48 / 4 * mr.CPU_SHARE))
+    assert res["requests"]["cpu"] == str(int(48 / 4 * model_plan.CPU_SHARE))
     assert (
         res["requests"]["memory"]
         == res["limits"]["memory"]
-        == f"{int(entry.ram_gib / 4 * mr.MEMORY_SHARE)}Gi"
+        == f"{int(entry.ram_gib / 4 * model_plan.MEMORY_SHARE)}Gi"
     )
     assert "cpu" not in res["limits"]  # no CPU throttling of the engine
     whole = container(deployment("aws-us-east-1", "llama-3-70b"))["resources"]  # 4 of 4 GPUs
-    assert int(whole["requests"]["cpu"]) == int(48 * mr.CPU_SHARE)
+    assert int(whole["requests"]["cpu"]) == int(48 * model_plan.CPU_SHARE)
 
 
 def test_shm_is_a_memory_emptydir_larger_with_tensor_parallel():
@@ -167,7 +169,7 @@ def test_readiness_and_liveness_probe_health():
 def test_drain_prestop_fits_in_the_grace_period():
     dep = deployment("aws-us-east-1", "llama-3-8b")
     sleep = container(dep)["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert 0 < sleep <= mr.MAX_DRAIN_SECONDS
+    assert 0 < sleep <= model_plan.MAX_DRAIN_SECONDS
     assert pod(dep)["terminationGracePeriodSeconds"] > sleep
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert dep["spec"]["progressDeadlineSeconds"] > container(dep)["startupProbe"]["failureThreshold"] * 10
@@ -299,7 +301,7 @@ def test_sync_init_container_uses_the_agent_cli_and_a_read_only_serving_mount():
     sync_mount = next(m for m in sync["volumeMounts"] if m["name"] == "weights-cache")
     assert sync_mount.get("readOnly") is not True
     cache = next(v for v in pod(dep)["volumes"] if v["name"] == "weights-cache")
-    assert cache["hostPath"] == {"path": mr.NODE_CACHE_DIR, "type": "DirectoryOrCreate"}
+    assert cache["hostPath"] == {"path": model_plan.NODE_CACHE_DIR, "type": "DirectoryOrCreate"}
 
 
 def test_cache_capacity_follows_the_nodes_local_disks():
@@ -309,8 +311,8 @@ def test_cache_capacity_follows_the_nodes_local_disks():
     assert l40s.max_cache_bytes == int(3800 * 10**9 * 0.6)
     data = spec_of("aws-us-east-1").model_dump()
     data["node_pools"]["l40s"]["aws"] = {"ami_type": "BOTTLEROCKET_x86_64_NVIDIA"}  # no RAID0: data volume
-    br = mr.plan_model(
-        RegionStackSpec.model_validate(data),
+    br = model_plan.plan_model(
+        resolve(RegionStackSpec.model_validate(data)),
         "llama-3-70b",
         demo_fleet().context_for("aws-us-east-1"),
         stack="aws-us-east-1",
@@ -321,8 +323,8 @@ def test_cache_capacity_follows_the_nodes_local_disks():
     spec = spec_of("aws-us-east-1")
     data = spec.model_dump()
     data["node_pools"]["l4"]["aws"]["instance_store_cache"] = False
-    off = mr.plan_model(
-        RegionStackSpec.model_validate(data),
+    off = model_plan.plan_model(
+        resolve(RegionStackSpec.model_validate(data)),
         "llama-3-8b",
         demo_fleet().context_for("aws-us-east-1"),
         stack="aws-us-east-1",

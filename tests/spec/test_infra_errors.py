@@ -340,7 +340,7 @@ def test_the_demo_fleet_has_no_infra_problems(project_root: Path) -> None:
     fleet = load_fleet(project_root)
     for st in fleet.region_stacks().values():
         assert isinstance(st.spec, RegionStackSpec)
-        assert check_infra(st.spec) == []
+        assert check_infra(st.resolved) == []
 
 
 def test_a_valid_foundation_passes(tmp_project: Path) -> None:

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from fleetkit import capacity as cap
 from fleetkit import catalog
-from fleetkit.capacity import ModelSize, PlanModel, PlanPool
+from fleetkit.capacity import ModelSize
+from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows, render_plan_table
 from fleetkit.catalog import GpuInstanceType
 from fleetkit.errors import Problem, format_path
 
@@ -222,7 +223,7 @@ def test_paths_stay_structured_until_reported() -> None:
         size=LLAMA_8B,
     )
     assert issues[0].path == ("tensor_parallel",)
-    plan = cap.plan_rows(
+    plan = plan_rows(
         file=FILE,
         cloud="aws",
         pools={"gpu": ("g6.xlarge", 1, 1)},
@@ -247,7 +248,7 @@ def test_smallest_fit_per_cloud() -> None:
 # ------------------------------------------------------------------------------------ plan rows
 
 
-def _plan(**overrides: object) -> cap.CapacityPlan:
+def _plan(**overrides: object) -> CapacityPlan:
     pools: dict[str, object] = {
         "l4": PlanPool("g6.12xlarge", 1, 2),
         "h100": ("p5.48xlarge", 0, 1),  # plain tuples are accepted too
@@ -258,7 +259,7 @@ def _plan(**overrides: object) -> cap.CapacityPlan:
     }
     pools.update(overrides.get("pools", {}))  # type: ignore[call-overload]
     models.update(overrides.get("models", {}))  # type: ignore[call-overload]
-    return cap.plan_rows(file=FILE, cloud="aws", pools=pools, models=models)  # type: ignore[arg-type]
+    return plan_rows(file=FILE, cloud="aws", pools=pools, models=models)  # type: ignore[arg-type]
 
 
 def test_plan_rows_happy_path() -> None:
@@ -327,15 +328,15 @@ def test_plan_rows_unsizable_model_still_gets_a_row() -> None:
     assert any(p.rule == cap.RULE_SIZE_UNKNOWN for p in plan.problems)
 
 
-def _render(plan: cap.CapacityPlan) -> str:
+def _render(plan: CapacityPlan) -> str:
     console = Console(width=200, record=True, color_system=None)
-    console.print(cap.render_plan_table(plan))
+    console.print(render_plan_table(plan))
     return console.export_text()
 
 
 def test_render_plan_table() -> None:
     plan = _plan(pools={"idle": ("g6e.xlarge", 0, 1)})
-    table = cap.render_plan_table(plan)
+    table = render_plan_table(plan)
     assert table.row_count == 3  # one row per model plus one for the idle pool
     text = _render(plan)
     for cell in ("p5.48xlarge", "llama-70b", "llama-8b", "idle", "1–6", "8/8", "GPU capacity (aws)"):

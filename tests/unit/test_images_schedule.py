@@ -117,6 +117,8 @@ def test_a_schedule_needs_keda() -> None:
 
 def test_a_scheduled_model_gets_the_prefetch_daemonset_even_when_not_hot() -> None:
     from components import model_render as mr
+    from components.model_plan import plan_model
+    from fleetkit.resolve import resolve
     from fleetkit.spec import RegionStackSpec
     from tests.models.model_fixtures import demo_fleet, plan_for, spec_of, stub_identity
 
@@ -125,8 +127,8 @@ def test_a_scheduled_model_gets_the_prefetch_daemonset_even_when_not_hot() -> No
     data = spec_of("aws-us-east-1").model_dump(mode="json")
     data["policies"]["autoscaling"]["models"]["llama-3-70b-v2"] = {"schedule": [WINDOW]}
     spec = RegionStackSpec.model_validate(data)
-    scheduled = mr.plan_model(
-        spec, "llama-3-70b-v2", demo_fleet().context_for("aws-us-east-1"), stack="aws-us-east-1"
+    scheduled = plan_model(
+        resolve(spec), "llama-3-70b-v2", demo_fleet().context_for("aws-us-east-1"), stack="aws-us-east-1"
     )
     ds = mr.build_prefetch_daemonset(scheduled, stub_identity(scheduled))
     assert ds is not None and ds["metadata"]["name"] == "llama-3-70b-v2-prefetch"
