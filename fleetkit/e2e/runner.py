@@ -467,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             aws_secret_access_key="testing",
             region_name="us-east-1",
         ).create_bucket(Bucket="fleetkit-demo-models")
-        plans = {m: plan_model(resolve(spec), m, ctx, stack=ns.stack) for m in MODELS}
+        resolved = resolve(spec)
+        plans = {m: plan_model(resolved, m, ctx, stack=ns.stack) for m in MODELS}
         say("2. fleetkit-weights publish / sync (local S3 server)")
         for m, plan in plans.items():
             figures[f"publish_{m}_s"] = round(
