@@ -161,8 +161,9 @@ def test_trickling_range_is_abandoned_and_requested_again(tmp_path, big_model, p
         return None
 
     proxy.plan = plan
+    # one chunk per GET (--part-size = the chunk size), so the trickled range is the first chunk
     r = cli("sync", big_model["uri"], tmp_path / "cache", "--endpoint-url", proxy.url, "--concurrency", "2",
-            "--speed-limit", "100K", "--speed-time", "1")
+            "--speed-limit", "100K", "--speed-time", "1", "--part-size", "256Ki")
     assert r.rc == 0, r
     assert trickled == [f"bytes=0-{CHUNK - 1}"]
     assert proxy.injected == {"trickle": 1}
@@ -178,7 +179,8 @@ def test_deadline_stops_a_trickling_sync(tmp_path, big_model, proxy):
                                   else None)
     proxy.trickle_rate = 110_000.0  # above the low-speed limit: only the deadline can stop it
     cache = tmp_path / "cache"
-    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--deadline", "3")
+    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--deadline", "3",
+            "--part-size", "256Ki")
     assert r.rc == 1, r
     assert "deadline of 3s exceeded" in r.err and "nothing was published" in r.err
     assert not os.path.lexists(big_model["link"])
@@ -202,7 +204,7 @@ def test_verified_chunks_are_kept_when_another_chunk_fails(tmp_path, big_model, 
     bad_range = f"bytes={3 * CHUNK}-{4 * CHUNK - 1}"
     proxy.plan = lambda m, p, h: "flip" if m == "GET" and h.get("Range") == bad_range else None
     cache = tmp_path / "cache"
-    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1")
+    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--part-size", "256Ki")
     assert r.rc == 3, r
     assert "corrupt data" in r.err and "verified chunks are kept" in r.err
     assert not os.path.lexists(big_model["link"])
@@ -211,6 +213,51 @@ def test_verified_chunks_are_kept_when_another_chunk_fails(tmp_path, big_model, 
     r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url)
     assert r.rc == 0, r
     assert proxy.data_bytes == CHUNK
+    assert tree(big_model["link"]) == big_model["files"]
+
+
+def _range_start(headers: dict) -> int:
+    return int(headers["Range"].partition("=")[2].partition("-")[0])
+
+
+def test_one_get_covers_several_chunks_and_a_corrupt_one_is_asked_for_again(tmp_path, big_model, proxy):
+    """--part-size 1Mi over 256 KiB chunks: one GET for the whole file. Its third chunk arrives
+    corrupt: that GET is dropped, and only that chunk onwards is requested again."""
+    ranges: list[str] = []
+
+    def plan(method, path, headers):
+        if method == "GET" and path.endswith("/shard.bin"):
+            ranges.append(headers["Range"])
+            if len(ranges) == 1:
+                return f"flip:{(2 * CHUNK + 100) * 8}"
+        return None
+
+    proxy.plan = plan
+    r = cli("sync", big_model["uri"], tmp_path / "cache", "--endpoint-url", proxy.url, "--part-size", "1Mi")
+    assert r.rc == 0, r
+    assert ranges == [f"bytes=0-{4 * CHUNK - 1}", f"bytes={2 * CHUNK}-{4 * CHUNK - 1}"]
+    assert proxy.injected == {f"flip:{(2 * CHUNK + 100) * 8}": 1}
+    assert tree(big_model["link"]) == big_model["files"]
+
+
+def test_chunk_corrupt_twice_in_a_multi_chunk_get_keeps_the_chunks_before_it(tmp_path, big_model, proxy):
+    def plan(method, path, headers):
+        if method == "GET" and path.endswith("/shard.bin") and _range_start(headers) <= 2 * CHUNK:
+            return f"flip:{(2 * CHUNK - _range_start(headers) + 100) * 8}"  # a bit in the third chunk
+        return None
+
+    proxy.plan = plan
+    cache = tmp_path / "cache"
+    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--part-size", "1Mi")
+    assert r.rc == 3, r
+    assert f"bytes {2 * CHUNK}-{3 * CHUNK - 1} of 'shard.bin'" in r.err and "verified chunks are kept" in r.err
+    (journal,) = (cache / META / "staging").rglob("shard.bin.part.journal")
+    assert sorted(journal.read_bytes().split(b"\n")[1:-1]) == [b"0", b"1"]  # each verified chunk journaled
+    proxy.plan = lambda m, p, h: None
+    proxy.reset_counters()
+    r = cli("sync", big_model["uri"], cache, "--endpoint-url", proxy.url, "--part-size", "1Mi")
+    assert r.rc == 0, r
+    assert proxy.data_bytes == 2 * CHUNK
     assert tree(big_model["link"]) == big_model["files"]
 
 

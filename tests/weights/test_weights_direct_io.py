@@ -187,3 +187,27 @@ def test_ranged_get_fills_the_buffer_before_each_sink_call(published, s3_endpoin
     client.close()
     assert sizes == [65536, 65536, 65536, 200_000 - 3 * 65536]
     assert bytes(got) == published["files"]["model-00001-of-00002.safetensors"][1000:201_000]
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+def test_fsynced_files_leave_the_page_cache(tmp_path, published, s3_endpoint, monkeypatch, fsync):
+    """Buffered writes: once a file is fsynced its clean pages are dropped (DONTNEED); without
+    fsync nothing is dropped (the pages are still dirty)."""
+    dropped = []
+    real = os.posix_fadvise
+
+    def spy(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_DONTNEED:
+            dropped.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    extra = [] if fsync else ["--no-fsync"]
+    r = cli("sync", published["source"], tmp_path / "c", "--endpoint-url", s3_endpoint, "--buffered-io", *extra)
+    assert r.rc == 0, r
+    shards = {"model-00001-of-00002.safetensors.part", "model-00002-of-00002.safetensors.part"}
+    if fsync:
+        assert shards <= set(dropped), dropped
+    else:
+        assert dropped == []

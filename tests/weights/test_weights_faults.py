@@ -46,7 +46,8 @@ def test_survives_5xx_resets_and_truncated_bodies(tmp_path, published, proxy):
     faults = ["503", "500", "reset", "reset_mid", "truncate"]
     proxy.plan = cycle_plan(faults, every=2)
     cache = tmp_path / "cache"
-    r = cli("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "4")
+    # one GET per 256 KiB chunk: enough GETs for every fault to come round
+    r = cli("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "4", "--part-size", "256Ki")
     assert r.rc == 0, r
     assert set(proxy.injected) == set(faults), proxy.injected
     assert "retries" in r.out
@@ -137,7 +138,7 @@ def test_object_replaced_during_download(tmp_path, published, s3, s3_endpoint, p
 
     proxy.plan = plan
     cache = tmp_path / "cache"
-    r = cli("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "1")
+    r = cli("sync", published["source"], cache, "--endpoint-url", proxy.url, "--concurrency", "1", "--part-size", "256Ki")
     assert r.rc in (1, 3), r
     assert "model-00001-of-00002.safetensors" in r.err
     assert_nothing_published(cache, published)

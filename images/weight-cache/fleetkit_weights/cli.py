@@ -98,7 +98,8 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str
     g.add_argument("--concurrency", default=concurrency, metavar="N",
                    help=f"parallel connections (default {concurrency})")
     g.add_argument("--part-size", default=part_size, metavar="SIZE",
-                   help=f"bytes per ranged GET / multipart part (default {part_size})")
+                   help=f"bytes per ranged GET / multipart part (default {part_size}); a GET of a chunk-verified "
+                        "file covers as many whole chunks as fit, at least one")
     g.add_argument("--max-attempts", default=None, metavar="N",
                    help="attempts per request before giving up (default 10; backoff with jitter)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress or info lines, only errors and the summary")
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-hidden", action="store_true", help="also upload dotfiles and dot-directories")
     p.add_argument("--chunk-size", default="16Mi", metavar="SIZE",
                    help="record a sha256 per SIZE slice of each file, so `sync` verifies every ranged GET as it "
-                        "streams and downloads in SIZE ranges (default 16Mi; 0 = whole-file digests only)")
+                        "streams and keeps every verified chunk (default 16Mi; 0 = whole-file digests only)")
     p.add_argument("--chunk-hash", choices=("blake3", "sha256"), default="blake3",
                    help="digest of each chunk (default blake3: several times faster to verify than sha256; "
                         "the manifest keeps every file's sha256 either way). sha256 writes a format_version 1 "
@@ -277,7 +278,7 @@ def _sync_options(args: argparse.Namespace, probs: _Problems):
     v = probs.sync_values(args)
     return SyncOptions(
         concurrency=v["concurrency"],
-        part_size=v["part_size"] or 16 << 20,
+        part_size=v["part_size"] or 64 << 20,
         max_cache_bytes=v["max_cache_bytes"],
         evict_min_idle=v["evict_min_idle"],
         lock_timeout=v["lock_timeout"],

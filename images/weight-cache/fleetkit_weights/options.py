@@ -17,7 +17,7 @@ _HOST_CHARS = frozenset(_ALNUM + ".-")
 # `sync` and `warm` defaults (argparse shows them in --help; the fast path starts from them too).
 SYNC_DEFAULTS = {
     "concurrency": "16",
-    "part_size": "16Mi",
+    "part_size": "64Mi",
     "max_attempts": None,
     "progress_interval": None,
     "evict_min_idle": "300",

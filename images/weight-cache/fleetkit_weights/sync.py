@@ -34,7 +34,7 @@ MiB = 1 << 20
 
 class SyncOptions(NamedTuple):
     concurrency: int = 16
-    part_size: int = 16 * MiB
+    part_size: int = 64 * MiB
     max_cache_bytes: int | None = None
     evict_min_idle: float = 300.0
     lock_timeout: float | None = None
