@@ -39,7 +39,7 @@ from rich.table import Table
 
 from fleetkit import catalog
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.errors import Issue, Problem, format_path
+from fleetkit.errors import Issue
 
 _GIB = 2**30
 
@@ -373,7 +373,7 @@ class CapacityPlan:
     cloud: str
     pools: tuple[PoolRow, ...]
     placements: tuple[Placement, ...]
-    problems: tuple[Problem, ...] = field(default=())
+    problems: tuple[Issue, ...] = field(default=())
 
 
 def _as_pool(value: PlanPool | tuple[Any, ...]) -> PlanPool:
@@ -401,7 +401,7 @@ def plan_rows(
     ``max_nodes × GPUs per node`` (rule ``capacity.pool-too-small``; a lower bound, since replicas
     cannot span nodes).
 
-    Problem paths follow the stack spec: ``(*models_path, <model>, "pool"|"tensor_parallel")`` and
+    Issue paths follow the stack spec: ``(*models_path, <model>, "pool"|"tensor_parallel")`` and
     ``(*pools_path, <pool>, "instance_type"|"max_size")``, formatted only when reported in ``file``.
     """
     problems: list[Issue] = []
@@ -510,7 +510,7 @@ def plan_rows(
         cloud=cloud,
         pools=tuple(rows),
         placements=tuple(placements),
-        problems=tuple(Problem(file, format_path(i.path), i.rule, i.message, i.value) for i in problems),
+        problems=tuple(i.located(file, i.path) for i in problems),
     )
 
 

@@ -37,7 +37,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from fleetkit import mocks as mockdata
 from fleetkit import program as program_module
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.loader import stack_names
 from fleetkit.overrides import Override, parse_override, set_path
@@ -344,7 +344,7 @@ def _config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, 
     for item in cli_sets:
         parsed = parse_override(item)
         if not isinstance(parsed, Override):  # the loader reported it already
-            raise SpecError([Problem("--set", item, parsed.rule, parsed.message, parsed.value)])
+            raise SpecError([Issue.at("--set", item, parsed.rule, parsed.message, parsed.value)])
         parts, value = parsed.parts, parsed.value
         key = f"{PROJECT}:{parts[0]}"
         if len(parts) == 1:
@@ -403,7 +403,7 @@ def run_stack(
     try:
         _sync_await(run_pulumi_func(main))
     except pulumi.RunError as err:
-        raise SpecError([Problem(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
+        raise SpecError([Issue.at(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
     finally:
         program_module.PREVIEW_EXPORTS_ONLY = False
     stack_res = settings.get_root_resource()
