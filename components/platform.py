@@ -9,7 +9,7 @@ Build order (each step a child of the platform, dependencies explicit):
 3. the model namespace (sidecar injection on).
 4. ``MeshMember`` — Istio as one primary of the multi-network mesh (trust, istiod, gateways, remote secrets).
 5. ``ModelService`` per model (keyed by model name) — vLLM Deployment, weight cache, observability.
-6. ``PolicySet`` — the rendered serving policies, applied after Istio (and KEDA) are up.
+6. ``PolicyManifests`` — the rendered serving policies, applied after Istio (and KEDA) are up.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.lb_controller import LoadBalancerPrerequisites, LoadBalancerPrerequisitesArgs
 from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
-from components.policy_set import PolicySet, PolicySetArgs
+from components.policy_manifests import PolicyManifests, PolicyManifestsArgs
 from fleetkit import dr
 from fleetkit.fleet import Fleet
 from fleetkit.spec import RegionStackSpec
@@ -88,9 +88,9 @@ class RegionPlatform(pulumi.ComponentResource):
         )
 
         ctx = args.fleet.context_for(args.stack)
-        self.policies = PolicySet(
+        self.policies = PolicyManifests(
             f"{name}-policies",
-            PolicySetArgs(
+            PolicyManifestsArgs(
                 manifests=spec.policies.render(ctx),
                 depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
             ),

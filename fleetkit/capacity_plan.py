@@ -27,7 +27,7 @@ from fleetkit.capacity import (
     required_gib,
 )
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.errors import Issue, Problem, format_path
+from fleetkit.errors import Issue
 
 
 class PlanPool(NamedTuple):
@@ -101,7 +101,7 @@ class CapacityPlan:
     cloud: str
     pools: tuple[PoolRow, ...]
     placements: tuple[Placement, ...]
-    problems: tuple[Problem, ...] = field(default=())
+    problems: tuple[Issue, ...] = field(default=())
 
 
 def _as_pool(value: PlanPool | tuple[Any, ...]) -> PlanPool:
@@ -133,7 +133,7 @@ def plan_rows(
     ``fits`` maps model name to the issues :func:`check_fit` already found for it (the resolve step
     computes them once, :mod:`fleetkit.resolve`); models missing from it are checked here.
 
-    Problem paths follow the stack spec: ``(*models_path, <model>, "pool"|"tensor_parallel")`` and
+    Issue paths follow the stack spec: ``(*models_path, <model>, "pool"|"tensor_parallel")`` and
     ``(*pools_path, <pool>, "instance_type"|"max_size")``, formatted only when reported in ``file``.
     """
     problems: list[Issue] = []
@@ -242,7 +242,7 @@ def plan_rows(
         cloud=cloud,
         pools=tuple(rows),
         placements=tuple(placements),
-        problems=tuple(Problem(file, format_path(i.path), i.rule, i.message, i.value) for i in problems),
+        problems=tuple(i.located(file, i.path) for i in problems),
     )
 
 

@@ -16,13 +16,13 @@ from rich.markup import escape
 
 from fleetkit.buckets import check_pins, pinned_models
 from fleetkit.console import err_console, fail, find_root, out_console
-from fleetkit.errors import EXIT_USAGE, Problem, SpecError
-from fleetkit.lint.cli import lint_command
+from fleetkit.errors import EXIT_USAGE, Issue, SpecError
+from fleetkit.lint.command import lint_command
 from fleetkit.loader import load_fleet
 from fleetkit.output import check_output_dir, stack_files, write_tree
 from fleetkit.preview import preview_fleet
 from fleetkit.report import capacity_tables, preview_report
-from fleetkit.review.cli import review_command
+from fleetkit.review.command import review_command
 
 app = typer.Typer(
     name="fleetkit",
@@ -143,10 +143,10 @@ def preview(
     every Kubernetes object as files; the same input always gives byte-identical files.
     """
     # flags and the output path are checked with the spec, before anything is rendered
-    usage: list[Problem] = []
+    usage: list[Issue] = []
     if jobs is not None and jobs < 1:
         usage.append(
-            Problem(
+            Issue.at(
                 "--jobs", str(jobs), "cli.bad-jobs", "the number of worker processes must be 1 or more", jobs
             )
         )
@@ -210,7 +210,7 @@ def weights(ctx: typer.Context) -> None:
         fail(
             SpecError(
                 [
-                    Problem(
+                    Issue.at(
                         "fleetkit weights",
                         "",
                         "cli.missing-agent",
@@ -226,7 +226,7 @@ def weights(ctx: typer.Context) -> None:
 app.command("lint")(lint_command)
 app.command("review")(review_command)
 
-from fleetkit.simulate.cli import simulate_command  # noqa: E402
+from fleetkit.simulate.command import simulate_command  # noqa: E402
 
 app.command("simulate")(simulate_command)
 

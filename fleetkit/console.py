@@ -1,6 +1,6 @@
 """What every ``fleetkit`` command shares: the consoles, finding the project, and failing cleanly.
 
-Lives below the commands (``fleetkit.cli``, ``fleetkit.review.cli``, ``fleetkit.lint.cli``) so they
+Lives below the commands (``fleetkit.cli``, ``fleetkit.review.command``, ``fleetkit.lint.command``) so they
 import it rather than each other (as fastapi-cli keeps its console in ``utils/cli.py``). Expected
 errors are printed here as bullets with exit code 2 — never a traceback.
 """
@@ -14,7 +14,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from fleetkit.errors import EXIT_USAGE, Problem, SpecError
+from fleetkit.errors import EXIT_USAGE, Issue, SpecError
 
 # piped output (CI logs, files) gets a fixed, wide layout instead of 80 columns
 err_console = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 160)
@@ -27,7 +27,7 @@ def find_root(root: Path | None) -> Path:
         if not (root / "Pulumi.yaml").exists():
             raise SpecError(
                 [
-                    Problem(
+                    Issue.at(
                         "--root",
                         str(root),
                         "cli.not-a-project",
@@ -43,7 +43,7 @@ def find_root(root: Path | None) -> Path:
             return cand
     raise SpecError(
         [
-            Problem(
+            Issue.at(
                 "--root",
                 str(here),
                 "cli.not-a-project",

@@ -31,8 +31,9 @@ preview (resources with their parents and dependencies, StackReferences, Helm va
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from fleetkit.issue import Issue, Severity
 
 #: Role definition id (GUID) of Azure's built-in *Network Contributor* role.
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
@@ -44,23 +45,27 @@ _AZURE_RG = "service.beta.kubernetes.io/azure-load-balancer-resource-group"
 _WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "ReplicaSet"}
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str  # error | warning
-    resource: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def finding(rule: str, severity: Severity, resource: str, message: str) -> Issue:
+    """An engine check's issue: about the Pulumi resource ``resource`` (``type::name``) as a whole."""
+    return Issue((), rule, message, severity=severity, subject=resource)
 
 
-def check_preview(preview: Any) -> list[Finding]:
+def to_dict(issue: Issue) -> dict[str, Any]:
+    """The ``engine-checks.json`` form of an engine check's issue."""
+    return {
+        "rule": issue.rule,
+        "severity": issue.severity,
+        "resource": issue.subject,
+        "message": issue.message,
+    }
+
+
+def check_preview(preview: Any) -> list[Issue]:
     """Every engine check over one ``StackPreview``, sorted."""
-    out = [Finding("engine.stack-reference", "error", "(stack)", msg) for msg in preview.ref_problems]
+    out = [finding("engine.stack-reference", "error", "(stack)", msg) for msg in preview.ref_problems]
     out += pod_dependencies(preview.resources)
     out += load_balancer_prerequisites(preview.resources)
-    return sorted(set(out), key=lambda f: (f.severity != "error", f.rule, f.resource, f.message))
+    return sorted(set(out), key=lambda f: (f.severity != "error", f.rule, f.subject, f.message))
 
 
 # --------------------------------------------------------------------------- graph helpers
@@ -125,7 +130,7 @@ def pod_references(pod: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "Secret", ref["name"]
 
 
-def pod_dependencies(resources: list[Any]) -> list[Finding]:
+def pod_dependencies(resources: list[Any]) -> list[Issue]:
     """Workloads naming an object the stack creates without waiting for it (``engine.pod-dependency``)."""
     created: dict[tuple[str, str, str], Any] = {}
     for r in resources:
@@ -147,7 +152,7 @@ def pod_dependencies(resources: list[Any]) -> list[Finding]:
             target = created.get((kind, "" if kind == "PriorityClass" else ns, ref))
             if target is not None and target.urn not in closure.get(r.urn, set()):
                 out.append(
-                    Finding(
+                    finding(
                         "engine.pod-dependency",
                         "error",
                         f"{r.type}::{r.name}",
@@ -182,7 +187,7 @@ def _needs_lbc(annotations: Mapping[str, Any]) -> str | None:
     return None
 
 
-def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
+def load_balancer_prerequisites(resources: list[Any]) -> list[Issue]:
     """``engine.lb-controller`` and ``engine.lb-permission`` over one stack."""
     releases = [r for r in resources if r.type == "kubernetes:helm.sh/v3:Release"]
     controllers = [r for r in releases if r.inputs.get("chart") == LBC_CHART]
@@ -203,7 +208,7 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
         if need is not None:
             if not controllers:
                 out.append(
-                    Finding(
+                    finding(
                         "engine.lb-controller",
                         "error",
                         label,
@@ -213,7 +218,7 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
                 )
             elif not any(c.urn in closure.get(r.urn, set()) for c in controllers):
                 out.append(
-                    Finding(
+                    finding(
                         "engine.lb-controller",
                         "error",
                         label,
@@ -225,7 +230,7 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
         if _AZURE_RG in ann:
             if not grants:
                 out.append(
-                    Finding(
+                    finding(
                         "engine.lb-permission",
                         "error",
                         label,
@@ -235,7 +240,7 @@ def load_balancer_prerequisites(resources: list[Any]) -> list[Finding]:
                 )
             elif not any(g.urn in closure.get(r.urn, set()) for g in grants):
                 out.append(
-                    Finding(
+                    finding(
                         "engine.lb-permission",
                         "error",
                         label,

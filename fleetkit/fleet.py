@@ -7,7 +7,7 @@ Provenance
     While composing a stack (field defaults < ``stacks/fleet.yaml`` < the stack file < ``--set``),
     the loader records which source wrote each path of the merged document. A check reports an
     :class:`~fleetkit.errors.Issue` with a tuple path; :meth:`Provenance.locate` turns it into a
-    :class:`~fleetkit.errors.Problem` once, naming the file (or flag) that set the value — or, for a
+    :class:`~fleetkit.errors.Issue` once, naming the file (or flag) that set the value — or, for a
     value nobody wrote (a missing key), the stack file, where it would be added.
 """
 
@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fleetkit.errors import Issue, Problem, format_path
+from fleetkit.errors import Issue
 from fleetkit.resolve import ResolvedStack, resolve
 from fleetkit.spec import PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
@@ -35,13 +35,14 @@ class Source:
     #: ``stack`` (``fleetkit:models.x``), ``fleet`` (``fleetkit.models.x``) or ``cli`` (``models.x``)
     style: str
 
-    def display(self, loc: tuple[Any, ...]) -> str:
-        rest = format_path(loc) if loc else ""
+    def path_in_file(self, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``loc`` (a path in the merged spec) as written in this source: ``fleetkit:models.x`` in a
+        stack file, ``fleetkit.models.x`` in the fleet file, ``models.x`` on the command line."""
         if self.style == "stack":
-            return f"{NAMESPACE}:{rest}" if loc else "config"
+            return (f"{NAMESPACE}:{loc[0]}", *loc[1:]) if loc else ("config",)
         if self.style == "fleet":
-            return f"{NAMESPACE}.{rest}" if loc else NAMESPACE
-        return rest or "(document)"
+            return (NAMESPACE, *loc)
+        return loc or ("(document)",)
 
 
 @dataclass
@@ -73,9 +74,9 @@ class Provenance:
                 return src
         return self.stack_source
 
-    def locate(self, issue: Issue) -> Problem:
+    def locate(self, issue: Issue) -> Issue:
         src = self.source_of(issue.path)
-        return Problem(src.file, src.display(issue.path), issue.rule, issue.message, issue.value)
+        return issue.located(src.file, src.path_in_file(issue.path))
 
 
 @dataclass
@@ -100,11 +101,11 @@ class LoadedStack:
             raise TypeError(f"stack {self.name!r} is not a region stack (it has no pools or models)")
         return resolve(self.spec)
 
-    def problem(self, issue: Issue) -> Problem:
+    def problem(self, issue: Issue) -> Issue:
         """Locate ``issue`` (a path in this stack's merged spec) to the file that set the value."""
         return self.provenance.locate(issue)
 
-    def problems(self, issues: list[Issue]) -> list[Problem]:
+    def problems(self, issues: list[Issue]) -> list[Issue]:
         return [self.provenance.locate(i) for i in issues]
 
 

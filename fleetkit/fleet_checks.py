@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from fleetkit import catalog, regions
 from fleetkit.capacity_checks import check_cache_fit, check_fit
-from fleetkit.errors import MISSING, Issue, Problem
+from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
 from fleetkit.mesh_checks import check_mesh
@@ -32,7 +32,7 @@ from fleetkit.serving_checks import check_serving
 from fleetkit.spec import RegionStackSpec
 
 
-def check_stack(fleet: Fleet, name: str) -> list[Problem]:
+def check_stack(fleet: Fleet, name: str) -> list[Issue]:
     """Every reference problem of one region stack, located to the file that set each value."""
     st = fleet.stacks[name]
     spec = st.spec
@@ -75,7 +75,7 @@ def _region_issues(spec: RegionStackSpec) -> list[Issue]:
     return [Issue(("region",), "stack.unknown-region", f"not a {spec.cloud} region{hint}", spec.region)]
 
 
-def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Problem]:
+def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Issue]:
     key = regions.PROVIDER_REGION_KEY[spec.cloud]
     value = st.config.get(key)
     if not isinstance(value, str) or regions.normalize(spec.cloud, value) == regions.normalize(
@@ -83,7 +83,7 @@ def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Pr
     ):
         return []
     return [
-        Problem(
+        Issue.at(
             st.file,
             key,
             "stack.provider-region-mismatch",
@@ -201,13 +201,13 @@ def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
     ]
 
 
-def check_fleet(fleet: Fleet) -> list[Problem]:
+def check_fleet(fleet: Fleet) -> list[Issue]:
     """Per-stack reference checks plus fleet-wide rules (mesh identity, unique cluster names, mesh).
 
     Rules that compare stacks with each other run only when every stack validated
     (``fleet.invalid`` is empty): with a stack missing they would report follow-on mistakes.
     """
-    out: list[Problem] = []
+    out: list[Issue] = []
     for name in sorted(fleet.stacks):
         out.extend(check_stack(fleet, name))
     if fleet.invalid:
@@ -218,8 +218,8 @@ def check_fleet(fleet: Fleet) -> list[Problem]:
     return out
 
 
-def _mesh_identity(fleet: Fleet) -> list[Problem]:
-    out: list[Problem] = []
+def _mesh_identity(fleet: Fleet) -> list[Issue]:
+    out: list[Issue] = []
     mesh_ids: dict[str, list[str]] = {}
     for name, st in sorted(fleet.stacks.items()):
         mesh_ids.setdefault(st.spec.mesh.mesh_id, []).append(name)

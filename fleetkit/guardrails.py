@@ -11,12 +11,14 @@ as registered (the engine adds provider defaults before the pack sees them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+from fleetkit.issue import Issue
+from fleetkit.issue import Severity as IssueSeverity
 from fleetkit.output import dump_json
 from policies.crossguard import rules
 from policies.crossguard.rules import RULES_BY_NAME, Resource
@@ -24,12 +26,43 @@ from policies.crossguard.rules import RULES_BY_NAME, Resource
 
 @dataclass(frozen=True)
 class Verdict:
-    policy: str
+    """A guardrail's verdict: the rule's :class:`~fleetkit.issue.Issue` (policy name as ``rule``, the
+    resource label ``type::name`` or ``(stack)`` as ``subject``, a suppression's reason) plus the
+    rule's CrossGuard enforcement and severity."""
+
+    issue: Issue
     enforcement: str  # mandatory | advisory
     severity: str  # low | medium | high | critical
-    resource: str  # type::name, or "(stack)"
-    message: str
-    suppressed: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        policy: str,
+        enforcement: str,
+        severity: str,
+        resource: str,
+        message: str,
+        suppressed: str | None = None,
+    ) -> Verdict:
+        level: IssueSeverity = "error" if enforcement == "mandatory" else "warning"
+        issue = Issue((), policy, message, severity=level, subject=resource, suppressed=suppressed)
+        return cls(issue, enforcement, severity)
+
+    @property
+    def policy(self) -> str:
+        return self.issue.rule
+
+    @property
+    def resource(self) -> str:
+        return self.issue.subject
+
+    @property
+    def message(self) -> str:
+        return self.issue.message
+
+    @property
+    def suppressed(self) -> str | None:
+        return self.issue.suppressed
 
     @property
     def blocking(self) -> bool:
@@ -40,7 +73,14 @@ class Verdict:
         return self.policy, self.resource, self.message
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "policy": self.policy,
+            "enforcement": self.enforcement,
+            "severity": self.severity,
+            "resource": self.resource,
+            "message": self.message,
+            "suppressed": self.suppressed,
+        }
 
 
 def to_records(resources: Iterable[Any]) -> list[Resource]:
@@ -61,16 +101,7 @@ def check_records(resources: Iterable[Any]) -> list[Verdict]:
     out = []
     for v in rules.evaluate(records):
         rule = RULES_BY_NAME[v.policy]
-        out.append(
-            Verdict(
-                v.policy,
-                rule.enforcement,
-                rule.severity,
-                v.resource.label if v.resource is not None else "(stack)",
-                v.message,
-                v.suppressed,
-            )
-        )
+        out.append(Verdict(v.issue, rule.enforcement, rule.severity))
     return sorted(set(out), key=lambda v: (not v.blocking, v.policy, v.resource, v.message))
 
 

@@ -4,7 +4,7 @@ Pure: no engine, no credentials, no network. :func:`check_infra` runs inside the
 pass (after the typed models validated), so every problem carries the file that set the value, its
 path, the rule and the bad value, like every other spec error.
 
-Rules (``Problem.rule``):
+Rules (``Issue.rule``):
 
 * ``pool.gpu-not-offered`` — the catalog knows the type is not offered in the stack's region.
 * ``pool.zone-not-in-region`` — a zone that is not a zone of the stack's region (AWS ``us-east-1a``,
@@ -512,7 +512,7 @@ def capacity_plan(fleet: Fleet, stack: str) -> CapacityPlan:
     """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its resolved spec.
 
     Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
-    tensor parallelism, size, replica range and the fit the resolve step computed. Problem paths
+    tensor parallelism, size, replica range and the fit the resolve step computed. Issue paths
     name the stack file.
     """
     st = fleet.stacks[stack]

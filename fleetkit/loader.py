@@ -38,7 +38,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fleetkit import catalog
-from fleetkit.errors import MISSING, SECRET_VALUE, Problem, ProblemCollector, SpecError
+from fleetkit.errors import MISSING, SECRET_VALUE, Issue, ProblemCollector, SpecError
 from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
 from fleetkit.fleet_checks import check_fleet
 from fleetkit.overrides import Override, parse_override, set_path
@@ -133,13 +133,13 @@ def _read_stack_file(
     ours: dict[str, Any] = {}
     for key, value in config.items():
         if not isinstance(key, str) or ":" not in key:
-            col.add(rel, f"config.{key}", "stack.config-key", "config keys are written 'namespace:key'", key)
+            col.add(rel, ("config", key), "stack.config-key", "config keys are written 'namespace:key'", key)
             continue
         ns, _, name = key.partition(":")
         if ns == NAMESPACE and isinstance(value, dict) and "secure" in value:
             col.add(
                 rel,
-                f"config.{key}",
+                ("config", key),
                 "config.secret-in-spec-namespace",
                 secret_in_spec_message(name),
                 SECRET_VALUE,
@@ -177,11 +177,11 @@ def _applies(ov: Override, role: str, deploys: set[str], deployed_anywhere: set[
     return True
 
 
-def _unapplied(ov: Override, label: str) -> Problem:
+def _unapplied(ov: Override, label: str) -> Issue:
     known = sorted({f for cls in _SPEC_CLASS.values() for f in cls.model_fields})
     close = difflib.get_close_matches(ov.parts[0], known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
-    return Problem(
+    return Issue.at(
         label,
         ".".join(ov.parts),
         "cli.set-unknown-key",
@@ -276,6 +276,9 @@ def _validate(
             loc = loc[1:]
         msg = err["msg"].removeprefix("Value error, ")
         value = err.get("input", MISSING) if err["type"] != "missing" else MISSING
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # the role picks the spec class: pydantic reports a bad one on the whole document
+            loc, value = ("role",), merged.get("role", MISSING)
         if isinstance(value, dict) and err["type"] != "extra_forbidden" and len(str(value)) > 120:
             value = MISSING
         if err["type"] == "extra_forbidden":
@@ -291,11 +294,13 @@ def _validate(
                 else ""
             )
         found.append((loc, f"spec.{err['type']}", msg, value))
+    if ("role",) in suggested:
+        # a misspelled role key: the stack was read as the default kind, so the rest is its follow-on
+        found = [f for f in found if f[1] == "spec.extra_forbidden" and "'role'" in f[2]]
     for loc, rule, msg, value in found:
         if rule == "spec.missing" and any(loc[: len(s)] == s for s in suggested):
             continue  # the misspelled key reported above is the mistake
-        src = prov.source_of(loc)
-        col.add(src.file, src.display(loc), rule, msg, value)
+        col.problems.append(prov.locate(Issue(loc, rule, msg, value)))
     return None
 
 
@@ -371,11 +376,11 @@ def load_fleet(
     stacks_dir = root / "stacks"
     col = ProblemCollector()
     if not stacks_dir.is_dir():
-        raise SpecError([Problem("stacks/", "", "fleet.no-stacks", "no stacks/ directory in the project")])
+        raise SpecError([Issue.at("stacks/", "", "fleet.no-stacks", "no stacks/ directory in the project")])
     names = stack_names(stacks_dir)
     if not names:
         raise SpecError(
-            [Problem("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")]
+            [Issue.at("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")]
         )
     for n in only or []:
         if n not in names:

@@ -38,7 +38,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fleetkit.errors import MISSING, Issue, Problem
+from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.spec import (
     ISTIO_MIN_KUBERNETES,
@@ -53,15 +53,15 @@ from mesh import topology
 SUPPORTED_ISTIO: dict[str, tuple[int, int]] = {ISTIO_VERSION: ISTIO_MIN_KUBERNETES}
 
 
-def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Problem:
+def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Issue:
     return st.problem(Issue(loc, rule, message, value))
 
 
-def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Problem]:
+def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Issue]:
     """Every mesh problem of the fleet, each with its file, path, rule and bad value."""
     environ = os.environ if env is None else env
     regions = {n: st for n, st in sorted(fleet.region_stacks().items())}
-    out: list[Problem] = []
+    out: list[Issue] = []
     out += _trust_roots(fleet, regions)
     out += _stack_refs(regions, environ)
     out += _majority(
@@ -78,7 +78,7 @@ def check_mesh(fleet: Fleet, env: Mapping[str, str] | None = None) -> list[Probl
     return out
 
 
-def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
+def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Issue]:
     """One peering stack when there is anyone to peer with."""
     peering = sorted(n for n, st in fleet.stacks.items() if isinstance(st.spec, PeeringStackSpec))
     if len(peering) > 1:
@@ -95,7 +95,7 @@ def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
     if not peering and len(regions) > 1:
         first = next(iter(regions.values()))
         return [
-            Problem(
+            Issue.at(
                 "stacks/",
                 "",
                 "mesh.peering-missing",
@@ -107,7 +107,7 @@ def _peering(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
     return []
 
 
-def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
+def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Issue]:
     """An east-west gateway admits only its peers' egress CIDRs: each peer must declare them (or the
     stack sets ``mesh.east_west_source_ranges`` itself), else the load balancer would be open to all."""
     out = []
@@ -134,7 +134,7 @@ def _east_west_sources(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Pr
     return out
 
 
-def _peers(regions: dict[str, LoadedStack]) -> list[Problem]:
+def _peers(regions: dict[str, LoadedStack]) -> list[Issue]:
     """Explicit ``mesh.peers``: every name a region stack of the fleet, and the graph complete."""
     out = []
     for name, st in regions.items():
@@ -182,8 +182,8 @@ def _region(st: LoadedStack) -> RegionStackSpec:
     return st.spec
 
 
-def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]:
-    out: list[Problem] = []
+def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Issue]:
+    out: list[Issue] = []
     roots = sorted(n for n, st in fleet.stacks.items() if isinstance(st.spec, TrustRootStackSpec))
     for st in regions.values():
         ref = _region(st).mesh.trust_root_stack
@@ -225,8 +225,8 @@ def _trust_roots(fleet: Fleet, regions: dict[str, LoadedStack]) -> list[Problem]
     return out
 
 
-def _stack_refs(regions: dict[str, LoadedStack], env: Mapping[str, str]) -> list[Problem]:
-    out: list[Problem] = []
+def _stack_refs(regions: dict[str, LoadedStack], env: Mapping[str, str]) -> list[Issue]:
+    out: list[Issue] = []
     for st in regions.values():
         ref = _region(st).mesh.trust_root_stack
         why = topology.ref_syntax_problem(ref)
@@ -237,7 +237,7 @@ def _stack_refs(regions: dict[str, LoadedStack], env: Mapping[str, str]) -> list
         why = topology.prefix_syntax_problem(prefix)
         if why:
             out.append(
-                Problem(
+                Issue.at(
                     f"${topology.STACK_REF_PREFIX_ENV}", "(environment)", "mesh.stack-ref-syntax", why, prefix
                 )
             )
@@ -250,7 +250,7 @@ def _majority(
     rule: str,
     message: str,
     key: Callable[[Any], Any] | None = None,
-) -> list[Problem]:
+) -> list[Issue]:
     """Report every stack whose value at ``loc`` differs from the most common one."""
     groups: dict[str, list[str]] = {}
     for name, st in regions.items():
@@ -269,7 +269,7 @@ def _majority(
     return out
 
 
-def _gateways(regions: dict[str, LoadedStack]) -> list[Problem]:
+def _gateways(regions: dict[str, LoadedStack]) -> list[Issue]:
     networks: dict[str, list[str]] = {}
     for name, st in regions.items():
         net = _region(st).mesh.network
@@ -295,7 +295,7 @@ def _gateways(regions: dict[str, LoadedStack]) -> list[Problem]:
     return out
 
 
-def _versions(regions: dict[str, LoadedStack]) -> list[Problem]:
+def _versions(regions: dict[str, LoadedStack]) -> list[Issue]:
     out = []
     for st in regions.values():
         spec = _region(st)

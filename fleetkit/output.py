@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.yamlio import dump_yaml_documents
 
 
@@ -34,7 +34,7 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _unusable(flag: str, path: Path, message: str) -> SpecError:
-    return SpecError([Problem(flag, str(path), "output.unusable", message, str(path))])
+    return SpecError([Issue.at(flag, str(path), "output.unusable", message, str(path))])
 
 
 def _check_parent(path: Path, flag: str) -> None:
@@ -131,7 +131,7 @@ def write_tree(out_dir: Path, files: dict[str, str], flag: str = "--out") -> Non
     except OSError as exc:
         raise SpecError(
             [
-                Problem(
+                Issue.at(
                     flag,
                     str(out_dir),
                     "output.write-failed",

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, is_config_secret
 
-from fleetkit.errors import SECRET_VALUE, Problem, SpecError
+from fleetkit.errors import SECRET_VALUE, Issue, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.loader import load_fleet, secret_in_spec_message
 from fleetkit.spec import PeeringStackSpec, RegionStackSpec
@@ -45,7 +45,7 @@ def _config_overrides(root: Path, stack: str) -> list[str]:
         name = key.split(":", 1)[1]
         if is_config_secret(key):
             refused.append(
-                Problem(
+                Issue.at(
                     rel,
                     f"config.{key}",
                     "config.secret-in-spec-namespace",

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from fleetkit.capacity_plan import render_plan_table
 from fleetkit.engine_checks import check_preview
+from fleetkit.engine_checks import to_dict as engine_dict
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import preview_section
 from fleetkit.infra_checks import capacity_plan
@@ -100,66 +101,14 @@ def _model_table(spec: RegionStackSpec) -> Table:
 
 
 def _policy_table(spec: RegionStackSpec) -> Table:
-    p = spec.policies
+    """Each policy in its own words (``PolicySet.describe``, the same text the review shows)."""
     table = Table(
         title="serving policies", title_justify="left", show_edge=False, pad_edge=False, show_header=False
     )
     table.add_column("policy", style="bold")
     table.add_column("summary")
-    routes = [
-        f"{r.name} → "
-        + ", ".join(
-            f"{d.model}{'/' + d.version if d.version else ''}{'@' + d.gpu_class if d.gpu_class else ''}"
-            f"{'' if len(r.to) == 1 else f' ({d.weight})'}"
-            for d in r.to
-        )
-        for r in p.routing.routes
-    ]
-    routes.append("default → " + ", ".join(d.model for d in p.routing.default.to))
-    table.add_row("routing", "\n".join(routes))
-    lb = p.load_balancing.default
-    lb_line = f"default {lb.algorithm}"
-    for name, o in sorted(p.load_balancing.models.items()):
-        eff = p.load_balancing.for_model(name)
-        extra = f", GPU weights {dict(sorted(eff.gpu_weights.items()))}" if eff.gpu_weights else ""
-        lb_line += f"; {name}: {eff.algorithm}{extra}"
-    table.add_row("load balancing", lb_line)
-    res = p.resilience.default
-    res_line = (
-        f"timeout {res.model_dump()['timeout']}, retries {res.retries.attempts}× "
-        f"({', '.join(res.retries.retry_on) or 'none'})"
-    )
-    if p.resilience.fallback:
-        res_line += "; fallback " + "; ".join(
-            " → ".join(p.resilience.chain(k)) for k in sorted(p.resilience.fallback)
-        )
-    table.add_row("resilience", res_line)
-    if p.qos:
-        table.add_row(
-            "QoS tiers",
-            ", ".join(f"{n} (prio {t.priority}, ≤{t.max_requests} req)" for n, t in p.qos.ordered())
-            + f"; shed first: {p.qos.shed_order()[0]}",
-        )
-    if p.failover:
-        fo = p.failover
-        table.add_row(
-            "failover",
-            ("regions " + " → ".join(fo.regions))
-            if fo.mode == "regions"
-            else "priority " + " > ".join(fo.effective_priority_labels()),
-        )
-    a = p.autoscaling.default
-    table.add_row(
-        "autoscaling",
-        f"{a.engine}: {a.queue_per_replica:g} waiting/replica"
-        + (f", KV cache {a.kv_cache_target:g}" if a.kv_cache_target and a.engine == "keda" else ""),
-    )
-    s = p.security
-    table.add_row(
-        "security",
-        f"mTLS {s.mtls}, {'deny by default' if s.deny_by_default else 'allow by default'}, "
-        f"JWT {'required' if s.require_jwt else 'optional'} ({len(s.jwt)} issuer{'s' if len(s.jwt) != 1 else ''})",
-    )
+    for name, text in spec.policies.describe():
+        table.add_row(name, escape(text))
     return table
 
 
@@ -202,12 +151,12 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
         findings, lint_view = _lint(res)
         if lint_view is not None:
             parts.append(lint_view)
-            report.extra_files[name] = {"lint.json": dump_json([f.__dict__ for f in findings])}
+            report.extra_files[name] = {"lint.json": dump_json([f.record() for f in findings])}
             if any(f.severity == "error" and not getattr(f, "suppressed", None) for f in findings):
                 report.exit_code = 1
         engine = check_preview(res)  # where the real engine (or cluster) would fail and the mocks did not
         report.extra_files.setdefault(name, {})["engine-checks.json"] = dump_json(
-            [f.to_dict() for f in engine]
+            [engine_dict(f) for f in engine]
         )
         if engine:
             parts.append(
@@ -218,7 +167,7 @@ def preview_report(fleet: Fleet, results: dict[str, Any], details: bool = False)
                         (
                             Text(f.severity, style="red" if f.severity == "error" else "yellow"),
                             f.rule,
-                            escape(f.resource),
+                            escape(f.subject),
                             escape(f.message),
                         )
                         for f in engine

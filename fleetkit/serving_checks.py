@@ -14,22 +14,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.errors import MISSING, Issue, Problem
+from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.spec import RegionStackSpec
 from mesh.render import lb_idle_limit_seconds
 from policies.common import format_duration, seconds
 
 
-def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Problem:
+def _problem(st: LoadedStack, loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> Issue:
     return st.problem(Issue(loc, rule, message, value))
 
 
-def check_serving(fleet: Fleet) -> list[Problem]:
+def check_serving(fleet: Fleet) -> list[Issue]:
     return [*_name_conflicts(fleet), *_lb_idle(fleet)]
 
 
-def _name_conflicts(fleet: Fleet) -> list[Problem]:
+def _name_conflicts(fleet: Fleet) -> list[Issue]:
     owners: dict[str, set[str]] = {}
     for st in fleet.region_stacks().values():
         spec = st.spec
@@ -38,7 +38,7 @@ def _name_conflicts(fleet: Fleet) -> list[Problem]:
             service = spec.service_of(key)
             for name in (service, m.served_name, *m.aliases):
                 owners.setdefault(name, set()).add(service)
-    out: list[Problem] = []
+    out: list[Issue] = []
     for _, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)
@@ -62,8 +62,8 @@ def _name_conflicts(fleet: Fleet) -> list[Problem]:
     return out
 
 
-def _lb_idle(fleet: Fleet) -> list[Problem]:
-    out: list[Problem] = []
+def _lb_idle(fleet: Fleet) -> list[Issue]:
+    out: list[Issue] = []
     for _, st in sorted(fleet.region_stacks().items()):
         spec = st.spec
         assert isinstance(spec, RegionStackSpec)

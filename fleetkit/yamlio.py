@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from fleetkit.errors import Problem, ProblemCollector
+from fleetkit.errors import Issue, ProblemCollector
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -57,7 +57,7 @@ def yaml_error_location(exc: yaml.YAMLError, unknown: str = "(document)") -> str
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark else unknown
 
 
-def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
+def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Issue]]:
     """Parse every document of ``text``; syntax errors and duplicate keys come back as problems."""
     collector = ProblemCollector()
     docs: list[Any] = []
@@ -76,23 +76,25 @@ def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]
     return docs, collector.problems
 
 
-def load_yaml_file(path: Path, display: str) -> tuple[Any, list[Problem]]:
+def load_yaml_file(path: Path, display: str) -> tuple[Any, list[Issue]]:
     """Read a single-document YAML file. Missing, empty and multi-document files are problems."""
     if not path.exists():
-        return None, [Problem(display, "", "file.missing", "file does not exist")]
+        return None, [Issue.at(display, "", "file.missing", "file does not exist")]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(display, "", "file.unreadable", f"cannot read the file: {exc}")]
+        return None, [Issue.at(display, "", "file.unreadable", f"cannot read the file: {exc}")]
     docs, problems = load_yaml_documents(text, display)
     if problems:
         return None, problems
     docs = [d for d in docs if d is not None]
     if not docs:
-        return None, [Problem(display, "(document)", "file.empty", "the file is empty")]
+        return None, [Issue.at(display, "(document)", "file.empty", "the file is empty")]
     if len(docs) > 1:
         return None, [
-            Problem(display, "(document)", "yaml.multiple-documents", "expected one YAML document", len(docs))
+            Issue.at(
+                display, "(document)", "yaml.multiple-documents", "expected one YAML document", len(docs)
+            )
         ]
     return docs[0], []
 

@@ -7,7 +7,7 @@ from policies.autoscaling import AutoscalerSpec, AutoscalingPolicy
 from policies.context import LocalModel, RenderContext, ServiceInfo, Variant
 from policies.failover import FailoverPolicy
 from policies.load_balancing import LoadBalancerSpec, LoadBalancingPolicy
-from policies.policy_set import PolicyIssue, PolicySet
+from policies.policy_set import PolicySet
 from policies.qos import QosPolicy, Tier
 from policies.resilience import CircuitBreaker, ResiliencePolicy, ResilienceSpec, Retries
 from policies.routing import Destination, Mirror, Route, RouteMatch, RoutingPolicy
@@ -23,7 +23,6 @@ __all__ = [
     "LoadBalancingPolicy",
     "LocalModel",
     "Mirror",
-    "PolicyIssue",
     "PolicySet",
     "QosPolicy",
     "RenderContext",

@@ -73,7 +73,7 @@ class CapacityWindow(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _order(self) -> "CapacityWindow":
+    def _order(self) -> CapacityWindow:
         if self.end <= self.start:
             raise ValueError(f"end {self.end:%H:%M} must be after start {self.start:%H:%M} (same day)")
         if len(set(self.days)) != len(self.days):
@@ -128,7 +128,7 @@ class AutoscalerSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _engine(self) -> "AutoscalerSpec":
+    def _engine(self) -> AutoscalerSpec:
         if self.schedule and self.engine != "keda":
             raise ValueError("schedule renders KEDA cron triggers; it needs engine: keda")
         names = [w.name for w in self.schedule]
@@ -144,6 +144,13 @@ class AutoscalerSpec(StrictModel):
             )
         return self
 
+    def describe(self) -> str:
+        """``keda: 5 waiting/replica, KV cache 0.8`` (the KV-cache trigger is KEDA's only)."""
+        kv = self.kv_cache_target if self.engine == "keda" else None
+        return f"{self.engine}: {self.queue_per_replica:g} waiting/replica" + (
+            f", KV cache {kv:g}" if kv else ""
+        )
+
 
 class AutoscalingPolicy(StrictModel):
     default: AutoscalerSpec = AutoscalerSpec()
@@ -151,6 +158,10 @@ class AutoscalingPolicy(StrictModel):
 
     def for_model(self, model: str) -> AutoscalerSpec:
         return merged_model(AutoscalerSpec, self.default, self.models.get(model))
+
+    def describe(self) -> str:
+        """The default autoscaler in words (``keda: 5 waiting/replica, KV cache 0.8``)."""
+        return self.default.describe()
 
     def render_for(
         self,

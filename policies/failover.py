@@ -21,6 +21,7 @@ ejection is rejected (``PolicySet`` checks it, rule ``failover.needs-outlier-det
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -48,7 +49,7 @@ class FailoverPolicy(StrictModel):
     regions: list[str] = Field(default_factory=list, description="ordered region chain (mode: regions)")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FailoverPolicy":
+    def _consistent(self) -> FailoverPolicy:
         for label in self.priority_labels:
             if not _LABEL_KEY.match(label):
                 raise ValueError(f"priority label {label!r} is not a valid label key (optionally key=value)")
@@ -80,12 +81,36 @@ class FailoverPolicy(StrictModel):
             return [lbl for lbl in self.priority_labels if lbl.split("=")[0] not in LOCALITY_LABELS]
         return list(self.priority_labels)
 
+    def describe(self) -> str:
+        """``priority network > cluster > region > zone`` or ``regions us-east-1 > us-west-2 (priority …)``
+        (topology label prefixes dropped)."""
+        if self.mode == "regions":
+            extra = self.effective_priority_labels()
+            text = "regions " + " > ".join(self.regions)
+            return text + (f" (priority {' > '.join(_short(x) for x in extra)})" if extra else "")
+        return "priority " + " > ".join(_short(x) for x in self.priority_labels)
+
     def locality_lb_setting(self, extra_priority: list[str] | None = None) -> dict[str, object]:
         """``loadBalancer.localityLbSetting``; ``extra_priority`` labels go first (fallback chains)."""
         setting: dict[str, object] = {"enabled": True}
         prio = [*(extra_priority or []), *self.effective_priority_labels()]
         if self.mode == "regions":
-            setting["failover"] = [{"from": a, "to": b} for a, b in zip(self.regions, self.regions[1:])]
+            setting["failover"] = [{"from": a, "to": b} for a, b in pairwise(self.regions)]
         if prio:
             setting["failoverPriority"] = prio
         return setting
+
+
+_SHORT_PREFIXES = ("topology.istio.io/", "topology.kubernetes.io/")
+
+
+def _short(label: str) -> str:
+    for prefix in _SHORT_PREFIXES:
+        if label.startswith(prefix):
+            return label[len(prefix) :]
+    return label
+
+
+def describe(policy: FailoverPolicy | None) -> str:
+    """A stack's failover in words; ``off`` when it has none."""
+    return "off" if policy is None else policy.describe()

@@ -33,7 +33,7 @@ class HashOn(StrictModel):
     cookie: HashCookie | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "HashOn":
+    def _one(self) -> HashOn:
         if (self.header is None) == (self.cookie is None):
             raise ValueError("set exactly one of header or cookie")
         return self
@@ -53,7 +53,7 @@ class LoadBalancerSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LoadBalancerSpec":
+    def _consistent(self) -> LoadBalancerSpec:
         if self.algorithm == "consistent_hash" and self.hash_on is None:
             raise ValueError("consistent_hash needs hash_on (a header or a cookie)")
         if self.algorithm != "consistent_hash" and self.hash_on is not None:
@@ -68,6 +68,11 @@ class LoadBalancerSpec(StrictModel):
             if w < 1:
                 raise ValueError(f"gpu_weights.{gpu} must be at least 1 (leave a GPU class out instead of 0)")
         return self
+
+    def describe(self) -> str:
+        """``least_request``, ``round_robin, GPU weights {'h100': 3, 'l4': 1}``."""
+        weights = f", GPU weights {dict(sorted(self.gpu_weights.items()))}" if self.gpu_weights else ""
+        return f"{self.algorithm}{weights}"
 
     def render(self) -> dict[str, object]:
         """The ``trafficPolicy.loadBalancer`` fragment (locality settings are added by failover)."""
@@ -102,3 +107,10 @@ class LoadBalancingPolicy(StrictModel):
 
     def for_model(self, model: str) -> LoadBalancerSpec:
         return merged_model(LoadBalancerSpec, self.default, self.models.get(model))
+
+    def describe(self) -> str:
+        """``default least_request; llama-3-70b: round_robin, GPU weights {…}`` (overrides as merged)."""
+        text = f"default {self.default.algorithm}"
+        for name in sorted(self.models):
+            text += f"; {name}: {self.for_model(name).describe()}"
+        return text

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
+from fleetkit.issue import Issue
 from policies.autoscaling import AutoscalingPolicy
 from policies.common import StrictModel, manifest_key
 from policies.context import RenderContext
@@ -22,16 +22,6 @@ from policies.telemetry import TelemetryPolicy
 from policies.traffic import render_traffic
 
 
-@dataclass(frozen=True)
-class PolicyIssue:
-    """A reference or cross-policy problem; ``path`` is relative to the ``policies`` section."""
-
-    path: tuple[Any, ...]
-    rule: str
-    message: str
-    value: Any
-
-
 class PolicySet(StrictModel):
     routing: RoutingPolicy
     load_balancing: LoadBalancingPolicy = LoadBalancingPolicy()
@@ -43,11 +33,11 @@ class PolicySet(StrictModel):
     edge: EdgePolicy = EdgePolicy()
     telemetry: TelemetryPolicy = TelemetryPolicy()
 
-    def _fallback_cycles(self) -> list[PolicyIssue]:
+    def _fallback_cycles(self) -> list[Issue]:
         """A fallback chain that leads back to its primary (``a: [b]``, ``b: [a]``): when both fail each
         would send its traffic to the other. Reported once per cycle, at its first primary by name."""
         chains = self.resilience.fallback
-        issues: list[PolicyIssue] = []
+        issues: list[Issue] = []
         seen: set[frozenset[str]] = set()
         for primary in sorted(chains):
             stack: list[list[str]] = [[primary, m] for m in chains[primary]]
@@ -58,7 +48,7 @@ class PolicySet(StrictModel):
                     if cycle not in seen:
                         seen.add(cycle)
                         issues.append(
-                            PolicyIssue(
+                            Issue(
                                 ("resilience", "fallback", primary),
                                 "resilience.fallback-cycle",
                                 f"fallback chains form a cycle: {' -> '.join(path)}",
@@ -72,176 +62,20 @@ class PolicySet(StrictModel):
         return issues
 
     # ------------------------------------------------------------------ checks
-    def check(self, ctx: RenderContext) -> list[PolicyIssue]:
+    def check(self, ctx: RenderContext) -> list[Issue]:
         """References to models, versions, GPU classes, tiers and regions, and cross-policy rules."""
-        issues: list[PolicyIssue] = []
-        services = ctx.services
-
-        def unknown_model(path: tuple[Any, ...], name: str) -> None:
-            known = ", ".join(sorted(services)) or "none"
-            issues.append(
-                PolicyIssue(
-                    path, "ref.unknown-model", f"no model service named {name!r} (known: {known})", name
-                )
-            )
-
-        for path, dest in self.routing.all_destinations():
-            base = ("routing", *path)
-            info = services.get(dest.model)
-            if info is None:
-                unknown_model((*base, "model"), dest.model)
-                continue
-            if dest.version is not None and dest.version not in info.versions:
-                issues.append(
-                    PolicyIssue(
-                        (*base, "version"),
-                        "ref.unknown-version",
-                        f"model {dest.model!r} has no version {dest.version!r} "
-                        f"(versions: {', '.join(sorted(info.versions))})",
-                        dest.version,
-                    )
-                )
-            if dest.gpu_class is not None and dest.gpu_class not in info.gpu_classes(dest.version):
-                issues.append(
-                    PolicyIssue(
-                        (*base, "gpu_class"),
-                        "ref.unknown-gpu-class",
-                        f"model {dest.model!r} does not run on GPU class {dest.gpu_class!r} "
-                        f"(runs on: {', '.join(sorted(info.gpu_classes(dest.version))) or 'none'})",
-                        dest.gpu_class,
-                    )
-                )
-        for i, route in enumerate(self.routing.routes):
-            if route.name in ("default", "untiered"):
-                issues.append(
-                    PolicyIssue(
-                        ("routing", "routes", i, "name"),
-                        "routing.reserved-name",
-                        "route names 'default' and 'untiered' are reserved",
-                        route.name,
-                    )
-                )
-            for j, m in enumerate(route.match):
-                if m.tier is not None and self.qos is not None and m.tier not in self.qos.tiers:
-                    issues.append(
-                        PolicyIssue(
-                            ("routing", "routes", i, "match", j, "tier"),
-                            "ref.unknown-tier",
-                            f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(self.qos.tiers))})",
-                            m.tier,
-                        )
-                    )
-        for section in ("load_balancing", "resilience"):
-            for name in getattr(self, section).models:
-                if name not in services:
-                    unknown_model((section, "models", name), name)
-        deployables = {v.model for info in services.values() for v in info.variants}
-        for name in self.autoscaling.models:
-            if name not in deployables:
-                issues.append(
-                    PolicyIssue(
-                        ("autoscaling", "models", name),
-                        "ref.unknown-model",
-                        f"no model named {name!r} (known: {', '.join(sorted(deployables))})",
-                        name,
-                    )
-                )
-        for name, spec in self.load_balancing.models.items():
-            info = services.get(name)
-            if info is None:
-                continue
-            for g in spec.gpu_weights:
-                if g not in info.gpu_classes():
-                    issues.append(
-                        PolicyIssue(
-                            ("load_balancing", "models", name, "gpu_weights", g),
-                            "ref.unknown-gpu-class",
-                            f"model {name!r} does not run on GPU class {g!r}",
-                            g,
-                        )
-                    )
-        issues += self._fallback_cycles()
-        for primary, chain in self.resilience.fallback.items():
-            if primary not in services:
-                unknown_model(("resilience", "fallback", primary), primary)
-            for j, member in enumerate(chain):
-                if member not in services:
-                    unknown_model(("resilience", "fallback", primary, j), member)
-            version = self.resilience.chain_version(primary)
-            if primary in services and version not in services[primary].versions:
-                issues.append(
-                    PolicyIssue(
-                        ("resilience", "fallback_versions", primary),
-                        "ref.unknown-version",
-                        f"model {primary!r} has no version {version!r} to serve its fallback chain "
-                        f"(versions: {', '.join(sorted(services[primary].versions))})",
-                        version,
-                    )
-                )
-            if len(primary) > 50:
-                issues.append(
-                    PolicyIssue(
-                        ("resilience", "fallback", primary),
-                        "resilience.name-too-long",
-                        "a model with a fallback chain needs a name of at most 50 characters "
-                        "(it becomes a label key)",
-                        primary,
-                    )
-                )
-        if self.failover is not None:
-            for model in sorted(services):
-                cb = self.resilience.for_model(model).circuit_breaker
-                if not cb.ejects:
-                    where = (
-                        ("resilience", "models", model, "circuit_breaker")
-                        if model in self.resilience.models
-                        else ("resilience", "default", "circuit_breaker")
-                    )
-                    issues.append(
-                        PolicyIssue(
-                            where,
-                            "failover.needs-outlier-detection",
-                            f"failover is on but outlier detection is disabled for {model!r} "
-                            "(consecutive_5xx_errors and consecutive_gateway_errors are 0): "
-                            "Istio would never fail over",
-                            0,
-                        )
-                    )
-            if ctx.fleet_regions and self.failover.mode == "regions":
-                for j, region in enumerate(self.failover.regions):
-                    if region not in ctx.fleet_regions:
-                        issues.append(
-                            PolicyIssue(
-                                ("failover", "regions", j),
-                                "ref.unknown-region",
-                                f"no stack of the fleet runs in region {region!r} "
-                                f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})",
-                                region,
-                            )
-                        )
-        for lm in ctx.local_models:
-            for j, w in enumerate(self.autoscaling.for_model(lm.model).schedule):
-                if w.min_replicas > lm.max_replicas:
-                    at: tuple[str, ...] = (
-                        ("autoscaling", "models", lm.model)
-                        if lm.model in self.autoscaling.models
-                        else ("autoscaling", "default")
-                    )
-                    issues.append(
-                        PolicyIssue(
-                            (*at, "schedule", j, "min_replicas"),
-                            "autoscaling.window-above-max",
-                            f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
-                            f"its replicas.max is {lm.max_replicas}",
-                            w.min_replicas,
-                        )
-                    )
-        issues.extend(self._fallback_split_issues())
-        issues.extend(self._empty_subset_issues(ctx))
-        issues.extend(self._mirror_capacity_issues(ctx))
-        issues += [
-            PolicyIssue(path, rule, message, value)
-            for path, rule, message, value in serving_issues(self, ctx)
+        issues = [
+            *self._destination_issues(ctx),
+            *self._route_issues(),
+            *self._model_reference_issues(ctx),
+            *self._fallback_cycles(),
+            *self._fallback_reference_issues(ctx),
+            *self._failover_issues(ctx),
+            *self._window_issues(ctx),
+            *self._fallback_split_issues(),
+            *self._empty_subset_issues(ctx),
+            *self._mirror_capacity_issues(ctx),
+            *serving_issues(self, ctx),
         ]
         # de-duplicate (the same bad key can be reported by two sections)
         seen, unique = set(), []
@@ -252,7 +86,193 @@ class PolicySet(StrictModel):
                 unique.append(issue)
         return unique
 
-    def _fallback_split_issues(self) -> list[PolicyIssue]:
+    def _destination_issues(self, ctx: RenderContext) -> list[Issue]:
+        """Every route destination and mirror names a model service, one of its versions and GPU classes."""
+        out: list[Issue] = []
+        for path, dest in self.routing.all_destinations():
+            base = ("routing", *path)
+            info = ctx.services.get(dest.model)
+            if info is None:
+                out.append(_unknown_model(ctx, (*base, "model"), dest.model))
+                continue
+            if dest.version is not None and dest.version not in info.versions:
+                out.append(
+                    Issue(
+                        (*base, "version"),
+                        "ref.unknown-version",
+                        f"model {dest.model!r} has no version {dest.version!r} "
+                        f"(versions: {', '.join(sorted(info.versions))})",
+                        dest.version,
+                    )
+                )
+            if dest.gpu_class is not None and dest.gpu_class not in info.gpu_classes(dest.version):
+                out.append(
+                    Issue(
+                        (*base, "gpu_class"),
+                        "ref.unknown-gpu-class",
+                        f"model {dest.model!r} does not run on GPU class {dest.gpu_class!r} "
+                        f"(runs on: {', '.join(sorted(info.gpu_classes(dest.version))) or 'none'})",
+                        dest.gpu_class,
+                    )
+                )
+        return out
+
+    def _route_issues(self) -> list[Issue]:
+        """Reserved route names, and tier matches naming a QoS tier that exists."""
+        out: list[Issue] = []
+        for i, route in enumerate(self.routing.routes):
+            if route.name in ("default", "untiered"):
+                out.append(
+                    Issue(
+                        ("routing", "routes", i, "name"),
+                        "routing.reserved-name",
+                        "route names 'default' and 'untiered' are reserved",
+                        route.name,
+                    )
+                )
+            for j, m in enumerate(route.match):
+                if m.tier is not None and self.qos is not None and m.tier not in self.qos.tiers:
+                    out.append(
+                        Issue(
+                            ("routing", "routes", i, "match", j, "tier"),
+                            "ref.unknown-tier",
+                            f"no QoS tier {m.tier!r} (tiers: {', '.join(sorted(self.qos.tiers))})",
+                            m.tier,
+                        )
+                    )
+        return out
+
+    def _model_reference_issues(self, ctx: RenderContext) -> list[Issue]:
+        """Per-model sections name known models; GPU weights name GPU classes the model runs on."""
+        services = ctx.services
+        out = [
+            _unknown_model(ctx, (section, "models", name), name)
+            for section in ("load_balancing", "resilience")
+            for name in getattr(self, section).models
+            if name not in services
+        ]
+        deployables = {v.model for info in services.values() for v in info.variants}
+        out += [
+            Issue(
+                ("autoscaling", "models", name),
+                "ref.unknown-model",
+                f"no model named {name!r} (known: {', '.join(sorted(deployables))})",
+                name,
+            )
+            for name in self.autoscaling.models
+            if name not in deployables
+        ]
+        for name, spec in self.load_balancing.models.items():
+            info = services.get(name)
+            if info is None:
+                continue
+            out += [
+                Issue(
+                    ("load_balancing", "models", name, "gpu_weights", g),
+                    "ref.unknown-gpu-class",
+                    f"model {name!r} does not run on GPU class {g!r}",
+                    g,
+                )
+                for g in spec.gpu_weights
+                if g not in info.gpu_classes()
+            ]
+        return out
+
+    def _fallback_reference_issues(self, ctx: RenderContext) -> list[Issue]:
+        """Fallback chains name known models, a served version of the primary, and a short primary name."""
+        services = ctx.services
+        out: list[Issue] = []
+        for primary, chain in self.resilience.fallback.items():
+            if primary not in services:
+                out.append(_unknown_model(ctx, ("resilience", "fallback", primary), primary))
+            out += [
+                _unknown_model(ctx, ("resilience", "fallback", primary, j), member)
+                for j, member in enumerate(chain)
+                if member not in services
+            ]
+            version = self.resilience.chain_version(primary)
+            if primary in services and version not in services[primary].versions:
+                out.append(
+                    Issue(
+                        ("resilience", "fallback_versions", primary),
+                        "ref.unknown-version",
+                        f"model {primary!r} has no version {version!r} to serve its fallback chain "
+                        f"(versions: {', '.join(sorted(services[primary].versions))})",
+                        version,
+                    )
+                )
+            if len(primary) > 50:
+                out.append(
+                    Issue(
+                        ("resilience", "fallback", primary),
+                        "resilience.name-too-long",
+                        "a model with a fallback chain needs a name of at most 50 characters "
+                        "(it becomes a label key)",
+                        primary,
+                    )
+                )
+        return out
+
+    def _failover_issues(self, ctx: RenderContext) -> list[Issue]:
+        """Failover needs outlier detection on every model, and its regions must be the fleet's."""
+        if self.failover is None:
+            return []
+        out: list[Issue] = []
+        for model in sorted(ctx.services):
+            if self.resilience.for_model(model).circuit_breaker.ejects:
+                continue
+            where = (
+                ("resilience", "models", model, "circuit_breaker")
+                if model in self.resilience.models
+                else ("resilience", "default", "circuit_breaker")
+            )
+            out.append(
+                Issue(
+                    where,
+                    "failover.needs-outlier-detection",
+                    f"failover is on but outlier detection is disabled for {model!r} "
+                    "(consecutive_5xx_errors and consecutive_gateway_errors are 0): "
+                    "Istio would never fail over",
+                    0,
+                )
+            )
+        if ctx.fleet_regions and self.failover.mode == "regions":
+            out += [
+                Issue(
+                    ("failover", "regions", j),
+                    "ref.unknown-region",
+                    f"no stack of the fleet runs in region {region!r} "
+                    f"(fleet regions: {', '.join(sorted(ctx.fleet_regions))})",
+                    region,
+                )
+                for j, region in enumerate(self.failover.regions)
+                if region not in ctx.fleet_regions
+            ]
+        return out
+
+    def _window_issues(self, ctx: RenderContext) -> list[Issue]:
+        """A scheduled capacity window never holds more replicas than the model's ``replicas.max``."""
+        out: list[Issue] = []
+        for lm in ctx.local_models:
+            at: tuple[str, ...] = (
+                ("autoscaling", "models", lm.model)
+                if lm.model in self.autoscaling.models
+                else ("autoscaling", "default")
+            )
+            out += [
+                Issue(
+                    (*at, "schedule", j, "min_replicas"),
+                    "autoscaling.window-above-max",
+                    f"window {w.name!r} holds {w.min_replicas} replicas of {lm.model!r} but "
+                    f"its replicas.max is {lm.max_replicas}",
+                    w.min_replicas,
+                )
+                for j, w in enumerate(self.autoscaling.for_model(lm.model).schedule)
+                if w.min_replicas > lm.max_replicas
+            ]
+        return out
+
+    def _fallback_split_issues(self) -> list[Issue]:
         """A fallback chain is an aggregate cluster swapped into a single-destination route only."""
         out = []
         for i, route in enumerate(self.routing.routes):
@@ -261,7 +281,7 @@ class PolicySet(StrictModel):
             for j, dest in enumerate(route.to):
                 if dest.version is None and dest.gpu_class is None and dest.model in self.resilience.fallback:
                     out.append(
-                        PolicyIssue(
+                        Issue(
                             ("routing", "routes", i, "to", j),
                             "routing.fallback-in-split",
                             f"model {dest.model!r} has a fallback chain, which is routed as one Envoy "
@@ -271,7 +291,7 @@ class PolicySet(StrictModel):
                     )
         return out
 
-    def _empty_subset_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
+    def _empty_subset_issues(self, ctx: RenderContext) -> list[Issue]:
         """Rule ``routing.weighted-subset-may-be-empty``: a split's every part keeps a replica somewhere.
 
         Each weighted destination is its own Envoy cluster; with no endpoint anywhere in the mesh its
@@ -290,7 +310,7 @@ class PolicySet(StrictModel):
                 if not [v for v in info.always_on("", d.version) if d.gpu_class in (None, v.gpu_class)]:
                     what = " ".join(x for x in (d.model, d.version, d.gpu_class) if x)
                     out.append(
-                        PolicyIssue(
+                        Issue(
                             ("routing", "routes", i, "to", j),
                             "routing.weighted-subset-may-be-empty",
                             f"{what} may have no replica anywhere (replicas.min 0 in every cluster), so "
@@ -300,7 +320,7 @@ class PolicySet(StrictModel):
                     )
         return out
 
-    def _mirror_capacity_issues(self, ctx: RenderContext) -> list[PolicyIssue]:
+    def _mirror_capacity_issues(self, ctx: RenderContext) -> list[Issue]:
         """Rule ``routing.mirror-overloads-target``: mirrored plus canary load fits the local target.
 
         Per cluster, at the source's full local capacity (its Deployments' ``replicas.max``): the
@@ -309,7 +329,7 @@ class PolicySet(StrictModel):
         source and target are versions of one model on one GPU class (a canary, the usual mirror
         target); the capacity planner (``fleetkit plan-capacity``) shows both sides' replica ranges.
         """
-        out: list[PolicyIssue] = []
+        out: list[Issue] = []
         res = self.resilience
 
         def local_max(service: str, version: str | None) -> int:
@@ -341,7 +361,7 @@ class PolicySet(StrictModel):
             need = (mirror.percent / 100 + canary) * source
             if need > target:
                 out.append(
-                    PolicyIssue(
+                    Issue(
                         (*path, "mirror", "percent"),
                         "routing.mirror-overloads-target",
                         f"mirroring {mirror.percent:g}% of a source with {source} local replicas at "
@@ -352,6 +372,23 @@ class PolicySet(StrictModel):
                     )
                 )
         return out
+
+    # ------------------------------------------------------------------ describe
+    def describe(self) -> list[tuple[str, str]]:
+        """``(policy, what it does)`` per policy, in words: each policy's own ``describe()``, the text the
+        preview report's policy table and the review both show."""
+        rows = [
+            ("routing", "\n".join(f"{name}: {text}" for name, text in self.routing.describe())),
+            ("load balancing", self.load_balancing.describe()),
+            ("resilience", self.resilience.describe()),
+        ]
+        if self.qos is not None:
+            tiers = [f"{name}: {tier.describe()}" for name, tier in self.qos.ordered()]
+            rows.append(("QoS", "\n".join([self.qos.describe(), *tiers])))
+        if self.failover is not None:
+            rows.append(("failover", self.failover.describe()))
+        rows += [("autoscaling", self.autoscaling.describe()), ("security", self.security.describe())]
+        return rows
 
     # ------------------------------------------------------------------ render
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
@@ -373,3 +410,8 @@ class PolicySet(StrictModel):
                 max_replicas=lm.max_replicas,
             )
         return sorted(objs, key=manifest_key)
+
+
+def _unknown_model(ctx: RenderContext, path: tuple[Any, ...], name: str) -> Issue:
+    known = ", ".join(sorted(ctx.services)) or "none"
+    return Issue(path, "ref.unknown-model", f"no model service named {name!r} (known: {known})", name)

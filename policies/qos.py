@@ -12,6 +12,8 @@ replicas first. Requests without a tier header get ``default_tier``.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from pydantic import Field, model_validator
 
 from policies.common import Name, StrictModel, metadata
@@ -25,13 +27,23 @@ class Tier(StrictModel):
     preemptible: bool = Field(default=False, description="pods of this tier never preempt others")
     description: str = ""
 
+    def describe(self) -> str:
+        """``priority 100, max_requests 64, max_pending_requests 32[, max_connections 8][, preemptible]``."""
+        text = (
+            f"priority {self.priority}, max_requests {self.max_requests}, "
+            f"max_pending_requests {self.max_pending_requests}"
+        )
+        if self.max_connections is not None:
+            text += f", max_connections {self.max_connections}"
+        return text + (", preemptible" if self.preemptible else "")
+
 
 class QosPolicy(StrictModel):
     tiers: dict[Name, Tier] = Field(min_length=1)
     default_tier: Name
 
     @model_validator(mode="after")
-    def _consistent(self) -> "QosPolicy":
+    def _consistent(self) -> QosPolicy:
         if self.default_tier not in self.tiers:
             raise ValueError(
                 f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
@@ -41,7 +53,7 @@ class QosPolicy(StrictModel):
         if len(set(prios)) != len(prios):
             raise ValueError("tier priorities must be distinct so the shedding order is defined")
         # walking from the highest priority down, limits must not grow: the lowest tier is shed first
-        for (hi_name, hi), (lo_name, lo) in zip(ordered, ordered[1:]):
+        for (hi_name, hi), (lo_name, lo) in pairwise(ordered):
             if lo.max_requests > hi.max_requests or lo.max_pending_requests > hi.max_pending_requests:
                 raise ValueError(
                     f"tier {lo_name!r} (priority {lo.priority}) has larger limits than {hi_name!r} "
@@ -55,6 +67,10 @@ class QosPolicy(StrictModel):
 
     def shed_order(self) -> list[str]:
         return [name for name, _ in reversed(self.ordered())]
+
+    def describe(self) -> str:
+        """``tiers premium, standard, batch, default standard`` (highest priority first)."""
+        return "tiers " + ", ".join(n for n, _ in self.ordered()) + f", default {self.default_tier}"
 
     def connection_pool(self, tier: str) -> dict[str, object]:
         t = self.tiers[tier]

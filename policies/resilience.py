@@ -48,7 +48,7 @@ class Retries(StrictModel):
     retry_on: list[RetryOn] = Field(default_factory=lambda: list(SAFE_RETRY_ON[:4]))
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Retries":
+    def _consistent(self) -> Retries:
         if self.attempts > 0 and not self.retry_on:
             raise ValueError("retry_on must list at least one condition when attempts > 0")
         if len(set(self.retry_on)) != len(self.retry_on):
@@ -121,6 +121,11 @@ class ResilienceSpec(StrictModel):
         r = self.retries
         return bool(r.attempts) and r.per_try_timeout is not None and r.per_try_timeout < self.timeout
 
+    def describe(self) -> str:
+        """``timeout 600s, retries 2× (connect-failure, reset)``."""
+        r = self.retries
+        return f"timeout {self.model_dump()['timeout']}, retries {r.attempts}× ({', '.join(r.retry_on) or 'none'})"
+
     def per_try_message(self) -> str:
         r = self.retries
         assert r.per_try_timeout is not None
@@ -148,7 +153,7 @@ class ResiliencePolicy(StrictModel):
     fallback_mode: Literal["same-served-name"] = "same-served-name"
 
     @model_validator(mode="after")
-    def _chains(self) -> "ResiliencePolicy":
+    def _chains(self) -> ResiliencePolicy:
         for primary, chain in self.fallback.items():
             if not chain:
                 raise ValueError(f"fallback.{primary} is empty: list at least one fallback model")
@@ -171,6 +176,17 @@ class ResiliencePolicy(StrictModel):
     def chain(self, primary: str) -> list[str]:
         """The full ordered chain, primary first."""
         return [primary, *self.fallback.get(primary, [])]
+
+    def chain_text(self, primary: str) -> str:
+        """``llama-3-70b > llama-3-8b``: the chain in order, primary first."""
+        return " > ".join(self.chain(primary))
+
+    def describe(self) -> str:
+        """The default's timeout and retries, then every fallback chain."""
+        text = self.default.describe()
+        if self.fallback:
+            text += "; fallback " + "; ".join(self.chain_text(k) for k in sorted(self.fallback))
+        return text
 
     def chain_version(self, primary: str) -> str:
         """The primary's version that serves its chain (other versions are canaries outside it)."""

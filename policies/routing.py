@@ -20,7 +20,7 @@ Renders one ``networking.istio.io/v1`` VirtualService per front-door host set.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,7 +35,7 @@ class StringMatch(StrictModel):
     regex: str | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "StringMatch":
+    def _one(self) -> StringMatch:
         given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("set exactly one of exact, prefix or regex")
@@ -43,6 +43,11 @@ class StringMatch(StrictModel):
 
     def render(self) -> dict[str, str]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+    def describe(self, name: str) -> str:
+        """``x-team=search``, ``x-team prefix se``."""
+        op, value = next(iter(self.render().items()))
+        return f"{name}={value}" if op == "exact" else f"{name} {op} {value}"
 
 
 def _coerce_match(value: object) -> object:
@@ -77,13 +82,21 @@ class RouteMatch(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "RouteMatch":
+    def _not_empty(self) -> RouteMatch:
         if not (self.model or self.tier or self.cohort or self.task or self.headers or self.uri_prefix):
             raise ValueError(
                 "a match block needs at least one condition (model, tier, cohort, task, headers or "
                 "uri_prefix)"
             )
         return self
+
+    def describe(self) -> str:
+        """``tier=premium & x-team=search & uri prefix /v1``: the conditions, AND-ed."""
+        parts = [f"{k}={getattr(self, k)}" for k in ("model", "tier", "cohort", "task") if getattr(self, k)]
+        parts += [sm.describe(name) for name, sm in sorted(self.headers.items())]
+        if self.uri_prefix:
+            parts.append(f"uri prefix {self.uri_prefix}")
+        return " & ".join(parts)
 
 
 class Destination(StrictModel):
@@ -96,6 +109,10 @@ class Destination(StrictModel):
         default=100, ge=1, le=1000, description="relative share; destinations need not sum to 100"
     )
 
+    def label(self) -> str:
+        """``model/version@gpu-class`` (the parts that are set)."""
+        return _label(self.model, self.version, self.gpu_class)
+
 
 class Mirror(StrictModel):
     """Copy a percentage of the traffic to another destination (responses are discarded)."""
@@ -105,6 +122,33 @@ class Mirror(StrictModel):
     gpu_class: Name | None = None
     percent: float = Field(gt=0, le=100, description="share of requests mirrored, 0 < percent <= 100")
 
+    def label(self) -> str:
+        return _label(self.model, self.version, self.gpu_class)
+
+    def describe(self) -> str:
+        """``llama-3-70b/v2 5%``."""
+        return f"{self.label()} {percent_text(self.percent)}"
+
+
+def _label(model: str, version: str | None, gpu_class: str | None) -> str:
+    return model + (f"/{version}" if version else "") + (f"@{gpu_class}" if gpu_class else "")
+
+
+def percent_text(x: float) -> str:
+    """``12.5%``, ``25%`` (one decimal at most, no trailing zeros)."""
+    return f"{x:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def shares(dests: list[Destination]) -> dict[str, str]:
+    """Each destination's share of the traffic, by label: ``{"llama-3-70b/v2": "10%"}``."""
+    total = sum(d.weight for d in dests) or 1
+    return {d.label(): percent_text(100 * d.weight / total) for d in dests}
+
+
+def _route_text(matches: str, to: list[Destination], mirror: Mirror | None) -> str:
+    text = f"{matches} → " + ", ".join(f"{k} {v}" for k, v in shares(to).items())
+    return text + (f", mirror {mirror.describe()}" if mirror is not None else "")
+
 
 class Route(StrictModel):
     name: Name
@@ -113,7 +157,7 @@ class Route(StrictModel):
     mirror: Mirror | None = None
 
     @model_validator(mode="after")
-    def _distinct_destinations(self) -> "Route":
+    def _distinct_destinations(self) -> Route:
         seen = set()
         for d in self.to:
             key = (d.model, d.version, d.gpu_class)
@@ -121,6 +165,14 @@ class Route(StrictModel):
                 raise ValueError(f"destination {'/'.join(x for x in key if x)} is listed twice")
             seen.add(key)
         return self
+
+    def matches(self) -> str:
+        """The match blocks, OR-ed: ``tier=premium | cohort=beta``."""
+        return " | ".join(m.describe() for m in self.match)
+
+    def describe(self) -> str:
+        """``tier=premium → llama-3-70b 90%, llama-3-70b/v2 10%, mirror llama-3-70b/v3 5%``."""
+        return _route_text(self.matches(), self.to, self.mirror)
 
 
 class RoutingHeaders(StrictModel):
@@ -138,6 +190,15 @@ class DefaultRoute(StrictModel):
     to: list[Destination] = Field(min_length=1)
     mirror: Mirror | None = None
 
+    name: ClassVar[str] = "default"
+
+    def matches(self) -> str:
+        return "everything else"
+
+    def describe(self) -> str:
+        """``everything else → llama-3-8b 100%``."""
+        return _route_text(self.matches(), self.to, self.mirror)
+
 
 class RoutingPolicy(StrictModel):
     """Front-door routing. ``routes`` are ordered (first match wins); names must be unique."""
@@ -152,7 +213,7 @@ class RoutingPolicy(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "RoutingPolicy":
+    def _unique_names(self) -> RoutingPolicy:
         names = [r.name for r in self.routes]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -172,6 +233,10 @@ class RoutingPolicy(StrictModel):
         if self.default.mirror:
             out.append((("default", "mirror"), self.default.mirror))
         return out
+
+    def describe(self) -> list[tuple[str, str]]:
+        """``(route name, what it does)`` in evaluation order, the default route last."""
+        return [*((r.name, r.describe()) for r in self.routes), (self.default.name, self.default.describe())]
 
     def cohorts(self) -> list[str]:
         """Every cohort a route matches on."""

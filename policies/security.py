@@ -54,7 +54,7 @@ class ExtraCaller(StrictModel):
     paths: list[str] = Field(default_factory=lambda: ["/v1/*"])
 
     @model_validator(mode="after")
-    def _who(self) -> "ExtraCaller":
+    def _who(self) -> ExtraCaller:
         if self.service_account and not self.namespace:
             raise ValueError("service_account needs its namespace")
         if not self.namespace:
@@ -77,7 +77,7 @@ class SecurityPolicy(StrictModel):
     extra_callers: list[ExtraCaller] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _metrics(self) -> "SecurityPolicy":
+    def _metrics(self) -> SecurityPolicy:
         if self.allow_metrics_from_monitoring:
             raise ValueError(
                 "allow_metrics_from_monitoring would render a dead rule: Prometheus scrapes vLLM through Istio's "
@@ -87,12 +87,20 @@ class SecurityPolicy(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _jwt(self) -> "SecurityPolicy":
+    def _jwt(self) -> SecurityPolicy:
         if self.require_jwt and not self.jwt:
             raise ValueError(
                 "require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)"
             )
         return self
+
+    def describe(self) -> str:
+        """``mTLS STRICT, deny by default, JWT required (1 issuer)``."""
+        n = len(self.jwt)
+        return (
+            f"mTLS {self.mtls}, {'deny by default' if self.deny_by_default else 'allow by default'}, "
+            f"JWT {'required' if self.require_jwt else 'optional'} ({n} issuer{'s' if n != 1 else ''})"
+        )
 
     def render(
         self, ctx: RenderContext, claim_headers: list[dict[str, str]] | None = None

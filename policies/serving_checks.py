@@ -20,8 +20,9 @@ response has started", HTTP router docs, ``x-envoy-upstream-rq-per-try-timeout-m
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fleetkit.issue import Issue
 from policies.edge import managed_headers
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 #: header names that look like a caller's identity or privilege
 IDENTITY_HEADER = re.compile(r"(tier|cohort|canary|plan|tenant|role|group|priority|premium|beta)")
-
-Issue = tuple[tuple[Any, ...], str, str, Any]
 
 
 def routing_issues(policies: PolicySet) -> list[Issue]:
@@ -43,7 +42,7 @@ def routing_issues(policies: PolicySet) -> list[Issue]:
                 path = ("routing", "routes", i, "match", j, "headers", name)
                 if name in managed:
                     out.append(
-                        (
+                        Issue(
                             path,
                             "routing.managed-header",
                             f"{name!r} is set by the edge from the request body or verified claims; "
@@ -53,7 +52,7 @@ def routing_issues(policies: PolicySet) -> list[Issue]:
                     )
                 elif IDENTITY_HEADER.search(name):
                     out.append(
-                        (
+                        Issue(
                             path,
                             "routing.client-identity-header",
                             f"{name!r} is a client-controlled header: any caller can send it and take this "
@@ -69,7 +68,7 @@ def resilience_issues(policies: PolicySet, ctx: RenderContext) -> list[Issue]:
     out: list[Issue] = []
     if res.default.per_try_cuts_generation():
         out.append(
-            (
+            Issue(
                 ("resilience", "default", "retries", "per_try_timeout"),
                 "resilience.per-try-cuts-generation",
                 res.default.per_try_message(),
@@ -80,7 +79,7 @@ def resilience_issues(policies: PolicySet, ctx: RenderContext) -> list[Issue]:
         spec = res.for_model(name)
         if spec.per_try_cuts_generation():
             out.append(
-                (
+                Issue(
                     ("resilience", "models", name),
                     "resilience.per-try-cuts-generation",
                     spec.per_try_message(),
@@ -97,7 +96,7 @@ def edge_issues(policies: PolicySet) -> list[Issue]:
     for value, tier in sorted(ident.tier_values.items()):
         if tier not in tiers:
             out.append(
-                (
+                Issue(
                     ("edge", "identity", "tier_values", value),
                     "edge.unknown-tier",
                     f"claim value {value!r} maps to tier {tier!r}, which qos does not define "
@@ -108,7 +107,7 @@ def edge_issues(policies: PolicySet) -> list[Issue]:
     for tier in sorted(policies.edge.rate_limits.tiers):
         if tier not in tiers:
             out.append(
-                (
+                Issue(
                     ("edge", "rate_limits", "tiers", tier),
                     "edge.unknown-tier",
                     f"rate limit for tier {tier!r}, which qos does not define "
@@ -120,7 +119,7 @@ def edge_issues(policies: PolicySet) -> list[Issue]:
         for j, m in enumerate(route.match):
             if m.cohort and m.cohort not in ident.cohorts and not ident.cohort_claim:
                 out.append(
-                    (
+                    Issue(
                         ("routing", "routes", i, "match", j, "cohort"),
                         "edge.unknown-cohort",
                         f"cohort {m.cohort!r} can never be assigned: no cohort claim is configured and "

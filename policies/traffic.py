@@ -48,7 +48,7 @@ ROUTES_NAME = "fleetkit-routes"
 
 
 def weighted_gpu_classes(
-    policies: "PolicySet", ctx: RenderContext, model: str, version: str | None
+    policies: PolicySet, ctx: RenderContext, model: str, version: str | None
 ) -> list[tuple[str, int]]:
     """(GPU class, weight) pairs a destination is split over in this cluster (see the module docstring)."""
     gpu_weights = policies.load_balancing.for_model(model).gpu_weights
@@ -77,10 +77,10 @@ class Target:
     labels: tuple[tuple[str, str], ...]
     weight: int = 100
     #: fallback models after this one, in chain order (whole-model destinations with a chain)
-    chain: tuple["Target", ...] = field(default=())
+    chain: tuple[Target, ...] = field(default=())
 
 
-def _resolve(dest: Destination | Mirror, policies: "PolicySet", ctx: RenderContext) -> list[Target]:
+def _resolve(dest: Destination | Mirror, policies: PolicySet, ctx: RenderContext) -> list[Target]:
     model = dest.model
     weight = getattr(dest, "weight", 100)
     res = policies.resilience
@@ -146,7 +146,7 @@ def _http_route(
     targets: list[Target],
     mirror: tuple[Target, float] | None,
     primary_model: str,
-    policies: "PolicySet",
+    policies: PolicySet,
     ctx: RenderContext,
     col: _Collector,
     tier: str | None,
@@ -172,7 +172,7 @@ def _http_route(
     return route
 
 
-def _tier_header_match(policies: "PolicySet", tier: str) -> dict[str, Any]:
+def _tier_header_match(policies: PolicySet, tier: str) -> dict[str, Any]:
     return {"headers": {policies.routing.headers.tier: {"exact": tier}}}
 
 
@@ -183,7 +183,7 @@ def _merge_match(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_virtual_service(policies: "PolicySet", ctx: RenderContext, col: _Collector) -> dict[str, Any]:
+def render_virtual_service(policies: PolicySet, ctx: RenderContext, col: _Collector) -> dict[str, Any]:
     routing = policies.routing
     qos = policies.qos
     http: list[dict[str, Any]] = []
@@ -225,7 +225,7 @@ def render_virtual_service(policies: "PolicySet", ctx: RenderContext, col: _Coll
     }
 
 
-def render_gateway(policies: "PolicySet", ctx: RenderContext) -> dict[str, Any]:
+def render_gateway(policies: PolicySet, ctx: RenderContext) -> dict[str, Any]:
     routing = policies.routing
     if routing.tls_credential:
         server = {
@@ -246,7 +246,7 @@ def render_gateway(policies: "PolicySet", ctx: RenderContext) -> dict[str, Any]:
     }
 
 
-def _traffic_policy(policies: "PolicySet", model: str) -> dict[str, Any]:
+def _traffic_policy(policies: PolicySet, model: str) -> dict[str, Any]:
     lb = policies.load_balancing.for_model(model).render()
     cb = policies.resilience.for_model(model).circuit_breaker
     if policies.failover is not None:
@@ -267,7 +267,7 @@ def merged_pool(base: dict[str, Any], tier: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_destination_rules(
-    policies: "PolicySet", ctx: RenderContext, col: _Collector
+    policies: PolicySet, ctx: RenderContext, col: _Collector
 ) -> list[dict[str, Any]]:
     out = []
     for service in sorted(set(ctx.services) | set(col.subsets)):
@@ -298,7 +298,7 @@ def render_destination_rules(
     return out
 
 
-def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str, Any]]:
+def render_services(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
     """A Service for every model service of the fleet in every cluster (namespace sameness).
 
     Kubernetes DNS only resolves Services that exist locally, so a cluster that does not run a model
@@ -325,7 +325,7 @@ def render_services(policies: "PolicySet", ctx: RenderContext) -> list[dict[str,
     return out
 
 
-def render_traffic(policies: "PolicySet", ctx: RenderContext) -> list[dict[str, Any]]:
+def render_traffic(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
     col = _Collector()
     vs = render_virtual_service(policies, ctx, col)
     out = [
@@ -344,5 +344,5 @@ def render_traffic(policies: "PolicySet", ctx: RenderContext) -> list[dict[str, 
     return out
 
 
-def route_by_name(policies: "PolicySet", name: str) -> Route | None:
+def route_by_name(policies: PolicySet, name: str) -> Route | None:
     return next((r for r in policies.routing.routes if r.name == name), None)

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from fleetkit import schema
-from fleetkit.schema import KUBERNETES_VERSION, SchemaIssue, known_kind, validate_object, validate_objects
+from fleetkit.issue import Issue
+from fleetkit.schema import (
+    KUBERNETES_VERSION,
+    RULE_NOT_SERVED,
+    RULE_UNKNOWN_KIND,
+    known_kind,
+    validate_object,
+    validate_objects,
+)
 
 
 def meta(name: str = "llama", namespace: str = "serving", **extra: Any) -> dict[str, Any]:
@@ -250,8 +258,8 @@ def mutate(kind: str, path: str, value: Any) -> dict[str, Any]:
     return obj
 
 
-def paths(issues: list[SchemaIssue]) -> list[str]:
-    return [i.path for i in issues]
+def paths(issues: list[Issue]) -> list[str]:
+    return [i.where for i in issues]
 
 
 @pytest.mark.parametrize("kind", sorted(VALID))
@@ -402,9 +410,9 @@ def test_invalid_examples_fail(kind: str, path: str, value: Any, issue_path: str
     obj = mutate(kind, path, value)
     issues = validate_object(obj)
     assert issue_path in paths(issues), issues
-    message = next(i.message for i in issues if i.path == issue_path)
+    message = next(i.message for i in issues if i.where == issue_path)
     assert fragment in message
-    assert all(i.kind == kind and i.name == obj["metadata"]["name"] for i in issues)
+    assert all(i.subject == f"{kind}/{obj['metadata']['name']}" for i in issues)
 
 
 def test_explicit_nulls_are_pruned_as_the_api_server_does() -> None:
@@ -467,7 +475,7 @@ def test_nullable_fields_accept_null() -> None:
 def test_unserved_api_version(api_version: str, kind: str, served: str) -> None:
     obj = {"apiVersion": api_version, "kind": kind, "metadata": meta(), "spec": {}}
     issues = validate_object(obj)
-    assert [i.path for i in issues] == ["apiVersion"]
+    assert [(i.path, i.rule) for i in issues] == [(("apiVersion",), RULE_NOT_SERVED)]
     assert "not served" in issues[0].message and served in issues[0].message
     assert not known_kind(api_version, kind)
 
@@ -482,7 +490,9 @@ def test_older_served_versions_still_validate() -> None:
 
 def test_unknown_kind() -> None:
     issues = validate_object({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta()})
-    assert issues == [SchemaIssue("Widget", "llama", "kind", "no schema for example.com/v1/Widget")]
+    assert issues == [
+        Issue(("kind",), RULE_UNKNOWN_KIND, "no schema for example.com/v1/Widget", subject="Widget/llama")
+    ]
     typo = validate_object(
         {"apiVersion": "networking.istio.io/v1", "kind": "VirtualServce", "metadata": meta()}
     )
@@ -578,5 +588,5 @@ def test_vendored_crds_validate_as_crd_objects() -> None:
     crd = copy.deepcopy(next(d for d in docs if d["kind"] == "CustomResourceDefinition"))
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["propertiez"] = {}
     issues = validate_object(crd)
-    assert [i.path for i in issues] == ["spec.versions[0].schema.openAPIV3Schema.propertiez"]
+    assert [i.path for i in issues] == [("spec", "versions", 0, "schema", "openAPIV3Schema", "propertiez")]
     assert "did you mean 'properties'?" in issues[0].message

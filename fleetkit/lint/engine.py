@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fleetkit.errors import format_path
+from fleetkit.issue import Issue
+from fleetkit.issue import Severity as IssueSeverity
 from fleetkit.lint.checks import ALL_CHECKS
 from fleetkit.lint.checks.deprecations import unserved_fix
+from fleetkit.lint.documents import Document, load_paths
 from fleetkit.lint.index import Hit, Index, Obj, as_str
-from fleetkit.lint.loader import Document, load_paths
 from fleetkit.lint.mesh import NOT_CHECKED
 from fleetkit.lint.model import RULES, SEVERITY_RANK, Finding, LintConfig, Severity, rule_for
-from fleetkit.schema import known_kind, served_versions, validate_object
+from fleetkit.schema import RULE_NOT_SERVED, RULE_UNKNOWN_KIND, known_kind, served_versions, validate_object
 
 #: Annotation that suppresses findings on its object: ``"FK105: reason; FK102: reason"``.
 IGNORE_ANNOTATION = "fleetkit.dev/lint-ignore"
@@ -69,14 +70,13 @@ def _schema_hits(obj: Obj, config: LintConfig) -> list[Hit]:
         return [_unknown(obj, f"no schema for {obj.api_version}/{obj.kind}")]
     out = []
     for issue in validate_object(obj.raw):
-        if issue.path == "apiVersion" and "not served" in issue.message:
+        if issue.rule == RULE_NOT_SERVED:
             out.append(_unserved(obj, issue.message))
-        elif issue.path == "kind" and issue.message.startswith("no schema"):
+        elif issue.rule == RULE_UNKNOWN_KIND:
             out.append(_unknown(obj, issue.message))
         else:
-            path = _tokens(obj.raw, issue.path)
             ist = "IST0106" if obj.group.endswith(".istio.io") else ""
-            out.append(Hit(obj, path, "FK001", issue.message, _schema_fix(issue.message), ist=ist))
+            out.append(Hit(obj, issue.path, "FK001", issue.message, _schema_fix(issue.message), ist=ist))
     return out
 
 
@@ -109,41 +109,6 @@ def _schema_fix(message: str) -> str:
     if message.startswith("only one of"):
         return "keep exactly one of the mutually exclusive fields"
     return "correct the value to match the schema"
-
-
-_TOKEN = re.compile(r"\[(\d+)\]")
-
-
-def _tokens(root: Any, path: str) -> tuple[str | int, ...]:
-    """Turn a rendered path (``spec.http[0].route``) back into parts, resolving keys that contain dots
-    (``metadata.labels.app.kubernetes.io/name``) against the object itself."""
-    if path in ("", "(document)"):
-        return ()
-    out: list[str | int] = []
-    node, rest = root, path
-    while rest:
-        m = _TOKEN.match(rest)
-        if m:
-            idx = int(m.group(1))
-            out.append(idx)
-            node = node[idx] if isinstance(node, list) and idx < len(node) else None
-            rest = rest[m.end() :].removeprefix(".")
-            continue
-        key = None
-        if isinstance(node, dict):
-            for candidate in sorted((k for k in node if isinstance(k, str)), key=len, reverse=True):
-                if rest == candidate or rest.startswith((candidate + ".", candidate + "[")):
-                    key = candidate
-                    break
-        if key is None:
-            key = re.split(r"[.\[]", rest, maxsplit=1)[0]
-        out.append(key)
-        node = node.get(key) if isinstance(node, dict) else None
-        rest = rest[len(key) :].removeprefix(".")
-    return tuple(out)
-
-
-# -- suppressions and output -----------------------------------------------------------------------------------
 
 
 def _suppressions(obj: Obj) -> tuple[dict[str, str], list[Hit]]:
@@ -187,11 +152,10 @@ def _finish(objs: list[Obj], hits: list[Hit], config: LintConfig) -> list[Findin
             continue
         rule = RULES[hit.rule]
         severity = config.severity_of(hit.rule, hit.severity or rule.severity)
-        where = format_path(hit.path) if hit.path else ""
-        message = f"{where}: {hit.message}" if where else hit.message
         ist = (rule.ist if hit.ist is None else hit.ist) or None
-        findings.add(Finding(hit.obj.file, hit.obj.ref, hit.rule, str(severity), message, hit.fix,
-                             allowed[id(hit.obj)].get(hit.rule), hit.obj.doc.line(hit.path), ist))  # fmt: skip
+        issue = Issue(tuple(hit.path), hit.rule, hit.message, severity=cast(IssueSeverity, str(severity)),
+                      subject=hit.obj.ref, file=hit.obj.file, suppressed=allowed[id(hit.obj)].get(hit.rule))  # fmt: skip
+        findings.add(Finding(issue, hit.fix, hit.obj.doc.line(hit.path), ist))
     return sort_findings(findings)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fleetkit.lint.loader import Document
+from fleetkit.lint.documents import Document
 from fleetkit.lint.model import LintConfig, Severity
 from fleetkit.schema import namespaced
 

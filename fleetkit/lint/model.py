@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleetkit.issue import Issue
 from fleetkit.lint.durations import parse_duration
 
 
@@ -23,23 +24,46 @@ SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem found in one object.
+    """One problem found in one object: the kit's :class:`~fleetkit.issue.Issue` plus what lint adds to it.
 
-    ``object`` is ``Kind/namespace/name`` (``Kind/name`` for cluster-scoped kinds). ``suppressed`` holds the
-    justification when an annotation on the object suppresses the finding. ``ist`` is the ``istioctl analyze``
-    message code the finding corresponds to (``IST0101``), None for LLM-specific rules. ``line`` (1-based, in
-    ``file``) is known only for objects loaded from files; it is not part of the JSON output.
+    The issue holds the file, the object (its ``subject``: ``Kind/namespace/name``, ``Kind/name`` for
+    cluster-scoped kinds), the path inside the object, the rule, the severity, the message and — when an
+    annotation on the object suppresses the finding — the justification (``suppressed``). Lint adds the fix,
+    ``ist`` — the ``istioctl analyze`` message code the finding corresponds to (``IST0101``), None for
+    LLM-specific rules — and ``line`` (1-based, in ``file``), known only for objects loaded from files and
+    not part of the JSON output.
     """
 
-    file: str
-    object: str
-    rule: str
-    severity: str
-    message: str
+    issue: Issue
     fix: str
-    suppressed: str | None = None
     line: int | None = field(default=None, compare=False, repr=False)
     ist: str | None = None
+
+    @property
+    def file(self) -> str:
+        return self.issue.file
+
+    @property
+    def object(self) -> str:
+        return self.issue.subject
+
+    @property
+    def rule(self) -> str:
+        return self.issue.rule
+
+    @property
+    def severity(self) -> str:
+        return self.issue.severity
+
+    @property
+    def message(self) -> str:
+        """The message, led by the path inside the object when there is one (``spec.http[0].timeout: …``)."""
+        where = self.issue.where
+        return f"{where}: {self.issue.message}" if where else self.issue.message
+
+    @property
+    def suppressed(self) -> str | None:
+        return self.issue.suppressed
 
     @property
     def label(self) -> str:
@@ -56,6 +80,20 @@ class Finding:
             "message": self.message,
             "fix": self.fix,
             "suppressed": self.suppressed,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """Every field, ``line`` included (the preview's ``lint.json``)."""
+        return {
+            "file": self.file,
+            "object": self.object,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "suppressed": self.suppressed,
+            "line": self.line,
+            "ist": self.ist,
         }
 
 

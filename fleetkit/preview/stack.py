@@ -20,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.loader import stack_names
 from fleetkit.mocks.runtime import PROJECT, SECRET, Recorded, RecordingMocks, redact, run_program
 from fleetkit.overrides import Override, parse_override, set_path
@@ -115,7 +115,7 @@ def config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, s
     for item in cli_sets:
         parsed = parse_override(item)
         if not isinstance(parsed, Override):  # the loader reported it already
-            raise SpecError([Problem("--set", item, parsed.rule, parsed.message, parsed.value)])
+            raise SpecError([Issue.at("--set", item, parsed.rule, parsed.message, parsed.value)])
         parts, value = parsed.parts, parsed.value
         key = f"{PROJECT}:{parts[0]}"
         if len(parts) == 1:
@@ -169,7 +169,7 @@ def run_stack(
     try:
         run = run_program(stack, main, mocks, config=cfg, secret_keys=secret_keys, preview=True)
     except pulumi.RunError as err:
-        raise SpecError([Problem(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
+        raise SpecError([Issue.at(f"stacks/Pulumi.{stack}.yaml", "", "program.error", str(err))]) from None
     return StackPreview(
         stack,
         [r.redacted() for r in run.resources],

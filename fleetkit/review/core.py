@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.loader import load_fleet
 from fleetkit.review import gitrev
@@ -108,8 +108,8 @@ def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
         return load_fleet(project)
     except SpecError as err:
         at = f" (at {rev.short})"
-        problems = [Problem(p.file + at, p.path, p.rule, p.message, p.value) for p in err.problems]
-        head = Problem(
+        problems = [replace(p, file=p.file + at) for p in err.problems]
+        head = Issue.at(
             "--base",
             rev.label,
             "review.base-invalid",
@@ -161,7 +161,7 @@ def review(
         if unknown:
             raise SpecError(
                 [
-                    Problem(
+                    Issue.at(
                         "--stack",
                         s,
                         "cli.unknown-stack",

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 
 DEFAULT_UPSTREAM = "origin/main"
 
@@ -41,7 +41,7 @@ class Revision:
 
 
 def _fail(rev: str, rule: str, message: str) -> SpecError:
-    return SpecError([Problem("--base", rev, rule, message)])
+    return SpecError([Issue.at("--base", rev, rule, message)])
 
 
 def git(cwd: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -58,7 +58,7 @@ def toplevel(root: Path) -> Path:
     if proc.returncode != 0:
         raise SpecError(
             [
-                Problem(
+                Issue.at(
                     str(root),
                     "",
                     "review.not-a-repo",

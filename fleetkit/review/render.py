@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import yaml
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import check_records
 from fleetkit.lint import lint_objects
@@ -149,7 +149,11 @@ def render_sides(
     why = "; ".join(f"{side}: {msg}" for side, msg in sorted(failed.items()))
     if mode == "preview":
         raise SpecError(
-            [Problem("--render", "preview", "review.preview-failed", f"the full preview did not run ({why})")]
+            [
+                Issue.at(
+                    "--render", "preview", "review.preview-failed", f"the full preview did not run ({why})"
+                )
+            ]
         )
     return "policies", f"the Pulumi program did not run ({why})", render_policies(base), render_policies(head)
 

@@ -20,9 +20,10 @@ from pydantic import BaseModel
 
 from fleetkit import catalog
 from fleetkit.spec import NodePoolSpec, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
+from policies import failover
 from policies.failover import FailoverPolicy
-from policies.qos import QosPolicy, Tier
-from policies.routing import DefaultRoute, Destination, Mirror, Route, RouteMatch, RoutingPolicy
+from policies.qos import QosPolicy
+from policies.routing import DefaultRoute, Mirror, Route, RoutingPolicy, shares
 
 AREAS = (
     "stack",
@@ -142,44 +143,10 @@ def _both_or_presence(area: str, subject: str, before: Any, after: Any, describe
 
 
 # --------------------------------------------------------------------------- routing
-def _dest_label(d: Destination | Mirror) -> str:
-    return d.model + (f"/{d.version}" if d.version else "") + (f"@{d.gpu_class}" if d.gpu_class else "")
-
-
-def _pct(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".") + "%"
-
-
-def shares(dests: list[Destination]) -> dict[str, str]:
-    total = sum(d.weight for d in dests) or 1
-    return {_dest_label(d): _pct(100 * d.weight / total) for d in dests}
-
-
-def _match_text(m: RouteMatch) -> str:
-    parts = [f"{k}={getattr(m, k)}" for k in ("model", "tier", "cohort", "task") if getattr(m, k)]
-    for name, sm in sorted(m.headers.items()):
-        op, value = next(iter(sm.render().items()))
-        parts.append(f"{name}={value}" if op == "exact" else f"{name} {op} {value}")
-    if m.uri_prefix:
-        parts.append(f"uri prefix {m.uri_prefix}")
-    return " & ".join(parts)
-
-
-def _matches(r: Route | DefaultRoute) -> str:
-    if isinstance(r, DefaultRoute):
-        return "everything else"
-    return " | ".join(_match_text(m) for m in r.match)
-
-
+# Every policy describes itself (``describe()`` in ``policies/``): the review shows the same words as the
+# preview report's policy table.
 def _mirror_text(m: Mirror | None) -> str | None:
-    return f"{_dest_label(m)} {_pct(m.percent)}" if m is not None else None
-
-
-def _route_text(policy: RoutingPolicy, r: Route | DefaultRoute) -> str:
-    text = f"{_matches(r)} {ARROW} " + ", ".join(f"{k} {v}" for k, v in shares(r.to).items())
-    if r.mirror is not None:
-        text += f", mirror {_mirror_text(r.mirror)}"
-    return text
+    return m.describe() if m is not None else None
 
 
 def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
@@ -196,12 +163,12 @@ def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
                     "routing",
                     subject,
                     "",
-                    _route_text(b, rb) if rb else None,
-                    _route_text(a, ra) if ra else None,
+                    rb.describe() if rb else None,
+                    ra.describe() if ra else None,
                 )
             )
             continue
-        mb, ma = _matches(rb), _matches(ra)
+        mb, ma = rb.matches(), ra.matches()
         if mb != ma:
             out.append(Change("routing", subject, "match", mb, ma))
         sb, sa = shares(rb.to), shares(ra.to)
@@ -226,21 +193,8 @@ def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
 
 
 # --------------------------------------------------------------------------- QoS
-def _tier_text(t: Tier) -> str:
-    text = (
-        f"priority {t.priority}, max_requests {t.max_requests}, max_pending_requests {t.max_pending_requests}"
-    )
-    if t.max_connections is not None:
-        text += f", max_connections {t.max_connections}"
-    return text + (", preemptible" if t.preemptible else "")
-
-
-def _qos_text(q: QosPolicy) -> str:
-    return "tiers " + ", ".join(n for n, _ in q.ordered()) + f", default {q.default_tier}"
-
-
 def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
-    early = _both_or_presence("qos", "QoS tiers", b, a, _qos_text)
+    early = _both_or_presence("qos", "QoS tiers", b, a, QosPolicy.describe)
     if early is not None:
         return early
     assert b is not None and a is not None
@@ -250,7 +204,7 @@ def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
         if tb is None or ta is None:
             out.append(
                 Change(
-                    "qos", f"tier {name}", "", _tier_text(tb) if tb else None, _tier_text(ta) if ta else None
+                    "qos", f"tier {name}", "", tb.describe() if tb else None, ta.describe() if ta else None
                 )
             )
         else:
@@ -271,30 +225,10 @@ def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
 
 
 # --------------------------------------------------------------------------- failover
-_SHORT_LABELS = ("topology.istio.io/", "topology.kubernetes.io/")
-
-
-def _label(label: str) -> str:
-    for prefix in _SHORT_LABELS:
-        if label.startswith(prefix):
-            return label[len(prefix) :]
-    return label
-
-
-def failover_text(f: FailoverPolicy | None) -> str:
-    if f is None:
-        return "off"
-    if f.mode == "regions":
-        text = "regions " + " > ".join(f.regions)
-        extra = f.effective_priority_labels()
-        return text + (f" (priority {' > '.join(_label(x) for x in extra)})" if extra else "")
-    return "priority " + " > ".join(_label(x) for x in f.priority_labels)
-
-
 def diff_failover(b: FailoverPolicy | None, a: FailoverPolicy | None) -> list[Change]:
-    if failover_text(b) == failover_text(a):
+    if failover.describe(b) == failover.describe(a):
         return []
-    return [Change("failover", "failover order", "", failover_text(b), failover_text(a))]
+    return [Change("failover", "failover order", "", failover.describe(b), failover.describe(a))]
 
 
 # --------------------------------------------------------------------------- resilience, LB, security
@@ -303,8 +237,8 @@ def diff_resilience(b: Any, a: Any) -> list[Change]:
     for model in sorted(set(b.models) | set(a.models)):
         out += _field_changes("resilience", f"resilience {model}", b.for_model(model), a.for_model(model))
     for primary in sorted(set(b.fallback) | set(a.fallback)):
-        cb = " > ".join(b.chain(primary)) if primary in b.fallback else None
-        ca = " > ".join(a.chain(primary)) if primary in a.fallback else None
+        cb = b.chain_text(primary) if primary in b.fallback else None
+        ca = a.chain_text(primary) if primary in a.fallback else None
         if cb != ca:
             out.append(Change("resilience", f"fallback chain {primary}", "", cb, ca))
     return out

@@ -5,7 +5,7 @@ topology (:mod:`.fleet`, :mod:`.source`) — a request class (:class:`.core.Requ
 :class:`.scenarios.Scenario`; the output is a distribution of :class:`.core.Outcome` s (served by
 cluster/model/version/GPU class, or an HTTP error with its reason). :mod:`.report` runs classes ×
 scenarios, :mod:`.capacity` adds the capacity view, :mod:`.diagram` / :mod:`.markdown` draw it,
-:mod:`.cli` is ``fleetkit simulate``; :mod:`fleetkit.review.behaviour` diffs two revisions.
+:mod:`.command` is ``fleetkit simulate``; :mod:`fleetkit.review.behaviour` diffs two revisions.
 
 The rules, in the order a request meets them (Istio 1.30 / Envoy 1.36; numbers used in
 :mod:`.engine`):

@@ -43,7 +43,7 @@ def report_markdown(report: Report, picture: str) -> str:
     found = findings(report)
     if found:
         out += [f"**Findings with everything healthy ({len(found)})**", ""]
-        out += [f"- `{f.rule}` {_cell(f.request_class)}: {_cell(f.detail)}" for f in found]
+        out += [f"- `{f.rule}` {_cell(f.subject)}: {_cell(f.message)}" for f in found]
         out.append("")
     if report.notes:
         out += ["Notes: " + "; ".join(report.notes), ""]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetkit.issue import Issue
 from fleetkit.simulate.capacity import DEFAULT_ASSUMPTIONS, ModelRow, capacity_view
 from fleetkit.simulate.core import Distribution, Request, rounded
 from fleetkit.simulate.engine import Simulator
@@ -126,7 +127,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "findings": [f.to_dict() for f in findings(self)],
+            "findings": [finding_dict(f) for f in findings(self)],
             "assumptions": dict(sorted(self.assumptions.items())),
             "notes": self.notes,
             "clusters": {
@@ -238,22 +239,16 @@ def simulate(
     return report
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A healthy-fleet behaviour the simulator flags (``fleetkit simulate --check``)."""
-
-    rule: str
-    request_class: str
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"rule": self.rule, "class": self.request_class, "detail": self.detail}
+def finding_dict(issue: Issue) -> dict[str, str]:
+    """The ``--json`` form of a simulator finding (``subject`` is the request class)."""
+    return {"rule": issue.rule, "class": issue.subject, "detail": issue.message}
 
 
-def findings(report: Report) -> list[Finding]:
+def findings(report: Report) -> list[Issue]:
     """With everything healthy: no request class may end in an error (``healthy.error``), and none
     may be answered by another model while the model it names has running pods
-    (``healthy.fallback-while-primary-up``)."""
+    (``healthy.fallback-while-primary-up``). Each is an :class:`Issue` about a request class (its
+    ``subject``), with the outcomes as the message."""
     healthy = next((s for s in report.scenarios if s.is_healthy()), None)
     if healthy is None:
         return []
@@ -263,10 +258,10 @@ def findings(report: Report) -> list[Finding]:
         d = report.dist(i, healthy.name)
         errors = {o: p for o, p in d.items() if not o.ok}
         if errors:
-            out.append(Finding("healthy.error", c.label, describe(errors)))
+            out.append(Issue((), "healthy.error", describe(errors), subject=c.label))
         other = {o: p for o, p in d.items() if o.ok and (o.substitute or o.model != c.intended)}
         if other and c.intended in up:
-            out.append(Finding("healthy.fallback-while-primary-up", c.label, describe(other)))
+            out.append(Issue((), "healthy.fallback-while-primary-up", describe(other), subject=c.label))
     return out
 
 
@@ -316,7 +311,7 @@ def to_renderables(report: Report) -> list[Any]:
                 )
             out.append(cap)
     for f in findings(report):
-        out.append(Text(f"finding [{f.rule}] {f.request_class}: {f.detail}", style="bold red"))
+        out.append(Text(f"finding [{f.rule}] {f.subject}: {f.message}", style="bold red"))
     if report.notes:
         out.append(Text("notes: " + "; ".join(report.notes), style="yellow"))
     out.append(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from fleetkit.errors import Problem
+from fleetkit.errors import Issue
 from fleetkit.simulate.fleet import Fleet, Workload
 
 REPLICA_WORDS = ("min", "max", "zero")
@@ -170,10 +170,10 @@ def parse_scenario(
     eject: Iterable[str],
     no_capacity: Iterable[str],
     baseline: str = "min",
-) -> tuple[Scenario, list[Problem]]:
+) -> tuple[Scenario, list[Issue]]:
     """A scenario from ``--down KIND:NAME``, ``--replicas SEL=N|min|max|zero``, ``--eject SERVICE:VERSION``
     and ``--no-capacity POOL`` values; every bad value is a problem (file = the option)."""
-    problems: list[Problem] = []
+    problems: list[Issue] = []
     sets: dict[str, set[str]] = {"cluster": set(), "region": set(), "network": set(), "zone": set()}
     known = {
         "cluster": set(fleet.clusters),
@@ -185,7 +185,7 @@ def parse_scenario(
         kind, _, name = item.partition(":")
         if kind not in sets or not name:
             problems.append(
-                Problem(
+                Issue.at(
                     "--down",
                     item,
                     "simulate.bad-down",
@@ -195,7 +195,7 @@ def parse_scenario(
             )
         elif name not in known[kind]:
             problems.append(
-                Problem(
+                Issue.at(
                     "--down",
                     item,
                     "simulate.unknown-name",
@@ -211,7 +211,7 @@ def parse_scenario(
         ok_value = value in REPLICA_WORDS or value.isdigit()
         if not eq or not sel or not ok_value:
             problems.append(
-                Problem(
+                Issue.at(
                     "--replicas",
                     item,
                     "simulate.bad-replicas",
@@ -221,7 +221,7 @@ def parse_scenario(
             )
         elif not any(_selects_workload(sel, w) for w in fleet.workloads):
             problems.append(
-                Problem(
+                Issue.at(
                     "--replicas",
                     item,
                     "simulate.unknown-deployment",
@@ -239,7 +239,7 @@ def parse_scenario(
         service = sel.rpartition("/")[2]
         if not colon or not sel or not version:
             problems.append(
-                Problem(
+                Issue.at(
                     "--eject",
                     item,
                     "simulate.bad-eject",
@@ -249,7 +249,7 @@ def parse_scenario(
             )
         elif not any(w.model == service and w.version == version for w in fleet.workloads):
             problems.append(
-                Problem(
+                Issue.at(
                     "--eject",
                     item,
                     "simulate.unknown-version",
@@ -264,7 +264,7 @@ def parse_scenario(
         cluster, _, pool = item.rpartition("/")
         if not any(pool in w.pools and (not cluster or cluster == w.cluster) for w in fleet.workloads):
             problems.append(
-                Problem(
+                Issue.at(
                     "--no-capacity",
                     item,
                     "simulate.unknown-pool",

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.loader import Fleet as SpecFleet
 from fleetkit.simulate.fleet import ClusterInfo
 from fleetkit.spec import RegionStackSpec
@@ -49,7 +49,7 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
     if not path.is_dir():
         raise SpecError(
             [
-                Problem(
+                Issue.at(
                     "--from",
                     str(path),
                     "simulate.no-preview",
@@ -60,7 +60,7 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
         )
     manifests: dict[str, list[dict[str, Any]]] = {}
     topology: dict[str, ClusterInfo] = {}
-    problems: list[Problem] = []
+    problems: list[Issue] = []
     for sdir in sorted(p for p in path.iterdir() if p.is_dir()):
         mdir = sdir / "manifests"
         if not mdir.is_dir():
@@ -70,14 +70,14 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
             try:
                 objs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if isinstance(d, dict)]
             except yaml.YAMLError as err:
-                problems.append(Problem(str(f), "", "simulate.bad-yaml", f"not YAML: {err}".splitlines()[0]))
+                problems.append(Issue.at(str(f), "", "simulate.bad-yaml", f"not YAML: {err}".splitlines()[0]))
         manifests[sdir.name] = objs
         outputs = sdir / "outputs.json"
         if outputs.exists():
             try:
                 out = json.loads(outputs.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
-                problems.append(Problem(str(outputs), "", "simulate.bad-json", f"not JSON: {err}"))
+                problems.append(Issue.at(str(outputs), "", "simulate.bad-json", f"not JSON: {err}"))
                 continue
             if out.get("meshClusterName"):
                 topology[sdir.name] = ClusterInfo(
@@ -89,7 +89,7 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
                 )
     if not manifests and not problems:
         problems.append(
-            Problem(
+            Issue.at(
                 "--from",
                 str(path),
                 "simulate.no-preview",

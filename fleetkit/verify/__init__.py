@@ -23,23 +23,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fleetkit.issue import MISSING, Issue, plain_value
+
 Status = Literal["pass", "fail", "skipped"]
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One problem a real consumer reported: which object, where in it, which rule, what it said."""
+def finding(subject: str, path: str, rule: str, message: str, value: Any = None) -> Issue:
+    """What a real consumer reported about ``subject`` (an object, a release, a file) at ``path`` in it.
 
-    subject: str
-    path: str
-    rule: str
-    message: str
-    value: Any = None
+    The tools report the place as text (``spec.groups``, ``alert KVCacheHigh``): it is kept as one opaque
+    path part, so it renders exactly as the tool put it. A ``None`` value is no value.
+    """
+    return Issue((path,) if path else (), rule, message, MISSING if value is None else value, subject=subject)
 
-    def line(self) -> str:
-        where = f"{self.subject}: {self.path}" if self.path else self.subject
-        shown = "" if self.value is None else f" (got {self.value!r})"
-        return f"{where}: [{self.rule}] {self.message}{shown}"
+
+def finding_line(issue: Issue) -> str:
+    """``subject: path: [rule] message (got value)`` — one line of a failed verdict."""
+    where = f"{issue.subject}: {issue.where}" if issue.where else issue.subject
+    shown = "" if issue.value is MISSING else f" (got {issue.value!r})"
+    return f"{where}: [{issue.rule}] {issue.message}{shown}"
+
+
+def finding_dict(issue: Issue) -> dict[str, Any]:
+    return {
+        "subject": issue.subject,
+        "path": issue.where,
+        "rule": issue.rule,
+        "message": issue.message,
+        "value": plain_value(issue.value),
+    }
 
 
 @dataclass
@@ -49,7 +61,7 @@ class Verdict:
     check: str
     status: Status
     summary: str
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
     #: how many things were checked (rules, releases, command lines…), for the figures
     count: int = 0
@@ -68,5 +80,5 @@ class Verdict:
             "status": self.status,
             "summary": self.summary,
             "count": self.count,
-            "findings": [f.__dict__ for f in self.findings],
+            "findings": [finding_dict(f) for f in self.findings],
         }

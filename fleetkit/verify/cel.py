@@ -35,8 +35,9 @@ try:  # a dependency of the kit; without it the verdict says so instead of passi
 except ImportError:  # pragma: no cover - exercised only in a broken install
     celengine = None  # type: ignore[assignment]
 
+from fleetkit.issue import Issue
 from fleetkit.schema import crd_schema
-from fleetkit.verify import Finding, Verdict
+from fleetkit.verify import Verdict, finding
 
 RULE_FAILED = "cel.rule-failed"
 RULE_ERROR = "cel.evaluation-error"
@@ -178,7 +179,7 @@ def _rules_at(
             yield from _rules_at(schema["items"], item, f"{path}[{i}]")
 
 
-def check_object(obj: Mapping[str, Any]) -> tuple[list[Finding], dict[str, int]]:
+def check_object(obj: Mapping[str, Any]) -> tuple[list[Issue], dict[str, int]]:
     """(findings, counts: evaluated / transition / not_checked) for one object (no CRD: nothing)."""
     counts = {"evaluated": 0, "transition": 0, "not_checked": 0}
     schema = crd_schema(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
@@ -186,7 +187,7 @@ def check_object(obj: Mapping[str, Any]) -> tuple[list[Finding], dict[str, int]]
         return [], counts
     md = obj.get("metadata") or {}
     subject = f"{obj.get('kind')} {md.get('namespace') or '-'}/{md.get('name')}"
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     for path, rule, value in _rules_at(schema, dict(obj), ""):
         expr = str(rule.get("rule", ""))
         if re.search(r"\boldSelf\b", expr):
@@ -196,7 +197,7 @@ def check_object(obj: Mapping[str, Any]) -> tuple[list[Finding], dict[str, int]]
         if missing:
             counts["not_checked"] += 1
             findings.append(
-                Finding(
+                finding(
                     subject,
                     path,
                     RULE_NOT_CHECKED,
@@ -210,10 +211,10 @@ def check_object(obj: Mapping[str, Any]) -> tuple[list[Finding], dict[str, int]]
         try:
             ok = evaluate(expr, value)
         except (RuntimeError, TypeError, ValueError) as err:
-            findings.append(Finding(subject, field, RULE_ERROR, f"{err}", expr))
+            findings.append(finding(subject, field, RULE_ERROR, f"{err}", expr))
             continue
         if ok is not True:
-            findings.append(Finding(subject, field, RULE_FAILED, _message(rule, value), expr))
+            findings.append(finding(subject, field, RULE_FAILED, _message(rule, value), expr))
     return findings, counts
 
 
@@ -236,7 +237,7 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
             [],
             0.0,
         )
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     totals = {"evaluated": 0, "transition": 0, "not_checked": 0}
     objects = 0
     for obj in manifests:

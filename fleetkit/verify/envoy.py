@@ -38,7 +38,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetkit.verify import Finding, Verdict
+from fleetkit.issue import Issue
+from fleetkit.verify import Verdict, finding
 
 TIMEOUT_S = 120
 RULE_INVALID = "envoy.invalid"
@@ -208,7 +209,7 @@ def _place(patch: Mapping[str, Any], parts: dict[str, list[Any]]) -> str:
     return ""
 
 
-def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
+def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Issue], int]:
     """(findings, patches validated) for one EnvoyFilter manifest.
 
     All its placeable patches go into one bootstrap, so references between them (a route patch naming
@@ -216,7 +217,7 @@ def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
     """
     md = obj.get("metadata") or {}
     subject = f"EnvoyFilter {md.get('namespace') or '-'}/{md.get('name')}"
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     parts: dict[str, list[Any]] = {
         k: [] for k in ("http_filters", "network_filters", "clusters", "listeners", "virtual_hosts", "routes")
     }
@@ -225,7 +226,7 @@ def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
         why = _place(patch, parts)
         if why:
             findings.append(
-                Finding(subject, f"spec.configPatches[{i}]", RULE_NOT_CHECKED, f"not checked: {why}")
+                finding(subject, f"spec.configPatches[{i}]", RULE_NOT_CHECKED, f"not checked: {why}")
             )
         else:
             placed.append(i)
@@ -237,7 +238,7 @@ def check_envoy_filter(obj: Mapping[str, Any]) -> tuple[list[Finding], int]:
                 if len(placed) == 1
                 else f"spec.configPatches[{', '.join(str(i) for i in placed)}]"
             )
-            findings.append(Finding(subject, where, RULE_INVALID, reason or "envoy rejected it"))
+            findings.append(finding(subject, where, RULE_INVALID, reason or "envoy rejected it"))
     return findings, len(placed)
 
 
@@ -257,7 +258,7 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
             [],
             time.perf_counter() - started,
         )
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     checked = 0
     for obj in filters:
         got, n = check_envoy_filter(obj)

@@ -33,7 +33,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
-from fleetkit.verify import Finding, Verdict
+from fleetkit.issue import Issue
+from fleetkit.verify import Verdict, finding
 
 CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -222,16 +223,16 @@ def schema_errors(values: Mapping[str, Any], ch: Chart) -> list[tuple[str, str]]
 
 def check_release(
     subject: str, chart_name: str, version: str, values: Mapping[str, Any]
-) -> list[Finding] | None:
+) -> list[Issue] | None:
     """Findings for one release; ``None`` when the chart/version is not vendored."""
     ch = chart(chart_name, version)
     if ch is None:
         return None
     out = [
-        Finding(subject, f"values.{p}" if p else "values", RULE_SCHEMA, m)
+        finding(subject, f"values.{p}" if p else "values", RULE_SCHEMA, m)
         for p, m in schema_errors(values, ch)
     ]
-    out += [Finding(subject, f"values.{p}", rule, m) for p, rule, m in unknown_keys(values, ch)]
+    out += [finding(subject, f"values.{p}", rule, m) for p, rule, m in unknown_keys(values, ch)]
     return out
 
 
@@ -252,13 +253,13 @@ def releases(resources: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str
 def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
     started = time.perf_counter()
     rels = releases(resources)
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     missing: list[str] = []
     for subject, name, version, values in rels:
         got = check_release(subject, name, version, values)
         if got is None and name in NOT_VENDORED:
             findings.append(
-                Finding(subject, f"values of {name} (not vendored)", RULE_NOT_CHECKED, NOT_VENDORED[name])
+                finding(subject, f"values of {name} (not vendored)", RULE_NOT_CHECKED, NOT_VENDORED[name])
             )
         elif got is None:
             missing.append(f"{name} {version}")
@@ -268,7 +269,7 @@ def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
     unchecked = [f for f in findings if f.rule == RULE_NOT_CHECKED]
     if missing:
         findings += [
-            Finding(m, "", RULE_NO_CHART, f"no vendored values for chart {m} (have: {', '.join(vendored())})")
+            finding(m, "", RULE_NO_CHART, f"no vendored values for chart {m} (have: {', '.join(vendored())})")
             for m in sorted(set(missing))
         ]
     n = len(rels)
@@ -280,6 +281,6 @@ def verify(resources: Iterable[Mapping[str, Any]]) -> Verdict:
         status, summary = "pass", f"{n} release(s) valid"
         if unchecked:
             summary += (
-                f" (not checked: {', '.join(sorted({f.path.removeprefix('values.') for f in unchecked}))})"
+                f" (not checked: {', '.join(sorted({f.where.removeprefix('values.') for f in unchecked}))})"
             )
     return Verdict("chart values", status, summary, findings, time.perf_counter() - started, n)  # type: ignore[arg-type]

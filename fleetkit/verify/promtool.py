@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from fleetkit.verify import Finding, Verdict
+from fleetkit.issue import Issue
+from fleetkit.verify import Verdict, finding
 from fleetkit.verify.alert_tests import unit_tests
 
 TIMEOUT_S = 120
@@ -138,6 +139,71 @@ def _failures(output: str, files: Mapping[str, str]) -> list[tuple[str, str]]:
     return out
 
 
+def _write_inputs(
+    root: Path, rule_objs: list[Mapping[str, Any]]
+) -> tuple[dict[str, str], list[str], int, list[Issue]]:
+    """Each PrometheusRule's groups (``rules-<i>.yaml``) and their alert tests (``tests-<i>.yaml``) under
+    ``root``: (file -> subject, test files, alert test cases, alerts with no test)."""
+    files: dict[str, str] = {}
+    tests: list[str] = []
+    n_tests = 0
+    untested_findings: list[Issue] = []
+    for i, obj in enumerate(rule_objs):
+        groups = list((obj.get("spec") or {}).get("groups") or [])
+        name = f"rules-{i}.yaml"
+        (root / name).write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+        files[name] = _subject(obj)
+        test_doc, untested = unit_tests(name, groups)
+        untested_findings += [finding(_subject(obj), f"alert {a}", RULE_UNTESTED, why) for a, why in untested]
+        if test_doc["tests"]:
+            tname = f"tests-{i}.yaml"
+            (root / tname).write_text(yaml.safe_dump(test_doc, sort_keys=False), encoding="utf-8")
+            tests.append(tname)
+            files[tname] = _subject(obj)
+            n_tests += sum(len(t["alert_rule_test"]) for t in test_doc["tests"])
+    return files, tests, n_tests, untested_findings
+
+
+def _check_findings(proc: subprocess.Popen[str] | None, files: Mapping[str, str]) -> list[Issue]:
+    """``promtool check rules`` said: one issue per error line, on the rule object it names."""
+    if proc is None:
+        return []
+    code, out = _wait(proc)
+    if not code:
+        return []
+    return [finding(s, "spec.groups", RULE_CHECK, m) for s, m in _failures(out, files)] or [
+        finding("PrometheusRule", "spec.groups", RULE_CHECK, out.strip()[-500:])
+    ]
+
+
+def _test_findings(proc: subprocess.Popen[str] | None, files: Mapping[str, str]) -> list[Issue]:
+    """``promtool test rules`` said: one issue per failed alert test."""
+    if proc is None:
+        return []
+    code, out = _wait(proc)
+    if not code:
+        return []
+    return [finding(files[t], "spec.groups", RULE_TEST, msg) for t, msg in _test_failures(out)] or [
+        finding("PrometheusRule", "spec.groups", RULE_TEST, out.strip()[-500:])
+    ]
+
+
+def _promql_findings(proc: subprocess.Popen[str] | None, exprs: list[tuple[str, str, str]]) -> list[Issue]:
+    """The PromQL parse run said: one issue per expression that does not parse, where it came from."""
+    if proc is None:
+        return []
+    code, out = _wait(proc)
+    if not code:
+        return []
+    found = []
+    for line in out.splitlines():
+        m = re.search(r'rule (\d+), "fleetkit:promql_check:\d+": (.*)$', line)
+        if m:
+            subject, path, expr = exprs[int(m.group(1)) - 1]
+            found.append(finding(subject, path, RULE_PROMQL, m.group(2), expr))
+    return found or [finding("PromQL", "", RULE_PROMQL, out.strip()[-500:])]
+
+
 def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     started = time.perf_counter()
     objs = list(manifests)
@@ -156,38 +222,13 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
             [],
             time.perf_counter() - started,
         )
-    findings: list[Finding] = []
-    n_tests = 0
     with tempfile.TemporaryDirectory(prefix="fleetkit-promtool-") as tmp:
         root = Path(tmp)
-        files: dict[str, str] = {}
-        tests: list[str] = []
-        for i, obj in enumerate(rule_objs):
-            groups = list((obj.get("spec") or {}).get("groups") or [])
-            name = f"rules-{i}.yaml"
-            (root / name).write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
-            files[name] = _subject(obj)
-            test_doc, untested = unit_tests(name, groups)
-            findings += [Finding(_subject(obj), f"alert {a}", RULE_UNTESTED, why) for a, why in untested]
-            if test_doc["tests"]:
-                tname = f"tests-{i}.yaml"
-                (root / tname).write_text(yaml.safe_dump(test_doc, sort_keys=False), encoding="utf-8")
-                tests.append(tname)
-                files[tname] = _subject(obj)
-                n_tests += sum(len(t["alert_rule_test"]) for t in test_doc["tests"])
+        files, tests, n_tests, findings = _write_inputs(root, rule_objs)
         # the three promtool runs are independent: run them side by side
+        rule_files = [f for f in files if f.startswith("rules-")]
         check = (
-            _start(
-                [
-                    exe,
-                    "check",
-                    "rules",
-                    "--lint=all",
-                    "--lint-fatal",
-                    *[f for f in files if f.startswith("rules-")],
-                ],
-                root,
-            )
+            _start([exe, "check", "rules", "--lint=all", "--lint-fatal", *rule_files], root)
             if rule_objs
             else None
         )
@@ -199,28 +240,8 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
                 yaml.safe_dump({"groups": [{"name": "promql", "rules": rules}]}), encoding="utf-8"
             )
             parse = _start([exe, "check", "rules", "promql.yaml"], root)
-        if check is not None:
-            code, out = _wait(check)
-            if code:
-                findings += [Finding(s, "spec.groups", RULE_CHECK, m) for s, m in _failures(out, files)] or [
-                    Finding("PrometheusRule", "spec.groups", RULE_CHECK, out.strip()[-500:])
-                ]
-        if test is not None:
-            code, out = _wait(test)
-            if code:
-                findings += [
-                    Finding(files[t], "spec.groups", RULE_TEST, msg) for t, msg in _test_failures(out)
-                ] or [Finding("PrometheusRule", "spec.groups", RULE_TEST, out.strip()[-500:])]
-        if parse is not None:
-            code, out = _wait(parse)
-            if code:
-                for line in out.splitlines():
-                    m = re.search(r'rule (\d+), "fleetkit:promql_check:\d+": (.*)$', line)
-                    if m:
-                        subject, path, expr = exprs[int(m.group(1)) - 1]
-                        findings.append(Finding(subject, path, RULE_PROMQL, m.group(2), expr))
-                if not any(f.rule == RULE_PROMQL for f in findings):
-                    findings.append(Finding("PromQL", "", RULE_PROMQL, out.strip()[-500:]))
+        findings += _check_findings(check, files) + _test_findings(test, files)
+        findings += _promql_findings(parse, exprs)
     seconds = time.perf_counter() - started
     summary = f"{n_rules} rules/{n_tests} tests, {len(exprs)} PromQL"
     if findings:

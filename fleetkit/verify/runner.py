@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from fleetkit.verify import Verdict, cel, envoy, helm_values, promtool, vllm_args
+from fleetkit.verify import Verdict, cel, envoy, finding_line, helm_values, promtool, vllm_args
 
 Manifests = list[dict[str, Any]]
 Resources = list[dict[str, Any]]
@@ -48,7 +48,7 @@ def verdict_text(verdicts: Iterable[Verdict], max_findings: int = 20) -> Text:
     for v in verdicts:
         shown = [f for f in v.findings if v.status == "fail" and not f.rule.endswith("not-checked")]
         for f in shown[:max_findings]:
-            text.append(f"\n  {v.check}: {f.line()}", style="red")
+            text.append(f"\n  {v.check}: {finding_line(f)}", style="red")
         if len(shown) > max_findings:
             text.append(f"\n  {v.check}: … {len(shown) - max_findings} more", style="red")
     return text

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetkit.verify import Finding, Verdict
+from fleetkit.issue import Issue
+from fleetkit.verify import Verdict, finding
 
 TABLE_FILE = Path(__file__).resolve().parent / "vllm-flags.json"
 
@@ -157,7 +158,7 @@ def _containers(obj: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]
 
 def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
     started = time.perf_counter()
-    findings: list[Finding] = []
+    findings: list[Issue] = []
     lines = 0
     for obj in manifests:
         if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet", "Pod", "Job"):
@@ -170,7 +171,7 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
                 continue
             lines += 1
             findings += [
-                Finding(subject, f"{path}.args ({p.index})", p.rule, p.message, p.value)
+                finding(subject, f"{path}.args ({p.index})", p.rule, p.message, p.value)
                 for p in check_args(args)
             ]
     seconds = time.perf_counter() - started

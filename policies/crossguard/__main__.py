@@ -12,6 +12,7 @@ file as a program.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -35,17 +36,24 @@ PACK_NAME = "fleetkit-guardrails"
 
 
 def _load_rules() -> ModuleType:
-    """The kit's module when the kit is importable, else the file beside this one (the pack's own venv)."""
+    """The kit's module when the kit is importable; else this directory loaded as a package of its own
+    (the pack's virtualenv), with the checkout on the path for ``fleetkit.issue`` — a standard-library-only
+    leaf whose package ``__init__`` imports nothing."""
     try:
         # reason: the pack's own venv may not have the kit; the fallback below loads the file
         from policies.crossguard import rules
     except ImportError:
-        path = Path(__file__).resolve().parent / "rules.py"
-        spec = importlib.util.spec_from_file_location("fleetkit_guardrail_rules", path)
+        here = Path(__file__).resolve().parent
+        if str(here.parents[1]) not in sys.path:
+            sys.path.append(str(here.parents[1]))
+        spec = importlib.util.spec_from_file_location(
+            "fleetkit_guardrails", here / "__init__.py", submodule_search_locations=[str(here)]
+        )
         assert spec is not None and spec.loader is not None
-        rules = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = rules
-        spec.loader.exec_module(rules)
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = package
+        spec.loader.exec_module(package)
+        rules = importlib.import_module("fleetkit_guardrails.rules")
     return rules
 
 

@@ -1,9 +1,8 @@
 """Guardrails on node access, API exposure, autoscaling signals and mesh traffic (issue-14 defects).
 
-Checks only: :mod:`policies.crossguard.rules` wraps each in a ``Rule`` and runs it in the pack and in
-``fleetkit preview``. Standard library only, and no import of ``rules`` (which imports this module):
-a record is anything with ``type``, ``name``, ``inputs``, ``get(*path)``, ``kind``, ``namespace``,
-``k8s_name`` and ``ref`` (``rules.Resource``). What each check relies on:
+Checks only (pure functions over :class:`~policies.crossguard.records.Resource` records):
+:mod:`policies.crossguard.rules` wraps each in a ``Rule`` and runs it in the pack and in
+``fleetkit preview``. Standard library only. What each check relies on:
 
 * ``imds-hop-limit`` — with IMDSv2 and ``HttpPutResponseHopLimit`` 1 the token response cannot cross
   the extra hop into a pod's network namespace, so pods cannot read the node role's credentials and
@@ -56,21 +55,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-UNKNOWN = "(known after apply)"
+from .records import UNKNOWN, Resource, as_list, as_map
+
 OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 ISTIO_MERGED_METRICS_PORT = 15020
 _MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"')
 
-Record = Any  # rules.Resource (duck-typed, see the module docstring)
+Record = Resource
 Finding = tuple[Record | None, str]
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 def _k8s(res: Record, group_version: str, kind: str) -> bool:
@@ -79,19 +71,19 @@ def _k8s(res: Record, group_version: str, kind: str) -> bool:
 
 def _selects(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
     """``matchLabels`` only (what the kit renders); an empty selector selects nothing here."""
-    match = _map(selector.get("matchLabels")) if "matchLabels" in selector else selector
+    match = as_map(selector.get("matchLabels")) if "matchLabels" in selector else selector
     return bool(match) and all(labels.get(k) == v for k, v in match.items())
 
 
 def pod_labels(dep: Record) -> Mapping[str, Any]:
-    return _map(dep.get("spec", "template", "metadata", "labels"))
+    return as_map(dep.get("spec", "template", "metadata", "labels"))
 
 
 # --------------------------------------------------------------------------- node metadata (IMDS)
 def check_imds_hop_limit(res: Record) -> Iterator[str]:
     if res.type != "aws:ec2/launchTemplate:LaunchTemplate":
         return
-    opts = _map(res.get("metadataOptions"))
+    opts = as_map(res.get("metadataOptions"))
     hop = opts.get("httpPutResponseHopLimit")
     if hop != UNKNOWN and (hop is None or (isinstance(hop, int) and hop > 1)):
         shown = "unset (1 only when IMDSv2 is required and the AMI says so)" if hop is None else str(hop)
@@ -107,21 +99,21 @@ def check_imds_hop_limit(res: Record) -> Iterator[str]:
 # --------------------------------------------------------------------------- API endpoint exposure
 def check_api_endpoint(res: Record) -> Iterator[str]:
     if res.type == "aws:eks/cluster:Cluster":
-        vpc = _map(res.get("vpcConfig"))
+        vpc = as_map(res.get("vpcConfig"))
         public = vpc.get("endpointPublicAccess", True)
         cidrs = vpc.get("publicAccessCidrs")
         if public is True and cidrs != UNKNOWN:
-            ranges = [c for c in _list(cidrs) if isinstance(c, str)]
+            ranges = [c for c in as_list(cidrs) if isinstance(c, str)]
             if not ranges or OPEN_CIDRS & set(ranges):
                 yield (
                     f"EKS cluster {res.name}: the public API endpoint accepts {', '.join(ranges) or '0.0.0.0/0 (the default)'}; "
                     "list the admin and peer-cluster egress CIDRs in publicAccessCidrs or turn the public endpoint off"
                 )
     elif res.type == "gcp:container/cluster:Cluster":
-        private = _map(res.get("privateClusterConfig")).get("enablePrivateEndpoint") is True
+        private = as_map(res.get("privateClusterConfig")).get("enablePrivateEndpoint") is True
         blocks = [
             b.get("cidrBlock")
-            for b in _list(_map(res.get("masterAuthorizedNetworksConfig")).get("cidrBlocks"))
+            for b in as_list(as_map(res.get("masterAuthorizedNetworksConfig")).get("cidrBlocks"))
             if isinstance(b, Mapping)
         ]
         if not private and (not blocks or OPEN_CIDRS & set(blocks)):
@@ -130,8 +122,8 @@ def check_api_endpoint(res: Record) -> Iterator[str]:
                 "set masterAuthorizedNetworksConfig.cidrBlocks"
             )
     elif res.type == "azure-native:containerservice:ManagedCluster":
-        access = _map(res.get("apiServerAccessProfile"))
-        ranges = [c for c in _list(access.get("authorizedIPRanges")) if isinstance(c, str)]
+        access = as_map(res.get("apiServerAccessProfile"))
+        ranges = [c for c in as_list(access.get("authorizedIPRanges")) if isinstance(c, str)]
         if access.get("enablePrivateCluster") is not True and (not ranges or OPEN_CIDRS & set(ranges)):
             yield (
                 f"AKS cluster {res.name}: no authorizedIPRanges restrict the public API server; set "
@@ -143,9 +135,9 @@ def check_api_endpoint(res: Record) -> Iterator[str]:
 def _static_target_labels(monitor: Record) -> dict[str, str]:
     """Labels a PodMonitor gives every series of its targets: static ``replace`` relabelings + namespace."""
     out = {"namespace": monitor.namespace}
-    for endpoint in _list(monitor.get("spec", "podMetricsEndpoints")):
-        for rl in _list(_map(endpoint).get("relabelings")):
-            rl = _map(rl)
+    for endpoint in as_list(monitor.get("spec", "podMetricsEndpoints")):
+        for rl in as_list(as_map(endpoint).get("relabelings")):
+            rl = as_map(rl)
             if (
                 rl.get("action", "replace") == "replace"
                 and not rl.get("sourceLabels")
@@ -166,7 +158,7 @@ def _labels_by_deployment(resources: Sequence[Record]) -> dict[tuple[str, str], 
         out[(dep.namespace, dep.k8s_name)] = [
             _static_target_labels(m)
             for m in monitors
-            if m.namespace == dep.namespace and _selects(_map(m.get("spec", "selector")), labels)
+            if m.namespace == dep.namespace and _selects(as_map(m.get("spec", "selector")), labels)
         ]
     return out
 
@@ -179,9 +171,9 @@ def check_autoscaler_signals(resources: Sequence[Record]) -> Iterator[Finding]:
         target = (so.namespace, str(so.get("spec", "scaleTargetRef", "name", default="")))
         if target not in scraped:
             continue  # not a Deployment of this stack
-        for trig in _list(so.get("spec", "triggers")):
-            trig = _map(trig)
-            query = _map(trig.get("metadata")).get("query")
+        for trig in as_list(so.get("spec", "triggers")):
+            trig = as_map(trig)
+            query = as_map(trig.get("metadata")).get("query")
             if trig.get("type") != "prometheus" or not isinstance(query, str) or query == UNKNOWN:
                 continue
             matchers = set(_MATCHER.findall(query))
@@ -212,11 +204,11 @@ def _scraped_on_merged_port(labels: Mapping[str, Any], resources: Sequence[Recor
     for m in resources:
         if not _k8s(m, "monitoring.coreos.com/v1", "PodMonitor") or m.namespace != ns:
             continue
-        if not _selects(_map(m.get("spec", "selector")), labels):
+        if not _selects(as_map(m.get("spec", "selector")), labels):
             continue
-        for endpoint in _list(m.get("spec", "podMetricsEndpoints")):
-            for rl in _list(_map(endpoint).get("relabelings")):
-                rl = _map(rl)
+        for endpoint in as_list(m.get("spec", "podMetricsEndpoints")):
+            for rl in as_list(as_map(endpoint).get("relabelings")):
+                rl = as_map(rl)
                 if rl.get("targetLabel") == "__address__" and str(rl.get("replacement", "")).endswith(
                     f":{ISTIO_MERGED_METRICS_PORT}"
                 ):
@@ -233,7 +225,7 @@ def check_dead_metrics_rule(resources: Sequence[Record]) -> Iterator[Finding]:
             continue
         if ap.get("spec", "action", default="ALLOW") != "ALLOW":
             continue
-        selector = _map(ap.get("spec", "selector"))
+        selector = as_map(ap.get("spec", "selector"))
         pods = [
             d
             for d in deployments
@@ -242,11 +234,11 @@ def check_dead_metrics_rule(resources: Sequence[Record]) -> Iterator[Finding]:
         merged = [d for d in pods if _scraped_on_merged_port(pod_labels(d), resources, ap.namespace)]
         if not merged:
             continue
-        for i, rule in enumerate(_list(ap.get("spec", "rules"))):
+        for i, rule in enumerate(as_list(ap.get("spec", "rules"))):
             paths = [
                 p
-                for to in _list(_map(rule).get("to"))
-                for p in _list(_map(_map(to).get("operation")).get("paths"))
+                for to in as_list(as_map(rule).get("to"))
+                for p in as_list(as_map(as_map(to).get("operation")).get("paths"))
             ]
             if "/metrics" in paths:
                 yield (
@@ -277,7 +269,7 @@ GPU_CLASS_LABEL = "fleetkit.dev/gpu-class"
 def _min_replicas(dep: Record, resources: Sequence[Record]) -> int:
     name, ns = dep.k8s_name, dep.namespace
     for r in resources:
-        if r.namespace != ns or _map(r.get("spec", "scaleTargetRef")).get("name") != name:
+        if r.namespace != ns or as_map(r.get("spec", "scaleTargetRef")).get("name") != name:
             continue
         if _k8s(r, "keda.sh/v1alpha1", "ScaledObject"):
             value = r.get("spec", "minReplicaCount", default=0)
@@ -295,7 +287,7 @@ class _Mesh:
     def __init__(self, resources: Sequence[Record]) -> None:
         self.resources = resources
         self.services = {
-            (r.namespace, r.k8s_name): _map(r.get("spec", "selector"))
+            (r.namespace, r.k8s_name): as_map(r.get("spec", "selector"))
             for r in resources
             if _k8s(r, "core/v1", "Service")
         }
@@ -303,9 +295,9 @@ class _Mesh:
         for dr in resources:
             if dr.type.startswith("kubernetes:networking.istio.io/") and dr.type.endswith(":DestinationRule"):
                 host = str(dr.get("spec", "host", default=""))
-                for sub in _list(dr.get("spec", "subsets")):
-                    sub = _map(sub)
-                    self.subsets[(host, str(sub.get("name")))] = _map(sub.get("labels"))
+                for sub in as_list(dr.get("spec", "subsets")):
+                    sub = as_map(sub)
+                    self.subsets[(host, str(sub.get("name")))] = as_map(sub.get("labels"))
         self.deployments = [r for r in resources if _k8s(r, "apps/v1", "Deployment")]
 
     def always_on(self, host: str, subset: str | None) -> list[str]:
@@ -341,12 +333,12 @@ def _where(dest: Mapping[str, Any]) -> str:
 def check_weighted_subsets(resources: Sequence[Record]) -> Iterator[Finding]:
     mesh = _Mesh(resources)
     for vs in _virtual_services(resources):
-        for route in _list(vs.get("spec", "http")):
-            route = _map(route)
+        for route in as_list(vs.get("spec", "http")):
+            route = as_map(route)
             weighted = [
-                _map(_map(d).get("destination"))
-                for d in _list(route.get("route"))
-                if _map(d).get("weight", 0) != 0
+                as_map(as_map(d).get("destination"))
+                for d in as_list(route.get("route"))
+                if as_map(d).get("weight", 0) != 0
             ]
             if len(weighted) < 2:
                 continue
@@ -369,9 +361,9 @@ def check_weighted_subsets(resources: Sequence[Record]) -> Iterator[Finding]:
 def check_mirror_local(resources: Sequence[Record]) -> Iterator[Finding]:
     mesh = _Mesh(resources)
     for vs in _virtual_services(resources):
-        for route in _list(vs.get("spec", "http")):
-            route = _map(route)
-            mirror = _map(route.get("mirror"))
+        for route in as_list(vs.get("spec", "http")):
+            route = as_map(route)
+            mirror = as_map(route.get("mirror"))
             if mirror and not mesh.always_on(str(mirror.get("host", "")), mirror.get("subset")):
                 yield (
                     vs,
@@ -385,7 +377,7 @@ def check_mirror_local(resources: Sequence[Record]) -> Iterator[Finding]:
 
 def _multi_network(resources: Sequence[Record]) -> bool:
     for r in resources:
-        if NETWORK_LABEL in _map(r.get("metadata", "labels")) or NETWORK_LABEL in _map(
+        if NETWORK_LABEL in as_map(r.get("metadata", "labels")) or NETWORK_LABEL in as_map(
             r.get("values", "labels")
         ):
             return True
@@ -400,10 +392,12 @@ def check_failover_priority(resources: Sequence[Record]) -> Iterator[Finding]:
             dr.type.startswith("kubernetes:networking.istio.io/") and dr.type.endswith(":DestinationRule")
         ):
             continue
-        policies = [_map(dr.get("spec", "trafficPolicy"))]
-        policies += [_map(_map(s).get("trafficPolicy")) for s in _list(dr.get("spec", "subsets"))]
+        policies = [as_map(dr.get("spec", "trafficPolicy"))]
+        policies += [as_map(as_map(s).get("trafficPolicy")) for s in as_list(dr.get("spec", "subsets"))]
         for tp in policies:
-            prio = _list(_map(_map(tp.get("loadBalancer")).get("localityLbSetting")).get("failoverPriority"))
+            prio = as_list(
+                as_map(as_map(tp.get("loadBalancer")).get("localityLbSetting")).get("failoverPriority")
+            )
             custom = [p for p in prio if isinstance(p, str) and p.split("=", 1)[0] not in TOPOLOGY_LABELS]
             if custom:
                 yield (
@@ -433,7 +427,7 @@ def check_node_autoscaler(resources: Sequence[Record]) -> Iterator[Finding]:
     for ng in resources:
         if ng.type != "aws:eks/nodeGroup:NodeGroup":
             continue
-        scaling = _map(ng.get("scalingConfig"))
+        scaling = as_map(ng.get("scalingConfig"))
         lo, hi = scaling.get("minSize"), scaling.get("maxSize")
         if isinstance(lo, int) and isinstance(hi, int) and (lo == 0 or lo < hi):
             yield (
@@ -458,9 +452,9 @@ def check_hpa_adapter(resources: Sequence[Record]) -> Iterator[Finding]:
         ):
             continue
         custom = [
-            str(_map(m).get("type"))
-            for m in _list(hpa.get("spec", "metrics"))
-            if _map(m).get("type") in ("Pods", "Object", "External")
+            str(as_map(m).get("type"))
+            for m in as_list(hpa.get("spec", "metrics"))
+            if as_map(m).get("type") in ("Pods", "Object", "External")
         ]
         if custom:
             yield (

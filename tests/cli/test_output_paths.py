@@ -25,7 +25,7 @@ def no_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("rendering started before the output path was checked")
 
     monkeypatch.setattr("fleetkit.cli.preview_fleet", boom)
-    monkeypatch.setattr("fleetkit.review.cli.review", boom)
+    monkeypatch.setattr("fleetkit.review.command.review", boom)
 
 
 def _invoke(*args: str) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from fleetkit.preview import SECRET, run_stack
 PROGRAM = textwrap.dedent(
     """
     import pulumi, pulumi_kubernetes as k8s
-    from components.policy_set import PolicySet, PolicySetArgs
+    from components.policy_manifests import PolicyManifests, PolicyManifestsArgs
 
     cfg = pulumi.Config("fleetkit")
     provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret("apiVersion: v1\\nkind: Config"))
@@ -26,7 +26,7 @@ PROGRAM = textwrap.dedent(
          "metadata": {"name": "m", "namespace": "llm"},
          "spec": {"host": "m.llm.svc.cluster.local", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 10}}}}},
     ]
-    ps = PolicySet("pol", PolicySetArgs(manifests=manifests), pulumi.ResourceOptions(provider=provider))
+    ps = PolicyManifests("pol", PolicyManifestsArgs(manifests=manifests), pulumi.ResourceOptions(provider=provider))
     peer = pulumi.StackReference(cfg.get("peer") or "org/fleetkit/none")
     pulumi.export("objects", ps.object_count)
     pulumi.export("peerEndpoint", peer.get_output("endpoint"))

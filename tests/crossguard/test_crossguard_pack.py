@@ -31,13 +31,19 @@ def test_policies_package_never_imports_pulumi() -> None:
 
 
 def test_rules_module_is_standard_library_only() -> None:
-    # the pack's own virtualenv has only pulumi-policy: rules.py must load on its own, outside the kit
+    # the pack's own virtualenv has only pulumi-policy: the rule modules must load on their own, outside
+    # the kit, the way __main__._load_rules loads them (this directory as a package, the checkout on the
+    # path for the one kit module they use, fleetkit.issue — itself standard library only)
     code = (
-        "import importlib.util, sys; "
-        f"spec = importlib.util.spec_from_file_location('r', {str(PACK_DIR / 'rules.py')!r}); "
-        "m = importlib.util.module_from_spec(spec); sys.modules['r'] = m; spec.loader.exec_module(m); "
+        "import importlib, importlib.util, sys; "
+        f"sys.path.append({str(PACK_DIR.parents[1])!r}); "
+        "spec = importlib.util.spec_from_file_location("
+        f"'fleetkit_guardrails', {str(PACK_DIR / '__init__.py')!r}, submodule_search_locations=[{str(PACK_DIR)!r}]); "
+        "p = importlib.util.module_from_spec(spec); sys.modules[spec.name] = p; spec.loader.exec_module(p); "
+        "m = importlib.import_module('fleetkit_guardrails.rules'); "
         f"assert len(m.RULES) == {len(rules.RULES)}; "
-        "assert not [x for x in sys.modules if x.split('.')[0] in ('policies', 'fleetkit', 'pydantic', 'yaml')]"
+        "kit = sorted(x for x in sys.modules if x.split('.')[0] in ('policies', 'fleetkit', 'pydantic', 'yaml')); "
+        "assert kit == ['fleetkit', 'fleetkit.issue'], kit"
     )
     subprocess.run([sys.executable, "-I", "-c", code], check=True, cwd="/")
 

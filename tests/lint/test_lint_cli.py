@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from fleetkit.lint import RULES
-from fleetkit.lint.cli import lint_command
+from fleetkit.lint.command import lint_command
 
 CORPUS = Path(__file__).parent / "corpus"
 GOOD = Path(__file__).parent / "examples" / "good-mesh.yaml"
@@ -169,7 +169,7 @@ def test_unusable_input_reports_every_problem_with_file_path_and_rule(tmp_path: 
 
 def test_python_dash_m_entry_point() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "fleetkit.lint.cli", str(ERRORS), "--format", "json"],
+        [sys.executable, "-m", "fleetkit.lint.command", str(ERRORS), "--format", "json"],
         capture_output=True,
         text=True,
         check=False,

@@ -96,7 +96,7 @@ def test_findings_carry_the_istioctl_code() -> None:
 def test_sarif_keeps_the_rule_id_and_the_istioctl_code() -> None:
     import json
 
-    from fleetkit.lint.output import render_sarif
+    from fleetkit.lint.formats import render_sarif
 
     findings = lint_paths([CORPUS / "FK113-host-not-in-gateway" / "fail.yaml"])
     run = json.loads(render_sarif(findings, notes=["x: y"]))["runs"][0]

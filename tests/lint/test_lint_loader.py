@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleetkit.errors import SpecError
-from fleetkit.lint.loader import load_paths
+from fleetkit.lint.documents import load_paths
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\n"
 
@@ -19,7 +19,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def problems(exc: pytest.ExceptionInfo[SpecError]) -> list[tuple[str, str, str]]:
-    return [(Path(p.file).name, p.path, p.rule) for p in exc.value.problems]
+    return [(Path(p.file).name, p.where, p.rule) for p in exc.value.problems]
 
 
 def test_multi_document_and_list(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_syntax_error_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_paths([tmp_path / "bad.yaml"])
     [problem] = exc.value.problems
-    assert problem.rule == "yaml-syntax" and problem.path.startswith("line 6")
+    assert problem.rule == "yaml-syntax" and problem.where.startswith("line 6")
 
 
 def test_nested_duplicate_key_path(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_nested_duplicate_key_path(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_paths([tmp_path / "vs.yaml"])
     [problem] = exc.value.problems
-    assert (problem.path, problem.rule) == ("spec.http[0].timeout", "duplicate-key")
+    assert (problem.path, problem.rule) == (("spec", "http", 0, "timeout"), "duplicate-key")
     assert "lines 6 and 7" in problem.message
 
 

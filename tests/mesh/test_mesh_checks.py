@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.loader import load_fleet
 from fleetkit.mesh_checks import check_mesh
 from mesh import topology
@@ -28,13 +28,13 @@ def edit(root: Path, rel: str, fn: Callable[[dict[str, Any]], object]) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def problems(root: Path) -> list[Problem]:
+def problems(root: Path) -> list[Issue]:
     with pytest.raises(SpecError) as err:
         load_fleet(root)
     return err.value.problems
 
 
-def find(found: list[Problem], rule: str) -> list[Problem]:
+def find(found: list[Issue], rule: str) -> list[Issue]:
     hits = [p for p in found if p.rule == rule]
     assert hits, f"no {rule} in:\n" + "\n".join(p.render() for p in found)
     return hits
@@ -47,7 +47,7 @@ def test_the_demo_fleet_is_clean(project_root: Path) -> None:
 def test_duplicate_cluster_name(tmp_project: Path) -> None:
     edit(tmp_project, USW2, lambda c: c["fleetkit:mesh"].update(cluster_name="aws-use1"))
     hits = find(problems(tmp_project), "mesh.duplicate-cluster-name")
-    assert {(p.file, p.path, p.value) for p in hits} == {
+    assert {(p.file, p.where, p.value) for p in hits} == {
         (USE1, "fleetkit:mesh.cluster_name", "aws-use1"),
         (USW2, "fleetkit:mesh.cluster_name", "aws-use1"),
     }
@@ -56,7 +56,7 @@ def test_duplicate_cluster_name(tmp_project: Path) -> None:
 def test_mismatched_mesh_id(tmp_project: Path) -> None:
     edit(tmp_project, EUS, lambda c: c["fleetkit:mesh"].update(mesh_id="other-mesh"))
     [hit] = find(problems(tmp_project), "mesh.mesh-id-mismatch")
-    assert (hit.file, hit.path, hit.value) == (EUS, "fleetkit:mesh.mesh_id", "other-mesh")
+    assert (hit.file, hit.where, hit.value) == (EUS, "fleetkit:mesh.mesh_id", "other-mesh")
     assert "fleetkit-mesh" in hit.message
 
 
@@ -76,7 +76,7 @@ def test_failover_to_a_region_outside_the_fleet(tmp_project: Path) -> None:
         ),
     )
     [hit] = find(problems(tmp_project), "ref.unknown-region")
-    assert (hit.file, hit.path, hit.value) == (USE1, "fleetkit:policies.failover.regions[1]", "us-east-2")
+    assert (hit.file, hit.where, hit.value) == (USE1, "fleetkit:policies.failover.regions[1]", "us-east-2")
     assert "europe-west4" in hit.message  # lists the fleet's regions
 
 
@@ -84,7 +84,7 @@ def test_trust_root_stack_missing(tmp_project: Path) -> None:
     (tmp_project / ROOT_FILE).unlink()
     # every region stack inherits the name from the fleet file: one problem, at the line that sets it
     [hit] = find(problems(tmp_project), "mesh.trust-root-missing")
-    assert (hit.file, hit.path, hit.value) == (FLEET, "fleetkit.mesh.trust_root_stack", "mesh-root")
+    assert (hit.file, hit.where, hit.value) == (FLEET, "fleetkit.mesh.trust_root_stack", "mesh-root")
     assert "no role: trust-root stack" in hit.message
 
 
@@ -93,27 +93,28 @@ def test_trust_root_is_a_region_stack_and_roots_differ(tmp_project: Path) -> Non
     found = problems(tmp_project)
     [not_root] = find(found, "mesh.trust-root-not-a-root")
     [mismatch] = find(found, "mesh.trust-root-mismatch")
-    assert not_root.file == mismatch.file == EUS and not_root.path == "fleetkit:mesh.trust_root_stack"
+    assert not_root.file == mismatch.file == EUS and not_root.where == "fleetkit:mesh.trust_root_stack"
 
 
 def test_kubernetes_too_old_for_istio(tmp_project: Path) -> None:
     edit(tmp_project, USW2, lambda c: c["fleetkit:cluster"]["create"].update(kubernetes_version="1.31"))
     [hit] = find(problems(tmp_project), "mesh.kubernetes-too-old")
-    assert (hit.file, hit.path, hit.value) == (USW2, "fleetkit:cluster.create.kubernetes_version", "1.31")
+    assert (hit.file, hit.where, hit.value) == (USW2, "fleetkit:cluster.create.kubernetes_version", "1.31")
     assert "1.32" in hit.message
 
 
 def test_unsupported_istio_version(tmp_project: Path) -> None:
     edit(tmp_project, FLEET, lambda f: f["mesh"].update(istio_version="1.29.6"))
     [hit] = find(problems(tmp_project), "mesh.istio-version-unsupported")
-    assert (hit.file, hit.path, hit.value) == (FLEET, "fleetkit.mesh.istio_version", "1.29.6")
+    assert (hit.file, hit.where, hit.value) == (FLEET, "fleetkit.mesh.istio_version", "1.29.6")
     assert "1.30.3" in hit.message
 
 
 def test_network_without_east_west_gateway(tmp_project: Path) -> None:
     edit(tmp_project, EUS, lambda c: c["fleetkit:mesh"].update(east_west_gateway=False))
     [hit] = find(problems(tmp_project), "mesh.network-without-gateway")
-    assert (hit.file, hit.path) == (EUS, "fleetkit:mesh.east_west_gateway") and "net-azure-eus" in hit.message
+    assert (hit.file, hit.where) == (EUS, "fleetkit:mesh.east_west_gateway")
+    assert "net-azure-eus" in hit.message
 
 
 def test_a_network_with_one_gateway_is_enough(tmp_project: Path) -> None:
@@ -136,7 +137,7 @@ def test_stack_reference_syntax(tmp_project: Path, monkeypatch: pytest.MonkeyPat
     edit(tmp_project, USE1, lambda c: c["fleetkit:mesh"].update(trust_root_stack="acme/mesh-root"))
     monkeypatch.setenv(topology.STACK_REF_PREFIX_ENV, "acme")
     hits = find(problems(tmp_project), "mesh.stack-ref-syntax")
-    assert {(p.file, p.path) for p in hits} == {
+    assert {(p.file, p.where) for p in hits} == {
         (USE1, "fleetkit:mesh.trust_root_stack"),
         ("$FLEETKIT_STACK_REF_PREFIX", "(environment)"),
     }
@@ -179,7 +180,7 @@ def test_explicit_peer_stack_missing(tmp_project):
     ]
     path.write_text(yaml.safe_dump(doc))
     [hit] = find(problems(tmp_project), "mesh.peer-missing")
-    assert hit.file == "stacks/Pulumi.aws-us-east-1.yaml" and hit.path == "fleetkit:mesh.peers[3]"
+    assert hit.file == "stacks/Pulumi.aws-us-east-1.yaml" and hit.where == "fleetkit:mesh.peers[3]"
     assert hit.value == "aws-eu-west-9"
 
 
@@ -205,7 +206,7 @@ def test_peer_without_egress_cidrs_is_refused(tmp_project: Path) -> None:
     hits = find(problems(tmp_project), "mesh.east-west-source-unknown")
     # every other region's gateway would have to admit aws-us-west-2: each is told, at its own file
     assert {p.file for p in hits} == {USE1, EUS, "stacks/Pulumi.gcp-europe-west4.yaml"}
-    assert all("'aws-us-west-2'" in p.message and p.path.endswith("east_west_source_ranges") for p in hits)
+    assert all("'aws-us-west-2'" in p.message and p.where.endswith("east_west_source_ranges") for p in hits)
 
 
 def test_explicit_source_ranges_win(tmp_project: Path) -> None:
@@ -218,5 +219,5 @@ def test_explicit_source_ranges_win(tmp_project: Path) -> None:
 
 def test_egress_cidrs_are_typed(tmp_project: Path) -> None:
     edit(tmp_project, USE1, lambda c: c["fleetkit:mesh"].update(egress_cidrs=["198.51.100.999/32"]))
-    [hit] = [p for p in problems(tmp_project) if "egress_cidrs" in p.path]
+    [hit] = [p for p in problems(tmp_project) if "egress_cidrs" in p.where]
     assert hit.file == USE1 and "198.51.100.999/32" in hit.render()

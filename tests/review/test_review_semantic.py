@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from fleetkit.guardrails import Verdict
+from fleetkit.issue import Issue, Severity
 from fleetkit.lint import Finding
 from fleetkit.loader import load_fleet
 from fleetkit.review.core import Review, StackReview
+from fleetkit.review.formats import MARKDOWN_DIFF_BUDGET, to_json, to_markdown
 from fleetkit.review.gitrev import Revision
-from fleetkit.review.output import MARKDOWN_DIFF_BUDGET, to_json, to_markdown
 from fleetkit.review.semantic import Change, diff_stack
 from fleetkit.spec import RegionStackSpec
 
@@ -157,16 +158,17 @@ def _review(stack: StackReview) -> Review:
     return Review(Revision("HEAD", "a" * 40), "policies", None, [stack])
 
 
-def _finding(severity: str, suppressed: str | None) -> Finding:
-    return Finding(
-        "aws-us-east-1/manifests",
-        "VirtualService/llm/fleetkit-routes",
+def _finding(severity: Severity, suppressed: str | None) -> Finding:
+    issue = Issue(
+        ("spec", "http", 0, "timeout"),
         "FK107",
-        severity,
-        "spec.http[0].timeout: 30s is shorter than 60s",
-        "raise the timeout",
-        suppressed,
+        "30s is shorter than 60s",
+        severity=severity,
+        subject="VirtualService/llm/fleetkit-routes",
+        file="aws-us-east-1/manifests",
+        suppressed=suppressed,
     )
+    return Finding(issue, "raise the timeout")
 
 
 def test_suppressed_findings_are_listed_with_their_reason_and_never_fail() -> None:
@@ -176,7 +178,7 @@ def test_suppressed_findings_are_listed_with_their_reason_and_never_fail() -> No
         [Change("qos", "tier batch", "max_requests", "128", "64")],
         lint_introduced=[_finding("error", "batch route, clients retry")],
         guardrails_introduced=[
-            Verdict(
+            Verdict.of(
                 "model-pdb",
                 "mandatory",
                 "high",
@@ -204,7 +206,7 @@ def test_exit_code(lint: str | None, verdict: str | None, code: int) -> None:
     if lint:
         stack.lint_introduced = [_finding(lint, None)]
     if verdict:
-        stack.guardrails_introduced = [Verdict("model-pdb", verdict, "high", "r", "m")]
+        stack.guardrails_introduced = [Verdict.of("model-pdb", verdict, "high", "r", "m")]
     review = _review(stack)
     assert review.exit_code == code
     assert ("introduces lint errors or blocking guardrail verdicts" in to_markdown(review)) == bool(code)

@@ -304,7 +304,7 @@ def test_bad_infra_input_is_one_clear_error(
     matching = [p for p in problems if p.rule == rule]
     assert matching, f"no {rule} among: {[p.render() for p in problems]}"
     p = matching[0]
-    assert (p.file, p.path) == (file, path), p.render()
+    assert (p.file, p.where) == (file, path), p.render()
     if value is not None:
         assert p.value == value
     assert p.message and rule in p.render() and file in p.render()
@@ -329,7 +329,7 @@ def test_a_pool_option_from_the_fleet_file_points_at_the_fleet_file(tmp_project:
     edit_stack(tmp_project, USE1, lambda c: c["fleetkit:cluster"]["create"].pop("kubernetes_version"))
     found = [p for p in problems_of(tmp_project) if p.rule == "mesh.kubernetes-too-old"]
     assert any(
-        p.file == "stacks/fleet.yaml" and p.path == "fleetkit.cluster.create.kubernetes_version"
+        p.file == "stacks/fleet.yaml" and p.where == "fleetkit.cluster.create.kubernetes_version"
         for p in found
     ), [p.render() for p in found]
 

@@ -23,6 +23,8 @@ from fleetkit.spec import RegionStackSpec
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
 EUW4 = "stacks/Pulumi.gcp-europe-west4.yaml"
 EUS = "stacks/Pulumi.azure-eastus.yaml"
+ROOT = "stacks/Pulumi.mesh-root.yaml"
+PEERING = "stacks/Pulumi.mesh-peering.yaml"
 FLEET = "stacks/fleet.yaml"
 
 Edit = Callable[[Path], None]
@@ -284,6 +286,27 @@ CASES: list[tuple[str, Edit | None, list[str], str, str, str, str, bool]] = [
         True,
     ),
     ("jobs-zero", None, ["-j", "0"], "cli.bad-jobs", "--jobs", "0", "(got 0)", True),
+    # --- the role key: blamed at fleetkit:role (not at the whole 'config'), and the one root cause
+    (
+        "role-unknown-value",
+        config(ROOT, lambda c: c.update({"fleetkit:role": "trust-rot"})),
+        [],
+        "spec.union_tag_invalid",
+        ROOT,
+        "fleetkit:role",
+        "(got 'trust-rot')",
+        True,
+    ),
+    (
+        "role-key-misspelled",
+        config(PEERING, lambda c: c.update({"fleetkit:rol": c.pop("fleetkit:role")})),
+        [],
+        "spec.extra_forbidden",
+        PEERING,
+        "fleetkit:rol",
+        "did you mean 'role'",
+        True,
+    ),
 ]
 
 

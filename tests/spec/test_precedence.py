@@ -90,6 +90,6 @@ def test_errors_point_at_the_file_that_set_the_value(tmp_project):
         load_fleet(tmp_project)
     except SpecError as err:
         files = {p.file for p in err.problems}
-        paths = {p.path for p in err.problems}
+        paths = {p.where for p in err.problems}
     assert files == {"stacks/fleet.yaml"}
     assert paths == {"fleetkit.models.llama-3-8b.max_model_len"}

@@ -55,7 +55,7 @@ def test_stack_file_secret_under_fleetkit_namespace_is_refused_without_ciphertex
         load_fleet(tmp_project)
     (problem,) = err.value.problems
     assert problem.rule == "config.secret-in-spec-namespace"
-    assert problem.path == "config.fleetkit:adoptKubeconfig"
+    assert problem.where == "config.fleetkit:adoptKubeconfig"
     assert "CIPHERTEXT" not in err.value.render() and "(got [secret])" in err.value.render()
     assert problem.to_dict()["value"] == "[secret]"
 

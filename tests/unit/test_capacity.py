@@ -12,7 +12,7 @@ from fleetkit import catalog
 from fleetkit.capacity import ModelSize
 from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows, render_plan_table
 from fleetkit.catalog import GpuInstanceType
-from fleetkit.errors import Problem, format_path
+from fleetkit.errors import Issue
 
 GIB = 2**30
 FILE = "stacks/Pulumi.aws-us-east-1.yaml"
@@ -27,7 +27,7 @@ def inst(cloud: str, name: str) -> GpuInstanceType:
     return t
 
 
-def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float) -> list[Problem]:
+def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float) -> list[Issue]:
     """check_fit's issues, located as the loader does: under ``models.<model>`` of FILE."""
     issues = cap.check_fit(
         model=model,
@@ -38,9 +38,7 @@ def fit(model: str, size: ModelSize, cloud: str, name: str, tp: int, **kw: float
         size=size,
         **kw,  # type: ignore[arg-type]
     )
-    return [
-        Problem(FILE, format_path(i.under("models", model).path), i.rule, i.message, i.value) for i in issues
-    ]
+    return [i.under("models", model).located(FILE, i.under("models", model).path) for i in issues]
 
 
 # ------------------------------------------------------------------------------------ weights
@@ -138,7 +136,7 @@ def test_70b_bf16_on_one_l4_fails_and_suggests_a_fitting_entry() -> None:
     problems = fit("llama-70b", LLAMA_70B, "aws", "g6.xlarge", 1)
     assert len(problems) == 1
     p = problems[0]
-    assert (p.file, p.path, p.rule, p.value) == (FILE, "models.llama-70b.pool", cap.RULE_DOES_NOT_FIT, "gpu")
+    assert (p.file, p.where, p.rule, p.value) == (FILE, "models.llama-70b.pool", cap.RULE_DOES_NOT_FIT, "gpu")
     needed = cap.required_gib(LLAMA_70B, 1)
     avail = cap.available_gib(inst("aws", "g6.xlarge"), 1)
     for text in ("'llama-70b'", "pool 'gpu'", "g6.xlarge", f"{needed:,.1f} GiB", f"{avail:,.1f} GiB"):
@@ -167,7 +165,7 @@ def test_tp_exceeds_gpus() -> None:
     problems = fit("llama-70b", LLAMA_70B, "gcp", "g2-standard-24", 8)
     assert len(problems) == 1
     p = problems[0]
-    assert (p.path, p.rule, p.value) == ("models.llama-70b.tensor_parallel", cap.RULE_TP_EXCEEDS_GPUS, 8)
+    assert (p.where, p.rule, p.value) == ("models.llama-70b.tensor_parallel", cap.RULE_TP_EXCEEDS_GPUS, 8)
     assert "needs 8 GPUs on one node but pool 'gpu' (g2-standard-24) has 2" in p.message
     assert "valid tensor_parallel there: 1, 2" in p.message
     assert "smallest gcp type that fits:" in p.message
@@ -181,7 +179,7 @@ def test_tp_exceeds_gpus_but_smaller_tp_fits_the_same_pool() -> None:
 
 def test_tp_not_divisor() -> None:
     problems = fit("llama-8b", LLAMA_8B, "aws", "g6e.12xlarge", 3)
-    assert [(p.path, p.rule, p.value) for p in problems] == [
+    assert [(p.where, p.rule, p.value) for p in problems] == [
         ("models.llama-8b.tensor_parallel", cap.RULE_TP_NOT_DIVISOR, 3)
     ]
     assert (
@@ -230,7 +228,7 @@ def test_paths_stay_structured_until_reported() -> None:
         models={"m": ("gpu", 2, LLAMA_8B)},
         models_path=("fleet", "models"),
     )
-    assert [(p.file, p.path) for p in plan.problems if p.rule == cap.RULE_TP_EXCEEDS_GPUS] == [
+    assert [(p.file, p.where) for p in plan.problems if p.rule == cap.RULE_TP_EXCEEDS_GPUS] == [
         (FILE, "fleet.models.m.tensor_parallel")
     ]
 
@@ -304,7 +302,7 @@ def test_plan_rows_reports_budget_fit_and_references() -> None:
             "on-typo": PlanModel("typo", 1, LLAMA_8B),
         },
     )
-    got = {(p.path, p.rule) for p in plan.problems}
+    got = {(p.where, p.rule) for p in plan.problems}
     assert got == {
         ("node_pools.typo.instance_type", cap.RULE_UNKNOWN_INSTANCE),
         ("models.lost.pool", cap.RULE_UNKNOWN_POOL),

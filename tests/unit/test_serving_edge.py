@@ -155,7 +155,7 @@ def test_rendered_edge_and_telemetry_objects_validate_against_the_istio_schemas(
 def _problems(overrides: list[str]) -> list[tuple[str, str]]:
     with pytest.raises(SpecError) as err:
         load_fleet(ROOT, only=["aws-us-east-1"], overrides=overrides)
-    return [(p.path, p.rule) for p in err.value.problems]
+    return [(p.where, p.rule) for p in err.value.problems]
 
 
 def test_an_alias_shared_by_two_models_is_a_finding() -> None:

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from fleetkit.verify import cel
+from fleetkit.verify import cel, finding_line
 
 
 def _dr(manifests):
@@ -21,7 +21,7 @@ def test_every_rendered_custom_resource_passes_its_crd_rules(demo_preview) -> No
     total = 0
     for name, res in demo_preview.items():
         verdict = cel.verify(res.manifests())
-        assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
+        assert verdict.status in ("pass", "skipped"), (name, [finding_line(f) for f in verdict.findings])
         assert "NOT checked" not in verdict.summary
         total += verdict.count
     assert total > 200
@@ -33,7 +33,7 @@ def test_a_cr_violating_a_cel_rule_fails_with_the_crds_message(demo_preview) -> 
     dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["connectTimeout"] = "0s"
     verdict = cel.verify(objs)
     [hit] = [f for f in verdict.findings if f.rule == cel.RULE_FAILED]
-    assert verdict.failed and hit.path == "spec.trafficPolicy.connectionPool.tcp.connectTimeout"
+    assert verdict.failed and hit.where == "spec.trafficPolicy.connectionPool.tcp.connectTimeout"
     assert hit.message == "must be a valid duration greater than 1ms"
 
 

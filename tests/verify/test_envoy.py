@@ -58,7 +58,7 @@ def test_an_invalid_filter_fails_with_envoys_reason() -> None:
     bad["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["token_bucket"]["fill_interval"] = "0s"
     verdict = envoy.verify([bad])
     [hit] = verdict.findings
-    assert verdict.failed and hit.rule == envoy.RULE_INVALID and hit.path == "spec.configPatches[0]"
+    assert verdict.failed and hit.rule == envoy.RULE_INVALID and hit.where == "spec.configPatches[0]"
     assert "FillInterval: value must be greater than 0s" in hit.message
 
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from fleetkit.verify import helm_values
+from fleetkit.verify import finding_line, helm_values
 from mesh import render
 from mesh.render import eastwest_values, istiod_values
 
@@ -22,7 +22,7 @@ def _row(chart: str, version: str, values: dict) -> dict:
 
 
 def _rules(verdict) -> list[tuple[str, str]]:
-    return [(f.rule, f.path) for f in verdict.findings]
+    return [(f.rule, f.where) for f in verdict.findings]
 
 
 def test_vendored_chart_files_are_the_upstream_bytes() -> None:
@@ -36,7 +36,7 @@ def test_vendored_chart_files_are_the_upstream_bytes() -> None:
 def test_every_release_of_the_demo_fleet_passes(demo_preview) -> None:
     for name, res in demo_preview.items():
         verdict = helm_values.verify(res.resources_json())
-        assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
+        assert verdict.status in ("pass", "skipped"), (name, [finding_line(f) for f in verdict.findings])
     east = helm_values.verify(demo_preview["aws-us-east-1"].resources_json())
     assert (
         east.count == 8 and "kube-state-metrics.metricLabelsAllowlist" in east.summary

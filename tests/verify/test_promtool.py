@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fleetkit.verify import alert_tests, promtool
+from fleetkit.verify import alert_tests, finding_line, promtool
 
 pytestmark = pytest.mark.skipif(
     promtool.promtool_path() is None,
@@ -34,7 +34,7 @@ def test_every_stack_passes_lint_unit_tests_and_promql(demo_preview) -> None:
     total_rules = 0
     for name, res in demo_preview.items():
         verdict = promtool.verify(res.manifests())
-        assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
+        assert verdict.status in ("pass", "skipped"), (name, [finding_line(f) for f in verdict.findings])
         total_rules += verdict.count
     east = promtool.verify(demo_preview["aws-us-east-1"].manifests())
     # every alert asserted twice (silent, then firing); 3 usage recording rules (tested in
@@ -89,7 +89,7 @@ def test_an_alert_without_a_builder_is_reported(east) -> None:
     obj, rule = _rule(objs, "FleetkitModelRestarting")
     obj["spec"]["groups"][0]["rules"].append({**rule, "alert": "FleetkitSomethingNew"})
     verdict = promtool.verify(objs)
-    assert [(f.rule, f.path) for f in verdict.findings] == [
+    assert [(f.rule, f.where) for f in verdict.findings] == [
         (promtool.RULE_UNTESTED, "alert FleetkitSomethingNew")
     ]
 
@@ -116,7 +116,7 @@ def test_a_broken_keda_query_and_dashboard_query_fail(east) -> None:
     dash["panels"][1]["targets"][0]["expr"] = "rate(vllm:request_success_total[$__rate_interval]"
     cm["data"][key] = json.dumps(dash)
     verdict = promtool.verify(objs)
-    paths = sorted(f.path for f in verdict.findings if f.rule == promtool.RULE_PROMQL)
+    paths = sorted(f.where for f in verdict.findings if f.rule == promtool.RULE_PROMQL)
     assert paths == [f"data.{key}:panels[1].targets[0].expr", "spec.triggers[0].metadata.query"]
 
 

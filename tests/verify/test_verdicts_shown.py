@@ -8,9 +8,9 @@ import json
 from fleetkit.loader import load_fleet
 from fleetkit.report import preview_report
 from fleetkit.review.core import Review, StackReview
+from fleetkit.review.formats import to_json, to_markdown, to_renderables
 from fleetkit.review.gitrev import Revision
-from fleetkit.review.output import to_json, to_markdown, to_renderables
-from fleetkit.verify import Finding, Verdict
+from fleetkit.verify import Verdict, finding
 from fleetkit.verify.runner import verdict_text, verify_stack
 
 
@@ -20,7 +20,7 @@ def _failed() -> Verdict:
         "fail",
         "1 problem(s) in 1 release(s)",
         [
-            Finding(
+            finding(
                 "helm.v3.Release r (gateway 1.30.3)",
                 "values.networkGatewayPorts",
                 "helm.values-schema",

@@ -12,7 +12,7 @@ from fleetkit import images
 from fleetkit.engine_args import SECRET_FLAGS, extra_args_issues
 from fleetkit.errors import SpecError
 from fleetkit.loader import load_fleet
-from fleetkit.verify import vllm_args
+from fleetkit.verify import finding_line, vllm_args
 from policies.crossguard.rules import VLLM_SECRET_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def test_every_rendered_vllm_command_line_parses(demo_preview) -> None:
     lines = 0
     for name, res in demo_preview.items():
         verdict = vllm_args.verify(res.manifests())
-        assert verdict.status in ("pass", "skipped"), (name, [f.line() for f in verdict.findings])
+        assert verdict.status in ("pass", "skipped"), (name, [finding_line(f) for f in verdict.findings])
         lines += verdict.count
     assert lines >= 4
 
@@ -97,7 +97,7 @@ def test_extra_args_are_checked_before_rendering(tmp_project: Path) -> None:
     with pytest.raises(SpecError) as err:
         load_fleet(tmp_project)
     [problem] = [p for p in err.value.problems if p.rule == vllm_args.RULE_UNKNOWN]
-    assert problem.file == "stacks/fleet.yaml" and problem.path.endswith("extra_args[0]")
+    assert problem.file == "stacks/fleet.yaml" and problem.where.endswith("extra_args[0]")
     assert "did you mean --enable-chunked-prefill" in problem.message
 
 

@@ -1,4 +1,9 @@
-"""``PolicySet``: applies the rendered serving-policy manifests through a Kubernetes provider."""
+"""``PolicyManifests``: applies the rendered serving-policy manifests through a Kubernetes provider.
+
+(The typed policies are ``policies.PolicySet``; this component only applies what it renders. Its Pulumi
+type token stays ``fleetkit:components:PolicySet``: a type token is part of every child's URN, so
+changing it would replace every policy object of a deployed stack.)
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,17 @@ from fleetkit.kube import apply_manifest, resource_name
 
 
 @dataclass
-class PolicySetArgs:
+class PolicyManifestsArgs:
     #: plain manifest dicts from ``policies.PolicySet.render`` (sorted, deterministic)
     manifests: list[dict[str, Any]]
     #: resources the policy objects must wait for (e.g. istiod and its CRDs, KEDA)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
-class PolicySet(pulumi.ComponentResource):
+class PolicyManifests(pulumi.ComponentResource):
     """One child resource per manifest; names are derived from kind/namespace/name, never position."""
 
-    def __init__(self, name: str, args: PolicySetArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: PolicyManifestsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:PolicySet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         self.objects: dict[str, pulumi.CustomResource] = {}

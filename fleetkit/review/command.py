@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 
 from fleetkit.console import err_console, fail, find_root, out_console
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 from fleetkit.output import check_output_file, write_file
 from fleetkit.review.core import review
-from fleetkit.review.output import to_json, to_markdown, to_renderables
+from fleetkit.review.formats import to_json, to_markdown, to_renderables
 
 
 class ReviewFormat(StrEnum):
@@ -131,7 +131,7 @@ def _write(output: Path, text: str) -> None:
         fail(
             SpecError(
                 [
-                    Problem(
+                    Issue.at(
                         "--output",
                         str(output),
                         "output.write-failed",

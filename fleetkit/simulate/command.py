@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fleetkit.errors import Problem, SpecError
+from fleetkit.errors import Issue, SpecError
 
 if TYPE_CHECKING:
     from fleetkit.simulate.fleet import Fleet
@@ -26,19 +26,19 @@ class SimFormat(StrEnum):
     markdown = "markdown"
 
 
-def _pairs(option: str, items: list[str], problems: list[Problem], number: bool = False) -> dict[str, str]:
+def _pairs(option: str, items: list[str], problems: list[Issue], number: bool = False) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            problems.append(Problem(option, item, "simulate.bad-pair", "expected KEY=VALUE", item))
+            problems.append(Issue.at(option, item, "simulate.bad-pair", "expected KEY=VALUE", item))
             continue
         if number:
             try:
                 if float(value) < 0:
                     raise ValueError
             except ValueError:
-                problems.append(Problem(option, item, "simulate.bad-number", "expected a number ≥ 0", value))
+                problems.append(Issue.at(option, item, "simulate.bad-number", "expected a number ≥ 0", value))
                 continue
         out[key] = value
     return out
@@ -87,19 +87,19 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
 
 
 def _capacity_options(
-    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Problem]
+    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
 ) -> tuple[dict[str, float], dict[str, float]]:
     assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
     known = ("efficiency", "batch", "output_tokens", "utilisation")
     problems += [
-        Problem("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
+        Issue.at("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
         for k in assumptions
         if k not in known
     ]
     demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
     services = sorted({w.model for w in fleet.workloads})
     problems += [
-        Problem(
+        Issue.at(
             "--demand",
             d,
             "simulate.unknown-model",
@@ -114,7 +114,7 @@ def _capacity_options(
 
 def _check_options(
     fleet: Fleet,
-    problems: list[Problem],
+    problems: list[Issue],
     *,
     origin: list[str],
     baseline: str,
@@ -123,10 +123,10 @@ def _check_options(
 ) -> None:
     if baseline not in ("min", "max"):
         problems.append(
-            Problem("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
+            Issue.at("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
         )
     problems += [
-        Problem(
+        Issue.at(
             "--origin",
             o,
             "simulate.unknown-cluster",
@@ -139,7 +139,9 @@ def _check_options(
     for option, path in (("--diagram", diagram), ("--output", output)):
         if path is not None and not path.parent.is_dir():
             problems.append(
-                Problem(option, str(path), "simulate.no-directory", "its directory does not exist", str(path))
+                Issue.at(
+                    option, str(path), "simulate.no-directory", "its directory does not exist", str(path)
+                )
             )
 
 
@@ -361,7 +363,7 @@ def simulate_command(
         project = find_root(root)
         with err_console.status("rendering the fleet…"):
             fleet = _load(project, from_dir)
-        problems: list[Problem] = []
+        problems: list[Issue] = []
         headers = _pairs("--header", header or [], problems)
         claims = _pairs("--claim", claim or [], problems)
         assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
@@ -389,7 +391,7 @@ def simulate_command(
         if picture is not None and picture not in names:
             raise SpecError(
                 [
-                    Problem(
+                    Issue.at(
                         "--picture",
                         picture,
                         "simulate.unknown-scenario",

@@ -1,4 +1,4 @@
-"""The ``fleetkit lint`` command (registered on the main CLI; also runnable as ``python -m fleetkit.lint.cli``)."""
+"""The ``fleetkit lint`` command (registered on the main CLI; also runnable as ``python -m fleetkit.lint.command``)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from fleetkit.errors import EXIT_USAGE, Problem, SpecError, format_path
+from fleetkit.errors import EXIT_USAGE, Issue, SpecError, format_path
+from fleetkit.lint.documents import load_paths
 from fleetkit.lint.engine import exit_code, lint_documents
-from fleetkit.lint.loader import load_paths
+from fleetkit.lint.formats import render_json, render_sarif, render_table, summary
 from fleetkit.lint.model import LintConfig
-from fleetkit.lint.output import render_json, render_sarif, render_table, summary
 
 
 class OutputFormat(StrEnum):
@@ -57,14 +57,14 @@ def _config_from_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SpecError([Problem(name, "", "config-file", f"cannot read lint config: {exc}")]) from None
+        raise SpecError([Issue.at(name, "", "config-file", f"cannot read lint config: {exc}")]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Problem(name, "", "yaml-syntax", f"invalid YAML: {exc}")]) from None
+        raise SpecError([Issue.at(name, "", "yaml-syntax", f"invalid YAML: {exc}")]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise SpecError(
-            [Problem(name, "", "config-file", "lint config must be a mapping of LintConfig fields")]
+            [Issue.at(name, "", "config-file", "lint config must be a mapping of LintConfig fields")]
         )
     return data
 
@@ -87,7 +87,7 @@ def build_config(
             loc = list(err.get("loc", ()))
             key = str(loc[0]) if loc else ""
             file = origin.get(key, source)
-            problems.append(Problem(file, format_path(loc), "lint-config", err.get("msg", "invalid value"),
+            problems.append(Issue.at(file, format_path(loc), "lint-config", err.get("msg", "invalid value"),
                                     err.get("input")))  # fmt: skip
         raise SpecError(problems) from None
 
@@ -173,7 +173,7 @@ lint_command.__doc__ = HELP
 
 
 def main() -> None:
-    """Entry point for ``python -m fleetkit.lint.cli`` (the kit's CLI registers ``lint_command`` itself)."""
+    """Entry point for ``python -m fleetkit.lint.command`` (the kit's CLI registers ``lint_command`` itself)."""
     typer.run(lint_command)
 
 

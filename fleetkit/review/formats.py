@@ -10,6 +10,7 @@ from fleetkit.report import titled_table
 from fleetkit.review import behaviour as behaviour_section
 from fleetkit.review.core import Review, StackReview
 from fleetkit.review.semantic import Change
+from fleetkit.verify import finding_line
 from fleetkit.verify.runner import verdict_text
 
 AREA_TITLES = {
@@ -139,7 +140,7 @@ def to_markdown(review: Review) -> str:
         out += [
             f"- `{s.name}`: "
             + " · ".join(v.line() for v in s.verdicts)
-            + "".join(f"\n  - {f.line()}" for v in s.verdicts if v.failed for f in v.findings[:10])
+            + "".join(f"\n  - {finding_line(f)}" for v in s.verdicts if v.failed for f in v.findings[:10])
             for s in checked
         ]
         out.append("")

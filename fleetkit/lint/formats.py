@@ -58,7 +58,7 @@ def render_table(
         table.add_column("Rule", no_wrap=True)
         table.add_column("Location", overflow="fold", max_width=40)
         table.add_column("Object", overflow="fold", max_width=40)
-        table.add_column("Problem and fix", overflow="fold", ratio=1)
+        table.add_column("Issue and fix", overflow="fold", ratio=1)
         for f in shown:
             slug = RULES[f.rule].slug if f.rule in RULES else ""
             location = f"{f.file}:{f.line}" if f.line else f.file
