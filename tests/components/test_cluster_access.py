@@ -166,7 +166,7 @@ def test_a_bad_principal_is_one_located_error(
         load_fleet(tmp_project)
     found = [p for p in info.value.problems if p.rule == rule]
     assert len(found) == 1, [p.render() for p in info.value.problems]
-    assert (found[0].file, found[0].path) == (USE1, path)
+    assert (found[0].file, found[0].where) == (USE1, path)
     assert says in found[0].message
     assert (
         found[0].value
@@ -189,4 +189,4 @@ def test_access_entries_are_eks_only(tmp_project: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_fleet(tmp_project)
     [p] = [p for p in info.value.problems if p.rule == "cluster.access-entries-eks-only"]
-    assert (p.file, p.path, p.value) == (EUW4, "fleetkit:cluster.access_entries", ["ci"])
+    assert (p.file, p.where, p.value) == (EUW4, "fleetkit:cluster.access_entries", ["ci"])

@@ -193,7 +193,7 @@ def test_bad_east_west_zones_are_located_errors(
     with pytest.raises(SpecError) as info:
         load_fleet(tmp_project)
     [p] = [p for p in info.value.problems if p.rule == rule]
-    assert (p.file, p.path) == (f"stacks/Pulumi.{stack}.yaml", path), p.render()
+    assert (p.file, p.where) == (f"stacks/Pulumi.{stack}.yaml", path), p.render()
 
 
 # --------------------------------------------------------------------------- stack rename

@@ -140,5 +140,5 @@ def test_loader_reports_engine_arg_problems_with_their_source():
             only=["aws-us-east-1"],
             overrides=["models.llama-3-8b.extra_args=[--kv-cache-dtype, fp8, --max_model_len=4096]"],
         )
-    rows = [(p.file, p.path, p.rule) for p in err.value.problems]
+    rows = [(p.file, p.where, p.rule) for p in err.value.problems]
     assert rows == [("--set", "models.llama-3-8b.extra_args[2]", RULE_DUPLICATE_TYPED)]
