@@ -52,6 +52,13 @@ from typing import Any
 
 from fleetkit import catalog
 from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows
+from fleetkit.cluster_checks import (
+    access_entry_issues,
+    east_west_zone_issues,
+    foundation_issues,
+    zone_example,
+    zone_ok,
+)
 from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet
 from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below are documented here)
@@ -63,7 +70,6 @@ from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below a
     coerce_backend_setting,
 )
 from fleetkit.pools import aws_ami_type, gce_bundled_local_ssds
-from fleetkit.regions import aws_partition
 from fleetkit.resolve import ResolvedPool, ResolvedStack
 from fleetkit.scheduling import RESERVED_LABEL_PREFIXES
 from fleetkit.spec import NodePoolSpec, RegionStackSpec
@@ -78,33 +84,8 @@ OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 #: pools and AKS user pools all can (AKS system pools cannot, but GPU pools are user pools).
 SCALE_TO_ZERO: dict[str, bool] = {"aws": True, "gcp": True, "azure": True}
 
-#: Settings a backend cannot read state without (in the order messages name them).
-REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
-    "s3": ("bucket", "key"),
-    "azurerm": ("storage_account_name", "container_name", "key"),
-    "remote": ("organization",),
-}
 
 _AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-#: An IAM role (optionally with a path) or user ARN: what an EKS access entry's principal must be.
-_IAM_PRINCIPAL = re.compile(
-    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):(?P<kind>role|user)/"
-    r"(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}$"
-)
-_STS_SESSION = re.compile(r"^arn:[\w-]+:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
-_AZURE_ZONES = frozenset({"1", "2", "3"})
-
-
-def _zone_ok(cloud: str, region: str, zone: str) -> bool:
-    if cloud == "aws":
-        return re.fullmatch(re.escape(region) + r"[a-z]", zone) is not None
-    if cloud == "gcp":
-        return re.fullmatch(re.escape(region) + r"-[a-z]", zone) is not None
-    return zone in _AZURE_ZONES
-
-
-def _zone_example(cloud: str, region: str) -> str:
-    return {"aws": f"{region}a", "gcp": f"{region}-b", "azure": "1, 2 or 3"}[cloud]
 
 
 # --------------------------------------------------------------------------- checks
@@ -176,121 +157,9 @@ def check_infra(stack: ResolvedStack) -> list[Issue]:
                 "account.azure_resource_group)",
             )
     if cl.foundation is not None:
-        out.extend(_foundation_issues(spec))
-    out.extend(_access_entry_issues(spec))
-    out.extend(_east_west_zone_issues(spec))
-    return out
-
-
-def _access_entry_issues(spec: RegionStackSpec) -> list[Issue]:
-    entries = spec.cluster.access_entries
-    if not entries:
-        return []
-    if spec.cloud != "aws":
-        return [
-            Issue(
-                ("cluster", "access_entries"),
-                "cluster.access-entries-eks-only",
-                "access entries are EKS's; on GKE grant IAM roles (roles/container.developer) and on AKS Azure "
-                "RBAC roles to your deployers outside the stack",
-                sorted(entries),
-            )
-        ]
-    out: list[Issue] = []
-    partition = aws_partition(spec.region)
-    seen: dict[str, str] = {}
-    for key, entry in sorted(entries.items()):
-        loc = ("cluster", "access_entries", key, "principal_arn")
-        arn = entry.principal_arn
-        match = _IAM_PRINCIPAL.match(arn)
-        session = _STS_SESSION.match(arn)
-        if session is not None:
-            out.append(
-                Issue(
-                    loc,
-                    "cluster.access-entry-arn",
-                    "an STS assumed-role session ARN cannot be an access entry principal; give the role's IAM ARN, "
-                    f"arn:{partition}:iam::{session.group(1)}:role/<path/>{session.group(2)}",
-                    arn,
-                )
-            )
-        elif match is None:
-            out.append(
-                Issue(
-                    loc,
-                    "cluster.access-entry-arn",
-                    f"not an IAM role or user ARN such as arn:{partition}:iam::111122223333:role/ci-deployer "
-                    "(a role's path is allowed: role/team/ci-deployer)",
-                    arn,
-                )
-            )
-        elif match.group("partition") != partition:
-            out.append(
-                Issue(
-                    loc,
-                    "cluster.access-entry-arn",
-                    f"the principal is in partition {match.group('partition')!r} but {spec.region} is in "
-                    f"{partition!r}: EKS cannot find it",
-                    arn,
-                )
-            )
-        if arn in seen:
-            out.append(
-                Issue(
-                    loc,
-                    "cluster.access-entry-duplicate",
-                    f"also the principal of access entry {seen[arn]!r}; EKS takes one access entry per principal "
-                    "(give one entry the policy it needs)",
-                    arn,
-                )
-            )
-        seen.setdefault(arn, key)
-    return out
-
-
-def _east_west_zone_issues(spec: RegionStackSpec) -> list[Issue]:
-    zones = spec.mesh.east_west_zones
-    if zones is None:
-        return []
-    if spec.cloud != "aws":
-        return [
-            Issue(
-                ("mesh", "east_west_zones"),
-                "mesh.east-west-zones-aws-only",
-                "only the AWS east-west NLB takes one address per zone; GCP and Azure use one regional static IP",
-                zones,
-            )
-        ]
-    out: list[Issue] = []
-    if not zones:
-        out.append(
-            Issue(
-                ("mesh", "east_west_zones"),
-                "mesh.east-west-zone-not-in-region",
-                f"name the zones of the NLB's public subnets (e.g. [{spec.region}a, {spec.region}b]), or leave "
-                "the key out for that default",
-                zones,
-            )
-        )
-    for i, zone in enumerate(zones):
-        if not _zone_ok("aws", spec.region, zone):
-            out.append(
-                Issue(
-                    ("mesh", "east_west_zones", i),
-                    "mesh.east-west-zone-not-in-region",
-                    f"not an availability zone of {spec.region} (e.g. {_zone_example('aws', spec.region)})",
-                    zone,
-                )
-            )
-        elif zone in zones[:i]:
-            out.append(
-                Issue(
-                    ("mesh", "east_west_zones", i),
-                    "mesh.east-west-zone-duplicate",
-                    "named twice: the NLB takes one subnet, and one Elastic IP, per zone",
-                    zone,
-                )
-            )
+        out.extend(foundation_issues(spec))
+    out.extend(access_entry_issues(spec))
+    out.extend(east_west_zone_issues(spec))
     return out
 
 
@@ -313,12 +182,12 @@ def _pool_issues(spec: RegionStackSpec, resolved: ResolvedPool) -> list[Issue]:
             pool.instance_type,
         )
     for i, zone in enumerate(pool.zones):
-        if not _zone_ok(cloud, region, zone):
+        if not zone_ok(cloud, region, zone):
             add(
                 (*at, "zones", i),
                 "pool.zone-not-in-region",
                 f"pool '{name}': {zone!r} is not a zone of {cloud} region {region} "
-                f"(write zones like {_zone_example(cloud, region)})",
+                f"(write zones like {zone_example(cloud, region)})",
                 zone,
             )
     for key in sorted(pool.labels):
@@ -431,79 +300,6 @@ def _cloud_pool_issues(
                 f"(MIG needs A100, H100 or H200)",
                 mig,
             )
-    return out
-
-
-def _foundation_issues(spec: RegionStackSpec) -> list[Issue]:
-    fnd = spec.cluster.foundation
-    assert fnd is not None
-    out: list[Issue] = []
-
-    def add(loc: tuple[Any, ...], rule: str, message: str, value: Any = MISSING) -> None:
-        out.append(Issue(("cluster", "foundation", *loc), rule, message, value))
-
-    if fnd.backend == "gcs":
-        add(
-            ("backend",),
-            "foundation.unsupported-backend",
-            "pulumi-terraform 6.x reads s3, azurerm, remote and local state only, not gcs; export the "
-            "foundation outputs to a supported backend or set the ids in cluster.create",
-            "gcs",
-        )
-        return out
-    allowed = BACKEND_SETTINGS[fnd.backend]
-    for key, value in sorted(fnd.config.items()):
-        if key not in allowed:
-            add(
-                ("config", key),
-                "foundation.unknown-setting",
-                f"not a {fnd.backend} backend setting fleetkit can pass (known: {', '.join(sorted(allowed))})",
-                key,
-            )
-        elif key in SECRET_SETTINGS:
-            add(
-                ("config", key),
-                "foundation.secret-in-config",
-                f"{key} is a credential: put it in a Pulumi secret and name the config key in secret_config",
-                "***",
-            )
-        elif key in INT_SETTINGS and not value.strip().isdigit():
-            add(("config", key), "foundation.bad-setting", f"{key} must be a whole number", value)
-    for key in sorted(fnd.secret_config):
-        if key not in allowed:
-            add(
-                ("secret_config", key),
-                "foundation.unknown-setting",
-                f"not a {fnd.backend} backend setting fleetkit can pass",
-                key,
-            )
-    needed = REQUIRED_SETTINGS.get(fnd.backend, ())
-    if not set(needed) <= set(fnd.config):
-        names = " and ".join([", ".join(needed[:-1]), needed[-1]] if len(needed) > 1 else list(needed))
-        add(
-            ("config",),
-            "foundation.missing-setting",
-            f"the {fnd.backend} backend needs {names}",
-            sorted(fnd.config),
-        )
-    known = FOUNDATION_INPUTS[spec.cloud]
-    for key in sorted(fnd.outputs):
-        if key not in known:
-            add(
-                ("outputs", key),
-                "foundation.unknown-input",
-                f"not a kit input on {spec.cloud} (inputs: {', '.join(sorted(known))})",
-                key,
-            )
-    if "cluster_name" in fnd.outputs and spec.cluster.adopt is None:
-        add(
-            ("outputs", "cluster_name"),
-            "foundation.unknown-input",
-            "cluster_name from a foundation is only read when the cluster is adopted",
-            "cluster_name",
-        )
-    if not fnd.outputs:
-        add(("outputs",), "foundation.no-outputs", "name at least one Terraform output to read", {})
     return out
 
 

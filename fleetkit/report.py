@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fleetkit import dr
 from fleetkit.capacity_plan import render_plan_table
 from fleetkit.engine_checks import check_preview
 from fleetkit.engine_checks import to_dict as engine_dict
@@ -229,7 +230,6 @@ def capacity_tables(fleet: Fleet, only: list[str] | None) -> list[Any]:
 
 def dr_tables(fleet: Fleet) -> list[Any]:
     """The fleet's N-1 table (one row per region lost and service it runs) and its DR warnings."""
-    from fleetkit import dr
 
     rows = [
         (

@@ -114,6 +114,20 @@ class Identity(StrictModel):
     def claim_header(role: str) -> str:
         return f"{CLAIM_HEADER_PREFIX}{role}"
 
+    def describe(self) -> str:
+        """``tier from claim 'tier' (gold→premium), cohort from claim 'cohort' or 10% beta by 'sub', tenant from 'tenant'``."""
+        mapped = ", ".join(f"{value}→{tier}" for value, tier in sorted(self.tier_values.items()))
+        words = [f"tier from claim '{self.tier_claim}'" + (f" ({mapped})" if mapped else "")]
+        if self.cohort_claim or self.cohorts:
+            sticky = ", ".join(f"{pct:g}% {name}" for name, pct in sorted(self.cohorts.items()))
+            parts = [f"claim '{self.cohort_claim}'"] if self.cohort_claim else []
+            if sticky:
+                parts.append(f"{sticky} by a sticky hash of '{self.subject_claim}'")
+            words.append("cohort from " + " or ".join(parts))
+        if self.tenant_claim:
+            words.append(f"tenant from '{self.tenant_claim}'")
+        return ", ".join(words)
+
     def output_claim_to_headers(self) -> list[dict[str, str]]:
         """``RequestAuthentication`` ``outputClaimToHeaders`` entries, sorted by header."""
         return [
@@ -127,6 +141,10 @@ class Limit(StrictModel):
 
     requests_per_minute: int = Field(ge=1)
     burst: int | None = Field(default=None, ge=1, description="bucket size; default requests_per_minute")
+
+    def describe(self) -> str:
+        """``60/min (burst 120)``."""
+        return f"{self.requests_per_minute}/min" + (f" (burst {self.burst})" if self.burst else "")
 
     def token_bucket(self, fill: timedelta) -> dict[str, Any]:
         per_fill = max(1, round(self.requests_per_minute * fill.total_seconds() / 60))
@@ -150,10 +168,27 @@ class RateLimits(StrictModel):
     def enabled(self) -> bool:
         return bool(self.tiers or self.tenants)
 
+    def describe(self) -> str:
+        """``rate limits per gateway replica: tier batch 60/min; tenant acme 600/min`` (or ``no rate limits``)."""
+        if not self.enabled:
+            return "no rate limits"
+        groups = [
+            f"{kind} " + ", ".join(f"{name} {limit.describe()}" for name, limit in sorted(limits.items()))
+            for kind, limits in (("tier", self.tiers), ("tenant", self.tenants))
+            if limits
+        ]
+        return "rate limits per gateway replica: " + "; ".join(groups)
+
 
 class EdgePolicy(StrictModel):
+    """The ingress edge: which verified claims decide tier/cohort/tenant, and the request-rate limits."""
+
     identity: Identity = Identity()
     rate_limits: RateLimits = RateLimits()
+
+    def describe(self) -> str:
+        """Identity and limits in one line (the preview report's and the review's words)."""
+        return f"{self.identity.describe()}; {self.rate_limits.describe()}"
 
 
 # --------------------------------------------------------------------------- helpers

@@ -387,7 +387,11 @@ class PolicySet(StrictModel):
             rows.append(("QoS", "\n".join([self.qos.describe(), *tiers])))
         if self.failover is not None:
             rows.append(("failover", self.failover.describe()))
-        rows += [("autoscaling", self.autoscaling.describe()), ("security", self.security.describe())]
+        rows += [
+            ("autoscaling", self.autoscaling.describe()),
+            ("security", self.security.describe()),
+            ("edge", self.edge.describe()),
+        ]
         return rows
 
     # ------------------------------------------------------------------ render

@@ -3,7 +3,7 @@
 Computed from the typed specs (pydantic models after inheritance and defaults), never from rendered
 YAML, so it reads the same whatever the renderer does: routes and their traffic shares, QoS tiers and
 the shedding order, failover order, timeouts and retries, autoscaling, GPU pools, models, load
-balancing, security, and any other stack setting.
+balancing, security, the edge (identity claims, rate limits), and any other stack setting.
 
 Every change is a :class:`Change` — an area, a subject (``route llama-70b-canary``), a setting
 (``llama-3-70b/v2``), the value before and after (``None`` when it did not exist) — rendered as a
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from fleetkit import catalog
 from fleetkit.spec import NodePoolSpec, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies import failover
+from policies.edge import EdgePolicy
 from policies.failover import FailoverPolicy
 from policies.qos import QosPolicy
 from policies.routing import DefaultRoute, Mirror, Route, RoutingPolicy, shares
@@ -36,6 +37,7 @@ AREAS = (
     "models",
     "load-balancing",
     "security",
+    "edge",
 )
 ARROW = "→"
 
@@ -257,6 +259,14 @@ def diff_security(b: Any, a: Any) -> list[Change]:
     return _field_changes("security", "security", b, a)
 
 
+def diff_edge(b: EdgePolicy, a: EdgePolicy) -> list[Change]:
+    """Who gets which tier, cohort and limit: the policy's own words first, then each changed field."""
+    if b == a:
+        return []
+    summary = Change("edge", "edge", "", b.describe(), a.describe())
+    return [summary, *_field_changes("edge", "edge", b, a)]
+
+
 # --------------------------------------------------------------------------- autoscaling
 def diff_autoscaling(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
     out: list[Change] = []
@@ -402,6 +412,7 @@ def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
         *diff_models(before, after),
         *diff_load_balancing(bp.load_balancing, ap.load_balancing),
         *diff_security(bp.security, ap.security),
+        *diff_edge(bp.edge, ap.edge),
     ]
     order = {area: i for i, area in enumerate(AREAS)}
     return sorted(changes, key=lambda c: order.get(c.area, len(order)))  # stable: keeps order inside an area

@@ -45,6 +45,7 @@ def test_the_report_prints_every_policy_description(spec: RegionStackSpec) -> No
         "failover",
         "autoscaling",
         "security",
+        "edge",
     ]
     for _, words in rows:
         for line in words.splitlines():
@@ -98,3 +99,18 @@ def test_a_fallback_chain_reads_the_same_in_report_and_review(spec: RegionStackS
     ]
     assert change.before == res.chain_text(primary)
     assert res.chain_text(primary) in report_text(spec)
+
+
+def test_an_edge_change_reads_the_same_in_report_and_review(spec: RegionStackSpec) -> None:
+    """Who may claim a tier is reviewed: a new claim mapping shows the edge's own words, then the field."""
+    edge = spec.policies.edge
+    wider = edge.identity.model_copy(
+        update={"tier_values": {**edge.identity.tier_values, "trial": "premium"}}
+    )
+    after = with_policies(spec, edge=edge.model_copy(update={"identity": wider}))
+    found = changes(spec, after, "edge")
+    assert found[0].before == edge.describe() and found[0].after == after.policies.edge.describe()
+    assert "trial→premium" in found[0].after
+    assert [(c.setting, c.after) for c in found[1:]] == [("identity.tier_values.trial", "premium")]
+    assert edge.describe() in " ".join(report_text(spec).split())
+    assert changes(spec, spec, "edge") == []
