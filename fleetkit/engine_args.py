@@ -130,9 +130,9 @@ def extra_args_issues(extra_args: list[str]) -> list[Issue]:
     # vLLM's own parser (its flag table): unknown or misspelt flags with a did-you-mean, missing values,
     # choices; a flag already reported above is not reported again (nor are its values)
     out += [
-        Issue((p.index,), p.rule, p.message, p.value)
+        p
         for p in check_args(extra_args, positional=False)
-        if p.index not in reported and owner(p.index) not in reported
+        if p.path[0] not in reported and owner(p.path[0]) not in reported
     ]
     return sorted(out, key=lambda issue: issue.path[0])
 

@@ -26,7 +26,6 @@ import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +39,9 @@ RULE_VALUE = "model.engine-arg-value"
 RULE_CHOICE = "model.engine-arg-choice"
 
 
-@dataclass(frozen=True)
-class ArgProblem:
-    index: int
-    rule: str
-    message: str
-    value: str
+def arg_issue(index: int, rule: str, message: str, value: str) -> Issue:
+    """A problem with one token of an argv: its path is the token's index in the list checked."""
+    return Issue((index,), rule, message, value)
 
 
 @functools.cache
@@ -75,19 +71,19 @@ def suggest(flag: str, n: int = 3) -> list[str]:
     return difflib.get_close_matches(flag, list(table()["flags"]), n=n, cutoff=0.6)
 
 
-def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
+def check_args(args: list[str], *, positional: bool = True) -> list[Issue]:
     """Every problem vLLM's parser would have with ``args`` (the tokens after ``vllm serve``).
 
     ``positional``: the first token may be the model (``vllm serve MODEL``); ``extra_args`` have none.
     """
     flags: Mapping[str, Any] = table()["flags"]
-    out: list[ArgProblem] = []
+    out: list[Issue] = []
     i = 1 if positional and args and not _is_flag(args[0]) else 0
     while i < len(args):
         token = args[i]
         if not _is_flag(token):
             out.append(
-                ArgProblem(
+                arg_issue(
                     i,
                     RULE_VALUE,
                     "a value without a flag before it (vLLM takes one positional, the model, first)",
@@ -101,7 +97,7 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
         if spec is None:
             near = suggest(name)
             hint = f"; did you mean {' or '.join(near)}?" if near else ""
-            out.append(ArgProblem(i, RULE_UNKNOWN, f"vLLM {version()} has no flag {name}{hint}", token))
+            out.append(arg_issue(i, RULE_UNKNOWN, f"vLLM {version()} has no flag {name}{hint}", token))
             i += 1
             while i < len(args) and not _is_flag(args[i]):  # its values belong to it
                 i += 1
@@ -111,7 +107,7 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
         if inline is not None:
             values = [inline]
             if nargs == 0:
-                out.append(ArgProblem(i, RULE_VALUE, f"{name} takes no value", token))
+                out.append(arg_issue(i, RULE_VALUE, f"{name} takes no value", token))
             i += 1
         else:
             i += 1
@@ -126,7 +122,7 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
                 and nargs
                 and len(values) < nargs
             ):
-                out.append(ArgProblem(i - 1, RULE_VALUE, f"{name} needs a value", token))
+                out.append(arg_issue(i - 1, RULE_VALUE, f"{name} needs a value", token))
         choices = spec.get("choices")
         if choices:
             for v in values:
@@ -134,7 +130,7 @@ def check_args(args: list[str], *, positional: bool = True) -> list[ArgProblem]:
                     near = difflib.get_close_matches(v, choices, n=1)
                     hint = f"; did you mean {near[0]!r}?" if near else ""
                     out.append(
-                        ArgProblem(i - 1, RULE_CHOICE, f"{name} must be one of {', '.join(choices)}{hint}", v)
+                        arg_issue(i - 1, RULE_CHOICE, f"{name} must be one of {', '.join(choices)}{hint}", v)
                     )
     return out
 
@@ -171,7 +167,7 @@ def verify(manifests: Iterable[Mapping[str, Any]]) -> Verdict:
                 continue
             lines += 1
             findings += [
-                finding(subject, f"{path}.args ({p.index})", p.rule, p.message, p.value)
+                finding(subject, f"{path}.args ({p.path[0]})", p.rule, p.message, p.value)
                 for p in check_args(args)
             ]
     seconds = time.perf_counter() - started
