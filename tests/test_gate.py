@@ -24,39 +24,25 @@ def _tool(name: str) -> str:
     return str(found)
 
 
-def test_ruff_passes() -> None:
-    result = subprocess.run(
-        [_tool("ruff"), "check", "--no-cache", "."],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def _gate(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one gate tool over the checkout (reads pyproject.toml), without its cache."""
+    return subprocess.run(
+        [_tool(tool), *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def test_ruff_passes() -> None:
+    result = _gate("ruff", "check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_tree_is_formatted() -> None:
     """`ruff format --check`: one format for the whole tree (run `.venv/bin/ruff format .` to fix)."""
-    result = subprocess.run(
-        [_tool("ruff"), "format", "--check", "--no-cache", "."],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _gate("ruff", "format", "--check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_import_contract_holds() -> None:
-    result = subprocess.run(
-        [_tool("lint-imports"), "--no-cache"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _gate("lint-imports", "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
