@@ -147,19 +147,22 @@ end
 -- Reads the response as it streams through (bodyChunks() does not buffer: each chunk goes on to the
 -- client as soon as the script has looked at it), keeping only a short tail across chunk borders.
 -- The counts land in dynamic metadata, which the gateway's usage access log reads at stream end.
+-- The counts are written as soon as a chunk carries them, not after the loop: a client that stops
+-- reading at `data: [DONE]` may close the connection before the upstream's end of stream reaches this
+-- script, and the loop (with anything after it) would then never finish.
 local function count_usage(handle)
   local tail, prompt, completion = "", nil, nil
   for chunk in handle:bodyChunks() do
     local window = tail .. chunk:getBytes(0, chunk:length())
     local p, c = usage_of(window)
-    if p ~= nil then prompt, completion = p, c end
+    if p ~= nil and (p ~= prompt or c ~= completion) then
+      prompt, completion = p, c
+      -- objects from the handle are only valid until the script yields: fetched here, used at once
+      local meta = handle:streamInfo():dynamicMetadata()
+      meta:set(FLEETKIT.usage_namespace, "prompt_tokens", prompt)
+      meta:set(FLEETKIT.usage_namespace, "completion_tokens", completion)
+    end
     tail = window:sub(-FLEETKIT.usage_window)
-  end
-  if prompt ~= nil then
-    -- objects from the handle are only valid until the script yields: fetch after the chunk loop
-    local meta = handle:streamInfo():dynamicMetadata()
-    meta:set(FLEETKIT.usage_namespace, "prompt_tokens", prompt)
-    meta:set(FLEETKIT.usage_namespace, "completion_tokens", completion)
   end
 end
 
