@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from fleetkit.issue import Issue
+from fleetkit.issue import Issue, PolicyRecord
 from fleetkit.issue import Severity as IssueSeverity
 from fleetkit.output import dump_json
 from policies.crossguard import rules
@@ -25,7 +25,7 @@ from policies.crossguard.rules import RULES_BY_NAME, Resource
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(PolicyRecord):
     """A guardrail's verdict: the rule's :class:`~fleetkit.issue.Issue` (policy name as ``rule``, the
     resource label ``type::name`` or ``(stack)`` as ``subject``, a suppression's reason) plus the
     rule's CrossGuard enforcement and severity."""
@@ -49,20 +49,8 @@ class Verdict:
         return cls(issue, enforcement, severity)
 
     @property
-    def policy(self) -> str:
-        return self.issue.rule
-
-    @property
     def resource(self) -> str:
         return self.issue.subject
-
-    @property
-    def message(self) -> str:
-        return self.issue.message
-
-    @property
-    def suppressed(self) -> str | None:
-        return self.issue.suppressed
 
     @property
     def blocking(self) -> bool:

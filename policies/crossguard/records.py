@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fleetkit.issue import Issue
+from fleetkit.issue import Issue, PolicyRecord
 
 SECRET = "[secret]"
 UNKNOWN = "(known after apply)"
@@ -88,26 +88,13 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class Violation:
+class Violation(PolicyRecord):
     """A rule's verdict on one resource (or on the stack, ``resource`` None): an :class:`Issue` whose rule is
     the policy name and whose subject is the resource's ``label`` (``(stack)``), an ``error`` for a mandatory
     rule and a ``warning`` for an advisory one, plus the record the pack reports it on."""
 
     issue: Issue
     resource: Resource | None = None
-
-    @property
-    def policy(self) -> str:
-        return self.issue.rule
-
-    @property
-    def message(self) -> str:
-        return self.issue.message
-
-    @property
-    def suppressed(self) -> str | None:
-        """The justification from the ignore annotation, when the object suppresses this policy."""
-        return self.issue.suppressed
 
 
 ResourceCheck = Callable[[Resource], Iterable[str]]
