@@ -2,6 +2,7 @@
 
 Unusable input (missing file, YAML syntax error, duplicate key, a document that is not an object or has no
 apiVersion/kind) is collected for every file and raised once as :class:`~fleetkit.errors.SpecError`.
+The YAML reader itself (strict keys, key and item lines) is ``fleetkit.yamlio.TrackingLoader``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from typing import Any
 import yaml
 
 from fleetkit.errors import ProblemCollector, format_path
-from fleetkit.yamlio import yaml_error_location
-
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from fleetkit.yamlio import TrackingLoader, yaml_error_location
 
 
 @dataclass
@@ -56,64 +55,6 @@ class Document:
         return self.lines.line_of(self.obj, path) if self.lines else None
 
 
-class _TrackingLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """Safe loader that records key/item lines and refuses duplicate keys."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.keys: dict[int, dict[Any, int]] = {}
-        self.items: dict[int, list[int]] = {}
-        self.duplicates: list[tuple[list[Any], Any, int, int]] = []
-        self._path: list[Any] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)
-        mapping: dict[Any, Any] = {}
-        lines: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    "found unhashable key",
-                    key_node.start_mark,
-                ) from None
-            line = key_node.start_mark.line + 1
-            if key in lines:
-                self.duplicates.append((list(self._path), key, line, lines[key]))
-            lines[key] = line
-            self._path.append(key)
-            mapping[key] = self.construct_object(value_node, deep=True)
-            self._path.pop()
-        self.keys[id(mapping)] = lines
-        return mapping
-
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
-        out: list[Any] = []
-        for i, child in enumerate(node.value):
-            self._path.append(i)
-            out.append(self.construct_object(child, deep=True))
-            self._path.pop()
-        self.items[id(out)] = [child.start_mark.line + 1 for child in node.value]
-        return out
-
-
-def _construct_map(loader: _TrackingLoader, node: yaml.MappingNode) -> Any:
-    return loader.construct_mapping(node)
-
-
-def _construct_seq(loader: _TrackingLoader, node: yaml.SequenceNode) -> Any:
-    return loader.construct_sequence(node)
-
-
-_TrackingLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_TrackingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-_TrackingLoader.add_constructor("tag:yaml.org,2002:omap", _construct_map)
-
-
 def discover(paths: Iterable[Path], problems: ProblemCollector) -> list[Path]:
     """Files to lint: explicit files as given, directories searched recursively for *.yaml / *.yml."""
     out: list[Path] = []
@@ -145,7 +86,7 @@ def discover(paths: Iterable[Path], problems: ProblemCollector) -> list[Path]:
 
 def load_text(text: str, file: str, problems: ProblemCollector) -> list[Document]:
     """Parse one file's text into documents; problems are added to ``problems``."""
-    loader = _TrackingLoader(text)
+    loader = TrackingLoader(text)
     docs: list[Document] = []
     try:
         n = 0
@@ -156,17 +97,18 @@ def load_text(text: str, file: str, problems: ProblemCollector) -> list[Document
                 continue
             start = node.start_mark.line + 1
             data = loader.construct_document(node)
-            for path, key, line, first in loader.duplicates:
+            for dup in loader.take_key_problems():  # duplicates only: an unhashable key raises
+                key = dup.key
                 problems.add(
                     file,
-                    [*path, key] if isinstance(key, str | int) else path,
+                    [*dup.path, key] if isinstance(key, str | int) else dup.path,
                     "duplicate-key",
-                    f"key {key!r} appears twice in document {n} (lines {first} and {line}); YAML keeps only the last",
+                    f"key {key!r} appears twice in document {n} (lines {dup.first_line} and {dup.line}); "
+                    "YAML keeps only the last",
                 )
-            loader.duplicates.clear()
             if data is None:
                 continue
-            lines = Lines(start, loader.keys, loader.items)
+            lines = Lines(start, loader.key_lines, loader.item_lines)
             docs.extend(_objects(data, file, n, start, lines, problems, len(docs)))
     except yaml.MarkedYAMLError as exc:
         where = yaml_error_location(exc, "unknown position")
