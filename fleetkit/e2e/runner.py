@@ -26,6 +26,7 @@ returned. **SSE incremental** — a 64-token stream through Envoy: time to the f
 and the chunks spread over the stream (not delivered at once). **One trace** — a span of the gateway
 and a span of vLLM (service ``vllm-<model>``) with one trace id at the local OTLP receiver.
 
+The checks are ``fleetkit.e2e.checks`` (one function each, over the running gateway and servers).
 Prints every check and the figures (startup, latency through Envoy vs direct, TTFT) and writes them
 to ``<out>/figures.json``. Exit 0 when every check passes, 1 otherwise.
 """
@@ -35,27 +36,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from components.model_plan import WorkloadIdentity, plan_model
 from components.model_render import agent_sync_args, build_deployment
 from fleetkit.e2e import procs
+from fleetkit.e2e.checks import MODELS, Context, drive, say
 from fleetkit.e2e.envoy_config import Backend
-from fleetkit.e2e.gateway import Gateway, render_stack, running_gateway
-from fleetkit.e2e.otlp import LogRecord, OtlpReceiver
+from fleetkit.e2e.gateway import render_stack, running_gateway
+from fleetkit.e2e.otlp import OtlpReceiver
 from fleetkit.loader import load_fleet
 from fleetkit.resolve import resolve
 from fleetkit.spec import RegionStackSpec
-from policies.telemetry import USAGE_PROVIDER_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = Path(__file__).resolve().parent / "tiny_model.py"
@@ -65,8 +61,6 @@ CREDS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-#: the models the demo stack routes between, and the served name each answers to
-MODELS = ("llama-3-8b", "llama-3-70b")
 #: a small tenant limit so the run can exceed it; batch roomy enough for the queueing check; every
 #: request traced (the demo samples 1%)
 OVERRIDES = [
@@ -74,12 +68,6 @@ OVERRIDES = [
     "policies.edge.rate_limits.tiers.batch.requests_per_minute=100",
     "policies.telemetry.tracing.sampling_percent=100",
 ]
-#: batch requests queued ahead of the premium one (one runs, the rest wait: --max-num-seqs 1)
-QUEUED_BATCH = 4
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def local_args(rendered: list[str], *, model_dir: Path, port: int, otlp: str) -> tuple[list[str], list[str]]:
@@ -115,24 +103,6 @@ def local_args(rendered: list[str], *, model_dir: Path, port: int, otlp: str) ->
     return out, notes
 
 
-class Checks:
-    def __init__(self) -> None:
-        self.results: list[tuple[str, bool, str]] = []
-
-    def run(self, name: str, fn: Callable[[], str]) -> None:
-        try:
-            detail = fn()
-            self.results.append((name, True, detail))
-            say(f"  PASS  {name}: {detail}")
-        except Exception as exc:
-            self.results.append((name, False, repr(exc)))
-            say(f"  FAIL  {name}: {exc!r}")
-
-    @property
-    def ok(self) -> bool:
-        return all(ok for _, ok, _ in self.results)
-
-
 def start_s3() -> tuple[Any, str]:
     import logging
 
@@ -159,275 +129,6 @@ def weights(cmd: list[str], endpoint: str, log: Path) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return time.monotonic() - start
-
-
-def drive(  # noqa: C901 - one closure per named check
-    gw: Gateway,
-    direct: dict[str, str],
-    served: dict[str, str],
-    receiver: OtlpReceiver,
-    samples: int,
-) -> tuple[Checks, dict[str, Any]]:
-    import openai
-
-    checks = Checks()
-    figures: dict[str, Any] = {}
-
-    def client(**claims: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.token(**claims), max_retries=0, timeout=120)
-
-    msg = [{"role": "user", "content": "the gateway routes"}]
-
-    def routing() -> str:
-        seen = []
-        for name in MODELS:
-            reply = client().chat.completions.create(model=served[name], messages=msg, max_tokens=4)
-            assert reply.model == served[name], (reply.model, served[name])
-            seen.append(reply.model)
-        text = client().completions.create(model=served["llama-3-70b"], prompt="the", max_tokens=4)
-        assert text.model == served["llama-3-70b"]
-        return ", ".join(seen) + " (chat) and completions"
-
-    def alias() -> str:
-        reply = client().chat.completions.create(model="llama-3.1-70b", messages=msg, max_tokens=4)
-        assert reply.model == served["llama-3-70b"]
-        return f"llama-3.1-70b -> {reply.model}"
-
-    def unknown() -> str:
-        try:
-            client().chat.completions.create(model="gpt-4o", messages=msg, max_tokens=4)
-        except openai.NotFoundError as err:
-            return f"404 {err.body.get('code')}"
-        raise AssertionError("no 404")
-
-    def forged() -> str:
-        before = sum(
-            v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total")
-        )
-        reply = client(sub="forger").chat.completions.create(
-            model=served["llama-3-70b"],
-            messages=msg,
-            max_tokens=4,
-            extra_headers={"x-fleetkit-tier": "premium", "x-fleetkit-cohort": "beta"},
-        )
-        after = sum(
-            v for k, v in gw.stats().items() if "|v1-premium|" in k and k.endswith("upstream_rq_total")
-        )
-        assert reply.model == served["llama-3-70b"] and after == before
-        return "premium subset counter unchanged"
-
-    def premium() -> str:
-        before = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
-        client(plan="enterprise").chat.completions.create(
-            model=served["llama-3-70b"], messages=msg, max_tokens=4
-        )
-        after = sum(v for k, v in gw.stats().items() if "-premium|" in k and k.endswith("upstream_rq_total"))
-        assert after == before + 1
-        return "premium subset, vLLM accepted priority 0 (scheduling-policy priority)"
-
-    def over_limit() -> str:
-        c = client(tenant="tiny", sub="tiny-user")
-        for _ in range(3):
-            c.chat.completions.create(model=served["llama-3-8b"], messages=msg, max_tokens=2)
-        try:
-            c.chat.completions.create(model=served["llama-3-8b"], messages=msg, max_tokens=2)
-        except openai.RateLimitError as err:
-            return (
-                f"429 for tenant tiny after 3 requests, Retry-After {err.response.headers.get('retry-after')}"
-            )
-        raise AssertionError("no 429")
-
-    def waiting(url: str) -> float:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        found = re.findall(r"^vllm:num_requests_waiting\{[^}]*\} ([0-9.e+-]+)$", text, re.M)
-        return sum(float(v) for v in found)
-
-    def overtaking() -> str:
-        model, tokens = served["llama-3-8b"], 160
-        finished: dict[str, float] = {}
-        errors: list[BaseException] = []
-
-        def call(label: str, c: openai.OpenAI) -> None:
-            try:
-                c.chat.completions.create(
-                    model=model, messages=msg, max_tokens=tokens, extra_body={"ignore_eos": True}
-                )
-                finished[label] = time.monotonic()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        batch, premium = (
-            client(plan="free", sub="queue-batch"),
-            client(plan="enterprise", sub="queue-premium"),
-        )
-        threads = [
-            threading.Thread(target=call, args=(f"batch-{i}", batch), daemon=True)
-            for i in range(QUEUED_BATCH)
-        ]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)
-        deadline, queued = time.monotonic() + 30, 0.0
-        while time.monotonic() < deadline:
-            queued = waiting(direct["llama-3-8b"])
-            if queued >= QUEUED_BATCH - 1:
-                break
-            time.sleep(0.02)
-        assert queued >= QUEUED_BATCH - 1, f"only {queued:g} batch requests waiting in vLLM"
-        sent = time.monotonic()
-        late = threading.Thread(target=call, args=("premium", premium), daemon=True)
-        late.start()
-        for t in [*threads, late]:
-            t.join(timeout=300)
-        assert not errors, errors
-        order = sorted(finished, key=finished.__getitem__)
-        figures["priority_order"] = order
-        figures["priority_premium_latency_s"] = round(finished["premium"] - sent, 3)
-        # first-come-first-served would finish premium last; priority lets it pass every waiting request
-        assert order.index("premium") <= 1, order
-        return (
-            f"premium sent after {QUEUED_BATCH} batch requests ({queued:g} waiting in vLLM) finished "
-            f"#{order.index('premium') + 1}: {' < '.join(order)}"
-        )
-
-    def tokens_per_tenant() -> str:
-        reply = client(tenant="acme", sub="acme-user").chat.completions.create(
-            model=served["llama-3-70b"], messages=msg, max_tokens=7, extra_body={"ignore_eos": True}
-        )
-        assert reply.usage is not None
-        deadline = time.monotonic() + 15
-        records: list[LogRecord] = []
-        while time.monotonic() < deadline and not records:
-            records = [
-                r
-                for r in receiver.records(USAGE_PROVIDER_NAME)
-                if r.attributes.get("fleetkit_tenant") == "acme"
-            ]
-            time.sleep(0.2)
-        assert len(records) == 1, records
-        attrs = records[0].attributes
-        got = (attrs["fleetkit_model"], int(attrs["prompt_tokens"]), int(attrs["completion_tokens"]))
-        assert got == ("llama-3-70b", reply.usage.prompt_tokens, reply.usage.completion_tokens), got
-        return f"usage record tenant acme, model {got[0]}: {got[1]} prompt + {got[2]} completion tokens = vLLM's usage"
-
-    def streaming() -> str:
-        times = []
-        start = time.monotonic()
-        stream = client().chat.completions.create(
-            model=served["llama-3-8b"],
-            messages=msg,
-            max_tokens=64,
-            stream=True,
-            extra_body={"ignore_eos": True},
-        )
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                times.append(time.monotonic() - start)
-        total = time.monotonic() - start
-        assert len(times) >= 10, len(times)
-        first, last = times[0], times[-1]
-        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
-        figures["stream"] = {
-            "chunks": len(times),
-            "first_chunk_s": round(first, 4),
-            "last_chunk_s": round(last, 4),
-            "total_s": round(total, 4),
-            "median_gap_ms": round(gaps[len(gaps) // 2] * 1000, 2),
-        }
-        # a buffered response would deliver every chunk at the end: first ~ last ~ total
-        assert first < 0.5 * total, figures["stream"]
-        assert last - first > 0.4 * total, figures["stream"]
-        assert sum(1 for g in gaps if g > 0.001) >= len(gaps) // 2, figures["stream"]
-        return (
-            f"{len(times)} chunks: first at {first * 1000:.0f} ms, last at {last * 1000:.0f} ms of "
-            f"{total * 1000:.0f} ms, median gap {figures['stream']['median_gap_ms']} ms"
-        )
-
-    def ttft() -> str:
-        firsts = []
-        for _ in range(samples):
-            start = time.monotonic()
-            for chunk in client().chat.completions.create(
-                model=served["llama-3-8b"], messages=msg, max_tokens=8, stream=True
-            ):
-                if chunk.choices and chunk.choices[0].delta.content:
-                    firsts.append((time.monotonic() - start) * 1000)
-                    break
-        figures["ttft_through_envoy_ms"] = {
-            "p50": round(statistics.median(firsts), 2),
-            "max": round(max(firsts), 2),
-            "samples": len(firsts),
-        }
-        return f"time to first token through Envoy p50 {figures['ttft_through_envoy_ms']['p50']} ms ({len(firsts)} streams)"
-
-    def tracing() -> str:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for trace_id, spans in receiver.by_trace().items():
-                services = {s.service for s in spans}
-                if "fleetkit-ingress" in services and any(x.startswith("vllm-") for x in services):
-                    names = sorted({f"{s.service}:{s.name}" for s in spans})
-                    gateway = {s.span_id for s in spans if s.service == "fleetkit-ingress"}
-                    engine = [s for s in spans if s.service.startswith("vllm-")]
-                    # vLLM continued the gateway's context: its span's parent is the gateway's span
-                    assert any(s.parent_id in gateway for s in engine), spans
-                    figures["trace"] = {"trace_id": trace_id, "spans": names}
-                    return f"trace {trace_id[:12]}… spans {names}, vLLM's span a child of the gateway's"
-            time.sleep(1)
-        seen = {s.service for s in receiver.spans}
-        raise AssertionError(f"no trace with both gateway and vLLM spans (services seen: {sorted(seen)})")
-
-    def latency() -> str:
-        body = json.dumps({"model": served["llama-3-8b"], "messages": msg, "max_tokens": 1}).encode()
-        headers = {
-            "authorization": f"Bearer {gw.token(plan='enterprise')}",
-            "content-type": "application/json",
-        }
-
-        def timed(url: str, hdrs: dict[str, str]) -> list[float]:
-            out = []
-            for _ in range(samples):
-                t = time.monotonic()
-                req = urllib.request.Request(
-                    url, data=body, headers={"content-type": "application/json", **hdrs}
-                )
-                with urllib.request.urlopen(req, timeout=60) as resp:
-                    resp.read()
-                out.append((time.monotonic() - t) * 1000)
-            return out
-
-        via = timed(f"{gw.url}/v1/chat/completions", headers)
-        plain = timed(f"{direct['llama-3-8b']}/v1/chat/completions", {})
-        figures["latency_ms"] = {
-            "through_envoy_p50": round(statistics.median(via), 2),
-            "direct_p50": round(statistics.median(plain), 2),
-            "through_envoy_p95": round(sorted(via)[int(0.95 * (len(via) - 1))], 2),
-            "direct_p95": round(sorted(plain)[int(0.95 * (len(plain) - 1))], 2),
-            "samples": samples,
-        }
-        lat = figures["latency_ms"]
-        return (
-            f"p50 {lat['through_envoy_p50']} ms through Envoy vs {lat['direct_p50']} ms direct "
-            f"({samples} requests, max_tokens 1)"
-        )
-
-    for name, fn in [
-        ("body routing", routing),
-        ("alias", alias),
-        ("unknown model", unknown),
-        ("forged headers", forged),
-        ("premium claim", premium),
-        ("over limit", over_limit),
-        ("premium overtakes batch", overtaking),
-        ("tokens per tenant", tokens_per_tenant),
-        ("SSE incremental", streaming),
-        ("TTFT", ttft),
-        ("latency", latency),
-        ("one trace", tracing),
-    ]:
-        checks.run(name, fn)
-    return checks, figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -540,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                 rendered, backends, out / "envoy", otlp=Backend("127.0.0.1", receiver.port)
             ) as gw:
                 figures["envoy_ready_s"] = round(gw.startup_seconds, 2)
-                checks, more = drive(gw, direct, served, receiver, ns.samples)
-                figures.update(more)
+                target = Context(gw, direct, served, receiver, ns.samples)
+                checks = drive(target)
+                figures.update(target.figures)
     finally:
         for proc in stack:
             procs.stop(proc, grace=30)
