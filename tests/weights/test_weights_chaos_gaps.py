@@ -30,7 +30,8 @@ from fleetkit_weights.result import SyncResult
 from fleetkit_weights.retry import RetryPolicy
 from fleetkit_weights.s3 import S3Client
 from fleetkit_weights.sync import Syncer, SyncOptions
-from fleetkit_weights.transfer import Transfer, read_journal
+from fleetkit_weights.journal import read_journal
+from fleetkit_weights.transfer import Transfer
 from weights_support import agent_cmd, agent_env, cli, fast, make_model, tree
 
 MB = 1_000_000

@@ -13,7 +13,9 @@ from weights_support import cli, tree
 from fleetkit_weights import transfer as transfer_mod
 from fleetkit_weights.manifest import FileEntry
 from fleetkit_weights.s3 import S3Client, S3Location
-from fleetkit_weights.transfer import DIRECT_ALIGN, FileJob, Transfer
+from fleetkit_weights.fetch import DIRECT_ALIGN
+from fleetkit_weights.journal import FileJob
+from fleetkit_weights.transfer import Transfer
 
 needs_o_direct = pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
 
@@ -35,7 +37,7 @@ def _opened(tmp_path, size: int, need_direct: bool = True) -> tuple[Transfer, Fi
     t = _transfer()
     t._open_job(job)
     if need_direct and job.dfd < 0:
-        t._close_job(job)
+        job.close()
         pytest.skip("this filesystem has no O_DIRECT")
     buf = mmap.mmap(-1, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
     buf[:size] = data
@@ -60,7 +62,7 @@ def test_aligned_blocks_go_direct_and_the_tail_through_the_page_cache(tmp_path, 
     t, job, data, view = _opened(tmp_path, 3 * DIRECT_ALIGN + 100)
     direct_fd, buffered_fd = job.dfd, job.fd
     t._write(job, view, 0)
-    t._close_job(job)
+    job.close()
     assert recorded_pwrites == [(direct_fd, 3 * DIRECT_ALIGN, 0), (buffered_fd, 100, 3 * DIRECT_ALIGN)]
     assert job.part.read_bytes() == data
 
@@ -73,7 +75,7 @@ def test_unaligned_offset_is_written_buffered(tmp_path, recorded_pwrites):
     t._write(job, view[:10], 0)
     t._write(job, view[10:], 10)
     assert {fd for fd, _n, _o in recorded_pwrites} == {buffered_fd}
-    t._close_job(job)
+    job.close()
     assert job.part.read_bytes() == data
 
 
@@ -94,7 +96,7 @@ def test_einval_from_direct_write_falls_back_for_good(tmp_path, monkeypatch):
     t._write(job, view[:DIRECT_ALIGN], 0)
     t._write(job, view[DIRECT_ALIGN:], DIRECT_ALIGN)
     assert refused == [0] and not job.direct_ok  # asked once, then never again
-    t._close_job(job)
+    job.close()
     assert job.part.read_bytes() == data
 
 
@@ -107,7 +109,7 @@ def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(transfer_mod.os, "pwrite", pwrite)
     with pytest.raises(transfer_mod.WeightsError, match=r"writing .*f\.bin\.part: No space left on device"):
         t._write(job, view, 0)
-    t._close_job(job)
+    job.close()
 
 
 def test_whole_file_digest_jobs_stay_buffered(tmp_path):
@@ -118,7 +120,7 @@ def test_whole_file_digest_jobs_stay_buffered(tmp_path):
     t = _transfer()
     t._open_job(job)
     assert job.dfd == -1
-    t._close_job(job)
+    job.close()
 
 
 def test_no_direct_io_on_the_filesystem_still_syncs(tmp_path, published, s3_endpoint, monkeypatch):

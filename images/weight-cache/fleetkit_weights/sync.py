@@ -27,7 +27,8 @@ from fleetkit_weights.result import SyncResult
 from fleetkit_weights.retry import RetriesExhausted, RetryPolicy, call_with_retry, is_transient
 from fleetkit_weights.s3 import ObjectInfo, S3Client, S3Location
 from fleetkit_weights.hashing import hash_file
-from fleetkit_weights.transfer import FileJob, Transfer
+from fleetkit_weights.journal import FileJob
+from fleetkit_weights.transfer import Transfer
 
 MiB = 1 << 20
 
