@@ -160,9 +160,28 @@ def _tracked_seq(loader: TrackingConstructor, node: yaml.SequenceNode) -> Any:
     return loader.construct_sequence(node)
 
 
+def _tracked_omap(loader: TrackingConstructor, node: yaml.Node) -> Any:
+    """``!!omap``: a sequence of one-pair mappings (yaml.org/type/omap), read as one strict mapping
+    (a repeated key is a duplicate); anything else under the tag is a YAML error at the node."""
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    pairs: list[tuple[yaml.Node, yaml.Node]] = []
+    items = node.value if isinstance(node, yaml.SequenceNode) else None
+    for item in items if items is not None else [None]:
+        if not (isinstance(item, yaml.MappingNode) and len(item.value) == 1):
+            mark = item.start_mark if isinstance(item, yaml.Node) else node.start_mark
+            raise yaml.constructor.ConstructorError(
+                "while constructing an ordered map", node.start_mark,
+                "expected a sequence of one-pair mappings", mark,
+            )  # fmt: skip
+        pairs.extend(item.value)
+    merged = yaml.MappingNode(MAP_TAG, pairs, node.start_mark, node.end_mark)
+    return loader.construct_mapping(merged)
+
+
 TrackingConstructor.add_constructor(MAP_TAG, _tracked_map)  # type: ignore[arg-type]
 TrackingConstructor.add_constructor("tag:yaml.org,2002:seq", _tracked_seq)  # type: ignore[arg-type]
-TrackingConstructor.add_constructor("tag:yaml.org,2002:omap", _tracked_map)  # type: ignore[arg-type]
+TrackingConstructor.add_constructor("tag:yaml.org,2002:omap", _tracked_omap)  # type: ignore[arg-type]
 
 
 class TrackingLoader(_FastParser, TrackingConstructor, Resolver):  # type: ignore[misc]

@@ -121,3 +121,35 @@ def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
     )
     [doc] = load_paths([file])
     assert doc.obj["metadata"]["annotations"] == {"app": "x", "extra": "y"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ("!!omap\n  - name: a\n  - namespace: b\n", {"name": "a", "namespace": "b"}),
+        ("!!omap {name: a}\n", {"name": "a"}),
+    ],
+)
+def test_ordered_map_reads_as_a_mapping(tmp_path: Path, metadata: str, expected: dict[str, str]) -> None:
+    file = write(tmp_path / "om.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: " + metadata)
+    [doc] = load_paths([file])
+    assert doc.obj["metadata"] == expected
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where", "rule"),
+    [
+        ("!!omap\n  - name: a\n  - name: b\n", "metadata.name", "duplicate-key"),
+        ("!!omap\n  - 3\n", "line 4", "yaml-syntax"),
+        ("!!omap\n  - {name: a, namespace: b}\n", "line 4", "yaml-syntax"),
+        ("!!omap abc\n", "line 3", "yaml-syntax"),
+    ],
+)
+def test_bad_ordered_map_is_a_problem_not_a_crash(
+    tmp_path: Path, metadata: str, where: str, rule: str
+) -> None:
+    write(tmp_path / "om.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: " + metadata)
+    with pytest.raises(SpecError) as exc:
+        load_paths([tmp_path / "om.yaml"])
+    [problem] = exc.value.problems
+    assert problem.rule == rule and problem.where.startswith(where)
