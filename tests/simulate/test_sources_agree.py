@@ -9,6 +9,8 @@ golden preview files (the rendering of the project's own stacks) both must build
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,11 @@ def test_replica_bounds_are_what_the_autoscaler_renders(engine, lo, hi):
     keys = ("minReplicaCount", "maxReplicaCount") if engine == "keda" else ("minReplicas", "maxReplicas")
     assert (s[keys[0]], s[keys[1]]) == bounds
     assert bounds[0] == (max(lo, 1) if engine == "hpa" else lo)
+
+
+def test_the_stack_path_stays_pure():
+    """Reading the model plans (``components.model_plan``) must not pull in the Pulumi engine: the
+    simulator runs with no engine and no credentials."""
+    code = "import sys, fleetkit.simulate.source, fleetkit.simulate.command; print('pulumi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
