@@ -119,7 +119,8 @@ def _workload(
     spec = st.resolved.spec
     deployment = rendered.deployments.get((spec.namespace, rm.name))
     if deployment is None or rm.pool is None:
-        notes.append(f"{stack}: model {rm.name} has no rendered Deployment; not simulated")
+        why = "no rendered Deployment" if rm.pool is not None else f"no pool {rm.spec.pool!r}"
+        notes.append(f"{stack}: model {rm.name} has {why}; not simulated")
         return None
     template = (deployment.get("spec") or {}).get("template") or {}
     plan = plan_model(st.resolved, rm.name, ctx, stack=stack)
