@@ -144,6 +144,17 @@ class AutoscalerSpec(StrictModel):
             )
         return self
 
+    def replica_bounds(self, min_replicas: int, max_replicas: int) -> tuple[int, int]:
+        """The (min, max) replicas the rendered autoscaler holds a model's Deployment between: the
+        model's bounds under KEDA (``minReplicaCount`` may be 0), at least one under an HPA (its
+        ``minReplicas`` must be ≥ 1 unless the alpha ``HPAScaleToZero`` feature gate is on — Kubernetes
+        HorizontalPodAutoscaler reference), and ``replicas: min`` fixed without an autoscaler."""
+        if self.engine == "none":
+            return min_replicas, min_replicas
+        if self.engine == "hpa":
+            return max(min_replicas, 1), max_replicas
+        return min_replicas, max_replicas
+
     def describe(self) -> str:
         """``keda: 5 waiting/replica, KV cache 0.8`` (the KV-cache trigger is KEDA's only)."""
         kv = self.kv_cache_target if self.engine == "keda" else None
@@ -180,6 +191,7 @@ class AutoscalingPolicy(StrictModel):
         selector = f'{DEPLOYMENT_LABEL}="{deployment}",namespace="{namespace}"'
         if spec.engine == "none":
             return []
+        min_replicas, max_replicas = spec.replica_bounds(min_replicas, max_replicas)
         if spec.engine == "hpa":
             return [
                 {
@@ -188,7 +200,7 @@ class AutoscalingPolicy(StrictModel):
                     "metadata": metadata(deployment, namespace, labels),
                     "spec": {
                         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
-                        "minReplicas": max(min_replicas, 1),
+                        "minReplicas": min_replicas,
                         "maxReplicas": max_replicas,
                         "metrics": [
                             {

@@ -14,10 +14,10 @@ from typing import Any
 
 from fleetkit.loader import Fleet as SpecFleet
 from fleetkit.simulate.diagram import to_mermaid
-from fleetkit.simulate.fleet import Fleet, build_fleet
+from fleetkit.simulate.fleet import Fleet
 from fleetkit.simulate.report import Report, RequestClass, describe, request_classes, route_classes, simulate
 from fleetkit.simulate.scenarios import Scenario, standard_scenarios
-from fleetkit.simulate.source import sizes_from_specs, topology_from_specs
+from fleetkit.simulate.source import fleet_from_stacks
 
 #: smallest change in any outcome's probability that counts (half a percentage point)
 THRESHOLD = 0.005
@@ -65,7 +65,7 @@ class Behaviour:
 
 
 def _fleet(specs: SpecFleet, manifests: dict[str, list[dict[str, Any]]]) -> Fleet:
-    return build_fleet(manifests, topology_from_specs(specs), sizes_from_specs(specs))
+    return fleet_from_stacks(specs, manifests)
 
 
 def _differs(a: dict[Any, float], b: dict[Any, float]) -> bool:

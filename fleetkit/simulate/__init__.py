@@ -1,10 +1,13 @@
 """What-if simulation: where every request goes under failures.
 
-Pure (no Pulumi, no network): the input is the rendered fleet — each stack's manifests plus the mesh
-topology (:mod:`.fleet`, :mod:`.source`) — a request class (:class:`.core.Request`) and a
-:class:`.scenarios.Scenario`; the output is a distribution of :class:`.core.Outcome` s (served by
-cluster/model/version/GPU class, or an HTTP error with its reason). :mod:`.report` runs classes ×
-scenarios, :mod:`.capacity` adds the capacity view, :mod:`.diagram` / :mod:`.markdown` draw it,
+Pure (no Pulumi, no network): the input is the deployed fleet — each model's facts from the resolve
+step (:mod:`fleetkit.resolve`: service, version, pool, GPU class, weights; replica bounds from its
+autoscaler policy, engine arguments from its plan), the routing from each stack's rendered
+manifests, and the mesh topology (:mod:`.fleet`, :mod:`.source`; a preview directory is read from
+its manifests alone) — a request class (:class:`.core.Request`) and a :class:`.scenarios.Scenario`;
+the output is a distribution of :class:`.core.Outcome` s (served by cluster/model/version/GPU
+class, or an HTTP error with its reason). :mod:`.report` runs classes × scenarios,
+:mod:`.capacity` adds the capacity view, :mod:`.diagram` / :mod:`.markdown` draw it,
 :mod:`.command` is ``fleetkit simulate``; :mod:`fleetkit.review.behaviour` diffs two revisions.
 
 The rules, in the order a request meets them (Istio 1.30 / Envoy 1.36; numbers used in

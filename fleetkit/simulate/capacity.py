@@ -6,9 +6,12 @@ Assumptions (stated here once, each overridable from the CLI with ``--assume KEY
   for the whole batch, so a replica generates about
   ``efficiency × batch × (bandwidth_per_gpu × tensor_parallel) / weight_bytes`` tokens/s, and serves
   ``that / output_tokens`` requests/s. Bandwidths are the vendors' data-sheet figures
-  (``GPU_BANDWIDTH_GBPS``); weight bytes are ``params_billion × bytes_per_param(dtype)`` from the
-  planner (:mod:`fleetkit.capacity`). Defaults: ``efficiency`` 0.5, ``batch`` 32 concurrent
-  sequences, ``output_tokens`` 256 per request.
+  (``GPU_BANDWIDTH_GBPS``); weight bytes are the resolve step's (:class:`fleetkit.resolve.ResolvedModel`
+  ``weights_bytes``: declared, else ``params_billion × bytes_per_param(dtype)`` from the planner,
+  :mod:`fleetkit.capacity`), or the manifest reader's estimate (:mod:`.fleet`). Defaults:
+  ``efficiency`` 0.5, ``batch`` 32 concurrent sequences — never more than the model's
+  ``--max-num-seqs``, the most sequences vLLM schedules in one step (vLLM engine arguments,
+  ``max_num_seqs``) — and ``output_tokens`` 256 per request.
 * **Demand.** Unless given per model (``--demand MODEL=RPS``), each model's fleet-wide demand is
   ``utilisation`` (default 0.5) × what its Deployments can serve at their max replicas with
   everything healthy, split evenly over the request classes naming it (origins × tiers).
@@ -18,12 +21,10 @@ Assumptions (stated here once, each overridable from the CLI with ``--assume KEY
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fleetkit.capacity import bytes_per_param
 from fleetkit.simulate.core import Distribution
 from fleetkit.simulate.fleet import Fleet, Workload
 from fleetkit.simulate.scenarios import Scenario
@@ -72,21 +73,13 @@ class ModelRow:
         }
 
 
-def params_billion(w: Workload) -> float | None:
-    if w.params_billion:
-        return w.params_billion
-    m = re.search(r"(\d+(?:\.\d+)?)[Bb]\b", w.served_names[0] if w.served_names else "")
-    return float(m.group(1)) if m else None
-
-
 def replica_rps(w: Workload, assume: Mapping[str, float]) -> float:
     """Requests/s one replica of ``w`` serves under the stated assumptions (0 when unknown)."""
     bw = GPU_BANDWIDTH_GBPS.get(w.gpu_class)
-    params = params_billion(w)
-    if not bw or not params:
+    if not bw or not w.weights_bytes:
         return 0.0
-    weight_gb = params * bytes_per_param(w.dtype or "bfloat16")
-    tokens = assume["efficiency"] * assume["batch"] * bw * max(1, w.tensor_parallel) / weight_gb
+    batch = min(assume["batch"], w.max_num_seqs) if w.max_num_seqs else assume["batch"]
+    tokens = assume["efficiency"] * batch * bw * max(1, w.tensor_parallel) / (w.weights_bytes / 1e9)
     return tokens / assume["output_tokens"]
 
 

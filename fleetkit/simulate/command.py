@@ -62,28 +62,29 @@ def write_atomically(files: dict[Path, bytes]) -> None:
 
 
 def _load(project: Path, from_dir: Path | None) -> Fleet:
-    """The rendered fleet: from a preview directory, or rendered now by the offline preview."""
+    """The rendered fleet: from a preview directory (its manifests are the whole input, joined with the
+    project's topology and weight sizes), or the project's stacks rendered now by the offline preview
+    (model facts from the resolve step, routing from the rendering: :mod:`fleetkit.simulate.source`)."""
     # imported here, not at module level: `fleetkit --help` loads this module and must stay fast
     from fleetkit.loader import load_fleet
     from fleetkit.simulate.fleet import build_fleet
     from fleetkit.simulate.source import (
+        fleet_from_stacks,
         merge_topology,
         read_preview_dir,
-        sizes_from_specs,
         topology_from_specs,
+        weights_from_specs,
     )
 
     specs = load_fleet(project)
-    topology = topology_from_specs(specs)
     if from_dir is not None:
         manifests, from_outputs = read_preview_dir(from_dir)
-        topology = merge_topology(topology, from_outputs)
-    else:
-        from fleetkit.preview import preview_fleet  # Pulumi's mock runtime: only when rendering now
+        topology = merge_topology(topology_from_specs(specs), from_outputs)
+        return build_fleet(manifests, topology, weights_from_specs(specs))
+    from fleetkit.preview import preview_fleet  # Pulumi's mock runtime: only when rendering now
 
-        results = preview_fleet(specs)
-        manifests = {name: res.manifests() for name, res in results.items()}
-    return build_fleet(manifests, topology, sizes_from_specs(specs))
+    results = preview_fleet(specs)
+    return fleet_from_stacks(specs, {name: res.manifests() for name, res in results.items()})
 
 
 def _capacity_options(
@@ -331,8 +332,9 @@ def simulate_command(
 ) -> None:
     """What-if: where every request goes under failures.
 
-    Reads the rendered fleet (every stack's VirtualServices, DestinationRules, Services,
-    Deployments, autoscalers and edge filters, plus the mesh topology) and computes, for each
+    Reads the fleet as deployed (each model's pool, GPU class, replica bounds and engine arguments
+    resolved from the stacks; every stack's rendered VirtualServices, DestinationRules, Services,
+    pod labels and edge filters; the mesh topology) and computes, for each
     request class and scenario, the distribution of outcomes: served by (cluster, model, version,
     GPU class) — flagged when another model answers — or an HTTP error with its reason (no route,
     unknown model, no endpoints, circuit open, 429). Istio 1.30/Envoy semantics, each rule cited

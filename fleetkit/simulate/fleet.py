@@ -1,12 +1,39 @@
-"""The rendered fleet as the simulator sees it: plain data read from Kubernetes/Istio manifests.
+"""The rendered fleet as the simulator sees it, and the reader of a fleet's manifests.
 
-:func:`build_fleet` reads, per cluster, the objects a preview renders — ``VirtualService``,
-``DestinationRule``, ``Service``, ``Deployment`` (pod-template labels, ``--served-model-name``,
-``nodeSelector``), ``ScaledObject``/``HorizontalPodAutoscaler`` (min/max replicas),
-``EnvoyFilter`` and ``RequestAuthentication`` (the edge, see :mod:`.edge`) — plus the mesh
-topology (:class:`ClusterInfo`: cluster id, network, region, the zones of each node pool), which
-the manifests do not carry. Nothing here knows the kit's policy classes: whatever the renderers
-emit is read as Istio and Kubernetes would read it.
+The model (:class:`Fleet`): per mesh cluster its :class:`ClusterInfo` (cluster id, network,
+region, the zones of each node pool — the mesh topology, which the manifests do not carry) and
+its :class:`ClusterConfig` (what its ingress gateway is programmed with: ``VirtualService``,
+``DestinationRule``, ``Service`` selectors, the edge filters of :mod:`.edge`), plus one
+:class:`Workload` per model Deployment. A workload holds two kinds of facts:
+
+* **routing facts**, read from the rendered objects on every input path because they are what
+  Istio and Envoy act on: the pod labels that Services and subsets select (R5), the names an
+  inbound rewrite filter makes a pod answer to (R11);
+* **deployed model facts**: service, version, GPU class, pool and its zones, replica bounds,
+  served names (``--served-model-name``), tensor parallel, weight bytes, ``--max-num-seqs``.
+
+Two builders fill the second kind, and must agree on the fleets both can read
+(``tests/simulate/test_sources_agree.py``):
+
+* :func:`fleetkit.simulate.source.fleet_from_stacks` (the stack path: ``fleetkit simulate``,
+  ``fleetkit review``, the golden files) takes them from the resolve step
+  (:class:`fleetkit.resolve.ResolvedStack`), the replica bounds from the model's autoscaler policy and
+  the engine arguments from the model's plan (:func:`components.model_plan.plan_model`) — the
+  objects the renderer itself reads, so no fact has a second owner here;
+* :func:`build_fleet` (this module: ``fleetkit simulate --from DIR``, the hand-written scenario
+  corpus, the benchmark) infers them from the manifests alone: ``Deployment`` (pod-template
+  labels ``app``/``version``/``fleetkit.dev/gpu-class``, ``--served-model-name``,
+  ``--tensor-parallel-size``, ``--dtype``, ``--max-num-seqs``, ``nodeSelector``) and
+  ``ScaledObject``/``HorizontalPodAutoscaler`` (min/max replicas). It stays because its inputs
+  have no stack files to resolve: a preview directory may have been rendered from another
+  revision (a CI artifact, another branch), whose specs are not the project's, and the corpus and
+  benchmark are plain manifests. What it cannot know it estimates and says so: a quantized model
+  renders ``--dtype auto`` (vLLM reads the quantization from the checkpoint), so its weight bytes
+  are counted at two bytes a parameter; the size comes from ``weights`` when given, else from a
+  served name such as ``…-70B-…``.
+
+Nothing here knows the kit's policy classes: whatever the renderers emit is read as Istio and
+Kubernetes would read it.
 """
 
 from __future__ import annotations
@@ -18,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from fleetkit.capacity import bytes_per_param
 from fleetkit.simulate.edge import Edge, read_edge
 
 #: Label keys Istio and Kubernetes use for topology (istio.io/api ``label`` package, well-known labels).
@@ -50,39 +78,35 @@ class ClusterInfo:
 
 @dataclass(frozen=True)
 class Workload:
-    """One Deployment in one cluster."""
+    """One model Deployment in one cluster (routing facts and deployed model facts: module docstring)."""
 
     cluster: str
     namespace: str
     name: str
+    #: the pod template's labels: what Service selectors and DestinationRule subsets select (R5)
     labels: Mapping[str, str]
-    #: names vLLM accepts in the request body's ``model`` (``--served-model-name``, else the model path)
+    #: the mesh service the model serves as (its pods' ``app`` label)
+    model: str
+    version: str
+    #: ``l4``, ``h100`` … ("" unknown)
+    gpu_class: str
+    #: names vLLM accepts in the request body's ``model`` (``--served-model-name``, else the model
+    #: path), then the names an inbound rewrite filter maps to them
     served_names: tuple[str, ...]
     min_replicas: int
     max_replicas: int
-    #: nodeSelector values (the pool names)
+    #: the node pools the pods are scheduled on (nodeSelector values)
     pools: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
-    #: engine facts for the capacity view (``--tensor-parallel-size``, ``--dtype``; size from the spec)
+    #: engine facts for the capacity view: GPUs a replica's weights are split over, bytes of the
+    #: weights (None: unknown) and the sequences vLLM batches per step (None: not set)
     tensor_parallel: int = 1
-    dtype: str = ""
-    params_billion: float | None = None
+    weights_bytes: float | None = None
+    max_num_seqs: int | None = None
 
     @cached_property
     def key(self) -> str:
         return f"{self.cluster}/{self.name}"
-
-    @property
-    def model(self) -> str:
-        return self.labels.get(LABEL_APP, self.name)
-
-    @property
-    def version(self) -> str:
-        return self.labels.get(LABEL_VERSION, "")
-
-    @property
-    def gpu_class(self) -> str:
-        return self.labels.get(LABEL_GPU_CLASS, "")
 
 
 @dataclass(frozen=True)
@@ -205,12 +229,26 @@ def _served_names(container: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(names) if names else ((model,) if model else ())
 
 
+def _weights_bytes(served: tuple[str, ...], dtype: str, declared: float | None) -> float | None:
+    """Bytes of the weights: declared (the project's specs), else the parameters a served name such
+    as ``…-70B-…`` states at the rendered ``--dtype`` (``auto``: two bytes, see the module docstring)."""
+    if declared:
+        return declared
+    m = re.search(r"(\d+(?:\.\d+)?)[Bb]\b", served[0] if served else "")
+    if not m:
+        return None
+    try:
+        return float(m.group(1)) * bytes_per_param(dtype or "bfloat16") * 1e9
+    except ValueError:  # a --dtype the sizing table does not know
+        return None
+
+
 def _deployment(
     cluster: str,
     obj: Mapping[str, Any],
     scale: Mapping[str, tuple[int, int]],
     info: ClusterInfo,
-    sizes: Mapping[str, float],
+    weights: Mapping[str, float],
 ) -> Workload | None:
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -235,19 +273,23 @@ def _deployment(
     for p in pools:
         zones += [z for z in info.pool_zones.get(p, ()) if z not in zones]
     tp = _flag(argv, "--tensor-parallel-size")
+    seqs = _flag(argv, "--max-num-seqs")
     return Workload(
-        cluster,
-        str(md.get("namespace") or "default"),
-        name,
-        labels,
-        served,
-        lo,
-        hi,
-        pools,
-        tuple(zones),
-        int(tp) if tp and tp.isdigit() else 1,
-        _flag(argv, "--dtype") or "",
-        sizes.get(name),
+        cluster=cluster,
+        namespace=str(md.get("namespace") or "default"),
+        name=name,
+        labels=labels,
+        model=labels.get(LABEL_APP, name),
+        version=labels.get(LABEL_VERSION, ""),
+        gpu_class=labels.get(LABEL_GPU_CLASS, ""),
+        served_names=served,
+        min_replicas=lo,
+        max_replicas=hi,
+        pools=pools,
+        zones=tuple(zones),
+        tensor_parallel=int(tp) if tp and tp.isdigit() else 1,
+        weights_bytes=_weights_bytes(served, _flag(argv, "--dtype") or "", weights.get(name)),
+        max_num_seqs=int(seqs) if seqs and seqs.isdigit() else None,
     )
 
 
@@ -323,13 +365,47 @@ def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str |
     return cfg, network
 
 
+@dataclass
+class RenderedCluster:
+    """What one cluster's manifests say, before any Deployment is read as a workload."""
+
+    config: ClusterConfig
+    #: Deployment objects by (namespace, name)
+    deployments: dict[tuple[str, str], Mapping[str, Any]]
+    #: Deployment name -> (min, max) replicas its autoscaler holds it between
+    scale: dict[str, tuple[int, int]]
+    #: (workload selector, body models rewritten to the pod's own name) per inbound rewrite filter
+    rewrites: list[tuple[Mapping[str, str], tuple[str, ...]]]
+    notes: list[str]
+
+
+def read_cluster(stack: str, info: ClusterInfo, objs: Sequence[Mapping[str, Any]]) -> RenderedCluster:
+    """Read one stack's manifests (both builders start here)."""
+    cfg, ns_network = _cluster_config(list(objs))
+    notes = []
+    if ns_network and ns_network != info.network:
+        notes.append(
+            f"{stack}: istio-system is labelled network {ns_network!r}, the topology says {info.network!r}"
+        )
+    deployments = {
+        (
+            str((o.get("metadata") or {}).get("namespace") or "default"),
+            str((o.get("metadata") or {}).get("name")),
+        ): o
+        for o in objs
+        if o.get("kind") == "Deployment"
+    }
+    scale = _scale_targets(o for o in objs if o.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler"))
+    return RenderedCluster(cfg, deployments, scale, _inbound_rewrites(objs), notes)
+
+
 def build_fleet(
     manifests: Mapping[str, Sequence[Mapping[str, Any]]],
     topology: Mapping[str, ClusterInfo],
-    sizes: Mapping[str, Mapping[str, float]] | None = None,
+    weights: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Fleet:
-    """The fleet from per-stack manifests and each stack's :class:`ClusterInfo` (stacks without one,
-    e.g. the trust root, are skipped). ``sizes``: stack -> Deployment -> parameters in billions
+    """The fleet from per-stack manifests alone and each stack's :class:`ClusterInfo` (stacks without
+    one, e.g. the trust root, are skipped). ``weights``: stack -> Deployment -> bytes of the weights
     (for the capacity view; without it the size is read from a served name such as ``…-70B-…``)."""
     clusters: dict[str, ClusterInfo] = {}
     config: dict[str, ClusterConfig] = {}
@@ -339,23 +415,14 @@ def build_fleet(
         info = topology.get(stack)
         if info is None:
             continue
-        objs = list(manifests[stack])
-        cfg, ns_network = _cluster_config(objs)
-        if ns_network and ns_network != info.network:
-            notes.append(
-                f"{stack}: istio-system is labelled network {ns_network!r}, the topology says {info.network!r}"
-            )
+        rendered = read_cluster(stack, info, manifests[stack])
+        notes += rendered.notes
         clusters[info.name] = info
-        config[info.name] = cfg
-        scale = _scale_targets(
-            o for o in objs if o.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler")
-        )
-        rewrites = _inbound_rewrites(objs)
-        for o in objs:
-            if o.get("kind") == "Deployment":
-                w = _deployment(info.name, o, scale, info, (sizes or {}).get(stack, {}))
-                if w is not None:
-                    workloads.append(_with_rewrites(w, rewrites))
+        config[info.name] = rendered.config
+        for o in rendered.deployments.values():
+            w = _deployment(info.name, o, rendered.scale, info, (weights or {}).get(stack, {}))
+            if w is not None:
+                workloads.append(with_rewrites(w, rendered.rewrites))
     workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
     return Fleet(clusters, config, workloads, notes)
 
@@ -399,7 +466,7 @@ def _lua_unescape(text: str) -> str:
     return re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), text)
 
 
-def _with_rewrites(w: Workload, rewrites: list[tuple[Mapping[str, str], tuple[str, ...]]]) -> Workload:
+def with_rewrites(w: Workload, rewrites: list[tuple[Mapping[str, str], tuple[str, ...]]]) -> Workload:
     """The workload with the names its inbound rewrite filters accept appended after its own names
     (so an answer to one of them is reported as another model answering — the fallback)."""
     extra = [

@@ -1,47 +1,149 @@
-"""Where the simulator's input comes from: a preview output directory, or an in-memory rendering,
-plus the mesh topology from the loaded stack specs.
+"""Where the simulator's input comes from: the loaded stacks with their rendering, or a preview
+output directory — and the mesh topology.
+
+The stack path, :func:`fleet_from_stacks` (``fleetkit simulate`` without ``--from``, ``fleetkit
+review``): each model's deployed facts come from the resolve step
+(:attr:`fleetkit.fleet.LoadedStack.resolved`: service, version, pool and its zones, GPU class,
+weight bytes), its replica bounds from its autoscaler policy
+(:meth:`policies.autoscaling.AutoscalerSpec.replica_bounds`, what the ScaledObject/HPA is rendered
+with) and its engine arguments (served names, tensor parallel, ``--max-num-seqs``) from its plan
+(:func:`components.model_plan.plan_model`, what the Deployment's command line is rendered from);
+only the routing facts (:mod:`.fleet`: the gateway's Istio config, Service selectors, pod labels,
+edge filters) are read from the rendered manifests. A model without a rendered Deployment (a
+partial render) is not deployed there and is left out with a note.
+
+The preview path, :func:`read_preview_dir` + :func:`fleetkit.simulate.fleet.build_fleet` (``--from
+DIR``), reads everything from the manifests: the directory may come from another revision than the
+project's stack files, so only what the manifests lack is joined from the specs by stack and
+Deployment name — the zones (:func:`topology_from_specs`) and the weight bytes
+(:func:`weights_from_specs`). Both paths build the same fleet from the same rendering
+(``tests/simulate/test_sources_agree.py``).
 
 The topology (cluster id, network, region, pool zones) is read from each region stack's spec
-(``mesh.cluster_name``, ``mesh.network``, ``region``, ``node_pools.*.zones``); a preview directory
-alone gives cluster, network and region from ``outputs.json`` (``meshClusterName``,
+(``mesh.cluster_name``, ``mesh.network``, ``region``, the resolved pools' zones); a preview
+directory alone gives cluster, network and region from ``outputs.json`` (``meshClusterName``,
 ``meshNetwork``, ``region``) but no zones.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.model_plan import plan_model
 from fleetkit.errors import Issue, SpecError
+from fleetkit.fleet import LoadedStack
 from fleetkit.loader import Fleet as SpecFleet
-from fleetkit.simulate.fleet import ClusterInfo
+from fleetkit.resolve import ResolvedModel
+from fleetkit.simulate.fleet import (
+    ClusterConfig,
+    ClusterInfo,
+    Fleet,
+    RenderedCluster,
+    Workload,
+    read_cluster,
+    with_rewrites,
+)
 from fleetkit.spec import RegionStackSpec
+from policies.context import RenderContext
+
+
+def cluster_info(name: str, st: LoadedStack) -> ClusterInfo | None:
+    """The mesh topology of one stack (None for a stack that is not a region stack)."""
+    spec = st.spec
+    if not isinstance(spec, RegionStackSpec):
+        return None
+    cluster = spec.mesh.cluster_name or name
+    network = spec.mesh.network or f"network-{cluster}"
+    zones = {p: tuple(sorted(pool.spec.zones)) for p, pool in st.resolved.pools.items()}
+    return ClusterInfo(cluster, network, spec.region, name, zones)
 
 
 def topology_from_specs(fleet: SpecFleet) -> dict[str, ClusterInfo]:
     out: dict[str, ClusterInfo] = {}
     for name, st in sorted(fleet.stacks.items()):
-        spec = st.spec
-        if not isinstance(spec, RegionStackSpec):
-            continue
-        cluster = spec.mesh.cluster_name or name
-        network = spec.mesh.network or f"network-{cluster}"
-        zones = {p: tuple(sorted(pool.zones)) for p, pool in sorted(spec.node_pools.items())}
-        out[name] = ClusterInfo(cluster, network, spec.region, name, zones)
+        info = cluster_info(name, st)
+        if info is not None:
+            out[name] = info
     return out
 
 
-def sizes_from_specs(fleet: SpecFleet) -> dict[str, dict[str, float]]:
-    """Stack -> Deployment (the model key) -> parameters in billions."""
+def weights_from_specs(fleet: SpecFleet) -> dict[str, dict[str, float]]:
+    """Stack -> Deployment (the model key) -> bytes of the weights, as the resolve step sizes them."""
     return {
-        name: {m: float(spec.params_billion) for m, spec in st.spec.models.items() if spec.params_billion}
+        name: {m: float(rm.weights_bytes) for m, rm in st.resolved.models.items() if rm.weights_bytes}
         for name, st in sorted(fleet.stacks.items())
-        if isinstance(st.spec, RegionStackSpec)
+        if st.is_region
     }
+
+
+def fleet_from_stacks(specs: SpecFleet, manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fleet:
+    """The fleet of the loaded stacks as ``manifests`` (stack -> its rendered objects) deploy it:
+    model facts from the resolve step, routing from the rendering (module docstring). Stacks
+    without manifests, and stacks that are not region stacks, are not part of it."""
+    clusters: dict[str, ClusterInfo] = {}
+    config: dict[str, ClusterConfig] = {}
+    workloads: list[Workload] = []
+    notes: list[str] = []
+    for stack in sorted(manifests):
+        st = specs.stacks.get(stack)
+        info = cluster_info(stack, st) if st is not None else None
+        if st is None or info is None:
+            continue
+        rendered = read_cluster(stack, info, manifests[stack])
+        notes += rendered.notes
+        clusters[info.name] = info
+        config[info.name] = rendered.config
+        ctx = specs.context_for(stack)
+        for rm in st.resolved.models.values():
+            w = _workload(stack, st, info, rm, rendered, ctx, notes)
+            if w is not None:
+                workloads.append(with_rewrites(w, rendered.rewrites))
+    workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
+    return Fleet(clusters, config, workloads, notes)
+
+
+def _workload(
+    stack: str,
+    st: LoadedStack,
+    info: ClusterInfo,
+    rm: ResolvedModel,
+    rendered: RenderedCluster,
+    ctx: RenderContext,
+    notes: list[str],
+) -> Workload | None:
+    spec = st.resolved.spec
+    deployment = rendered.deployments.get((spec.namespace, rm.name))
+    if deployment is None or rm.pool is None:
+        why = "no rendered Deployment" if rm.pool is not None else f"no pool {rm.spec.pool!r}"
+        notes.append(f"{stack}: model {rm.name} has {why}; not simulated")
+        return None
+    template = (deployment.get("spec") or {}).get("template") or {}
+    plan = plan_model(st.resolved, rm.name, ctx, stack=stack)
+    lo, hi = spec.policies.autoscaling.for_model(rm.name).replica_bounds(
+        rm.spec.replicas.min, rm.spec.replicas.max
+    )
+    return Workload(
+        cluster=info.name,
+        namespace=spec.namespace,
+        name=rm.name,
+        labels=dict((template.get("metadata") or {}).get("labels") or {}),
+        model=rm.service,
+        version=rm.spec.version,
+        gpu_class=rm.gpu_class,
+        served_names=tuple(plan.engine.served_model_names),
+        min_replicas=lo,
+        max_replicas=hi,
+        pools=(rm.pool.name,),
+        zones=tuple(sorted(rm.pool.spec.zones)),
+        tensor_parallel=plan.engine.tensor_parallel_size,
+        weights_bytes=float(rm.weights_bytes) if rm.weights_bytes else None,
+        max_num_seqs=plan.engine.max_num_seqs,
+    )
 
 
 def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, ClusterInfo]]:

@@ -12,11 +12,10 @@ import pytest
 
 from fleetkit.loader import load_fleet
 from fleetkit.simulate.diagram import to_mermaid
-from fleetkit.simulate.fleet import build_fleet
 from fleetkit.simulate.markdown import report_markdown
 from fleetkit.simulate.report import findings, request_classes, simulate, to_json
 from fleetkit.simulate.scenarios import standard_scenarios
-from fleetkit.simulate.source import sizes_from_specs, topology_from_specs
+from fleetkit.simulate.source import fleet_from_stacks
 
 GOLDEN = Path(__file__).parent / "simulate"
 UPDATE = os.environ.get("FLEETKIT_UPDATE_GOLDEN") == "1"
@@ -24,12 +23,7 @@ UPDATE = os.environ.get("FLEETKIT_UPDATE_GOLDEN") == "1"
 
 @pytest.fixture(scope="module")
 def report(demo_preview, project_root):
-    specs = load_fleet(project_root)
-    fl = build_fleet(
-        {n: r.manifests() for n, r in demo_preview.items()},
-        topology_from_specs(specs),
-        sizes_from_specs(specs),
-    )
+    fl = fleet_from_stacks(load_fleet(project_root), {n: r.manifests() for n, r in demo_preview.items()})
     return simulate(fl, standard_scenarios(fl), request_classes(fl))
 
 
