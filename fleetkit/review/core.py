@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.errors import Issue, SpecError
-from fleetkit.fleet import Fleet
+from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.loader import load_fleet
 from fleetkit.review import gitrev
 from fleetkit.review.behaviour import Behaviour, behaviour
@@ -20,7 +20,7 @@ from fleetkit.review.render import (
     render_sides,
     unified_diff,
 )
-from fleetkit.review.semantic import Change, diff_stack
+from fleetkit.review.semantic import Change, Side, diff_stack
 from fleetkit.verify.runner import verify_stack
 
 HEAD_LABEL = "working tree"
@@ -118,11 +118,18 @@ def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
         raise SpecError([head, *problems]) from None
 
 
+def _side(st: LoadedStack | None) -> Side | None:
+    """What the semantic diff compares: a region stack as resolved once by its loaded stack, else its spec."""
+    if st is None:
+        return None
+    return st.resolved if st.is_region else st.spec
+
+
 def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendered) -> StackReview:
     sb, sh = base.stacks.get(name), head.stacks.get(name)
     status = "added" if sb is None else "removed" if sh is None else "changed"
     review = StackReview(name, status)
-    review.changes = diff_stack(sb.spec if sb else None, sh.spec if sh else None)
+    review.changes = diff_stack(_side(sb), _side(sh))
     review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
     if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
         review.lint_introduced, review.lint_resolved = introduced_findings(
