@@ -118,7 +118,7 @@ def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
         raise SpecError([head, *problems]) from None
 
 
-def _side(st: LoadedStack | None) -> Side | None:
+def side_of(st: LoadedStack | None) -> Side | None:
     """What the semantic diff compares: a region stack as resolved once by its loaded stack, else its spec."""
     if st is None:
         return None
@@ -129,7 +129,7 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
     sb, sh = base.stacks.get(name), head.stacks.get(name)
     status = "added" if sb is None else "removed" if sh is None else "changed"
     review = StackReview(name, status)
-    review.changes = diff_stack(_side(sb), _side(sh))
+    review.changes = diff_stack(side_of(sb), side_of(sh))
     review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
     if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
         review.lint_introduced, review.lint_resolved = introduced_findings(

@@ -8,6 +8,7 @@ and after; ``test_every_field_is_covered`` fails when a policy gains a field no 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from fleetkit.loader import load_fleet
 from fleetkit.resolve import resolve
+from fleetkit.review.core import side_of
 from fleetkit.review.semantic import diff_stack
 from fleetkit.spec import RegionStackSpec
 from policies.autoscaling import AutoscalerSpec, AutoscalingPolicy, CapacityWindow
@@ -657,3 +659,35 @@ def test_every_field_is_covered() -> None:
 def test_a_one_value_field_cannot_change(field: str) -> None:
     with pytest.raises(ValidationError):
         SecurityPolicy.model_validate(ONE_VALUE[field])
+
+
+# --------------------------------------------------------------------------- pools and models, as resolved
+def test_pools_are_compared_as_resolved(spec: RegionStackSpec) -> None:
+    """A pool's GPUs in words come from its resolved catalog entry (``ResolvedPool.instance``), not from
+    another catalog lookup: a resolved side whose entry says otherwise is shown as it says."""
+    before = resolve(spec)
+    pool = before.pools["l4"]
+    assert pool.instance is not None
+    bigger = pool.instance.model_copy(update={"gpu_count": 8})
+    after = replace(
+        before,
+        pools={
+            **before.pools,
+            "l4": replace(
+                pool, spec=pool.spec.model_copy(update={"instance_type": "g6.48xlarge"}), instance=bigger
+            ),
+        },
+    )
+    [change] = [c for c in diff_stack(before, after) if c.area == "gpu-pools"]
+    assert (change.subject, change.setting) == ("GPU pool l4", "instance type")
+    assert change.before == f"{pool.instance_type} (4× NVIDIA L4 22 GiB)"
+    assert change.after == "g6.48xlarge (8× NVIDIA L4 22 GiB)"
+    unknown = replace(after, pools={**before.pools, "l4": replace(pool, instance=None)})
+    assert [c.after for c in diff_stack(after, unknown) if c.area == "gpu-pools"] == [pool.instance_type]
+
+
+def test_the_review_reads_each_loaded_stack_resolved_once(project_root: Path) -> None:
+    fleet = load_fleet(project_root)
+    region, root = fleet.stacks["aws-us-east-1"], fleet.stacks["mesh-root"]
+    assert side_of(region) is region.resolved  # the cached resolve step, not a second one
+    assert side_of(root) is root.spec and side_of(None) is None
