@@ -14,8 +14,9 @@ from fleetkit.review.behaviour import Behaviour, behaviour
 from fleetkit.review.render import (
     Rendered,
     RenderMode,
+    finding_key,
     guardrail_verdicts,
-    introduced_findings,
+    introduced,
     lint_findings,
     render_sides,
     unified_diff,
@@ -132,15 +133,14 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
     review.changes = diff_stack(side_of(sb), side_of(sh))
     review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
     if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
-        review.lint_introduced, review.lint_resolved = introduced_findings(
-            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else []
+        review.lint_introduced, review.lint_resolved = introduced(
+            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else [], finding_key
         )
     gb, gh = guardrail_verdicts(rb, name), guardrail_verdicts(rh, name)
     if gh is not None or gb is not None:
-        bkeys = {v.key() for v in gb or []}
-        hkeys = {v.key() for v in gh or []}
-        review.guardrails_introduced = [v for v in gh or [] if v.key() not in bkeys]
-        review.guardrails_resolved = len(bkeys - hkeys)
+        review.guardrails_introduced, review.guardrails_resolved = introduced(
+            gb or [], gh or [], lambda v: v.key()
+        )
     if sh is not None and name in rh.manifests:
         review.verdicts = verify_stack(rh.manifests[name], rh.resources.get(name, []))
     if status == "changed" and not (

@@ -49,7 +49,7 @@ class Introduced:
         ]
 
 
-def introduced(s: StackReview) -> tuple[Introduced, Introduced]:
+def introduced_tables(s: StackReview) -> tuple[Introduced, Introduced]:
     """The lint findings and the guardrail verdicts the change introduces (either may have no rows)."""
     return (
         Introduced(
@@ -119,7 +119,7 @@ def _md_stack(s: StackReview, budget: list[int]) -> list[str]:
         out.append("")
     elif s.status != "unchanged":
         out += ["No change in the stack specs; the rendered output differs (kit code change).", ""]
-    lint, guardrails = introduced(s)
+    lint, guardrails = introduced_tables(s)
     out += _md_introduced(lint)
     if s.lint_resolved:
         out += [f"Lint findings resolved: {s.lint_resolved}.", ""]
@@ -262,7 +262,7 @@ def to_renderables(review: Review) -> list[Any]:
             parts.append(Text("no change in the stack specs; the rendered output differs", style="dim"))
         parts += [
             titled_table(kind.title, (*kind.columns, "message"), kind.cells(), overflow="fold")
-            for kind in introduced(s)
+            for kind in introduced_tables(s)
             if kind.rows
         ]
         if s.lint_resolved or s.guardrails_resolved:

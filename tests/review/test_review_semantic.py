@@ -15,6 +15,7 @@ from fleetkit.loader import load_fleet
 from fleetkit.review.core import Review, StackReview
 from fleetkit.review.formats import MARKDOWN_DIFF_BUDGET, to_json, to_markdown, to_renderables
 from fleetkit.review.gitrev import Revision
+from fleetkit.review.render import finding_key, introduced
 from fleetkit.review.semantic import Change, diff_stack
 from fleetkit.spec import RegionStackSpec
 
@@ -257,3 +258,16 @@ def test_markdown_truncates_a_huge_diff() -> None:
     md = to_markdown(_review(StackReview("s", "changed", manifest_diff=diff)))
     assert len(md) < MARKDOWN_DIFF_BUDGET + 5_000
     assert "diff truncated" in md and "(5000 files, +5000 −5000)" in md
+
+
+def test_introduced_and_resolved_are_counted_alike_for_findings_and_verdicts() -> None:
+    """One helper compares both sides: lint findings by object, rule and message; verdicts by their key."""
+    kept, new = _finding("warning", None), _finding("error", None)
+    gone = Finding(
+        Issue(("spec",), "FK101", "other", subject="VirtualService/llm/x", file="s/manifests"), "fix"
+    )
+    assert introduced([kept, gone], [kept, new], finding_key) == ([], 1)  # same object, rule and message
+    v1 = Verdict.of("model-pdb", "mandatory", "high", "r1", "no PDB")
+    v2 = Verdict.of("model-pdb", "mandatory", "high", "r2", "no PDB")
+    assert introduced([v1], [v1, v2], lambda v: v.key()) == ([v2], 0)
+    assert introduced([v1, v2], [], lambda v: v.key()) == ([], 2)
