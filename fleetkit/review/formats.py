@@ -26,6 +26,7 @@ AREA_TITLES = {
     "load-balancing": "Load balancing",
     "security": "Security",
     "edge": "Edge (identity, rate limits)",
+    "telemetry": "Telemetry",
 }
 #: GitHub rejects comments over 65536 characters; the raw diff is cut to keep the comment postable
 MARKDOWN_DIFF_BUDGET = 40_000

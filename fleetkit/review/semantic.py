@@ -3,7 +3,7 @@
 Computed from the typed specs (pydantic models after inheritance and defaults), never from rendered
 YAML, so it reads the same whatever the renderer does: routes and their traffic shares, QoS tiers and
 the shedding order, failover order, timeouts and retries, autoscaling, GPU pools, models, load
-balancing, security, the edge (identity claims, rate limits), and any other stack setting.
+balancing, security, the edge (identity claims, rate limits), telemetry, and any other stack setting.
 
 Every change is a :class:`Change` — an area, a subject (``route llama-70b-canary``), a setting
 (``llama-3-70b/v2``), the value before and after (``None`` when it did not exist) — rendered as a
@@ -12,7 +12,7 @@ sentence: ``route llama-70b-canary: llama-3-70b/v2 10% → 25%``.
 The words of a serving policy are the policy's own (``policies/``): ``describe()`` for a whole route,
 tier or chain (the preview report's policy table prints the same text), ``describe_rows()`` — every
 setting as a label and a value in words — for a policy compared setting by setting (load balancing,
-autoscaling, security, the edge, timeouts and retries, a QoS tier, the front door). Pools and models
+autoscaling, security, the edge, telemetry, timeouts and retries, a QoS tier, the front door). Pools and models
 are compared as the resolve step (:mod:`fleetkit.resolve`) sees them: a pool's GPUs come from its
 resolved catalog entry.
 """
@@ -37,6 +37,7 @@ from policies.qos import QosPolicy
 from policies.resilience import ResiliencePolicy
 from policies.routing import DefaultRoute, Mirror, Route, RoutingPolicy, shares
 from policies.security import SecurityPolicy
+from policies.telemetry import TelemetryPolicy
 
 AREAS = (
     "stack",
@@ -50,6 +51,7 @@ AREAS = (
     "load-balancing",
     "security",
     "edge",
+    "telemetry",
 )
 ARROW = "→"
 
@@ -298,6 +300,11 @@ def diff_edge(b: EdgePolicy, a: EdgePolicy) -> list[Change]:
     return row_changes("edge", "edge", b.describe_rows(), a.describe_rows())
 
 
+def diff_telemetry(b: TelemetryPolicy, a: TelemetryPolicy) -> list[Change]:
+    """Tracing (sampling, export) and usage metrics, row by row in the telemetry policy's words."""
+    return row_changes("telemetry", "telemetry", b.describe_rows(), a.describe_rows())
+
+
 # --------------------------------------------------------------------------- autoscaling
 def _autoscaling_rows(model: ResolvedModel, policy: AutoscalingPolicy) -> Rows:
     """The model's replica bounds (the autoscaler's bounds), then its autoscaler's rows."""
@@ -455,6 +462,7 @@ def diff_stack(before: Side | None, after: Side | None) -> list[Change]:
         *diff_load_balancing(bp.load_balancing, ap.load_balancing),
         *diff_security(bp.security, ap.security),
         *diff_edge(bp.edge, ap.edge),
+        *diff_telemetry(bp.telemetry, ap.telemetry),
     ]
     order = {area: i for i, area in enumerate(AREAS)}
     return sorted(changes, key=lambda c: order.get(c.area, len(order)))  # stable: keeps order inside an area

@@ -46,6 +46,7 @@ def test_the_report_prints_every_policy_description(spec: RegionStackSpec) -> No
         "autoscaling",
         "security",
         "edge",
+        "telemetry",
     ]
     for _, words in rows:
         for line in words.splitlines():
@@ -140,6 +141,9 @@ def test_the_report_summary_is_made_of_the_rows_the_review_shows(spec: RegionSta
         assert edge[f"tier value {value}"] == tier and f"{value}→{tier}" in report
     for name in p.edge.rate_limits.tiers:
         assert f"{name} {edge[f'rate limit tier {name}']}" in report
+    tel = p.telemetry.describe_rows()
+    assert f"tracing {tel['trace sampling']} of requests to {tel['trace export']}" in report
+    assert f"usage metrics {tel['usage metrics']}" in report
 
 
 def test_a_security_change_reads_the_same_in_report_and_review(spec: RegionStackSpec) -> None:

@@ -27,6 +27,7 @@ from policies.qos import QosPolicy, Tier
 from policies.resilience import CircuitBreaker, ResiliencePolicy, ResilienceSpec, Retries
 from policies.routing import RoutingHeaders, RoutingPolicy
 from policies.security import ExtraCaller, JwtRule, SecurityPolicy
+from policies.telemetry import TelemetryPolicy, TracingPolicy
 
 Row = tuple[str, str, str | None, str | None]  # subject, setting, before, after
 
@@ -594,6 +595,49 @@ def test_front_door_rows(
     assert shown(spec, "routing", b, a, "routing") == expected
 
 
+# --------------------------------------------------------------------------- telemetry
+TEL = "telemetry"
+TEL_CASES: list[tuple[set[str], dict[str, Any], dict[str, Any], list[Row]]] = [
+    (
+        {"TelemetryPolicy.tracing", "TracingPolicy.enabled"},
+        {},
+        {"tracing": {"enabled": False}},
+        [(TEL, "tracing", "on", "off")],
+    ),
+    (
+        {"TracingPolicy.sampling_percent"},
+        {},
+        {"tracing": {"sampling_percent": 10}},
+        [(TEL, "trace sampling", "1%", "10%")],
+    ),
+    (
+        {"TracingPolicy.export_endpoint"},
+        {},
+        {"tracing": {"export_endpoint": "tempo.monitoring:4317"}},
+        [(TEL, "trace export", "the collector's debug exporter", "tempo.monitoring:4317")],
+    ),
+    (
+        {"TelemetryPolicy.usage_metrics"},
+        {},
+        {"usage_metrics": False},
+        [(TEL, "usage metrics", "per tenant, model and tier", "off")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("covers", "before", "after", "expected"), TEL_CASES)
+def test_telemetry_rows(
+    spec: RegionStackSpec,
+    covers: set[str],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    expected: list[Row],
+) -> None:
+    """Telemetry had no words before the rows: a change of it showed in the raw manifest diff only."""
+    b, a = TelemetryPolicy.model_validate(before), TelemetryPolicy.model_validate(after)
+    assert shown(spec, "telemetry", b, a, "telemetry") == expected
+
+
 # --------------------------------------------------------------------------- nothing left out
 #: fields that admit one value only, so no change of them exists to show
 ONE_VALUE = {
@@ -643,12 +687,18 @@ COMPARED: list[type[BaseModel]] = [
     Tier,
     RoutingPolicy,
     RoutingHeaders,
+    TelemetryPolicy,
+    TracingPolicy,
 ]
 
 
 def test_every_field_is_covered() -> None:
     covered = {
-        *(f for case in [*LB_CASES, *AS_CASES, *SEC_CASES, *EDGE_CASES, *RES_CASES] for f in case[0]),
+        *(
+            f
+            for case in [*LB_CASES, *AS_CASES, *SEC_CASES, *EDGE_CASES, *RES_CASES, *TEL_CASES]
+            for f in case[0]
+        ),
         *(f for case in [*TIER_CASES, *DOOR_CASES] for f in case[0]),
     }
     every = {f"{cls.__name__}.{name}" for cls in COMPARED for name in cls.model_fields}
