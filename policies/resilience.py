@@ -150,7 +150,7 @@ class ResilienceSpec(StrictModel):
             "retry attempts": str(r.attempts),
             "retry on": words(r.retry_on),
             "per-try timeout": words(r.per_try_timeout),
-            **{f"circuit breaker: {k}": v for k, v in self.circuit_breaker.describe_rows().items()},
+            **{f"circuit breaker {k}": v for k, v in self.circuit_breaker.describe_rows().items()},
         }
 
     def per_try_message(self) -> str:

@@ -414,7 +414,7 @@ def test_edge_rows(
 
 # --------------------------------------------------------------------------- timeouts, retries, circuit breaker
 RES = "resilience default"
-CB = "circuit breaker: "
+CB = "circuit breaker "
 RES_CASES: list[tuple[set[str], dict[str, Any], dict[str, Any], list[Row]]] = [
     ({"ResilienceSpec.timeout"}, {}, {"timeout": "900s"}, [(RES, "timeout", "600s", "900s")]),
     (
