@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Duration, Name, StrictModel, metadata, seconds
+from policies.common import Duration, Name, Rows, StrictModel, format_duration, metadata, seconds, words
 from policies.merge import merged_model
 
 HPA_QUEUE_METRIC = "vllm_num_requests_waiting"
@@ -89,6 +89,14 @@ class CapacityWindow(StrictModel):
     @property
     def warm_from(self) -> time:
         return (datetime.combine(datetime.min.date(), self.start) - self.prewarm).time()
+
+    def describe(self) -> str:
+        """``at least 4 replicas mon, tue 08:00–18:00 America/New_York (warm from 07:30, prewarm 1800s)``."""
+        days = ", ".join(sorted(self.days, key=_ORDER.index))
+        return (
+            f"at least {self.min_replicas} replicas {days} {self.start:%H:%M}–{self.end:%H:%M} {self.timezone} "
+            f"(warm from {self.warm_from:%H:%M}, prewarm {format_duration(self.prewarm)})"
+        )
 
     def trigger(self) -> dict[str, object]:
         """The KEDA ``cron`` trigger (minute hour * * days)."""
@@ -157,10 +165,24 @@ class AutoscalerSpec(StrictModel):
 
     def describe(self) -> str:
         """``keda: 5 waiting/replica, KV cache 0.8`` (the KV-cache trigger is KEDA's only)."""
-        kv = self.kv_cache_target if self.engine == "keda" else None
-        return f"{self.engine}: {self.queue_per_replica:g} waiting/replica" + (
-            f", KV cache {kv:g}" if kv else ""
-        )
+        rows = self.describe_rows()
+        kv = f", KV cache {rows['KV-cache target']}" if self.engine == "keda" and self.kv_cache_target else ""
+        return f"{rows['engine']}: {rows['queue per replica']}{kv}"
+
+    def describe_rows(self) -> Rows:
+        """Every setting in words; one ``window <name>`` row per scheduled-capacity window."""
+        rows: Rows = {
+            "engine": self.engine,
+            "queue per replica": f"{self.queue_per_replica:g} waiting/replica",
+            "KV-cache target": words(self.kv_cache_target),
+            "polling interval": format_duration(self.polling_interval),
+            "cooldown": format_duration(self.cooldown),
+            "scale-down window": format_duration(self.scale_down_window),
+            "Prometheus": self.prometheus_url,
+            "fallback replicas": words(self.fallback_replicas),
+        }
+        rows.update({f"window {w.name}": w.describe() for w in self.schedule})
+        return rows
 
 
 class AutoscalingPolicy(StrictModel):

@@ -7,6 +7,7 @@ engine and no credentials.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -78,6 +79,39 @@ def format_duration(value: timedelta) -> str:
     if ms % 1000 == 0:
         return f"{ms // 1000}s"
     return f"{ms}ms"
+
+
+#: A policy's settings in words, one row per setting: label -> value, in reading order. Each policy's
+#: ``describe_rows()`` returns them (every field it has, so a review that compares two sides row by row
+#: misses no change) next to its one-line ``describe()``; both are the policy's own words.
+Rows = dict[str, str]
+
+
+def words(value: object) -> str:
+    """A setting's value in words: ``none`` for unset, ``yes``/``no``, durations as ``30s``, lists joined."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(words(v) for v in value) if value else "none"
+    return str(value)
+
+
+def keyed_rows(items: Iterable[tuple[str, str]]) -> Rows:
+    """Rows from (label, words) pairs; a label seen again is numbered (``#2``) so no row hides another."""
+    rows: Rows = {}
+    for label, text in items:
+        key, n = label, 1
+        while key in rows:
+            n += 1
+            key = f"{label} #{n}"
+        rows[key] = text
+    return rows
 
 
 def _positive_duration(value: timedelta) -> timedelta:

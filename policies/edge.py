@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from policies.common import LABEL_APP, Duration, Name, StrictModel, metadata, seconds
+from policies.common import LABEL_APP, Duration, Name, Rows, StrictModel, format_duration, metadata, seconds
 from policies.context import RenderContext
 
 if TYPE_CHECKING:
@@ -128,6 +128,22 @@ class Identity(StrictModel):
             words.append(f"tenant from '{self.tenant_claim}'")
         return ", ".join(words)
 
+    def describe_rows(self) -> Rows:
+        """Every setting in words: the claims, one ``tier value <v>`` row per mapped claim value, one
+        ``cohort <name>`` row per sticky cohort."""
+        rows: Rows = {"tier claim": f"'{self.tier_claim}'"}
+        rows.update({f"tier value {value}": tier for value, tier in sorted(self.tier_values.items())})
+        rows["cohort claim"] = f"'{self.cohort_claim}'" if self.cohort_claim else "none"
+        rows.update(
+            {
+                f"cohort {name}": f"{pct:g}% by a sticky hash of '{self.subject_claim}'"
+                for name, pct in sorted(self.cohorts.items())
+            }
+        )
+        rows["tenant claim"] = f"'{self.tenant_claim}'" if self.tenant_claim else "none"
+        rows["subject claim"] = f"'{self.subject_claim}'"
+        return rows
+
     def output_claim_to_headers(self) -> list[dict[str, str]]:
         """``RequestAuthentication`` ``outputClaimToHeaders`` entries, sorted by header."""
         return [
@@ -179,6 +195,16 @@ class RateLimits(StrictModel):
         ]
         return "rate limits per gateway replica: " + "; ".join(groups)
 
+    def describe_rows(self) -> Rows:
+        """One ``rate limit tier <t>`` / ``rate limit tenant <t>`` row per limit, then the refill period."""
+        rows: Rows = {
+            f"rate limit {kind} {name}": limit.describe()
+            for kind, limits in (("tier", self.tiers), ("tenant", self.tenants))
+            for name, limit in sorted(limits.items())
+        }
+        rows["rate-limit refill"] = format_duration(self.fill_interval)
+        return rows
+
 
 class EdgePolicy(StrictModel):
     """The ingress edge: which verified claims decide tier/cohort/tenant, and the request-rate limits."""
@@ -189,6 +215,10 @@ class EdgePolicy(StrictModel):
     def describe(self) -> str:
         """Identity and limits in one line (the preview report's and the review's words)."""
         return f"{self.identity.describe()}; {self.rate_limits.describe()}"
+
+    def describe_rows(self) -> Rows:
+        """The identity's rows, then the rate limits'."""
+        return {**self.identity.describe_rows(), **self.rate_limits.describe_rows()}
 
 
 # --------------------------------------------------------------------------- helpers

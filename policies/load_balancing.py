@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Duration, Name, StrictModel, format_duration, is_prime
+from policies.common import Duration, Name, Rows, StrictModel, format_duration, is_prime, words
 from policies.merge import merged_model
 
 
@@ -24,6 +24,15 @@ class HashCookie(StrictModel):
     name: str = Field(min_length=1)
     ttl: Duration | None = None
     path: str | None = None
+
+    def describe(self) -> str:
+        """``cookie session (ttl 3600s, path /)``."""
+        extra = [
+            f"ttl {format_duration(self.ttl)}" if self.ttl is not None else "",
+            f"path {self.path}" if self.path else "",
+        ]
+        details = ", ".join(x for x in extra if x)
+        return f"cookie {self.name}" + (f" ({details})" if details else "")
 
 
 class HashOn(StrictModel):
@@ -37,6 +46,12 @@ class HashOn(StrictModel):
         if (self.header is None) == (self.cookie is None):
             raise ValueError("set exactly one of header or cookie")
         return self
+
+    def describe(self) -> str:
+        """``header x-session`` or ``cookie session (ttl 3600s, path /)``."""
+        if self.cookie is not None:
+            return self.cookie.describe()
+        return f"header {self.header}"
 
 
 class LoadBalancerSpec(StrictModel):
@@ -73,6 +88,19 @@ class LoadBalancerSpec(StrictModel):
         """``least_request``, ``round_robin, GPU weights {'h100': 3, 'l4': 1}``."""
         weights = f", GPU weights {dict(sorted(self.gpu_weights.items()))}" if self.gpu_weights else ""
         return f"{self.algorithm}{weights}"
+
+    def describe_rows(self) -> Rows:
+        """Every setting in words (``algorithm``, ``hash on`` …, one ``GPU weight <class>`` row per class)."""
+        rows: Rows = {
+            "algorithm": self.algorithm,
+            "hash on": self.hash_on.describe() if self.hash_on is not None else "none",
+            "hash algorithm": self.hash_algorithm,
+            "ring minimum size": words(self.ring_minimum_size),
+            "maglev table size": words(self.maglev_table_size),
+            "warmup": words(self.warmup),
+        }
+        rows.update({f"GPU weight {gpu}": str(w) for gpu, w in sorted(self.gpu_weights.items())})
+        return rows
 
     def render(self) -> dict[str, object]:
         """The ``trafficPolicy.loadBalancer`` fragment (locality settings are added by failover)."""

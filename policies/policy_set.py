@@ -391,6 +391,7 @@ class PolicySet(StrictModel):
             ("autoscaling", self.autoscaling.describe()),
             ("security", self.security.describe()),
             ("edge", self.edge.describe()),
+            ("telemetry", self.telemetry.describe()),
         ]
         return rows
 

@@ -16,7 +16,7 @@ from itertools import pairwise
 
 from pydantic import Field, model_validator
 
-from policies.common import Name, StrictModel, metadata
+from policies.common import Name, Rows, StrictModel, metadata, words
 
 
 class Tier(StrictModel):
@@ -29,13 +29,21 @@ class Tier(StrictModel):
 
     def describe(self) -> str:
         """``priority 100, max_requests 64, max_pending_requests 32[, max_connections 8][, preemptible]``."""
-        text = (
-            f"priority {self.priority}, max_requests {self.max_requests}, "
-            f"max_pending_requests {self.max_pending_requests}"
-        )
-        if self.max_connections is not None:
-            text += f", max_connections {self.max_connections}"
-        return text + (", preemptible" if self.preemptible else "")
+        rows = self.describe_rows()
+        shown = ["priority", "max_requests", "max_pending_requests"]
+        shown += ["max_connections"] if self.max_connections is not None else []
+        return ", ".join(f"{k} {rows[k]}" for k in shown) + (", preemptible" if self.preemptible else "")
+
+    def describe_rows(self) -> Rows:
+        """Every setting in words, labelled as :meth:`describe` names them."""
+        return {
+            "priority": str(self.priority),
+            "max_requests": str(self.max_requests),
+            "max_pending_requests": str(self.max_pending_requests),
+            "max_connections": words(self.max_connections),
+            "preemptible": "yes" if self.preemptible else "no",
+            "description": self.description or "none",
+        }
 
 
 class QosPolicy(StrictModel):

@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Duration, Name, StrictModel, format_duration
+from policies.common import Duration, Name, Rows, StrictModel, format_duration, words
 from policies.merge import merged_model
 
 #: Retry conditions under which the upstream cannot have started generating.
@@ -81,6 +81,22 @@ class CircuitBreaker(StrictModel):
     )
     min_health_percent: int = Field(default=0, ge=0, le=100)
 
+    def describe_rows(self) -> Rows:
+        """The connection-pool limits and the outlier detection, one row per setting."""
+        return {
+            "max connections": str(self.max_connections),
+            "max pending requests": str(self.max_pending_requests),
+            "max requests": str(self.max_requests),
+            "connect timeout": format_duration(self.connect_timeout),
+            "idle timeout": format_duration(self.idle_timeout),
+            "eject after consecutive 5xx": str(self.consecutive_5xx_errors),
+            "eject after consecutive gateway errors": str(self.consecutive_gateway_errors),
+            "ejection interval": format_duration(self.interval),
+            "base ejection time": format_duration(self.base_ejection_time),
+            "max ejection percent": f"{self.max_ejection_percent}%",
+            "min health percent": f"{self.min_health_percent}%",
+        }
+
     @property
     def ejects(self) -> bool:
         return self.consecutive_5xx_errors > 0 or self.consecutive_gateway_errors > 0
@@ -123,8 +139,19 @@ class ResilienceSpec(StrictModel):
 
     def describe(self) -> str:
         """``timeout 600s, retries 2× (connect-failure, reset)``."""
+        rows = self.describe_rows()
+        return f"timeout {rows['timeout']}, retries {rows['retry attempts']}× ({rows['retry on']})"
+
+    def describe_rows(self) -> Rows:
+        """Every setting in words: timeout, retries, then the circuit breaker's rows."""
         r = self.retries
-        return f"timeout {self.model_dump()['timeout']}, retries {r.attempts}× ({', '.join(r.retry_on) or 'none'})"
+        return {
+            "timeout": format_duration(self.timeout),
+            "retry attempts": str(r.attempts),
+            "retry on": words(r.retry_on),
+            "per-try timeout": words(r.per_try_timeout),
+            **{f"circuit breaker {k}": v for k, v in self.circuit_breaker.describe_rows().items()},
+        }
 
     def per_try_message(self) -> str:
         r = self.retries

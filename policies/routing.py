@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Name, StrictModel
+from policies.common import Name, Rows, StrictModel, words
 
 
 class StringMatch(StrictModel):
@@ -233,6 +233,13 @@ class RoutingPolicy(StrictModel):
         if self.default.mirror:
             out.append((("default", "mirror"), self.default.mirror))
         return out
+
+    def front_door_rows(self) -> Rows:
+        """The front door in words: hosts, TLS and the header the kit routes each attribute on."""
+        tls = f"HTTPS on 443 (secret {self.tls_credential})" if self.tls_credential else "plain HTTP on 80"
+        rows: Rows = {"hosts": words(self.hosts), "TLS": tls}
+        rows.update({f"{role} header": header for role, header in self.headers.model_dump().items()})
+        return rows
 
     def describe(self) -> list[tuple[str, str]]:
         """``(route name, what it does)`` in evaluation order, the default route last."""

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import StrictModel, metadata
+from policies.common import Rows, StrictModel, keyed_rows, metadata, words
 from policies.context import RenderContext
 
 
@@ -32,6 +32,11 @@ class JwtRule(StrictModel):
     jwks_uri: str | None = Field(default=None, pattern=r"^https://")
     audiences: list[str] = Field(default_factory=list)
     forward_original_token: bool = False
+
+    def describe(self) -> str:
+        """``JWKS https://…/jwks.json, audiences fleetkit, forwards the token`` (or ``JWKS from the issuer``)."""
+        text = f"JWKS {self.jwks_uri or 'from the issuer'}, audiences {words(self.audiences)}"
+        return text + (", forwards the token" if self.forward_original_token else "")
 
     def render(self, claim_headers: list[dict[str, str]] | None = None) -> dict[str, object]:
         out: dict[str, object] = {"issuer": self.issuer}
@@ -60,6 +65,10 @@ class ExtraCaller(StrictModel):
         if not self.namespace:
             raise ValueError("name the caller's namespace (and optionally its service_account)")
         return self
+
+    def who(self) -> str:
+        """``search`` (the namespace) or ``search/sa/indexer`` (one service account)."""
+        return f"{self.namespace}/sa/{self.service_account}" if self.service_account else f"{self.namespace}"
 
 
 class SecurityPolicy(StrictModel):
@@ -96,11 +105,23 @@ class SecurityPolicy(StrictModel):
 
     def describe(self) -> str:
         """``mTLS STRICT, deny by default, JWT required (1 issuer)``."""
-        n = len(self.jwt)
+        n, rows = len(self.jwt), self.describe_rows()
         return (
-            f"mTLS {self.mtls}, {'deny by default' if self.deny_by_default else 'allow by default'}, "
-            f"JWT {'required' if self.require_jwt else 'optional'} ({n} issuer{'s' if n != 1 else ''})"
+            f"mTLS {rows['mTLS']}, {rows['authorization']}, "
+            f"JWT {rows['JWT']} ({n} issuer{'s' if n != 1 else ''})"
         )
+
+    def describe_rows(self) -> Rows:
+        """Every setting in words: one ``JWT issuer <issuer>`` row per issuer, one ``caller <who>`` row
+        per extra caller (``allow_metrics_from_monitoring`` has none: it can only be false)."""
+        rows: Rows = {
+            "mTLS": self.mtls,
+            "authorization": "deny by default" if self.deny_by_default else "allow by default",
+            "JWT": "required" if self.require_jwt else "optional",
+        }
+        rows.update(keyed_rows((f"JWT issuer {r.issuer}", r.describe()) for r in self.jwt))
+        rows.update(keyed_rows((f"caller {c.who()}", f"paths {words(c.paths)}") for c in self.extra_callers))
+        return rows
 
     def render(
         self, ctx: RenderContext, claim_headers: list[dict[str, str]] | None = None

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import Field
 
-from policies.common import StrictModel, metadata, service_host
+from policies.common import Rows, StrictModel, metadata, service_host
 from policies.edge import USAGE_NAMESPACE
 
 if TYPE_CHECKING:
@@ -85,10 +85,33 @@ class TracingPolicy(StrictModel):
         description="OTLP gRPC endpoint the collector forwards to (host:port); unset: debug exporter",
     )
 
+    def describe(self) -> str:
+        """``1% of requests to otel.example.com:4317`` (or ``off``)."""
+        rows = self.describe_rows()
+        if not self.enabled:
+            return "off"
+        return f"{rows['trace sampling']} of requests to {rows['trace export']}"
+
+    def describe_rows(self) -> Rows:
+        return {
+            "tracing": "on" if self.enabled else "off",
+            "trace sampling": f"{self.sampling_percent:g}%",
+            "trace export": self.export_endpoint or "the collector's debug exporter",
+        }
+
 
 class TelemetryPolicy(StrictModel):
     tracing: TracingPolicy = TracingPolicy()
     usage_metrics: bool = Field(default=True, description="tenant/model/tier labels on the gateway's metrics")
+
+    def describe(self) -> str:
+        """``tracing 1% of requests to the collector's debug exporter; usage metrics per tenant, model and tier``."""
+        return f"tracing {self.tracing.describe()}; usage metrics {self.describe_rows()['usage metrics']}"
+
+    def describe_rows(self) -> Rows:
+        """The tracing rows, then whether the gateway counts usage per tenant, model and tier."""
+        usage = "per tenant, model and tier" if self.usage_metrics else "off"
+        return {**self.tracing.describe_rows(), "usage metrics": usage}
 
     def collector_host(self, ctx: RenderContext) -> str:
         return service_host(COLLECTOR_NAME, ctx.monitoring_namespace, ctx.cluster_domain)

@@ -7,20 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.errors import Issue, SpecError
-from fleetkit.fleet import Fleet
+from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.loader import load_fleet
 from fleetkit.review import gitrev
 from fleetkit.review.behaviour import Behaviour, behaviour
 from fleetkit.review.render import (
     Rendered,
     RenderMode,
+    finding_key,
     guardrail_verdicts,
-    introduced_findings,
+    introduced,
     lint_findings,
     render_sides,
     unified_diff,
 )
-from fleetkit.review.semantic import Change, diff_stack
+from fleetkit.review.semantic import Change, Side, diff_stack
 from fleetkit.verify.runner import verify_stack
 
 HEAD_LABEL = "working tree"
@@ -118,22 +119,28 @@ def _load_base(project: Path, rev: gitrev.Revision) -> Fleet:
         raise SpecError([head, *problems]) from None
 
 
+def side_of(st: LoadedStack | None) -> Side | None:
+    """What the semantic diff compares: a region stack as resolved once by its loaded stack, else its spec."""
+    if st is None:
+        return None
+    return st.resolved if st.is_region else st.spec
+
+
 def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendered) -> StackReview:
     sb, sh = base.stacks.get(name), head.stacks.get(name)
     status = "added" if sb is None else "removed" if sh is None else "changed"
     review = StackReview(name, status)
-    review.changes = diff_stack(sb.spec if sb else None, sh.spec if sh else None)
+    review.changes = diff_stack(side_of(sb), side_of(sh))
     review.manifest_diff = unified_diff(rb.objects(name), rh.objects(name))
     if rb.manifests.get(name) != rh.manifests.get(name):  # same objects, same findings
-        review.lint_introduced, review.lint_resolved = introduced_findings(
-            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else []
+        review.lint_introduced, review.lint_resolved = introduced(
+            lint_findings(rb, name) if sb else [], lint_findings(rh, name) if sh else [], finding_key
         )
     gb, gh = guardrail_verdicts(rb, name), guardrail_verdicts(rh, name)
     if gh is not None or gb is not None:
-        bkeys = {v.key() for v in gb or []}
-        hkeys = {v.key() for v in gh or []}
-        review.guardrails_introduced = [v for v in gh or [] if v.key() not in bkeys]
-        review.guardrails_resolved = len(bkeys - hkeys)
+        review.guardrails_introduced, review.guardrails_resolved = introduced(
+            gb or [], gh or [], lambda v: v.key()
+        )
     if sh is not None and name in rh.manifests:
         review.verdicts = verify_stack(rh.manifests[name], rh.resources.get(name, []))
     if status == "changed" and not (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
@@ -24,9 +25,57 @@ AREA_TITLES = {
     "models": "Models",
     "load-balancing": "Load balancing",
     "security": "Security",
+    "edge": "Edge (identity, rate limits)",
+    "telemetry": "Telemetry",
 }
 #: GitHub rejects comments over 65536 characters; the raw diff is cut to keep the comment postable
 MARKDOWN_DIFF_BUDGET = 40_000
+
+
+@dataclass(frozen=True)
+class Introduced:
+    """What a stack's change introduces, one kind (lint findings, guardrail verdicts) in one shape:
+    rows of (level, rule, object, message, suppression reason), as the markdown and terminal show them."""
+
+    title: str
+    #: the column names of level, rule and object (the message column is ``message``)
+    columns: tuple[str, str, str]
+    rows: list[tuple[str, str, str, str, str | None]]
+
+    def cells(self) -> list[tuple[str, str, str, str]]:
+        """The terminal table's rows: the suppression reason goes with the level."""
+        return [
+            (level + (f" (suppressed: {sup})" if sup else ""), rule, obj, message)
+            for level, rule, obj, message, sup in self.rows
+        ]
+
+
+def introduced_tables(s: StackReview) -> tuple[Introduced, Introduced]:
+    """The lint findings and the guardrail verdicts the change introduces (either may have no rows)."""
+    return (
+        Introduced(
+            "lint findings introduced",
+            ("severity", "rule", "object"),
+            [(f.severity, f.rule, f.object, f.message, f.suppressed) for f in s.lint_introduced],
+        ),
+        Introduced(
+            "guardrail verdicts introduced",
+            ("enforcement", "policy", "resource"),
+            [
+                (v.enforcement, v.policy, v.resource, v.message, v.suppressed)
+                for v in s.guardrails_introduced or []
+            ],
+        ),
+    )
+
+
+def _md_introduced(kind: Introduced) -> list[str]:
+    if not kind.rows:
+        return []
+    out = [f"**{kind.title.capitalize()} ({len(kind.rows)})**"]
+    for level, rule, obj, message, sup in kind.rows:
+        out.append(f"- `{rule}` {level} `{obj}`: {message}" + (f" — suppressed: {sup}" if sup else ""))
+    return [*out, ""]
 
 
 def renderer_text(review: Review) -> str:
@@ -71,20 +120,11 @@ def _md_stack(s: StackReview, budget: list[int]) -> list[str]:
         out.append("")
     elif s.status != "unchanged":
         out += ["No change in the stack specs; the rendered output differs (kit code change).", ""]
-    if s.lint_introduced:
-        out.append(f"**Lint findings introduced ({len(s.lint_introduced)})**")
-        for f in s.lint_introduced:
-            sup = f" — suppressed: {f.suppressed}" if f.suppressed else ""
-            out.append(f"- `{f.rule}` {f.severity} `{f.object}`: {f.message}{sup}")
-        out.append("")
+    lint, guardrails = introduced_tables(s)
+    out += _md_introduced(lint)
     if s.lint_resolved:
         out += [f"Lint findings resolved: {s.lint_resolved}.", ""]
-    if s.guardrails_introduced:
-        out.append(f"**Guardrail verdicts introduced ({len(s.guardrails_introduced)})**")
-        for v in s.guardrails_introduced:
-            sup = f" — suppressed: {v.suppressed}" if v.suppressed else ""
-            out.append(f"- `{v.policy}` {v.enforcement} `{v.resource}`: {v.message}{sup}")
-        out.append("")
+    out += _md_introduced(guardrails)
     if s.manifest_diff:
         files, added, removed = s.diff_stats()
         diff = s.manifest_diff
@@ -221,40 +261,11 @@ def to_renderables(review: Review) -> list[Any]:
             parts.append(table)
         else:
             parts.append(Text("no change in the stack specs; the rendered output differs", style="dim"))
-        if s.lint_introduced:
-            parts.append(
-                titled_table(
-                    "lint findings introduced",
-                    ("severity", "rule", "object", "message"),
-                    (
-                        (
-                            f.severity + (f" (suppressed: {f.suppressed})" if f.suppressed else ""),
-                            f.rule,
-                            f.object,
-                            f.message,
-                        )
-                        for f in s.lint_introduced
-                    ),
-                    overflow="fold",
-                )
-            )
-        if s.guardrails_introduced:
-            parts.append(
-                titled_table(
-                    "guardrail verdicts introduced",
-                    ("enforcement", "policy", "resource", "message"),
-                    (
-                        (
-                            v.enforcement + (f" (suppressed: {v.suppressed})" if v.suppressed else ""),
-                            v.policy,
-                            v.resource,
-                            v.message,
-                        )
-                        for v in s.guardrails_introduced
-                    ),
-                    overflow="fold",
-                )
-            )
+        parts += [
+            titled_table(kind.title, (*kind.columns, "message"), kind.cells(), overflow="fold")
+            for kind in introduced_tables(s)
+            if kind.rows
+        ]
         if s.lint_resolved or s.guardrails_resolved:
             parts.append(
                 Text(

@@ -25,10 +25,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -41,6 +41,7 @@ from fleetkit.yamlio import dump_yaml
 from policies.common import manifest_key
 
 RenderMode = Literal["auto", "preview", "policies"]
+T = TypeVar("T")
 PREVIEW_TIMEOUT_S = 900
 
 
@@ -183,11 +184,18 @@ def lint_findings(rendered: Rendered, stack: str) -> list[Any]:
     return lint_objects([(f"{stack}/manifests", o) for o in rendered.manifests.get(stack, [])])
 
 
-def introduced_findings(base: list[Any], head: list[Any]) -> tuple[list[Any], int]:
-    """(findings at head not present at base, number of base findings gone at head)."""
-    bkeys = {(f.object, f.rule, f.message) for f in base}
-    hkeys = {(f.object, f.rule, f.message) for f in head}
-    return [f for f in head if (f.object, f.rule, f.message) not in bkeys], len(bkeys - hkeys)
+def introduced(base: Iterable[T], head: Iterable[T], key: Callable[[T], Hashable]) -> tuple[list[T], int]:
+    """(items at head whose key is not at base, number of base keys gone at head): what a change
+    introduces and resolves, for lint findings and guardrail verdicts alike."""
+    bkeys = {key(x) for x in base}
+    head = list(head)
+    hkeys = {key(x) for x in head}
+    return [x for x in head if key(x) not in bkeys], len(bkeys - hkeys)
+
+
+def finding_key(f: Any) -> Hashable:
+    """A lint finding is the same finding on both sides when its object, rule and message are."""
+    return (f.object, f.rule, f.message)
 
 
 def guardrail_verdicts(rendered: Rendered, stack: str) -> list[Any] | None:

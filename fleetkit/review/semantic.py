@@ -3,11 +3,18 @@
 Computed from the typed specs (pydantic models after inheritance and defaults), never from rendered
 YAML, so it reads the same whatever the renderer does: routes and their traffic shares, QoS tiers and
 the shedding order, failover order, timeouts and retries, autoscaling, GPU pools, models, load
-balancing, security, the edge (identity claims, rate limits), and any other stack setting.
+balancing, security, the edge (identity claims, rate limits), telemetry, and any other stack setting.
 
 Every change is a :class:`Change` — an area, a subject (``route llama-70b-canary``), a setting
 (``llama-3-70b/v2``), the value before and after (``None`` when it did not exist) — rendered as a
 sentence: ``route llama-70b-canary: llama-3-70b/v2 10% → 25%``.
+
+The words of a serving policy are the policy's own (``policies/``): ``describe()`` for a whole route,
+tier or chain (the preview report's policy table prints the same text), ``describe_rows()`` — every
+setting as a label and a value in words — for a policy compared setting by setting (load balancing,
+autoscaling, security, the edge, telemetry, timeouts and retries, a QoS tier, the front door). Pools and models
+are compared as the resolve step (:mod:`fleetkit.resolve`) sees them: a pool's GPUs come from its
+resolved catalog entry.
 """
 
 from __future__ import annotations
@@ -18,13 +25,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fleetkit import catalog
-from fleetkit.spec import NodePoolSpec, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
+from fleetkit.resolve import ResolvedModel, ResolvedPool, ResolvedStack, resolve
+from fleetkit.spec import ModelSpec, NodePoolSpec, PeeringStackSpec, RegionStackSpec, TrustRootStackSpec
 from policies import failover
+from policies.autoscaling import AutoscalingPolicy
+from policies.common import Rows
 from policies.edge import EdgePolicy
 from policies.failover import FailoverPolicy
+from policies.load_balancing import LoadBalancingPolicy
 from policies.qos import QosPolicy
+from policies.resilience import ResiliencePolicy
 from policies.routing import DefaultRoute, Mirror, Route, RoutingPolicy, shares
+from policies.security import SecurityPolicy
+from policies.telemetry import TelemetryPolicy
 
 AREAS = (
     "stack",
@@ -38,6 +51,7 @@ AREAS = (
     "load-balancing",
     "security",
     "edge",
+    "telemetry",
 )
 ARROW = "→"
 
@@ -80,6 +94,8 @@ class Change:
 
 
 Spec = RegionStackSpec | TrustRootStackSpec | PeeringStackSpec
+#: one side of a stack's diff: a spec, or a region stack already resolved (``LoadedStack.resolved``)
+Side = Spec | ResolvedStack
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -131,6 +147,14 @@ def _field_changes(
                 )
             )
     return out
+
+
+def row_changes(area: str, subject: str, before: Rows | None, after: Rows | None) -> list[Change]:
+    """One change per row whose words differ (a row only one side has is added or removed), in the
+    after side's row order, then the rows only the before side has."""
+    b, a = before or {}, after or {}
+    keys = [*a, *(k for k in b if k not in a)]
+    return [Change(area, subject, key, b.get(key), a.get(key)) for key in keys if b.get(key) != a.get(key)]
 
 
 def _both_or_presence(area: str, subject: str, before: Any, after: Any, describe: Any) -> list[Change] | None:
@@ -185,12 +209,7 @@ def diff_routing(b: RoutingPolicy, a: RoutingPolicy) -> list[Change]:
         out.append(
             Change("routing", "route order (first match wins)", "", ", ".join(common_b), ", ".join(common_a))
         )
-    out += _field_changes(
-        "routing",
-        "front door",
-        b.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
-        a.model_dump(mode="json", include={"hosts", "headers", "tls_credential"}),
-    )
+    out += row_changes("routing", "front door", b.front_door_rows(), a.front_door_rows())
     return out
 
 
@@ -210,7 +229,7 @@ def diff_qos(b: QosPolicy | None, a: QosPolicy | None) -> list[Change]:
                 )
             )
         else:
-            out += _field_changes("qos", f"tier {name}", tb, ta)
+            out += row_changes("qos", f"tier {name}", tb.describe_rows(), ta.describe_rows())
     if b.default_tier != a.default_tier:
         out.append(Change("qos", "QoS", "default tier", b.default_tier, a.default_tier))
     if b.shed_order() != a.shed_order():
@@ -233,72 +252,93 @@ def diff_failover(b: FailoverPolicy | None, a: FailoverPolicy | None) -> list[Ch
     return [Change("failover", "failover order", "", failover.describe(b), failover.describe(a))]
 
 
-# --------------------------------------------------------------------------- resilience, LB, security
-def diff_resilience(b: Any, a: Any) -> list[Change]:
-    out = _field_changes("resilience", "resilience default", b.default, a.default)
+# --------------------------------------------------------------------------- resilience, LB, security, edge
+def diff_resilience(b: ResiliencePolicy, a: ResiliencePolicy) -> list[Change]:
+    out = row_changes(
+        "resilience", "resilience default", b.default.describe_rows(), a.default.describe_rows()
+    )
     for model in sorted(set(b.models) | set(a.models)):
-        out += _field_changes("resilience", f"resilience {model}", b.for_model(model), a.for_model(model))
+        out += row_changes(
+            "resilience",
+            f"resilience {model}",
+            b.for_model(model).describe_rows(),
+            a.for_model(model).describe_rows(),
+        )
     for primary in sorted(set(b.fallback) | set(a.fallback)):
+        subject = f"fallback chain {primary}"
         cb = b.chain_text(primary) if primary in b.fallback else None
         ca = a.chain_text(primary) if primary in a.fallback else None
         if cb != ca:
-            out.append(Change("resilience", f"fallback chain {primary}", "", cb, ca))
+            out.append(Change("resilience", subject, "", cb, ca))
+        if cb and ca and b.chain_version(primary) != a.chain_version(primary):
+            out.append(
+                Change("resilience", subject, "version", b.chain_version(primary), a.chain_version(primary))
+            )
     return out
 
 
-def diff_load_balancing(b: Any, a: Any) -> list[Change]:
-    out = _field_changes("load-balancing", "load balancing default", b.default, a.default)
+def diff_load_balancing(b: LoadBalancingPolicy, a: LoadBalancingPolicy) -> list[Change]:
+    out = row_changes(
+        "load-balancing", "load balancing default", b.default.describe_rows(), a.default.describe_rows()
+    )
     for model in sorted(set(b.models) | set(a.models)):
-        out += _field_changes(
-            "load-balancing", f"load balancing {model}", b.for_model(model), a.for_model(model)
+        out += row_changes(
+            "load-balancing",
+            f"load balancing {model}",
+            b.for_model(model).describe_rows(),
+            a.for_model(model).describe_rows(),
         )
     return out
 
 
-def diff_security(b: Any, a: Any) -> list[Change]:
-    return _field_changes("security", "security", b, a)
+def diff_security(b: SecurityPolicy, a: SecurityPolicy) -> list[Change]:
+    return row_changes("security", "security", b.describe_rows(), a.describe_rows())
 
 
 def diff_edge(b: EdgePolicy, a: EdgePolicy) -> list[Change]:
-    """Who gets which tier, cohort and limit: the policy's own words first, then each changed field."""
-    if b == a:
-        return []
-    summary = Change("edge", "edge", "", b.describe(), a.describe())
-    return [summary, *_field_changes("edge", "edge", b, a)]
+    """Who gets which tier, cohort and limit, row by row in the edge policy's words."""
+    return row_changes("edge", "edge", b.describe_rows(), a.describe_rows())
+
+
+def diff_telemetry(b: TelemetryPolicy, a: TelemetryPolicy) -> list[Change]:
+    """Tracing (sampling, export) and usage metrics, row by row in the telemetry policy's words."""
+    return row_changes("telemetry", "telemetry", b.describe_rows(), a.describe_rows())
 
 
 # --------------------------------------------------------------------------- autoscaling
-def diff_autoscaling(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+def _autoscaling_rows(model: ResolvedModel, policy: AutoscalingPolicy) -> Rows:
+    """The model's replica bounds (the autoscaler's bounds), then its autoscaler's rows."""
+    replicas = model.spec.replicas
+    return {
+        "min replicas": str(replicas.min),
+        "max replicas": str(replicas.max),
+        **policy.for_model(model.name).describe_rows(),
+    }
+
+
+def diff_autoscaling(b: ResolvedStack, a: ResolvedStack) -> list[Change]:
     out: list[Change] = []
     for model in sorted(set(b.models) & set(a.models)):
-        subject = f"autoscaling {model}"
-        mb, ma = b.models[model], a.models[model]
-        for bound in ("min", "max"):
-            vb, va = getattr(mb.replicas, bound), getattr(ma.replicas, bound)
-            if vb != va:
-                out.append(Change("autoscaling", subject, f"{bound} replicas", str(vb), str(va)))
-        out += _field_changes(
+        out += row_changes(
             "autoscaling",
-            subject,
-            b.policies.autoscaling.for_model(model),
-            a.policies.autoscaling.for_model(model),
+            f"autoscaling {model}",
+            _autoscaling_rows(b.models[model], b.spec.policies.autoscaling),
+            _autoscaling_rows(a.models[model], a.spec.policies.autoscaling),
         )
     return out
 
 
 # --------------------------------------------------------------------------- GPU pools
-def _instance_text(cloud: str, instance: str) -> str:
-    entry = catalog.lookup(cloud, instance)
+def _instance_text(pool: ResolvedPool) -> str:
+    entry = pool.instance
     if entry is None:
-        return instance
-    return f"{instance} ({entry.gpu_count}× {entry.gpu_model} {entry.gpu_memory_gib:.0f} GiB)"
+        return pool.instance_type
+    return f"{pool.instance_type} ({entry.gpu_count}× {entry.gpu_model} {entry.gpu_memory_gib:.0f} GiB)"
 
 
-def pool_text(cloud: str, p: NodePoolSpec) -> str:
-    return (
-        f"{_instance_text(cloud, p.instance_type)}, {p.min_size}–{p.max_size} nodes, "
-        f"{'spot' if p.spot else 'on-demand'}"
-    )
+def pool_text(pool: ResolvedPool) -> str:
+    p = pool.spec
+    return f"{_instance_text(pool)}, {p.min_size}–{p.max_size} nodes, {'spot' if p.spot else 'on-demand'}"
 
 
 def _pool_dump(p: NodePoolSpec) -> dict[str, Any]:
@@ -307,10 +347,11 @@ def _pool_dump(p: NodePoolSpec) -> dict[str, Any]:
     return d
 
 
-def diff_pools(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+def diff_pools(b: ResolvedStack, a: ResolvedStack) -> list[Change]:
+    """Pools as resolved: the instance type in words from each side's resolved catalog entry."""
     out: list[Change] = []
-    for name in sorted(set(b.node_pools) | set(a.node_pools)):
-        pb, pa = b.node_pools.get(name), a.node_pools.get(name)
+    for name in sorted(set(b.pools) | set(a.pools)):
+        pb, pa = b.pools.get(name), a.pools.get(name)
         subject = f"GPU pool {name}"
         if pb is None or pa is None:
             out.append(
@@ -318,27 +359,19 @@ def diff_pools(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
                     "gpu-pools",
                     subject,
                     "",
-                    pool_text(b.cloud, pb) if pb else None,
-                    pool_text(a.cloud, pa) if pa else None,
+                    pool_text(pb) if pb else None,
+                    pool_text(pa) if pa else None,
                 )
             )
             continue
-        if pb.instance_type != pa.instance_type or b.cloud != a.cloud:
-            out.append(
-                Change(
-                    "gpu-pools",
-                    subject,
-                    "instance type",
-                    _instance_text(b.cloud, pb.instance_type),
-                    _instance_text(a.cloud, pa.instance_type),
-                )
-            )
-        out += _field_changes("gpu-pools", subject, _pool_dump(pb), _pool_dump(pa))
+        if pb.instance_type != pa.instance_type or pb.cloud != pa.cloud:
+            out.append(Change("gpu-pools", subject, "instance type", _instance_text(pb), _instance_text(pa)))
+        out += _field_changes("gpu-pools", subject, _pool_dump(pb.spec), _pool_dump(pa.spec))
     return out
 
 
 # --------------------------------------------------------------------------- models
-def model_text(m: Any) -> str:
+def model_text(m: ModelSpec) -> str:
     return (
         f"{m.service + ' ' if m.service else ''}{m.version} on pool {m.pool or '?'}, TP {m.tensor_parallel}, "
         f"replicas {m.replicas.min}–{m.replicas.max}"
@@ -348,22 +381,28 @@ def model_text(m: Any) -> str:
 _MODEL_RENAME = {"pool": "pool (moved)", "tensor_parallel": "tensor parallel (TP)"}
 
 
-def diff_models(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
+def diff_models(b: ResolvedStack, a: ResolvedStack) -> list[Change]:
     out: list[Change] = []
     for name in sorted(set(b.models) | set(a.models)):
-        mb, ma = b.models.get(name), a.models.get(name)
+        rb, ra = b.models.get(name), a.models.get(name)
         subject = f"model {name}"
-        if mb is None or ma is None:
+        if rb is None or ra is None:
             out.append(
-                Change("models", subject, "", model_text(mb) if mb else None, model_text(ma) if ma else None)
+                Change(
+                    "models",
+                    subject,
+                    "",
+                    model_text(rb.spec) if rb else None,
+                    model_text(ra.spec) if ra else None,
+                )
             )
             continue
         # replica bounds are reported under autoscaling (they are the autoscaler's bounds)
         out += _field_changes(
             "models",
             subject,
-            mb.model_dump(mode="json", exclude={"replicas"}),
-            ma.model_dump(mode="json", exclude={"replicas"}),
+            rb.spec.model_dump(mode="json", exclude={"replicas"}),
+            ra.spec.model_dump(mode="json", exclude={"replicas"}),
             rename=_MODEL_RENAME,
         )
     return out
@@ -373,13 +412,20 @@ def diff_models(b: RegionStackSpec, a: RegionStackSpec) -> list[Change]:
 _STACK_SECTIONS = {"policies", "node_pools", "models"}
 
 
-def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
-    """Every behavioural change between two specs of one stack, grouped by area in :data:`AREAS` order."""
+def _spec(side: Side) -> Spec:
+    return side.spec if isinstance(side, ResolvedStack) else side
+
+
+def diff_stack(before: Side | None, after: Side | None) -> list[Change]:
+    """Every behavioural change between two sides of one stack, grouped by area in :data:`AREAS` order.
+
+    A side is a spec or a resolved region stack (a region spec is resolved here when it is not yet)."""
     if before is None and after is None:
         return []
     if before is None or after is None:
-        spec = after if after is not None else before
-        assert spec is not None
+        side = after if after is not None else before
+        assert side is not None
+        spec = _spec(side)
         if isinstance(spec, RegionStackSpec):
             text = (
                 f"{spec.cloud} {spec.region}, pools {', '.join(sorted(spec.node_pools))}, "
@@ -390,29 +436,33 @@ def diff_stack(before: Spec | None, after: Spec | None) -> list[Change]:
         return [
             Change("stack", "stack", "", None if before is None else text, None if after is None else text)
         ]
-    if type(before) is not type(after):
-        return [Change("stack", "stack", "role", before.role, after.role)]
-    if not isinstance(before, RegionStackSpec):  # trust root, peering: settings only
-        return _field_changes("stack", "stack", before, after)
-    assert isinstance(after, RegionStackSpec)
-    bp, ap = before.policies, after.policies
+    bs, as_ = _spec(before), _spec(after)
+    if type(bs) is not type(as_):
+        return [Change("stack", "stack", "role", bs.role, as_.role)]
+    if not isinstance(bs, RegionStackSpec):  # trust root, peering: settings only
+        return _field_changes("stack", "stack", bs, as_)
+    assert isinstance(as_, RegionStackSpec)
+    rb = before if isinstance(before, ResolvedStack) else resolve(bs)
+    ra = after if isinstance(after, ResolvedStack) else resolve(as_)
+    bp, ap = bs.policies, as_.policies
     changes = [
         *_field_changes(
             "stack",
             "stack",
-            before.model_dump(mode="json", exclude=_STACK_SECTIONS),
-            after.model_dump(mode="json", exclude=_STACK_SECTIONS),
+            bs.model_dump(mode="json", exclude=_STACK_SECTIONS),
+            as_.model_dump(mode="json", exclude=_STACK_SECTIONS),
         ),
         *diff_routing(bp.routing, ap.routing),
         *diff_qos(bp.qos, ap.qos),
         *diff_failover(bp.failover, ap.failover),
         *diff_resilience(bp.resilience, ap.resilience),
-        *diff_autoscaling(before, after),
-        *diff_pools(before, after),
-        *diff_models(before, after),
+        *diff_autoscaling(rb, ra),
+        *diff_pools(rb, ra),
+        *diff_models(rb, ra),
         *diff_load_balancing(bp.load_balancing, ap.load_balancing),
         *diff_security(bp.security, ap.security),
         *diff_edge(bp.edge, ap.edge),
+        *diff_telemetry(bp.telemetry, ap.telemetry),
     ]
     order = {area: i for i, area in enumerate(AREAS)}
     return sorted(changes, key=lambda c: order.get(c.area, len(order)))  # stable: keeps order inside an area

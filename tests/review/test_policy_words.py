@@ -46,6 +46,7 @@ def test_the_report_prints_every_policy_description(spec: RegionStackSpec) -> No
         "autoscaling",
         "security",
         "edge",
+        "telemetry",
     ]
     for _, words in rows:
         for line in words.splitlines():
@@ -102,15 +103,56 @@ def test_a_fallback_chain_reads_the_same_in_report_and_review(spec: RegionStackS
 
 
 def test_an_edge_change_reads_the_same_in_report_and_review(spec: RegionStackSpec) -> None:
-    """Who may claim a tier is reviewed: a new claim mapping shows the edge's own words, then the field."""
+    """Who may claim a tier is reviewed: a new claim mapping is one edge row, in the edge's own words."""
     edge = spec.policies.edge
     wider = edge.identity.model_copy(
         update={"tier_values": {**edge.identity.tier_values, "trial": "premium"}}
     )
     after = with_policies(spec, edge=edge.model_copy(update={"identity": wider}))
     found = changes(spec, after, "edge")
-    assert found[0].before == edge.describe() and found[0].after == after.policies.edge.describe()
-    assert "trial→premium" in found[0].after
-    assert [(c.setting, c.after) for c in found[1:]] == [("identity.tier_values.trial", "premium")]
+    assert [(c.setting, c.before, c.after) for c in found] == [("tier value trial", None, "premium")]
+    assert after.policies.edge.describe_rows()["tier value trial"] == "premium"
+    assert "trial→premium" in " ".join(report_text(after).split())
     assert edge.describe() in " ".join(report_text(spec).split())
     assert changes(spec, spec, "edge") == []
+
+
+def test_the_report_summary_is_made_of_the_rows_the_review_shows(spec: RegionStackSpec) -> None:
+    """Each policy's one line in the report (``describe()``) is built from the words of its rows
+    (``describe_rows()``), the words the review shows before and after."""
+    p = spec.policies
+    report = " ".join(report_text(spec).split())
+    lb = p.load_balancing.default.describe_rows()
+    assert f"default {lb['algorithm']}" in report
+    scaler = p.autoscaling.default.describe_rows()
+    assert (
+        f"{scaler['engine']}: {scaler['queue per replica']}, KV cache {scaler['KV-cache target']}" in report
+    )
+    sec = p.security.describe_rows()
+    assert f"mTLS {sec['mTLS']}, {sec['authorization']}, JWT {sec['JWT']}" in report
+    res = p.resilience.default.describe_rows()
+    assert f"timeout {res['timeout']}, retries {res['retry attempts']}× ({res['retry on']})" in report
+    assert p.qos is not None
+    for name, tier in p.qos.ordered():
+        rows = tier.describe_rows()
+        assert f"{name}: priority {rows['priority']}, max_requests {rows['max_requests']}" in report
+    edge = p.edge.describe_rows()
+    for value, tier in p.edge.identity.tier_values.items():
+        assert edge[f"tier value {value}"] == tier and f"{value}→{tier}" in report
+    for name in p.edge.rate_limits.tiers:
+        assert f"{name} {edge[f'rate limit tier {name}']}" in report
+    tel = p.telemetry.describe_rows()
+    assert f"tracing {tel['trace sampling']} of requests to {tel['trace export']}" in report
+    assert f"usage metrics {tel['usage metrics']}" in report
+
+
+def test_a_security_change_reads_the_same_in_report_and_review(spec: RegionStackSpec) -> None:
+    sec = spec.policies.security
+    after = with_policies(spec, security=sec.model_copy(update={"deny_by_default": False}))
+    [change] = changes(spec, after, "security")
+    assert (change.setting, change.before, change.after) == (
+        "authorization",
+        "deny by default",
+        "allow by default",
+    )
+    assert change.before in report_text(spec) and change.after in report_text(after)

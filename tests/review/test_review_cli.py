@@ -157,7 +157,7 @@ def test_introduced_lint_findings(repo: Path) -> None:
     stack = json.loads(out)["stacks"]["aws-us-east-1"]
     texts = [c["text"] for c in stack["changes"]]
     assert "resilience llama-3-70b: timeout 900s → 30s" in texts
-    assert "resilience llama-3-70b: retries.attempts 1 → 0" in texts
+    assert "resilience llama-3-70b: retry attempts 1 → 0" in texts
     rules = {f["rule"] for f in stack["lint_introduced"]}
     assert "FK107" in rules
     assert all(f["severity"] != "error" for f in stack["lint_introduced"])

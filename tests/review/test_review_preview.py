@@ -43,7 +43,7 @@ def test_review_with_the_full_preview(tmp_path: Path) -> None:
     stack = doc["stacks"]["aws-us-east-1"]
     texts = [c["text"] for c in stack["changes"]]
     assert "route llama-70b-canary: llama-3-70b/v2 10% → 25%" in texts
-    assert "security: require_jwt true → false" in texts
+    assert "security: JWT required → optional" in texts
     diff = stack["manifest_diff"]
     # cloud resources are compared too, not only Kubernetes objects
     assert "+++ b/aws-us-east-1/aws/eks/nodeGroup/NodeGroup/region-l4-ng.yaml" in diff

@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from fleetkit.guardrails import Verdict
 from fleetkit.issue import Issue, Severity
 from fleetkit.lint import Finding
 from fleetkit.loader import load_fleet
 from fleetkit.review.core import Review, StackReview
-from fleetkit.review.formats import MARKDOWN_DIFF_BUDGET, to_json, to_markdown
+from fleetkit.review.formats import MARKDOWN_DIFF_BUDGET, to_json, to_markdown, to_renderables
 from fleetkit.review.gitrev import Revision
+from fleetkit.review.render import finding_key, introduced
 from fleetkit.review.semantic import Change, diff_stack
 from fleetkit.spec import RegionStackSpec
 
@@ -197,6 +199,43 @@ def test_suppressed_findings_are_listed_with_their_reason_and_never_fail() -> No
     assert '"suppressed": "batch route, clients retry"' in to_json(review)
 
 
+def test_both_introduced_kinds_read_alike_in_markdown_and_terminal() -> None:
+    """Lint findings and guardrail verdicts introduced are one shape: level, rule, object, message and
+    the suppression reason, in a list (markdown) and a table (terminal)."""
+    stack = StackReview(
+        "aws-us-east-1",
+        "changed",
+        [Change("edge", "edge", "tier value trial", None, "premium")],
+        lint_introduced=[_finding("warning", None)],
+        lint_resolved=2,
+        guardrails_introduced=[
+            Verdict.of(
+                "model-pdb", "advisory", "high", "kubernetes:apps/v1:Deployment::x", "no PDB", "nightly"
+            )
+        ],
+    )
+    md = to_markdown(_review(stack))
+    lint_at, resolved_at, guard_at = (
+        md.index(
+            "**Lint findings introduced (1)**\n- `FK107` warning `VirtualService/llm/fleetkit-routes`: spec.http[0].timeout: 30s"
+        ),
+        md.index("Lint findings resolved: 2."),
+        md.index(
+            "**Guardrail verdicts introduced (1)**\n- `model-pdb` advisory `kubernetes:apps/v1:Deployment::x`: "
+            "no PDB — suppressed: nightly"
+        ),
+    )
+    assert lint_at < resolved_at < guard_at
+    assert "**Edge (identity, rate limits)**\n- edge: tier value trial added (premium)" in md
+    console = Console(record=True, width=300, color_system=None)
+    for renderable in to_renderables(_review(stack)):
+        console.print(renderable)
+    text = console.export_text()
+    assert "lint findings introduced" in text and "guardrail verdicts introduced" in text
+    assert "severity" in text and "enforcement" in text
+    assert "advisory (suppressed: nightly)" in text and "FK107" in text
+
+
 @pytest.mark.parametrize(
     ("lint", "verdict", "code"),
     [("warning", None, 0), ("error", None, 1), (None, "mandatory", 1), (None, "advisory", 0)],
@@ -219,3 +258,16 @@ def test_markdown_truncates_a_huge_diff() -> None:
     md = to_markdown(_review(StackReview("s", "changed", manifest_diff=diff)))
     assert len(md) < MARKDOWN_DIFF_BUDGET + 5_000
     assert "diff truncated" in md and "(5000 files, +5000 −5000)" in md
+
+
+def test_introduced_and_resolved_are_counted_alike_for_findings_and_verdicts() -> None:
+    """One helper compares both sides: lint findings by object, rule and message; verdicts by their key."""
+    kept, new = _finding("warning", None), _finding("error", None)
+    gone = Finding(
+        Issue(("spec",), "FK101", "other", subject="VirtualService/llm/x", file="s/manifests"), "fix"
+    )
+    assert introduced([kept, gone], [kept, new], finding_key) == ([], 1)  # same object, rule and message
+    v1 = Verdict.of("model-pdb", "mandatory", "high", "r1", "no PDB")
+    v2 = Verdict.of("model-pdb", "mandatory", "high", "r2", "no PDB")
+    assert introduced([v1], [v1, v2], lambda v: v.key()) == ([v2], 0)
+    assert introduced([v1, v2], [], lambda v: v.key()) == ([], 2)
