@@ -66,9 +66,17 @@ def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Issue]]:
         while loader.check_data():
             docs.append(loader.get_data())
     except yaml.MarkedYAMLError as exc:
-        collector.add(
-            file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {exc.problem or exc}"
-        )
+        problem = str(exc.problem or exc)
+        if "'\\t'" in problem:
+            problem += " (YAML indents with spaces only: replace the tab)"
+        elif (
+            exc.context
+            and exc.context_mark
+            and exc.problem_mark
+            and exc.context_mark.line != exc.problem_mark.line
+        ):
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        collector.add(file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {problem}")
     except yaml.YAMLError as exc:
         collector.add(file, "(document)", "yaml.syntax", f"YAML error: {exc}")
     finally:

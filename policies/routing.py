@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Name, StrictModel
+from policies.common import FieldError, Name, StrictModel
 
 
 class StringMatch(StrictModel):
@@ -159,10 +159,12 @@ class Route(StrictModel):
     @model_validator(mode="after")
     def _distinct_destinations(self) -> Route:
         seen = set()
-        for d in self.to:
+        for j, d in enumerate(self.to):
             key = (d.model, d.version, d.gpu_class)
             if key in seen:
-                raise ValueError(f"destination {'/'.join(x for x in key if x)} is listed twice")
+                raise FieldError(
+                    f"destination {'/'.join(x for x in key if x)} is listed twice", (("to", j), d.model)
+                )
             seen.add(key)
         return self
 
@@ -215,9 +217,12 @@ class RoutingPolicy(StrictModel):
     @model_validator(mode="after")
     def _unique_names(self) -> RoutingPolicy:
         names = [r.name for r in self.routes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"route names must be unique: {', '.join(dupes)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(
+                    f"route names must be unique: {name!r} is also the name of routes[{names.index(name)}]",
+                    (("routes", i, "name"), name),
+                )
         return self
 
     def all_destinations(self) -> list[tuple[tuple[object, ...], Destination | Mirror]]:
