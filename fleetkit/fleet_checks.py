@@ -43,8 +43,10 @@ def check_stack(fleet: Fleet, name: str) -> list[Issue]:
     wrong_cloud = _wrong_cloud(spec)
     region = [] if wrong_cloud else _region_issues(spec)
     issues = [*wrong_cloud, *region, *_model_issues(spec)]
-    if not wrong_cloud:  # pools, zones and GPUs of the other cloud are follow-ons of the one mistake
-        issues += _pool_issues(resolved)
+    if (
+        not wrong_cloud
+    ):  # pools, zones, GPUs and accounts of the other cloud are follow-ons of the one mistake
+        issues += [*_pool_issues(resolved), *_account_issues(spec)]
     # policies are judged against every model of the fleet; with a stack file unreadable they are not
     # all known, and the policy problems would be follow-ons of that file's mistake
     if not fleet.models_unknown:
@@ -93,12 +95,17 @@ def _wrong_cloud(spec: RegionStackSpec) -> list[Issue]:
     return []
 
 
+def _a(cloud: str) -> str:
+    """The article before a cloud's name: an aws, a gcp, an azure."""
+    return "a" if cloud == "gcp" else "an"
+
+
 def _region_issues(spec: RegionStackSpec) -> list[Issue]:
     if regions.is_known(spec.cloud, spec.region):
         return []
     elsewhere = [c for c in regions.cloud_of(spec.region) if c != spec.cloud]
     if elsewhere:
-        hint = f"; that is {'an' if elsewhere[0] == 'aws' else 'a'} {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
+        hint = f"; that is {_a(elsewhere[0])} {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
     else:
         close = regions.suggest(spec.cloud, spec.region)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -106,7 +113,7 @@ def _region_issues(spec: RegionStackSpec) -> list[Issue]:
         Issue(
             ("region",),
             "stack.unknown-region",
-            f"not {'an' if spec.cloud == 'aws' else 'a'} {spec.cloud} region{hint}",
+            f"not {_a(spec.cloud)} {spec.cloud} region{hint}",
             spec.region,
         )
     ]
@@ -163,6 +170,26 @@ def _provider_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Issue]:
                 )
             )
     return out
+
+
+#: the cloud each ``account`` setting belongs to
+ACCOUNT_CLOUD = {"gcp_project": "gcp", "azure_resource_group": "azure", "azure_subscription_id": "azure"}
+
+
+def _account_issues(spec: RegionStackSpec) -> list[Issue]:
+    """``account.wrong-cloud``: another cloud's account setting, which this stack would ignore."""
+    return [
+        Issue(
+            ("account", name),
+            "account.wrong-cloud",
+            f"account.{name} is {_a(cloud)} {cloud} setting; {_a(spec.cloud)} {spec.cloud} stack ignores it "
+            "(remove it, or check "
+            "fleetkit:cloud)",
+            getattr(spec.account, name),
+        )
+        for name, cloud in ACCOUNT_CLOUD.items()
+        if cloud != spec.cloud and getattr(spec.account, name) is not None
+    ]
 
 
 def _pool_issues(stack: ResolvedStack) -> list[Issue]:
@@ -272,6 +299,32 @@ def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
     ]
 
 
+def _cloud_cluster_names(fleet: Fleet) -> list[Issue]:
+    """``cluster.duplicate-name``: two stacks naming one cluster in the same cloud region (and project):
+    EKS, GKE and AKS names are unique there, so the second create (or adopt) would hit the first cluster."""
+    seen: dict[tuple[str, str, str, str], list[str]] = {}
+    for name, st in sorted(fleet.region_stacks().items()):
+        spec = st.spec
+        assert isinstance(spec, RegionStackSpec)
+        scope = spec.account.gcp_project or spec.account.azure_resource_group or ""
+        seen.setdefault((spec.cloud, spec.region, scope, spec.cluster.name), []).append(name)
+    out: list[Issue] = []
+    for (cloud, region, _, cname), names in sorted(seen.items()):
+        for n in names[1:]:
+            out.append(
+                fleet.stacks[n].problem(
+                    Issue(
+                        ("cluster", "name"),
+                        "cluster.duplicate-name",
+                        f"stack {names[0]} also names its cluster {cname!r} in {cloud} {region}: one region "
+                        "holds one cluster of a name; rename one",
+                        cname,
+                    )
+                )
+            )
+    return out
+
+
 def check_fleet(fleet: Fleet) -> list[Issue]:
     """Per-stack reference checks plus fleet-wide rules (mesh identity, unique cluster names, mesh).
 
@@ -338,6 +391,7 @@ def _mesh_identity(fleet: Fleet) -> list[Issue]:
                     )
                 )
             )
+    out.extend(_cloud_cluster_names(fleet))
     for cname, names in sorted(cluster_names.items()):
         if len(names) > 1:
             for n in names:

@@ -350,6 +350,8 @@ def load_fleet(
         if spec is None:
             invalid.add(name)
             unverified.extend(_written_variants(name, merged))
+            # models under a role that has none (a wrong role) were not composed: they are not known
+            models_unknown |= merged.get("role") != "region" and "models" in ours
         else:
             loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
     fleet = Fleet(

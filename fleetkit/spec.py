@@ -137,6 +137,14 @@ class ModelSpec(StrictModel):
     tier: Name | None = Field(default=None, description="QoS tier whose PriorityClass the pods run at")
     hot: bool = Field(default=True, description="prefetch the weights on every node of the pool")
 
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_once(cls, v: list[str]) -> list[str]:
+        for i, alias in enumerate(v):
+            if alias in v[:i]:
+                raise FieldError(f"alias {alias!r} is listed twice", ((i,), alias))
+        return v
+
     @field_validator("weights_uri")
     @classmethod
     def _uri(cls, v: str) -> str:

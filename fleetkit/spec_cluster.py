@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from fleetkit.issue import SECRET_VALUE
 from policies.common import FieldError, Name, StrictModel
 
 Cloud = Literal["aws", "gcp", "azure"]
@@ -35,7 +36,17 @@ def secret_config_key(key: str) -> tuple[str, str]:
     return namespace or SECRETS_NAMESPACE, name
 
 
+#: a Pulumi config key: ``[namespace:]name`` (a pasted credential has spaces, newlines or ``: ``)
+_CONFIG_KEY = re.compile(r"^([A-Za-z][\w.-]*:)?[A-Za-z][\w./-]*$")
+
+
 def _check_secret_key(key: str) -> str:
+    if not _CONFIG_KEY.match(key):
+        raise FieldError(
+            "name the Pulumi secret config key that holds the credential (e.g. 'adoptKubeconfig'), never the "
+            "credential itself: this value is not a config key name",
+            ((), SECRET_VALUE),
+        )
     namespace, name = secret_config_key(key)
     if not name:
         raise ValueError("name the Pulumi secret config key, e.g. 'adoptKubeconfig'")

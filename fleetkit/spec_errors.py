@@ -91,7 +91,7 @@ def validate_stack(
     if ("role",) in suggested:
         # a misspelled role key: the stack was read as the default kind, so the rest is its follow-on
         found = [f for f in found if f[1] == "spec.extra_forbidden" and "'role'" in f[2]]
-    elif role in INHERITED_SECTIONS and (wrong := _region_keys_in(role, found)):
+    elif role in INHERITED_SECTIONS and (wrong := _region_keys_in(role, found, prov)):
         # a region stack's keys under another role: the role is the one mistake
         col.problems.append(
             prov.locate(
@@ -138,17 +138,28 @@ def _where_and_what(err: Any, merged: dict[str, Any], prov: Provenance) -> tuple
     return loc, msg, value
 
 
-def _region_keys_in(role: str, found: list[tuple[tuple[Any, ...], str, str, Any]]) -> list[str]:
-    """Top-level keys reported unknown for a ``role`` stack that are region-stack settings."""
+#: what makes a document a region stack: with two of these, a non-region role is the odd one out
+_REGION_CORE = frozenset({"cloud", "region", "cluster", "node_pools"})
+
+
+def _region_keys_in(
+    role: str, found: list[tuple[tuple[Any, ...], str, str, Any]], prov: Provenance
+) -> list[str]:
+    """The region-stack settings of a ``role`` stack, when the role is the mistake: it came from
+    ``--set``, or the document is a region stack's (two or more of its core keys); else [] (a stray
+    key is reported as the unknown key it is)."""
     own = SPEC_CLASSES[role].model_fields
     region = RegionStackSpec.model_fields
-    return sorted(
+    wrong = sorted(
         {
             str(loc[0])
             for loc, rule, _, _ in found
             if rule == "spec.extra_forbidden" and len(loc) == 1 and loc[0] in region and loc[0] not in own
         }
     )
+    source = prov.origin.get(("role",))
+    from_flag = source is not None and source.style == "cli"
+    return wrong if from_flag or len(_REGION_CORE.intersection(wrong)) >= 2 else []
 
 
 def _fields_at(role: str, loc: tuple[Any, ...]) -> list[str]:

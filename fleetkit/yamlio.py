@@ -23,6 +23,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     out: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
@@ -41,9 +42,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
                 loader._file,
                 f"line {key_node.start_mark.line + 1}",
                 "yaml.duplicate-key",
-                f"key {key!r} appears twice in the same mapping (first on an earlier line); remove one",
+                f"key {key!r} appears twice in the same mapping (first on line {lines[key]}); remove one",
                 key,
             )
+        lines.setdefault(key, key_node.start_mark.line + 1)
         out[key] = loader.construct_object(value_node, deep=True)
     return out
 

@@ -63,6 +63,16 @@ class CapacityWindow(StrictModel):
         description="lead time before start: node, weight sync and engine start",
     )
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_time(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            # YAML 1.1 reads an unquoted 08:00 as the base-60 number 480, which pydantic would take as seconds
+            raise ValueError(
+                f'write the time in quotes ("{v // 60:02d}:{v % 60:02d}"): YAML reads an unquoted HH:MM as a number'
+            )
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:

@@ -58,6 +58,8 @@ def _coerce_match(value: object) -> object:
 HeaderMatch = Annotated[StringMatch, Field()]
 
 _HEADER_NAME = r"^[a-z0-9][a-z0-9-]*$"
+#: a VirtualService / Gateway host: a lowercase DNS name, optionally with a leading ``*.`` wildcard
+_HOST = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class RouteMatch(StrictModel):
@@ -205,7 +207,11 @@ class DefaultRoute(StrictModel):
 class RoutingPolicy(StrictModel):
     """Front-door routing. ``routes`` are ordered (first match wins); names must be unique."""
 
-    hosts: list[str] = Field(default_factory=lambda: ["api.llm.internal"], min_length=1)
+    hosts: list[Annotated[str, Field(pattern=_HOST)]] = Field(
+        default_factory=lambda: ["api.llm.internal"],
+        min_length=1,
+        description="front-door host names (lowercase DNS names, optionally '*.'-prefixed; no scheme, port or path)",
+    )
     headers: RoutingHeaders = RoutingHeaders()
     routes: list[Route] = Field(default_factory=list)
     default: DefaultRoute
