@@ -20,12 +20,18 @@ nowhere is itself a mistake (``cli.set-unknown-key``).
 Validation reports every problem at once, each with the file (or flag) that set the value, its path
 in that document, the rule and the bad value, root causes first:
 
-1. YAML and document shape. A broken fleet file stops here: every stack inherits from it, so the
-   stacks' typed errors would all be follow-ons of the one mistake.
-2. The typed models, per stack. An unknown key with a close known name hides the "missing" error of
-   that name (one typo, one problem).
-3. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
+1. File names, YAML and document shape (:mod:`fleetkit.stack_files`). A broken fleet file stops here:
+   every stack inherits from it, so the stacks' typed errors would all be follow-ons of the one mistake.
+   A stack file that cannot be read, or whose models are not known, keeps the policy reference checks
+   from reporting follow-ons of it.
+2. ``--set`` items: their syntax, where they apply, and paths that do not fit the document.
+3. The typed models, per stack (:mod:`fleetkit.spec_errors`). An unknown key with a close known name
+   hides the "missing" error of that name (one typo, one problem); a cross-field rule is reported at
+   the field whose writer broke it.
+4. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
    file does not hide reference errors in the others; rules comparing stacks wait for all of them.
+
+The same mistake found in several stacks (a fleet-file value, a ``--set`` item) is reported once.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[s
             "(document)",
             "fleet.shape",
             f"the fleet file must hold one mapping under '{NAMESPACE}:'{hint}",
-            keys if isinstance(doc, dict) else type(doc).__name__,
+            keys if isinstance(doc, dict) else doc,
         )
         return None
     section = doc[NAMESPACE]
@@ -135,7 +135,7 @@ def read_stack_file(
             "(document)",
             "stack.shape",
             "a stack file must be a mapping with a 'config:' key",
-            type(doc).__name__,
+            doc,
         )
         return None
     config = doc.get("config")

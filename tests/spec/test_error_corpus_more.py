@@ -113,7 +113,16 @@ CASES: list[tuple[str, Edit | None, list[str], str, str, str, str, bool]] = [
         "indent 'addons' under 'fleetkit:'",
         True,
     ),
-    ("fleet-is-a-list", raw(FLEET, "- fleetkit\n"), [], "fleet.shape", FLEET, "(document)", "'list'", True),
+    (
+        "fleet-is-a-list",
+        raw(FLEET, "- fleetkit\n"),
+        [],
+        "fleet.shape",
+        FLEET,
+        "(document)",
+        "['fleetkit']",
+        True,
+    ),
     (
         "fleet-file-misnamed",
         rename(FLEET, "fleet.yml"),
@@ -152,7 +161,7 @@ CASES: list[tuple[str, Edit | None, list[str], str, str, str, str, bool]] = [
         "stack.shape",
         USE1,
         "(document)",
-        "(got 'str')",
+        "(got 'aws-us-east-1')",
         True,
     ),
     (
