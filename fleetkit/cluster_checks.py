@@ -37,10 +37,12 @@ _AZURE_ZONES = frozenset({"1", "2", "3"})
 
 
 def zone_ok(cloud: str, region: str, zone: str) -> bool:
+    """Is ``zone`` a zone of ``region``? Zone letters run a-f on AWS (us-east-1 has the most: a-f) and
+    on GCP (e.g. us-central1-a, -b, -c, -f); a later letter is a typo."""
     if cloud == "aws":
-        return re.fullmatch(re.escape(region) + r"[a-z]", zone) is not None
+        return re.fullmatch(re.escape(region) + r"[a-f]", zone) is not None
     if cloud == "gcp":
-        return re.fullmatch(re.escape(region) + r"-[a-z]", zone) is not None
+        return re.fullmatch(re.escape(region) + r"-[a-f]", zone) is not None
     return zone in _AZURE_ZONES
 
 

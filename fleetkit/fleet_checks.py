@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from fleetkit import catalog, regions
 from fleetkit.capacity_checks import check_cache_fit, check_fit
+from fleetkit.cluster_checks import zone_example, zone_ok
 from fleetkit.errors import MISSING, Issue
 from fleetkit.fleet import Fleet, LoadedStack
 from fleetkit.infra_checks import check_infra
@@ -39,8 +40,13 @@ def check_stack(fleet: Fleet, name: str) -> list[Issue]:
     if not isinstance(spec, RegionStackSpec):
         return []
     resolved = st.resolved
-    region = _region_issues(spec)
-    issues = [*region, *_pool_issues(resolved), *_model_issues(spec)]
+    wrong_cloud = _wrong_cloud(spec)
+    region = [] if wrong_cloud else _region_issues(spec)
+    issues = [*wrong_cloud, *region, *_model_issues(spec)]
+    if (
+        not wrong_cloud
+    ):  # pools, zones, GPUs and accounts of the other cloud are follow-ons of the one mistake
+        issues += [*_pool_issues(resolved), *_account_issues(spec)]
     # policies are judged against every model of the fleet; with a stack file unreadable they are not
     # all known, and the policy problems would be follow-ons of that file's mistake
     if not fleet.models_unknown:
@@ -49,12 +55,16 @@ def check_stack(fleet: Fleet, name: str) -> list[Issue]:
             for i in spec.policies.check(fleet.context_for(name))
         ]
     issues += _keda_issues(spec)
+    if wrong_cloud:
+        return st.problems(issues)
     issues += check_fit(resolved)
     # zones and GPU offerings of a region that does not exist are follow-ons of that one mistake
     issues += [i for i in check_infra(resolved) if not (region and i.rule in REGION_FOLLOW_ONS)]
     issues += check_models(resolved)
     issues += check_cache_fit(resolved)
-    return [*st.problems(issues), *_provider_region_problems(st, spec)]
+    # the provider's region disagreeing with a region that does not exist is the same mistake again
+    provider = [] if region else _provider_problems(st, spec)
+    return [*st.problems(issues), *provider]
 
 
 #: infrastructure rules judged against the stack's region
@@ -63,34 +73,122 @@ REGION_FOLLOW_ONS = frozenset(
 )
 
 
+def _wrong_cloud(spec: RegionStackSpec) -> list[Issue]:
+    """``stack.wrong-cloud``: the region and every pool's instance type belong to another cloud, so
+    ``fleetkit:cloud`` is the one mistake (not the region, not each instance type)."""
+    if regions.is_known(spec.cloud, spec.region) or not spec.node_pools:
+        return []
+    types = sorted({p.instance_type for p in spec.node_pools.values()})
+    for other in regions.cloud_of(spec.region):
+        if other != spec.cloud and all(
+            catalog.lookup(other, t) and not catalog.lookup(spec.cloud, t) for t in types
+        ):
+            return [
+                Issue(
+                    ("cloud",),
+                    "stack.wrong-cloud",
+                    f"region {spec.region} and instance types {', '.join(types)} are {other}'s, but "
+                    f"fleetkit:cloud is {spec.cloud}; did you mean {other!r}?",
+                    spec.cloud,
+                )
+            ]
+    return []
+
+
+def _a(cloud: str) -> str:
+    """The article before a cloud's name: an aws, a gcp, an azure."""
+    return "a" if cloud == "gcp" else "an"
+
+
 def _region_issues(spec: RegionStackSpec) -> list[Issue]:
     if regions.is_known(spec.cloud, spec.region):
         return []
     elsewhere = [c for c in regions.cloud_of(spec.region) if c != spec.cloud]
     if elsewhere:
-        hint = f"; that is a {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
+        hint = f"; that is {_a(elsewhere[0])} {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
     else:
         close = regions.suggest(spec.cloud, spec.region)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return [Issue(("region",), "stack.unknown-region", f"not a {spec.cloud} region{hint}", spec.region)]
+    return [
+        Issue(
+            ("region",),
+            "stack.unknown-region",
+            f"not {_a(spec.cloud)} {spec.cloud} region{hint}",
+            spec.region,
+        )
+    ]
 
 
-def _provider_region_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Issue]:
+def _provider_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Issue]:
+    """The provider's own settings (beside ``fleetkit:*`` in the stack file) that contradict the spec."""
+    out: list[Issue] = []
     key = regions.PROVIDER_REGION_KEY[spec.cloud]
     value = st.config.get(key)
-    if not isinstance(value, str) or regions.normalize(spec.cloud, value) == regions.normalize(
+    if isinstance(value, str) and regions.normalize(spec.cloud, value) != regions.normalize(
         spec.cloud, spec.region
     ):
-        return []
-    return [
-        Issue.at(
-            st.file,
-            key,
-            "stack.provider-region-mismatch",
-            f"the {spec.cloud} provider would deploy to {value!r} but fleetkit:region is {spec.region!r}; "
-            f"set both to the same region",
-            value,
+        out.append(
+            Issue.at(
+                st.file,
+                key,
+                "stack.provider-region-mismatch",
+                f"the {spec.cloud} provider would deploy to {value!r} but fleetkit:region is {spec.region!r}; "
+                f"set both to the same region",
+                value,
+            )
         )
+    zone = st.config.get("gcp:zone") if spec.cloud == "gcp" else None
+    if isinstance(zone, str) and not zone_ok("gcp", spec.region, zone):
+        out.append(
+            Issue.at(
+                st.file,
+                "gcp:zone",
+                "stack.provider-zone-mismatch",
+                f"the gcp provider's default zone {zone!r} is not a zone of fleetkit:region {spec.region} "
+                f"(write it like {zone_example('gcp', spec.region)}, or remove it)",
+                zone,
+            )
+        )
+    for key, field, mine in (
+        ("gcp:project", "account.gcp_project", spec.account.gcp_project if spec.cloud == "gcp" else None),
+        (
+            "azure-native:subscriptionId",
+            "account.azure_subscription_id",
+            spec.account.azure_subscription_id if spec.cloud == "azure" else None,
+        ),
+    ):
+        theirs = st.config.get(key)
+        if isinstance(theirs, str) and mine is not None and theirs != mine:
+            out.append(
+                Issue.at(
+                    st.file,
+                    key,
+                    "stack.provider-account-mismatch",
+                    f"the provider would create resources in {theirs!r} but fleetkit:{field} is {mine!r} "
+                    "(the kit places the cluster's identities there); set both to the same",
+                    theirs,
+                )
+            )
+    return out
+
+
+#: the cloud each ``account`` setting belongs to
+ACCOUNT_CLOUD = {"gcp_project": "gcp", "azure_resource_group": "azure", "azure_subscription_id": "azure"}
+
+
+def _account_issues(spec: RegionStackSpec) -> list[Issue]:
+    """``account.wrong-cloud``: another cloud's account setting, which this stack would ignore."""
+    return [
+        Issue(
+            ("account", name),
+            "account.wrong-cloud",
+            f"account.{name} is {_a(cloud)} {cloud} setting; {_a(spec.cloud)} {spec.cloud} stack ignores it "
+            "(remove it, or check "
+            "fleetkit:cloud)",
+            getattr(spec.account, name),
+        )
+        for name, cloud in ACCOUNT_CLOUD.items()
+        if cloud != spec.cloud and getattr(spec.account, name) is not None
     ]
 
 
@@ -201,6 +299,32 @@ def _keda_issues(spec: RegionStackSpec) -> list[Issue]:
     ]
 
 
+def _cloud_cluster_names(fleet: Fleet) -> list[Issue]:
+    """``cluster.duplicate-name``: two stacks naming one cluster in the same cloud region (and project):
+    EKS, GKE and AKS names are unique there, so the second create (or adopt) would hit the first cluster."""
+    seen: dict[tuple[str, str, str, str], list[str]] = {}
+    for name, st in sorted(fleet.region_stacks().items()):
+        spec = st.spec
+        assert isinstance(spec, RegionStackSpec)
+        scope = spec.account.gcp_project or spec.account.azure_resource_group or ""
+        seen.setdefault((spec.cloud, spec.region, scope, spec.cluster.name), []).append(name)
+    out: list[Issue] = []
+    for (cloud, region, _, cname), names in sorted(seen.items()):
+        for n in names[1:]:
+            out.append(
+                fleet.stacks[n].problem(
+                    Issue(
+                        ("cluster", "name"),
+                        "cluster.duplicate-name",
+                        f"stack {names[0]} also names its cluster {cname!r} in {cloud} {region}: one region "
+                        "holds one cluster of a name; rename one",
+                        cname,
+                    )
+                )
+            )
+    return out
+
+
 def check_fleet(fleet: Fleet) -> list[Issue]:
     """Per-stack reference checks plus fleet-wide rules (mesh identity, unique cluster names, mesh).
 
@@ -267,6 +391,7 @@ def _mesh_identity(fleet: Fleet) -> list[Issue]:
                     )
                 )
             )
+    out.extend(_cloud_cluster_names(fleet))
     for cname, names in sorted(cluster_names.items()):
         if len(names) > 1:
             for n in names:

@@ -33,7 +33,7 @@ def format_path(parts: Iterable[Any]) -> str:
     """Render a document path such as ``models.llama-8b.replicas.max`` or ``routes[2].weight``."""
     out = ""
     for part in parts:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):  # a YAML `on:` key is True, not [1]
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)

@@ -20,12 +20,18 @@ nowhere is itself a mistake (``cli.set-unknown-key``).
 Validation reports every problem at once, each with the file (or flag) that set the value, its path
 in that document, the rule and the bad value, root causes first:
 
-1. YAML and document shape. A broken fleet file stops here: every stack inherits from it, so the
-   stacks' typed errors would all be follow-ons of the one mistake.
-2. The typed models, per stack. An unknown key with a close known name hides the "missing" error of
-   that name (one typo, one problem).
-3. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
+1. File names, YAML and document shape (:mod:`fleetkit.stack_files`). A broken fleet file stops here:
+   every stack inherits from it, so the stacks' typed errors would all be follow-ons of the one mistake.
+   A stack file that cannot be read, or whose models are not known, keeps the policy reference checks
+   from reporting follow-ons of it.
+2. ``--set`` items: their syntax, where they apply, and paths that do not fit the document.
+3. The typed models, per stack (:mod:`fleetkit.spec_errors`). An unknown key with a close known name
+   hides the "missing" error of that name (one typo, one problem); a cross-field rule is reported at
+   the field whose writer broke it.
+4. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
    file does not hide reference errors in the others; rules comparing stacks wait for all of them.
+
+The same mistake found in several stacks (a fleet-file value, a ``--set`` item) is reported once.
 """
 
 from __future__ import annotations
@@ -33,159 +39,67 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, get_args
-
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing import Any
 
 from fleetkit import catalog
-from fleetkit.errors import MISSING, SECRET_VALUE, Issue, ProblemCollector, SpecError
+from fleetkit.errors import Issue, ProblemCollector, SpecError
 from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
 from fleetkit.fleet_checks import check_fleet
-from fleetkit.overrides import Override, parse_override, set_path
+from fleetkit.overrides import Override, OverridePathError, parse_override, set_path
 from fleetkit.spec import (
     INHERITED_SECTIONS,
     SECRETS_NAMESPACE,
-    PeeringStackSpec,
+    SPEC_CLASSES,
     RegionStackSpec,
-    StackSpec,
-    TrustRootStackSpec,
 )
-from fleetkit.yamlio import load_yaml_file
+from fleetkit.spec_errors import validate_stack
+from fleetkit.stack_files import (
+    FLEET_FILE,
+    misnamed_stack_files,
+    read_fleet_file,
+    read_stack_file,
+    stack_names,
+)
 from policies.context import Variant
 from policies.merge import deep_merge
 
 __all__ = ["FLEET_FILE", "NAMESPACE", "Fleet", "LoadedStack", "load_fleet", "stack_names"]
 
-FLEET_FILE = "fleet.yaml"
-STACK_GLOB = "Pulumi.*.yaml"
-STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(StackSpec)
-_SPEC_CLASS: dict[str, type[BaseModel]] = {
-    "region": RegionStackSpec,
-    "trust-root": TrustRootStackSpec,
-    "peering": PeeringStackSpec,
-}
-
-
-# --------------------------------------------------------------------------- reading
-def stack_names(stacks_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob(STACK_GLOB))
-
-
-def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[str, Any] | None:
-    """The mapping under ``fleetkit:`` ({} without a fleet file); None when the file is unusable."""
-    path = stacks_dir / FLEET_FILE
-    if not path.exists():
-        return {}
-    doc, problems = load_yaml_file(path, rel)
-    if problems:
-        col.extend(problems)
-        return None
-    if not isinstance(doc, dict) or set(doc) != {NAMESPACE} or not isinstance(doc[NAMESPACE], dict):
-        keys = sorted(map(str, doc)) if isinstance(doc, dict) else []
-        close = difflib.get_close_matches(NAMESPACE, keys, n=1) if NAMESPACE not in keys else []
-        hint = f"; {close[0]!r} looks like a misspelling of {NAMESPACE!r}" if close else ""
-        col.add(
-            rel,
-            "(document)",
-            "fleet.shape",
-            f"the fleet file must hold one mapping under '{NAMESPACE}:'{hint}",
-            keys if isinstance(doc, dict) else type(doc).__name__,
-        )
-        return None
-    return doc[NAMESPACE]
-
-
-def _read_stack_file(
-    path: Path, rel: str, col: ProblemCollector
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    doc, problems = load_yaml_file(path, rel)
-    if problems:
-        col.extend(problems)
-        return None
-    if not isinstance(doc, dict):
-        col.add(
-            rel,
-            "(document)",
-            "stack.shape",
-            "a stack file must be a mapping with a 'config:' key",
-            type(doc).__name__,
-        )
-        return None
-    config = doc.get("config")
-    for key in sorted(set(doc) - STACK_FILE_KEYS, key=str):
-        close = difflib.get_close_matches(str(key), sorted(STACK_FILE_KEYS), n=1)
-        hint = (
-            f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(STACK_FILE_KEYS))})"
-        )
-        col.add(rel, str(key), "stack.unknown-key", f"not a Pulumi stack file key{hint}", key)
-        if config is None and close == ["config"]:
-            return None  # the misspelled 'config:' is the one mistake
-    if not isinstance(config, dict):
-        col.add(
-            rel,
-            "config",
-            "stack.shape",
-            "'config:' must be a mapping of 'namespace:key' settings",
-            MISSING if config is None else config,
-        )
-        return None
-    ours: dict[str, Any] = {}
-    for key, value in config.items():
-        if not isinstance(key, str) or ":" not in key:
-            col.add(rel, ("config", key), "stack.config-key", "config keys are written 'namespace:key'", key)
-            continue
-        ns, _, name = key.partition(":")
-        if ns == NAMESPACE and isinstance(value, dict) and "secure" in value:
-            col.add(
-                rel,
-                ("config", key),
-                "config.secret-in-spec-namespace",
-                secret_in_spec_message(name),
-                SECRET_VALUE,
-            )
-        elif ns == NAMESPACE:
-            ours[name] = value
-        elif difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.75:
-            col.add(
-                rel,
-                key,
-                "stack.unknown-namespace",
-                f"config namespace {ns!r} is not {NAMESPACE!r}, so this setting would be ignored; "
-                f"did you mean '{NAMESPACE}:{name}'?",
-                key,
-            )
-    return config, ours
-
-
-def secret_in_spec_message(name: str) -> str:
-    """Why a secret ``fleetkit:<name>`` is refused, and where it belongs (the value is never shown)."""
-    return (
-        f"a secret is never a spec setting: every '{NAMESPACE}:' key is one; keep credentials under "
-        f"'{SECRETS_NAMESPACE}:' (`pulumi config rm {NAMESPACE}:{name}` then `pulumi config set --secret "
-        f"{SECRETS_NAMESPACE}:{name} …`) and name them in kubeconfig_secret / secret_config"
-    )
-
 
 # --------------------------------------------------------------------------- overrides
 def _applies(ov: Override, role: str, deploys: set[str], deployed_anywhere: set[str]) -> bool:
     """Does ``ov`` apply to a stack of this role that deploys ``deploys``? (see the module docstring)"""
-    if ov.parts[0] not in _SPEC_CLASS.get(role, RegionStackSpec).model_fields:
+    if ov.parts[0] not in SPEC_CLASSES.get(role, RegionStackSpec).model_fields:
         return False
     if ov.parts[0] == "models" and len(ov.parts) > 1 and role == "region":
         return ov.parts[1] in deploys or ov.parts[1] not in deployed_anywhere
     return True
 
 
-def _unapplied(ov: Override, label: str) -> Issue:
-    known = sorted({f for cls in _SPEC_CLASS.values() for f in cls.model_fields})
-    close = difflib.get_close_matches(ov.parts[0], known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
+def _unapplied(ov: Override, label: str, roles: set[str]) -> Issue:
+    """The problem of an override that applies to none of the selected stacks (of these ``roles``)."""
+    first = str(ov.parts[0])
+    known = sorted({f for cls in SPEC_CLASSES.values() for f in cls.model_fields})
+    ns, _, bare = first.partition(":")
+    if bare and ns.lower() in (NAMESPACE, SECRETS_NAMESPACE):
+        hint = (
+            f"; --set paths have no '{ns}:' prefix: write {bare!r}"
+            if ns.lower() == NAMESPACE
+            else f"; credentials are never set on the command line: `pulumi config set --secret {first} …`"
+        )
+    elif first in known:
+        takes = {r: ", ".join(SPEC_CLASSES[r].model_fields) for r in sorted(roles)}
+        hint = " (" + "; ".join(f"a {r} stack takes {keys}" for r, keys in takes.items()) + ")"
+    else:
+        close = difflib.get_close_matches(first, known, n=1) or difflib.get_close_matches(
+            first.lower(), known, n=1
+        )
+        hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
     return Issue.at(
         label,
-        ".".join(ov.parts),
+        tuple(ov.parts),
         "cli.set-unknown-key",
-        f"{ov.parts[0]!r} is not a setting of the selected stacks{hint}",
+        f"{first!r} is not a setting of the selected stacks{hint}",
         ov.item,
     )
 
@@ -234,96 +148,54 @@ def _compose(
                     stack_models,
                 )
             stack_models = {}
-        models: dict[str, Any] = {}
-        prov.mark(("models",), stack_src)
-        for mname, mval in stack_models.items():
-            base = (fleet_models or {}).get(mname, {})
-            # the stack deploys the model: a value nobody set is the stack file's to add
-            prov.mark(("models", mname), stack_src)
-            if isinstance(base, dict):
-                for k, v in base.items():
-                    prov.record(("models", mname, k), v, fleet_src)
-            mval = {} if mval is None else mval
-            if isinstance(mval, dict) and isinstance(base, dict):
-                for k, v in mval.items():
-                    prov.record(("models", mname, k), v, stack_src)
-                models[mname] = deep_merge(copy.deepcopy(base), mval)
-            else:
-                prov.record(("models", mname), mval, stack_src)
-                models[mname] = mval
-        merged["models"] = models
-    for ov in overrides:
-        for created in set_path(merged, ov.parts, copy.deepcopy(ov.value)):
-            prov.mark(created, cli_src)  # a key only --set wrote: its mistakes are the flag's
-        prov.record(ov.parts, ov.value, cli_src)
+        merged["models"] = _compose_models(prov, stack_models, fleet_models or {}, fleet_src)
+    _apply_overrides(merged, prov, overrides, cli_src, col)
     merged.setdefault("role", "region")
     return merged, prov
 
 
-def _validate(
-    merged: dict[str, Any], prov: Provenance, col: ProblemCollector
-) -> RegionStackSpec | TrustRootStackSpec | PeeringStackSpec | None:
-    try:
-        return _ADAPTER.validate_python(merged)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-    role = merged.get("role", "region")
-    found: list[tuple[tuple[Any, ...], str, str, Any]] = []
-    suggested: set[tuple[Any, ...]] = set()
-    for err in errors:
-        loc = tuple(err["loc"])
-        if loc and loc[0] in _SPEC_CLASS:  # the discriminator tag pydantic inserts
-            loc = loc[1:]
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input", MISSING) if err["type"] != "missing" else MISSING
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            # the role picks the spec class: pydantic reports a bad one on the whole document
-            loc, value = ("role",), merged.get("role", MISSING)
-        if isinstance(value, dict) and err["type"] != "extra_forbidden" and len(str(value)) > 120:
-            value = MISSING
-        if err["type"] == "extra_forbidden":
-            fields = _fields_at(role, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-            if close:
-                suggested.add((*loc[:-1], close[0]))
-            msg = f"unknown key {loc[-1]!r}" + (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f"; known keys: {', '.join(fields)}"
-                if fields
-                else ""
-            )
-        found.append((loc, f"spec.{err['type']}", msg, value))
-    if ("role",) in suggested:
-        # a misspelled role key: the stack was read as the default kind, so the rest is its follow-on
-        found = [f for f in found if f[1] == "spec.extra_forbidden" and "'role'" in f[2]]
-    for loc, rule, msg, value in found:
-        if rule == "spec.missing" and any(loc[: len(s)] == s for s in suggested):
-            continue  # the misspelled key reported above is the mistake
-        col.problems.append(prov.locate(Issue(loc, rule, msg, value)))
-    return None
+def _compose_models(
+    prov: Provenance, stack_models: dict[str, Any], fleet_models: dict[str, Any], fleet_src: Source
+) -> dict[str, Any]:
+    """The models a stack deploys: each of its own entries merged over the fleet's definition."""
+    stack_src = prov.stack_source
+    models: dict[str, Any] = {}
+    prov.mark(("models",), stack_src)
+    for mname, mval in stack_models.items():
+        base = fleet_models.get(mname, {})
+        # the stack deploys the model: a value nobody set is the stack file's to add
+        prov.mark(("models", mname), stack_src)
+        if isinstance(base, dict):
+            for k, v in base.items():
+                prov.record(("models", mname, k), v, fleet_src)
+        mval = {} if mval is None else mval
+        if isinstance(mval, dict) and isinstance(base, dict):
+            for k, v in mval.items():
+                prov.record(("models", mname, k), v, stack_src)
+            models[mname] = deep_merge(copy.deepcopy(base), mval)
+        else:
+            prov.record(("models", mname), mval, stack_src)
+            models[mname] = mval
+    return models
 
 
-def _fields_at(role: str, loc: tuple[Any, ...]) -> list[str]:
-    """Known field names of the model at ``loc`` (walking the spec classes; dict keys keep the type)."""
-    cls: Any = _SPEC_CLASS.get(role, RegionStackSpec)
-    for part in loc:
-        if isinstance(part, int) or cls is None:
+def _apply_overrides(
+    merged: dict[str, Any],
+    prov: Provenance,
+    overrides: list[Override],
+    cli_src: Source,
+    col: ProblemCollector,
+) -> None:
+    """Set each override's value in the composed document; a path that does not fit is the flag's mistake."""
+    for ov in overrides:
+        try:
+            path, created = set_path(merged, ov.parts, copy.deepcopy(ov.value))
+        except OverridePathError as exc:
+            col.problems.append(Issue.at(cli_src.file, exc.at, exc.rule, exc.message, exc.value))
             continue
-        fields = getattr(cls, "model_fields", {})
-        if part in fields:
-            cls = _inner_model(fields[part].annotation)
-    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
+        for where in created:
+            prov.mark(where, cli_src)  # a key only --set wrote: its mistakes are the flag's
+        prov.record(path, ov.value, cli_src)
 
 
 def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str, Variant]]:
@@ -360,6 +232,82 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
 
 
 # --------------------------------------------------------------------------- the fleet
+def _stack_files(stacks_dir: Path, only: list[str], col: ProblemCollector) -> tuple[list[str], list[Path]]:
+    """The stack names, and files named like stack files that are not read (both checked)."""
+    names = stack_names(stacks_dir)
+    misnamed = misnamed_stack_files(stacks_dir)
+    for other in misnamed:
+        col.add(
+            f"stacks/{other.name}",
+            "",
+            "stack.file-name",
+            "stack files are read only as stacks/Pulumi.<stack>.yaml (the name after 'Pulumi.' is the stack); "
+            "rename it, or this stack is left out of the fleet",
+            other.name,
+        )
+    if not names and misnamed:
+        col.raise_if_any()
+    if not names:
+        raise SpecError(
+            [Issue.at("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")]
+        )
+    for n in only:
+        if n not in names:
+            col.add(
+                "--stack",
+                n,
+                "cli.unknown-stack",
+                f"no stack file stacks/Pulumi.{n}.yaml (stacks: {', '.join(names)})",
+                n,
+            )
+    return names, misnamed
+
+
+def _route_overrides(
+    parsed: list[Override],
+    read: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    only: list[str] | None,
+    col: ProblemCollector,
+    label: str,
+) -> dict[str, list[Override]]:
+    """The overrides each stack takes (see the module docstring); one that applies nowhere is a mistake."""
+    selected = [n for n in read if not only or n in only]
+    deploys = {
+        n: set(ours.get("models") or {}) if isinstance(ours.get("models"), dict) else set()
+        for n, (_, ours) in read.items()
+    }
+    deployed_anywhere = set().union(*(deploys[n] for n in selected)) if selected else set()
+    applied: dict[str, list[Override]] = {n: [] for n in read}
+    for ov in parsed:
+        targets = [
+            n
+            for n in selected
+            if _applies(ov, str(read[n][1].get("role", "region")), deploys[n], deployed_anywhere)
+        ]
+        for n in targets:
+            applied[n].append(ov)
+        if selected and not targets:
+            roles = {str(read[n][1].get("role", "region")) for n in selected}
+            col.problems.append(_unapplied(ov, label, roles))
+    return applied
+
+
+def _null_models(rel: str, ours: dict[str, Any], col: ProblemCollector) -> bool:
+    """``fleetkit:models:`` with nothing under it (entries commented out, a lost indent): reported, and
+    read as no model; True then, since the models the stack meant to deploy are not known."""
+    if "models" not in ours or ours["models"] is not None or ours.get("role", "region") != "region":
+        return False
+    col.add(
+        rel,
+        f"{NAMESPACE}:models",
+        "stack.shape",
+        "models is empty: list the models this stack deploys (name: {pool: …}), or write {} to deploy none",
+        None,
+    )
+    ours["models"] = {}
+    return True
+
+
 def load_fleet(
     root: Path,
     only: list[str] | None = None,
@@ -377,20 +325,7 @@ def load_fleet(
     col = ProblemCollector()
     if not stacks_dir.is_dir():
         raise SpecError([Issue.at("stacks/", "", "fleet.no-stacks", "no stacks/ directory in the project")])
-    names = stack_names(stacks_dir)
-    if not names:
-        raise SpecError(
-            [Issue.at("stacks/", "", "fleet.no-stacks", "no Pulumi.<stack>.yaml files in stacks/")]
-        )
-    for n in only or []:
-        if n not in names:
-            col.add(
-                "--stack",
-                n,
-                "cli.unknown-stack",
-                f"no stack file stacks/Pulumi.{n}.yaml (stacks: {', '.join(names)})",
-                n,
-            )
+    names, misnamed = _stack_files(stacks_dir, only or [], col)
     parsed: list[Override] = []
     for item in overrides or []:
         got = parse_override(item)
@@ -399,45 +334,53 @@ def load_fleet(
         else:
             col.add(override_label, got.path, got.rule, got.message, got.value)
     fleet_rel = f"stacks/{FLEET_FILE}"
-    fleet_doc = _read_fleet_file(stacks_dir, fleet_rel, col)
+    fleet_doc = read_fleet_file(stacks_dir, fleet_rel, col)
     read: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for name in names:
-        got_file = _read_stack_file(stacks_dir / f"Pulumi.{name}.yaml", f"stacks/Pulumi.{name}.yaml", col)
+        got_file = read_stack_file(stacks_dir / f"Pulumi.{name}.yaml", f"stacks/Pulumi.{name}.yaml", col)
         if got_file is not None:
             read[name] = got_file
     if fleet_doc is None:
         col.raise_if_any()  # every stack inherits the broken fleet file: its problems are the root cause
     assert fleet_doc is not None
-    selected = [n for n in read if not only or n in only]
-    deploys = {
-        n: set(ours.get("models") or {}) if isinstance(ours.get("models"), dict) else set()
-        for n, (_, ours) in read.items()
-    }
-    deployed_anywhere = set().union(*(deploys[n] for n in selected)) if selected else set()
-    applied: dict[str, list[Override]] = {n: [] for n in read}
-    for ov in parsed:
-        targets = [
-            n
-            for n in selected
-            if _applies(ov, str(read[n][1].get("role", "region")), deploys[n], deployed_anywhere)
-        ]
-        for n in targets:
-            applied[n].append(ov)
-        if selected and not targets:
-            col.problems.append(_unapplied(ov, override_label))
+    applied = _route_overrides(parsed, read, only, col, override_label)
     loaded: dict[str, LoadedStack] = {}
+    models_unknown = False
     invalid: set[str] = set(names) - set(read)
     unverified: list[tuple[str, str, Variant]] = []
     for name, (config, ours) in read.items():
         rel = f"stacks/Pulumi.{name}.yaml"
+        models_unknown |= _null_models(rel, ours, col)
         merged, prov = _compose(rel, fleet_doc, fleet_rel, ours, applied[name], col, override_label)
-        spec = _validate(merged, prov, col)
+        spec = validate_stack(merged, prov, col)
         if spec is None:
             invalid.add(name)
             unverified.extend(_written_variants(name, merged))
+            # models under a role that has none (a wrong role) were not composed: they are not known
+            models_unknown |= merged.get("role") != "region" and "models" in ours
         else:
             loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
-    fleet = Fleet(root, loaded, frozenset(invalid), tuple(unverified), models_unknown=len(read) < len(names))
+    fleet = Fleet(
+        root,
+        loaded,
+        frozenset(invalid),
+        tuple(unverified),
+        models_unknown=models_unknown or len(read) < len(names) or bool(misnamed),
+    )
     col.extend(check_fleet(fleet))
+    col.problems = _once(col.problems)
     col.raise_if_any()
     return fleet
+
+
+def _once(problems: list[Issue]) -> list[Issue]:
+    """One problem per file, path and rule: a fleet-file value or a ``--set`` item checked in every stack
+    that inherits it is one mistake (the first stack's wording is kept)."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Issue] = []
+    for p in problems:
+        key = (p.file, p.where, p.rule)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

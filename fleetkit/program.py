@@ -18,8 +18,9 @@ from pulumi.runtime.config import CONFIG, is_config_secret
 
 from fleetkit.errors import SECRET_VALUE, Issue, SpecError
 from fleetkit.fleet import Fleet
-from fleetkit.loader import load_fleet, secret_in_spec_message
+from fleetkit.loader import load_fleet
 from fleetkit.spec import PeeringStackSpec, RegionStackSpec
+from fleetkit.stack_files import secret_in_spec_message
 from fleetkit.yamlio import load_yaml_file
 from mesh.trust import TrustRoot, TrustRootArgs
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
+from fleetkit.issue import MISSING
 from fleetkit.spec_cluster import (
     SECRETS_NAMESPACE,
     SPEC_NAMESPACE,
@@ -35,7 +36,7 @@ from fleetkit.spec_cluster import (
     TerraformFoundation,
     secret_config_key,
 )
-from policies.common import Duration, Name, StrictModel, seconds
+from policies.common import Duration, FieldError, Name, StrictModel, seconds
 from policies.policy_set import PolicySet
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "RegionStackSpec",
     "Replicas",
     "SECRETS_NAMESPACE",
+    "SPEC_CLASSES",
     "SPEC_NAMESPACE",
     "Taint",
     "TaintEffect",
@@ -85,7 +87,9 @@ class Replicas(StrictModel):
     @model_validator(mode="after")
     def _order(self) -> Replicas:
         if self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
+            raise FieldError(
+                f"min {self.min} is greater than max {self.max}", ("min", self.min), ("max", self.max)
+            )
         return self
 
 
@@ -133,6 +137,14 @@ class ModelSpec(StrictModel):
     tier: Name | None = Field(default=None, description="QoS tier whose PriorityClass the pods run at")
     hot: bool = Field(default=True, description="prefetch the weights on every node of the pool")
 
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_once(cls, v: list[str]) -> list[str]:
+        for i, alias in enumerate(v):
+            if alias in v[:i]:
+                raise FieldError(f"alias {alias!r} is listed twice", ((i,), alias))
+        return v
+
     @field_validator("weights_uri")
     @classmethod
     def _uri(cls, v: str) -> str:
@@ -143,8 +155,9 @@ class ModelSpec(StrictModel):
     @model_validator(mode="after")
     def _sizing_source(self) -> ModelSpec:
         if self.params_billion is None and self.weights_bytes is None:
-            raise ValueError(
-                "give params_billion or weights_bytes so the model can be sized against its GPUs"
+            raise FieldError(
+                "give params_billion or weights_bytes so the model can be sized against its GPUs",
+                ("params_billion", MISSING),
             )
         return self
 
@@ -403,3 +416,9 @@ class PeeringStackSpec(StrictModel):
 StackSpec = Annotated[RegionStackSpec | TrustRootStackSpec | PeeringStackSpec, Field(discriminator="role")]
 #: Stack roles whose spec inherits only these sections of the fleet file.
 INHERITED_SECTIONS: dict[str, tuple[str, ...]] = {"trust-root": ("mesh", "ca"), "peering": ("mesh",)}
+#: The spec class of each stack role (``fleetkit:role``; region when unset).
+SPEC_CLASSES: dict[str, type[StrictModel]] = {
+    "region": RegionStackSpec,
+    "trust-root": TrustRootStackSpec,
+    "peering": PeeringStackSpec,
+}

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Name, StrictModel
+from fleetkit.issue import SECRET_VALUE
+from policies.common import FieldError, Name, StrictModel
 
 Cloud = Literal["aws", "gcp", "azure"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
@@ -35,7 +36,17 @@ def secret_config_key(key: str) -> tuple[str, str]:
     return namespace or SECRETS_NAMESPACE, name
 
 
+#: a Pulumi config key: ``[namespace:]name`` (a pasted credential has spaces, newlines or ``: ``)
+_CONFIG_KEY = re.compile(r"^([A-Za-z][\w.-]*:)?[A-Za-z][\w./-]*$")
+
+
 def _check_secret_key(key: str) -> str:
+    if not _CONFIG_KEY.match(key):
+        raise FieldError(
+            "name the Pulumi secret config key that holds the credential (e.g. 'adoptKubeconfig'), never the "
+            "credential itself: this value is not a config key name",
+            ((), SECRET_VALUE),
+        )
     namespace, name = secret_config_key(key)
     if not name:
         raise ValueError("name the Pulumi secret config key, e.g. 'adoptKubeconfig'")
@@ -130,14 +141,19 @@ class NodePoolSpec(StrictModel):
     @model_validator(mode="after")
     def _sizes(self) -> NodePoolSpec:
         if self.min_size > self.max_size:
-            raise ValueError(f"min_size {self.min_size} is greater than max_size {self.max_size}")
+            raise FieldError(
+                f"min_size {self.min_size} is greater than max_size {self.max_size}",
+                ("min_size", self.min_size),
+                ("max_size", self.max_size),
+            )
         if self.desired_size is not None and not (self.min_size <= self.desired_size <= self.max_size):
-            raise ValueError(
-                f"desired_size {self.desired_size} is outside min_size..max_size ({self.min_size}..{self.max_size})"
+            raise FieldError(
+                f"desired_size {self.desired_size} is outside min_size..max_size ({self.min_size}..{self.max_size})",
+                ("desired_size", self.desired_size),
             )
         for k, v in self.labels.items():
             if not _LABEL_VALUE.match(v) or len(v) > 63:
-                raise ValueError(f"label {k}={v!r}: not a valid Kubernetes label value")
+                raise FieldError(f"label {k}={v!r}: not a valid Kubernetes label value", (("labels", k), v))
         return self
 
 
@@ -222,11 +238,11 @@ class CreateCluster(StrictModel):
     @field_validator("authorized_networks")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for cidr in v:
+        for i, cidr in enumerate(v):
             try:
                 ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.0/24 ({exc})") from None
+                raise FieldError(f"not a CIDR such as 203.0.113.0/24 ({exc})", ((i,), cidr)) from None
         return v
 
     @field_validator("kubernetes_version")
@@ -317,7 +333,11 @@ class ClusterSpec(StrictModel):
     @model_validator(mode="after")
     def _one(self) -> ClusterSpec:
         if (self.create is None) == (self.adopt is None):
-            raise ValueError("set exactly one of create (a new cluster) or adopt (an existing one)")
+            both = self.create is not None
+            raise FieldError(
+                "set exactly one of create (a new cluster) or adopt (an existing one)",
+                *((("adopt", "adopt"), ("create", "create")) if both else ()),
+            )
         return self
 
     @property

@@ -200,6 +200,22 @@ def yaml_error_location(exc: yaml.YAMLError, unknown: str = "(document)") -> str
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark else unknown
 
 
+def _syntax_hint(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem, plus what a person needs to find it: tabs are never indentation in YAML
+    (yaml.org/spec/1.2.2, 6.1), and an unclosed block names the line it started on."""
+    problem = str(exc.problem or exc)
+    if "'\\t'" in problem:
+        return problem + " (YAML indents with spaces only: replace the tab)"
+    if (
+        exc.context
+        and exc.context_mark
+        and exc.problem_mark
+        and exc.context_mark.line != exc.problem_mark.line
+    ):
+        return problem + f" ({exc.context} started on line {exc.context_mark.line + 1})"
+    return problem
+
+
 def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Issue]]:
     """Parse every document of ``text``; syntax errors, duplicate and unhashable keys come back as
     problems (at ``line L``), in the order they were met."""
@@ -213,7 +229,7 @@ def load_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Issue]]:
     except yaml.MarkedYAMLError as exc:
         _add_key_problems(collector, file, loader.take_key_problems())
         collector.add(
-            file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {exc.problem or exc}"
+            file, yaml_error_location(exc), "yaml.syntax", f"YAML syntax error: {_syntax_hint(exc)}"
         )
     except yaml.YAMLError as exc:
         _add_key_problems(collector, file, loader.take_key_problems())
@@ -232,7 +248,7 @@ def _add_key_problems(collector: ProblemCollector, file: str, found: list[KeyPro
                 file,
                 f"line {p.line}",
                 "yaml.duplicate-key",
-                f"key {p.key!r} appears twice in the same mapping (first on an earlier line); remove one",
+                f"key {p.key!r} appears twice in the same mapping (first on line {p.first_line}); remove one",
                 p.key,
             )
 

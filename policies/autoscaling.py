@@ -36,7 +36,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Duration, Name, Rows, StrictModel, format_duration, metadata, seconds, words
+from policies.common import (
+    Duration,
+    FieldError,
+    Name,
+    Rows,
+    StrictModel,
+    format_duration,
+    metadata,
+    seconds,
+    words,
+)
 from policies.merge import merged_model
 
 HPA_QUEUE_METRIC = "vllm_num_requests_waiting"
@@ -63,6 +73,16 @@ class CapacityWindow(StrictModel):
         description="lead time before start: node, weight sync and engine start",
     )
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_time(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            # YAML 1.1 reads an unquoted 08:00 as the base-60 number 480, which pydantic would take as seconds
+            raise ValueError(
+                f'write the time in quotes ("{v // 60:02d}:{v % 60:02d}"): YAML reads an unquoted HH:MM as a number'
+            )
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
@@ -75,14 +95,19 @@ class CapacityWindow(StrictModel):
     @model_validator(mode="after")
     def _order(self) -> CapacityWindow:
         if self.end <= self.start:
-            raise ValueError(f"end {self.end:%H:%M} must be after start {self.start:%H:%M} (same day)")
+            raise FieldError(
+                f"end {self.end:%H:%M} must be after start {self.start:%H:%M} (same day)",
+                ("end", f"{self.end:%H:%M}"),
+                ("start", f"{self.start:%H:%M}"),
+            )
         if len(set(self.days)) != len(self.days):
-            raise ValueError("days lists a day twice")
+            raise FieldError("days lists a day twice", ("days", self.days))
         lead = datetime.combine(datetime.min.date(), self.start) - datetime.min
         if self.prewarm > lead:
-            raise ValueError(
+            raise FieldError(
                 f"prewarm {self.prewarm} reaches before midnight of the start day; start later or "
-                "split the window"
+                "split the window",
+                ("prewarm", str(self.prewarm)),
             )
         return self
 
@@ -138,10 +163,17 @@ class AutoscalerSpec(StrictModel):
     @model_validator(mode="after")
     def _engine(self) -> AutoscalerSpec:
         if self.schedule and self.engine != "keda":
-            raise ValueError("schedule renders KEDA cron triggers; it needs engine: keda")
+            raise FieldError(
+                "schedule renders KEDA cron triggers; it needs engine: keda",
+                ("engine", self.engine),
+                ("schedule", [w.name for w in self.schedule]),
+            )
         names = [w.name for w in self.schedule]
         if len(set(names)) != len(names):
-            raise ValueError("schedule window names must be unique")
+            twice = next(j for j, n in enumerate(names) if n in names[:j])
+            raise FieldError(
+                "schedule window names must be unique", (("schedule", twice, "name"), names[twice])
+            )
         if (
             self.engine == "hpa"
             and self.kv_cache_target is not None

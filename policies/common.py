@@ -30,6 +30,23 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
+class FieldError(ValueError):
+    """A rule a model validator checks across fields, broken at a field of that model.
+
+    ``at`` lists the candidate places, each ``(path relative to the model, value there)``: the loader
+    reports the problem at the candidate whose value the highest-precedence source wrote (of
+    ``min_size: 5`` in the stack file and ``--set node_pools.l4.max_size=2``, the flag introduced the
+    conflict), else at the first one, with that value. Pydantic keeps the raised exception in the
+    error's ``ctx`` (``ctx.error``), which is how the loader finds it.
+    """
+
+    def __init__(self, message: str, *at: tuple[str | tuple[Any, ...], Any]) -> None:
+        super().__init__(message)
+        self.at: tuple[tuple[tuple[Any, ...], Any], ...] = tuple(
+            ((p,) if isinstance(p, str) else tuple(p), v) for p, v in at
+        )
+
+
 class StrictModel(BaseModel):
     """Base for every spec/policy model: unknown keys are errors, values are immutable."""
 

@@ -50,7 +50,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from policies.common import LABEL_APP, Duration, Name, Rows, StrictModel, format_duration, metadata, seconds
+from policies.common import (
+    LABEL_APP,
+    Duration,
+    FieldError,
+    Name,
+    Rows,
+    StrictModel,
+    format_duration,
+    metadata,
+    seconds,
+)
 from policies.context import RenderContext
 
 if TYPE_CHECKING:
@@ -97,8 +107,14 @@ class Identity(StrictModel):
     @model_validator(mode="after")
     def _percent(self) -> Identity:
         total = sum(self.cohorts.values())
-        if any(p <= 0 for p in self.cohorts.values()) or total > 100:
-            raise ValueError(f"cohort percentages must be > 0 and add up to at most 100 (got {total:g})")
+        for name, p in self.cohorts.items():
+            if p <= 0:
+                raise FieldError("a cohort percentage must be greater than 0", (("cohorts", name), p))
+        if total > 100:
+            raise FieldError(
+                f"cohort percentages must add up to at most 100 (they add up to {total:g})",
+                ("cohorts", self.cohorts),
+            )
         return self
 
     def claims(self) -> dict[str, str]:

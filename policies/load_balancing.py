@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Duration, Name, Rows, StrictModel, format_duration, is_prime, words
+from fleetkit.issue import MISSING
+from policies.common import Duration, FieldError, Name, Rows, StrictModel, format_duration, is_prime, words
 from policies.merge import merged_model
 
 
@@ -44,7 +45,9 @@ class HashOn(StrictModel):
     @model_validator(mode="after")
     def _one(self) -> HashOn:
         if (self.header is None) == (self.cookie is None):
-            raise ValueError("set exactly one of header or cookie")
+            raise FieldError(
+                "set exactly one of header or cookie", ("cookie", "cookie"), ("header", self.header)
+            )
         return self
 
     def describe(self) -> str:
@@ -70,18 +73,35 @@ class LoadBalancerSpec(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> LoadBalancerSpec:
         if self.algorithm == "consistent_hash" and self.hash_on is None:
-            raise ValueError("consistent_hash needs hash_on (a header or a cookie)")
+            raise FieldError(
+                "consistent_hash needs hash_on (a header or a cookie)", ("algorithm", self.algorithm)
+            )
         if self.algorithm != "consistent_hash" and self.hash_on is not None:
-            raise ValueError(f"hash_on only applies to consistent_hash, not {self.algorithm}")
+            raise FieldError(
+                f"hash_on only applies to consistent_hash, not {self.algorithm}",
+                ("hash_on", "hash_on"),
+                ("algorithm", self.algorithm),
+            )
         if self.algorithm == "consistent_hash" and self.hash_algorithm == "maglev":
             size = self.maglev_table_size
             if size is None or not is_prime(size) or size >= 5_000_011:
-                raise ValueError("maglev needs maglev_table_size set to a prime below 5000011 (e.g. 65537)")
+                raise FieldError(
+                    "maglev needs maglev_table_size set to a prime below 5000011 (e.g. 65537)",
+                    ("maglev_table_size", size if size is not None else MISSING),
+                    ("hash_algorithm", self.hash_algorithm),
+                )
         if self.algorithm == "consistent_hash" and self.warmup is not None:
-            raise ValueError("warmup only works with least_request, round_robin or random")
+            raise FieldError(
+                "warmup only works with least_request, round_robin or random",
+                ("warmup", "warmup"),
+                ("algorithm", self.algorithm),
+            )
         for gpu, w in self.gpu_weights.items():
             if w < 1:
-                raise ValueError(f"gpu_weights.{gpu} must be at least 1 (leave a GPU class out instead of 0)")
+                raise FieldError(
+                    "a GPU weight must be at least 1 (leave a GPU class out instead of 0)",
+                    (("gpu_weights", gpu), w),
+                )
         return self
 
     def describe(self) -> str:

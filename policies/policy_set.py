@@ -67,6 +67,7 @@ class PolicySet(StrictModel):
         issues = [
             *self._destination_issues(ctx),
             *self._route_issues(),
+            *self._match_issues(ctx),
             *self._model_reference_issues(ctx),
             *self._fallback_cycles(),
             *self._fallback_reference_issues(ctx),
@@ -140,6 +141,29 @@ class PolicySet(StrictModel):
                             m.tier,
                         )
                     )
+        return out
+
+    def _match_issues(self, ctx: RenderContext) -> list[Issue]:
+        """A match on a model names a model service: the edge rewrites the body's served name or alias
+        to the service key before routing, so any other value never matches."""
+        out: list[Issue] = []
+        for i, route in enumerate(self.routing.routes):
+            for j, m in enumerate(route.match):
+                if m.model is None or m.model in ctx.services:
+                    continue
+                owner = [
+                    s for s, info in ctx.services.items() if m.model in (info.served_name, *info.aliases)
+                ]
+                issue = _unknown_model(ctx, ("routing", "routes", i, "match", j, "model"), m.model)
+                if owner:
+                    issue = Issue(
+                        issue.path,
+                        issue.rule,
+                        f"{m.model!r} is a client-side name of model service {owner[0]!r}; the edge routes on "
+                        f"the service name, so match on {owner[0]!r}",
+                        m.model,
+                    )
+                out.append(issue)
         return out
 
     def _model_reference_issues(self, ctx: RenderContext) -> list[Issue]:

@@ -16,7 +16,7 @@ from itertools import pairwise
 
 from pydantic import Field, model_validator
 
-from policies.common import Name, Rows, StrictModel, metadata, words
+from policies.common import FieldError, Name, Rows, StrictModel, metadata, words
 
 
 class Tier(StrictModel):
@@ -53,19 +53,26 @@ class QosPolicy(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> QosPolicy:
         if self.default_tier not in self.tiers:
-            raise ValueError(
-                f"default_tier {self.default_tier!r} is not one of the tiers {sorted(self.tiers)}"
+            raise FieldError(
+                f"default_tier {self.default_tier!r} is not one of the tiers ({', '.join(sorted(self.tiers))})",
+                ("default_tier", self.default_tier),
             )
         ordered = self.ordered()
         prios = [t.priority for _, t in ordered]
         if len(set(prios)) != len(prios):
-            raise ValueError("tier priorities must be distinct so the shedding order is defined")
+            raise FieldError(
+                "tier priorities must be distinct so the shedding order is defined",
+                *((("tiers", n, "priority"), t.priority) for n, t in ordered if prios.count(t.priority) > 1),
+            )
         # walking from the highest priority down, limits must not grow: the lowest tier is shed first
         for (hi_name, hi), (lo_name, lo) in pairwise(ordered):
             if lo.max_requests > hi.max_requests or lo.max_pending_requests > hi.max_pending_requests:
-                raise ValueError(
+                field = "max_requests" if lo.max_requests > hi.max_requests else "max_pending_requests"
+                raise FieldError(
                     f"tier {lo_name!r} (priority {lo.priority}) has larger limits than {hi_name!r} "
-                    f"(priority {hi.priority}); lower tiers must be shed first"
+                    f"(priority {hi.priority}); lower tiers must be shed first",
+                    (("tiers", lo_name, field), getattr(lo, field)),
+                    (("tiers", hi_name, field), getattr(hi, field)),
                 )
         return self
 

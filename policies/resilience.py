@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Duration, Name, Rows, StrictModel, format_duration, words
+from policies.common import Duration, FieldError, Name, Rows, StrictModel, format_duration, words
 from policies.merge import merged_model
 
 #: Retry conditions under which the upstream cannot have started generating.
@@ -50,9 +50,13 @@ class Retries(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> Retries:
         if self.attempts > 0 and not self.retry_on:
-            raise ValueError("retry_on must list at least one condition when attempts > 0")
+            raise FieldError(
+                "retry_on must list at least one condition when attempts > 0",
+                ("retry_on", self.retry_on),
+                ("attempts", self.attempts),
+            )
         if len(set(self.retry_on)) != len(self.retry_on):
-            raise ValueError("retry_on lists a condition twice")
+            raise FieldError("retry_on lists a condition twice", ("retry_on", self.retry_on))
         return self
 
     def render(self) -> dict[str, object]:
@@ -183,14 +187,27 @@ class ResiliencePolicy(StrictModel):
     def _chains(self) -> ResiliencePolicy:
         for primary, chain in self.fallback.items():
             if not chain:
-                raise ValueError(f"fallback.{primary} is empty: list at least one fallback model")
+                raise FieldError(
+                    "a fallback chain is empty: list at least one fallback model",
+                    (("fallback", primary), chain),
+                )
             if primary in chain:
-                raise ValueError(f"fallback.{primary} lists the primary itself")
+                raise FieldError(
+                    f"the fallback chain of {primary!r} lists the primary itself",
+                    (("fallback", primary, chain.index(primary)), primary),
+                )
             if len(set(chain)) != len(chain):
-                raise ValueError(f"fallback.{primary} lists a model twice")
+                twice = next(j for j, m in enumerate(chain) if m in chain[:j])
+                raise FieldError(
+                    f"the fallback chain of {primary!r} lists {chain[twice]!r} twice",
+                    (("fallback", primary, twice), chain[twice]),
+                )
         for primary in self.fallback_versions:
             if primary not in self.fallback:
-                raise ValueError(f"fallback_versions.{primary}: {primary!r} has no fallback chain")
+                raise FieldError(
+                    f"{primary!r} has no fallback chain (fallback.{primary})",
+                    (("fallback_versions", primary), primary),
+                )
         return self
 
     def for_model(self, model: str) -> ResilienceSpec:

@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.common import Name, Rows, StrictModel, words
+from policies.common import FieldError, Name, Rows, StrictModel, words
 
 
 class StringMatch(StrictModel):
@@ -58,6 +58,8 @@ def _coerce_match(value: object) -> object:
 HeaderMatch = Annotated[StringMatch, Field()]
 
 _HEADER_NAME = r"^[a-z0-9][a-z0-9-]*$"
+#: a VirtualService / Gateway host: a lowercase DNS name, optionally with a leading ``*.`` wildcard
+_HOST = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class RouteMatch(StrictModel):
@@ -159,10 +161,12 @@ class Route(StrictModel):
     @model_validator(mode="after")
     def _distinct_destinations(self) -> Route:
         seen = set()
-        for d in self.to:
+        for j, d in enumerate(self.to):
             key = (d.model, d.version, d.gpu_class)
             if key in seen:
-                raise ValueError(f"destination {'/'.join(x for x in key if x)} is listed twice")
+                raise FieldError(
+                    f"destination {'/'.join(x for x in key if x)} is listed twice", (("to", j), d.model)
+                )
             seen.add(key)
         return self
 
@@ -203,7 +207,11 @@ class DefaultRoute(StrictModel):
 class RoutingPolicy(StrictModel):
     """Front-door routing. ``routes`` are ordered (first match wins); names must be unique."""
 
-    hosts: list[str] = Field(default_factory=lambda: ["api.llm.internal"], min_length=1)
+    hosts: list[Annotated[str, Field(pattern=_HOST)]] = Field(
+        default_factory=lambda: ["api.llm.internal"],
+        min_length=1,
+        description="front-door host names (lowercase DNS names, optionally '*.'-prefixed; no scheme, port or path)",
+    )
     headers: RoutingHeaders = RoutingHeaders()
     routes: list[Route] = Field(default_factory=list)
     default: DefaultRoute
@@ -215,9 +223,12 @@ class RoutingPolicy(StrictModel):
     @model_validator(mode="after")
     def _unique_names(self) -> RoutingPolicy:
         names = [r.name for r in self.routes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"route names must be unique: {', '.join(dupes)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(
+                    f"route names must be unique: {name!r} is also the name of routes[{names.index(name)}]",
+                    (("routes", i, "name"), name),
+                )
         return self
 
     def all_destinations(self) -> list[tuple[tuple[object, ...], Destination | Mirror]]:

@@ -23,7 +23,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from policies.common import Rows, StrictModel, keyed_rows, metadata, words
+from fleetkit.issue import MISSING
+from policies.common import FieldError, Rows, StrictModel, keyed_rows, metadata, words
 from policies.context import RenderContext
 
 
@@ -61,9 +62,11 @@ class ExtraCaller(StrictModel):
     @model_validator(mode="after")
     def _who(self) -> ExtraCaller:
         if self.service_account and not self.namespace:
-            raise ValueError("service_account needs its namespace")
+            raise FieldError("service_account needs its namespace", ("namespace", MISSING))
         if not self.namespace:
-            raise ValueError("name the caller's namespace (and optionally its service_account)")
+            raise FieldError(
+                "name the caller's namespace (and optionally its service_account)", ("namespace", MISSING)
+            )
         return self
 
     def who(self) -> str:
@@ -88,18 +91,21 @@ class SecurityPolicy(StrictModel):
     @model_validator(mode="after")
     def _metrics(self) -> SecurityPolicy:
         if self.allow_metrics_from_monitoring:
-            raise ValueError(
+            raise FieldError(
                 "allow_metrics_from_monitoring would render a dead rule: Prometheus scrapes vLLM through Istio's "
                 "merged metrics on :15020 (the istio-agent, outside sidecar authorization), never GET /metrics "
-                "through the sidecar; remove the setting"
+                "through the sidecar; remove the setting",
+                ("allow_metrics_from_monitoring", True),
             )
         return self
 
     @model_validator(mode="after")
     def _jwt(self) -> SecurityPolicy:
         if self.require_jwt and not self.jwt:
-            raise ValueError(
-                "require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)"
+            raise FieldError(
+                "require_jwt is true but no jwt issuer is configured (set jwt or require_jwt: false)",
+                ("require_jwt", True),
+                ("jwt", self.jwt),
             )
         return self
 

@@ -21,9 +21,9 @@ from typing import Any
 import pulumi
 
 from fleetkit.errors import Issue, SpecError
-from fleetkit.loader import stack_names
 from fleetkit.mocks.runtime import PROJECT, SECRET, Recorded, RecordingMocks, redact, run_program
-from fleetkit.overrides import Override, parse_override, set_path
+from fleetkit.overrides import Override, OverridePathError, parse_override, set_path
+from fleetkit.stack_files import stack_names
 from fleetkit.yamlio import load_yaml_file
 from policies.common import manifest_key
 
@@ -117,13 +117,16 @@ def config_for(root: Path, stack: str, cli_sets: list[str]) -> tuple[dict[str, s
         if not isinstance(parsed, Override):  # the loader reported it already
             raise SpecError([Issue.at("--set", item, parsed.rule, parsed.message, parsed.value)])
         parts, value = parsed.parts, parsed.value
-        key = f"{PROJECT}:{parts[0]}"
+        key = f"{PROJECT}:{parts[0]}"  # parse_override: the first part is always a key
         if len(parts) == 1:
             config[key] = value
         else:
             holder = config.get(key)
             holder = copy.deepcopy(holder) if isinstance(holder, dict) else {}
-            set_path(holder, parts[1:], value)
+            try:
+                set_path(holder, parts[1:], value)
+            except OverridePathError as exc:  # the loader reports it first, against the merged spec
+                raise SpecError([Issue.at("--set", exc.at, exc.rule, exc.message, exc.value)]) from None
             config[key] = holder
     out: dict[str, str] = {}
     secret_keys: list[str] = []

@@ -218,7 +218,7 @@ CASES: list[tuple[str, Edit | None, list[str], str, str, str, str, bool]] = [
         "stack.unknown-region",
         EUW4,
         "fleetkit:region",
-        "that is a aws region",
+        "that is an aws region",
         False,
     ),
     (

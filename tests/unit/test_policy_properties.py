@@ -61,7 +61,7 @@ def route(draw: Any, name: str) -> dict[str, Any]:
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "model": VALUE,
+                    "model": st.sampled_from(MODELS),  # a match on a model no service has is an error
                     "task": VALUE,
                     "headers": st.dictionaries(HEADER, VALUE, min_size=1, max_size=2),
                     "uri_prefix": st.just("/v1/"),
