@@ -153,7 +153,7 @@ def main() -> int:
     # a quick picture of the trend: wall time per size
     longest = max(r[3] for r in rows) or 1
     print()
-    for name, _, sm, wall, _, _ in rows:
+    for name, _, _, wall, _, _ in rows:
         bar = "#" * max(1, round(40 * wall / longest))
         print(f"{name:>10} | {bar:<40} {wall:6.1f}s")
     sized = [(sm, wall) for _, _, sm, wall, _, _ in rows if isinstance(sm, int)]

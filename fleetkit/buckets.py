@@ -50,11 +50,11 @@ def pinned_models(fleet: Fleet) -> tuple[list[Pin], int]:
 def check_pins(pins: list[Pin], max_attempts: int = 3) -> list[PinCheck]:
     """Fetch each pinned model's manifest and compare digests (network: the object store only)."""
     # The agent is its own distribution (images/weight-cache); only this opt-in check needs it.
-    from fleetkit_weights.errors import WeightsError  # noqa: PLC0415
-    from fleetkit_weights.options import parse_s3_uri  # noqa: PLC0415
-    from fleetkit_weights.retry import RetryPolicy  # noqa: PLC0415
-    from fleetkit_weights.s3 import S3Client  # noqa: PLC0415
-    from fleetkit_weights.sync import fetch_manifest  # noqa: PLC0415
+    from fleetkit_weights.errors import WeightsError
+    from fleetkit_weights.options import parse_s3_uri
+    from fleetkit_weights.retry import RetryPolicy
+    from fleetkit_weights.s3 import S3Client
+    from fleetkit_weights.sync import fetch_manifest
 
     policy = RetryPolicy.from_env(max_attempts)
     client = S3Client()

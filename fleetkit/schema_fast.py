@@ -27,7 +27,7 @@ def _prepare(node: Any, string_formats: frozenset[str]) -> Any:
         return [_prepare(n, string_formats) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("properties", "patternProperties", "$defs", "definitions") and isinstance(value, dict):
             out[key] = {name: _prepare(sub, string_formats) for name, sub in value.items()}

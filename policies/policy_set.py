@@ -15,7 +15,7 @@ from policies.failover import FailoverPolicy
 from policies.load_balancing import LoadBalancingPolicy
 from policies.qos import QosPolicy
 from policies.resilience import ResiliencePolicy
-from policies.routing import RoutingPolicy
+from policies.routing import Destination, Mirror, RoutingPolicy
 from policies.security import SecurityPolicy
 from policies.serving_checks import serving_issues
 from policies.telemetry import TelemetryPolicy
@@ -363,8 +363,11 @@ class PolicySet(StrictModel):
                 if m.service == service and (version is None or m.version == version)
             )
 
-        entries = [(("routing", "routes", i), r.to, r.mirror) for i, r in enumerate(self.routing.routes)]
+        entries: list[tuple[tuple[str | int, ...], list[Destination], Mirror | None]] = [
+            (("routing", "routes", i), r.to, r.mirror) for i, r in enumerate(self.routing.routes)
+        ]
         entries.append((("routing", "default"), self.routing.default.to, self.routing.default.mirror))
+        splits = [dests for _, dests, _ in entries]  # every route's destinations, the default's last
         for path, dests, mirror in entries:
             if mirror is None or not any(m.service == mirror.model for m in ctx.local_models):
                 continue
@@ -378,9 +381,11 @@ class PolicySet(StrictModel):
                 for d in dests
             )
             canary = 0.0  # a weighted share toward the same named version (a canary) adds to its load
-            for r in [*self.routing.routes, self.routing.default] if mirror.version is not None else []:
-                total = sum(d.weight for d in r.to) or 1
-                share = sum(d.weight for d in r.to if d.model == mirror.model and d.version == mirror.version)
+            for split in splits if mirror.version is not None else []:
+                total = sum(d.weight for d in split) or 1
+                share = sum(
+                    d.weight for d in split if d.model == mirror.model and d.version == mirror.version
+                )
                 canary = max(canary, share / total)
             need = (mirror.percent / 100 + canary) * source
             if need > target:

@@ -26,16 +26,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from policies.common import Duration, FieldError, Name, Rows, StrictModel, format_duration, words
 from policies.merge import merged_model
 
-#: Retry conditions under which the upstream cannot have started generating.
-SAFE_RETRY_ON = ("connect-failure", "refused-stream", "reset-before-request", "unavailable", "cancelled")
 RetryOn = Literal["connect-failure", "refused-stream", "reset-before-request", "unavailable", "cancelled"]
+#: Retry conditions under which the upstream cannot have started generating.
+SAFE_RETRY_ON: tuple[RetryOn, ...] = get_args(RetryOn)
 
 
 class Retries(StrictModel):

@@ -10,6 +10,7 @@ keyed by ``<scope>/<fqdn>``, the lookup order of ``GetDestinationHost``; ``in_me
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -268,6 +269,7 @@ class Mesh:
         cache: dict[tuple[tuple[str, str], ...], bool] = self.ix.memo.setdefault("has_endpoints", {})
         if key not in cache:
             keyed = [kv for kv in key if kv[0] not in TOPOLOGY_LABELS and kv[0] != HOSTNAME_LABEL]
+            candidates: Iterator[Pod]
             if keyed:
                 candidates = (
                     self.pods[i] for i in min((self._label_index.get(kv, []) for kv in keyed), key=len)

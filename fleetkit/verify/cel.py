@@ -26,7 +26,7 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,7 +101,7 @@ def split(s: str, sep: str, n: int = -1) -> list[str]:
     return s.split(sep) if n < 0 else s.split(sep, n - 1)
 
 
-K8S_FUNCTIONS = {
+K8S_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "isURL": is_url,
     "url": url,
     "getScheme": get_scheme,

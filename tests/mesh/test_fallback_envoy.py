@@ -53,7 +53,7 @@ class _Upstream:
         body = name.encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's spelling)
+            def do_GET(self) -> None:  # the name http.server dispatches GET to
                 self.send_response(200)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()

@@ -12,13 +12,13 @@ from model_fixtures import ROOT, all_plans, demo_fleet, plan_for, spec_of, stub_
 
 from components import model_plan
 from components import model_render as mr
-from fleetkit.resolve import resolve
 from fleetkit import catalog
 from fleetkit.images import VLLM, VLLM_VERSION, WEIGHTS_AGENT
-from fleetkit.verify import vllm_args
+from fleetkit.resolve import resolve
 from fleetkit.scheduling import pod_scheduling
 from fleetkit.schema import validate_objects
 from fleetkit.spec import RegionStackSpec
+from fleetkit.verify import vllm_args
 
 
 def deployment(stack: str, model: str, **changes: Any) -> dict[str, Any]:

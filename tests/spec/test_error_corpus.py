@@ -6,8 +6,9 @@ exit code 2, no traceback, and no output written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from fleetkit.lint.index import NETWORKING, Hit, Index, Obj, as_dict, as_int, as_list, as_str
 from fleetkit.lint.mesh import Pod, mesh, selector_str, selects, skipped, str_map
@@ -172,7 +173,9 @@ def _uid_paths(pod_spec: dict, base: tuple[str | int, ...]) -> Iterator[tuple[st
 
 def check_proxy_uid(ix: Index) -> Iterator[Hit]:
     """FK516 (IST0144): an application container running as UID 1337, which the sidecar reserves."""
-    targets = [(o, o.spec, ("spec",)) for o in ix.of("", "Pod")]
+    targets: list[tuple[Obj, dict[str, Any], tuple[str | int, ...]]] = [
+        (o, o.spec, ("spec",)) for o in ix.of("", "Pod")
+    ]
     for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
         for o in ix.of("apps", kind):
             targets.append(

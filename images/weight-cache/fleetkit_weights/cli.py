@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fleetkit_weights import MANIFEST_NAME, __version__
 from fleetkit_weights.commands import (  # noqa: F401 - the exit codes are part of this module's API
@@ -89,7 +89,7 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExit(status)
 
 
-def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str) -> None:
+def _add_s3_options(p: argparse.ArgumentParser, concurrency: int | str | None, part_size: str | None) -> None:
     g = p.add_argument_group("object store")
     g.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint, e.g. https://storage.googleapis.com or http://minio:9000 "
@@ -113,6 +113,7 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int, part_size: str
 
 def _add_sync_options(p: argparse.ArgumentParser, warm: bool = False) -> None:
     g = p.add_argument_group("cache")
+    append: dict[str, Any] = {"action": "append"} if warm else {}  # warm: one --manifest-digest per SOURCE
     g.add_argument("--max-cache-bytes", metavar="SIZE", default=os.environ.get(MAX_CACHE_BYTES_ENV),
                    help="cache capacity (e.g. 800Gi); least recently used models that are not in use are "
                         "evicted to make room (default: $FLEETKIT_WEIGHTS_MAX_CACHE_BYTES, else unlimited)")
@@ -138,7 +139,7 @@ def _add_sync_options(p: argparse.ArgumentParser, warm: bool = False) -> None:
                         "another manifest fails the sync (exit 3)" + (
                             ". With several SOURCEs, pin each as S3URI=sha256:HEX (repeatable)"
                             if warm else ""),
-                   **({"action": "append"} if warm else {}))
+                   **append)
     g.add_argument("--speed-limit", metavar="BYTES_PER_S", default=SYNC_DEFAULTS["speed_limit"],
                    help="low-speed limit per connection, as curl's --speed-limit: a ranged GET slower than "
                         "this for --speed-time seconds is dropped and the rest of the range requested again on "

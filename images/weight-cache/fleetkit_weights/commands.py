@@ -18,10 +18,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 from fleetkit_weights.errors import IntegrityError, WeightsError
 from fleetkit_weights.options import Problems as _Problems
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from fleetkit_weights.options import S3Location
+    from fleetkit_weights.s3 import S3Client
+    from fleetkit_weights.sync import SyncOptions
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTEGRITY = 0, 1, 2, 3
 PROG = "fleetkit-weights"
@@ -34,7 +41,7 @@ def _check_cache_dir(probs: _Problems, path: str, create: bool) -> Path:
     return Path(probs.cache_dir(path, create))
 
 
-def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
+def _s3_client_from_args(args: argparse.Namespace, probs: _Problems) -> S3Client | None:
     from fleetkit_weights.s3 import S3Client, validate_endpoint_url
 
     endpoint = args.endpoint_url
@@ -54,7 +61,7 @@ def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
                 break
     if probs.items:
         return None
-    speed = {}
+    speed: dict[str, Any] = {}
     if getattr(args, "speed_limit", None) is not None:
         speed = {"speed_limit": probs.size(args.speed_limit, "--speed-limit", 0) or 0,
                  "speed_time": probs.float_(args.speed_time, "--speed-time", False) or 0.0}
@@ -71,7 +78,7 @@ def _common(args: argparse.Namespace, probs: _Problems) -> dict:
     return out
 
 
-def _sync_options(args: argparse.Namespace, probs: _Problems):
+def _sync_options(args: argparse.Namespace, probs: _Problems) -> SyncOptions:
     from fleetkit_weights.retry import RetryPolicy
     from fleetkit_weights.sync import SyncOptions
 
@@ -112,7 +119,7 @@ def _sigterm_raises() -> Iterator[None]:
         yield
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum: int, frame: FrameType | None) -> NoReturn:  # noqa: ARG001
         raise _Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)
@@ -135,6 +142,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     opts = _sync_options(args, probs)
     client = _s3_client_from_args(args, probs)
     probs.raise_if_any()
+    assert loc is not None and client is not None  # each None came with a problem raise_if_any() raised
     cache_dir.mkdir(exist_ok=True)
     syncer = Syncer(client, Cache(cache_dir), opts, _logger(opts.quiet))
     try:
@@ -159,10 +167,12 @@ def cmd_warm(args: argparse.Namespace) -> int:
     opts = _sync_options(args, probs)
     client = _s3_client_from_args(args, probs)
     probs.raise_if_any()
+    sources = [loc for loc in locs if loc is not None]  # all of them: raise_if_any() raised for a bad one
+    assert client is not None and len(sources) == len(locs)
     cache_dir.mkdir(exist_ok=True)
     log = _logger(opts.quiet)
     cache = Cache(cache_dir)
-    syncers = {loc: Syncer(client, cache, opts._replace(manifest_digest=pins.get(str(loc))), log) for loc in locs}
+    syncers = {loc: Syncer(client, cache, opts._replace(manifest_digest=pins.get(str(loc))), log) for loc in sources}
     stop = threading.Event()
     round_no = 0
     try:
@@ -170,7 +180,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
             while True:
                 round_no += 1
                 failed = 0
-                for loc in locs:
+                for loc in sources:
                     try:
                         res = syncers[loc].sync(loc)
                         print(json.dumps(res.as_dict()) if args.json else res.summary(), flush=True)
@@ -188,7 +198,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
         client.close()
 
 
-def _warm_pins(probs: _Problems, values: list[str], locs: list) -> dict[str, str]:
+def _warm_pins(probs: _Problems, values: list[str], locs: list[S3Location | None]) -> dict[str, str]:
     """`warm --manifest-digest`: sha256:HEX for a single SOURCE, else S3URI=sha256:HEX per source."""
     pins: dict[str, str] = {}
     sources = {str(loc) for loc in locs if loc is not None}
@@ -204,9 +214,9 @@ def _warm_pins(probs: _Problems, values: list[str], locs: list) -> dict[str, str
             uri = str(loc) if loc is not None else ""
             if loc is not None and uri not in sources:
                 probs.add(f"--manifest-digest {value}: {uri} is not one of the SOURCEs")
-        digest = probs.digest(digest, "--manifest-digest")
-        if uri and digest:
-            pins[uri] = digest
+        pin = probs.digest(digest, "--manifest-digest")
+        if uri and pin:
+            pins[uri] = pin
     return pins
 
 
@@ -225,6 +235,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         probs.add(f"--chunk-size must be 0 or at least 64Ki, got {args.chunk_size}")
     client = _s3_client_from_args(args, probs)
     probs.raise_if_any()
+    assert loc is not None and client is not None  # each None came with a problem raise_if_any() raised
     try:
         with _sigterm_raises():
             res = publish(client, local, loc, common["concurrency"], common["part_size"], common["retry"],
@@ -253,7 +264,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     probs.raise_if_any()
     cache = Cache(root)
     entries, partials = cache.entries(), cache.partials()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in entries:
         state = "complete" if e.complete and e.current else ("superseded" if e.complete else "unmarked")
         rows.append({
@@ -371,7 +382,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
         probs.add("say what to delete: --source S3URI, --stale, --partial or --all")
     probs.raise_if_any()
     cache = Cache(root)
-    removed, kept = [], []
+    removed: list[str] = []
+    kept: list[str] = []
     with cache.global_lock():
         for e in cache.entries():
             stale = not (e.complete and e.current)

@@ -37,6 +37,13 @@ import time
 from fleetkit_weights import MANIFEST_NAME
 from fleetkit_weights.options import ADDRESSING_STYLES, MAX_CACHE_BYTES_ENV, SYNC_DEFAULTS, Problems, plain_endpoint
 
+TYPE_CHECKING = False  # typing is not imported at run time (see above)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from fleetkit_weights.options import S3Location
+    from fleetkit_weights.s3req import Credentials
+
 # Options of `sync` that this path recognises: argparse dest names.
 _FLAGS = {
     "--quiet": "quiet", "-q": "quiet", "--json": "json", "--no-sign-request": "no_sign_request",
@@ -60,6 +67,26 @@ class Miss(Exception):
 class SyncArgs:
     """A `sync` command line as argparse would parse it, for the forms recognised here."""
 
+    # set in __init__ from SYNC_DEFAULTS, _FLAGS and _VALUED (the names of `sync`'s argparse dests)
+    concurrency: str
+    part_size: str
+    max_attempts: str | None
+    progress_interval: str | None
+    evict_min_idle: str
+    lock_timeout: str | None
+    addressing_style: str  # checked against ADDRESSING_STYLES below
+    speed_limit: str
+    speed_time: str
+    deadline: str | None
+    manifest_digest: str | None
+    quiet: bool
+    json: bool
+    no_sign_request: bool
+    no_fsync: bool
+    fallocate: bool
+    buffered_io: bool
+    allow_stale: bool
+
     def __init__(self, argv: list[str]):
         if not argv or argv[0] != "sync":
             raise Miss("not a sync command")
@@ -77,9 +104,10 @@ class SyncArgs:
             name, eq, value = tok.partition("=")
             if name in _VALUED:
                 if not eq:
-                    value = next(it, None)
-                    if value is None or value.startswith("-"):
+                    following = next(it, None)
+                    if following is None or following.startswith("-"):
                         raise Miss(f"{name} without a plain value")
+                    value = following
                 setattr(self, _VALUED[name], value)
             elif tok.startswith("-"):
                 raise Miss(f"option {tok!r} is left to argparse")
@@ -92,7 +120,7 @@ class SyncArgs:
             raise Miss("invalid --addressing-style")
 
 
-def _credentials(args: SyncArgs):
+def _credentials(args: SyncArgs) -> Credentials | None:
     from fleetkit_weights.s3req import env_credentials
 
     if args.no_sign_request:
@@ -115,7 +143,7 @@ def _endpoint(args: SyncArgs) -> tuple[str, str, int, str] | None:
     return parts
 
 
-def _get_manifest(args: SyncArgs, loc) -> bytes:
+def _get_manifest(args: SyncArgs, loc: S3Location) -> bytes:
     from fleetkit_weights.httpc import Connection, tls_context
     from fleetkit_weights.s3req import EMPTY_SHA256, default_region, encode_target, object_target, sign_v4
 
@@ -137,7 +165,7 @@ def _get_manifest(args: SyncArgs, loc) -> bytes:
         conn.close()
 
 
-def _loads(text: str):
+def _loads(text: str) -> Any:
     """json.loads through the C scanner, without importing json (and re behind it)."""
     try:
         import _json
@@ -154,13 +182,14 @@ def _loads(text: str):
         parse_int = int
 
         @staticmethod
-        def parse_constant(name: str):
+        def parse_constant(name: str) -> NoReturn:
             raise ValueError(f"{name} is not valid JSON")
 
     ws = " \t\n\r"
     start = len(text) - len(text.lstrip(ws))
     try:
-        value, end = _json.make_scanner(_Context)(text, start)
+        # typeshed asks for a make_scanner; the C scanner reads these attributes from any object
+        value, end = _json.make_scanner(_Context)(text, start)  # type: ignore[arg-type]
     except StopIteration:
         raise ValueError("not valid JSON") from None
     if text[end:].strip(ws):

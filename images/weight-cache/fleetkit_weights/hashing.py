@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from fleetkit_weights.errors import WeightsError
 from fleetkit_weights.progress import Progress
@@ -14,7 +14,15 @@ from fleetkit_weights.progress import Progress
 HASH_CHUNK = 4 << 20  # bytes read and hashed at a time
 
 
-def chunk_hasher(name: str) -> Callable[[], object]:
+class ChunkDigest(Protocol):
+    """A running chunk digest: hashlib's sha256 object or blake3's."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def chunk_hasher(name: str) -> Callable[[], ChunkDigest]:
     """The constructor of a chunk digest (manifest ``chunk_hash``): hashlib's sha256 or BLAKE3."""
     if name == "sha256":
         return hashlib.sha256

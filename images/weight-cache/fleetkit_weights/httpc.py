@@ -15,7 +15,10 @@ from time import monotonic as _monotonic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from typing import Callable
+
+    from _typeshed import WriteableBuffer
 
 _NO_BODY_STATUSES = (204, 304)
 
@@ -35,6 +38,9 @@ class Response:
     def __init__(self, conn: "Connection", method: str):
         self._conn = conn
         rfile = conn.rfile
+        if rfile is None:
+            raise ProtocolError("the connection is closed")
+        self._rfile = rfile
         while True:
             line = rfile.readline(65537)
             if not line:
@@ -95,7 +101,7 @@ class Response:
                 return 0
             if len(b) > self.length:
                 b = memoryview(b)[: self.length]
-        n = self._conn.rfile.readinto(b)
+        n = self._rfile.readinto(b)
         if self.length is not None:
             self.length -= n
         elif not n:
@@ -105,7 +111,7 @@ class Response:
     def _readinto_chunked(self, b: memoryview | bytearray) -> int:
         if self._eof:
             return 0
-        rfile = self._conn.rfile
+        rfile = self._rfile
         if self._chunk_left == 0:
             line = rfile.readline(1024)
             if not line:
@@ -143,7 +149,7 @@ class Response:
         return bytes(out)
 
 
-def tls_context():
+def tls_context() -> ssl.SSLContext:
     """The TLS context for https endpoints: system CAs, or $AWS_CA_BUNDLE (ssl imported only here)."""
     import os  # noqa: PLC0415
     import ssl  # noqa: PLC0415
@@ -163,7 +169,7 @@ class _SocketReader(io.RawIOBase):
     seconds ends with fewer than ``limit`` bytes/s, LowSpeed is raised. It is checked here, per
     receive, because BufferedReader.readinto keeps receiving until the caller's buffer is full."""
 
-    def __init__(self, sock) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         super().__init__()
         self._sock = sock
         self.limit = 0
@@ -178,7 +184,7 @@ class _SocketReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         n = self._sock.recv_into(b)
         if self.limit:
             self._got += n
@@ -192,7 +198,7 @@ class _SocketReader(io.RawIOBase):
         return n
 
 
-def _connect(host: str, port: int, timeout: float):
+def _connect(host: str, port: int, timeout: float) -> _socket.socket:
     """Like socket.create_connection: try each address getaddrinfo returns, first success wins."""
     err: OSError | None = None
     # An ASCII host is passed as bytes: a str would make getaddrinfo import the idna codec.
@@ -210,13 +216,13 @@ def _connect(host: str, port: int, timeout: float):
 
 
 class Connection:
-    def __init__(self, host: str, port: int, tls_context=None, connect_timeout: float = 10.0,
-                 read_timeout: float = 60.0):
+    def __init__(self, host: str, port: int, tls_context: ssl.SSLContext | None = None,
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0):
         self.host, self.port = host, port
         self.tls_context = tls_context
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.sock = None
+        self.sock: _socket.socket | None = None
         self.reader: _SocketReader | None = None
         self.rfile: io.BufferedReader | None = None
 

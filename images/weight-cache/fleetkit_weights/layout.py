@@ -11,12 +11,18 @@ import os
 
 from fleetkit_weights.s3req import sha256
 
+TYPE_CHECKING = False  # typing is not imported at run time (see fastpath.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from fleetkit_weights.options import S3Location
+
 META = ".fleetkit-weights"
 DIGEST_FIELD = "digest"  # the manifest's own canonical digest ("sha256:<hex>"), see manifest_digest()
 _SLUG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
-def slug(loc) -> str:
+def slug(loc: S3Location) -> str:
     """A file-name-safe id of a source: readable part (runs of other characters become one
     "_", at most 80 characters) plus 8 hex of sha256 of its URI."""
     out: list[str] = []
@@ -37,7 +43,7 @@ def written_before_reboot(meta: dict) -> bool:
     return not meta.get("durable", True) and meta.get("boot_id") != boot_id()
 
 
-def model_link(root: str | os.PathLike[str], loc) -> str:
+def model_link(root: str | os.PathLike[str], loc: S3Location) -> str:
     """CACHE_DIR/<bucket>/<prefix>: the symlink a reader opens."""
     return os.path.join(root, loc.bucket, loc.prefix) if loc.prefix else os.path.join(root, loc.bucket)
 
@@ -57,7 +63,7 @@ def flock_held(path: str | os.PathLike[str]) -> bool:
         os.close(fd)
 
 
-def entry_id(loc, manifest_digest: str) -> str:
+def entry_id(loc: S3Location, manifest_digest: str) -> str:
     return f"{slug(loc)}.{manifest_digest[:16]}"
 
 
@@ -94,7 +100,7 @@ def linked_entry(link: str | os.PathLike[str]) -> str | None:
     return os.path.basename(head) or None
 
 
-def files_problems(files_dir: str | os.PathLike[str], files) -> list[str]:
+def files_problems(files_dir: str | os.PathLike[str], files: Iterable[tuple[str, int]]) -> list[str]:
     """Cheap structural check of a published entry: every (path, size) exists with that size."""
     problems = []
     for rel, size in files:
@@ -108,7 +114,7 @@ def files_problems(files_dir: str | os.PathLike[str], files) -> list[str]:
     return problems
 
 
-def canonical_json(doc) -> bytes:
+def canonical_json(doc: object) -> bytes:
     """The canonical bytes of a parsed manifest: RFC 8785 (JSON Canonicalization Scheme) for the
     values a manifest holds (objects with ASCII keys, strings, integers, arrays): members sorted
     by key, no insignificant whitespace, strings as UTF-8 with only the escapes JSON requires.
@@ -116,7 +122,9 @@ def canonical_json(doc) -> bytes:
     (https://www.rfc-editor.org/rfc/rfc8785#section-3.2), and it needs no ``json`` import."""
     import _json  # noqa: PLC0415 - C module, part of the interpreter
 
-    encode = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", True, False, False)
+    # typeshed wants a callable `default`; the C encoder calls it only for a value JSON cannot encode (a
+    # manifest has none), and None makes that a TypeError, as json.dumps without `default` does
+    encode = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", True, False, False)  # type: ignore[arg-type]
     return "".join(encode(doc, 0)).encode("utf-8")
 
 

@@ -99,7 +99,7 @@ class Manifest(NamedTuple):
         return f"sha256:{self.digest}"
 
 
-def check_rel_path(path: str) -> str | None:
+def check_rel_path(path: object) -> str | None:
     """Return a problem description if ``path`` is not a safe relative file path."""
     if not isinstance(path, str) or not path:
         return "empty path"
@@ -175,7 +175,7 @@ def parse(raw: bytes, where: str) -> Manifest:
             continue
         path, size, sha = item.get("path"), item.get("size"), item.get("sha256")
         bad = check_rel_path(path)
-        if bad:
+        if bad or not isinstance(path, str):  # a path that is not a string is one check_rel_path rejects
             problems.append(f"files[{i}]: {bad}")
             continue
         if path in seen:

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # typing is not imported at run time (see the docstring)
+if TYPE_CHECKING:
+    import argparse
+
+    from fleetkit_weights.fastpath import SyncArgs
+
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _BUCKET_CHARS = frozenset(_ALNUM + "._-")
 _HOST_CHARS = frozenset(_ALNUM + ".-")
@@ -207,18 +213,17 @@ class Problems:
                 self.add(f"CACHE_DIR {path} cannot be created: {parent} is not writable by uid {os.getuid()}")
         return path
 
-    def transfer_values(self, args) -> dict:
+    def transfer_values(self, args: argparse.Namespace | SyncArgs) -> dict:
         """--concurrency, --part-size, --progress-interval, --max-attempts (validated)."""
+        attempts = args.max_attempts
         return {
             "concurrency": self.int_(args.concurrency, "--concurrency", 1, 512),
             "part_size": self.size(args.part_size, "--part-size", 64 * 1024),
             "progress_interval": self.float_(args.progress_interval, "--progress-interval"),
-            "max_attempts": (
-                self.int_(args.max_attempts, "--max-attempts", 1, 100) if args.max_attempts is not None else None
-            ),
+            "max_attempts": self.int_(attempts, "--max-attempts", 1, 100) if attempts is not None else None,
         }
 
-    def sync_values(self, args) -> dict:
+    def sync_values(self, args: argparse.Namespace | SyncArgs) -> dict:
         """transfer_values plus the cache options of `sync` and `warm` (validated)."""
         out = self.transfer_values(args)
         out["max_cache_bytes"] = self.size(args.max_cache_bytes, "--max-cache-bytes", 1)

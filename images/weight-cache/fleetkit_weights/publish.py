@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from fleetkit_weights import MANIFEST_NAME
 from fleetkit_weights import manifest as manifest_mod
@@ -186,7 +186,7 @@ def _upload_all(
         for f in todo:
             fds[f.path] = os.open(paths[f.path], os.O_RDONLY)
         with cf.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = []
+            futures: list[cf.Future[Any]] = []
             for f in todo:
                 key = loc.key(f.path)
                 fd = fds[f.path]
@@ -200,14 +200,15 @@ def _upload_all(
                     continue
                 psize = max(part_size, -(-f.size // MAX_PARTS), 5 * MiB)
                 upload_id = call_with_retry(
-                    lambda key=key: client.create_multipart(loc.bucket, key), policy, f"CreateMultipartUpload {key}"
+                    lambda: client.create_multipart(loc.bucket, key), policy, f"CreateMultipartUpload {key}"
                 )
                 uploads[f.path] = upload_id
                 etags[f.path] = {}
                 for n, off in enumerate(range(0, f.size, psize), start=1):
                     length = min(psize, f.size - off)
 
-                    def part(key=key, fd=fd, off=off, length=length, n=n, upload_id=upload_id, path=f.path):
+                    def part(key: str = key, fd: int = fd, off: int = off, length: int = length, n: int = n,
+                             upload_id: str = upload_id, path: str = f.path) -> None:
                         etag = call_with_retry(
                             lambda: client.put_file_range(
                                 loc.bucket, key, fd, off, length,

@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 import urllib.parse
-from typing import Callable, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
 
 from fleetkit_weights.errors import S3Error, TruncatedBody, WeightsError
 from fleetkit_weights.httpc import Connection, Headers, LowSpeed, Response, tls_context  # noqa: F401
@@ -26,6 +26,9 @@ from fleetkit_weights.s3req import (  # noqa: F401 - some are re-exported
     object_target,
     sign_v4,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 def validate_endpoint_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
@@ -76,7 +79,7 @@ class CredentialResolver:
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)
 
 
-def _botocore_credentials():
+def _botocore_credentials() -> Any:  # botocore's Credentials (botocore has no type hints)
     try:
         import botocore.session  # noqa: PLC0415 - deliberately lazy
     except ImportError:
@@ -150,7 +153,7 @@ class S3Client:
         self.read_timeout = min(read_timeout, speed_time) if self.speed_limit else read_timeout
         self._bucket_region: dict[str, str] = {}
         self._local = threading.local()
-        self._ssl_ctx = None  # ssl is imported only for https endpoints
+        self._ssl_ctx: ssl.SSLContext | None = None  # ssl is imported only for https endpoints
         self._all_conns: list[Connection] = []
         self._conns_lock = threading.Lock()
 
@@ -264,7 +267,7 @@ class S3Client:
             raise _error_from_response(resp.status, err_body, what or f"{method} s3://{bucket}/{key}")
         raise WeightsError(f"{what}: too many region redirects")
 
-    def request(self, method: str, bucket: str, key: str = "", **kw) -> tuple[int, Headers, bytes]:
+    def request(self, method: str, bucket: str, key: str = "", **kw: Any) -> tuple[int, Headers, bytes]:
         resp, ckey = self._open(method, bucket, key, **kw)
         try:
             data = resp.read()

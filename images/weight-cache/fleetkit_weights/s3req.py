@@ -157,7 +157,7 @@ def sign_v4(
     query: dict[str, str],
     headers: dict[str, str],
     payload_sha256: str,
-    creds,
+    creds: Credentials,
     region: str,
     now: float | None = None,
 ) -> None:

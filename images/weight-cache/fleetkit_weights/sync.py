@@ -124,7 +124,8 @@ class Syncer:
     def __init__(self, client: S3Client, cache: Cache, opts: SyncOptions, log: Callable[[str], None]):
         self.client = client
         self.cache = cache
-        self.opts = opts if opts.retry is not None else opts._replace(retry=RetryPolicy.from_env())
+        self.retry = opts.retry if opts.retry is not None else RetryPolicy.from_env()
+        self.opts = opts if opts.retry is not None else opts._replace(retry=self.retry)
         self.log = log
 
     # ------------------------------------------------------------------ entry points
@@ -135,7 +136,7 @@ class Syncer:
         cache.ensure()
         link = cache.link_path(loc)
         try:
-            man = fetch_manifest(self.client, loc, self.opts.retry, self.opts.manifest_digest, self.log)
+            man = fetch_manifest(self.client, loc, self.retry, self.opts.manifest_digest, self.log)
         except (RetriesExhausted, OSError) as exc:
             if not self.opts.allow_stale:
                 raise
@@ -324,7 +325,7 @@ class Syncer:
             enabled=not self.opts.quiet,
         )
         transfer = Transfer(
-            self.client, loc, jobs, self.opts.concurrency, self.opts.retry, progress, self.log, self.opts.durable,
+            self.client, loc, jobs, self.opts.concurrency, self.retry, progress, self.log, self.opts.durable,
             fallocate=self.opts.fallocate, direct=self.opts.direct_io, deadline=deadline,
             deadline_seconds=self.opts.deadline,
         )
@@ -392,7 +393,7 @@ class Syncer:
             key = loc.key(f.path)
             try:
                 info = call_with_retry(
-                    lambda: self.client.head(loc.bucket, key), self.opts.retry, f"HEAD s3://{loc.bucket}/{key}"
+                    lambda: self.client.head(loc.bucket, key), self.retry, f"HEAD s3://{loc.bucket}/{key}"
                 )
             except S3Error as exc:
                 if exc.status == 404:
