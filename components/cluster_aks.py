@@ -17,8 +17,9 @@ import pulumi
 import pulumi_azure_native as azure_native
 
 from components.cluster_common import SYSTEM_INSTANCE_TYPE, SYSTEM_POOL_SIZE, ClusterCore, kubeconfig_cluster
+from fleetkit.resolve import ResolvedPlacement
 from fleetkit.scheduling import LABEL_POOL
-from fleetkit.spec import CreateCluster, RegionStackSpec
+from fleetkit.spec import CreateCluster
 
 
 def build_aks_api_access(create: CreateCluster) -> dict[str, Any] | None:
@@ -32,8 +33,8 @@ def build_aks_api_access(create: CreateCluster) -> dict[str, Any] | None:
 class AksCluster(ClusterCore):
     """Builds the AKS side of :class:`components.cluster.Cluster`."""
 
-    def _azure(self, spec: RegionStackSpec) -> None:
-        cl = spec.cluster
+    def _azure(self, placement: ResolvedPlacement) -> None:
+        cl = placement.cluster
         rg_from_tf = self._from_foundation("resource_group")
         subnets = self._subnets(cl.create)
         self.vnet_subnet_id = subnets.apply(lambda s: s[0]) if subnets is not None else None
@@ -41,22 +42,22 @@ class AksCluster(ClusterCore):
             self.resource_group_name = rg_from_tf.apply(str)
         elif cl.adopt is not None and cl.adopt.resource_group:
             self.resource_group_name = pulumi.Output.from_input(cl.adopt.resource_group)
-        elif spec.account.azure_resource_group:
-            self.resource_group_name = pulumi.Output.from_input(spec.account.azure_resource_group)
+        elif placement.account.azure_resource_group:
+            self.resource_group_name = pulumi.Output.from_input(placement.account.azure_resource_group)
         else:
             # holds the cluster: deleting it would delete the cluster too
             rg = azure_native.resources.ResourceGroup(
                 f"{self._name}-rg",
                 resource_group_name=f"rg-{cl.name}",
-                location=spec.region,
+                location=placement.region,
                 tags=self._tags,
                 opts=self._cluster_opts(),
             )
             self.resource_group_name = rg.name
         if cl.create is not None:
-            self._azure_create(spec, cl.create)
+            self._azure_create(placement, cl.create)
         else:
-            self._azure_adopt(spec)
+            self._azure_adopt(placement)
 
     def _azure_credentials(self, cluster_name: pulumi.Input[str], depends: list[pulumi.Resource]) -> None:
         creds = azure_native.containerservice.list_managed_cluster_user_credentials_output(
@@ -67,8 +68,8 @@ class AksCluster(ClusterCore):
         self.kubeconfig = creds.kubeconfigs.apply(lambda ks: base64.b64decode(ks[0].value).decode())
         self.ca_data = pulumi.Output.unsecret(self.kubeconfig.apply(lambda k: kubeconfig_cluster(k)[1]))
 
-    def _azure_create(self, spec: RegionStackSpec, create: CreateCluster) -> None:
-        name, cl = self._name, spec.cluster
+    def _azure_create(self, placement: ResolvedPlacement, create: CreateCluster) -> None:
+        name, cl = self._name, placement.cluster
         lo, hi = SYSTEM_POOL_SIZE
         system_pool: dict[str, Any] = {
             "name": "system",
@@ -89,7 +90,7 @@ class AksCluster(ClusterCore):
             f"{name}-aks",
             resource_group_name=self.resource_group_name,
             resource_name_=cl.name,
-            location=spec.region,
+            location=placement.region,
             dns_prefix=cl.name,
             kubernetes_version=create.kubernetes_version,
             enable_rbac=True,
@@ -116,8 +117,8 @@ class AksCluster(ClusterCore):
         self.network_id = self.vnet_subnet_id if self.vnet_subnet_id is not None else aks.node_resource_group
         self._azure_credentials(aks.name, [aks])
 
-    def _azure_adopt(self, spec: RegionStackSpec) -> None:
-        name = self._cluster_name(spec.cluster)
+    def _azure_adopt(self, placement: ResolvedPlacement) -> None:
+        name = self._cluster_name(placement.cluster)
         found = azure_native.containerservice.get_managed_cluster_output(
             resource_group_name=self.resource_group_name, resource_name=name, opts=self._invoke
         )

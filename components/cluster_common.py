@@ -21,7 +21,8 @@ import yaml
 from pulumi_terraform import state as tfstate
 
 from fleetkit.foundation import coerce_backend_setting
-from fleetkit.spec import ClusterSpec, CreateCluster, RegionStackSpec, TerraformFoundation, secret_config_key
+from fleetkit.resolve import ResolvedPlacement
+from fleetkit.spec import ClusterSpec, CreateCluster, TerraformFoundation, secret_config_key
 
 #: Default machine types of the system (CPU) pool per cloud.
 SYSTEM_INSTANCE_TYPE = {"aws": "m6i.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4ds_v5"}
@@ -38,13 +39,14 @@ _TF_READERS = {
 @dataclass
 class ClusterArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's cloud, region, account, ``cluster`` section, pools' zones and protection (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
 
 
 # --------------------------------------------------------------------------- pure helpers
-def managed_tags(stack: str, spec: RegionStackSpec) -> dict[str, str]:
+def managed_tags(stack: str, cluster_name: str) -> dict[str, str]:
     """Tags/labels every cloud resource of the stack carries (tags update in place: a rename is cheap)."""
-    return {"managed-by": "fleetkit", "fleetkit-stack": stack, "fleetkit-cluster": spec.cluster.name}
+    return {"managed-by": "fleetkit", "fleetkit-stack": stack, "fleetkit-cluster": cluster_name}
 
 
 def public_cidrs(create: CreateCluster) -> list[str]:
@@ -147,7 +149,7 @@ class ClusterCore(pulumi.ComponentResource):
     # ------------------------------------------------------------------ protection
     def _cluster_opts(self, **extra: Any) -> pulumi.ResourceOptions:
         """The created cluster (and what holds it): ``protect`` and ``retain_on_delete`` per ``protection``."""
-        prot = self._args.spec.protection
+        prot = self._args.placement.protection
         return pulumi.ResourceOptions(
             parent=self, protect=prot.cluster, retain_on_delete=prot.retain_cluster, **extra
         )
@@ -155,7 +157,7 @@ class ClusterCore(pulumi.ComponentResource):
     def _create_only_opts(self, **extra: Any) -> pulumi.ResourceOptions:
         """What only a created cluster has (system pool, control-plane role, IRSA provider): retained with it."""
         return pulumi.ResourceOptions(
-            parent=self, retain_on_delete=self._args.spec.protection.retain_cluster, **extra
+            parent=self, retain_on_delete=self._args.placement.protection.retain_cluster, **extra
         )
 
     # ------------------------------------------------------------------ foundation
@@ -169,7 +171,7 @@ class ClusterCore(pulumi.ComponentResource):
         return reader(**args, opts=self._invoke).outputs
 
     def _from_foundation(self, kit_input: str) -> pulumi.Output[Any] | None:
-        fnd = self._args.spec.cluster.foundation
+        fnd = self._args.placement.cluster.foundation
         if fnd is None or self._foundation is None or kit_input not in fnd.outputs:
             return None
         tf_name = fnd.outputs[kit_input]

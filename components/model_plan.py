@@ -194,14 +194,14 @@ def plan_model(
     Pool, GPU class, catalog entry, scheduling, size and cache capacity come resolved; this adds what
     depends on the render context and the policies (engine arguments, labels, budgets, images).
     """
-    spec = resolved.spec
+    placement = resolved.placement
     rm = resolved.models[model_name]
     model = rm.spec
     pool = rm.pool
     if pool is None or pool.instance is None:  # the loader reports both before anything renders
         raise ValueError(f"models.{model_name}: pool {model.pool!r} has no catalog instance type")
     service = rm.service
-    policies = spec.policies
+    policies = resolved.policies
     weights = WeightsLocation.parse(model.weights_uri)
     # only the model's own name: a fallback model never answers to another model's name (issue 13)
     engine = EngineArgs.from_spec(
@@ -226,10 +226,10 @@ def plan_model(
     timeout = seconds(policies.resilience.for_model(service).timeout)
     return ModelPlan(
         stack=stack,
-        cloud=spec.cloud,
-        region=spec.region,
-        cluster_name=spec.mesh.cluster_name or spec.cluster.name,
-        namespace=spec.namespace,
+        cloud=placement.cloud,
+        region=placement.region,
+        cluster_name=placement.mesh.cluster_name or placement.cluster.name,
+        namespace=placement.namespace,
         name=model_name,
         model=model,
         service=service,
@@ -247,8 +247,8 @@ def plan_model(
         autoscaled=autoscaler.engine != "none",
         queue_per_replica=autoscaler.queue_per_replica,
         max_cache_bytes=pool.cache_bytes,
-        vllm_image=spec.images.vllm.reference(spec.images.mirror),
-        agent_image=spec.images.weights_agent.reference(spec.images.mirror),
+        vllm_image=placement.images.vllm.reference(placement.images.mirror),
+        agent_image=placement.images.weights_agent.reference(placement.images.mirror),
         prefetch=model.hot or bool(autoscaler.schedule),
     )
 

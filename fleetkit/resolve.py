@@ -1,7 +1,11 @@
 """The resolve step: a validated region stack, resolved once into the facts every reader needs.
 
-A pool's catalog entry, GPU class, GPUs per node, local disk and weight-cache capacity, its node
-labels and the pod scheduling that lands on it; a model's size, GPUs per pod, weight bytes and its
+The stack's placement (:class:`ResolvedPlacement`: cloud, region, account, the ``cluster``,
+``addons``, ``mesh``, ``images`` and ``protection`` sections, the load balancers' idle timeout, the
+device plugin's placement and the pools' zones), which the cluster, add-on, load-balancer, identity
+and mesh components take as their arguments instead of the whole spec. A pool's catalog entry, GPU
+class, GPUs per node, local disk and weight-cache capacity, its node labels and the pod scheduling
+that lands on it; a model's size, GPUs per pod, weight bytes and its
 fit on its pool — each computed here, from the one function that owns it (:mod:`fleetkit.pools`,
 :mod:`fleetkit.scheduling`, :mod:`fleetkit.node_cache`, :mod:`fleetkit.capacity`), and read by the
 checks (:mod:`fleetkit.capacity_checks`, :mod:`fleetkit.model_checks`,
@@ -32,8 +36,26 @@ from fleetkit import capacity, catalog, node_cache
 from fleetkit.catalog import GpuInstanceType
 from fleetkit.errors import Issue
 from fleetkit.pools import gpu_class_of
-from fleetkit.scheduling import PodScheduling, node_labels, pod_scheduling
-from fleetkit.spec import ModelSpec, NodePoolSpec, RegionStackSpec
+from fleetkit.scheduling import (
+    PodScheduling,
+    device_plugin_scheduling,
+    needs_device_plugin,
+    node_labels,
+    pod_scheduling,
+)
+from fleetkit.spec import (
+    Addons,
+    Cloud,
+    CloudAccount,
+    ClusterSpec,
+    ImagesSpec,
+    MeshSpec,
+    ModelSpec,
+    NodePoolSpec,
+    Protection,
+    RegionStackSpec,
+)
+from policies.policy_set import PolicySet
 
 _GIB = 2**30
 #: GPU class of a pool whose instance type is not in the catalog (or of a model with no pool).
@@ -97,16 +119,52 @@ class ResolvedModel:
 
 
 @dataclass(frozen=True)
+class ResolvedPlacement:
+    """Where a region stack runs, and the stack-level sections that shape its cluster.
+
+    The cloud, region and account; the ``cluster`` section (created or adopted, access, foundation);
+    the add-ons, the stack's mesh membership, the images and the protection options, as typed
+    sections; and what follows from them and the pools: the load balancers' idle timeout, where the
+    NVIDIA device plugin runs, the zones the pools name. The cluster, add-ons, load-balancer,
+    workload-identity and mesh components read this, never the whole stack spec.
+    """
+
+    cloud: Cloud
+    region: str
+    account: CloudAccount
+    cluster: ClusterSpec
+    mesh: MeshSpec
+    addons: Addons
+    images: ImagesSpec
+    protection: Protection
+    #: the namespace of the model services
+    namespace: str
+    #: the load balancers' idle timeout, seconds (``mesh.lb_idle_timeout``, else the longest route timeout)
+    lb_idle_seconds: int
+    #: node selector and tolerations of the NVIDIA device plugin DaemonSet: every pool that needs the
+    #: plugin (``addons.nvidia_device_plugin``); None when the stack does not install it
+    device_plugin: PodScheduling | None
+    #: every zone the stack's pools name, sorted (EKS picks a created cluster's default subnets in these)
+    pool_zones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ResolvedStack:
-    """A region stack's spec with every pool and model resolved (both keyed and sorted by name)."""
+    """A region stack's spec with its placement and every pool and model resolved (keyed and sorted by name)."""
 
     spec: RegionStackSpec
+    placement: ResolvedPlacement
     pools: Mapping[str, ResolvedPool]
     models: Mapping[str, ResolvedModel]
 
     @property
     def cloud(self) -> str:
-        return self.spec.cloud
+        return self.placement.cloud
+
+    @property
+    def policies(self) -> PolicySet:
+        """The stack's serving policies (rendered with the fleet's context by the platform and the mesh)."""
+        return self.spec.policies
 
     def models_on(self, pool: str) -> list[ResolvedModel]:
         """The models placed on ``pool``, sorted by name."""
@@ -183,8 +241,26 @@ def resolve_model(spec: RegionStackSpec, name: str, pools: Mapping[str, Resolved
     )
 
 
+def resolve_placement(spec: RegionStackSpec) -> ResolvedPlacement:
+    """Resolve the stack-level sections of ``spec`` (:class:`ResolvedPlacement`)."""
+    return ResolvedPlacement(
+        cloud=spec.cloud,
+        region=spec.region,
+        account=spec.account,
+        cluster=spec.cluster,
+        mesh=spec.mesh,
+        addons=spec.addons,
+        images=spec.images,
+        protection=spec.protection,
+        namespace=spec.namespace,
+        lb_idle_seconds=spec.lb_idle_seconds(),
+        device_plugin=device_plugin_scheduling(spec) if needs_device_plugin(spec) else None,
+        pool_zones=tuple(sorted({z for p in spec.node_pools.values() for z in p.zones})),
+    )
+
+
 def resolve(spec: RegionStackSpec) -> ResolvedStack:
-    """Resolve every pool and model of a (validated) region stack."""
+    """Resolve the placement and every pool and model of a (validated) region stack."""
     pools = {name: resolve_pool(spec, name) for name in sorted(spec.node_pools)}
     models = {name: resolve_model(spec, name, pools) for name in sorted(spec.models)}
-    return ResolvedStack(spec=spec, pools=pools, models=models)
+    return ResolvedStack(spec=spec, placement=resolve_placement(spec), pools=pools, models=models)
