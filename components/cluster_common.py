@@ -13,8 +13,9 @@ it in the cloud, which is what a create -> adopt switch needs (``runbooks/protec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import yaml
@@ -28,7 +29,9 @@ from fleetkit.spec import ClusterSpec, CreateCluster, TerraformFoundation, secre
 SYSTEM_INSTANCE_TYPE = {"aws": "m6i.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4ds_v5"}
 #: System pool size (nodes, whole cluster): min, max.
 SYSTEM_POOL_SIZE = (2, 4)
-_TF_READERS = {
+#: ``pulumi_terraform.state`` readers per backend (each takes its backend's settings as keywords)
+_T = TypeVar("_T")
+_TF_READERS: dict[str, Callable[..., Any]] = {
     "s3": tfstate.get_s3_reference_output,
     "azurerm": tfstate.get_azure_rm_reference_output,
     "remote": tfstate.get_remote_reference_output,
@@ -47,6 +50,13 @@ class ClusterArgs:
 def managed_tags(stack: str, cluster_name: str) -> dict[str, str]:
     """Tags/labels every cloud resource of the stack carries (tags update in place: a rename is cheap)."""
     return {"managed-by": "fleetkit", "fleetkit-stack": stack, "fleetkit-cluster": cluster_name}
+
+
+def reported(value: _T | None, what: str) -> _T:
+    """A value the cloud API reports for every existing cluster, though the provider SDK types it optional."""
+    if value is None:
+        raise ValueError(f"the cloud API reported no {what} for the cluster")
+    return value
 
 
 def public_cidrs(create: CreateCluster) -> list[str]:

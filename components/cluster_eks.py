@@ -15,6 +15,7 @@ listed while the flag is on (pulumi/pulumi-eks#2373).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -27,6 +28,7 @@ from components.cluster_common import (
     ClusterCore,
     kubeconfig_doc,
     public_cidrs,
+    reported,
 )
 from fleetkit.regions import aws_partition
 from fleetkit.resolve import ResolvedPlacement
@@ -62,7 +64,18 @@ def aws_managed_policy_arn(name: str) -> str:
     return f"arn:aws:iam::aws:policy/{name}"
 
 
-def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> dict[str, Any]:
+def default_subnet_filters(vpc_id: str, zones: Sequence[str]) -> list[aws.ec2.GetSubnetsFilterArgsDict]:
+    """``ec2:DescribeSubnets`` filters: the default VPC's default subnets, in the pools' zones if they name any."""
+    filters: list[aws.ec2.GetSubnetsFilterArgsDict] = [
+        {"name": "vpc-id", "values": [vpc_id]},
+        {"name": "default-for-az", "values": ["true"]},
+    ]
+    if zones:
+        filters.append({"name": "availability-zone", "values": list(zones)})
+    return filters
+
+
+def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> aws.eks.ClusterVpcConfigArgsDict:
     return {
         "subnet_ids": subnet_ids,
         "endpoint_public_access": create.public_endpoint,
@@ -71,7 +84,7 @@ def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> dict[str, An
     }
 
 
-def build_eks_access_config(create: CreateCluster) -> dict[str, Any]:
+def build_eks_access_config(create: CreateCluster) -> aws.eks.ClusterAccessConfigArgsDict:
     """Access entries only (no ``aws-auth`` ConfigMap); the creator's admin entry per the spec."""
     return {
         "authentication_mode": "API",
@@ -84,7 +97,7 @@ def access_policy_arn(region: str, policy: str) -> str:
     return f"arn:{aws_partition(region)}:eks::aws:cluster-access-policy/{policy}"
 
 
-def build_access_scope(entry: EksAccessEntry) -> dict[str, Any]:
+def build_access_scope(entry: EksAccessEntry) -> aws.eks.AccessPolicyAssociationAccessScopeArgsDict:
     """The association's scope: the whole cluster, or the listed namespaces."""
     if entry.namespaces:
         return {"type": "namespace", "namespaces": list(entry.namespaces)}
@@ -166,13 +179,7 @@ class EksCluster(ClusterCore):
 
     def _aws_default_subnets(self, placement: ResolvedPlacement) -> pulumi.Output[list[str]]:
         vpc = aws.ec2.get_vpc_output(default=True, opts=self._invoke)
-        zones = list(placement.pool_zones)
-        filters: list[dict[str, Any]] = [
-            {"name": "vpc-id", "values": [vpc.id]},
-            {"name": "default-for-az", "values": ["true"]},
-        ]
-        if zones:
-            filters.append({"name": "availability-zone", "values": zones})
+        filters = vpc.id.apply(lambda vpc_id: default_subnet_filters(vpc_id, placement.pool_zones))
         return aws.ec2.get_subnets_output(filters=filters, opts=self._invoke).ids
 
     def _aws_create(self, placement: ResolvedPlacement, create: CreateCluster) -> None:
@@ -200,9 +207,13 @@ class EksCluster(ClusterCore):
         )
         self.cloud_name = eks.name
         self.endpoint = eks.endpoint
-        self.ca_data = eks.certificate_authority.apply(lambda ca: ca.data)
-        self.oidc_issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
-        self.network_id = eks.vpc_config.apply(lambda v: v.vpc_id)
+        self.ca_data = eks.certificate_authority.apply(lambda ca: reported(ca.data, "certificate authority"))
+        self.oidc_issuer = eks.identities.apply(
+            lambda ids: reported(reported(ids[0].oidcs, "OIDC identity")[0].issuer, "OIDC issuer")
+        )
+        # vpc_id is computed: the SDK types it optional; it is set once the cluster exists, and a first
+        # preview answers the vpcConfig input without it (None, passed on as before)
+        self.network_id = eks.vpc_config.apply(lambda v: v.vpc_id)  # type: ignore[arg-type,return-value]
         # IRSA: an IAM OIDC provider trusting the cluster's service-account token issuer.
         cert = tls.get_certificate_output(url=self.oidc_issuer, opts=self._invoke)
         oidc = aws.iam.OpenIdConnectProvider(

@@ -8,12 +8,16 @@ with the system pool, ``protection.retain_cluster`` (``retain_on_delete``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_gcp as gcp
 
-from components.cluster_common import SYSTEM_INSTANCE_TYPE, SYSTEM_POOL_SIZE, ClusterCore, kubeconfig_doc
+from components.cluster_common import (
+    SYSTEM_INSTANCE_TYPE,
+    SYSTEM_POOL_SIZE,
+    ClusterCore,
+    kubeconfig_doc,
+    reported,
+)
 from fleetkit.resolve import ResolvedPlacement
 from fleetkit.scheduling import LABEL_POOL
 from fleetkit.spec import CreateCluster
@@ -30,7 +34,9 @@ GKE_OAUTH_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 
 # --------------------------------------------------------------------------- pure helpers
-def build_gke_authorized_networks(create: CreateCluster) -> dict[str, Any] | None:
+def build_gke_authorized_networks(
+    create: CreateCluster,
+) -> gcp.container.ClusterMasterAuthorizedNetworksConfigArgsDict | None:
     if not create.authorized_networks:
         return None
     return {
@@ -115,11 +121,16 @@ class GkeCluster(ClusterCore):
         subnets = self._subnets(create)
         network = self._vpc(create)
         pods, services = self.ip_ranges
-        ip_policy: dict[str, Any] = {}
+        ip_policy: gcp.container.ClusterIpAllocationPolicyArgsDict = {}
         if pods is not None:
             ip_policy["cluster_secondary_range_name"] = pods
         if services is not None:
             ip_policy["services_secondary_range_name"] = services
+        private: gcp.container.ClusterPrivateClusterConfigArgsDict | None = (
+            None
+            if create.public_endpoint
+            else {"enable_private_nodes": True, "enable_private_endpoint": True}
+        )
         gke = gcp.container.Cluster(
             f"{name}-gke",
             name=cl.name,
@@ -136,22 +147,18 @@ class GkeCluster(ClusterCore):
             subnetwork=subnets.apply(lambda s: s[0]) if subnets is not None else None,
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
             master_authorized_networks_config=build_gke_authorized_networks(create),
-            private_cluster_config=(
-                None
-                if create.public_endpoint
-                else {"enable_private_nodes": True, "enable_private_endpoint": True}
-            ),
+            private_cluster_config=private,
             resource_labels=self._tags,
             opts=self._cluster_opts(),
         )
         self.cloud_name = gke.name
         self.location = gke.location
         self.endpoint = gke.endpoint.apply(lambda e: f"https://{e}")
-        self.ca_data = gke.master_auth.apply(lambda m: m.cluster_ca_certificate)
+        self.ca_data = gke.master_auth.apply(lambda m: reported(m.cluster_ca_certificate, "CA certificate"))
         self.oidc_issuer = pulumi.Output.all(gke.location, gke.name).apply(
             lambda a: gke_oidc_issuer(project, a[0], a[1])
         )
-        self.network_id = gke.network
+        self.network_id = gke.network.apply(lambda n: reported(n, "network"))
         self.kubeconfig = pulumi.Output.all(gke.name, gke.endpoint, self.ca_data).apply(
             lambda a: build_gke_kubeconfig(a[0], a[1], a[2])
         )

@@ -76,9 +76,10 @@ class RegionPlatform(pulumi.ComponentResource):
             for pool_name in sorted(resolved.pools)
         }
 
+        ns_meta = metadata(placement.namespace, None, {"istio-injection": "enabled"})
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns-{placement.namespace}",
-            metadata=metadata(placement.namespace, None, {"istio-injection": "enabled"}),
+            metadata=k8s.meta.v1.ObjectMetaArgsDict(name=ns_meta["name"], labels=ns_meta["labels"]),
             opts=k8s_opts,
         )
 
