@@ -23,8 +23,9 @@ The charts are ``kubernetes.helm.v3.Release``; ``ready`` lists what model worklo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -35,6 +36,9 @@ from components.identity import irsa_trust_policy
 from fleetkit.kube import apply_manifest, resource_name
 from fleetkit.resolve import ResolvedPlacement
 from fleetkit.scheduling import PodScheduling
+
+if TYPE_CHECKING:  # annotation only: components.node_pools imports every cloud SDK
+    from components.node_pools import GpuNodePool
 
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
@@ -57,8 +61,8 @@ MONITORING_NAMESPACE = "monitoring"
 class AddonsArgs:
     #: the stack's ``addons`` section, cloud, cluster and device plugin placement (:mod:`fleetkit.resolve`)
     placement: ResolvedPlacement
-    #: the stack's GPU pools (``GpuNodePool``), keyed by pool name
-    node_pools: dict[str, Any]
+    #: the stack's GPU pools, keyed by pool name (the device plugin waits for their cloud resources)
+    node_pools: Mapping[str, GpuNodePool]
     #: the stack's cluster (EKS: its OIDC provider, for the Cluster Autoscaler's IRSA role)
     cluster: ClusterHandle | None = None
     stack: str = ""
@@ -120,7 +124,7 @@ class Addons(pulumi.ComponentResource):
         super().__init__("fleetkit:components:Addons", name, None, opts)
         placement = args.placement
         # the Kubernetes provider comes in through opts (and is inherited by children)
-        pool_resources = [p.resource for _, p in sorted(args.node_pools.items()) if hasattr(p, "resource")]
+        pool_resources = [p.resource for _, p in sorted(args.node_pools.items())]
         self.ready = []
         self.device_plugin: k8s.helm.v3.Release | None = None
         self.keda: k8s.helm.v3.Release | None = None
