@@ -23,8 +23,9 @@ The charts are ``kubernetes.helm.v3.Release``; ``ready`` lists what model worklo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -33,8 +34,11 @@ from components import node_autoscaler
 from components.handles import ClusterHandle
 from components.identity import irsa_trust_policy
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
+from fleetkit.scheduling import PodScheduling
+
+if TYPE_CHECKING:  # annotation only: components.node_pools imports every cloud SDK
+    from components.node_pools import GpuNodePool
 
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
@@ -55,17 +59,17 @@ MONITORING_NAMESPACE = "monitoring"
 
 @dataclass
 class AddonsArgs:
-    spec: RegionStackSpec
-    #: the stack's GPU pools (``GpuNodePool``), keyed by pool name
-    node_pools: dict[str, Any]
+    #: the stack's ``addons`` section, cloud, cluster and device plugin placement (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
+    #: the stack's GPU pools, keyed by pool name (the device plugin waits for their cloud resources)
+    node_pools: Mapping[str, GpuNodePool]
     #: the stack's cluster (EKS: its OIDC provider, for the Cluster Autoscaler's IRSA role)
     cluster: ClusterHandle | None = None
     stack: str = ""
 
 
-def build_device_plugin_values(spec: RegionStackSpec) -> dict[str, Any]:
+def build_device_plugin_values(sched: PodScheduling) -> dict[str, Any]:
     """Values of the device plugin chart: placement on the pools that need it, no GFD/NFD."""
-    sched = device_plugin_scheduling(spec)
     return {
         "nodeSelector": dict(sched.node_selector),
         "tolerations": [*sched.tolerations, {"key": "CriticalAddonsOnly", "operator": "Exists"}],
@@ -118,25 +122,25 @@ class Addons(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:Addons", name, None, opts)
-        spec = args.spec
+        placement = args.placement
         # the Kubernetes provider comes in through opts (and is inherited by children)
-        pool_resources = [p.resource for _, p in sorted(args.node_pools.items()) if hasattr(p, "resource")]
+        pool_resources = [p.resource for _, p in sorted(args.node_pools.items())]
         self.ready = []
         self.device_plugin: k8s.helm.v3.Release | None = None
         self.keda: k8s.helm.v3.Release | None = None
         self.monitoring: k8s.helm.v3.Release | None = None
         self.cluster_autoscaler: list[pulumi.CustomResource] = []
-        if spec.addons.monitoring == "kube-prometheus-stack":
+        if placement.addons.monitoring == "kube-prometheus-stack":
             self.monitoring = self._release(
                 f"{name}-monitoring",
                 "kube-prometheus-stack",
                 MONITORING_CHART,
-                spec.addons.monitoring_chart_version,
+                placement.addons.monitoring_chart_version,
                 MONITORING_REPO,
                 MONITORING_NAMESPACE,
                 build_monitoring_values(),
             )
-        if needs_device_plugin(spec):
+        if placement.device_plugin is not None:
             self.device_plugin = self._release(
                 f"{name}-nvidia-device-plugin",
                 "nvidia-device-plugin",
@@ -144,12 +148,12 @@ class Addons(pulumi.ComponentResource):
                 DEVICE_PLUGIN_VERSION,
                 DEVICE_PLUGIN_REPO,
                 DEVICE_PLUGIN_NAMESPACE,
-                build_device_plugin_values(spec),
+                build_device_plugin_values(placement.device_plugin),
                 # a DaemonSet on pools that may be at zero nodes: do not wait for pods
                 skip_await=True,
                 depends_on=pool_resources,
             )
-        if spec.addons.keda:
+        if placement.addons.keda:
             self.keda = self._release(
                 f"{name}-keda",
                 "keda",
@@ -161,15 +165,15 @@ class Addons(pulumi.ComponentResource):
                 # KEDA's chart creates ServiceMonitors: the monitoring CRDs must exist first
                 depends_on=[self.monitoring] if self.monitoring else [],
             )
-        if node_autoscaler.installs_cluster_autoscaler(spec):
+        if node_autoscaler.installs_cluster_autoscaler(placement):
             self.cluster_autoscaler = self._cluster_autoscaler(name, args)
         self.register_outputs(
             {
                 "ready": [r.urn for r in self.ready],
-                "clusterAutoscaler": node_autoscaler.image(spec) if self.cluster_autoscaler else None,
+                "clusterAutoscaler": node_autoscaler.image(placement) if self.cluster_autoscaler else None,
                 "devicePlugin": DEVICE_PLUGIN_VERSION if self.device_plugin else None,
                 "keda": KEDA_VERSION if self.keda else None,
-                "monitoring": spec.addons.monitoring_chart_version if self.monitoring else None,
+                "monitoring": placement.addons.monitoring_chart_version if self.monitoring else None,
             }
         )
 
@@ -177,7 +181,7 @@ class Addons(pulumi.ComponentResource):
         """The autoscaler's IRSA role (trusts exactly its ServiceAccount), policy and Kubernetes objects."""
         import pulumi_aws as aws  # AWS stacks only, as in components.identity
 
-        spec = args.spec
+        placement = args.placement
         provider_arn = getattr(args.cluster, "oidc_provider_arn", None)
         issuer = getattr(args.cluster, "oidc_issuer", None)
         if provider_arn is None or issuer is None:
@@ -194,7 +198,7 @@ class Addons(pulumi.ComponentResource):
             f"{name}-cluster-autoscaler-role",
             assume_role_policy=trust,
             max_session_duration=3600,
-            description=f"fleetkit {args.stack}: Cluster Autoscaler of {spec.cluster.name}",
+            description=f"fleetkit {args.stack}: Cluster Autoscaler of {placement.cluster.name}",
             tags={"fleetkit.dev/stack": args.stack},
             opts=child,
         )
@@ -202,11 +206,11 @@ class Addons(pulumi.ComponentResource):
             f"{name}-cluster-autoscaler-policy",
             name="cluster-autoscaler",
             role=role.id,
-            policy=json.dumps(node_autoscaler.iam_policy(spec.cluster.name), sort_keys=True),
+            policy=json.dumps(node_autoscaler.iam_policy(placement.cluster.name), sort_keys=True),
             opts=child,
         )
         objs = pulumi.ResourceOptions(parent=self, depends_on=[policy])
-        rendered = node_autoscaler.render(spec, role.arn)
+        rendered = node_autoscaler.render(placement, role.arn)
         # the ServiceAccount and RBAC first: the Deployment's pods are refused until their ServiceAccount exists
         support = [
             apply_manifest(resource_name(f"{name}-ca", o), o, objs)

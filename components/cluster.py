@@ -101,22 +101,22 @@ class Cluster(EksCluster, GkeCluster, AksCluster):
         super().__init__("fleetkit:components:Cluster", name, None, opts)
         self._name = name
         self._args = args
-        spec = args.spec
+        placement = args.placement
         self._child = pulumi.ResourceOptions(parent=self)
         self._invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._tags = managed_tags(args.stack, spec)
+        self._tags = managed_tags(args.stack, placement.cluster.name)
         self._access_ready = []
         #: tags/labels every cloud resource of the stack carries (node pools add fleetkit-pool)
         self.tags = dict(self._tags)
-        self._foundation = self._read_foundation(spec.cluster.foundation)
+        self._foundation = self._read_foundation(placement.cluster.foundation)
 
-        build = {"aws": self._aws, "gcp": self._gcp, "azure": self._azure}[spec.cloud]
-        build(spec)
+        build = {"aws": self._aws, "gcp": self._gcp, "azure": self._azure}[placement.cloud]
+        build(placement)
 
-        adopt = spec.cluster.adopt
+        adopt = placement.cluster.adopt
         #: the kubeconfig holds a credential (AKS user credentials, a given kubeconfig): never a stack
         #: output. EKS/GKE kubeconfigs authenticate through an exec plugin and hold none.
-        self.kubeconfig_has_credentials = spec.cloud == "azure"
+        self.kubeconfig_has_credentials = placement.cloud == "azure"
         if adopt is not None and adopt.kubeconfig_secret:
             self.kubeconfig = secret_config_output(adopt.kubeconfig_secret)
             self.kubeconfig_has_credentials = True

@@ -13,21 +13,25 @@ it in the cloud, which is what a create -> adopt switch needs (``runbooks/protec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import yaml
 from pulumi_terraform import state as tfstate
 
 from fleetkit.foundation import coerce_backend_setting
-from fleetkit.spec import ClusterSpec, CreateCluster, RegionStackSpec, TerraformFoundation, secret_config_key
+from fleetkit.resolve import ResolvedPlacement
+from fleetkit.spec import ClusterSpec, CreateCluster, TerraformFoundation, secret_config_key
 
 #: Default machine types of the system (CPU) pool per cloud.
 SYSTEM_INSTANCE_TYPE = {"aws": "m6i.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4ds_v5"}
 #: System pool size (nodes, whole cluster): min, max.
 SYSTEM_POOL_SIZE = (2, 4)
-_TF_READERS = {
+#: ``pulumi_terraform.state`` readers per backend (each takes its backend's settings as keywords)
+_T = TypeVar("_T")
+_TF_READERS: dict[str, Callable[..., Any]] = {
     "s3": tfstate.get_s3_reference_output,
     "azurerm": tfstate.get_azure_rm_reference_output,
     "remote": tfstate.get_remote_reference_output,
@@ -38,13 +42,21 @@ _TF_READERS = {
 @dataclass
 class ClusterArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's cloud, region, account, ``cluster`` section, pools' zones and protection (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
 
 
 # --------------------------------------------------------------------------- pure helpers
-def managed_tags(stack: str, spec: RegionStackSpec) -> dict[str, str]:
+def managed_tags(stack: str, cluster_name: str) -> dict[str, str]:
     """Tags/labels every cloud resource of the stack carries (tags update in place: a rename is cheap)."""
-    return {"managed-by": "fleetkit", "fleetkit-stack": stack, "fleetkit-cluster": spec.cluster.name}
+    return {"managed-by": "fleetkit", "fleetkit-stack": stack, "fleetkit-cluster": cluster_name}
+
+
+def reported(value: _T | None, what: str) -> _T:
+    """A value the cloud API reports for every existing cluster, though the provider SDK types it optional."""
+    if value is None:
+        raise ValueError(f"the cloud API reported no {what} for the cluster")
+    return value
 
 
 def public_cidrs(create: CreateCluster) -> list[str]:
@@ -147,7 +159,7 @@ class ClusterCore(pulumi.ComponentResource):
     # ------------------------------------------------------------------ protection
     def _cluster_opts(self, **extra: Any) -> pulumi.ResourceOptions:
         """The created cluster (and what holds it): ``protect`` and ``retain_on_delete`` per ``protection``."""
-        prot = self._args.spec.protection
+        prot = self._args.placement.protection
         return pulumi.ResourceOptions(
             parent=self, protect=prot.cluster, retain_on_delete=prot.retain_cluster, **extra
         )
@@ -155,7 +167,7 @@ class ClusterCore(pulumi.ComponentResource):
     def _create_only_opts(self, **extra: Any) -> pulumi.ResourceOptions:
         """What only a created cluster has (system pool, control-plane role, IRSA provider): retained with it."""
         return pulumi.ResourceOptions(
-            parent=self, retain_on_delete=self._args.spec.protection.retain_cluster, **extra
+            parent=self, retain_on_delete=self._args.placement.protection.retain_cluster, **extra
         )
 
     # ------------------------------------------------------------------ foundation
@@ -169,7 +181,7 @@ class ClusterCore(pulumi.ComponentResource):
         return reader(**args, opts=self._invoke).outputs
 
     def _from_foundation(self, kit_input: str) -> pulumi.Output[Any] | None:
-        fnd = self._args.spec.cluster.foundation
+        fnd = self._args.placement.cluster.foundation
         if fnd is None or self._foundation is None or kit_input not in fnd.outputs:
             return None
         tf_name = fnd.outputs[kit_input]

@@ -15,6 +15,7 @@ listed while the flag is on (pulumi/pulumi-eks#2373).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -27,10 +28,12 @@ from components.cluster_common import (
     ClusterCore,
     kubeconfig_doc,
     public_cidrs,
+    reported,
 )
 from fleetkit.regions import aws_partition
+from fleetkit.resolve import ResolvedPlacement
 from fleetkit.scheduling import LABEL_POOL
-from fleetkit.spec import CreateCluster, EksAccessEntry, RegionStackSpec
+from fleetkit.spec import CreateCluster, EksAccessEntry
 
 #: Managed policies of EKS roles (``aws`` partition).
 EKS_CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
@@ -61,7 +64,18 @@ def aws_managed_policy_arn(name: str) -> str:
     return f"arn:aws:iam::aws:policy/{name}"
 
 
-def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> dict[str, Any]:
+def default_subnet_filters(vpc_id: str, zones: Sequence[str]) -> list[aws.ec2.GetSubnetsFilterArgsDict]:
+    """``ec2:DescribeSubnets`` filters: the default VPC's default subnets, in the pools' zones if they name any."""
+    filters: list[aws.ec2.GetSubnetsFilterArgsDict] = [
+        {"name": "vpc-id", "values": [vpc_id]},
+        {"name": "default-for-az", "values": ["true"]},
+    ]
+    if zones:
+        filters.append({"name": "availability-zone", "values": list(zones)})
+    return filters
+
+
+def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> aws.eks.ClusterVpcConfigArgsDict:
     return {
         "subnet_ids": subnet_ids,
         "endpoint_public_access": create.public_endpoint,
@@ -70,7 +84,7 @@ def build_eks_vpc_config(create: CreateCluster, subnet_ids: Any) -> dict[str, An
     }
 
 
-def build_eks_access_config(create: CreateCluster) -> dict[str, Any]:
+def build_eks_access_config(create: CreateCluster) -> aws.eks.ClusterAccessConfigArgsDict:
     """Access entries only (no ``aws-auth`` ConfigMap); the creator's admin entry per the spec."""
     return {
         "authentication_mode": "API",
@@ -83,7 +97,7 @@ def access_policy_arn(region: str, policy: str) -> str:
     return f"arn:{aws_partition(region)}:eks::aws:cluster-access-policy/{policy}"
 
 
-def build_access_scope(entry: EksAccessEntry) -> dict[str, Any]:
+def build_access_scope(entry: EksAccessEntry) -> aws.eks.AccessPolicyAssociationAccessScopeArgsDict:
     """The association's scope: the whole cluster, or the listed namespaces."""
     if entry.namespaces:
         return {"type": "namespace", "namespaces": list(entry.namespaces)}
@@ -120,8 +134,8 @@ def build_eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region:
 class EksCluster(ClusterCore):
     """Builds the EKS side of :class:`components.cluster.Cluster`."""
 
-    def _aws(self, spec: RegionStackSpec) -> None:
-        cl = spec.cluster
+    def _aws(self, placement: ResolvedPlacement) -> None:
+        cl = placement.cluster
         node_role, attachments = self._aws_role(
             "node", "ec2.amazonaws.com", f"fleetkit: nodes of EKS cluster {cl.name}", EKS_NODE_POLICIES
         )
@@ -130,10 +144,10 @@ class EksCluster(ClusterCore):
         )
 
         if cl.create is not None:
-            self._aws_create(spec, cl.create)
+            self._aws_create(placement, cl.create)
         else:
-            self._aws_adopt(spec)
-        self._access_ready = self._aws_access_entries(spec)
+            self._aws_adopt(placement)
+        self._access_ready = self._aws_access_entries(placement)
 
     def _aws_role(
         self,
@@ -163,19 +177,13 @@ class EksCluster(ClusterCore):
         ]
         return role, attachments
 
-    def _aws_default_subnets(self, spec: RegionStackSpec) -> pulumi.Output[list[str]]:
+    def _aws_default_subnets(self, placement: ResolvedPlacement) -> pulumi.Output[list[str]]:
         vpc = aws.ec2.get_vpc_output(default=True, opts=self._invoke)
-        zones = sorted({z for p in spec.node_pools.values() for z in p.zones})
-        filters: list[dict[str, Any]] = [
-            {"name": "vpc-id", "values": [vpc.id]},
-            {"name": "default-for-az", "values": ["true"]},
-        ]
-        if zones:
-            filters.append({"name": "availability-zone", "values": zones})
+        filters = vpc.id.apply(lambda vpc_id: default_subnet_filters(vpc_id, placement.pool_zones))
         return aws.ec2.get_subnets_output(filters=filters, opts=self._invoke).ids
 
-    def _aws_create(self, spec: RegionStackSpec, create: CreateCluster) -> None:
-        name, cl, tags = self._name, spec.cluster, self._tags
+    def _aws_create(self, placement: ResolvedPlacement, create: CreateCluster) -> None:
+        name, cl, tags = self._name, placement.cluster, self._tags
         cluster_role, cluster_attachments = self._aws_role(
             "cluster",
             "eks.amazonaws.com",
@@ -183,7 +191,7 @@ class EksCluster(ClusterCore):
             EKS_CLUSTER_POLICIES,
             self._create_only_opts(),
         )
-        subnets = self._subnets(create) or self._aws_default_subnets(spec)
+        subnets = self._subnets(create) or self._aws_default_subnets(placement)
         self.subnet_ids = subnets
         eks = aws.eks.Cluster(
             f"{name}-eks",
@@ -199,9 +207,13 @@ class EksCluster(ClusterCore):
         )
         self.cloud_name = eks.name
         self.endpoint = eks.endpoint
-        self.ca_data = eks.certificate_authority.apply(lambda ca: ca.data)
-        self.oidc_issuer = eks.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
-        self.network_id = eks.vpc_config.apply(lambda v: v.vpc_id)
+        self.ca_data = eks.certificate_authority.apply(lambda ca: reported(ca.data, "certificate authority"))
+        self.oidc_issuer = eks.identities.apply(
+            lambda ids: reported(reported(ids[0].oidcs, "OIDC identity")[0].issuer, "OIDC issuer")
+        )
+        # vpc_id is computed: the SDK types it optional; it is set once the cluster exists, and a first
+        # preview answers the vpcConfig input without it (None, passed on as before)
+        self.network_id = eks.vpc_config.apply(lambda v: v.vpc_id)  # type: ignore[arg-type,return-value]
         # IRSA: an IAM OIDC provider trusting the cluster's service-account token issuer.
         cert = tls.get_certificate_output(url=self.oidc_issuer, opts=self._invoke)
         oidc = aws.iam.OpenIdConnectProvider(
@@ -214,7 +226,7 @@ class EksCluster(ClusterCore):
         )
         self.oidc_provider_arn = oidc.arn
         self.kubeconfig = pulumi.Output.all(eks.name, self.endpoint, self.ca_data).apply(
-            lambda a: build_eks_kubeconfig(a[0], a[1], a[2], spec.region)
+            lambda a: build_eks_kubeconfig(a[0], a[1], a[2], placement.region)
         )
         system_type = create.system_instance_type or SYSTEM_INSTANCE_TYPE["aws"]
         lo, hi = SYSTEM_POOL_SIZE
@@ -233,8 +245,8 @@ class EksCluster(ClusterCore):
             opts=self._create_only_opts(ignore_changes=["scalingConfig.desiredSize"]),
         )
 
-    def _aws_adopt(self, spec: RegionStackSpec) -> None:
-        found = aws.eks.get_cluster_output(name=self._cluster_name(spec.cluster), opts=self._invoke)
+    def _aws_adopt(self, placement: ResolvedPlacement) -> None:
+        found = aws.eks.get_cluster_output(name=self._cluster_name(placement.cluster), opts=self._invoke)
         self.cloud_name = found.name
         self.endpoint = found.endpoint
         self.ca_data = found.certificate_authorities.apply(lambda cas: cas[0].data)
@@ -247,13 +259,13 @@ class EksCluster(ClusterCore):
             lambda a: f"arn:aws:iam::{a[0]}:oidc-provider/{a[1].removeprefix('https://')}"
         )
         self.kubeconfig = pulumi.Output.all(found.name, self.endpoint, self.ca_data).apply(
-            lambda a: build_eks_kubeconfig(a[0], a[1], a[2], spec.region)
+            lambda a: build_eks_kubeconfig(a[0], a[1], a[2], placement.region)
         )
 
-    def _aws_access_entries(self, spec: RegionStackSpec) -> list[pulumi.Resource]:
+    def _aws_access_entries(self, placement: ResolvedPlacement) -> list[pulumi.Resource]:
         """One access entry and its policy association per ``cluster.access_entries`` key, after the cluster."""
         ready: list[pulumi.Resource] = []
-        for key, entry in sorted(spec.cluster.access_entries.items()):
+        for key, entry in sorted(placement.cluster.access_entries.items()):
             access = aws.eks.AccessEntry(
                 f"{self._name}-access-{key}",
                 cluster_name=self.cloud_name,
@@ -267,7 +279,7 @@ class EksCluster(ClusterCore):
                     f"{self._name}-access-{key}-policy",
                     cluster_name=self.cloud_name,
                     principal_arn=access.principal_arn,
-                    policy_arn=access_policy_arn(spec.region, entry.policy),
+                    policy_arn=access_policy_arn(placement.region, entry.policy),
                     access_scope=build_access_scope(entry),
                     opts=self._child,
                 )

@@ -8,14 +8,19 @@ with the system pool, ``protection.retain_cluster`` (``retain_on_delete``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_gcp as gcp
 
-from components.cluster_common import SYSTEM_INSTANCE_TYPE, SYSTEM_POOL_SIZE, ClusterCore, kubeconfig_doc
+from components.cluster_common import (
+    SYSTEM_INSTANCE_TYPE,
+    SYSTEM_POOL_SIZE,
+    ClusterCore,
+    kubeconfig_doc,
+    reported,
+)
+from fleetkit.resolve import ResolvedPlacement
 from fleetkit.scheduling import LABEL_POOL
-from fleetkit.spec import CreateCluster, RegionStackSpec
+from fleetkit.spec import CreateCluster
 
 #: Roles the GKE node service account gets (logging, monitoring, image pulls).
 GKE_NODE_ROLES = (
@@ -29,7 +34,9 @@ GKE_OAUTH_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 
 # --------------------------------------------------------------------------- pure helpers
-def build_gke_authorized_networks(create: CreateCluster) -> dict[str, Any] | None:
+def build_gke_authorized_networks(
+    create: CreateCluster,
+) -> gcp.container.ClusterMasterAuthorizedNetworksConfigArgsDict | None:
     if not create.authorized_networks:
         return None
     return {
@@ -75,9 +82,9 @@ def gke_node_service_account_id(cluster_name: str) -> str:
 class GkeCluster(ClusterCore):
     """Builds the GKE side of :class:`components.cluster.Cluster`."""
 
-    def _gcp(self, spec: RegionStackSpec) -> None:
-        name, cl = self._name, spec.cluster
-        project = spec.account.gcp_project
+    def _gcp(self, placement: ResolvedPlacement) -> None:
+        name, cl = self._name, placement.cluster
+        project = placement.account.gcp_project
         if not project:  # the loader reports account.gcp-project first
             raise ValueError("GCP stacks need account.gcp_project")
         self.gcp_project = project
@@ -105,25 +112,30 @@ class GkeCluster(ClusterCore):
         services = self._from_foundation("services_range_name")
         self.ip_ranges = (pods, services)
         if cl.create is not None:
-            self._gcp_create(spec, cl.create, project)
+            self._gcp_create(placement, cl.create, project)
         else:
-            self._gcp_adopt(spec, project)
+            self._gcp_adopt(placement, project)
 
-    def _gcp_create(self, spec: RegionStackSpec, create: CreateCluster, project: str) -> None:
-        name, cl = self._name, spec.cluster
+    def _gcp_create(self, placement: ResolvedPlacement, create: CreateCluster, project: str) -> None:
+        name, cl = self._name, placement.cluster
         subnets = self._subnets(create)
         network = self._vpc(create)
         pods, services = self.ip_ranges
-        ip_policy: dict[str, Any] = {}
+        ip_policy: gcp.container.ClusterIpAllocationPolicyArgsDict = {}
         if pods is not None:
             ip_policy["cluster_secondary_range_name"] = pods
         if services is not None:
             ip_policy["services_secondary_range_name"] = services
+        private: gcp.container.ClusterPrivateClusterConfigArgsDict | None = (
+            None
+            if create.public_endpoint
+            else {"enable_private_nodes": True, "enable_private_endpoint": True}
+        )
         gke = gcp.container.Cluster(
             f"{name}-gke",
             name=cl.name,
             project=project,
-            location=spec.region,
+            location=placement.region,
             remove_default_node_pool=True,
             initial_node_count=1,
             deletion_protection=create.deletion_protection,
@@ -135,22 +147,18 @@ class GkeCluster(ClusterCore):
             subnetwork=subnets.apply(lambda s: s[0]) if subnets is not None else None,
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
             master_authorized_networks_config=build_gke_authorized_networks(create),
-            private_cluster_config=(
-                None
-                if create.public_endpoint
-                else {"enable_private_nodes": True, "enable_private_endpoint": True}
-            ),
+            private_cluster_config=private,
             resource_labels=self._tags,
             opts=self._cluster_opts(),
         )
         self.cloud_name = gke.name
         self.location = gke.location
         self.endpoint = gke.endpoint.apply(lambda e: f"https://{e}")
-        self.ca_data = gke.master_auth.apply(lambda m: m.cluster_ca_certificate)
+        self.ca_data = gke.master_auth.apply(lambda m: reported(m.cluster_ca_certificate, "CA certificate"))
         self.oidc_issuer = pulumi.Output.all(gke.location, gke.name).apply(
             lambda a: gke_oidc_issuer(project, a[0], a[1])
         )
-        self.network_id = gke.network
+        self.network_id = gke.network.apply(lambda n: reported(n, "network"))
         self.kubeconfig = pulumi.Output.all(gke.name, gke.endpoint, self.ca_data).apply(
             lambda a: build_gke_kubeconfig(a[0], a[1], a[2])
         )
@@ -159,7 +167,7 @@ class GkeCluster(ClusterCore):
             f"{name}-system",
             cluster=gke.name,
             project=project,
-            location=spec.region,
+            location=placement.region,
             initial_node_count=1,
             autoscaling={
                 "total_min_node_count": lo,
@@ -181,14 +189,14 @@ class GkeCluster(ClusterCore):
             opts=self._create_only_opts(ignore_changes=["initialNodeCount"]),
         )
 
-    def _gcp_adopt(self, spec: RegionStackSpec, project: str) -> None:
-        adopt = spec.cluster.adopt
+    def _gcp_adopt(self, placement: ResolvedPlacement, project: str) -> None:
+        adopt = placement.cluster.adopt
         assert adopt is not None
-        location = adopt.location or spec.region
+        location = adopt.location or placement.region
         found = gcp.container.get_cluster_output(
-            name=self._cluster_name(spec.cluster), location=location, project=project, opts=self._invoke
+            name=self._cluster_name(placement.cluster), location=location, project=project, opts=self._invoke
         )
-        self.cloud_name = found.name.apply(lambda n: n or spec.cluster.name)
+        self.cloud_name = found.name.apply(lambda n: n or placement.cluster.name)
         self.location = pulumi.Output.from_input(location)
         self.endpoint = found.endpoint.apply(lambda e: f"https://{e}")
         self.ca_data = found.master_auths.apply(lambda ms: ms[0].cluster_ca_certificate)

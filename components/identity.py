@@ -41,7 +41,7 @@ from components.handles import ClusterHandle
 from components.model_plan import WeightsLocation, WorkloadIdentity
 from components.model_render import s3_env_from_secret
 from fleetkit.regions import aws_partition
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
 from policies.common import metadata
 
 CONFIG_NAMESPACE = "fleetkit-weights"
@@ -69,14 +69,14 @@ def bounded_name(base: str, limit: int, *salt: str) -> str:
     return f"{base[: limit - len(suffix) - 1].rstrip('-_')}-{suffix}"
 
 
-def identity_scope(spec: RegionStackSpec) -> str:
+def identity_scope(placement: ResolvedPlacement) -> str:
     """What makes a model identity's cloud name unique, without the stack name: the mesh cluster name.
 
     ``mesh.cluster_name`` is unique across the fleet (``mesh.duplicate-cluster-name``) and survives
     ``pulumi stack rename``; a name with the stack in it would change, and IAM role names, GCP service
     account ids and Azure identity names cannot change in place (the provider replaces the resource).
     """
-    return spec.mesh.cluster_name or f"{spec.cluster.name}-{spec.region}"
+    return placement.mesh.cluster_name or f"{placement.cluster.name}-{placement.region}"
 
 
 def iam_role_name(scope: str, model: str) -> str:
@@ -156,7 +156,8 @@ def managed_secret_name(model: str) -> str:
 @dataclass
 class WeightsIdentityArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's cloud, region, account and mesh cluster name (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
     model_name: str
     namespace: str
     service_account: str
@@ -186,7 +187,7 @@ def _cluster_output(cluster: ClusterHandle, attr: str, cloud: str) -> Any:
 def create_weights_identity(
     name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions
 ) -> WeightsIdentity:
-    cloud = args.spec.cloud
+    cloud = args.placement.cloud
     if cloud == "aws":
         return _aws(name, args, opts)
     if cloud == "gcp":
@@ -206,7 +207,7 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
     )
     role = aws.iam.Role(
         f"{name}-role",
-        name=iam_role_name(identity_scope(args.spec), args.model_name),
+        name=iam_role_name(identity_scope(args.placement), args.model_name),
         description=f"fleetkit {args.stack}: read {args.weights.uri} for {args.namespace}/{args.service_account}",
         assume_role_policy=trust,
         max_session_duration=3600,
@@ -217,7 +218,7 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
         f"{name}-read",
         name="read-weights",
         role=role.id,
-        policy=json.dumps(s3_read_policy(args.weights, aws_partition(args.spec.region)), sort_keys=True),
+        policy=json.dumps(s3_read_policy(args.weights, aws_partition(args.placement.region)), sort_keys=True),
         opts=opts,
     )
     workload = WorkloadIdentity(
@@ -226,7 +227,7 @@ def _aws(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> 
             ANNOTATION_IRSA: role.arn,
             "eks.amazonaws.com/sts-regional-endpoints": "true",
         },
-        agent_env=[{"name": "AWS_REGION", "value": args.spec.region}],
+        agent_env=[{"name": "AWS_REGION", "value": args.placement.region}],
     )
     return WeightsIdentity(workload, [role, policy], None, {"weightsRoleArn": role.arn})
 
@@ -262,12 +263,12 @@ def _s3_secret(args: WeightsIdentityArgs) -> tuple[str, dict[str, Any] | None]:
 def _gcp(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -> WeightsIdentity:
     import pulumi_gcp as gcp
 
-    project = args.spec.account.gcp_project
+    project = args.placement.account.gcp_project
     if not project:
         raise pulumi.RunError("account.gcp_project is required for GKE workload identity")
     account = gcp.serviceaccount.Account(
         f"{name}-gsa",
-        account_id=gcp_account_id(identity_scope(args.spec), args.model_name),
+        account_id=gcp_account_id(identity_scope(args.placement), args.model_name),
         display_name=f"fleetkit {args.model_name} ({args.stack})"[:100],
         description=f"Pods of {args.namespace}/{args.service_account}; weights read from {args.weights.uri}",
         project=project,
@@ -298,7 +299,7 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
     import pulumi_azure_native as azure_native
 
     # the cluster's resource group (created, adopted, from the foundation or account.azure_resource_group)
-    rg = getattr(args.cluster, "resource_group_name", None) or args.spec.account.azure_resource_group
+    rg = getattr(args.cluster, "resource_group_name", None) or args.placement.account.azure_resource_group
     if rg is None:
         raise pulumi.RunError(
             "no Azure resource group for the model identity: set account.azure_resource_group"
@@ -307,8 +308,8 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
     identity = azure_native.managedidentity.UserAssignedIdentity(
         f"{name}-uami",
         resource_group_name=rg,
-        location=args.spec.region,
-        resource_name_=azure_identity_name(identity_scope(args.spec), args.model_name),
+        location=args.placement.region,
+        resource_name_=azure_identity_name(identity_scope(args.placement), args.model_name),
         tags={"fleetkit.dev-stack": args.stack, "fleetkit.dev-model": args.model_name},
         opts=opts,
     )
@@ -317,7 +318,7 @@ def _azure(name: str, args: WeightsIdentityArgs, opts: pulumi.ResourceOptions) -
         resource_group_name=rg,
         resource_name_=identity.name,
         federated_identity_credential_resource_name=bounded_name(
-            f"{args.namespace}-{args.service_account}", 120, identity_scope(args.spec)
+            f"{args.namespace}-{args.service_account}", 120, identity_scope(args.placement)
         ),
         issuer=issuer,
         subject=service_account_subject(args.namespace, args.service_account),

@@ -34,7 +34,7 @@ import pulumi_kubernetes as k8s
 
 from components.handles import ClusterHandle
 from components.identity import aws_partition, irsa_trust_policy
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
 
 LBC_REPO = "https://aws.github.io/eks-charts"
 LBC_CHART = "aws-load-balancer-controller"
@@ -205,7 +205,8 @@ def build_lbc_values(cluster_name: str, region: str, vpc_id: Any, role_arn: Any)
 @dataclass
 class LoadBalancerPrerequisitesArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's cloud, region, account and ``cluster`` section (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
     #: the stack's cluster (EKS: OIDC provider, VPC; AKS: identity and resource group)
     cluster: ClusterHandle
 
@@ -220,14 +221,14 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
     ):
         super().__init__("fleetkit:components:LoadBalancerPrerequisites", name, None, opts)
         self.ready = []
-        spec, cluster = args.spec, args.cluster
-        if spec.cloud == "aws":
-            self._aws(name, spec, cluster)
-        elif spec.cloud == "azure":
-            self._azure(name, spec, cluster)
+        placement, cluster = args.placement, args.cluster
+        if placement.cloud == "aws":
+            self._aws(name, placement, cluster)
+        elif placement.cloud == "azure":
+            self._azure(name, placement, cluster)
         self.register_outputs({"ready": [r.urn for r in self.ready]})
 
-    def _aws(self, name: str, spec: RegionStackSpec, cluster: ClusterHandle) -> None:
+    def _aws(self, name: str, placement: ResolvedPlacement, cluster: ClusterHandle) -> None:
         child = pulumi.ResourceOptions(parent=self)
         trust = pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
             lambda a: json.dumps(
@@ -237,7 +238,7 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-lbc",
             assume_role_policy=trust,
-            description=f"fleetkit: AWS Load Balancer Controller of {spec.cluster.name}",
+            description=f"fleetkit: AWS Load Balancer Controller of {placement.cluster.name}",
             tags=dict(cluster.tags),
             opts=child,
         )
@@ -245,11 +246,11 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
             f"{name}-lbc",
             role=role.name,
             policy=json.dumps(lbc_policy(), sort_keys=True).replace(
-                "arn:aws:", f"arn:{aws_partition(spec.region)}:"
+                "arn:aws:", f"arn:{aws_partition(placement.region)}:"
             ),
             opts=child,
         )
-        values = build_lbc_values(spec.cluster.name, spec.region, cluster.network_id, role.arn)
+        values = build_lbc_values(placement.cluster.name, placement.region, cluster.network_id, role.arn)
         self.controller = k8s.helm.v3.Release(
             f"{name}-aws-load-balancer-controller",
             name=LBC_CHART,
@@ -262,14 +263,14 @@ class LoadBalancerPrerequisites(pulumi.ComponentResource):
         )
         self.ready.append(self.controller)
 
-    def _azure(self, name: str, spec: RegionStackSpec, cluster: ClusterHandle) -> None:
+    def _azure(self, name: str, placement: ResolvedPlacement, cluster: ClusterHandle) -> None:
         if (
             cluster.principal_id is None or cluster.resource_group_name is None
         ):  # pragma: no cover - set on Azure
             raise ValueError("the AKS cluster exposes no identity to grant Network Contributor to")
         # the subscription from the account, else from the provider's credentials: known in a first preview
         subscription: Any = (
-            spec.account.azure_subscription_id
+            placement.account.azure_subscription_id
             or azure_native.authorization.get_client_config_output(
                 opts=pulumi.InvokeOutputOptions(parent=self)
             ).subscription_id

@@ -1,9 +1,9 @@
 """The plan of one vLLM model service: every fact its objects depend on, in one frozen object.
 
 :func:`plan_model` takes a model of a resolved stack (:mod:`fleetkit.resolve`: pool, GPU class,
-catalog entry, scheduling, size, cache capacity) and adds what depends on the render context and the
-policies — the ``vllm serve`` arguments (:class:`fleetkit.engine_args.EngineArgs`), labels, served
-names, time budgets, images. The builders of :mod:`components.model_render` and
+catalog entry, scheduling, size, cache capacity, weights location, ``vllm serve`` arguments) and adds
+what depends on the render context and the policies — the telemetry collector's address as
+``--otlp-traces-endpoint``, labels, time budgets, images. The builders of :mod:`components.model_render` and
 :mod:`components.model_observability` read only the :class:`ModelPlan` (cdk8s-plus style: defaults
 resolved once, rendering reads resolved state). Pure: no engine, no credentials.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from fleetkit import catalog
 from fleetkit.engine_args import EngineArgs
-from fleetkit.resolve import ResolvedStack
+from fleetkit.resolve import VLLM_MODELS_DIR, ResolvedStack, WeightsLocation
 from fleetkit.scheduling import PodScheduling
 from fleetkit.spec import ModelSpec
 from policies.common import LABEL_APP, LABEL_GPU_CLASS, LABEL_MODEL, LABEL_TIER, LABEL_VERSION, seconds
@@ -28,9 +28,9 @@ from policies.qos import QosPolicy
 #: Node directory of the shared weight cache (the contract: :mod:`components.model_render`).
 NODE_CACHE_ROOT = "/var/lib/kubelet/fleetkit-cache"
 NODE_CACHE_DIR = f"{NODE_CACHE_ROOT}/models"
-#: Where the agent containers mount the cache (read-write) and vLLM mounts it (read-only).
+#: Where the agent containers mount the cache (read-write); vLLM mounts it read-only at
+#: :data:`fleetkit.resolve.VLLM_MODELS_DIR` (its engine arguments, resolved with the model, name that path).
 AGENT_CACHE_DIR = "/cache/models"
-VLLM_MODELS_DIR = "/models"
 
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -54,28 +54,6 @@ SHUTDOWN_SECONDS = 30
 
 
 # --------------------------------------------------------------------------- plan
-@dataclass(frozen=True)
-class WeightsLocation:
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> WeightsLocation:
-        if not uri.startswith("s3://"):
-            raise ValueError(f"not an S3 URI: {uri!r}")
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        return cls(bucket, prefix.strip("/"))
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    @property
-    def cache_relpath(self) -> str:
-        """Where the agent publishes the model under its cache directory."""
-        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-
-
 @dataclass(frozen=True)
 class PodSize:
     gpus: int
@@ -191,25 +169,23 @@ def plan_model(
 ) -> ModelPlan:
     """Plan one model of a resolved region stack (:mod:`fleetkit.resolve`) into a :class:`ModelPlan`.
 
-    Pool, GPU class, catalog entry, scheduling, size and cache capacity come resolved; this adds what
-    depends on the render context and the policies (engine arguments, labels, budgets, images).
+    Pool, GPU class, catalog entry, scheduling, size, cache capacity, weights location and engine
+    arguments come resolved; this adds what depends on the render context and the policies (the OTLP
+    traces endpoint, labels, budgets, images).
     """
-    spec = resolved.spec
+    placement = resolved.placement
     rm = resolved.models[model_name]
     model = rm.spec
     pool = rm.pool
     if pool is None or pool.instance is None:  # the loader reports both before anything renders
         raise ValueError(f"models.{model_name}: pool {model.pool!r} has no catalog instance type")
+    if rm.engine is None:  # extra_args: the loader's model.engine-arg-* checks report it first
+        raise ValueError(rm.engine_problem or "invalid engine arguments")
     service = rm.service
-    policies = spec.policies
-    weights = WeightsLocation.parse(model.weights_uri)
-    # only the model's own name: a fallback model never answers to another model's name (issue 13)
-    engine = EngineArgs.from_spec(
-        model,
-        model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
-        priority_scheduling=policies.qos is not None,
-        otlp_traces_endpoint=policies.telemetry.otlp_endpoint(ctx),
-    )
+    policies = resolved.policies
+    weights = rm.weights
+    # resolved with the model; the collector's address comes from the render context
+    engine = rm.engine.model_copy(update={"otlp_traces_endpoint": policies.telemetry.otlp_endpoint(ctx)})
     selector = {LABEL_MODEL: model_name, LABEL_COMPONENT: COMPONENT_SERVER}
     labels = {
         LABEL_APP: service,
@@ -226,10 +202,10 @@ def plan_model(
     timeout = seconds(policies.resilience.for_model(service).timeout)
     return ModelPlan(
         stack=stack,
-        cloud=spec.cloud,
-        region=spec.region,
-        cluster_name=spec.mesh.cluster_name or spec.cluster.name,
-        namespace=spec.namespace,
+        cloud=placement.cloud,
+        region=placement.region,
+        cluster_name=placement.mesh.cluster_name or placement.cluster.name,
+        namespace=placement.namespace,
         name=model_name,
         model=model,
         service=service,
@@ -247,8 +223,8 @@ def plan_model(
         autoscaled=autoscaler.engine != "none",
         queue_per_replica=autoscaler.queue_per_replica,
         max_cache_bytes=pool.cache_bytes,
-        vllm_image=spec.images.vllm.reference(spec.images.mirror),
-        agent_image=spec.images.weights_agent.reference(spec.images.mirror),
+        vllm_image=placement.images.vllm.reference(placement.images.mirror),
+        agent_image=placement.images.weights_agent.reference(placement.images.mirror),
         prefetch=model.hot or bool(autoscaler.schedule),
     )
 

@@ -62,7 +62,7 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-weights",
             WeightsIdentityArgs(
                 stack=args.stack,
-                spec=args.resolved.spec,
+                placement=args.resolved.placement,
                 model_name=args.model_name,
                 namespace=plan.namespace,
                 service_account=plan.name,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
 from policies.common import metadata
 
 NAME = "cluster-autoscaler"
@@ -40,12 +40,12 @@ METRICS_PORT = 8085
 LABELS = {"app.kubernetes.io/name": NAME}
 
 
-def installs_cluster_autoscaler(spec: RegionStackSpec) -> bool:
-    return spec.cloud == "aws" and spec.addons.node_autoscaler == "auto"
+def installs_cluster_autoscaler(placement: ResolvedPlacement) -> bool:
+    return placement.cloud == "aws" and placement.addons.node_autoscaler == "auto"
 
 
-def image(spec: RegionStackSpec) -> str:
-    return f"{IMAGE_REPOSITORY}:v{spec.cluster.kubernetes_version}.0"
+def image(placement: ResolvedPlacement) -> str:
+    return f"{IMAGE_REPOSITORY}:v{placement.cluster.kubernetes_version}.0"
 
 
 def iam_policy(cluster_name: str) -> dict[str, Any]:
@@ -130,12 +130,12 @@ def cluster_role_rules() -> list[dict[str, Any]]:
     ]
 
 
-def render(spec: RegionStackSpec, role_arn: Any) -> list[dict[str, Any]]:
+def render(placement: ResolvedPlacement, role_arn: Any) -> list[dict[str, Any]]:
     """ServiceAccount (IRSA), RBAC, Deployment and PodDisruptionBudget of the Cluster Autoscaler."""
     args = [
         "--cloud-provider=aws",
         f"--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
-        f"k8s.io/cluster-autoscaler/{spec.cluster.name}",
+        f"k8s.io/cluster-autoscaler/{placement.cluster.name}",
         "--expander=least-waste",
         "--balance-similar-node-groups",
         "--skip-nodes-with-local-storage=false",
@@ -146,10 +146,10 @@ def render(spec: RegionStackSpec, role_arn: Any) -> list[dict[str, Any]]:
     ]
     container = {
         "name": NAME,
-        "image": image(spec),
+        "image": image(placement),
         "imagePullPolicy": "IfNotPresent",
         "command": ["./cluster-autoscaler", *args],
-        "env": [{"name": "AWS_REGION", "value": spec.region}],
+        "env": [{"name": "AWS_REGION", "value": placement.region}],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {"requests": {"cpu": "100m", "memory": "600Mi"}, "limits": {"memory": "600Mi"}},
         "securityContext": {

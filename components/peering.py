@@ -35,7 +35,8 @@ import pulumi_kubernetes as k8s
 from components.cluster import build_eks_kubeconfig, build_gke_kubeconfig, secret_config_output
 from fleetkit.fleet import Fleet
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.spec import PeeringStackSpec, RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
+from fleetkit.spec import PeeringStackSpec
 from mesh import render, topology
 
 #: Outputs of a region stack the peering stack reads (besides the mesh reader exports).
@@ -50,20 +51,20 @@ class MeshPeeringArgs:
 
 
 def _kubeconfig(
-    spec: RegionStackSpec, ref: pulumi.StackReference, parent: pulumi.Resource
+    placement: ResolvedPlacement, ref: pulumi.StackReference, parent: pulumi.Resource
 ) -> pulumi.Output[str]:
     """A kubeconfig for the region's cluster, built from its exports; always a secret."""
-    adopt = spec.cluster.adopt
+    adopt = placement.cluster.adopt
     if adopt is not None and adopt.kubeconfig_secret:
         return secret_config_output(adopt.kubeconfig_secret)
-    name = ref.get_output(EXPORT_CLOUD_NAME).apply(lambda n: n or spec.cluster.name)
+    name = ref.get_output(EXPORT_CLOUD_NAME).apply(lambda n: n or placement.cluster.name)
     server = ref.get_output(topology.EXPORT_READER_SERVER)
     ca = ref.get_output(topology.EXPORT_READER_CA_DATA)
-    if spec.cloud == "aws":
+    if placement.cloud == "aws":
         out = pulumi.Output.all(name, server, ca).apply(
-            lambda a: build_eks_kubeconfig(a[0], a[1] or "", a[2] or "", spec.region)
+            lambda a: build_eks_kubeconfig(a[0], a[1] or "", a[2] or "", placement.region)
         )
-    elif spec.cloud == "gcp":
+    elif placement.cloud == "gcp":
         out = pulumi.Output.all(name, server, ca).apply(
             lambda a: build_gke_kubeconfig(a[0], a[1] or "", a[2] or "")
         )
@@ -72,8 +73,8 @@ def _kubeconfig(
             lambda g: (
                 g
                 or (adopt.resource_group if adopt else None)
-                or spec.account.azure_resource_group
-                or f"rg-{spec.cluster.name}"
+                or placement.account.azure_resource_group
+                or f"rg-{placement.cluster.name}"
             )
         )
         creds = azure_native.containerservice.list_managed_cluster_user_credentials_output(
@@ -89,14 +90,10 @@ class MeshPeering(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshPeeringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:MeshPeering", name, None, opts)
         fleet, mesh = args.fleet, args.spec.mesh
-        regions = {
-            n: st.spec
-            for n, st in sorted(fleet.region_stacks().items())
-            if isinstance(st.spec, RegionStackSpec)
-        }
+        regions = {n: st.resolved.placement for n, st in sorted(fleet.region_stacks().items())}
         self.references: dict[str, pulumi.StackReference] = {}
         providers: dict[str, k8s.Provider] = {}
-        for stack, spec in regions.items():
+        for stack, placement in regions.items():
             # the resource name is the reference name: what the engine (and the offline preview) resolves
             ref = pulumi.StackReference(
                 topology.stack_ref(stack, mesh), opts=pulumi.ResourceOptions(parent=self)
@@ -104,12 +101,12 @@ class MeshPeering(pulumi.ComponentResource):
             self.references[stack] = ref
             providers[stack] = k8s.Provider(
                 f"{name}-{stack}-k8s",
-                kubeconfig=_kubeconfig(spec, ref, self),
+                kubeconfig=_kubeconfig(placement, ref, self),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.secrets: dict[str, pulumi.CustomResource] = {}
-        for stack, spec in regions.items():
-            holder = spec.mesh.cluster_name or stack
+        for stack, placement in regions.items():
+            holder = placement.mesh.cluster_name or stack
             for peer in topology.peers_of(fleet, stack):
                 ref = self.references[peer.stack]
                 obj = render.remote_secret(peer.cluster_name, None)

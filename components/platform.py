@@ -28,7 +28,7 @@ from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from components.policy_manifests import PolicyManifests, PolicyManifestsArgs
 from fleetkit import dr
 from fleetkit.fleet import Fleet
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedStack
 from mesh.member import MeshMember, MeshMemberArgs
 from policies.common import metadata
 
@@ -36,28 +36,31 @@ from policies.common import metadata
 @dataclass
 class RegionPlatformArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack resolved once at load (:attr:`fleetkit.fleet.LoadedStack.resolved`): placement, pools, models
+    resolved: ResolvedStack
+    #: the whole fleet: the policies' render context, the mesh's peers and trust root, DR warnings
     fleet: Fleet
 
 
 class RegionPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegionPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:components:RegionPlatform", name, None, opts)
-        spec = args.spec
-        resolved = args.fleet.stacks[args.stack].resolved  # pools and models, resolved once at load
+        resolved = args.resolved
+        placement = resolved.placement
         child = pulumi.ResourceOptions(parent=self)
 
-        self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, spec=spec), child)
+        self.cluster = Cluster(f"{name}-cluster", ClusterArgs(stack=args.stack, placement=placement), child)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
         # what gateway Services need to get an address (AWS LB Controller, AKS Network Contributor)
         self.lb = LoadBalancerPrerequisites(
             f"{name}-lb",
-            LoadBalancerPrerequisitesArgs(stack=args.stack, spec=spec, cluster=self.cluster),
+            LoadBalancerPrerequisitesArgs(stack=args.stack, placement=placement, cluster=self.cluster),
             k8s_opts,
         )
         mesh_args = MeshMemberArgs(
             stack=args.stack,
-            spec=spec,
+            placement=placement,
+            policies=resolved.policies,
             fleet=args.fleet,
             cluster=self.cluster,
             gateway_depends_on=list(self.lb.ready),
@@ -66,16 +69,17 @@ class RegionPlatform(pulumi.ComponentResource):
             pool_name: create_gpu_node_pool(
                 f"{name}-{pool_name}",
                 GpuNodePoolArgs(
-                    pool=resolved.pools[pool_name], cluster=self.cluster, cluster_name=spec.cluster.name
+                    pool=resolved.pools[pool_name], cluster=self.cluster, cluster_name=placement.cluster.name
                 ),
                 child,
             )
-            for pool_name in sorted(spec.node_pools)
+            for pool_name in sorted(resolved.pools)
         }
 
+        ns_meta = metadata(placement.namespace, None, {"istio-injection": "enabled"})
         self.namespace = k8s.core.v1.Namespace(
-            f"{name}-ns-{spec.namespace}",
-            metadata=metadata(spec.namespace, None, {"istio-injection": "enabled"}),
+            f"{name}-ns-{placement.namespace}",
+            metadata=k8s.meta.v1.ObjectMetaArgsDict(name=ns_meta["name"], labels=ns_meta["labels"]),
             opts=k8s_opts,
         )
 
@@ -83,7 +87,9 @@ class RegionPlatform(pulumi.ComponentResource):
 
         self.addons = Addons(
             f"{name}-addons",
-            AddonsArgs(spec=spec, node_pools=self.node_pools, cluster=self.cluster, stack=args.stack),
+            AddonsArgs(
+                placement=placement, node_pools=self.node_pools, cluster=self.cluster, stack=args.stack
+            ),
             k8s_opts,
         )
 
@@ -91,7 +97,7 @@ class RegionPlatform(pulumi.ComponentResource):
         self.policies = PolicyManifests(
             f"{name}-policies",
             PolicyManifestsArgs(
-                manifests=spec.policies.render(ctx),
+                manifests=resolved.policies.render(ctx),
                 depends_on=[self.namespace, *self.mesh.ready, *self.addons.ready],
             ),
             k8s_opts,
@@ -115,40 +121,40 @@ class RegionPlatform(pulumi.ComponentResource):
                 ),
                 k8s_opts,
             )
-            for model_name in sorted(spec.models)
+            for model_name in sorted(resolved.models)
         }
 
         self.dashboard = FleetDashboard(
             f"{name}-dashboard",
-            FleetDashboardArgs(namespace=spec.namespace, depends_on=[self.namespace]),
+            FleetDashboardArgs(namespace=placement.namespace, depends_on=[self.namespace]),
             k8s_opts,
         )
 
-        self._warn(args.stack, spec, args.fleet)
-        self.outputs = self._outputs(spec)
+        self._warn(args.stack, resolved, args.fleet)
+        self.outputs = self._outputs(resolved)
         self.register_outputs(self.outputs)
 
-    def _warn(self, stack: str, spec: RegionStackSpec, fleet: Any) -> None:
+    def _warn(self, stack: str, resolved: ResolvedStack, fleet: Fleet) -> None:
         """Warnings ``pulumi preview``/``up`` (and ``fleetkit preview``) show: unreachable images, and the
         fleet's single points of failure for the services this stack runs (``fleetkit.dr``)."""
-        for field_name, ref in spec.images.unreachable():
+        for field_name, ref in resolved.placement.images.unreachable():
             pulumi.log.warn(
                 f"{stack}: images.{field_name} {ref} is on a public registry but internet_egress is "
                 "false and no mirror is set: nodes cannot pull it (push it with images/build-push.sh "
                 "or set images.mirror)",
                 self,
             )
-        local = {f"{spec.service_of(m)} {spec.models[m].version}" for m in spec.models}
+        local = {f"{m.service} {m.spec.version}" for m in resolved.models.values()}
         for w in dr.warnings(fleet):
             if w.service in local:
                 pulumi.log.warn(f"[{w.rule}] {w.message}", self)
 
-    def _outputs(self, spec: RegionStackSpec) -> dict[str, Any]:
+    def _outputs(self, resolved: ResolvedStack) -> dict[str, Any]:
         return {
-            "cloud": spec.cloud,
-            "region": spec.region,
+            "cloud": resolved.placement.cloud,
+            "region": resolved.placement.region,
             **self.cluster.exports(),
             **self.mesh.exports(),
-            "models": sorted(spec.models),
-            "nodePools": sorted(spec.node_pools),
+            "models": sorted(resolved.models),
+            "nodePools": sorted(resolved.pools),
         }

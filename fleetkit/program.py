@@ -137,7 +137,9 @@ def run(root: Path) -> None:
         from components.platform import RegionPlatform, RegionPlatformArgs
 
         platform = RegionPlatform(
-            ROOT_NAMES["region"], RegionPlatformArgs(stack=stack, spec=spec, fleet=fleet), root_options(stack)
+            ROOT_NAMES["region"],
+            RegionPlatformArgs(stack=stack, resolved=fleet.stacks[stack].resolved, fleet=fleet),
+            root_options(stack),
         )
         outputs = platform.outputs
     elif isinstance(spec, PeeringStackSpec):

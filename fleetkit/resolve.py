@@ -1,8 +1,13 @@
 """The resolve step: a validated region stack, resolved once into the facts every reader needs.
 
-A pool's catalog entry, GPU class, GPUs per node, local disk and weight-cache capacity, its node
-labels and the pod scheduling that lands on it; a model's size, GPUs per pod, weight bytes and its
-fit on its pool — each computed here, from the one function that owns it (:mod:`fleetkit.pools`,
+The stack's placement (:class:`ResolvedPlacement`: cloud, region, account, the ``cluster``,
+``addons``, ``mesh``, ``images`` and ``protection`` sections, the load balancers' idle timeout, the
+device plugin's placement and the pools' zones), which the cluster, add-on, load-balancer, identity
+and mesh components take as their arguments instead of the whole spec. A pool's catalog entry, GPU
+class, GPUs per node, local disk and weight-cache capacity, its node labels and the pod scheduling
+that lands on it; a model's weights location, its ``vllm serve`` arguments
+(:class:`fleetkit.engine_args.EngineArgs`), size, GPUs per pod, weight bytes and its fit on its
+pool — each computed here, from the one function that owns it (:mod:`fleetkit.pools`,
 :mod:`fleetkit.scheduling`, :mod:`fleetkit.node_cache`, :mod:`fleetkit.capacity`), and read by the
 checks (:mod:`fleetkit.capacity_checks`, :mod:`fleetkit.model_checks`,
 :mod:`fleetkit.infra_checks`), the capacity plan, the components (node pools,
@@ -12,14 +17,16 @@ up in the catalog again or rebuilds a :class:`~fleetkit.capacity.ModelSize` from
 
 Total over any stack that passed the typed validation: an unknown instance type resolves to a pool
 with ``instance=None`` (the check reports ``pool.unknown-instance-type``), a model on a pool that
-does not exist to ``pool=None``, and a fit that cannot be judged to the issues that say why. Issue
+does not exist to ``pool=None``, and a fit that cannot be judged to the issues that say why, and ``extra_args`` that the engine
+arguments refuse to ``engine=None`` with the reason (the ``model.engine-arg-*`` checks report it). Issue
 paths stay tuples relative to the model entry (``("tensor_parallel",)``, ``("pool",)``) until a
 check puts them under ``("models", <name>)`` and the loader locates them to a file.
 
 The pattern is pulumi-eks' ``createManagedNodeGroup`` (resolve the args once, then build) and
 cdk8s-plus' constructs (defaults resolved in the constructor, rendering reads only resolved state).
-The model's engine command line is resolved with the render context it depends on (the telemetry
-collector's address) by ``components.model_plan.plan_model``, from :class:`ResolvedModel`.
+One engine argument is not resolved here: ``--otlp-traces-endpoint`` is the telemetry collector's
+address, which the render context names (its monitoring namespace and cluster domain);
+``components.model_plan.plan_model`` adds it to :attr:`ResolvedModel.engine`.
 """
 
 from __future__ import annotations
@@ -30,14 +37,60 @@ from dataclasses import dataclass, field
 
 from fleetkit import capacity, catalog, node_cache
 from fleetkit.catalog import GpuInstanceType
+from fleetkit.engine_args import EngineArgs
 from fleetkit.errors import Issue
 from fleetkit.pools import gpu_class_of
-from fleetkit.scheduling import PodScheduling, node_labels, pod_scheduling
-from fleetkit.spec import ModelSpec, NodePoolSpec, RegionStackSpec
+from fleetkit.scheduling import (
+    PodScheduling,
+    device_plugin_scheduling,
+    needs_device_plugin,
+    node_labels,
+    pod_scheduling,
+)
+from fleetkit.spec import (
+    Addons,
+    Cloud,
+    CloudAccount,
+    ClusterSpec,
+    ImagesSpec,
+    MeshSpec,
+    ModelSpec,
+    NodePoolSpec,
+    Protection,
+    RegionStackSpec,
+)
+from policies.policy_set import PolicySet
 
 _GIB = 2**30
 #: GPU class of a pool whose instance type is not in the catalog (or of a model with no pool).
 UNKNOWN_GPU_CLASS = "unknown"
+#: Where the vLLM container mounts the node's weight cache, read-only (the mount itself is rendered by
+#: ``components.model_render``): a model's weights are at ``<this>/<bucket>/<prefix>``.
+VLLM_MODELS_DIR = "/models"
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """The bucket and prefix of a model's ``weights_uri`` (``s3://bucket/prefix``)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, uri: str) -> WeightsLocation:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an S3 URI: {uri!r}")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        return cls(bucket, prefix.strip("/"))
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def cache_relpath(self) -> str:
+        """Where the agent publishes the model under its cache directory."""
+        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
 
 
 @dataclass(frozen=True)
@@ -84,8 +137,17 @@ class ResolvedModel:
     #: GPU memory one replica needs and may use on its pool, GiB (nan when not computable)
     needed_gib: float
     available_gib: float
+    #: the weights' bucket and prefix (``weights_uri``, an ``s3://`` URI by the spec's own validation)
+    weights: WeightsLocation
+    #: the ``vllm serve`` arguments the spec determines: the weights' path, every typed flag, priority
+    #: scheduling (``policies.qos``), ``extra_args``. The OTLP traces endpoint is not among them: it is the
+    #: telemetry collector's address in the render context, added by ``components.model_plan``. None when
+    #: ``extra_args`` has a problem (``engine_problem`` says which; the ``model.engine-arg-*`` checks report it)
+    engine: EngineArgs | None
     #: what :func:`fleetkit.capacity.check_fit` found, paths relative to the model entry
     fit: tuple[Issue, ...] = field(default=())
+    #: why ``engine`` is None (the engine arguments' validation message), else None
+    engine_problem: str | None = None
 
     @property
     def gpu_class(self) -> str:
@@ -97,16 +159,52 @@ class ResolvedModel:
 
 
 @dataclass(frozen=True)
+class ResolvedPlacement:
+    """Where a region stack runs, and the stack-level sections that shape its cluster.
+
+    The cloud, region and account; the ``cluster`` section (created or adopted, access, foundation);
+    the add-ons, the stack's mesh membership, the images and the protection options, as typed
+    sections; and what follows from them and the pools: the load balancers' idle timeout, where the
+    NVIDIA device plugin runs, the zones the pools name. The cluster, add-ons, load-balancer,
+    workload-identity and mesh components read this, never the whole stack spec.
+    """
+
+    cloud: Cloud
+    region: str
+    account: CloudAccount
+    cluster: ClusterSpec
+    mesh: MeshSpec
+    addons: Addons
+    images: ImagesSpec
+    protection: Protection
+    #: the namespace of the model services
+    namespace: str
+    #: the load balancers' idle timeout, seconds (``mesh.lb_idle_timeout``, else the longest route timeout)
+    lb_idle_seconds: int
+    #: node selector and tolerations of the NVIDIA device plugin DaemonSet: every pool that needs the
+    #: plugin (``addons.nvidia_device_plugin``); None when the stack does not install it
+    device_plugin: PodScheduling | None
+    #: every zone the stack's pools name, sorted (EKS picks a created cluster's default subnets in these)
+    pool_zones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ResolvedStack:
-    """A region stack's spec with every pool and model resolved (both keyed and sorted by name)."""
+    """A region stack's spec with its placement and every pool and model resolved (keyed and sorted by name)."""
 
     spec: RegionStackSpec
+    placement: ResolvedPlacement
     pools: Mapping[str, ResolvedPool]
     models: Mapping[str, ResolvedModel]
 
     @property
     def cloud(self) -> str:
-        return self.spec.cloud
+        return self.placement.cloud
+
+    @property
+    def policies(self) -> PolicySet:
+        """The stack's serving policies (rendered with the fleet's context by the platform and the mesh)."""
+        return self.spec.policies
 
     def models_on(self, pool: str) -> list[ResolvedModel]:
         """The models placed on ``pool``, sorted by name."""
@@ -142,6 +240,21 @@ def resolve_pool(spec: RegionStackSpec, name: str) -> ResolvedPool:
     )
 
 
+def resolve_engine(
+    model: ModelSpec, weights: WeightsLocation, *, priority_scheduling: bool
+) -> tuple[EngineArgs | None, str | None]:
+    """The model's ``vllm serve`` arguments without the OTLP endpoint, or None and why not."""
+    try:
+        engine = EngineArgs.from_spec(
+            model,
+            model_path=f"{VLLM_MODELS_DIR}/{weights.cache_relpath}",
+            priority_scheduling=priority_scheduling,
+        )
+    except ValueError as err:  # extra_args (pydantic's ValidationError is a ValueError)
+        return None, str(err)
+    return engine, None
+
+
 def resolve_model(spec: RegionStackSpec, name: str, pools: Mapping[str, ResolvedPool]) -> ResolvedModel:
     """Resolve one model of ``spec`` against the already resolved ``pools``."""
     model = spec.models[name]
@@ -169,6 +282,11 @@ def resolve_model(spec: RegionStackSpec, name: str, pools: Mapping[str, Resolved
         available = capacity.available_gib(pool.instance, tp, model.gpu_memory_utilization)
         if weights is not None:
             needed = capacity.required_gib(size, tp)
+    location = WeightsLocation.parse(model.weights_uri)
+    # only the model's own name is served: a fallback model never answers to another model's name (issue 13)
+    engine, engine_problem = resolve_engine(
+        model, location, priority_scheduling=spec.policies.qos is not None
+    )
     return ResolvedModel(
         name=name,
         spec=model,
@@ -179,12 +297,33 @@ def resolve_model(spec: RegionStackSpec, name: str, pools: Mapping[str, Resolved
         weights_bytes=weights,
         needed_gib=needed,
         available_gib=available,
+        weights=location,
+        engine=engine,
         fit=fit,
+        engine_problem=engine_problem,
+    )
+
+
+def resolve_placement(spec: RegionStackSpec) -> ResolvedPlacement:
+    """Resolve the stack-level sections of ``spec`` (:class:`ResolvedPlacement`)."""
+    return ResolvedPlacement(
+        cloud=spec.cloud,
+        region=spec.region,
+        account=spec.account,
+        cluster=spec.cluster,
+        mesh=spec.mesh,
+        addons=spec.addons,
+        images=spec.images,
+        protection=spec.protection,
+        namespace=spec.namespace,
+        lb_idle_seconds=spec.lb_idle_seconds(),
+        device_plugin=device_plugin_scheduling(spec) if needs_device_plugin(spec) else None,
+        pool_zones=tuple(sorted({z for p in spec.node_pools.values() for z in p.zones})),
     )
 
 
 def resolve(spec: RegionStackSpec) -> ResolvedStack:
-    """Resolve every pool and model of a (validated) region stack."""
+    """Resolve the placement and every pool and model of a (validated) region stack."""
     pools = {name: resolve_pool(spec, name) for name in sorted(spec.node_pools)}
     models = {name: resolve_model(spec, name, pools) for name in sorted(spec.models)}
-    return ResolvedStack(spec=spec, pools=pools, models=models)
+    return ResolvedStack(spec=spec, placement=resolve_placement(spec), pools=pools, models=models)

@@ -26,14 +26,15 @@ from typing import Any
 import pulumi
 
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.spec import RegionStackSpec
+from fleetkit.resolve import ResolvedPlacement
 from mesh import render
 from mesh.control_plane import helm_release
 
 
 @dataclass
 class EastWestGatewayArgs:
-    spec: RegionStackSpec
+    #: the stack's cloud, region, account, ``mesh`` section and protection (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
     cluster_name: str
     network: str
     #: Azure: the resource group of the static public IP (the cluster's own resource group)
@@ -52,14 +53,14 @@ class EastWestGateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EastWestGatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:mesh:EastWestGateway", name, None, opts)
-        spec = args.spec
+        placement = args.placement
         # a static address is what peers dial: the engine refuses to delete or replace it while protected
-        child = pulumi.ResourceOptions(parent=self, protect=spec.protection.static_ips)
+        child = pulumi.ResourceOptions(parent=self, protect=placement.protection.static_ips)
         # plain keys: Azure tag names may not contain '/', GCP label keys only [a-z0-9_-]
         tags = {"fleetkit-cluster": args.cluster_name, "fleetkit-role": "istio-eastwestgateway"}
         load_balancer_ip: Any = None
         self.static_ips: list[pulumi.CustomResource]
-        if spec.cloud == "aws":
+        if placement.cloud == "aws":
             import pulumi_aws as aws
 
             eips = [
@@ -69,7 +70,7 @@ class EastWestGateway(pulumi.ComponentResource):
                     tags={**tags, "Name": f"{args.cluster_name}-eastwest-{zone}"},
                     opts=child,
                 )
-                for zone in render.aws_eip_zones(spec.region, spec.mesh.east_west_zones)
+                for zone in render.aws_eip_zones(placement.region, placement.mesh.east_west_zones)
             ]
             self.static_ips = list(eips)
             allocations = pulumi.Output.all(*[e.allocation_id for e in eips]).apply(
@@ -77,13 +78,13 @@ class EastWestGateway(pulumi.ComponentResource):
             )
             annotations = render.aws_nlb_annotations(allocations)
             self.addresses = pulumi.Output.all(*[e.public_ip for e in eips]).apply(list)
-        elif spec.cloud == "gcp":
+        elif placement.cloud == "gcp":
             import pulumi_gcp as gcp
 
             address = gcp.compute.Address(
                 f"{name}-ip",
-                region=spec.region,
-                project=spec.account.gcp_project,
+                region=placement.region,
+                project=placement.account.gcp_project,
                 address_type="EXTERNAL",
                 network_tier="PREMIUM",
                 description=f"east-west gateway of mesh cluster {args.cluster_name}",
@@ -97,13 +98,13 @@ class EastWestGateway(pulumi.ComponentResource):
         else:
             import pulumi_azure_native as azure_native
 
-            resource_group = args.resource_group or spec.account.azure_resource_group
+            resource_group = args.resource_group or placement.account.azure_resource_group
             if resource_group is None:
                 raise ValueError("the Azure east-west gateway needs the cluster's resource group")
             ip = azure_native.network.PublicIPAddress(
                 f"{name}-ip",
                 resource_group_name=resource_group,
-                location=spec.region,
+                location=placement.region,
                 public_ip_allocation_method="Static",
                 public_ip_address_version="IPv4",
                 sku=azure_native.network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
@@ -116,11 +117,11 @@ class EastWestGateway(pulumi.ComponentResource):
 
         annotations = {
             **annotations,
-            **render.lb_idle_annotations(spec.cloud, spec.lb_idle_seconds(), render.EASTWEST_PORTS),
+            **render.lb_idle_annotations(placement.cloud, placement.lb_idle_seconds, render.EASTWEST_PORTS),
         }
         after = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.static_ips])
         plan = render.eastwest_release(
-            spec.mesh.istio_version, args.network, annotations, load_balancer_ip, args.source_ranges
+            placement.mesh.istio_version, args.network, annotations, load_balancer_ip, args.source_ranges
         )
         self.release = helm_release(f"{name}-release", plan, after, args.extra_values)
         gateway = render.cross_network_gateway()

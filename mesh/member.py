@@ -25,12 +25,14 @@ import pulumi
 
 from fleetkit.fleet import Fleet
 from fleetkit.kube import apply_manifest, resource_name
-from fleetkit.spec import CaSpec, RegionStackSpec, TrustRootStackSpec
+from fleetkit.resolve import ResolvedPlacement
+from fleetkit.spec import CaSpec, MeshSpec, TrustRootStackSpec
 from mesh import render, topology
 from mesh.control_plane import helm_release
 from mesh.gateways import EastWestGateway, EastWestGatewayArgs
 from mesh.remote_secrets import create_reader_token
 from mesh.trust import IntermediateCa, IntermediateCaArgs
+from policies.policy_set import PolicySet
 
 if TYPE_CHECKING:
     from components.cluster import Cluster
@@ -42,7 +44,10 @@ RELEASES = ("base", "istiod", "eastwest", "ingress")
 @dataclass
 class MeshMemberArgs:
     stack: str
-    spec: RegionStackSpec
+    #: the stack's ``mesh`` section, cloud, region and load-balancer idle timeout (:mod:`fleetkit.resolve`)
+    placement: ResolvedPlacement
+    #: the stack's serving policies (the telemetry providers istiod is given)
+    policies: PolicySet
     fleet: Fleet
     cluster: Cluster
     #: escape hatch: Helm values merged over the kit's, per release (keys: :data:`RELEASES`)
@@ -52,9 +57,9 @@ class MeshMemberArgs:
     gateway_depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
-def ca_spec_of(fleet: Fleet, spec: RegionStackSpec) -> CaSpec:
+def ca_spec_of(fleet: Fleet, mesh: MeshSpec) -> CaSpec:
     """The CA settings of the fleet's trust-root stack (intermediate validity, key algorithm)."""
-    root = fleet.stacks.get(topology.trust_root_stack_name(spec.mesh))
+    root = fleet.stacks.get(topology.trust_root_stack_name(mesh))
     return root.spec.ca if root is not None and isinstance(root.spec, TrustRootStackSpec) else CaSpec()
 
 
@@ -63,7 +68,7 @@ class MeshMember(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshMemberArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleetkit:mesh:MeshMember", name, None, opts)
-        spec, mesh = args.spec, args.spec.mesh
+        placement, mesh = args.placement, args.placement.mesh
         if mesh.cluster_name is None or mesh.network is None:  # the loader reports this first
             raise ValueError(f"stack {args.stack}: mesh.cluster_name and mesh.network are required")
         unknown = set(args.extra_values) - set(RELEASES)
@@ -85,7 +90,7 @@ class MeshMember(pulumi.ComponentResource):
             IntermediateCaArgs(
                 cluster_name=self.cluster_name,
                 mesh_id=mesh.mesh_id,
-                ca=ca_spec_of(args.fleet, spec),
+                ca=ca_spec_of(args.fleet, mesh),
                 root_cert_pem=self.trust_root.get_output(topology.EXPORT_ROOT_CERT),
                 root_key_pem=pulumi.Output.secret(self.trust_root.get_output(topology.EXPORT_ROOT_KEY)),
             ),
@@ -103,8 +108,8 @@ class MeshMember(pulumi.ComponentResource):
         self.base = helm_release(
             f"{name}-istio-base", render.base_release(version), after(self.namespace), extra.get("base")
         )
-        providers = spec.policies.telemetry.extension_providers(
-            spec.policies, args.fleet.context_for(args.stack)
+        providers = args.policies.telemetry.extension_providers(
+            args.policies, args.fleet.context_for(args.stack)
         )
         self.istiod = helm_release(
             f"{name}-istiod",
@@ -119,7 +124,7 @@ class MeshMember(pulumi.ComponentResource):
             self.east_west = EastWestGateway(
                 f"{name}-eastwest",
                 EastWestGatewayArgs(
-                    spec=spec,
+                    placement=placement,
                     cluster_name=self.cluster_name,
                     network=self.network,
                     resource_group=args.cluster.resource_group_name,
@@ -131,7 +136,9 @@ class MeshMember(pulumi.ComponentResource):
             )
         self.ingress = helm_release(
             f"{name}-ingress",
-            render.ingress_release(version, render.ingress_annotations(spec.cloud, spec.lb_idle_seconds())),
+            render.ingress_release(
+                version, render.ingress_annotations(placement.cloud, placement.lb_idle_seconds)
+            ),
             after(self.istiod, *args.gateway_depends_on),
             extra.get("ingress"),
         )

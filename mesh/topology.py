@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleetkit.spec import RegionStackSpec
-
 if TYPE_CHECKING:
     from fleetkit.fleet import Fleet
     from fleetkit.spec import MeshSpec
@@ -122,25 +120,22 @@ def trust_root_stack_name(mesh: MeshSpec) -> str:
 
 def peers_of(fleet: Fleet, stack: str, env: Mapping[str, str] | None = None) -> list[Peer]:
     """Every other region stack of the fleet, sorted by stack name (the remote-secret graph's edges)."""
-    me = fleet.stacks[stack].spec
-    wanted = set(me.mesh.peers) if isinstance(me, RegionStackSpec) and me.mesh.peers is not None else None
+    me = fleet.stacks[stack]
+    my_mesh = me.spec.mesh
+    wanted = set(my_mesh.peers) if me.is_region and my_mesh.peers is not None else None
     peers = []
     for name, st in sorted(fleet.region_stacks().items()):
-        spec = st.spec
-        if (
-            name == stack
-            or not isinstance(spec, RegionStackSpec)
-            or (wanted is not None and name not in wanted)
-        ):
+        if name == stack or (wanted is not None and name not in wanted):
             continue
-        if spec.mesh.cluster_name is None or spec.mesh.network is None:
+        mesh = st.spec.mesh
+        if mesh.cluster_name is None or mesh.network is None:
             raise ValueError(f"stack {name!r} has no mesh cluster_name/network; validate the fleet first")
         peers.append(
             Peer(
                 stack=name,
-                cluster_name=spec.mesh.cluster_name,
-                network=spec.mesh.network,
-                ref=stack_ref(name, me.mesh, env),
+                cluster_name=mesh.cluster_name,
+                network=mesh.network,
+                ref=stack_ref(name, my_mesh, env),
             )
         )
     return peers
@@ -154,14 +149,13 @@ def east_west_source_ranges(fleet: Fleet, stack: str) -> tuple[list[str], list[s
     where a peer is missing, so an empty list — which Kubernetes reads as "anyone" — is never rendered
     by accident.
     """
-    me = fleet.stacks[stack].spec
-    if isinstance(me, RegionStackSpec) and me.mesh.east_west_source_ranges is not None:
-        return sorted({str(c) for c in me.mesh.east_west_source_ranges}), []
+    me = fleet.stacks[stack]
+    if me.is_region and me.spec.mesh.east_west_source_ranges is not None:
+        return sorted({str(c) for c in me.spec.mesh.east_west_source_ranges}), []
     ranges: set[str] = set()
     missing: list[str] = []
-    for peer in peers_of(fleet, stack):
-        spec = fleet.stacks[peer.stack].spec
-        cidrs = spec.mesh.egress_cidrs if isinstance(spec, RegionStackSpec) else []
+    for peer in peers_of(fleet, stack):  # region stacks only
+        cidrs = fleet.stacks[peer.stack].spec.mesh.egress_cidrs
         if not cidrs:
             missing.append(peer.stack)
         ranges.update(str(c) for c in cidrs)

@@ -68,8 +68,8 @@ def build_infra(
     """A program building the stack's Cluster, GPU pools and Addons (as the platform does)."""
 
     def program() -> dict[str, Any]:
-        cluster = Cluster(f"{stack}-cluster", ClusterArgs(stack=stack, spec=spec))
         resolved = resolve(spec)
+        cluster = Cluster(f"{stack}-cluster", ClusterArgs(stack=stack, placement=resolved.placement))
         pools = {
             name: create_gpu_node_pool(
                 f"{stack}-{name}",
@@ -79,7 +79,7 @@ def build_infra(
         }
         Addons(
             f"{stack}-addons",
-            AddonsArgs(spec=spec, node_pools=pools, cluster=cluster, stack=stack),
+            AddonsArgs(placement=resolved.placement, node_pools=pools, cluster=cluster, stack=stack),
             pulumi.ResourceOptions(provider=cluster.provider),
         )
         outs = dict(cluster.exports())

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import yaml
 
+from components.cluster_aks import adopted_principal
 from tests.components.infra_mocks import build_infra, demo_spec, run, with_changes
 
 STACK = "azure-eastus"
@@ -62,6 +66,19 @@ def test_adopt_by_name_and_resource_group():
     pool = mocks.one("azure-native:containerservice:AgentPool").plain_inputs
     assert (pool["resourceGroupName"], pool["resourceName"]) == ("rg-existing", "fleetkit-eus")
     assert out["networkId"] == "MC_rg-existing_fleetkit-eus_eastus"
+
+
+def test_adopted_cluster_principal_comes_from_the_lookup_and_is_required():
+    spec = demo_spec(STACK)
+    cluster = spec.cluster.model_dump()
+    cluster.update(create=None, adopt={"resource_group": "rg-existing"})
+    spec = with_changes(spec, cluster=cluster)
+    _, out = run(STACK, spec, build_infra(STACK, spec, extra=lambda c: {"principal": c.principal_id}))
+    assert isinstance(out["principal"], str) and len(out["principal"]) == 36  # the identity's object id
+    assert adopted_principal(SimpleNamespace(principal_id="0000")) == "0000"
+    for identity in (None, SimpleNamespace(principal_id=None)):  # no system-assigned identity
+        with pytest.raises(ValueError, match="no system-assigned identity"):
+            adopted_principal(identity)
 
 
 def test_foundation_subnet_goes_to_every_pool():

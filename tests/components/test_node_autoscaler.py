@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from components import node_autoscaler
+from fleetkit.resolve import resolve
 from fleetkit.schema import validate_objects
 from tests.components.infra_mocks import demo_spec, with_changes
 
@@ -16,7 +17,7 @@ def _by_kind(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_objects_are_schema_valid_and_discover_this_clusters_groups() -> None:
     spec = demo_spec("aws-us-east-1")
-    objs = node_autoscaler.render(spec, "arn:aws:iam::123456789012:role/ca")
+    objs = node_autoscaler.render(resolve(spec).placement, "arn:aws:iam::123456789012:role/ca")
     assert validate_objects(objs) == []
     kinds = _by_kind(objs)
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -48,10 +49,11 @@ def test_iam_policy_changes_only_this_clusters_groups() -> None:
 
 def test_installed_on_eks_only_and_only_when_auto() -> None:
     use1 = demo_spec("aws-us-east-1")
-    assert node_autoscaler.installs_cluster_autoscaler(use1)
-    assert not node_autoscaler.installs_cluster_autoscaler(demo_spec("gcp-europe-west4"))  # GKE pools scale
+    assert node_autoscaler.installs_cluster_autoscaler(resolve(use1).placement)
+    gcp = resolve(demo_spec("gcp-europe-west4")).placement
+    assert not node_autoscaler.installs_cluster_autoscaler(gcp)  # GKE pools scale
     external = with_changes(use1, addons={**use1.addons.model_dump(), "node_autoscaler": "external"})
-    assert not node_autoscaler.installs_cluster_autoscaler(external)
+    assert not node_autoscaler.installs_cluster_autoscaler(resolve(external).placement)
 
 
 def test_demo_preview_runs_the_autoscaler_with_its_role(demo_preview: dict[str, Any]) -> None:

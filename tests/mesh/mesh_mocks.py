@@ -72,7 +72,13 @@ def run_stack(fleet: Fleet, stack: str, peers: dict[str, StackRun]) -> StackRun:
         cluster = FakeCluster(stack, spec)
         member = MeshMember(
             f"{stack}-mesh",
-            MeshMemberArgs(stack=stack, spec=spec, fleet=fleet, cluster=cluster),  # type: ignore[arg-type]
+            MeshMemberArgs(
+                stack=stack,
+                placement=fleet.stacks[stack].resolved.placement,
+                policies=spec.policies,
+                fleet=fleet,
+                cluster=cluster,  # type: ignore[arg-type]
+            ),
             pulumi.ResourceOptions(provider=cluster.provider),
         )
         return member.exports()

@@ -293,7 +293,8 @@ def test_extra_helm_values_merge_over_the_kits(demo_fleet, fleet_run) -> None:
             cluster = FakeCluster("gcp-europe-west4", spec)  # type: ignore[arg-type]
             args = MeshMemberArgs(
                 stack="gcp-europe-west4",
-                spec=spec,
+                placement=demo_fleet.stacks["gcp-europe-west4"].resolved.placement,
+                policies=spec.policies,
                 fleet=demo_fleet,
                 cluster=cluster,  # type: ignore[arg-type]
                 extra_values=extra,

@@ -15,7 +15,7 @@ from fleetkit.infra_checks import capacity_plan
 from fleetkit.loader import load_fleet
 from fleetkit.pools import gpu_class_of
 from fleetkit.resolve import UNKNOWN_GPU_CLASS, ResolvedStack, model_size, resolve
-from fleetkit.scheduling import node_labels, pod_scheduling
+from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin, node_labels, pod_scheduling
 from fleetkit.spec import RegionStackSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +159,51 @@ def test_one_owner_of_the_fit_formula_and_the_local_ssd_size():
     a3 = catalog.lookup("gcp", "a3-highgpu-8g")
     assert a3 is not None
     assert a3.local_nvme_gb == round(16 * catalog.GCE_LOCAL_SSD_GIB * 2**30 / 10**9)
+
+
+def test_placement_carries_the_stack_level_sections(fleet):
+    for name in ("aws-us-east-1", "gcp-europe-west4", "azure-eastus"):
+        spec = spec_of(fleet, name)
+        placement = fleet.stacks[name].resolved.placement
+        assert (placement.cloud, placement.region, placement.namespace) == (
+            spec.cloud,
+            spec.region,
+            spec.namespace,
+        )
+        assert placement.cluster is spec.cluster and placement.mesh is spec.mesh
+        assert placement.addons is spec.addons and placement.images is spec.images
+        assert placement.account is spec.account and placement.protection is spec.protection
+        assert placement.lb_idle_seconds == spec.lb_idle_seconds()
+        assert placement.pool_zones == tuple(sorted({z for p in spec.node_pools.values() for z in p.zones}))
+        if needs_device_plugin(spec):
+            assert placement.device_plugin == device_plugin_scheduling(spec)
+        else:
+            assert placement.device_plugin is None
+    # AL2023 GPU nodes on EKS lack the plugin; GKE deploys its own
+    assert fleet.stacks["aws-us-east-1"].resolved.placement.device_plugin is not None
+    assert fleet.stacks["gcp-europe-west4"].resolved.placement.device_plugin is None
+
+
+def test_engine_args_are_resolved_with_the_model_and_the_plan_adds_only_the_collector(fleet):
+    stack = fleet.stacks[STACK].resolved
+    model = stack.models["llama-3-8b"]
+    assert model.engine is not None and model.engine_problem is None
+    assert model.engine.model_path == f"/models/{model.weights.cache_relpath}"
+    assert model.engine.served_model_names == [model.spec.served_name]
+    assert model.engine.tensor_parallel_size == model.spec.tensor_parallel
+    assert model.engine.priority_scheduling == (stack.policies.qos is not None)
+    assert model.engine.otlp_traces_endpoint is None
+    ctx = fleet.context_for(STACK)
+    plan = plan_model(stack, "llama-3-8b", ctx, stack=STACK)
+    assert plan.engine.otlp_traces_endpoint == stack.policies.telemetry.otlp_endpoint(ctx)
+    assert plan.engine.model_copy(update={"otlp_traces_endpoint": None}) == model.engine
+    assert plan.weights == model.weights
+
+
+def test_bad_extra_args_resolve_to_no_engine_and_the_plan_says_why(fleet):
+    spec = changed(spec_of(fleet), **{"llama-3-8b": {"extra_args": ["--tensor-parallel-size", "2"]}})
+    stack = resolve(spec)  # total: the check reports the flag, the resolve step does not raise
+    model = stack.models["llama-3-8b"]
+    assert model.engine is None and "set that field instead" in (model.engine_problem or "")
+    with pytest.raises(ValueError, match="set that field instead"):
+        plan_model(stack, "llama-3-8b", fleet.context_for(STACK), stack=STACK)
