@@ -38,7 +38,8 @@ from typing import Any
 import pulumi
 
 from components.handles import ClusterHandle
-from components.model_plan import WeightsLocation, WorkloadIdentity
+from components.model_plan import WorkloadIdentity
+from fleetkit.resolve import WeightsLocation
 from components.model_render import s3_env_from_secret
 from fleetkit.regions import aws_partition
 from fleetkit.resolve import ResolvedPlacement

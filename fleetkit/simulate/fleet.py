@@ -18,7 +18,7 @@ Two builders fill the second kind, and must agree on the fleets both can read
 * :func:`fleetkit.simulate.source.fleet_from_stacks` (the stack path: ``fleetkit simulate``,
   ``fleetkit review``, the golden files) takes them from the resolve step
   (:class:`fleetkit.resolve.ResolvedStack`), the replica bounds from the model's autoscaler policy and
-  the engine arguments from the model's plan (:func:`components.model_plan.plan_model`) — the
+  the engine arguments from the resolved model (:attr:`fleetkit.resolve.ResolvedModel.engine`) — the
   objects the renderer itself reads, so no fact has a second owner here;
 * :func:`build_fleet` (this module: ``fleetkit simulate --from DIR``, the hand-written scenario
   corpus, the benchmark) infers them from the manifests alone: ``Deployment`` (pod-template

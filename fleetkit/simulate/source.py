@@ -6,8 +6,9 @@ review``): each model's deployed facts come from the resolve step
 (:attr:`fleetkit.fleet.LoadedStack.resolved`: service, version, pool and its zones, GPU class,
 weight bytes), its replica bounds from its autoscaler policy
 (:meth:`policies.autoscaling.AutoscalerSpec.replica_bounds`, what the ScaledObject/HPA is rendered
-with) and its engine arguments (served names, tensor parallel, ``--max-num-seqs``) from its plan
-(:func:`components.model_plan.plan_model`, what the Deployment's command line is rendered from);
+with) and its engine arguments (served names, tensor parallel, ``--max-num-seqs``) from the
+resolved model too (:attr:`fleetkit.resolve.ResolvedModel.engine`, what the Deployment's command
+line is rendered from);
 only the routing facts (:mod:`.fleet`: the gateway's Istio config, Service selectors, pod labels,
 edge filters) are read from the rendered manifests. A model without a rendered Deployment (a
 partial render) is not deployed there and is left out with a note.
@@ -34,7 +35,6 @@ from typing import Any
 
 import yaml
 
-from components.model_plan import plan_model
 from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import LoadedStack
 from fleetkit.loader import Fleet as SpecFleet
@@ -49,7 +49,6 @@ from fleetkit.simulate.fleet import (
     with_rewrites,
 )
 from fleetkit.spec import RegionStackSpec
-from policies.context import RenderContext
 
 
 def cluster_info(name: str, st: LoadedStack) -> ClusterInfo | None:
@@ -98,9 +97,8 @@ def fleet_from_stacks(specs: SpecFleet, manifests: Mapping[str, Sequence[Mapping
         notes += rendered.notes
         clusters[info.name] = info
         config[info.name] = rendered.config
-        ctx = specs.context_for(stack)
         for rm in st.resolved.models.values():
-            w = _workload(stack, st, info, rm, rendered, ctx, notes)
+            w = _workload(stack, st, info, rm, rendered, notes)
             if w is not None:
                 workloads.append(with_rewrites(w, rendered.rewrites))
     workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
@@ -113,17 +111,22 @@ def _workload(
     info: ClusterInfo,
     rm: ResolvedModel,
     rendered: RenderedCluster,
-    ctx: RenderContext,
     notes: list[str],
 ) -> Workload | None:
     spec = st.resolved.spec
     deployment = rendered.deployments.get((spec.namespace, rm.name))
-    if deployment is None or rm.pool is None:
-        why = "no rendered Deployment" if rm.pool is not None else f"no pool {rm.spec.pool!r}"
+    engine = rm.engine
+    if deployment is None or rm.pool is None or engine is None:
+        why = (
+            f"no pool {rm.spec.pool!r}"
+            if rm.pool is None
+            else "no rendered Deployment"
+            if deployment is None
+            else f"no engine arguments ({rm.engine_problem})"
+        )
         notes.append(f"{stack}: model {rm.name} has {why}; not simulated")
         return None
     template = (deployment.get("spec") or {}).get("template") or {}
-    plan = plan_model(st.resolved, rm.name, ctx, stack=stack)
     lo, hi = spec.policies.autoscaling.for_model(rm.name).replica_bounds(
         rm.spec.replicas.min, rm.spec.replicas.max
     )
@@ -135,14 +138,14 @@ def _workload(
         model=rm.service,
         version=rm.spec.version,
         gpu_class=rm.gpu_class,
-        served_names=tuple(plan.engine.served_model_names),
+        served_names=tuple(engine.served_model_names),
         min_replicas=lo,
         max_replicas=hi,
         pools=(rm.pool.name,),
         zones=tuple(sorted(rm.pool.spec.zones)),
-        tensor_parallel=plan.engine.tensor_parallel_size,
+        tensor_parallel=engine.tensor_parallel_size,
         weights_bytes=float(rm.weights_bytes) if rm.weights_bytes else None,
-        max_num_seqs=plan.engine.max_num_seqs,
+        max_num_seqs=engine.max_num_seqs,
     )
 
 

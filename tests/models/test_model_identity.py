@@ -15,7 +15,7 @@ from components.identity import (
     s3_read_policy,
     service_account_subject,
 )
-from components.model_plan import WeightsLocation
+from fleetkit.resolve import WeightsLocation
 
 
 def test_irsa_trust_is_scoped_to_one_service_account():
