@@ -39,10 +39,9 @@ import pulumi
 
 from components.handles import ClusterHandle
 from components.model_plan import WorkloadIdentity
-from fleetkit.resolve import WeightsLocation
 from components.model_render import s3_env_from_secret
 from fleetkit.regions import aws_partition
-from fleetkit.resolve import ResolvedPlacement
+from fleetkit.resolve import ResolvedPlacement, WeightsLocation
 from policies.common import metadata
 
 CONFIG_NAMESPACE = "fleetkit-weights"
