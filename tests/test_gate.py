@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,13 @@ def test_the_import_contract_holds() -> None:
     result = _gate("lint-imports", "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_the_gate_has_no_per_file_exceptions() -> None:
+    """Every file passes ruff's rules and every module mypy's settings as configured: a per-file ruff
+    ignore or a `[[tool.mypy.overrides]]` entry would let one module's errors back in unseen (the
+    weight agent's own-style `exclude` is a whole distribution, not an exception)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["tool"]["ruff"]["lint"].get("per-file-ignores", {}) == {}
+    assert config["tool"]["mypy"].get("overrides", []) == []
+    assert config["tool"]["mypy"]["disallow_untyped_defs"] is True
