@@ -51,7 +51,7 @@ from fleetkit.spec import (
     TrustRootStackSpec,
 )
 from fleetkit.yamlio import load_yaml_file
-from policies.context import Variant
+from policies.context import UNKNOWN_GPU_CLASS, Variant
 from policies.merge import deep_merge
 
 __all__ = ["FLEET_FILE", "NAMESPACE", "Fleet", "LoadedStack", "load_fleet", "stack_names"]
@@ -65,6 +65,8 @@ _SPEC_CLASS: dict[str, type[BaseModel]] = {
     "trust-root": TrustRootStackSpec,
     "peering": PeeringStackSpec,
 }
+#: every top-level key some kind of stack spec has
+_SPEC_KEYS = frozenset(f for cls in _SPEC_CLASS.values() for f in cls.model_fields)
 
 
 # --------------------------------------------------------------------------- reading
@@ -205,7 +207,14 @@ def _compose(
     role = ours.get("role", "region")
     inherited = copy.deepcopy(fleet_doc)
     if role in INHERITED_SECTIONS:
-        inherited = {k: v for k, v in inherited.items() if k in INHERITED_SECTIONS[role]}
+        # a fleet key no stack knows that looks like an inherited section (`msh:`) comes along: its
+        # unknown-key problem (the one every region stack reports) then hides "mesh missing" here
+        wanted = INHERITED_SECTIONS[role]
+        inherited = {
+            k: v
+            for k, v in inherited.items()
+            if k in wanted or (k not in _SPEC_KEYS and difflib.get_close_matches(str(k), wanted, n=1))
+        }
     fleet_models = inherited.pop("models", None)
     if fleet_models is not None and not isinstance(fleet_models, dict):
         col.add(
@@ -349,7 +358,7 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
                 Variant(
                     model=str(name),
                     version=str(m.get("version") or "v1"),
-                    gpu_class=entry.gpu_class if entry else "unknown",
+                    gpu_class=entry.gpu_class if entry else UNKNOWN_GPU_CLASS,
                     stack=stack,
                     min_replicas=low if isinstance(low, int) else 1,
                     max_replicas=high if isinstance(high, int) else 1,

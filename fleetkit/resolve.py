@@ -34,10 +34,9 @@ from fleetkit.errors import Issue
 from fleetkit.pools import gpu_class_of
 from fleetkit.scheduling import PodScheduling, node_labels, pod_scheduling
 from fleetkit.spec import ModelSpec, NodePoolSpec, RegionStackSpec
+from policies.context import UNKNOWN_GPU_CLASS  # a pool with an unknown instance type, a model with no pool
 
 _GIB = 2**30
-#: GPU class of a pool whose instance type is not in the catalog (or of a model with no pool).
-UNKNOWN_GPU_CLASS = "unknown"
 
 
 @dataclass(frozen=True)
