@@ -26,6 +26,8 @@ in that document, the rule and the bad value, root causes first:
    that name (one typo, one problem).
 3. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
    file does not hide reference errors in the others; rules comparing stacks wait for all of them.
+   A stack that did not validate still gets its region and instance types judged as written
+   (``check_unvalidated``): a type error in the fleet file fails every stack, and must not hide them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from fleetkit import catalog
 from fleetkit.errors import MISSING, SECRET_VALUE, Issue, ProblemCollector, SpecError
 from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
-from fleetkit.fleet_checks import check_fleet
+from fleetkit.fleet_checks import check_fleet, check_unvalidated
 from fleetkit.overrides import Override, parse_override, set_path
 from fleetkit.spec import (
     INHERITED_SECTIONS,
@@ -444,6 +446,8 @@ def load_fleet(
         if spec is None:
             invalid.add(name)
             unverified.extend(_written_variants(name, merged))
+            # a type error (often fleet.yaml's) does not hide this file's unknown region or instance type
+            col.extend(prov.locate(i) for i in check_unvalidated(merged))
         else:
             loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
     fleet = Fleet(root, loaded, frozenset(invalid), tuple(unverified), models_unknown=len(read) < len(names))

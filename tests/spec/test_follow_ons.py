@@ -1,8 +1,9 @@
-"""One mistake, one problem: checks that would only repeat a mistake reported elsewhere stay quiet.
+"""One mistake, one problem — and every mistake reported, at once.
 
-Each case runs the real CLI on a copy of the demo project, makes one or two mistakes as a new user
-would, and expects exactly the problems of those mistakes — no follow-ons blamed on files that have
-none (issue #11, "root cause first").
+Each case runs the real CLI on a copy of the demo project, makes one or a few mistakes as a new user
+would, and expects exactly the problems of those mistakes: no follow-ons blamed on files that have
+none (issue #11, "root cause first"), and none hidden by a mistake in another file ("all problems
+at once").
 """
 
 from __future__ import annotations
@@ -72,3 +73,27 @@ def test_a_misspelled_mesh_section_in_the_fleet_file_is_one_problem(tmp_project:
     assert lines[0].startswith(
         f"{FLEET}: fleetkit.msh: [spec.extra_forbidden] unknown key 'msh'; did you mean 'mesh'?"
     )
+
+
+def test_a_type_error_in_the_fleet_file_does_not_hide_the_stack_files_reference_errors(
+    tmp_project: Path,
+) -> None:
+    """Every region stack inherits the fleet file's policies, so none validates; their own unknown
+    region and instance type are still reported, against their own files."""
+    _edit(tmp_project, FLEET, "percent: 5", "percent: five")
+    _edit(
+        tmp_project,
+        "stacks/Pulumi.gcp-europe-west4.yaml",
+        "instance_type: g2-standard-48",
+        "instance_type: g2-nope",
+    )
+    _edit(tmp_project, USE1, "fleetkit:region: us-east-1", "fleetkit:region: us-east-9")
+    lines = _problems(tmp_project)
+    assert [ln.split(" [")[0] for ln in lines] == [
+        f"{USE1}: fleetkit:region:",
+        "stacks/Pulumi.gcp-europe-west4.yaml: fleetkit:node_pools.l4.instance_type:",
+        f"{FLEET}: fleetkit.policies.routing.routes[1].mirror.percent:",
+    ], lines
+    assert "[stack.unknown-region]" in lines[0] and "(got 'us-east-9')" in lines[0]
+    assert "[pool.unknown-instance-type]" in lines[1] and "(got 'g2-nope')" in lines[1]
+    assert "[spec.float_parsing]" in lines[2]
