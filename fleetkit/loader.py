@@ -181,10 +181,15 @@ def _applies(ov: Override, role: str, deploys: set[str], deployed_anywhere: set[
     return True
 
 
-def _unapplied(ov: Override, label: str) -> Issue:
-    known = sorted({f for cls in _SPEC_CLASS.values() for f in cls.model_fields})
+def _unapplied(ov: Override, label: str, selected: list[str]) -> Issue:
+    known = sorted(_SPEC_KEYS)
     close = difflib.get_close_matches(ov.parts[0], known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
+    if ov.parts[0] in _SPEC_KEYS:
+        # a real key, but only of other kinds of stack (models.… with only a trust-root selected)
+        kinds = " and ".join(role for role, cls in _SPEC_CLASS.items() if ov.parts[0] in cls.model_fields)
+        hint = f" ({', '.join(selected)}); only {kinds} stacks have it"
+    else:
+        hint = f"; did you mean {close[0]!r}?" if close else f" (keys: {', '.join(known)})"
     return Issue.at(
         label,
         ".".join(ov.parts),
@@ -435,7 +440,7 @@ def load_fleet(
         for n in targets:
             applied[n].append(ov)
         if selected and not targets:
-            col.problems.append(_unapplied(ov, override_label))
+            col.problems.append(_unapplied(ov, override_label, selected))
     loaded: dict[str, LoadedStack] = {}
     invalid: set[str] = set(names) - set(read)
     unverified: list[tuple[str, str, Variant]] = []

@@ -97,3 +97,12 @@ def test_a_type_error_in_the_fleet_file_does_not_hide_the_stack_files_reference_
     assert "[stack.unknown-region]" in lines[0] and "(got 'us-east-9')" in lines[0]
     assert "[pool.unknown-instance-type]" in lines[1] and "(got 'g2-nope')" in lines[1]
     assert "[spec.float_parsing]" in lines[2]
+
+
+def test_a_set_key_only_other_kinds_of_stack_have_says_which(project_root: Path) -> None:
+    """No "did you mean 'models'?" for ``models``: the key is right, the selected stack is a trust root."""
+    lines = _problems(project_root, "-s", "mesh-root", "--set", "models.llama-3-8b.replicas.max=6")
+    assert lines == [
+        "--set: models.llama-3-8b.replicas.max: [cli.set-unknown-key] 'models' is not a setting of the "
+        "selected stacks (mesh-root); only region stacks have it (got 'models.llama-3-8b.replicas.max=6')"
+    ], lines
