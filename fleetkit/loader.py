@@ -80,6 +80,18 @@ def _read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[
     """The mapping under ``fleetkit:`` ({} without a fleet file); None when the file is unusable."""
     path = stacks_dir / FLEET_FILE
     if not path.exists():
+        others = sorted(p.name for p in stacks_dir.iterdir() if p.is_file() and not p.match(STACK_GLOB))
+        misnamed = difflib.get_close_matches(FLEET_FILE, others, n=1, cutoff=0.8)
+        if misnamed:
+            # every stack would miss what it inherits: the name is the one mistake
+            col.add(
+                f"stacks/{misnamed[0]}",
+                "(document)",
+                "fleet.misnamed",
+                f"the fleet file is read from {rel} only; rename this file to {FLEET_FILE}",
+                misnamed[0],
+            )
+            return None
         return {}
     doc, problems = load_yaml_file(path, rel)
     if problems:

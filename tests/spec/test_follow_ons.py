@@ -106,3 +106,13 @@ def test_a_set_key_only_other_kinds_of_stack_have_says_which(project_root: Path)
         "--set: models.llama-3-8b.replicas.max: [cli.set-unknown-key] 'models' is not a setting of the "
         "selected stacks (mesh-root); only region stacks have it (got 'models.llama-3-8b.replicas.max=6')"
     ], lines
+
+
+def test_a_misnamed_fleet_file_is_the_one_problem(tmp_project: Path) -> None:
+    """``fleet.yml`` is not read: without this, every stack reports what it no longer inherits."""
+    (tmp_project / FLEET).rename(tmp_project / "stacks" / "fleet.yml")
+    lines = _problems(tmp_project)
+    assert lines == [
+        "stacks/fleet.yml: (document): [fleet.misnamed] the fleet file is read from stacks/fleet.yaml only; "
+        "rename this file to fleet.yaml (got 'fleet.yml')"
+    ], lines
