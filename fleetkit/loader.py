@@ -162,7 +162,7 @@ def _read_stack_file(
             )
         elif ns == NAMESPACE:
             ours[name] = value
-        elif difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.75:
+        elif ns != SECRETS_NAMESPACE and _looks_like_ours(ns, name):
             col.add(
                 rel,
                 key,
@@ -172,6 +172,13 @@ def _read_stack_file(
                 key,
             )
     return config, ours
+
+
+def _looks_like_ours(ns: str, name: str) -> bool:
+    """A misspelt ``fleetkit`` namespace: close to it, or — for a key the spec has — somewhat close
+    (``flet:addons``; provider namespaces such as ``aws`` or ``kubernetes`` are nowhere near)."""
+    ratio = difflib.SequenceMatcher(None, ns, NAMESPACE).ratio()
+    return ratio >= 0.75 or (name in _SPEC_KEYS and ratio >= 0.5)
 
 
 def secret_in_spec_message(name: str) -> str:
