@@ -23,6 +23,7 @@ from fleetkit.output import check_output_dir, stack_files, write_tree
 from fleetkit.preview import preview_fleet
 from fleetkit.report import capacity_tables, preview_report
 from fleetkit.review.command import review_command
+from fleetkit.simulate.command import simulate_command
 
 app = typer.Typer(
     name="fleetkit",
@@ -225,9 +226,6 @@ def weights(ctx: typer.Context) -> None:
 
 app.command("lint")(lint_command)
 app.command("review")(review_command)
-
-from fleetkit.simulate.command import simulate_command  # noqa: E402
-
 app.command("simulate")(simulate_command)
 
 

@@ -20,6 +20,9 @@ Rules added here (besides those of :mod:`fleetkit.infra_checks`, :mod:`fleetkit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fleetkit import catalog, regions
 from fleetkit.capacity_checks import check_cache_fit, check_fit
 from fleetkit.cluster_checks import zone_example, zone_ok
@@ -101,22 +104,51 @@ def _a(cloud: str) -> str:
 
 
 def _region_issues(spec: RegionStackSpec) -> list[Issue]:
-    if regions.is_known(spec.cloud, spec.region):
+    return _unknown_region(spec.cloud, spec.region)
+
+
+def _unknown_region(cloud: str, region: str) -> list[Issue]:
+    if regions.is_known(cloud, region):
         return []
-    elsewhere = [c for c in regions.cloud_of(spec.region) if c != spec.cloud]
+    elsewhere = [c for c in regions.cloud_of(region) if c != cloud]
     if elsewhere:
-        hint = f"; that is {_a(elsewhere[0])} {'/'.join(elsewhere)} region (fleetkit:cloud is {spec.cloud})"
+        hint = f"; that is {_a(elsewhere[0])} {'/'.join(elsewhere)} region (fleetkit:cloud is {cloud})"
     else:
-        close = regions.suggest(spec.cloud, spec.region)
+        close = regions.suggest(cloud, region)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return [
-        Issue(
-            ("region",),
-            "stack.unknown-region",
-            f"not {_a(spec.cloud)} {spec.cloud} region{hint}",
-            spec.region,
-        )
-    ]
+    return [Issue(("region",), "stack.unknown-region", f"not {_a(cloud)} {cloud} region{hint}", region)]
+
+
+def _unknown_instance_type(cloud: str, pname: str, instance_type: str) -> Issue:
+    sugg = catalog.suggest(cloud, instance_type)
+    hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
+    return Issue(
+        ("node_pools", pname, "instance_type"),
+        "pool.unknown-instance-type",
+        f"{instance_type!r} is not a GPU instance type of the {cloud} catalog{hint}",
+        instance_type,
+    )
+
+
+def check_unvalidated(merged: Mapping[str, Any]) -> list[Issue]:
+    """The reference problems of a region stack that did not validate, judged from its document.
+
+    A type error elsewhere (often in ``fleet.yaml``, which every stack inherits) must not hide an
+    unknown region or instance type written in this stack: those two are read here from the merged
+    document as written, when the cloud and the value are plain strings (issue paths as in
+    :func:`check_stack`; the loader locates them).
+    """
+    cloud = merged.get("cloud")
+    if merged.get("role", "region") != "region" or cloud not in regions.PROVIDER_REGION_KEY:
+        return []
+    region = merged.get("region")
+    out = _unknown_region(cloud, region) if isinstance(region, str) else []
+    pools = merged.get("node_pools")
+    for pname, pool in sorted(pools.items()) if isinstance(pools, Mapping) else []:
+        itype = pool.get("instance_type") if isinstance(pool, Mapping) else None
+        if isinstance(itype, str) and catalog.lookup(cloud, itype) is None:
+            out.append(_unknown_instance_type(cloud, str(pname), itype))
+    return out
 
 
 def _provider_problems(st: LoadedStack, spec: RegionStackSpec) -> list[Issue]:
@@ -198,16 +230,7 @@ def _pool_issues(stack: ResolvedStack) -> list[Issue]:
     for pname, resolved in stack.pools.items():
         pool = resolved.spec
         if resolved.instance is None:
-            sugg = catalog.suggest(spec.cloud, pool.instance_type)
-            hint = f"; did you mean {', '.join(sugg)}?" if sugg else ""
-            out.append(
-                Issue(
-                    ("node_pools", pname, "instance_type"),
-                    "pool.unknown-instance-type",
-                    f"{pool.instance_type!r} is not a GPU instance type of the {spec.cloud} catalog{hint}",
-                    pool.instance_type,
-                )
-            )
+            out.append(_unknown_instance_type(spec.cloud, pname, pool.instance_type))
         for other in ("aws", "gcp", "azure"):
             if other != spec.cloud and getattr(pool, other) is not None:
                 out.append(

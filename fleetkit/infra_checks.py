@@ -1,4 +1,4 @@
-"""Infrastructure reference checks of one region stack, and the capacity plan feeding ``plan-capacity``.
+"""Infrastructure reference checks of one region stack.
 
 Pure: no engine, no credentials, no network. :func:`check_infra` runs inside the loader's reference
 pass (after the typed models validated), so every problem carries the file that set the value, its
@@ -51,7 +51,6 @@ import re
 from typing import Any
 
 from fleetkit import catalog
-from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows
 from fleetkit.cluster_checks import (
     access_entry_issues,
     east_west_zone_issues,
@@ -60,7 +59,6 @@ from fleetkit.cluster_checks import (
     zone_ok,
 )
 from fleetkit.errors import MISSING, Issue
-from fleetkit.fleet import Fleet
 from fleetkit.foundation import (  # noqa: F401  (re-exported: the rules below are documented here)
     BACKEND_SETTINGS,
     BOOL_SETTINGS,
@@ -301,34 +299,3 @@ def _cloud_pool_issues(
                 mig,
             )
     return out
-
-
-# --------------------------------------------------------------------------- capacity plan
-def capacity_plan(fleet: Fleet, stack: str) -> CapacityPlan:
-    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its resolved spec.
-
-    Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
-    tensor parallelism, size, replica range and the fit the resolve step computed. Issue paths
-    name the stack file.
-    """
-    st = fleet.stacks[stack]
-    if not isinstance(st.spec, RegionStackSpec):
-        raise TypeError(f"stack {stack!r} is not a region stack (it has no GPU pools)")
-    resolved = st.resolved
-    pools = {
-        name: PlanPool(p.instance_type, p.spec.min_size, p.spec.max_size)
-        for name, p in resolved.pools.items()
-    }
-    models = {
-        name: PlanModel(
-            pool=m.spec.pool or "",
-            tensor_parallel=m.spec.tensor_parallel,
-            size=m.size,
-            replicas_min=m.spec.replicas.min,
-            replicas_max=m.spec.replicas.max,
-            gpu_memory_utilization=m.spec.gpu_memory_utilization,
-        )
-        for name, m in resolved.models.items()
-    }
-    fits = {name: m.fit for name, m in resolved.models.items()}
-    return plan_rows(file=st.file, cloud=st.spec.cloud, pools=pools, models=models, fits=fits)

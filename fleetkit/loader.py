@@ -30,6 +30,8 @@ in that document, the rule and the bad value, root causes first:
    the field whose writer broke it.
 4. References (:mod:`fleetkit.fleet_checks`), for every stack that validated — a type error in one
    file does not hide reference errors in the others; rules comparing stacks wait for all of them.
+   A stack that did not validate still gets its region and instance types judged as written
+   (``check_unvalidated``): a type error in the fleet file fails every stack, and must not hide them.
 
 The same mistake found in several stacks (a fleet-file value, a ``--set`` item) is reported once.
 """
@@ -44,7 +46,7 @@ from typing import Any
 from fleetkit import catalog
 from fleetkit.errors import Issue, ProblemCollector, SpecError
 from fleetkit.fleet import NAMESPACE, Fleet, LoadedStack, Provenance, Source
-from fleetkit.fleet_checks import check_fleet
+from fleetkit.fleet_checks import check_fleet, check_unvalidated
 from fleetkit.overrides import Override, OverridePathError, parse_override, set_path
 from fleetkit.spec import (
     INHERITED_SECTIONS,
@@ -55,12 +57,13 @@ from fleetkit.spec import (
 from fleetkit.spec_errors import validate_stack
 from fleetkit.stack_files import (
     FLEET_FILE,
+    SPEC_KEYS,
     misnamed_stack_files,
     read_fleet_file,
     read_stack_file,
     stack_names,
 )
-from policies.context import Variant
+from policies.context import UNKNOWN_GPU_CLASS, Variant
 from policies.merge import deep_merge
 
 __all__ = ["FLEET_FILE", "NAMESPACE", "Fleet", "LoadedStack", "load_fleet", "stack_names"]
@@ -88,8 +91,14 @@ def _unapplied(ov: Override, label: str, roles: set[str]) -> Issue:
             else f"; credentials are never set on the command line: `pulumi config set --secret {first} …`"
         )
     elif first in known:
+        # a real key, but only of other kinds of stack (models.… with only a trust root selected)
+        kinds = " and ".join(r for r, cls in SPEC_CLASSES.items() if first in cls.model_fields)
         takes = {r: ", ".join(SPEC_CLASSES[r].model_fields) for r in sorted(roles)}
-        hint = " (" + "; ".join(f"a {r} stack takes {keys}" for r, keys in takes.items()) + ")"
+        hint = (
+            f"; only {kinds} stacks have it ("
+            + "; ".join(f"a {r} stack takes {keys}" for r, keys in takes.items())
+            + ")"
+        )
     else:
         close = difflib.get_close_matches(first, known, n=1) or difflib.get_close_matches(
             first.lower(), known, n=1
@@ -119,7 +128,14 @@ def _compose(
     role = ours.get("role", "region")
     inherited = copy.deepcopy(fleet_doc)
     if role in INHERITED_SECTIONS:
-        inherited = {k: v for k, v in inherited.items() if k in INHERITED_SECTIONS[role]}
+        # a fleet key no stack knows that looks like an inherited section (`msh:`) comes along: its
+        # unknown-key problem (the one every region stack reports) then hides "mesh missing" here
+        wanted = INHERITED_SECTIONS[role]
+        inherited = {
+            k: v
+            for k, v in inherited.items()
+            if k in wanted or (k not in SPEC_KEYS and difflib.get_close_matches(str(k), wanted, n=1))
+        }
     fleet_models = inherited.pop("models", None)
     if fleet_models is not None and not isinstance(fleet_models, dict):
         col.add(
@@ -221,7 +237,7 @@ def _written_variants(stack: str, merged: dict[str, Any]) -> list[tuple[str, str
                 Variant(
                     model=str(name),
                     version=str(m.get("version") or "v1"),
-                    gpu_class=entry.gpu_class if entry else "unknown",
+                    gpu_class=entry.gpu_class if entry else UNKNOWN_GPU_CLASS,
                     stack=stack,
                     min_replicas=low if isinstance(low, int) else 1,
                     max_replicas=high if isinstance(high, int) else 1,
@@ -358,6 +374,8 @@ def load_fleet(
             unverified.extend(_written_variants(name, merged))
             # models under a role that has none (a wrong role) were not composed: they are not known
             models_unknown |= merged.get("role") != "region" and "models" in ours
+            # a type error (often fleet.yaml's) does not hide this file's unknown region or instance type
+            col.extend(prov.locate(i) for i in check_unvalidated(merged))
         else:
             loaded[name] = LoadedStack(name, rel, spec, config, prov, tuple(o.item for o in applied[name]))
     fleet = Fleet(

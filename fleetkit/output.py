@@ -2,7 +2,9 @@
 
 Output paths (``--out DIR``, ``--output FILE``) are checked before anything is rendered: a directory
 that is a file, a path under a file, a file that is a directory, or a place the user cannot write
-is a usage error (exit 2) with the flag, the path and the reason. Everything is rendered in memory
+is a usage error (exit 2) with the flag, the path and the reason; so is an output directory that
+holds a project or stack files (``Pulumi.yaml``, ``Pulumi.<stack>.yaml``) or contains the current
+directory (``--out ..``), since it would be replaced as a whole. Everything is rendered in memory
 first; the output directory is then staged whole in a temporary directory beside it (the entries a
 run does not write — other stacks' directories — are carried over) and swapped in with two renames,
 so a failure while writing leaves the previous tree exactly as it was. A single file is written to a
@@ -53,11 +55,21 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
     if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
         raise _unusable(flag, path, "the directory is not readable")
     marker = next((m for m in ("Pulumi.yaml", ".git", "pyproject.toml") if (path / m).exists()), None)
+    if marker is None and path.is_dir():
+        marker = next((p.name for p in sorted(path.glob("Pulumi.*.yaml"))), None)
     if path.is_dir() and marker:
         raise _unusable(
             flag,
             path,
             f"holds a project ({marker}); the output directory is replaced as a whole, "
+            "so give it a directory of its own",
+        )
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise _unusable(
+            flag,
+            path,
+            "contains the current directory; the output directory is replaced as a whole, "
             "so give it a directory of its own",
         )
     _check_parent(path, flag)
@@ -96,6 +108,7 @@ def write_tree(out_dir: Path, files: dict[str, str], flag: str = "--out") -> Non
     """Replace ``out_dir`` as a whole with ``files`` (``{relative path: text}``) plus the old entries
     the files do not touch; on any error the old tree is left as it was and :class:`SpecError` is raised."""
     check_output_dir(out_dir, flag)
+    out_dir = Path(os.path.abspath(out_dir))  # `x/..` has no name of its own to stage beside
     parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

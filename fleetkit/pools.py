@@ -10,6 +10,7 @@ import math
 
 from fleetkit import catalog
 from fleetkit.spec import AwsPoolOptions, NodePoolSpec, RegionStackSpec
+from policies.context import UNKNOWN_GPU_CLASS
 
 #: The EKS options a pool without an ``aws:`` block gets (their field defaults).
 _AWS_DEFAULTS = AwsPoolOptions()
@@ -19,9 +20,9 @@ def gpu_class_of(stack: RegionStackSpec, pool: str) -> str:
     """The GPU class (``l4``, ``h100`` …) of a pool of the stack; ``unknown`` for an unknown pool or type."""
     p = stack.node_pools.get(pool)
     if p is None:
-        return "unknown"
+        return UNKNOWN_GPU_CLASS
     entry = catalog.lookup(stack.cloud, p.instance_type)
-    return entry.gpu_class if entry else "unknown"
+    return entry.gpu_class if entry else UNKNOWN_GPU_CLASS
 
 
 def aws_ami_type(pool: NodePoolSpec) -> str:

@@ -1,4 +1,5 @@
-"""Readable preview output: per-stack tables of resources, GPU pools, models and policies."""
+"""Readable preview output: per-stack tables of resources, GPU pools, models and policies; the
+``plan-capacity`` tables (:func:`capacity_plan`: one stack's plan, from its resolved spec)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetkit import dr
-from fleetkit.capacity_plan import render_plan_table
+from fleetkit.capacity_plan import CapacityPlan, PlanModel, PlanPool, plan_rows, render_plan_table
 from fleetkit.engine_checks import check_preview
 from fleetkit.engine_checks import to_dict as engine_dict
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import preview_section
-from fleetkit.infra_checks import capacity_plan
 from fleetkit.lint import lint_objects
 from fleetkit.output import dump_json
 from fleetkit.resolve import ResolvedStack
@@ -252,3 +252,33 @@ def dr_tables(fleet: Fleet) -> list[Any]:
     if warnings:
         out.append(Text("\n".join(f"warning [{w.rule}] {w.message}" for w in warnings), style="yellow"))
     return out
+
+
+def capacity_plan(fleet: Fleet, stack: str) -> CapacityPlan:
+    """Rows and problems of ``fleetkit plan-capacity`` for one region stack, from its resolved spec.
+
+    Pools are the stack's node pools (nodes min..max); models are the ones it deploys, with their
+    tensor parallelism, size, replica range and the fit the resolve step computed. Issue paths
+    name the stack file.
+    """
+    st = fleet.stacks[stack]
+    if not isinstance(st.spec, RegionStackSpec):
+        raise TypeError(f"stack {stack!r} is not a region stack (it has no GPU pools)")
+    resolved = st.resolved
+    pools = {
+        name: PlanPool(p.instance_type, p.spec.min_size, p.spec.max_size)
+        for name, p in resolved.pools.items()
+    }
+    models = {
+        name: PlanModel(
+            pool=m.spec.pool or "",
+            tensor_parallel=m.spec.tensor_parallel,
+            size=m.size,
+            replicas_min=m.spec.replicas.min,
+            replicas_max=m.spec.replicas.max,
+            gpu_memory_utilization=m.spec.gpu_memory_utilization,
+        )
+        for name, m in resolved.models.items()
+    }
+    fits = {name: m.fit for name, m in resolved.models.items()}
+    return plan_rows(file=st.file, cloud=st.spec.cloud, pools=pools, models=models, fits=fits)

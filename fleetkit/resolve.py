@@ -59,11 +59,10 @@ from fleetkit.spec import (
     Protection,
     RegionStackSpec,
 )
+from policies.context import UNKNOWN_GPU_CLASS  # a pool with an unknown instance type, a model with no pool
 from policies.policy_set import PolicySet
 
 _GIB = 2**30
-#: GPU class of a pool whose instance type is not in the catalog (or of a model with no pool).
-UNKNOWN_GPU_CLASS = "unknown"
 #: Where the vLLM container mounts the node's weight cache, read-only (the mount itself is rendered by
 #: ``components.model_render``): a model's weights are at ``<this>/<bucket>/<prefix>``.
 VLLM_MODELS_DIR = "/models"

@@ -27,6 +27,7 @@ __all__ = [
     "FLEET_FILE",
     "STACK_FILE_KEYS",
     "STACK_GLOB",
+    "SPEC_KEYS",
     "misnamed_stack_files",
     "read_fleet_file",
     "read_stack_file",
@@ -48,10 +49,12 @@ def read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[s
     """The mapping under ``fleetkit:`` ({} without a fleet file); None when the file is unusable."""
     path = stacks_dir / FLEET_FILE
     if not path.exists():
+        others = [p for p in stacks_dir.iterdir() if p.is_file() and p.suffix.lower() in _YAML_SUFFIXES]
+        close = set(difflib.get_close_matches(FLEET_FILE, [p.name.lower() for p in others], cutoff=0.8))
         misnamed = sorted(
             p
-            for p in stacks_dir.iterdir()
-            if p.is_file() and p.stem.lower() == "fleet" and p.suffix.lower() in _YAML_SUFFIXES
+            for p in others
+            if not p.name.startswith("Pulumi.") and (p.stem.lower() == "fleet" or p.name.lower() in close)
         )
         for other in misnamed:
             col.add(
@@ -118,6 +121,8 @@ def misnamed_stack_files(stacks_dir: Path) -> list[Path]:
 
 #: what a misnamed fleet or stack file ends with (compared lower-cased)
 _YAML_SUFFIXES = frozenset({".yml", ".yaml", ".json"})
+#: every top-level key some kind of stack spec has
+SPEC_KEYS = frozenset(f for cls in SPEC_CLASSES.values() for f in cls.model_fields)
 
 
 def read_stack_file(
@@ -198,7 +203,7 @@ def read_stack_file(
                     f"and set it encrypted: `pulumi config set --secret {key} …`",
                     SECRET_VALUE,
                 )
-        elif (meant := _meant_namespace(ns)) is not None:
+        elif (meant := _meant_namespace(ns, name)) is not None:
             col.add(
                 rel,
                 key,
@@ -212,13 +217,18 @@ def read_stack_file(
     return config, ours
 
 
-def _meant_namespace(ns: str) -> str | None:
-    """The kit's namespace a config namespace looks like a misspelling of (case and typos), if any."""
+def _meant_namespace(ns: str, name: str) -> str | None:
+    """The kit's namespace a config namespace looks like a misspelling of (case and typos), if any:
+    close to it whatever the key, or — for a key the spec has — somewhat close (``flet:addons``,
+    ``kit:models``; provider namespaces such as ``aws`` or ``kubernetes`` are nowhere near)."""
     best, score = None, 0.0
     for known in (NAMESPACE, SECRETS_NAMESPACE):
         ratio = difflib.SequenceMatcher(None, ns.lower(), known).ratio()
         if ns != known and ratio >= 0.75 and ratio > score:
             best, score = known, ratio
+    if best is None and name in SPEC_KEYS:
+        if difflib.SequenceMatcher(None, ns.lower(), NAMESPACE).ratio() >= 0.5:
+            best = NAMESPACE
     return best
 
 

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 
 from policies.common import service_host
 
+#: The GPU class of a variant whose pool names an instance type the catalog does not know (that is
+#: reported on the pool): references to a GPU class of such a service are not judged, since any
+#: problem found would be a follow-on of the pool's mistake.
+UNKNOWN_GPU_CLASS = "unknown"
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -40,6 +45,10 @@ class ServiceInfo:
 
     def gpu_classes(self, version: str | None = None) -> set[str]:
         return {v.gpu_class for v in self.variants if version is None or v.version == version}
+
+    def gpu_classes_known(self, version: str | None = None) -> bool:
+        """Whether every variant (of ``version``) runs on a GPU class the catalog knows."""
+        return UNKNOWN_GPU_CLASS not in self.gpu_classes(version)
 
     def always_on(self, stack: str, version: str | None = None) -> list[Variant]:
         """Variants in ``stack`` (every stack when it is "") that never scale below one replica."""

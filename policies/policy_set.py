@@ -106,7 +106,11 @@ class PolicySet(StrictModel):
                         dest.version,
                     )
                 )
-            if dest.gpu_class is not None and dest.gpu_class not in info.gpu_classes(dest.version):
+            if (
+                dest.gpu_class is not None
+                and info.gpu_classes_known(dest.version)
+                and dest.gpu_class not in info.gpu_classes(dest.version)
+            ):
                 out.append(
                     Issue(
                         (*base, "gpu_class"),
@@ -198,7 +202,7 @@ class PolicySet(StrictModel):
                     g,
                 )
                 for g in spec.gpu_weights
-                if g not in info.gpu_classes()
+                if info.gpu_classes_known() and g not in info.gpu_classes()
             ]
         return out
 
@@ -331,6 +335,10 @@ class PolicySet(StrictModel):
                 info = ctx.services.get(d.model)
                 if info is None or d.weight == 0:
                     continue
+                if (d.version is not None and d.version not in info.versions) or (
+                    d.gpu_class is not None and d.gpu_class not in info.gpu_classes(d.version)
+                ):
+                    continue  # a reference error, reported by _destination_issues (or a pool's follow-on)
                 if not [v for v in info.always_on("", d.version) if d.gpu_class in (None, v.gpu_class)]:
                     what = " ".join(x for x in (d.model, d.version, d.gpu_class) if x)
                     out.append(

@@ -48,15 +48,14 @@ from typing import Any
 from fleetkit.capacity import bytes_per_param
 from fleetkit.simulate.edge import Edge, read_edge
 
+# the kit's pod labels, read for display (a Deployment without them still simulates); policies own them
+from policies.common import LABEL_APP, LABEL_GPU_CLASS, LABEL_VERSION
+
 #: Label keys Istio and Kubernetes use for topology (istio.io/api ``label`` package, well-known labels).
 LABEL_NETWORK = "topology.istio.io/network"
 LABEL_CLUSTER = "topology.istio.io/cluster"
 LABEL_REGION = "topology.kubernetes.io/region"
 LABEL_ZONE = "topology.kubernetes.io/zone"
-#: The kit's pod labels read for display (any Deployment without them still simulates).
-LABEL_GPU_CLASS = "fleetkit.dev/gpu-class"
-LABEL_VERSION = "version"
-LABEL_APP = "app"
 #: Istio's ``maxEjectionPercent`` default (networking/v1 DestinationRule reference: 10%).
 DEFAULT_MAX_EJECTION_PERCENT = 10
 

@@ -141,3 +141,32 @@ def test_the_tree_is_replaced_whole_and_keeps_other_stacks(tmp_path: Path) -> No
         (out / "a").chmod(stat.S_IRWXU)
     assert _tree(out) == {"a/x.json": "a2\n", "b/gone.json": "old\n", "b/x.json": "b1\n", "c/x.json": "c2\n"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_preview_out_that_contains_the_current_directory(
+    tmp_path: Path, project_root: Path, no_rendering: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out ..`` from inside a directory: replacing it would move the directory the user is in."""
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    code, text = _invoke("preview", "--root", str(project_root), "--out", "..")
+    assert code == 2, text
+    assert "--out: ..: [output.unusable] contains the current directory" in text
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["here"]
+
+
+def test_preview_out_that_is_a_stacks_directory(
+    tmp_path: Path, project_root: Path, no_rendering: None
+) -> None:
+    code, text = _invoke("preview", "--root", str(project_root), "--out", str(project_root / "stacks"))
+    assert code == 2, text
+    assert "[output.unusable] holds a project (Pulumi." in text
+
+
+def test_a_tree_named_through_dot_dot_is_staged_beside_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    write_tree(tmp_path / "out" / "sub" / "..", {"s/x.json": "new\n"})
+    assert _tree(tmp_path / "out") == {"s/x.json": "new\n"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s", "sub"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging directory is left behind"

@@ -11,12 +11,13 @@ from fleetkit import capacity, catalog, node_cache
 from fleetkit.capacity_checks import check_cache_fit, check_fit
 from fleetkit.capacity_plan import PlanModel, PlanPool, plan_rows
 from fleetkit.fleet_checks import check_stack
-from fleetkit.infra_checks import capacity_plan
 from fleetkit.loader import load_fleet
 from fleetkit.pools import gpu_class_of
-from fleetkit.resolve import UNKNOWN_GPU_CLASS, ResolvedStack, model_size, resolve
+from fleetkit.report import capacity_plan
+from fleetkit.resolve import ResolvedStack, model_size, resolve
 from fleetkit.scheduling import device_plugin_scheduling, needs_device_plugin, node_labels, pod_scheduling
 from fleetkit.spec import RegionStackSpec
+from policies.context import UNKNOWN_GPU_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "aws-us-east-1"

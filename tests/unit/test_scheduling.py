@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetkit import foundation, infra_checks, pools, scheduling
+from fleetkit import foundation, pools, report, scheduling
 from fleetkit.loader import load_fleet
 from fleetkit.spec import RegionStackSpec, Taint
 
@@ -162,7 +162,7 @@ def test_gce_bundled_local_ssds():
 
 @pytest.mark.parametrize("stack", ["aws-us-east-1", "aws-us-west-2", "gcp-europe-west4", "azure-eastus"])
 def test_capacity_plan_of_the_demo_stacks(fleet, stack):
-    plan = infra_checks.capacity_plan(fleet, stack)
+    plan = report.capacity_plan(fleet, stack)
     spec = spec_of(fleet, stack)
     assert [row.pool for row in plan.pools] == sorted(spec.node_pools)
     assert sorted(p.model for p in plan.placements) == sorted(spec.models)
@@ -172,4 +172,4 @@ def test_capacity_plan_of_the_demo_stacks(fleet, stack):
 
 def test_capacity_plan_rejects_the_trust_root(fleet):
     with pytest.raises(TypeError, match="not a region stack"):
-        infra_checks.capacity_plan(fleet, "mesh-root")
+        report.capacity_plan(fleet, "mesh-root")
