@@ -25,7 +25,7 @@ from policies.crossguard.rules import RULES_BY_NAME, Resource
 
 
 @dataclass(frozen=True)
-class Verdict(PolicyRecord):
+class GuardrailVerdict(PolicyRecord):
     """A guardrail's verdict: the rule's :class:`~fleetkit.issue.Issue` (policy name as ``rule``, the
     resource label ``type::name`` or ``(stack)`` as ``subject``, a suppression's reason) plus the
     rule's CrossGuard enforcement and severity."""
@@ -43,7 +43,7 @@ class Verdict(PolicyRecord):
         resource: str,
         message: str,
         suppressed: str | None = None,
-    ) -> Verdict:
+    ) -> GuardrailVerdict:
         level: IssueSeverity = "error" if enforcement == "mandatory" else "warning"
         issue = Issue((), policy, message, severity=level, subject=resource, suppressed=suppressed)
         return cls(issue, enforcement, severity)
@@ -83,22 +83,22 @@ def to_records(resources: Iterable[Any]) -> list[Resource]:
     return out
 
 
-def check_records(resources: Iterable[Any]) -> list[Verdict]:
+def check_records(resources: Iterable[Any]) -> list[GuardrailVerdict]:
     """Every guardrail over one stack's resources, sorted (blocking first, then by policy and resource)."""
     records = to_records(resources)
     out = []
     for v in rules.evaluate(records):
         rule = RULES_BY_NAME[v.policy]
-        out.append(Verdict(v.issue, rule.enforcement, rule.severity))
+        out.append(GuardrailVerdict(v.issue, rule.enforcement, rule.severity))
     return sorted(set(out), key=lambda v: (not v.blocking, v.policy, v.resource, v.message))
 
 
-def check_stack(preview: Any) -> list[Verdict]:
+def check_stack(preview: Any) -> list[GuardrailVerdict]:
     """The guardrail verdicts of one ``StackPreview``."""
     return check_records(preview.resources)
 
 
-def blocking(verdicts: Sequence[Verdict]) -> list[Verdict]:
+def blocking(verdicts: Sequence[GuardrailVerdict]) -> list[GuardrailVerdict]:
     return [v for v in verdicts if v.blocking]
 
 

@@ -11,7 +11,7 @@ Nothing builds a dotted path string and parses it back.
 What a tool adds on top stays with the tool, as a thin record that *contains* an ``Issue``: the linter's
 fix text and ``istioctl`` code (``fleetkit.lint.model.Finding``), a CrossGuard verdict's resource
 (``policies.crossguard.records.Violation``), a verifier's verdict (``fleetkit.verify.Verdict``). A record
-that names the rule a *policy* (the CrossGuard records: ``Violation`` and the guardrails' ``Verdict``)
+that names the rule a *policy* (the CrossGuard records: ``Violation`` and the guardrails' ``GuardrailVerdict``)
 forwards it with :class:`PolicyRecord`.
 
 This module is a leaf: standard library only, and it imports nothing of the kit. That is why the pure
@@ -162,7 +162,7 @@ class PolicyRecord:
     """What a policy's verdict record forwards to the :class:`Issue` it contains (``self.issue``).
 
     The CrossGuard ``Violation`` (``policies/crossguard/records.py``) and the offline guardrails'
-    ``Verdict`` (``fleetkit/guardrails.py``) are frozen dataclasses with an ``issue`` field; both read the
+    ``GuardrailVerdict`` (``fleetkit/guardrails.py``) are frozen dataclasses with an ``issue`` field; both read the
     policy name, the message and a suppression's reason from it, through these properties.
     """
 

@@ -17,7 +17,7 @@ from policies.qos import QosPolicy
 from policies.resilience import ResiliencePolicy
 from policies.routing import Destination, Mirror, RoutingPolicy
 from policies.security import SecurityPolicy
-from policies.serving_checks import serving_issues
+from policies.serving_rules import serving_issues
 from policies.telemetry import TelemetryPolicy
 from policies.traffic import render_traffic
 

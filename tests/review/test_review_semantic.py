@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from fleetkit.guardrails import Verdict
+from fleetkit.guardrails import GuardrailVerdict
 from fleetkit.issue import Issue, Severity
 from fleetkit.lint import Finding
 from fleetkit.loader import load_fleet
@@ -180,7 +180,7 @@ def test_suppressed_findings_are_listed_with_their_reason_and_never_fail() -> No
         [Change("qos", "tier batch", "max_requests", "128", "64")],
         lint_introduced=[_finding("error", "batch route, clients retry")],
         guardrails_introduced=[
-            Verdict.of(
+            GuardrailVerdict.of(
                 "model-pdb",
                 "mandatory",
                 "high",
@@ -209,7 +209,7 @@ def test_both_introduced_kinds_read_alike_in_markdown_and_terminal() -> None:
         lint_introduced=[_finding("warning", None)],
         lint_resolved=2,
         guardrails_introduced=[
-            Verdict.of(
+            GuardrailVerdict.of(
                 "model-pdb", "advisory", "high", "kubernetes:apps/v1:Deployment::x", "no PDB", "nightly"
             )
         ],
@@ -245,7 +245,7 @@ def test_exit_code(lint: str | None, verdict: str | None, code: int) -> None:
     if lint:
         stack.lint_introduced = [_finding(lint, None)]
     if verdict:
-        stack.guardrails_introduced = [Verdict.of("model-pdb", verdict, "high", "r", "m")]
+        stack.guardrails_introduced = [GuardrailVerdict.of("model-pdb", verdict, "high", "r", "m")]
     review = _review(stack)
     assert review.exit_code == code
     assert ("introduces lint errors or blocking guardrail verdicts" in to_markdown(review)) == bool(code)
@@ -267,7 +267,7 @@ def test_introduced_and_resolved_are_counted_alike_for_findings_and_verdicts() -
         Issue(("spec",), "FK101", "other", subject="VirtualService/llm/x", file="s/manifests"), "fix"
     )
     assert introduced([kept, gone], [kept, new], finding_key) == ([], 1)  # same object, rule and message
-    v1 = Verdict.of("model-pdb", "mandatory", "high", "r1", "no PDB")
-    v2 = Verdict.of("model-pdb", "mandatory", "high", "r2", "no PDB")
+    v1 = GuardrailVerdict.of("model-pdb", "mandatory", "high", "r1", "no PDB")
+    v2 = GuardrailVerdict.of("model-pdb", "mandatory", "high", "r2", "no PDB")
     assert introduced([v1], [v1, v2], lambda v: v.key()) == ([v2], 0)
     assert introduced([v1, v2], [], lambda v: v.key()) == ([], 2)
