@@ -9,15 +9,18 @@ from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from fleetkit.console import choice_flag, err_console, fail, find_root, float_flag, out_console
 from fleetkit.errors import Issue, SpecError
+from fleetkit.output import check_output_file
 
 if TYPE_CHECKING:
     from fleetkit.simulate.fleet import Fleet
     from fleetkit.simulate.report import Report
+    from fleetkit.simulate.scenarios import Scenario
 
 
 class SimFormat(StrEnum):
@@ -86,6 +89,53 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
     return build_fleet(manifests, topology, sizes_from_specs(specs))
 
 
+def _project(root: Path | None, problems: list[Issue]) -> Path | None:
+    try:
+        return find_root(root)
+    except SpecError as err:
+        problems += err.problems
+        return None
+
+
+def _scenarios(
+    fleet: Fleet,
+    custom: Scenario,
+    given: bool,
+    standard: bool | None,
+    picture: str | None,
+    problems: list[Issue],
+) -> list[Scenario]:
+    """The standard set (unless a scenario option is given, or --no-standard), plus the one given."""
+    from fleetkit.simulate.scenarios import standard_scenarios  # imported on use, as above
+
+    scenarios = standard_scenarios(fleet) if standard or (standard is None and not given) else []
+    if given or not scenarios:
+        scenarios = [s for s in scenarios if s.name != custom.name] + [custom]
+    names = [s.name for s in scenarios]
+    if picture is not None and picture not in names:
+        problems.append(
+            Issue.at(
+                "--picture",
+                picture,
+                "simulate.unknown-scenario",
+                "not one of the scenarios run: " + "; ".join(names),
+                picture,
+            )
+        )
+    return scenarios
+
+
+def _spec_problems(project: Path, problems: list[Issue]) -> NoReturn:
+    """Raise ``problems`` together with the stack specs' own (loading the specs renders nothing)."""
+    from fleetkit.loader import load_fleet  # imported on use: `fleetkit --help` loads this module
+
+    try:
+        load_fleet(project)
+    except SpecError as err:
+        problems = [*problems, *err.problems]
+    raise SpecError(problems)
+
+
 def _capacity_options(
     fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -112,15 +162,7 @@ def _capacity_options(
     return assumptions, demands
 
 
-def _check_options(
-    fleet: Fleet,
-    problems: list[Issue],
-    *,
-    origin: list[str],
-    baseline: str,
-    diagram: Path | None,
-    output: Path | None,
-) -> None:
+def _check_options(fleet: Fleet, problems: list[Issue], *, origin: list[str], baseline: str) -> None:
     if baseline not in ("min", "max"):
         problems.append(
             Issue.at("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
@@ -136,13 +178,25 @@ def _check_options(
         for o in origin
         if o not in fleet.clusters
     ]
-    for option, path in (("--diagram", diagram), ("--output", output)):
-        if path is not None and not path.parent.is_dir():
-            problems.append(
-                Issue.at(
-                    option, str(path), "simulate.no-directory", "its directory does not exist", str(path)
-                )
-            )
+
+
+def _check_outputs(
+    project: Path | None, from_dir: Path | None, diagram: Path | None, output: Path | None
+) -> list[Issue]:
+    """The report and diagram files must be writable and may not touch what is read (checked before rendering)."""
+    inputs = [p for p in (project / "stacks" if project else None, from_dir) if p is not None]
+    wanted: list[tuple[str, Path]] = [("--output", output)] if output is not None else []
+    if diagram is not None:
+        wanted += [("--diagram", diagram.with_suffix(suffix)) for suffix in (".svg", ".mmd", ".png")]
+    problems: list[Issue] = []
+    for flag, path in wanted:
+        if any(p.file == flag for p in problems):
+            continue  # one problem per flag: the diagram's three files share their directory
+        try:
+            check_output_file(path, flag, inputs)
+        except SpecError as err:
+            problems += err.problems
+    return problems
 
 
 def _diagram_files(
@@ -169,6 +223,38 @@ def _diagram_files(
     finally:
         png.unlink()
     return files
+
+
+def _emit(report: Report, fmt: SimFormat, output: Path | None, shown: str, files: dict[Path, bytes]) -> None:
+    """Print the report, or add it to ``files``; then write every file whole (or none, exit 2)."""
+    # imported on use, as above: only once a report is written
+    from rich.console import Console
+
+    from fleetkit.simulate.markdown import report_markdown
+    from fleetkit.simulate.report import to_json, to_renderables
+
+    if fmt is SimFormat.table:
+        if output is not None:
+            buf = StringIO()
+            console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
+            for r in to_renderables(report):
+                console.print(r)
+            files[output] = buf.getvalue().encode()
+        else:
+            for r in to_renderables(report):
+                out_console.print(r)
+    else:
+        text = to_json(report) if fmt is SimFormat.json else report_markdown(report, shown)
+        if output is not None:
+            files[output] = text.encode()
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    try:
+        write_atomically(files)
+    except OSError as exc:
+        fail(SpecError([Issue.at("--output", str(exc.filename or output), "output.write-failed",
+                                 f"cannot write (nothing was changed): {exc.strerror or exc}")]))  # fmt: skip
 
 
 def simulate_command(
@@ -214,21 +300,21 @@ def simulate_command(
         str, typer.Option("--zone", help="Zone of the ingress gateway pod (locality-aware failover).")
     ] = "",
     concurrency: Annotated[
-        float,
+        str,
         typer.Option(
             "--concurrency",
-            min=0,
+            metavar="N",
             help="In-flight requests of each class at one gateway replica (circuit breakers). 0: not modelled.",
         ),
-    ] = 0.0,
+    ] = "0",
     rate: Annotated[
-        float,
+        str,
         typer.Option(
             "--rate",
-            min=0,
+            metavar="RPS",
             help="Requests/s of each class at one gateway replica (local rate limits, 429). 0: not modelled.",
         ),
-    ] = 0.0,
+    ] = "0",
     down: Annotated[
         list[str] | None,
         typer.Option(
@@ -279,21 +365,28 @@ def simulate_command(
         typer.Option("--demand", help="Fleet-wide requests/s of a model service, MODEL=RPS (repeatable)."),
     ] = None,
     output_format: Annotated[
-        SimFormat,
+        str,
         typer.Option(
             "--format",
             "-f",
-            case_sensitive=False,
+            metavar="table|json|markdown",
             help="table (terminal), json (scripts), markdown (a pull-request comment with the Mermaid diagram).",
         ),
-    ] = SimFormat.table,
+    ] = SimFormat.table.value,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
+        ),
     ] = None,
     diagram: Annotated[
         Path | None,
         typer.Option(
             "--diagram",
+            metavar="PATH",
             help="Write the flow diagram: PATH.svg, PATH.mmd (Mermaid) and PATH.png when cairosvg is installed.",
         ),
     ] = None,
@@ -322,6 +415,7 @@ def simulate_command(
         Path | None,
         typer.Option(
             "--from",
+            metavar="DIR",
             help="Read the rendered fleet from a `fleetkit preview --out DIR` directory instead of rendering now.",
         ),
     ] = None,
@@ -344,32 +438,38 @@ def simulate_command(
     --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value); with `--check`, 1 when the healthy fleet has findings.
     """
     # imported on use, not at module level: `fleetkit --help` loads this module and must stay fast
-    from rich.console import Console
-
-    from fleetkit.console import err_console, fail, find_root, out_console
     from fleetkit.simulate.diagram import scenario_for_picture
-    from fleetkit.simulate.markdown import report_markdown
     from fleetkit.simulate.report import (
         findings,
         request_classes,
         route_classes,
         simulate,
-        to_json,
-        to_renderables,
     )
-    from fleetkit.simulate.scenarios import parse_scenario, standard_scenarios
+    from fleetkit.simulate.scenarios import parse_scenario
 
+    # the flags and output paths are checked before the fleet is rendered, and reported with its problems
+    problems: list[Issue] = []
+    fmt = SimFormat(choice_flag("--format", output_format, [f.value for f in SimFormat], problems) or "table")
+    in_flight = float_flag("--concurrency", concurrency, problems)
+    per_second = float_flag("--rate", rate, problems)
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout
+    project = _project(root, problems)
+    problems += _check_outputs(project, from_dir, diagram, output)
     try:
-        project = find_root(root)
-        with err_console.status("rendering the fleet…"):
-            fleet = _load(project, from_dir)
-        problems: list[Issue] = []
+        if project is None:
+            raise SpecError(problems)
+        if problems and from_dir is None:  # not worth a render: report them with the spec's own
+            _spec_problems(project, problems)
+        try:
+            with err_console.status("rendering the fleet…"):
+                fleet = _load(project, from_dir)
+        except SpecError as err:
+            raise SpecError([*problems, *err.problems]) from None
         headers = _pairs("--header", header or [], problems)
         claims = _pairs("--claim", claim or [], problems)
         assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
-        _check_options(
-            fleet, problems, origin=origin or [], baseline=baseline, diagram=diagram, output=output
-        )
+        _check_options(fleet, problems, origin=origin or [], baseline=baseline)
         custom, more = parse_scenario(
             fleet,
             down or [],
@@ -379,33 +479,16 @@ def simulate_command(
             baseline if baseline in ("min", "max") else "min",
         )
         problems += more
+        given = bool(down or replicas or eject or no_capacity)
+        scenarios = _scenarios(fleet, custom, given, standard, picture, problems)
         if problems:
             raise SpecError(problems)
-        scenarios = []
-        given = bool(down or replicas or eject or no_capacity)
-        if standard or (standard is None and not given):
-            scenarios = standard_scenarios(fleet)
-        if given or not scenarios:
-            scenarios = [s for s in scenarios if s.name != custom.name] + [custom]
-        names = [s.name for s in scenarios]
-        if picture is not None and picture not in names:
-            raise SpecError(
-                [
-                    Issue.at(
-                        "--picture",
-                        picture,
-                        "simulate.unknown-scenario",
-                        "not one of the scenarios run: " + "; ".join(names),
-                        picture,
-                    )
-                ]
-            )
         extra = {
             "path": path,
             "stream": stream,
             "zone": zone,
-            "concurrency": concurrency,
-            "rate": rate,
+            "concurrency": in_flight,
+            "rate": per_second,
             "headers": headers,
         }
         classes = request_classes(
@@ -420,7 +503,7 @@ def simulate_command(
             classes += [
                 c
                 for c in route_classes(
-                    fleet, path=path, stream=stream, zone=zone, concurrency=concurrency, rate=rate
+                    fleet, path=path, stream=stream, zone=zone, concurrency=in_flight, rate=per_second
                 )
                 if not origin or c.request.origin in origin
             ]
@@ -430,24 +513,7 @@ def simulate_command(
         return
     shown = picture or scenario_for_picture(report, [custom.name] if given else None)
     files = _diagram_files(report, shown, diagram, err_console.print) if diagram is not None else {}
-    if output_format is SimFormat.table:
-        if output is not None:
-            buf = StringIO()
-            console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
-            for r in to_renderables(report):
-                console.print(r)
-            files[output] = buf.getvalue().encode()
-        else:
-            for r in to_renderables(report):
-                out_console.print(r)
-    else:
-        text = to_json(report) if output_format is SimFormat.json else report_markdown(report, shown)
-        if output is not None:
-            files[output] = text.encode()
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    write_atomically(files)
+    _emit(report, fmt, output, shown, files)
     for p in sorted(files):
         err_console.print(f"wrote {p}")
     if check and findings(report):

@@ -47,13 +47,14 @@ def sizes_from_specs(fleet: SpecFleet) -> dict[str, dict[str, float]]:
 def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, ClusterInfo]]:
     """Per-stack manifests and the topology ``outputs.json`` gives (no zones) from ``fleetkit preview --out``."""
     if not path.is_dir():
+        what = "is a file" if path.exists() else "no such directory"
         raise SpecError(
             [
                 Issue.at(
                     "--from",
                     str(path),
                     "simulate.no-preview",
-                    "not a directory (expected the output of `fleetkit preview --out DIR`)",
+                    f"{what} (expected the output of `fleetkit preview --out DIR`)",
                     str(path),
                 )
             ]
