@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from fleetkit_weights.errors import IntegrityError, WeightsError
+from fleetkit_weights.errors import IntegrityError, UsageError, WeightsError
+from fleetkit_weights.layout import META
 from fleetkit_weights.options import Problems as _Problems
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTEGRITY = 0, 1, 2, 3
@@ -32,6 +33,16 @@ PROG = "fleetkit-weights"
 
 def _check_cache_dir(probs: _Problems, path: str, create: bool) -> Path:
     return Path(probs.cache_dir(path, create))
+
+
+def _cached_model(path: str) -> tuple:
+    """(cache, store entry) of MODEL_PATH; a path outside any cache is a usage error (exit 2)."""
+    from fleetkit_weights.cache import resolve_entry
+
+    try:
+        return resolve_entry(path)
+    except WeightsError as exc:
+        raise UsageError(f"MODEL_PATH: {exc} (give the path `{PROG} sync` printed)") from None
 
 
 def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
@@ -287,14 +298,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_lease(args: argparse.Namespace) -> int:
-    from fleetkit_weights.cache import resolve_entry, touch
+    from fleetkit_weights.cache import touch
 
     probs = _Problems()
     timeout = probs.float_(args.timeout, "--timeout", False) or 0.0
     if not os.path.exists(args.model_path):
         probs.add(f"MODEL_PATH {args.model_path} does not exist (run `{PROG} sync` first)")
     probs.raise_if_any()
-    _cache, entry = resolve_entry(args.model_path)
+    _cache, entry = _cached_model(args.model_path)
     lease = entry / "lease"
     fd = os.open(lease, os.O_RDONLY)
     deadline = time.monotonic() + timeout
@@ -341,7 +352,7 @@ def cmd_lease(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from fleetkit_weights.cache import load_entry_manifest, resolve_entry
+    from fleetkit_weights.cache import load_entry_manifest
     from fleetkit_weights.progress import fmt_bytes
     from fleetkit_weights.sync import verify_entry
 
@@ -350,7 +361,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not os.path.exists(args.model_path):
         probs.add(f"MODEL_PATH {args.model_path} does not exist")
     probs.raise_if_any()
-    _cache, entry = resolve_entry(args.model_path)
+    _cache, entry = _cached_model(args.model_path)
     man = load_entry_manifest(entry)
     t0 = time.monotonic()
     problems = verify_entry(entry, man, workers)
@@ -365,7 +376,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from fleetkit_weights.cache import Cache
 
     probs = _Problems()
-    root = _check_cache_dir(probs, args.cache_dir, create=False)
+    root = Path(probs.cache_dir(args.cache_dir, create=False, write=True))
+    if root.is_dir() and not (root / META).is_dir():
+        probs.add(f"CACHE_DIR {args.cache_dir} is not a {PROG} cache (no {META}/ in it); nothing was deleted")
     wanted = {str(loc) for loc in (probs.s3(s, "--source") for s in args.source) if loc is not None}
     if not (args.all or args.stale or args.partial or args.source):
         probs.add("say what to delete: --source S3URI, --stale, --partial or --all")
