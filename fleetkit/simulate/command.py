@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import sys
 import tempfile
@@ -38,10 +40,12 @@ def _pairs(option: str, items: list[str], problems: list[Issue], number: bool = 
             continue
         if number:
             try:
-                if float(value) < 0:
+                if not math.isfinite(float(value)) or float(value) < 0:
                     raise ValueError
             except ValueError:
-                problems.append(Issue.at(option, item, "simulate.bad-number", "expected a number ≥ 0", value))
+                problems.append(
+                    Issue.at(option, item, "simulate.bad-number", "expected a finite number ≥ 0", value)
+                )
                 continue
         out[key] = value
     return out
@@ -140,12 +144,23 @@ def _capacity_options(
     fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
 ) -> tuple[dict[str, float], dict[str, float]]:
     assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
-    known = ("efficiency", "batch", "output_tokens", "utilisation")
-    problems += [
-        Issue.at("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
-        for k in assumptions
-        if k not in known
-    ]
+    # the range each assumption makes sense in (fleetkit.simulate.capacity): fractions, and counts above 0
+    known = {"efficiency": (0.0, 1.0), "batch": (1.0, math.inf), "output_tokens": (1.0, math.inf),
+             "utilisation": (0.0, 1.0)}  # fmt: skip
+    for k, v in assumptions.items():
+        if k not in known:
+            close = difflib.get_close_matches(k, list(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append(Issue.at("--assume", k, "simulate.unknown-assumption",
+                                     f"{hint}known: " + ", ".join(known), k))  # fmt: skip
+            continue
+        lo, hi = known[k]
+        fraction = hi == 1.0
+        if not (lo < v <= hi if fraction else v >= lo):
+            want = f"more than {lo:g} and at most {hi:g}" if fraction else f"{lo:g} or more"
+            problems.append(
+                Issue.at("--assume", f"{k}={v:g}", "simulate.bad-number", f"{k} must be {want}", v)
+            )
     demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
     services = sorted({w.model for w in fleet.workloads})
     problems += [
@@ -452,6 +467,10 @@ def simulate_command(
     fmt = SimFormat(choice_flag("--format", output_format, [f.value for f in SimFormat], problems) or "table")
     in_flight = float_flag("--concurrency", concurrency, problems)
     per_second = float_flag("--rate", rate, problems)
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        problems.append(
+            Issue.at("--path", path, "cli.bad-value", "a request path starts with / and has no spaces", path)
+        )
     if output is not None and str(output) == "-":
         output = None  # `-o -`: stdout
     project = _project(root, problems)

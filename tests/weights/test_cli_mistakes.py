@@ -53,6 +53,9 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str]]] = [
     # environment variables: blamed on the variable, not on a flag the user did not give
     ("env-cache-bytes", ["sync", "s3://bkt/p", "{tmp}/c"], {"FLEETKIT_WEIGHTS_MAX_CACHE_BYTES": "a lot"}, ["$FLEETKIT_WEIGHTS_MAX_CACHE_BYTES: invalid size 'a lot'"]),
     ("env-retry", ["sync", "s3://bkt/p", "{tmp}/c"], {"FLEETKIT_WEIGHTS_MAX_ATTEMPTS": "ten", "FLEETKIT_WEIGHTS_RETRY_BASE_SECONDS": "-1"}, ["$FLEETKIT_WEIGHTS_MAX_ATTEMPTS must be an integer, got 'ten'", "$FLEETKIT_WEIGHTS_RETRY_BASE_SECONDS must be between 0 and 3600, got -1"]),
+    ("region", ["sync", "s3://bkt/p", "{tmp}/c", "--region", "us east 1"], {}, ["--region must be a region name", "'us east 1'"]),
+    ("region-env", ["sync", "s3://bkt/p", "{tmp}/c"], {"AWS_REGION": "eu west"}, ["$AWS_REGION must be a region name", "'eu west'"]),
+    ("warm-same-source-twice", ["warm", "s3://bkt/a", "s3://bkt/a/", "{tmp}/c"], {}, ["SOURCE s3://bkt/a is given twice"]),
     # paths
     ("cache-is-a-file", ["sync", "s3://bkt/p", "{file}"], {}, ["CACHE_DIR {file} exists but is not a directory"]),
     ("cache-parent-missing", ["sync", "s3://bkt/p", "{tmp}/no/such/cache"], {}, ["does not exist and neither does its parent"]),
@@ -76,7 +79,7 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
 def test_a_mistake_exits_2_names_it_and_changes_nothing(
     argv: list[str], env: dict[str, str], needles: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLEETKIT_WEIGHTS_MAX_CACHE_BYTES",
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLEETKIT_WEIGHTS_MAX_CACHE_BYTES", "AWS_REGION",
                 "FLEETKIT_WEIGHTS_MAX_ATTEMPTS", "FLEETKIT_WEIGHTS_RETRY_BASE_SECONDS"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():

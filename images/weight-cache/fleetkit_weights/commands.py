@@ -63,6 +63,14 @@ def _s3_client_from_args(args: argparse.Namespace, probs: _Problems):
                 except ValueError as exc:
                     probs.add(f"${var}: {exc}")
                 break
+    for name, region in (("--region", args.region), ("$AWS_REGION", os.environ.get("AWS_REGION")),
+                         ("$AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION"))):
+        if name != "--region" and not region:
+            continue  # an empty variable is as good as unset (s3req.region)
+        if region is not None and not (region and all(c.isalnum() or c in "-_" for c in region)):
+            probs.add(f"{name} must be a region name such as us-east-1 or auto, got {region!r}")
+        if name == "--region" and region is not None:
+            break  # the flag wins over the environment
     if probs.items:
         return None
     speed = {}
@@ -163,6 +171,8 @@ def cmd_warm(args: argparse.Namespace) -> int:
 
     probs = _Problems()
     locs = [probs.s3(s, "SOURCE") for s in args.sources]
+    twice = sorted({str(loc) for i, loc in enumerate(locs) if loc is not None and loc in locs[:i]})
+    probs.items += [f"SOURCE {uri} is given twice" for uri in twice]
     cache_dir = _check_cache_dir(probs, args.cache_dir, create=True)
     interval = probs.float_(args.interval, "--interval", False) or 0.0
     pins = _warm_pins(probs, args.manifest_digest or [], locs)
