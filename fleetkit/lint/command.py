@@ -124,7 +124,8 @@ def lint_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            metavar="FILE_OR_DIR...", help="YAML files, or directories searched for `*.yaml` and `*.yml`."
+            metavar="FILE_OR_DIR...",
+            help="YAML files, directories searched for `*.yaml` and `*.yml`, or `-` for standard input.",
         ),
     ],
     output_format: Annotated[

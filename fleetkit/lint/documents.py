@@ -6,6 +6,7 @@ apiVersion/kind) is collected for every file and raised once as :class:`~fleetki
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,10 +230,14 @@ def _usable(obj: Any, file: str, where: str, problems: ProblemCollector, line: i
 
 
 def load_paths(paths: Iterable[Path | str]) -> list[Document]:
-    """Load every object under ``paths``; raises SpecError listing all unusable input at once."""
+    """Load every object under ``paths`` (``-``: standard input, as ``helm template … | fleetkit lint -``);
+    raises SpecError listing all unusable input at once."""
     problems = ProblemCollector()
-    files = discover([Path(p) for p in paths], problems)
+    given = [Path(p) for p in paths]
     docs: list[Document] = []
+    if any(str(p) == "-" for p in given):
+        docs.extend(load_text(sys.stdin.read(), "(stdin)", problems))
+    files = discover([p for p in given if str(p) != "-"], problems)
     for path in files:
         name = path.as_posix()
         try:

@@ -278,3 +278,11 @@ def test_a_bad_environment_variable_is_named(place: dict[str, str], monkeypatch:
     monkeypatch.setenv("FLEETKIT_STACK_REF_PREFIX", "not a prefix")
     code, text = _invoke(["validate", "--root", place["root"]])
     assert code == 2 and "$FLEETKIT_STACK_REF_PREFIX" in text and "(got 'not a prefix')" in text, text
+
+
+def test_lint_reads_standard_input_for_dash(preview_dir: Path) -> None:
+    text = (preview_dir / "aws-us-east-1" / "manifests" / "core_service.yaml").read_text()
+    result = CliRunner().invoke(app, ["lint", "-", "-f", "json"], input=text)
+    assert result.exit_code in (0, 1) and result.stdout.lstrip().startswith("["), result.output
+    result = CliRunner().invoke(app, ["lint", "-"], input="kind: [\n")
+    assert result.exit_code == 2 and "(stdin): line 2" in result.output and "[yaml-syntax]" in result.output
