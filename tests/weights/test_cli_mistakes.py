@@ -56,6 +56,8 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str]]] = [
     ("region", ["sync", "s3://bkt/p", "{tmp}/c", "--region", "us east 1"], {}, ["--region must be a region name", "'us east 1'"]),
     ("region-env", ["sync", "s3://bkt/p", "{tmp}/c"], {"AWS_REGION": "eu west"}, ["$AWS_REGION must be a region name", "'eu west'"]),
     ("warm-same-source-twice", ["warm", "s3://bkt/a", "s3://bkt/a/", "{tmp}/c"], {}, ["SOURCE s3://bkt/a is given twice"]),
+    ("not-a-number-of-seconds", ["lease", "{tmp}/nowhere", "--timeout", "nan"], {}, ["--timeout must be a finite number of seconds, got 'nan'"]),
+    ("upload-part-too-big", ["publish", "{empty}", "s3://bkt/p", "--part-size", "6Gi"], {}, ["--part-size must be at most 5Gi for an upload", "got 6Gi"]),
     # paths
     ("cache-is-a-file", ["sync", "s3://bkt/p", "{file}"], {}, ["CACHE_DIR {file} exists but is not a directory"]),
     ("cache-parent-missing", ["sync", "s3://bkt/p", "{tmp}/no/such/cache"], {}, ["does not exist and neither does its parent"]),

@@ -241,6 +241,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
                   else f"LOCAL_DIR {args.local_dir} does not exist")
     loc = probs.s3(args.dest, "DEST")
     common = _common(args, probs)
+    if common["part_size"] is not None and common["part_size"] > 5 << 30:  # S3's largest multipart part
+        probs.add(f"--part-size must be at most 5Gi for an upload (S3's largest multipart part), got {args.part_size}")
     chunk_size = probs.size(args.chunk_size, "--chunk-size", 0)
     if chunk_size is not None and 0 < chunk_size < 64 * 1024:
         probs.add(f"--chunk-size must be 0 or at least 64Ki, got {args.chunk_size}")

@@ -191,6 +191,9 @@ class Problems:
         except (TypeError, ValueError):
             self.add(f"{name} must be a number of seconds, got {value!r}")
             return 0.0
+        if v != v or v in (float("inf"), float("-inf")):  # nan compares false with everything: a wait that never ends
+            self.add(f"{name} must be a finite number of seconds, got {value!r}")
+            return 0.0
         if v < 0:
             self.add(f"{name} must not be negative, got {value}")
         return v
