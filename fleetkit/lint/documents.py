@@ -132,6 +132,10 @@ def discover(paths: Iterable[Path], problems: ProblemCollector) -> list[Path]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            problems.add(
+                str(path), "", "not-a-file", "not a regular file or directory (a device, socket or pipe?)"
+            )
         else:
             problems.add(str(path), "", "file-not-found", "no such file or directory")
     seen: set[Path] = set()

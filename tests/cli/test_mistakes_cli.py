@@ -73,6 +73,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("lint-config-missing", ["lint", "{prev}", "--config", "{tmp}/lint.yaml"], ["{tmp}/lint.yaml: [config-file] cannot read lint config"]),
     ("lint-config-not-a-mapping", ["lint", "{prev}", "--config", "{text}"], ["{text}: [config-file] lint config must be a mapping"]),
     ("lint-everything-at-once", ["lint", "{tmp}/missing", "-f", "xml", "-o", "{empty}", "--min-timeout", "soon", "--disable", "nope"], ["[file-not-found]", "[cli.bad-choice]", "[output.unusable]", "--min-timeout:", "[lint.unknown-rule]", "5 problems"]),
+    ("lint-device", ["lint", "/dev/null"], ["/dev/null: [not-a-file]"]),
     # --- review
     ("review-empty-base", ["review", "--root", "{root}", "-b", ""], ["--base: [review.unknown-rev]", "(got '')"]),
     ("review-option-as-base", ["review", "--root", "{root}", "-b", "--stat"], ["--base: --stat: [review.unknown-rev]", "(got '--stat')"]),
@@ -286,3 +287,18 @@ def test_lint_reads_standard_input_for_dash(preview_dir: Path) -> None:
     assert result.exit_code in (0, 1) and result.stdout.lstrip().startswith("["), result.output
     result = CliRunner().invoke(app, ["lint", "-"], input="kind: [\n")
     assert result.exit_code == 2 and "(stdin): line 2" in result.output and "[yaml-syntax]" in result.output
+
+
+def test_a_broken_preview_directory_is_reported_file_by_file(
+    tmp_path: Path, project_root: Path, preview_dir: Path
+) -> None:
+    broken = tmp_path / "prev"
+    shutil.copytree(preview_dir, broken)
+    (broken / "aws-us-east-1" / "manifests" / "zz.yaml").write_bytes(bytes(range(128, 256)))
+    (broken / "aws-us-west-2" / "outputs.json").write_text("[1]\n")
+    (broken / "gcp-europe-west4" / "manifests" / "zz.yaml").write_text("kind: [\n")
+    code, text = _invoke(["simulate", "--root", str(project_root), "--from", str(broken)])
+    assert code == 2, text
+    assert "aws-us-east-1/manifests/zz.yaml: [simulate.unreadable]" in text
+    assert "aws-us-west-2/outputs.json: [simulate.bad-json] expected a JSON object" in text
+    assert "gcp-europe-west4/manifests/zz.yaml: [simulate.bad-yaml]" in text
