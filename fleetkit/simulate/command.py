@@ -52,20 +52,36 @@ def _pairs(option: str, items: list[str], problems: list[Issue], number: bool = 
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file or none: each goes to a temporary file beside it, renamed at the end."""
+    """Write every file or none: each goes to a temporary file beside it, renamed at the end; if a rename
+    fails (or Ctrl-C comes) part-way, the files already renamed are put back as they were."""
     staged: list[tuple[Path, str]] = []
+    done: list[tuple[Path, str | None]] = []  # (path, hard link to its old content, or None if it was new)
     try:
         for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             staged.append((path, tmp))
         for path, tmp in staged:
+            old = None
+            if path.exists():
+                old = f"{tmp}.old"
+                os.link(path, old)
+            done.append((path, old))
             os.replace(tmp, path)
+    except BaseException:
+        for path, old in reversed(done):
+            if old is not None:
+                os.replace(old, path)
+            else:
+                path.unlink(missing_ok=True)
+        raise
     finally:
         for _, tmp in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for leftover in (tmp, f"{tmp}.old"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
 
 
 def _load(project: Path, from_dir: Path | None) -> Fleet:

@@ -24,6 +24,7 @@ from fleetkit import output
 from fleetkit.cli import app
 from fleetkit.errors import SpecError
 from fleetkit.output import stack_files, write_tree
+from fleetkit.simulate import command
 
 # (id, command line, what the output must contain — every item, in any order)
 CASES: list[tuple[str, list[str], list[str]]] = [
@@ -302,3 +303,26 @@ def test_a_broken_preview_directory_is_reported_file_by_file(
     assert "aws-us-east-1/manifests/zz.yaml: [simulate.unreadable]" in text
     assert "aws-us-west-2/outputs.json: [simulate.bad-json] expected a JSON object" in text
     assert "gcp-europe-west4/manifests/zz.yaml: [simulate.bad-yaml]" in text
+
+
+def test_simulate_writes_its_files_all_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = {tmp_path / "r.md": b"old report\n", tmp_path / "flow.svg": b"<svg/>\n"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    new = {**{p: b"new\n" for p in old}, tmp_path / "flow.mmd": b"graph\n"}
+    real = os.replace
+    calls = {"n": 0}
+
+    def failing(src: str | Path, dst: str | Path) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third file's rename: two are already in place
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(command.os, "replace", failing)
+    with pytest.raises(KeyboardInterrupt):
+        command.write_atomically(new)
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in sorted(tmp_path.iterdir())} == old, (
+        "the old files are put back, the new one goes"
+    )
