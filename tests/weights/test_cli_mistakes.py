@@ -2,7 +2,8 @@
 environment variable), the rule and the bad value — every mistake of a command line at once, one line
 each — with no traceback, and changes nothing on disk.
 
-Placeholders: ``{tmp}`` the case's directory, ``{file}`` a file in it, ``{empty}`` an empty directory.
+Placeholders: ``{tmp}`` the case's directory, ``{file}`` a file in it, ``{empty}`` an empty directory,
+``{hidden}`` a directory holding only a dotfile.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str]]] = [
     ("purge-nothing-chosen", ["purge", "{empty}"], {}, ["say what to delete"]),
     ("verify-not-a-model", ["verify", "{empty}"], {}, ["MODEL_PATH:", "is not a model in a fleetkit-weights cache"]),
     ("lease-not-a-model", ["lease", "{file}", "--", "true"], {}, ["MODEL_PATH:", "is not a model in a fleetkit-weights cache"]),
+    ("publish-empty", ["publish", "{empty}", "s3://bkt/p", "--no-sign-request"], {}, ["nothing to publish: {empty} contains no files"]),
+    ("publish-only-hidden", ["publish", "{hidden}", "s3://bkt/p", "--no-sign-request"], {}, ["1 hidden entries skipped; --include-hidden uploads them"]),
     ("publish-file", ["publish", "{file}", "s3://bkt/p"], {}, ["LOCAL_DIR {file} is not a directory"]),
     ("everything-at-once", ["sync", "http://bkt/x", "{file}", "--concurrency", "x", "--endpoint-url", "minio"], {}, ["SOURCE: not an s3:// URI", "CACHE_DIR {file} exists but is not a directory", "--concurrency must be an integer", "--endpoint-url: invalid endpoint URL"]),
 ]  # fmt: skip
@@ -88,7 +91,10 @@ def test_a_mistake_exits_2_names_it_and_changes_nothing(
         monkeypatch.setenv(var, value)
     (tmp_path / "a-file").write_text("keep me\n")
     (tmp_path / "empty").mkdir()
-    place = {"{tmp}": str(tmp_path), "{file}": str(tmp_path / "a-file"), "{empty}": str(tmp_path / "empty")}
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".gitattributes").write_text("*.bin lfs\n")
+    place = {"{tmp}": str(tmp_path), "{file}": str(tmp_path / "a-file"), "{empty}": str(tmp_path / "empty"),
+             "{hidden}": str(tmp_path / "hidden")}  # fmt: skip
 
     def fill(text: str) -> str:
         for key, value in place.items():
