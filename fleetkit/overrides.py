@@ -29,9 +29,13 @@ def parse_override(item: str) -> Override | Issue:
     if "=" not in item:
         return Issue((item,), "cli.set-syntax", "write --set path.to.key=value", item)
     path, _, raw = item.partition("=")
-    parts = tuple(p for p in path.strip().split(".") if p)
-    if not parts:
+    parts = tuple(p.strip() for p in path.strip().split("."))
+    if not any(parts):
         return Issue((item,), "cli.set-syntax", "the path before '=' is empty", item)
+    if not all(parts):
+        return Issue(
+            (item,), "cli.set-syntax", "the path has an empty key (two dots, or a dot at an end)", item
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

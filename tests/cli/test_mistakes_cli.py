@@ -53,6 +53,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("root-and-jobs", ["preview", "--root", "{empty}", "-j", "0"], ["[cli.not-a-project]", "[cli.bad-jobs]", "2 problems"]),
     ("stacks-unknown", ["validate", "--root", "{root}", "-s", "aws-mars-1", "-s", "gcp"], ["--stack: aws-mars-1: [cli.unknown-stack]", "--stack: gcp: [cli.unknown-stack]"]),
     ("set-and-stack", ["plan-capacity", "--root", "{root}", "-s", "nope", "--set", "replicas"], ["--set: replicas: [cli.set-syntax]", "--stack: nope: [cli.unknown-stack]"]),
+    ("set-empty-keys", ["validate", "--root", "{root}", "--set", "models..replicas.max=3", "--set", "models.llama-3-8b.replicas.max.=2"], ["--set: models..replicas.max=3: [cli.set-syntax] the path has an empty key", "--set: models.llama-3-8b.replicas.max.=2: [cli.set-syntax]", "2 problems"]),
     ("set-empty-path", ["validate", "--root", "{root}", "--set", "=3"], ["--set: =3: [cli.set-syntax]"]),
     # --- preview --out
     ("out-existing-file", ["preview", "--root", "{root}", "--out", "{file}"], ["--out: {file}: [output.unusable] is an existing file"]),
