@@ -491,6 +491,9 @@ def simulate_command(
         output = None  # `-o -`: stdout
     project = _project(root, problems)
     problems += _check_outputs(project, from_dir, diagram, output)
+    if picture is not None and diagram is None and fmt is not SimFormat.markdown:
+        problems.append(Issue.at("--picture", picture, "cli.no-effect",
+                                 "only the diagram shows a picture: add --diagram PATH or --format markdown", picture))  # fmt: skip
     try:
         if project is None:
             raise SpecError(problems)

@@ -92,9 +92,10 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("sim-output-inside-from", ["simulate", "--root", "{root}", "--from", "{prev}", "-o", "{prev}/aws-us-east-1/outputs.json"], ["--output:", "[output.is-input] lies inside the input"]),
     ("sim-output-in-stacks", ["simulate", "--root", "{root}", "--from", "{prev}", "-o", "{stacks}/fleet.yaml"], ["[output.is-input]"]),
     ("sim-diagram-under-a-file", ["simulate", "--root", "{root}", "--from", "{prev}", "--diagram", "{file}/flow"], ["--diagram: {file}/flow.svg: [output.unusable]", "1 problem"]),
-    ("sim-everything-at-once", ["simulate", "--root", "{root}", "--from", "{prev}", "--origin", "mars", "--picture", "nah", "--baseline", "avg", "-H", "x-tier", "-o", "{empty}"], ["--origin: mars:", "--picture: nah:", "--baseline: avg:", "--header: x-tier: [simulate.bad-pair]", "--output: {empty}:", "5 problems"]),
+    ("sim-everything-at-once", ["simulate", "--root", "{root}", "--from", "{prev}", "--origin", "mars", "--picture", "nah", "--baseline", "avg", "-H", "x-tier", "-o", "{empty}"], ["--origin: mars:", "--picture: nah:", "--baseline: avg:", "--header: x-tier: [simulate.bad-pair]", "--output: {empty}:", "[cli.no-effect]", "6 problems"]),
     ("sim-assumptions", ["simulate", "--root", "{root}", "--from", "{prev}", "--assume", "output_tokens=0", "--assume", "utilisation=1.5", "--assume", "eficiency=0.3"], ["--assume: output_tokens=0: [simulate.bad-number] output_tokens must be 1 or more", "--assume: utilisation=1.5:", "did you mean efficiency?", "3 problems"]),
     ("sim-demand-not-finite", ["simulate", "--root", "{root}", "--from", "{prev}", "--demand", "llama-3-8b=nan", "--demand", "llama-3-70b=inf"], ["--demand: llama-3-8b=nan: [simulate.bad-number]", "--demand: llama-3-70b=inf:", "2 problems"]),
+    ("sim-picture-without-diagram", ["simulate", "--root", "{root}", "--from", "{prev}", "--picture", "healthy"], ["--picture: healthy: [cli.no-effect] only the diagram shows a picture"]),
     ("sim-path", ["simulate", "--root", "{root}", "--from", "{prev}", "--path", "v1/chat/completions"], ["--path: v1/chat/completions: [cli.bad-value] a request path starts with /"]),
     # --- the weight agent through the kit's CLI
     ("weights-unknown-command", ["weights", "synk"], ["invalid choice: 'synk'"]),
