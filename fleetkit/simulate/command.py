@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import sys
 import tempfile
@@ -11,44 +9,31 @@ from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fleetkit.console import choice_flag, err_console, fail, find_root, float_flag, out_console
+from fleetkit.console import choice_flag, err_console, fail, float_flag, out_console
 from fleetkit.errors import Issue, SpecError
-from fleetkit.output import check_output_file
+from fleetkit.simulate.options import (
+    capacity_options,
+    check_options,
+    check_outputs,
+    pairs,
+    project_root,
+    raise_with_spec_problems,
+    scenarios_to_run,
+)
 
 if TYPE_CHECKING:
     from fleetkit.simulate.fleet import Fleet
     from fleetkit.simulate.report import Report
-    from fleetkit.simulate.scenarios import Scenario
 
 
 class SimFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
-
-
-def _pairs(option: str, items: list[str], problems: list[Issue], number: bool = False) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            problems.append(Issue.at(option, item, "simulate.bad-pair", "expected KEY=VALUE", item))
-            continue
-        if number:
-            try:
-                if not math.isfinite(float(value)) or float(value) < 0:
-                    raise ValueError
-            except ValueError:
-                problems.append(
-                    Issue.at(option, item, "simulate.bad-number", "expected a finite number ≥ 0", value)
-                )
-                continue
-        out[key] = value
-    return out
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
@@ -107,127 +92,6 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
         results = preview_fleet(specs)
         manifests = {name: res.manifests() for name, res in results.items()}
     return build_fleet(manifests, topology, sizes_from_specs(specs))
-
-
-def _project(root: Path | None, problems: list[Issue]) -> Path | None:
-    try:
-        return find_root(root)
-    except SpecError as err:
-        problems += err.problems
-        return None
-
-
-def _scenarios(
-    fleet: Fleet,
-    custom: Scenario,
-    given: bool,
-    standard: bool | None,
-    picture: str | None,
-    problems: list[Issue],
-) -> list[Scenario]:
-    """The standard set (unless a scenario option is given, or --no-standard), plus the one given."""
-    from fleetkit.simulate.scenarios import standard_scenarios  # imported on use, as above
-
-    scenarios = standard_scenarios(fleet) if standard or (standard is None and not given) else []
-    if given or not scenarios:
-        scenarios = [s for s in scenarios if s.name != custom.name] + [custom]
-    names = [s.name for s in scenarios]
-    if picture is not None and picture not in names:
-        problems.append(
-            Issue.at(
-                "--picture",
-                picture,
-                "simulate.unknown-scenario",
-                "not one of the scenarios run: " + "; ".join(names),
-                picture,
-            )
-        )
-    return scenarios
-
-
-def _spec_problems(project: Path, problems: list[Issue]) -> NoReturn:
-    """Raise ``problems`` together with the stack specs' own (loading the specs renders nothing)."""
-    from fleetkit.loader import load_fleet  # imported on use: `fleetkit --help` loads this module
-
-    try:
-        load_fleet(project)
-    except SpecError as err:
-        problems = [*problems, *err.problems]
-    raise SpecError(problems)
-
-
-def _capacity_options(
-    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
-) -> tuple[dict[str, float], dict[str, float]]:
-    assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
-    # the range each assumption makes sense in (fleetkit.simulate.capacity): fractions, and counts above 0
-    known = {"efficiency": (0.0, 1.0), "batch": (1.0, math.inf), "output_tokens": (1.0, math.inf),
-             "utilisation": (0.0, 1.0)}  # fmt: skip
-    for k, v in assumptions.items():
-        if k not in known:
-            close = difflib.get_close_matches(k, list(known), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            problems.append(Issue.at("--assume", k, "simulate.unknown-assumption",
-                                     f"{hint}known: " + ", ".join(known), k))  # fmt: skip
-            continue
-        lo, hi = known[k]
-        fraction = hi == 1.0
-        if not (lo < v <= hi if fraction else v >= lo):
-            want = f"more than {lo:g} and at most {hi:g}" if fraction else f"{lo:g} or more"
-            problems.append(
-                Issue.at("--assume", f"{k}={v:g}", "simulate.bad-number", f"{k} must be {want}", v)
-            )
-    demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
-    services = sorted({w.model for w in fleet.workloads})
-    problems += [
-        Issue.at(
-            "--demand",
-            d,
-            "simulate.unknown-model",
-            f"no model service of that name ({', '.join(services)})",
-            d,
-        )
-        for d in demands
-        if d not in services
-    ]
-    return assumptions, demands
-
-
-def _check_options(fleet: Fleet, problems: list[Issue], *, origin: list[str], baseline: str) -> None:
-    if baseline not in ("min", "max"):
-        problems.append(
-            Issue.at("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
-        )
-    problems += [
-        Issue.at(
-            "--origin",
-            o,
-            "simulate.unknown-cluster",
-            f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})",
-            o,
-        )
-        for o in origin
-        if o not in fleet.clusters
-    ]
-
-
-def _check_outputs(
-    project: Path | None, from_dir: Path | None, diagram: Path | None, output: Path | None
-) -> list[Issue]:
-    """The report and diagram files must be writable and may not touch what is read (checked before rendering)."""
-    inputs = [p for p in (project / "stacks" if project else None, from_dir) if p is not None]
-    wanted: list[tuple[str, Path]] = [("--output", output)] if output is not None else []
-    if diagram is not None:
-        wanted += [("--diagram", diagram.with_suffix(suffix)) for suffix in (".svg", ".mmd", ".png")]
-    problems: list[Issue] = []
-    for flag, path in wanted:
-        if any(p.file == flag for p in problems):
-            continue  # one problem per flag: the diagram's three files share their directory
-        try:
-            check_output_file(path, flag, inputs)
-        except SpecError as err:
-            problems += err.problems
-    return problems
 
 
 def _diagram_files(
@@ -489,8 +353,8 @@ def simulate_command(
         )
     if output is not None and str(output) == "-":
         output = None  # `-o -`: stdout
-    project = _project(root, problems)
-    problems += _check_outputs(project, from_dir, diagram, output)
+    project = project_root(root, problems)
+    problems += check_outputs(project, from_dir, diagram, output)
     if picture is not None and diagram is None and fmt is not SimFormat.markdown:
         problems.append(Issue.at("--picture", picture, "cli.no-effect",
                                  "only the diagram shows a picture: add --diagram PATH or --format markdown", picture))  # fmt: skip
@@ -498,16 +362,16 @@ def simulate_command(
         if project is None:
             raise SpecError(problems)
         if problems and from_dir is None:  # not worth a render: report them with the spec's own
-            _spec_problems(project, problems)
+            raise_with_spec_problems(project, problems)
         try:
             with err_console.status("rendering the fleet…"):
                 fleet = _load(project, from_dir)
         except SpecError as err:
             raise SpecError([*problems, *err.problems]) from None
-        headers = _pairs("--header", header or [], problems)
-        claims = _pairs("--claim", claim or [], problems)
-        assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
-        _check_options(fleet, problems, origin=origin or [], baseline=baseline)
+        headers = pairs("--header", header or [], problems)
+        claims = pairs("--claim", claim or [], problems)
+        assumptions, demands = capacity_options(fleet, assume or [], demand or [], problems)
+        check_options(fleet, problems, origin=origin or [], baseline=baseline)
         custom, more = parse_scenario(
             fleet,
             down or [],
@@ -518,7 +382,7 @@ def simulate_command(
         )
         problems += more
         given = bool(down or replicas or eject or no_capacity)
-        scenarios = _scenarios(fleet, custom, given, standard, picture, problems)
+        scenarios = scenarios_to_run(fleet, custom, given, standard, picture, problems)
         if problems:
             raise SpecError(problems)
         extra = {
