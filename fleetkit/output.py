@@ -140,7 +140,13 @@ def _umask() -> int:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole: a temporary file beside it, then a rename."""
+    """Write ``text`` to ``path`` whole: a temporary file beside it, then a rename. A path that is not a
+    regular file (``/dev/stdout``, a pipe, a device) is written to directly, as a shell redirection would:
+    renaming over it would replace the device itself."""
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

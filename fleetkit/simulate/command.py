@@ -41,8 +41,13 @@ def write_atomically(files: dict[Path, bytes]) -> None:
     fails (or Ctrl-C comes) part-way, the files already renamed are put back as they were."""
     staged: list[tuple[Path, str]] = []
     done: list[tuple[Path, str | None]] = []  # (path, hard link to its old content, or None if it was new)
+    streams = {p for p in files if p.exists() and not p.is_file()}  # /dev/stdout, a pipe: written directly
+    for path in sorted(streams):
+        path.write_bytes(files[path])
     try:
         for path, data in files.items():
+            if path in streams:
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:

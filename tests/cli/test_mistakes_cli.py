@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -328,3 +330,33 @@ def test_simulate_writes_its_files_all_or_none(tmp_path: Path, monkeypatch: pyte
     assert {p: p.read_bytes() for p in sorted(tmp_path.iterdir())} == old, (
         "the old files are put back, the new one goes"
     )
+
+
+@pytest.mark.parametrize("command", ["lint", "simulate"])
+def test_a_report_to_a_pipe_is_written_into_it_not_renamed_over_it(
+    command: str, place: dict[str, str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    args = {
+        "lint": ["lint", place["prev"], "-f", "json", "-o", str(fifo)],
+        "simulate": [
+            "simulate",
+            "--root",
+            place["root"],
+            "--from",
+            place["prev"],
+            "-f",
+            "json",
+            "-o",
+            str(fifo),
+        ],
+    }[command]
+    code, text = _invoke(args)
+    reader.join(timeout=60)
+    assert code in (0, 1), text
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the pipe must still be a pipe (a device would be replaced)"
+    assert got and got[0].lstrip().startswith((b"[", b"{"))
