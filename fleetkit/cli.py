@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from fleetkit.buckets import check_pins, pinned_models
-from fleetkit.console import err_console, fail, find_root, out_console
+from fleetkit.console import FleetkitGroup, err_console, fail, find_root, int_flag, out_console
 from fleetkit.errors import EXIT_USAGE, Issue, SpecError
 from fleetkit.lint.command import lint_command
 from fleetkit.loader import load_fleet
@@ -35,6 +35,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    cls=FleetkitGroup,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
@@ -43,17 +44,24 @@ RootOpt = Annotated[
     Path | None,
     typer.Option(
         "--root",
+        metavar="DIR",
         help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory.",
     ),
 ]
 StackOpt = Annotated[
     list[str] | None,
-    typer.Option("--stack", "-s", help="Stack to work on (repeatable). Default: every stack in stacks/."),
+    typer.Option(
+        "--stack",
+        "-s",
+        metavar="STACK",
+        help="Stack to work on (repeatable). Default: every stack in stacks/.",
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="PATH=VALUE",
         help="Override a spec value for the selected stacks, highest precedence: `--set models.llama-3-8b.replicas.max=6` (value parsed as YAML).",
     ),
 ]
@@ -121,7 +129,9 @@ def preview(
         typer.Option(
             "--out",
             "-o",
-            help="Write DIR/<stack>/resources.json, outputs.json and manifests/*.yaml (deterministic).",
+            metavar="DIR",
+            help="Write `DIR/STACK/resources.json`, `outputs.json` and `manifests/*.yaml` (deterministic). "
+            "DIR is replaced as a whole: a new or empty directory, or one an earlier `--out` wrote.",
         ),
     ] = None,
     set_: SetOpt = None,
@@ -129,10 +139,11 @@ def preview(
         bool, typer.Option("--details", help="Also list every resource, not only counts by type.")
     ] = False,
     jobs: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--jobs",
             "-j",
+            metavar="N",
             help="Worker processes for region stacks (default: up to 2, one per core). Output is the same for any value.",
         ),
     ] = None,
@@ -145,19 +156,21 @@ def preview(
     """
     # flags and the output path are checked with the spec, before anything is rendered
     usage: list[Issue] = []
-    if jobs is not None and jobs < 1:
-        usage.append(
-            Issue.at(
-                "--jobs", str(jobs), "cli.bad-jobs", "the number of worker processes must be 1 or more", jobs
-            )
-        )
+    workers = int_flag("--jobs", jobs, usage, rule="cli.bad-jobs")
+    project: Path | None = None
+    try:
+        project = find_root(root)
+    except SpecError as err:
+        usage.extend(err.problems)
     if out is not None:
-        try:
-            check_output_dir(out, "--out")
+        try:  # the output may not touch the stack files it is rendered from
+            check_output_dir(out, "--out", [project / "stacks"] if project else [])
         except SpecError as err:
             usage.extend(err.problems)
+    if project is None:
+        fail(SpecError(usage))
     try:
-        fleet = load_fleet(find_root(root), only=stack or None, overrides=set_ or [])
+        fleet = load_fleet(project, only=stack or None, overrides=set_ or [])
     except SpecError as err:
         fail(SpecError([*usage, *err.problems]))
     if usage:
@@ -169,7 +182,7 @@ def preview(
                 status.update(f"{what} [bold]{name}[/bold]…")
 
             results = preview_fleet(
-                fleet, only=stack or None, cli_sets=set_ or [], progress=progress, jobs=jobs
+                fleet, only=stack or None, cli_sets=set_ or [], progress=progress, jobs=workers
             )
         report = preview_report(fleet, results, details=details)
         for renderable in report.renderables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import sys
 from enum import StrEnum
@@ -13,11 +14,20 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from fleetkit.errors import EXIT_USAGE, Issue, SpecError, format_path
+from fleetkit.console import choice_flag, fail
+from fleetkit.errors import Issue, SpecError, format_path
 from fleetkit.lint.documents import load_paths
 from fleetkit.lint.engine import exit_code, lint_documents
 from fleetkit.lint.formats import render_json, render_sarif, render_table, summary
-from fleetkit.lint.model import LintConfig
+from fleetkit.lint.model import RULES, LintConfig, rule_for
+from fleetkit.output import check_output_file, write_file
+
+#: the flag each command-line setting comes from (its problems are reported against the flag)
+FLAGS = {
+    "min_timeout": "--min-timeout",
+    "min_per_try_timeout": "--min-per-try-timeout",
+    "disable": "--disable",
+}
 
 
 class OutputFormat(StrEnum):
@@ -78,7 +88,7 @@ def build_config(
     for key, value in overrides.items():
         if value is not None:
             data[key] = value
-            origin[key] = source
+            origin[key] = FLAGS.get(key, source)
     try:
         return LintConfig(**data)
     except ValidationError as exc:
@@ -87,29 +97,54 @@ def build_config(
             loc = list(err.get("loc", ()))
             key = str(loc[0]) if loc else ""
             file = origin.get(key, source)
-            problems.append(Issue.at(file, format_path(loc), "lint-config", err.get("msg", "invalid value"),
-                                    err.get("input")))  # fmt: skip
+            # a flag's problem is the flag's value; a config file's is at its key in the file
+            path = "" if file in FLAGS.values() else format_path(loc)
+            message = err.get("msg", "invalid value").removeprefix("Value error, ")
+            problems.append(Issue.at(file, path, "lint-config", message, err.get("input")))
         raise SpecError(problems) from None
+
+
+def _known_rules(names: list[str], problems: list[Issue]) -> set[str]:
+    """The ``--disable`` names that are rules; each unknown one is a problem with the closest rule."""
+    known: set[str] = set()
+    for name in names:
+        if rule_for(name) is not None:
+            known.add(name)
+            continue
+        slugs = [*RULES, *(r.slug for r in RULES.values())]
+        close = difflib.get_close_matches(name.strip(), slugs, n=1) or difflib.get_close_matches(
+            name.strip().upper(), list(RULES), n=1
+        )
+        hint = f"; did you mean {close[0]}?" if close else " (rules: runbooks/lint.md)"
+        problems.append(Issue.at("--disable", name, "lint.unknown-rule", f"no such rule{hint}", name))
+    return known
 
 
 def lint_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            metavar="FILE_OR_DIR...", help="YAML files, or directories searched for *.yaml/*.yml."
+            metavar="FILE_OR_DIR...",
+            help="YAML files, directories searched for `*.yaml` and `*.yml`, or `-` for standard input.",
         ),
     ],
     output_format: Annotated[
-        OutputFormat,
+        str,
         typer.Option(
             "--format",
             "-f",
-            case_sensitive=False,
+            metavar="table|json|sarif",
             help="table (people), json (scripts), sarif (code scanning).",
         ),
-    ] = OutputFormat.table,
+    ] = OutputFormat.table.value,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
+        ),
     ] = None,
     min_timeout: Annotated[
         str | None,
@@ -135,32 +170,52 @@ def lint_command(
         typer.Option("--no-schema", help="Skip schema validation (FK001); cross-object checks still run."),
     ] = False,
 ) -> None:
+    # every unusable input is reported at once, before anything is linted: flags, config, output, files
+    problems: list[Issue] = []
+    chosen = choice_flag("--format", output_format, [f.value for f in OutputFormat], problems)
+    fmt = OutputFormat(chosen) if chosen else OutputFormat.table
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout
+    if output is not None:
+        try:  # the report may not overwrite a file it lints
+            check_output_file(output, "--output", [*paths, *([config_file] if config_file else [])])
+        except SpecError as err:
+            problems += err.problems
+    overrides: dict[str, Any] = {
+        "min_timeout": min_timeout,
+        "min_per_try_timeout": min_per_try_timeout,
+        "schema_validation": False if no_schema else None,
+    }
+    if disable:
+        overrides["disable"] = _known_rules(disable, problems)
+    config: LintConfig | None = None
     try:
-        overrides: dict[str, Any] = {
-            "min_timeout": min_timeout,
-            "min_per_try_timeout": min_per_try_timeout,
-            "schema_validation": False if no_schema else None,
-        }
-        if disable:
-            overrides["disable"] = set(disable)
         config = build_config(config_file, overrides)
+    except SpecError as err:
+        problems += err.problems
+    try:
         docs = load_paths(paths)
-        notes: list[str] = []
-        findings = lint_documents(docs, config, notes)
-    except SpecError as exc:
-        typer.echo(exc.render(), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    except SpecError as err:
+        problems += err.problems
+    if problems or config is None:
+        fail(SpecError(problems))
+    notes: list[str] = []
+    findings = lint_documents(docs, config, notes)
 
-    if output_format is OutputFormat.json:
+    if fmt is OutputFormat.json:
         report = render_json(findings)
-    elif output_format is OutputFormat.sarif:
+    elif fmt is OutputFormat.sarif:
         report = render_sarif(findings, _version(), notes)
     else:
         tty = output is None and sys.stdout.isatty()
         width = max(100, shutil.get_terminal_size().columns) if tty else None
         report = render_table(findings, len(docs), width=width, color=tty, notes=notes)
     if output is not None:
-        output.write_text(report, encoding="utf-8")
+        try:
+            write_file(output, report)
+        except OSError as exc:
+            fail(SpecError([Issue.at("--output", str(output), "output.write-failed",
+                                     f"cannot write the report: {exc.strerror or exc}", str(output))]))  # fmt: skip
         typer.echo(f"{summary(findings, len(docs))}; report written to {output}", err=True)
     else:
         sys.stdout.write(report)

@@ -7,6 +7,7 @@ The YAML reader itself (strict keys, key and item lines) is ``fleetkit.yamlio.Tr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,10 @@ def discover(paths: Iterable[Path], problems: ProblemCollector) -> list[Path]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            problems.add(
+                str(path), "", "not-a-file", "not a regular file or directory (a device, socket or pipe?)"
+            )
         else:
             problems.add(str(path), "", "file-not-found", "no such file or directory")
     seen: set[Path] = set()
@@ -171,10 +176,14 @@ def _usable(obj: Any, file: str, where: str, problems: ProblemCollector, line: i
 
 
 def load_paths(paths: Iterable[Path | str]) -> list[Document]:
-    """Load every object under ``paths``; raises SpecError listing all unusable input at once."""
+    """Load every object under ``paths`` (``-``: standard input, as ``helm template … | fleetkit lint -``);
+    raises SpecError listing all unusable input at once."""
     problems = ProblemCollector()
-    files = discover([Path(p) for p in paths], problems)
+    given = [Path(p) for p in paths]
     docs: list[Document] = []
+    if any(str(p) == "-" for p in given):
+        docs.extend(load_text(sys.stdin.read(), "(stdin)", problems))
+    files = discover([p for p in given if str(p) != "-"], problems)
     for path in files:
         name = path.as_posix()
         try:

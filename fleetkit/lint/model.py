@@ -306,9 +306,11 @@ def _duration(value: Any) -> Any:
         parsed = parse_duration(value)
         if parsed is None:
             raise ValueError(f"{value!r} is not a duration such as '60s', '1m30s' or '500ms'")
-        return parsed
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        value = parsed
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        value = timedelta(seconds=value)
+    if isinstance(value, timedelta) and value < timedelta(0):
+        raise ValueError("a duration of 0 or more is needed, not a negative one")
     return value
 
 

@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fleetkit.console import err_console, fail, find_root, out_console
+from fleetkit.console import choice_flag, err_console, fail, find_root, out_console
 from fleetkit.errors import Issue, SpecError
 from fleetkit.output import check_output_file, write_file
-from fleetkit.review.core import review
+from fleetkit.review.core import review, review_problems
 from fleetkit.review.formats import to_json, to_markdown, to_renderables
 
 
@@ -48,31 +48,37 @@ def review_command(
         ),
     ] = None,
     output_format: Annotated[
-        ReviewFormat,
+        str,
         typer.Option(
             "--format",
             "-f",
-            case_sensitive=False,
+            metavar="table|markdown|json",
             help="table (terminal), markdown (a pull-request comment), json (scripts).",
         ),
-    ] = ReviewFormat.table,
+    ] = ReviewFormat.table.value,
     render: Annotated[
-        Renderer,
+        str,
         typer.Option(
             "--render",
-            case_sensitive=False,
+            metavar="auto|preview|policies",
             help="How manifests are rendered: preview (full offline preview of each side), policies (serving "
             "policies only, fast), auto (preview when the program runs, else policies).",
         ),
-    ] = Renderer.auto,
+    ] = Renderer.auto.value,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the review to this file instead of stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the review to this file (replaced whole) instead of stdout; `-` is stdout.",
+        ),
     ] = None,
     root: Annotated[
         Path | None,
         typer.Option(
             "--root",
+            metavar="DIR",
             help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the "
             "current directory.",
         ),
@@ -89,19 +95,37 @@ def review_command(
     Exit codes: 0 reviewed, 1 the change introduces lint errors or blocking guardrail verdicts,
     2 unusable input (not a git repository, unknown revision, invalid spec). See runbooks/review.md.
     """
+    # every mistake on the command line is reported at once, before either side is rendered
+    problems: list[Issue] = []
+    chosen = choice_flag("--format", output_format, [f.value for f in ReviewFormat], problems)
+    fmt = ReviewFormat(chosen) if chosen else ReviewFormat.table
+    mode = choice_flag("--render", render, [r.value for r in Renderer], problems) or Renderer.auto.value
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout
+    project: Path | None = None
     try:
-        if output is not None:
-            check_output_file(output, "--output")  # before both sides are rendered
         project = find_root(root)
-        if output_format is ReviewFormat.table and output is None:
+    except SpecError as err:
+        problems += err.problems
+    if output is not None:
+        try:  # the review may not overwrite the project it reads
+            check_output_file(output, "--output", _inputs(project))
+        except SpecError as err:
+            problems += err.problems
+    if project is None:
+        fail(SpecError(problems))
+    try:
+        if problems:
+            review_problems(project, base, stack or None, problems)
+        if fmt is ReviewFormat.table and output is None:
             with err_console.status("rendering both sides…"):
-                result = review(project, base, stack or None, render.value)
+                result = review(project, base, stack or None, mode)  # type: ignore[arg-type]
         else:
-            result = review(project, base, stack or None, render.value)
+            result = review(project, base, stack or None, mode)  # type: ignore[arg-type]
     except SpecError as err:
         fail(err)
         return
-    if output_format is ReviewFormat.table:
+    if fmt is ReviewFormat.table:
         if output is not None:
             buf = io.StringIO()
             console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
@@ -112,7 +136,7 @@ def review_command(
             for renderable in to_renderables(result):
                 out_console.print(renderable)
     else:
-        text = to_markdown(result) if output_format is ReviewFormat.markdown else to_json(result)
+        text = to_markdown(result) if fmt is ReviewFormat.markdown else to_json(result)
         if output is not None:
             _write(output, text)
         else:
@@ -121,6 +145,13 @@ def review_command(
     if output is not None:
         err_console.print(f"review written to {output}")
     raise typer.Exit(result.exit_code)
+
+
+def _inputs(project: Path | None) -> list[Path]:
+    """What the review reads: the project's stack files and program entry."""
+    if project is None:
+        return []
+    return [project / "stacks", project / "Pulumi.yaml", project / "__main__.py"]
 
 
 def _write(output: Path, text: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import Fleet, LoadedStack
@@ -155,29 +156,72 @@ def _stack_review(name: str, base: Fleet, head: Fleet, rb: Rendered, rh: Rendere
     return review
 
 
+def _sides(
+    root: Path, base_rev: str | None, found: list[Issue]
+) -> tuple[gitrev.Revision | None, Fleet | None]:
+    """The base revision and the working tree's fleet; their problems go to ``found``."""
+    rev: gitrev.Revision | None = None
+    head: Fleet | None = None
+    try:
+        rev = gitrev.resolve_base(root, base_rev)
+    except SpecError as err:
+        found += err.problems
+    try:
+        head = load_fleet(root)
+    except SpecError as err:
+        found += err.problems
+    return rev, head
+
+
+def _unknown_stacks(stacks: list[str] | None, names: list[str], rev: gitrev.Revision) -> list[Issue]:
+    return [
+        Issue.at(
+            "--stack",
+            s,
+            "cli.unknown-stack",
+            f"no stack {s!r} at {rev} or in the working tree (stacks: {', '.join(names)})",
+            s,
+        )
+        for s in stacks or []
+        if s not in names
+    ]
+
+
+def review_problems(
+    root: Path, base_rev: str | None, stacks: list[str] | None, problems: Sequence[Issue]
+) -> NoReturn:
+    """Raise ``problems`` (the caller's: flags, output path) together with the base revision's, the
+    working tree's and the stack names' — without rendering anything."""
+    found = list(problems)
+    rev, head = _sides(root, base_rev, found)
+    if rev is not None and head is not None:
+        with gitrev.extracted(root, rev) as base_root:
+            try:
+                base = _load_base(base_root, rev)
+            except SpecError as err:
+                found += err.problems
+            else:
+                found += _unknown_stacks(stacks, sorted(set(base.stacks) | set(head.stacks)), rev)
+    raise SpecError(found)
+
+
 def review(
     root: Path, base_rev: str | None = None, stacks: list[str] | None = None, mode: RenderMode = "auto"
 ) -> Review:
-    """Compare the fleet at ``base_rev`` (see :mod:`fleetkit.review.gitrev` for the default) with ``root``."""
-    rev = gitrev.resolve_base(root, base_rev)
-    head = load_fleet(root)
+    """Compare the fleet at ``base_rev`` (see :mod:`fleetkit.review.gitrev` for the default) with ``root``.
+
+    Every problem (base revision, working tree, stack names) is raised at once, before anything is rendered.
+    """
+    found: list[Issue] = []
+    rev, head = _sides(root, base_rev, found)
+    if rev is None or head is None:
+        raise SpecError(found)
     with gitrev.extracted(root, rev) as base_root:
         base = _load_base(base_root, rev)
         names = sorted(set(base.stacks) | set(head.stacks))
-        unknown = [s for s in stacks or [] if s not in names]
+        unknown = _unknown_stacks(stacks, names, rev)
         if unknown:
-            raise SpecError(
-                [
-                    Issue.at(
-                        "--stack",
-                        s,
-                        "cli.unknown-stack",
-                        f"no stack {s!r} at {rev} or in the working tree (stacks: {', '.join(names)})",
-                        s,
-                    )
-                    for s in unknown
-                ]
-            )
+            raise SpecError(unknown)
         renderer, note, rb, rh = render_sides(base_root, root, base, head, mode)
     wanted = [n for n in names if not stacks or n in stacks]
     sim = behaviour(base, head, rb.manifests, rh.manifests, full_render=renderer == "preview")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetkit.errors import Issue, SpecError
+from fleetkit.errors import MISSING, Issue, SpecError
 
 DEFAULT_UPSTREAM = "origin/main"
 
@@ -40,8 +40,8 @@ class Revision:
         return f"{self.label} ({self.short})" if self.label != self.short else self.short
 
 
-def _fail(rev: str, rule: str, message: str) -> SpecError:
-    return SpecError([Issue.at("--base", rev, rule, message)])
+def _fail(rev: str, rule: str, message: str, value: object = MISSING) -> SpecError:
+    return SpecError([Issue.at("--base", rev, rule, message, value)])
 
 
 def git(cwd: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -79,11 +79,14 @@ def resolve_base(root: Path, rev: str | None) -> Revision:
     toplevel(root)
     if rev is not None:
         if not rev.strip() or rev.startswith("-"):
-            raise _fail(rev, "review.unknown-rev", "not a revision")
+            raise _fail(rev, "review.unknown-rev", "not a revision (a branch, tag or sha)", rev)
         sha = _verify(root, rev)
         if sha is None:
             raise _fail(
-                rev, "review.unknown-rev", f"no commit {rev!r} in this repository (try a branch, tag or sha)"
+                rev,
+                "review.unknown-rev",
+                "no such commit in this repository (try a branch, tag or sha)",
+                rev,
             )
         return Revision(rev, sha)
     head = _verify(root, "HEAD")

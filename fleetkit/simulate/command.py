@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fleetkit.console import choice_flag, err_console, fail, float_flag, out_console
 from fleetkit.errors import Issue, SpecError
+from fleetkit.simulate.options import (
+    capacity_options,
+    check_options,
+    check_outputs,
+    pairs,
+    project_root,
+    raise_with_spec_problems,
+    scenarios_to_run,
+)
 
 if TYPE_CHECKING:
     from fleetkit.simulate.fleet import Fleet
@@ -26,39 +36,42 @@ class SimFormat(StrEnum):
     markdown = "markdown"
 
 
-def _pairs(option: str, items: list[str], problems: list[Issue], number: bool = False) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            problems.append(Issue.at(option, item, "simulate.bad-pair", "expected KEY=VALUE", item))
-            continue
-        if number:
-            try:
-                if float(value) < 0:
-                    raise ValueError
-            except ValueError:
-                problems.append(Issue.at(option, item, "simulate.bad-number", "expected a number ≥ 0", value))
-                continue
-        out[key] = value
-    return out
-
-
 def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file or none: each goes to a temporary file beside it, renamed at the end."""
+    """Write every file or none: each goes to a temporary file beside it, renamed at the end; if a rename
+    fails (or Ctrl-C comes) part-way, the files already renamed are put back as they were."""
     staged: list[tuple[Path, str]] = []
+    done: list[tuple[Path, str | None]] = []  # (path, hard link to its old content, or None if it was new)
+    streams = {p for p in files if p.exists() and not p.is_file()}  # /dev/stdout, a pipe: written directly
+    for path in sorted(streams):
+        path.write_bytes(files[path])
     try:
         for path, data in files.items():
+            if path in streams:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             staged.append((path, tmp))
         for path, tmp in staged:
+            old = None
+            if path.exists():
+                old = f"{tmp}.old"
+                os.link(path, old)
+            done.append((path, old))
             os.replace(tmp, path)
+    except BaseException:
+        for path, old in reversed(done):
+            if old is not None:
+                os.replace(old, path)
+            else:
+                path.unlink(missing_ok=True)
+        raise
     finally:
         for _, tmp in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for leftover in (tmp, f"{tmp}.old"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
 
 
 def _load(project: Path, from_dir: Path | None) -> Fleet:
@@ -87,65 +100,6 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
     return fleet_from_stacks(specs, {name: res.manifests() for name, res in results.items()})
 
 
-def _capacity_options(
-    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
-) -> tuple[dict[str, float], dict[str, float]]:
-    assumptions = {k: float(v) for k, v in _pairs("--assume", assume, problems, number=True).items()}
-    known = ("efficiency", "batch", "output_tokens", "utilisation")
-    problems += [
-        Issue.at("--assume", k, "simulate.unknown-assumption", "known: " + ", ".join(known), k)
-        for k in assumptions
-        if k not in known
-    ]
-    demands = {k: float(v) for k, v in _pairs("--demand", demand, problems, number=True).items()}
-    services = sorted({w.model for w in fleet.workloads})
-    problems += [
-        Issue.at(
-            "--demand",
-            d,
-            "simulate.unknown-model",
-            f"no model service of that name ({', '.join(services)})",
-            d,
-        )
-        for d in demands
-        if d not in services
-    ]
-    return assumptions, demands
-
-
-def _check_options(
-    fleet: Fleet,
-    problems: list[Issue],
-    *,
-    origin: list[str],
-    baseline: str,
-    diagram: Path | None,
-    output: Path | None,
-) -> None:
-    if baseline not in ("min", "max"):
-        problems.append(
-            Issue.at("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)
-        )
-    problems += [
-        Issue.at(
-            "--origin",
-            o,
-            "simulate.unknown-cluster",
-            f"no mesh cluster {o!r} (clusters: {', '.join(sorted(fleet.clusters))})",
-            o,
-        )
-        for o in origin
-        if o not in fleet.clusters
-    ]
-    for option, path in (("--diagram", diagram), ("--output", output)):
-        if path is not None and not path.parent.is_dir():
-            problems.append(
-                Issue.at(
-                    option, str(path), "simulate.no-directory", "its directory does not exist", str(path)
-                )
-            )
-
-
 def _diagram_files(
     report: Report, shown: str, diagram: Path, warn: Callable[[str], None]
 ) -> dict[Path, bytes]:
@@ -170,6 +124,38 @@ def _diagram_files(
     finally:
         png.unlink()
     return files
+
+
+def _emit(report: Report, fmt: SimFormat, output: Path | None, shown: str, files: dict[Path, bytes]) -> None:
+    """Print the report, or add it to ``files``; then write every file whole (or none, exit 2)."""
+    # imported on use, as above: only once a report is written
+    from rich.console import Console
+
+    from fleetkit.simulate.markdown import report_markdown
+    from fleetkit.simulate.report import to_json, to_renderables
+
+    if fmt is SimFormat.table:
+        if output is not None:
+            buf = StringIO()
+            console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
+            for r in to_renderables(report):
+                console.print(r)
+            files[output] = buf.getvalue().encode()
+        else:
+            for r in to_renderables(report):
+                out_console.print(r)
+    else:
+        text = to_json(report) if fmt is SimFormat.json else report_markdown(report, shown)
+        if output is not None:
+            files[output] = text.encode()
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    try:
+        write_atomically(files)
+    except OSError as exc:
+        fail(SpecError([Issue.at("--output", str(exc.filename or output), "output.write-failed",
+                                 f"cannot write (nothing was changed): {exc.strerror or exc}")]))  # fmt: skip
 
 
 def simulate_command(
@@ -215,21 +201,21 @@ def simulate_command(
         str, typer.Option("--zone", help="Zone of the ingress gateway pod (locality-aware failover).")
     ] = "",
     concurrency: Annotated[
-        float,
+        str,
         typer.Option(
             "--concurrency",
-            min=0,
+            metavar="N",
             help="In-flight requests of each class at one gateway replica (circuit breakers). 0: not modelled.",
         ),
-    ] = 0.0,
+    ] = "0",
     rate: Annotated[
-        float,
+        str,
         typer.Option(
             "--rate",
-            min=0,
+            metavar="RPS",
             help="Requests/s of each class at one gateway replica (local rate limits, 429). 0: not modelled.",
         ),
-    ] = 0.0,
+    ] = "0",
     down: Annotated[
         list[str] | None,
         typer.Option(
@@ -280,21 +266,28 @@ def simulate_command(
         typer.Option("--demand", help="Fleet-wide requests/s of a model service, MODEL=RPS (repeatable)."),
     ] = None,
     output_format: Annotated[
-        SimFormat,
+        str,
         typer.Option(
             "--format",
             "-f",
-            case_sensitive=False,
+            metavar="table|json|markdown",
             help="table (terminal), json (scripts), markdown (a pull-request comment with the Mermaid diagram).",
         ),
-    ] = SimFormat.table,
+    ] = SimFormat.table.value,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
+        ),
     ] = None,
     diagram: Annotated[
         Path | None,
         typer.Option(
             "--diagram",
+            metavar="PATH",
             help="Write the flow diagram: PATH.svg, PATH.mmd (Mermaid) and PATH.png when cairosvg is installed.",
         ),
     ] = None,
@@ -323,6 +316,7 @@ def simulate_command(
         Path | None,
         typer.Option(
             "--from",
+            metavar="DIR",
             help="Read the rendered fleet from a `fleetkit preview --out DIR` directory instead of rendering now.",
         ),
     ] = None,
@@ -346,32 +340,45 @@ def simulate_command(
     --diagram out/sim`. Exit codes: 0 simulated, 2 unusable input (file, option, rule, value); with `--check`, 1 when the healthy fleet has findings.
     """
     # imported on use, not at module level: `fleetkit --help` loads this module and must stay fast
-    from rich.console import Console
-
-    from fleetkit.console import err_console, fail, find_root, out_console
     from fleetkit.simulate.diagram import scenario_for_picture
-    from fleetkit.simulate.markdown import report_markdown
     from fleetkit.simulate.report import (
         findings,
         request_classes,
         route_classes,
         simulate,
-        to_json,
-        to_renderables,
     )
-    from fleetkit.simulate.scenarios import parse_scenario, standard_scenarios
+    from fleetkit.simulate.scenarios import parse_scenario
 
-    try:
-        project = find_root(root)
-        with err_console.status("rendering the fleet…"):
-            fleet = _load(project, from_dir)
-        problems: list[Issue] = []
-        headers = _pairs("--header", header or [], problems)
-        claims = _pairs("--claim", claim or [], problems)
-        assumptions, demands = _capacity_options(fleet, assume or [], demand or [], problems)
-        _check_options(
-            fleet, problems, origin=origin or [], baseline=baseline, diagram=diagram, output=output
+    # the flags and output paths are checked before the fleet is rendered, and reported with its problems
+    problems: list[Issue] = []
+    fmt = SimFormat(choice_flag("--format", output_format, [f.value for f in SimFormat], problems) or "table")
+    in_flight = float_flag("--concurrency", concurrency, problems)
+    per_second = float_flag("--rate", rate, problems)
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        problems.append(
+            Issue.at("--path", path, "cli.bad-value", "a request path starts with / and has no spaces", path)
         )
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout
+    project = project_root(root, problems)
+    problems += check_outputs(project, from_dir, diagram, output)
+    if picture is not None and diagram is None and fmt is not SimFormat.markdown:
+        problems.append(Issue.at("--picture", picture, "cli.no-effect",
+                                 "only the diagram shows a picture: add --diagram PATH or --format markdown", picture))  # fmt: skip
+    try:
+        if project is None:
+            raise SpecError(problems)
+        if problems and from_dir is None:  # not worth a render: report them with the spec's own
+            raise_with_spec_problems(project, problems)
+        try:
+            with err_console.status("rendering the fleet…"):
+                fleet = _load(project, from_dir)
+        except SpecError as err:
+            raise SpecError([*problems, *err.problems]) from None
+        headers = pairs("--header", header or [], problems)
+        claims = pairs("--claim", claim or [], problems)
+        assumptions, demands = capacity_options(fleet, assume or [], demand or [], problems)
+        check_options(fleet, problems, origin=origin or [], baseline=baseline)
         custom, more = parse_scenario(
             fleet,
             down or [],
@@ -381,33 +388,16 @@ def simulate_command(
             baseline if baseline in ("min", "max") else "min",
         )
         problems += more
+        given = bool(down or replicas or eject or no_capacity)
+        scenarios = scenarios_to_run(fleet, custom, given, standard, picture, problems)
         if problems:
             raise SpecError(problems)
-        scenarios = []
-        given = bool(down or replicas or eject or no_capacity)
-        if standard or (standard is None and not given):
-            scenarios = standard_scenarios(fleet)
-        if given or not scenarios:
-            scenarios = [s for s in scenarios if s.name != custom.name] + [custom]
-        names = [s.name for s in scenarios]
-        if picture is not None and picture not in names:
-            raise SpecError(
-                [
-                    Issue.at(
-                        "--picture",
-                        picture,
-                        "simulate.unknown-scenario",
-                        "not one of the scenarios run: " + "; ".join(names),
-                        picture,
-                    )
-                ]
-            )
         extra = {
             "path": path,
             "stream": stream,
             "zone": zone,
-            "concurrency": concurrency,
-            "rate": rate,
+            "concurrency": in_flight,
+            "rate": per_second,
             "headers": headers,
         }
         classes = request_classes(
@@ -422,7 +412,7 @@ def simulate_command(
             classes += [
                 c
                 for c in route_classes(
-                    fleet, path=path, stream=stream, zone=zone, concurrency=concurrency, rate=rate
+                    fleet, path=path, stream=stream, zone=zone, concurrency=in_flight, rate=per_second
                 )
                 if not origin or c.request.origin in origin
             ]
@@ -432,24 +422,7 @@ def simulate_command(
         return
     shown = picture or scenario_for_picture(report, [custom.name] if given else None)
     files = _diagram_files(report, shown, diagram, err_console.print) if diagram is not None else {}
-    if output_format is SimFormat.table:
-        if output is not None:
-            buf = StringIO()
-            console = Console(file=buf, width=160, highlight=False, emoji=False, no_color=True)
-            for r in to_renderables(report):
-                console.print(r)
-            files[output] = buf.getvalue().encode()
-        else:
-            for r in to_renderables(report):
-                out_console.print(r)
-    else:
-        text = to_json(report) if output_format is SimFormat.json else report_markdown(report, shown)
-        if output is not None:
-            files[output] = text.encode()
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    write_atomically(files)
+    _emit(report, fmt, output, shown, files)
     for p in sorted(files):
         err_console.print(f"wrote {p}")
     if check and findings(report):

@@ -152,13 +152,14 @@ def _workload(
 def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, ClusterInfo]]:
     """Per-stack manifests and the topology ``outputs.json`` gives (no zones) from ``fleetkit preview --out``."""
     if not path.is_dir():
+        what = "is a file" if path.exists() else "no such directory"
         raise SpecError(
             [
                 Issue.at(
                     "--from",
                     str(path),
                     "simulate.no-preview",
-                    "not a directory (expected the output of `fleetkit preview --out DIR`)",
+                    f"{what} (expected the output of `fleetkit preview --out DIR`)",
                     str(path),
                 )
             ]
@@ -176,6 +177,10 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
                 objs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if isinstance(d, dict)]
             except yaml.YAMLError as err:
                 problems.append(Issue.at(str(f), "", "simulate.bad-yaml", f"not YAML: {err}".splitlines()[0]))
+            except (OSError, UnicodeDecodeError) as err:
+                problems.append(
+                    Issue.at(str(f), "", "simulate.unreadable", f"cannot read it as UTF-8 text: {err}")
+                )
         manifests[sdir.name] = objs
         outputs = sdir / "outputs.json"
         if outputs.exists():
@@ -183,6 +188,22 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
                 out = json.loads(outputs.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
                 problems.append(Issue.at(str(outputs), "", "simulate.bad-json", f"not JSON: {err}"))
+                continue
+            except (OSError, UnicodeDecodeError) as err:
+                problems.append(
+                    Issue.at(str(outputs), "", "simulate.unreadable", f"cannot read it as UTF-8 text: {err}")
+                )
+                continue
+            if not isinstance(out, dict):
+                problems.append(
+                    Issue.at(
+                        str(outputs),
+                        "",
+                        "simulate.bad-json",
+                        "expected a JSON object of stack outputs",
+                        type(out).__name__,
+                    )
+                )
                 continue
             if out.get("meshClusterName"):
                 topology[sdir.name] = ClusterInfo(

@@ -13,6 +13,7 @@ from fleetkit import output
 from fleetkit.cli import app
 from fleetkit.errors import SpecError
 from fleetkit.output import write_tree
+from tests.conftest import copy_project
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -159,7 +160,9 @@ def test_preview_out_that_contains_the_current_directory(
 def test_preview_out_that_is_a_stacks_directory(
     tmp_path: Path, project_root: Path, no_rendering: None
 ) -> None:
-    code, text = _invoke("preview", "--root", str(project_root), "--out", str(project_root / "stacks"))
+    """Another project's stack directory (this project's own is an input: `output.is-input`)."""
+    other = copy_project(tmp_path / "other")
+    code, text = _invoke("preview", "--root", str(project_root), "--out", str(other / "stacks"))
     assert code == 2, text
     assert "[output.unusable] holds a project (Pulumi." in text
 

@@ -140,7 +140,9 @@ def test_disable_and_no_schema_flags() -> None:
 def test_bad_options_exit_2_without_traceback(tmp_path: Path) -> None:
     result = run(WARNINGS, "--min-timeout", "a minute")
     assert result.exit_code == 2
-    assert "min_timeout" in result.stderr and "Traceback" not in result.output + result.stderr
+    assert (
+        "--min-timeout: [lint-config]" in result.stderr and "Traceback" not in result.output + result.stderr
+    )
     bad = tmp_path / "lint.yaml"
     bad.write_text("min_concurrency: many\nunknown_knob: 1\n")
     result = run(WARNINGS, "--config", bad)

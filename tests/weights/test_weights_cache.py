@@ -162,7 +162,7 @@ def test_lease_errors(tmp_path, three_models, s3_endpoint):
     outside = tmp_path / "plain"
     outside.mkdir()
     r = cli("lease", outside, "--", "true")
-    assert r.rc == 1 and "not a model in a fleetkit-weights cache" in r.err
+    assert r.rc == 2 and "not a model in a fleetkit-weights cache" in r.err
     cache = tmp_path / "cache"
     assert sync(three_models["a"]["uri"], cache, s3_endpoint).rc == 0
     r = cli("lease", three_models["a"]["path"](cache), "--", str(tmp_path / "no-such-binary"))

@@ -130,8 +130,8 @@ def test_pinned_digest_is_checked_as_an_argument(tmp_path):
     assert r.rc == 2 and "--manifest-digest must be sha256:<64 lowercase hex digits>" in r.err
     r = cli("warm", "s3://bk/p", "s3://bk/q", tmp_path, "--manifest-digest", "sha256:" + "0" * 64)
     assert r.rc == 2 and "with several SOURCEs, give S3URI=sha256:HEX" in r.err
-    r = cli("warm", "s3://bk/p", tmp_path, "--manifest-digest", "s3://bk/x=sha256:" + "0" * 64)
-    assert r.rc == 2 and "s3://bk/x is not one of the SOURCEs" in r.err
+    r = cli("warm", "s3://bk/p", tmp_path, "--manifest-digest", "s3://bkx/x=sha256:" + "0" * 64)
+    assert r.rc == 2 and "s3://bkx/x is not one of the SOURCEs" in r.err
 
 
 def test_warm_pins_each_source(tmp_path, model, s3_endpoint):

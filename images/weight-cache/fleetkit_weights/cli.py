@@ -8,6 +8,7 @@ locks), 2 on bad input and 3 when data does not match its manifest.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from typing import Any, NoReturn
@@ -83,6 +84,30 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
+    def unknown_options(self, argv: list[str]) -> list[str]:
+        """One problem per option in ``argv`` this parser does not know, with the closest it does.
+
+        argparse reports missing arguments before unknown options, and unknown ones without a
+        suggestion; this names each, so one run shows every mistake on the command line.
+        """
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        out = []
+        for tok in argv:
+            if tok == "--":
+                break
+            name = tok.split("=", 1)[0]
+            if not name.startswith("-") or name == "-" or name in self._option_string_actions:
+                continue
+            if name[1:2] != "-" and len(name) == 2 and any(name == o for o in self._option_string_actions):
+                continue
+            if name[1:].replace(".", "", 1).isdigit():  # a negative number is a value
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            out.append(f"unrecognized arguments: {name} (no such option of `{self.prog}`{hint}) "
+                       f"(see `{self.prog} --help`)")
+        return out
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
@@ -114,7 +139,7 @@ def _add_s3_options(p: argparse.ArgumentParser, concurrency: int | str | None, p
 def _add_sync_options(p: argparse.ArgumentParser, warm: bool = False) -> None:
     g = p.add_argument_group("cache")
     append: dict[str, Any] = {"action": "append"} if warm else {}  # warm: one --manifest-digest per SOURCE
-    g.add_argument("--max-cache-bytes", metavar="SIZE", default=os.environ.get(MAX_CACHE_BYTES_ENV),
+    g.add_argument("--max-cache-bytes", metavar="SIZE", default=None,
                    help="cache capacity (e.g. 800Gi); least recently used models that are not in use are "
                         "evicted to make room (default: $FLEETKIT_WEIGHTS_MAX_CACHE_BYTES, else unlimited)")
     g.add_argument("--evict-min-idle", metavar="SECONDS", default=SYNC_DEFAULTS["evict_min_idle"],
@@ -229,11 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--stale", action="store_true", help="superseded versions and unmarked entries")
     sel.add_argument("--partial", action="store_true", help="partial downloads no sync is working on")
     p.set_defaults(func=cmd_purge)
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
 
 
 # ---------------------------------------------------------------------- entry point
+
+
+def _with_unknown_options(parser: argparse.ArgumentParser, argv: list[str], problems: list[str]) -> list[str]:
+    """argparse's problem, plus every unknown option of the chosen command (argparse stops at one problem)."""
+    sub = next((getattr(parser, "commands", {}).get(tok) for tok in argv if not tok.startswith("-")), None)
+    if not isinstance(sub, _Parser):
+        return problems
+    unknown = sub.unknown_options(argv[argv.index(sub.prog.rsplit(" ", 1)[-1]) + 1:])
+    if not unknown:
+        return problems
+    # argparse's own "unrecognized arguments" line is replaced by the named ones
+    kept = [p for p in problems if not p.startswith("unrecognized arguments")]
+    return kept + unknown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         argv, command_argv = argv[:cut], argv[cut + 1 :]
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as exc:
+            raise UsageError(_with_unknown_options(parser, argv, exc.problems)) from None
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

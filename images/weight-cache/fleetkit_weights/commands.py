@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
-from fleetkit_weights.errors import IntegrityError, WeightsError
+from fleetkit_weights.errors import IntegrityError, UsageError, WeightsError
+from fleetkit_weights.layout import META
 from fleetkit_weights.options import Problems as _Problems
 
 if TYPE_CHECKING:
@@ -41,6 +42,16 @@ def _check_cache_dir(probs: _Problems, path: str, create: bool) -> Path:
     return Path(probs.cache_dir(path, create))
 
 
+def _cached_model(path: str) -> tuple[Any, Any]:
+    """(cache, store entry) of MODEL_PATH; a path outside any cache is a usage error (exit 2)."""
+    from fleetkit_weights.cache import resolve_entry
+
+    try:
+        return resolve_entry(path)
+    except WeightsError as exc:
+        raise UsageError(f"MODEL_PATH: {exc} (give the path `{PROG} sync` printed)") from None
+
+
 def _s3_client_from_args(args: argparse.Namespace, probs: _Problems) -> S3Client | None:
     from fleetkit_weights.s3 import S3Client, validate_endpoint_url
 
@@ -59,6 +70,14 @@ def _s3_client_from_args(args: argparse.Namespace, probs: _Problems) -> S3Client
                 except ValueError as exc:
                     probs.add(f"${var}: {exc}")
                 break
+    for name, region in (("--region", args.region), ("$AWS_REGION", os.environ.get("AWS_REGION")),
+                         ("$AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION"))):
+        if name != "--region" and not region:
+            continue  # an empty variable is as good as unset (s3req.region)
+        if region is not None and not (region and all(c.isalnum() or c in "-_" for c in region)):
+            probs.add(f"{name} must be a region name such as us-east-1 or auto, got {region!r}")
+        if name == "--region" and region is not None:
+            break  # the flag wins over the environment
     if probs.items:
         return None
     speed: dict[str, Any] = {}
@@ -160,6 +179,8 @@ def cmd_warm(args: argparse.Namespace) -> int:
 
     probs = _Problems()
     locs = [probs.s3(s, "SOURCE") for s in args.sources]
+    twice = sorted({str(loc) for i, loc in enumerate(locs) if loc is not None and loc in locs[:i]})
+    probs.items += [f"SOURCE {uri} is given twice" for uri in twice]
     cache_dir = _check_cache_dir(probs, args.cache_dir, create=True)
     interval = probs.float_(args.interval, "--interval", False) or 0.0
     pins = _warm_pins(probs, args.manifest_digest or [], locs)
@@ -230,6 +251,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
                   else f"LOCAL_DIR {args.local_dir} does not exist")
     loc = probs.s3(args.dest, "DEST")
     common = _common(args, probs)
+    if common["part_size"] is not None and common["part_size"] > 5 << 30:  # S3's largest multipart part
+        probs.add(f"--part-size must be at most 5Gi for an upload (S3's largest multipart part), got {args.part_size}")
     chunk_size = probs.size(args.chunk_size, "--chunk-size", 0)
     if chunk_size is not None and 0 < chunk_size < 64 * 1024:
         probs.add(f"--chunk-size must be 0 or at least 64Ki, got {args.chunk_size}")
@@ -298,14 +321,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_lease(args: argparse.Namespace) -> int:
-    from fleetkit_weights.cache import resolve_entry, touch
+    from fleetkit_weights.cache import touch
 
     probs = _Problems()
     timeout = probs.float_(args.timeout, "--timeout", False) or 0.0
     if not os.path.exists(args.model_path):
         probs.add(f"MODEL_PATH {args.model_path} does not exist (run `{PROG} sync` first)")
     probs.raise_if_any()
-    _cache, entry = resolve_entry(args.model_path)
+    _cache, entry = _cached_model(args.model_path)
     lease = entry / "lease"
     fd = os.open(lease, os.O_RDONLY)
     deadline = time.monotonic() + timeout
@@ -352,7 +375,7 @@ def cmd_lease(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from fleetkit_weights.cache import load_entry_manifest, resolve_entry
+    from fleetkit_weights.cache import load_entry_manifest
     from fleetkit_weights.progress import fmt_bytes
     from fleetkit_weights.sync import verify_entry
 
@@ -361,7 +384,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not os.path.exists(args.model_path):
         probs.add(f"MODEL_PATH {args.model_path} does not exist")
     probs.raise_if_any()
-    _cache, entry = resolve_entry(args.model_path)
+    _cache, entry = _cached_model(args.model_path)
     man = load_entry_manifest(entry)
     t0 = time.monotonic()
     problems = verify_entry(entry, man, workers)
@@ -376,7 +399,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from fleetkit_weights.cache import Cache
 
     probs = _Problems()
-    root = _check_cache_dir(probs, args.cache_dir, create=False)
+    root = Path(probs.cache_dir(args.cache_dir, create=False, write=True))
+    if root.is_dir() and not (root / META).is_dir():
+        probs.add(f"CACHE_DIR {args.cache_dir} is not a {PROG} cache (no {META}/ in it); nothing was deleted")
     wanted = {str(loc) for loc in (probs.s3(s, "--source") for s in args.source) if loc is not None}
     if not (args.all or args.stale or args.partial or args.source):
         probs.add("say what to delete: --source S3URI, --stale, --partial or --all")

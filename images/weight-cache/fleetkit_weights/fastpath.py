@@ -35,7 +35,7 @@ import sys
 import time
 
 from fleetkit_weights import MANIFEST_NAME
-from fleetkit_weights.options import ADDRESSING_STYLES, MAX_CACHE_BYTES_ENV, SYNC_DEFAULTS, Problems, plain_endpoint
+from fleetkit_weights.options import ADDRESSING_STYLES, SYNC_DEFAULTS, Problems, plain_endpoint
 
 TYPE_CHECKING = False  # typing is not imported at run time (see above)
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class SyncArgs:
         self.__dict__.update(dict.fromkeys(_FLAGS.values(), False))
         self.endpoint_url: str | None = None
         self.region: str | None = None
-        self.max_cache_bytes = os.environ.get(MAX_CACHE_BYTES_ENV)
+        self.max_cache_bytes: str | None = None  # else $FLEETKIT_WEIGHTS_MAX_CACHE_BYTES (Problems.sync_values)
         positionals = []
         it = iter(argv[1:])
         for tok in it:

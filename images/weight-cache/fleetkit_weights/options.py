@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from fleetkit_weights.fastpath import SyncArgs
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_BUCKET_CHARS = frozenset(_ALNUM + "._-")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _HOST_CHARS = frozenset(_ALNUM + ".-")
 
 # `sync` and `warm` defaults (argparse shows them in --help; the fast path starts from them too).
@@ -70,6 +71,34 @@ class S3Location(tuple):
         return f"S3Location(bucket={self[0]!r}, prefix={self[1]!r})"
 
 
+def bucket_problem(bucket: str) -> str:
+    """Why ``bucket`` cannot be a bucket name in any S3-compatible store; "" when it can.
+
+    The rules every store shares: 3-63 characters (GCS allows up to 222 when the name has dots),
+    lowercase letters, digits, '.' and '-' (and '_', which GCS allows), starting and ending with a
+    letter or digit, no '..', and not an IPv4 address. (AWS S3 "Bucket naming rules";
+    Google Cloud Storage "Bucket names"; Cloudflare R2 and MinIO follow the S3 rules.)
+    """
+    longest = 222 if "." in bucket else 63
+    if not 3 <= len(bucket) <= longest:
+        return f"a bucket name has 3 to {longest} characters, this one {len(bucket)}"
+    if bucket != bucket.lower():
+        return "bucket names are lowercase"
+    bad = sorted({c for c in bucket if c not in _BUCKET_CHARS})
+    if bad:
+        return "a bucket name has only lowercase letters, digits, '.', '-' and '_', not " + " ".join(
+            repr(c) for c in bad
+        )
+    if bucket[0] not in _LOWER_ALNUM or bucket[-1] not in _LOWER_ALNUM:
+        return "a bucket name starts and ends with a letter or digit"
+    if ".." in bucket:
+        return "a bucket name has no '..'"
+    parts = bucket.split(".")
+    if len(parts) == 4 and all(p.isdecimal() for p in parts):
+        return "a bucket name is not an IP address"
+    return ""
+
+
 def parse_s3_uri(uri: str) -> S3Location:
     """Parse ``s3://bucket[/prefix]``; raise a one-line ValueError on anything else."""
     if not uri.startswith("s3://"):
@@ -77,8 +106,9 @@ def parse_s3_uri(uri: str) -> S3Location:
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     if not bucket:
         raise ValueError(f"missing bucket name in {uri!r}")
-    if not (2 <= len(bucket) <= 255 and bucket[0] in _ALNUM and all(c in _BUCKET_CHARS for c in bucket)):
-        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
+    why = bucket_problem(bucket)
+    if why:
+        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}: {why}")
     prefix = prefix.strip("/")
     if prefix and any(p in ("", ".", "..") for p in prefix.split("/")):
         raise ValueError(f"invalid prefix in {uri!r} (empty, '.' or '..' path segment)")
@@ -167,6 +197,9 @@ class Problems:
         except (TypeError, ValueError):
             self.add(f"{name} must be a number of seconds, got {value!r}")
             return 0.0
+        if v != v or v in (float("inf"), float("-inf")):  # nan compares false with everything: a wait that never ends
+            self.add(f"{name} must be a finite number of seconds, got {value!r}")
+            return 0.0
         if v < 0:
             self.add(f"{name} must not be negative, got {value}")
         return v
@@ -196,12 +229,14 @@ class Problems:
             self.add(f"{name}: {exc}")
             return None
 
-    def cache_dir(self, path: str, create: bool) -> str:
-        """CACHE_DIR must be a writable directory, or creatable (its parent exists)."""
+    def cache_dir(self, path: str, create: bool, write: bool | None = None) -> str:
+        """CACHE_DIR must be a directory, writable when ``write`` (default: ``create``), or creatable
+        (its parent exists and is writable) when ``create``."""
+        write = create if write is None else write
         if os.path.exists(path):
             if not os.path.isdir(path):
                 self.add(f"CACHE_DIR {path} exists but is not a directory")
-            elif create and not os.access(path, os.W_OK | os.X_OK):
+            elif write and not os.access(path, os.W_OK | os.X_OK):
                 self.add(f"CACHE_DIR {path} is not writable by uid {os.getuid()}")
         elif not create:
             self.add(f"CACHE_DIR {path} does not exist")
@@ -213,8 +248,25 @@ class Problems:
                 self.add(f"CACHE_DIR {path} cannot be created: {parent} is not writable by uid {os.getuid()}")
         return path
 
+    def retry_env(self) -> None:
+        """The retry settings read from the environment (retry.RetryPolicy.from_env) must be numbers."""
+        for var, lo, hi, whole in (("FLEETKIT_WEIGHTS_MAX_ATTEMPTS", 1, 100, True),
+                                   ("FLEETKIT_WEIGHTS_RETRY_BASE_SECONDS", 0, 3600, False),
+                                   ("FLEETKIT_WEIGHTS_RETRY_MAX_SECONDS", 0, 3600, False)):
+            text = os.environ.get(var)
+            if text is None:
+                continue
+            try:
+                value = int(text) if whole else float(text)
+            except ValueError:
+                self.add(f"${var} must be {'an integer' if whole else 'a number of seconds'}, got {text!r}")
+                continue
+            if not lo <= value <= hi:
+                self.add(f"${var} must be between {lo} and {hi}, got {text}")
+
     def transfer_values(self, args: argparse.Namespace | SyncArgs) -> dict:
-        """--concurrency, --part-size, --progress-interval, --max-attempts (validated)."""
+        """--concurrency, --part-size, --progress-interval, --max-attempts (validated), and the retry environment."""
+        self.retry_env()
         attempts = args.max_attempts
         return {
             "concurrency": self.int_(args.concurrency, "--concurrency", 1, 512),
@@ -226,7 +278,10 @@ class Problems:
     def sync_values(self, args: argparse.Namespace | SyncArgs) -> dict:
         """transfer_values plus the cache options of `sync` and `warm` (validated)."""
         out = self.transfer_values(args)
-        out["max_cache_bytes"] = self.size(args.max_cache_bytes, "--max-cache-bytes", 1)
+        if args.max_cache_bytes is not None:
+            out["max_cache_bytes"] = self.size(args.max_cache_bytes, "--max-cache-bytes", 1)
+        else:  # the default comes from the environment: its mistakes are the variable's
+            out["max_cache_bytes"] = self.size(os.environ.get(MAX_CACHE_BYTES_ENV), f"${MAX_CACHE_BYTES_ENV}", 1)
         out["evict_min_idle"] = self.float_(args.evict_min_idle, "--evict-min-idle", False) or 0.0
         out["lock_timeout"] = self.float_(args.lock_timeout, "--lock-timeout")
         out["speed_limit"] = self.size(args.speed_limit, "--speed-limit", 0) or 0

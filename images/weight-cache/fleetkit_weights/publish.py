@@ -50,12 +50,15 @@ def scan(local_dir: Path, include_hidden: bool = False) -> list[tuple[str, Path]
     """Regular files under local_dir (symlinks to files are followed, as in a HF snapshot)."""
     out: list[tuple[str, Path]] = []
     problems: list[str] = []
+    hidden = 0
     for dirpath, dirs, names in os.walk(local_dir, followlinks=True):
         if not include_hidden:
+            hidden += sum(d.startswith(".") for d in dirs)
             dirs[:] = [d for d in dirs if not d.startswith(".")]
         dirs.sort()
         for name in sorted(names):
             if not include_hidden and name.startswith("."):
+                hidden += 1
                 continue
             p = Path(dirpath) / name
             rel = p.relative_to(local_dir).as_posix()
@@ -71,7 +74,8 @@ def scan(local_dir: Path, include_hidden: bool = False) -> list[tuple[str, Path]
     if problems:
         raise UsageError([f"cannot publish {local_dir}: {p}" for p in problems])
     if not out:
-        raise UsageError(f"nothing to publish: {local_dir} contains no files")
+        skipped = f" ({hidden} hidden entries skipped; --include-hidden uploads them)" if hidden else ""
+        raise UsageError(f"nothing to publish: {local_dir} contains no files{skipped}")
     return out
 
 

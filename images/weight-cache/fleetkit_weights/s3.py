@@ -31,9 +31,22 @@ if TYPE_CHECKING:
     import ssl
 
 def validate_endpoint_url(url: str) -> str:
+    """``url`` without a trailing slash if it is ``http(s)://host[:port][/path]``; ValueError saying why not."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"invalid endpoint URL {url!r} (expected http(s)://host[:port])")
+    if any(c.isspace() for c in url):
+        raise ValueError(f"invalid endpoint URL {url!r}: it contains whitespace")
+    if "@" in parsed.netloc:
+        raise ValueError(
+            f"invalid endpoint URL {url!r}: no user or password in the URL "
+            "(credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS chain)"
+        )
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"invalid endpoint URL {url!r}: no query or fragment (expected http(s)://host[:port])")
+    host = parsed.hostname
+    if not host.startswith("[") and ":" not in host and not all(c.isalnum() or c in ".-_" for c in host):
+        raise ValueError(f"invalid host {host!r} in endpoint URL {url!r}")
     try:
         parsed.port
     except ValueError:
