@@ -50,11 +50,11 @@ def read_fleet_file(stacks_dir: Path, rel: str, col: ProblemCollector) -> dict[s
     path = stacks_dir / FLEET_FILE
     if not path.exists():
         others = [p for p in stacks_dir.iterdir() if p.is_file() and p.suffix.lower() in _YAML_SUFFIXES]
-        close = set(difflib.get_close_matches(FLEET_FILE, [p.name.lower() for p in others], cutoff=0.8))
+        near = set(difflib.get_close_matches(FLEET_FILE, [p.name.lower() for p in others], cutoff=0.8))
         misnamed = sorted(
             p
             for p in others
-            if not p.name.startswith("Pulumi.") and (p.stem.lower() == "fleet" or p.name.lower() in close)
+            if not p.name.startswith("Pulumi.") and (p.stem.lower() == "fleet" or p.name.lower() in near)
         )
         for other in misnamed:
             col.add(
