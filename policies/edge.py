@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from policies.common import (
-    LABEL_APP,
     Duration,
     FieldError,
     Name,
@@ -270,7 +269,7 @@ def tier_priorities(policies: PolicySet) -> dict[str, int]:
     return {name: i for i, (name, _) in enumerate(policies.qos.ordered())}
 
 
-def _lua(value: Any) -> str:
+def lua_literal(value: Any) -> str:
     """A Lua literal for plain data (dict keys sorted for deterministic output)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -279,9 +278,11 @@ def _lua(value: Any) -> str:
     if isinstance(value, str):
         return '"' + "".join(c if c.isalnum() or c in " -_./:@+" else f"\\{ord(c):03d}" for c in value) + '"'
     if isinstance(value, (list, tuple)):
-        return "{" + ", ".join(_lua(v) for v in value) + "}"
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in sorted(value.items())) + "}"
+        return (
+            "{" + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}" for k, v in sorted(value.items())) + "}"
+        )
     raise TypeError(f"cannot render {type(value).__name__} as Lua")
 
 
@@ -312,7 +313,7 @@ def route_script(policies: PolicySet, ctx: RenderContext) -> str:
         config["usage_namespace"] = USAGE_NAMESPACE
         config["usage_window"] = USAGE_WINDOW
     source = resources.files("policies").joinpath("edge_route.lua").read_text(encoding="utf-8")
-    return f"FLEETKIT = {_lua(config)}\n\n{source}"
+    return f"FLEETKIT = {lua_literal(config)}\n\n{source}"
 
 
 def strip_script(policies: PolicySet) -> str:
@@ -418,77 +419,6 @@ def http_filters(
     return [strip_filter(policies)], before_router
 
 
-def fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> dict[str, dict[str, str]]:
-    """Fallback member service -> {every name of a primary it backs: the member's own served name}."""
-    names = model_names(ctx)
-    out: dict[str, dict[str, str]] = {}
-    for primary, chain in sorted(policies.resilience.fallback.items()):
-        for member in chain:
-            info = ctx.services.get(member)
-            if info is None or primary not in ctx.services:
-                continue
-            for name, target in names.items():
-                if target["service"] == primary:
-                    out.setdefault(member, {})[name] = info.served_name
-    return out
-
-
-FALLBACK_REWRITE_LUA = """
-function envoy_on_request(handle)
-  local meta = handle:streamInfo():dynamicMetadata():get(NAMESPACE)
-  local to = meta and meta.model and REWRITE[meta.model]
-  if to == nil then return end
-  local body = handle:body()
-  local head = body:getBytes(0, body:length()):match("^(.*)}%s*$")
-  if head == nil then return end
-  body:setBytes(head .. ',"model":"' .. to .. '"}')
-  handle:headers():replace("content-length", tostring(body:length()))
-end
-"""
-
-
-def render_fallback_rewrites(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]:
-    """An inbound ``EnvoyFilter`` on each fallback model's pods: a request the mesh failed over to it
-    (the body names a primary it backs) is rewritten to the fallback's own served name.
-
-    Each vLLM serves exactly its own name (a pod never advertises another model's name), and the
-    reply's ``model`` says which model answered. Sidecar-inbound twin of the edge filter:
-    ``json_to_metadata`` for the top-level ``model``, then a Lua body rewrite (last key wins).
-    """
-    out = []
-    router = {"filterChain": {"filter": {"name": HCM, "subFilter": {"name": ROUTER}}}}
-    for member, rewrite in sorted(fallback_rewrites(policies, ctx).items()):
-        script = (
-            f"local NAMESPACE = {_lua(METADATA_NAMESPACE)}\nlocal REWRITE = {_lua(rewrite)}\n"
-            f"{FALLBACK_REWRITE_LUA}"
-        )
-        lua = {
-            "name": "fleetkit.fallback.rewrite",
-            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": script}},
-        }
-        patches = [
-            {
-                "applyTo": "HTTP_FILTER",
-                "match": {"context": "SIDECAR_INBOUND", "listener": router},
-                "patch": {"operation": "INSERT_BEFORE", "value": f},
-            }
-            for f in (json_to_metadata_filter(), lua)
-        ]
-        out.append(
-            {
-                "apiVersion": "networking.istio.io/v1alpha3",
-                "kind": "EnvoyFilter",
-                "metadata": metadata(f"{member}-fallback-rewrite", ctx.namespace),
-                "spec": {
-                    "workloadSelector": {"labels": {LABEL_APP: member}},
-                    "priority": ENVOY_FILTER_PRIORITY,
-                    "configPatches": patches,
-                },
-            }
-        )
-    return out
-
-
 def gateway_port(policies: PolicySet) -> int:
     return 443 if policies.routing.tls_credential else 80
 
@@ -529,7 +459,6 @@ def render_edge(policies: PolicySet, ctx: RenderContext) -> list[dict[str, Any]]
                 }
             )
     return [
-        *render_fallback_rewrites(policies, ctx),
         {
             "apiVersion": "networking.istio.io/v1alpha3",
             "kind": "EnvoyFilter",

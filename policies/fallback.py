@@ -3,7 +3,7 @@
 ``resilience.fallback: {llama-3-70b: [llama-3-8b]}`` means: serve "llama-3-70b" requests with the
 70B wherever it is healthy in the mesh, and only when no 70B endpoint anywhere can take the request,
 with the 8B. The 8B serves only its own name; an inbound filter on its pods rewrites a failed-over
-request's ``model`` to it (:func:`policies.edge.render_fallback_rewrites`), so no pod advertises
+request's ``model`` to it (:func:`policies.fallback_rewrite.render_fallback_rewrites`), so no pod advertises
 another model's name and the reply says which model answered.
 
 Why not one Service over both models with a custom ``failoverPriority`` label (the kit's first

@@ -12,6 +12,7 @@ from policies.common import StrictModel, manifest_key
 from policies.context import RenderContext
 from policies.edge import EdgePolicy, render_edge
 from policies.failover import FailoverPolicy
+from policies.fallback_rewrite import render_fallback_rewrites
 from policies.load_balancing import LoadBalancingPolicy
 from policies.qos import QosPolicy
 from policies.resilience import ResiliencePolicy
@@ -437,6 +438,7 @@ class PolicySet(StrictModel):
         """Every manifest of the policy set, sorted by apiVersion, kind, namespace, name."""
         objs: list[dict[str, Any]] = []
         objs += render_traffic(self, ctx)
+        objs += render_fallback_rewrites(self, ctx)
         objs += render_edge(self, ctx)
         objs += self.telemetry.render(self, ctx)
         objs += self.security.render(ctx, self.edge.identity.output_claim_to_headers())

@@ -426,7 +426,7 @@ def build_fleet(
     return Fleet(clusters, config, workloads, notes)
 
 
-#: the inbound Lua filter the kit puts on a fallback model's pods (``policies.edge.render_fallback_rewrites``)
+#: the inbound Lua filter the kit puts on a fallback model's pods (``policies.fallback_rewrite.render_fallback_rewrites``)
 _REWRITE_FILTER = "fleetkit.fallback.rewrite"
 _REWRITE_TABLE = re.compile(r"local REWRITE = \{(.*?)\}\n", re.S)
 _LUA_KEY = re.compile(r'\["((?:[^"\\]|\\.)*)"\] =')

@@ -12,6 +12,7 @@ from fleetkit.loader import load_fleet
 from fleetkit.schema import validate_objects
 from policies import PolicySet
 from policies.edge import managed_headers, model_names, route_script, sticky_bucket, tier_priorities
+from policies.fallback_rewrite import fallback_rewrites
 from tests.unit.test_policies import CTX, TIERS, by_kind, policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,8 +177,6 @@ def test_a_route_timeout_beyond_the_cloud_load_balancer_limit_is_a_finding() -> 
 
 
 def test_a_fallback_model_serves_only_its_own_name_and_failed_over_requests_are_rewritten() -> None:
-    from policies.edge import fallback_rewrites
-
     ps = policy(resilience={"fallback": {"big": ["small"]}})
     assert fallback_rewrites(ps, CTX) == {"small": {"big": "org/small", "org/big": "org/small"}}
     objs = ps.render(CTX)
