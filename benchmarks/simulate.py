@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleetkit.simulate.fleet import ClusterInfo, Fleet, build_fleet
+from fleetkit.simulate.fleet import ClusterInfo, SimulatedFleet, build_fleet
 from fleetkit.simulate.report import request_classes, simulate
 from fleetkit.simulate.scenarios import standard_scenarios
 
@@ -180,7 +180,7 @@ def stack_manifests(i: int, models: int) -> list[dict[str, Any]]:
     return objs
 
 
-def synthetic_fleet(stacks: int, models: int) -> Fleet:
+def synthetic_fleet(stacks: int, models: int) -> SimulatedFleet:
     manifests = {f"s{i}": stack_manifests(i, models) for i in range(stacks)}
     topology = {
         f"s{i}": ClusterInfo(f"c{i}", f"net-{i}", f"region-{i}", f"s{i}", {"gpu": ("a", "b")})

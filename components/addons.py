@@ -115,12 +115,13 @@ def build_monitoring_values() -> dict[str, Any]:
     }
 
 
-class Addons(pulumi.ComponentResource):
+class ClusterAddons(pulumi.ComponentResource):
     """Device plugin and KEDA Helm releases; ``ready`` is what model workloads wait for."""
 
     ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        # the type token keeps its first name: a deployed stack's URNs must not change
         super().__init__("fleetkit:components:Addons", name, None, opts)
         placement = args.placement
         # the Kubernetes provider comes in through opts (and is inherited by children)

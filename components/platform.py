@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addons import Addons, AddonsArgs
+from components.addons import AddonsArgs, ClusterAddons
 from components.cluster import Cluster, ClusterArgs
 from components.lb_controller import LoadBalancerPrerequisites, LoadBalancerPrerequisitesArgs
 from components.model_service import FleetDashboard, FleetDashboardArgs, ModelService, ModelServiceArgs
@@ -85,7 +85,7 @@ class RegionPlatform(pulumi.ComponentResource):
 
         self.mesh = MeshMember(f"{name}-mesh", mesh_args, k8s_opts)
 
-        self.addons = Addons(
+        self.addons = ClusterAddons(
             f"{name}-addons",
             AddonsArgs(
                 placement=placement, node_pools=self.node_pools, cluster=self.cluster, stack=args.stack

@@ -34,7 +34,7 @@ def envoy_binary() -> str | None:
 
 
 @dataclass
-class Rendered:
+class RenderedGateway:
     objects: list[dict[str, Any]]
     #: model service -> (FQDN, served name)
     services: dict[str, tuple[str, str]]
@@ -44,7 +44,7 @@ class Rendered:
     providers: list[dict[str, Any]] = field(default_factory=list)
 
 
-def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> Rendered:
+def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> RenderedGateway:
     fleet = load_fleet(root, only=[stack], overrides=overrides)
     spec = fleet.stacks[stack].spec
     assert isinstance(spec, RegionStackSpec)
@@ -56,7 +56,7 @@ def render_stack(root: Path, stack: str, overrides: list[str] | None = None) -> 
     }
     rule = spec.policies.security.jwt[0]
     providers = spec.policies.telemetry.extension_providers(spec.policies, ctx)
-    return Rendered(objs, services, rule.issuer, list(rule.audiences), providers)
+    return RenderedGateway(objs, services, rule.issuer, list(rule.audiences), providers)
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Gateway:
     url: str
     admin: str
     signer: Signer
-    rendered: Rendered
+    rendered: RenderedGateway
     startup_seconds: float
     bootstrap: dict[str, Any] = field(default_factory=dict)
     access_log: Path | None = None
@@ -106,7 +106,7 @@ class Gateway:
         return {s["name"]: s.get("value", 0) for s in doc["stats"] if "value" in s}
 
 
-def backend_hosts(rendered: Rendered, backends: dict[str, Backend]) -> dict[str, Backend]:
+def backend_hosts(rendered: RenderedGateway, backends: dict[str, Backend]) -> dict[str, Backend]:
     """Service FQDN -> backend, for every model Service."""
     return {rendered.services[name][0]: b for name, b in backends.items()}
 
@@ -123,7 +123,7 @@ def validate(binary: str, config: Path) -> None:
 
 @contextmanager
 def running_gateway(
-    rendered: Rendered, backends: dict[str, Backend], workdir: Path, otlp: Backend | None = None
+    rendered: RenderedGateway, backends: dict[str, Backend], workdir: Path, otlp: Backend | None = None
 ) -> Iterator[Gateway]:
     """Envoy with the rendered configuration; ``backends`` maps model service -> local address."""
     binary = envoy_binary()

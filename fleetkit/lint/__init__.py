@@ -7,14 +7,14 @@ and ``fleetkit review``. Rules are documented in runbooks/lint.md.
 from __future__ import annotations
 
 from fleetkit.lint.engine import IGNORE_ANNOTATION, exit_code, lint_documents, lint_objects, lint_paths
-from fleetkit.lint.model import RULES, Finding, LintConfig, Rule, Severity, rule_for
+from fleetkit.lint.model import RULES, Finding, LintConfig, LintRule, Severity, rule_for
 
 __all__ = [
     "IGNORE_ANNOTATION",
     "RULES",
     "Finding",
     "LintConfig",
-    "Rule",
+    "LintRule",
     "Severity",
     "exit_code",
     "lint_documents",

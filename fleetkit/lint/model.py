@@ -98,7 +98,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Rule:
+class LintRule:
     id: str
     slug: str
     severity: Severity
@@ -107,178 +107,178 @@ class Rule:
     ist: str = ""  # the istioctl analyze code (IST0101...) this rule corresponds to; "" = LLM-specific
 
 
-def _rules(*rules: Rule) -> dict[str, Rule]:
+def _rules(*rules: LintRule) -> dict[str, LintRule]:
     return {r.id: r for r in rules}
 
 
 #: Every rule the linter can report. Ids are stable; runbooks/lint.md documents each one.
-RULES: dict[str, Rule] = _rules(
-    Rule("FK001", "schema", Severity.ERROR, "Object does not match its schema",
+RULES: dict[str, LintRule] = _rules(
+    LintRule("FK001", "schema", Severity.ERROR, "Object does not match its schema",
          "Unknown fields, wrong types, bad enum values or invalid metadata; the API server or Istio would "
          "reject or silently drop it."),
-    Rule("FK002", "unknown-kind", Severity.WARNING, "No schema for this apiVersion/kind",
+    LintRule("FK002", "unknown-kind", Severity.WARNING, "No schema for this apiVersion/kind",
          "The kind is neither a core Kubernetes kind nor one of the vendored CRDs, so it was not validated."),
-    Rule("FK003", "unserved-api-version", Severity.ERROR, "apiVersion is not served",
+    LintRule("FK003", "unserved-api-version", Severity.ERROR, "apiVersion is not served",
          "The CRD or Kubernetes version the kit targets does not serve this apiVersion; apply fails."),
-    Rule("FK004", "bad-suppression", Severity.WARNING, "Lint suppression without a reason or for an unknown rule",
+    LintRule("FK004", "bad-suppression", Severity.WARNING, "Lint suppression without a reason or for an unknown rule",
          "fleetkit.dev/lint-ignore entries must read 'RULE: reason'; an entry without a reason suppresses nothing."),
-    Rule("FK101", "undefined-subset", Severity.ERROR, "Route references a subset no DestinationRule defines",
+    LintRule("FK101", "undefined-subset", Severity.ERROR, "Route references a subset no DestinationRule defines",
          "Istio has no cluster for the subset and the route fails with 503 (NR).", "IST0101"),
-    Rule("FK102", "unused-subset", Severity.WARNING, "DestinationRule subset no route uses",
+    LintRule("FK102", "unused-subset", Severity.WARNING, "DestinationRule subset no route uses",
          "A subset that no VirtualService routes to is dead configuration (often a finished canary)."),
-    Rule("FK103", "fault-injection", Severity.WARNING, "Fault injection left on a route",
+    LintRule("FK103", "fault-injection", Severity.WARNING, "Fault injection left on a route",
          "Injected aborts/delays hit real traffic, and Istio disables the route's retries and timeouts while "
          "a fault is configured."),
-    Rule("FK104", "retry-exceeds-timeout", Severity.WARNING, "Retries do not fit in the route timeout",
+    LintRule("FK104", "retry-exceeds-timeout", Severity.WARNING, "Retries do not fit in the route timeout",
          "perTryTimeout x (attempts + 1) exceeds the route timeout, so the last tries are cut off."),
-    Rule("FK105", "unsafe-retry", Severity.ERROR, "Retry condition can replay a started generation",
+    LintRule("FK105", "unsafe-retry", Severity.ERROR, "Retry condition can replay a started generation",
          "Conditions such as 5xx, reset or gateway-error fire after the request reached vLLM; the retry runs "
          "the whole generation again (double GPU work, duplicated side effects)."),
-    Rule("FK106", "invalid-retry", Severity.ERROR, "Retry policy Istio rejects",
+    LintRule("FK106", "invalid-retry", Severity.ERROR, "Retry policy Istio rejects",
          "Unknown retryOn tokens, negative attempts, or retry settings with attempts 0."),
-    Rule("FK107", "short-timeout", Severity.WARNING, "Timeout too short for LLM generation",
+    LintRule("FK107", "short-timeout", Severity.WARNING, "Timeout too short for LLM generation",
          "Route timeout or perTryTimeout below the configured generation budget cuts off long completions."),
-    Rule("FK108", "unroutable-host", Severity.ERROR, "Destination host cannot resolve in a multi-cluster mesh",
+    LintRule("FK108", "unroutable-host", Severity.ERROR, "Destination host cannot resolve in a multi-cluster mesh",
          "IPs, localhost, wildcards, partial names and foreign cluster domains match no mesh service."),
-    Rule("FK109", "gateway-not-found", Severity.ERROR, "VirtualService names a Gateway that does not exist",
+    LintRule("FK109", "gateway-not-found", Severity.ERROR, "VirtualService names a Gateway that does not exist",
          "The routes bound to the missing gateway are never programmed.", "IST0101"),
-    Rule("FK110", "host-not-found", Severity.ERROR, "Destination host matches no Service or ServiceEntry",
+    LintRule("FK110", "host-not-found", Severity.ERROR, "Destination host matches no Service or ServiceEntry",
          "No Service/ServiceEntry visible from the VirtualService's namespace (exportTo) has the host; traffic "
          "to it fails.", "IST0101"),
-    Rule("FK111", "port-selector-required", Severity.ERROR, "Destination omits the port of a multi-port service",
+    LintRule("FK111", "port-selector-required", Severity.ERROR, "Destination omits the port of a multi-port service",
          "The destination service exposes several ports, so the route must say which one.", "IST0112"),
-    Rule("FK112", "port-not-found", Severity.ERROR, "Destination port is not a port of the service",
+    LintRule("FK112", "port-not-found", Severity.ERROR, "Destination port is not a port of the service",
          "The route sends traffic to a port the Service/ServiceEntry does not expose.", "IST0101"),
-    Rule("FK113", "host-not-in-gateway", Severity.WARNING, "VirtualService host not served by its Gateway",
+    LintRule("FK113", "host-not-in-gateway", Severity.WARNING, "VirtualService host not served by its Gateway",
          "None of the VirtualService's hosts matches a host of the bound Gateway's servers.", "IST0132"),
-    Rule("FK114", "conflicting-mesh-hosts", Severity.ERROR, "Several mesh VirtualServices define one host",
+    LintRule("FK114", "conflicting-mesh-hosts", Severity.ERROR, "Several mesh VirtualServices define one host",
          "VirtualServices bound to the mesh gateway with the same host (and export scope) merge unpredictably.",
          "IST0109"),
-    Rule("FK115", "unreachable-rule", Severity.WARNING, "VirtualService rule can never match",
+    LintRule("FK115", "unreachable-rule", Severity.WARNING, "VirtualService rule can never match",
          "An earlier rule has no match (catch-all) or already covers every match of this rule.", "IST0130"),
-    Rule("FK116", "ineffective-match", Severity.INFO, "VirtualService match duplicated or overlapped",
+    LintRule("FK116", "ineffective-match", Severity.INFO, "VirtualService match duplicated or overlapped",
          "A match repeats, or is covered by a URI-prefix match of, an earlier rule.", "IST0131"),
-    Rule("FK117", "invalid-regex", Severity.ERROR, "StringMatch regex is not valid RE2",
+    LintRule("FK117", "invalid-regex", Severity.ERROR, "StringMatch regex is not valid RE2",
          "Istio and Envoy use RE2: no backreferences or lookaround; Istio's validation rejects the object.",
          "IST0122"),
-    Rule("FK118", "jwt-claim-route-without-authn", Severity.ERROR,
+    LintRule("FK118", "jwt-claim-route-without-authn", Severity.ERROR,
          "JWT claim routing without a RequestAuthentication on the gateway",
          "@request.auth.claims headers only exist after a RequestAuthentication validated the token on the "
          "gateway pods.", "IST0149"),
-    Rule("FK119", "unauthenticated-header-routing", Severity.WARNING,
+    LintRule("FK119", "unauthenticated-header-routing", Severity.WARNING,
          "Tier or canary chosen by a client-controlled header",
          "Any client can set the header and pick the premium tier or the canary; bind the choice to a JWT claim."),
-    Rule("FK120", "weighted-route-to-empty-subset", Severity.WARNING,
+    LintRule("FK120", "weighted-route-to-empty-subset", Severity.WARNING,
          "Weighted route to a subset that can have zero endpoints",
          "While the subset has no endpoints its share of requests fails with 503 (UH)."),
-    Rule("FK121", "mirror-to-remote", Severity.WARNING, "Mirroring to another network or to a subset with no local "
+    LintRule("FK121", "mirror-to-remote", Severity.WARNING, "Mirroring to another network or to a subset with no local "
          "endpoints", "Every mirrored generation crosses the east-west gateway and doubles GPU work far away."),
-    Rule("FK122", "per-try-timeout-cuts-generation", Severity.WARNING,
+    LintRule("FK122", "per-try-timeout-cuts-generation", Severity.WARNING,
          "perTryTimeout shorter than the route timeout while retries cannot fire on it",
          "A per-try timeout during a generation ends the request with 504 unless retryOn retries 504s, so the "
          "route timeout is never reached."),
-    Rule("FK123", "gateway-skips-subsets", Severity.WARNING, "Gateway route bypasses a mesh subset split",
+    LintRule("FK123", "gateway-skips-subsets", Severity.WARNING, "Gateway route bypasses a mesh subset split",
          "Requests entering through the gateway go to the host without the subset routing a mesh VirtualService "
          "defines for it.", "IST0140"),
-    Rule("FK201", "failover-without-outlier-detection", Severity.ERROR,
+    LintRule("FK201", "failover-without-outlier-detection", Severity.ERROR,
          "Locality failover without outlier detection",
          "failover/failoverPriority only take effect when outlierDetection can eject endpoints in the same "
          "traffic policy."),
-    Rule("FK202", "connection-pool-limits", Severity.WARNING, "Connection pool limits throttle LLM traffic",
+    LintRule("FK202", "connection-pool-limits", Severity.WARNING, "Connection pool limits throttle LLM traffic",
          "Small concurrency limits queue or reject (503 UO) normal long-running generations; tiny timeouts "
          "break connections."),
-    Rule("FK203", "hash-defeated", Severity.WARNING, "Consistent hashing defeated by other settings",
+    LintRule("FK203", "hash-defeated", Severity.WARNING, "Consistent hashing defeated by other settings",
          "Locality LB, weighted splits or hashing on the gateway's source IP break session/prefix-cache affinity."),
-    Rule("FK204", "maglev-table-size", Severity.ERROR, "Maglev tableSize missing or not prime",
+    LintRule("FK204", "maglev-table-size", Severity.ERROR, "Maglev tableSize missing or not prime",
          "Istio validation requires maglev.tableSize to be set, prime and below 5000011."),
-    Rule("FK205", "mtls-conflict", Severity.ERROR, "DestinationRule TLS mode conflicts with PeerAuthentication",
+    LintRule("FK205", "mtls-conflict", Severity.ERROR, "DestinationRule TLS mode conflicts with PeerAuthentication",
          "Plaintext toward a STRICT workload, or Istio mTLS toward a DISABLE workload, fails every connection."),
-    Rule("FK206", "tls-without-ca", Severity.WARNING, "DestinationRule TLS SIMPLE/MUTUAL without caCertificates",
+    LintRule("FK206", "tls-without-ca", Severity.WARNING, "DestinationRule TLS SIMPLE/MUTUAL without caCertificates",
          "The server certificate is not verified.", "IST0128"),
-    Rule("FK207", "port-tls-without-ca", Severity.WARNING,
+    LintRule("FK207", "port-tls-without-ca", Severity.WARNING,
          "Port-level TLS SIMPLE/MUTUAL without caCertificates", "The server certificate is not verified on "
          "that port.", "IST0129"),
-    Rule("FK208", "subset-selects-no-pods", Severity.ERROR, "DestinationRule subset selects no workload",
+    LintRule("FK208", "subset-selects-no-pods", Severity.ERROR, "DestinationRule subset selects no workload",
          "Requests routed to the subset fail with 503 (UH).", "IST0173"),
-    Rule("FK209", "unknown-destinationrule-host", Severity.WARNING,
+    LintRule("FK209", "unknown-destinationrule-host", Severity.WARNING,
          "DestinationRule host matches no Service or ServiceEntry", "The rule applies to nothing.", "IST0174"),
-    Rule("FK210", "failover-priority-lost-across-networks", Severity.WARNING,
+    LintRule("FK210", "failover-priority-lost-across-networks", Severity.WARNING,
          "failoverPriority on custom labels across networks",
          "Endpoints in another network are reached through the east-west gateway, which carries only the "
          "network and cluster labels, so custom labels never match them."),
-    Rule("FK301", "deprecated-field", Severity.WARNING, "Deprecated or removed field/value",
+    LintRule("FK301", "deprecated-field", Severity.WARNING, "Deprecated or removed field/value",
          "The field or value is deprecated upstream; use the replacement."),
-    Rule("FK302", "deprecated-api-version", Severity.WARNING, "Deprecated apiVersion",
+    LintRule("FK302", "deprecated-api-version", Severity.WARNING, "Deprecated apiVersion",
          "A newer apiVersion is served; old versions get removed."),
-    Rule("FK401", "autoscale-on-cpu-memory", Severity.WARNING, "GPU inference autoscaled on CPU/memory",
+    LintRule("FK401", "autoscale-on-cpu-memory", Severity.WARNING, "GPU inference autoscaled on CPU/memory",
          "CPU, memory and GPU framebuffer usage do not track vLLM load; scale on queue depth or KV-cache usage."),
-    Rule("FK402", "vllm-metric-removed", Severity.ERROR, "Autoscaler or alert uses a metric vLLM removed",
+    LintRule("FK402", "vllm-metric-removed", Severity.ERROR, "Autoscaler or alert uses a metric vLLM removed",
          "The series no longer exists; queries return nothing (KEDA then treats it as 0)."),
-    Rule("FK403", "vllm-metric-unknown", Severity.WARNING, "Unknown vllm: metric",
+    LintRule("FK403", "vllm-metric-unknown", Severity.WARNING, "Unknown vllm: metric",
          "The name is not a metric vLLM is known to export (typo?)."),
-    Rule("FK404", "keda-scale-to-zero", Severity.WARNING, "ScaledObject can scale to zero",
+    LintRule("FK404", "keda-scale-to-zero", Severity.WARNING, "ScaledObject can scale to zero",
          "minReplicaCount defaults to 0; a cold start reloads model weights (minutes)."),
-    Rule("FK405", "duplicate-autoscaler", Severity.ERROR, "Several autoscalers target one workload",
+    LintRule("FK405", "duplicate-autoscaler", Severity.ERROR, "Several autoscalers target one workload",
          "KEDA creates its own HPA; two HPAs on one Deployment fight over the replica count."),
-    Rule("FK406", "scaler-query-not-one-workload", Severity.WARNING,
+    LintRule("FK406", "scaler-query-not-one-workload", Severity.WARNING,
          "Autoscaler query does not select its own Deployment",
          "The query filters only on labels several Deployments share, so each autoscaler sees their combined "
          "load."),
-    Rule("FK501", "gateway-selects-no-workload", Severity.ERROR, "Gateway selector matches no pod",
+    LintRule("FK501", "gateway-selects-no-workload", Severity.ERROR, "Gateway selector matches no pod",
          "No gateway workload in the input carries the selector's labels.", "IST0101"),
-    Rule("FK502", "gateway-port-not-on-service", Severity.WARNING, "Gateway port not exposed by the gateway Service",
+    LintRule("FK502", "gateway-port-not-on-service", Severity.WARNING, "Gateway port not exposed by the gateway Service",
          "The port is not a (target) port of any Service selecting the gateway pods.", "IST0162"),
-    Rule("FK503", "credential-not-found", Severity.ERROR, "Gateway credentialName secret not found",
+    LintRule("FK503", "credential-not-found", Severity.ERROR, "Gateway credentialName secret not found",
          "The TLS server has no certificate and the listener fails.", "IST0101"),
-    Rule("FK504", "invalid-gateway-credential", Severity.ERROR, "Gateway credential secret is invalid",
+    LintRule("FK504", "invalid-gateway-credential", Severity.ERROR, "Gateway credential secret is invalid",
          "Missing tls.crt/tls.key, unparsable or expired certificate.", "IST0161"),
-    Rule("FK505", "conflicting-gateways", Severity.ERROR, "Gateways conflict on selector, port and host",
+    LintRule("FK505", "conflicting-gateways", Severity.ERROR, "Gateways conflict on selector, port and host",
          "Two Gateways on the same workload selector and port claim the same host.", "IST0145"),
-    Rule("FK506", "duplicate-certificate", Severity.WARNING, "One certificate on several gateways",
+    LintRule("FK506", "duplicate-certificate", Severity.WARNING, "One certificate on several gateways",
          "HTTP/2 connection reuse across the gateways can return 404s.", "IST0138"),
-    Rule("FK507", "serviceentry-addresses-required", Severity.WARNING,
+    LintRule("FK507", "serviceentry-addresses-required", Severity.WARNING,
          "ServiceEntry TCP port without addresses", "Without addresses, TCP traffic to the host cannot be "
          "told apart by destination and is not matched.", "IST0134"),
-    Rule("FK508", "conflicting-serviceentry-protocol", Severity.WARNING,
+    LintRule("FK508", "conflicting-serviceentry-protocol", Severity.WARNING,
          "ServiceEntries give one host and port different protocols", "The protocol Istio uses is undefined.",
          "IST0177"),
-    Rule("FK509", "authz-no-matching-workload", Severity.WARNING, "AuthorizationPolicy matches no workload",
+    LintRule("FK509", "authz-no-matching-workload", Severity.WARNING, "AuthorizationPolicy matches no workload",
          "No in-mesh pod in the input matches the policy's selector/namespace.", "IST0127"),
-    Rule("FK510", "authz-namespace-not-found", Severity.ERROR, "AuthorizationPolicy names a namespace that does not "
+    LintRule("FK510", "authz-namespace-not-found", Severity.ERROR, "AuthorizationPolicy names a namespace that does not "
          "exist", "A source namespace the policy allows or denies is in no object of the input.", "IST0101"),
-    Rule("FK511", "selector-matches-no-pod", Severity.ERROR, "Sidecar/Telemetry selector matches no pod",
+    LintRule("FK511", "selector-matches-no-pod", Severity.ERROR, "Sidecar/Telemetry selector matches no pod",
          "The resource applies to no workload in its namespace.", "IST0101"),
-    Rule("FK512", "conflicting-workload-selectors", Severity.ERROR,
+    LintRule("FK512", "conflicting-workload-selectors", Severity.ERROR,
          "Several Sidecars/Telemetries select one pod", "Which one applies is undefined.", "IST0110"),
-    Rule("FK513", "several-without-selector", Severity.ERROR,
+    LintRule("FK513", "several-without-selector", Severity.ERROR,
          "Several namespace-wide Sidecars/Telemetries in one namespace", "Which one applies is undefined.",
          "IST0111"),
-    Rule("FK514", "port-name-convention", Severity.INFO, "Service port name does not name a protocol",
+    LintRule("FK514", "port-name-convention", Severity.INFO, "Service port name does not name a protocol",
          "Istio falls back to protocol sniffing for the port.", "IST0118"),
-    Rule("FK515", "external-name-port", Severity.WARNING, "ExternalName Service port name is invalid",
+    LintRule("FK515", "external-name-port", Severity.WARNING, "ExternalName Service port name is invalid",
          "TCP traffic to the port may not be forwarded.", "IST0150"),
-    Rule("FK516", "proxy-uid", Severity.WARNING, "Application runs as UID 1337",
+    LintRule("FK516", "proxy-uid", Severity.WARNING, "Application runs as UID 1337",
          "UID 1337 is the sidecar's; its traffic bypasses the mesh redirection.", "IST0144"),
-    Rule("FK517", "envoyfilter-relative-operation", Severity.WARNING,
+    LintRule("FK517", "envoyfilter-relative-operation", Severity.WARNING,
          "EnvoyFilter relative patch without priority", "The patch may not apply, or stop applying after an "
          "upgrade.", "IST0151"),
-    Rule("FK518", "envoyfilter-operation-ignored", Severity.ERROR, "EnvoyFilter operation invalid for applyTo",
+    LintRule("FK518", "envoyfilter-operation-ignored", Severity.ERROR, "EnvoyFilter operation invalid for applyTo",
          "The patch is ignored.", "IST0152"),
-    Rule("FK519", "selector-on-kubernetes-gateway", Severity.WARNING,
+    LintRule("FK519", "selector-on-kubernetes-gateway", Severity.WARNING,
          "Policy selects a Kubernetes Gateway by labels", "Policies for Gateway API gateways need targetRef; the "
          "selector is ineffective.", "IST0166"),
-    Rule("FK520", "service-protocol-conflict", Severity.WARNING,
+    LintRule("FK520", "service-protocol-conflict", Severity.WARNING,
          "Services selecting one Deployment give a port different protocols",
          "The sidecar cannot serve one port with two protocols.", "IST0116"),
-    Rule("FK521", "service-target-port-conflict", Severity.WARNING,
+    LintRule("FK521", "service-target-port-conflict", Severity.WARNING,
          "Services selecting one Deployment map a targetPort from different ports",
          "Two Services reaching one targetPort must use the same port.", "IST0137"),
 )  # fmt: skip
 
-RULES_BY_SLUG: dict[str, Rule] = {r.slug: r for r in RULES.values()}
+RULES_BY_SLUG: dict[str, LintRule] = {r.slug: r for r in RULES.values()}
 
 
-def rule_for(name: str) -> Rule | None:
+def rule_for(name: str) -> LintRule | None:
     """Look a rule up by id (``FK105``, case-insensitive) or slug (``unsafe-retry``)."""
     return RULES.get(name.strip().upper()) or RULES_BY_SLUG.get(name.strip().lower())
 

@@ -14,8 +14,15 @@ from typing import Any
 
 from fleetkit.loader import Fleet as SpecFleet
 from fleetkit.simulate.diagram import to_mermaid
-from fleetkit.simulate.fleet import Fleet
-from fleetkit.simulate.report import Report, RequestClass, describe, request_classes, route_classes, simulate
+from fleetkit.simulate.fleet import SimulatedFleet
+from fleetkit.simulate.report import (
+    RequestClass,
+    SimulationReport,
+    describe,
+    request_classes,
+    route_classes,
+    simulate,
+)
 from fleetkit.simulate.scenarios import Scenario, standard_scenarios
 from fleetkit.simulate.source import fleet_from_stacks
 
@@ -64,7 +71,7 @@ class Behaviour:
         }
 
 
-def _fleet(specs: SpecFleet, manifests: dict[str, list[dict[str, Any]]]) -> Fleet:
+def _fleet(specs: SpecFleet, manifests: dict[str, list[dict[str, Any]]]) -> SimulatedFleet:
     return fleet_from_stacks(specs, manifests)
 
 
@@ -74,7 +81,7 @@ def _differs(a: dict[Any, float], b: dict[Any, float]) -> bool:
     return any(abs(la.get(k, 0.0) - lb.get(k, 0.0)) >= THRESHOLD for k in set(la) | set(lb))
 
 
-def _union_classes(fb: Fleet, fh: Fleet) -> tuple[list[RequestClass], list[RequestClass]]:
+def _union_classes(fb: SimulatedFleet, fh: SimulatedFleet) -> tuple[list[RequestClass], list[RequestClass]]:
     """The same request classes on both sides (by label); each side resolves the model itself."""
     base = request_classes(fb) + route_classes(fb)
     head = request_classes(fh) + route_classes(fh)
@@ -103,8 +110,8 @@ def behaviour(
         scenarios.setdefault(s.name, s)
     ordered = list(scenarios.values())
     cb, ch = _union_classes(fb, fh)
-    rb: Report = simulate(fb, ordered, cb, capacity=False)
-    rh: Report = simulate(fh, ordered, ch, capacity=False)
+    rb: SimulationReport = simulate(fb, ordered, cb, capacity=False)
+    rh: SimulationReport = simulate(fh, ordered, ch, capacity=False)
     out = Behaviour(scenarios=len(ordered), classes=len(ch))
     per_scenario: dict[str, int] = {}
     for s in ordered:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetkit.simulate.core import Distribution
-from fleetkit.simulate.fleet import Fleet, Workload
+from fleetkit.simulate.fleet import SimulatedFleet, Workload
 from fleetkit.simulate.scenarios import Scenario
 
 #: Memory bandwidth per GPU, GB/s (NVIDIA data sheets: T4, A10G (AWS), L4, L40S, A100 40/80 GB SXM,
@@ -83,7 +83,7 @@ def replica_rps(w: Workload, assume: Mapping[str, float]) -> float:
     return tokens / assume["output_tokens"]
 
 
-def _capacity(fleet: Fleet, scenario: Scenario, assume: Mapping[str, float]) -> dict[str, float]:
+def _capacity(fleet: SimulatedFleet, scenario: Scenario, assume: Mapping[str, float]) -> dict[str, float]:
     at_max = replace(scenario, baseline="max")
     out: dict[str, float] = {}
     for w in fleet.workloads:
@@ -93,7 +93,7 @@ def _capacity(fleet: Fleet, scenario: Scenario, assume: Mapping[str, float]) -> 
 
 
 def capacity_view(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     scenario: Scenario,
     results: Sequence[tuple[str, Distribution]],
     assume: Mapping[str, float],

@@ -26,8 +26,8 @@ from fleetkit.simulate.options import (
 )
 
 if TYPE_CHECKING:
-    from fleetkit.simulate.fleet import Fleet
-    from fleetkit.simulate.report import Report
+    from fleetkit.simulate.fleet import SimulatedFleet
+    from fleetkit.simulate.report import SimulationReport
 
 
 class SimFormat(StrEnum):
@@ -74,7 +74,7 @@ def write_atomically(files: dict[Path, bytes]) -> None:
                     os.unlink(leftover)
 
 
-def _load(project: Path, from_dir: Path | None) -> Fleet:
+def _load(project: Path, from_dir: Path | None) -> SimulatedFleet:
     """The rendered fleet: from a preview directory (its manifests are the whole input, joined with the
     project's topology and weight sizes), or the project's stacks rendered now by the offline preview
     (model facts from the resolve step, routing from the rendering: :mod:`fleetkit.simulate.source`)."""
@@ -101,7 +101,7 @@ def _load(project: Path, from_dir: Path | None) -> Fleet:
 
 
 def _diagram_files(
-    report: Report, shown: str, diagram: Path, warn: Callable[[str], None]
+    report: SimulationReport, shown: str, diagram: Path, warn: Callable[[str], None]
 ) -> dict[Path, bytes]:
     # imported on use: the diagram module is only needed with --diagram
     from fleetkit.simulate.diagram import png_available, to_mermaid, to_svg, write_png
@@ -126,7 +126,9 @@ def _diagram_files(
     return files
 
 
-def _emit(report: Report, fmt: SimFormat, output: Path | None, shown: str, files: dict[Path, bytes]) -> None:
+def _emit(
+    report: SimulationReport, fmt: SimFormat, output: Path | None, shown: str, files: dict[Path, bytes]
+) -> None:
     """Print the report, or add it to ``files``; then write every file whole (or none, exit 2)."""
     # imported on use, as above: only once a report is written
     from rich.console import Console

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from fleetkit.simulate.core import INGRESS_DOWN, Outcome
-from fleetkit.simulate.report import Report
+from fleetkit.simulate.report import SimulationReport
 
 GREEN, AMBER, RED, GREY = "#2e7d32", "#ef8f00", "#c62828", "#78909c"
 TOP, BOTTOM, NODE_W, GAP = 96, 64, 14, 12
@@ -44,7 +44,7 @@ def _outcome_key(o: Outcome, intended: str) -> tuple[int, str, str, str]:
     return (1 if wrong else 0, o.model, o.cluster, f"{o.version} {o.gpu}")
 
 
-def flows(report: Report, scenario: str) -> tuple[list[_Node], list[tuple[str, str, float, str]]]:
+def flows(report: SimulationReport, scenario: str) -> tuple[list[_Node], list[tuple[str, str, float, str]]]:
     """Nodes and links (source, target, value, colour) of one scenario; values sum to 1 per column."""
     n = len(report.classes) or 1
     nodes: dict[str, _Node] = {}
@@ -103,7 +103,7 @@ def _layout(nodes: list[_Node]) -> float:
     return max(TOP + inner + GAP * max(counts), bottom) + BOTTOM
 
 
-def to_svg(report: Report, scenario: str, title: str | None = None) -> str:
+def to_svg(report: SimulationReport, scenario: str, title: str | None = None) -> str:
     nodes, links = flows(report, scenario)
     height = _layout(nodes)
     longest = max((len(nd.label) + 5 for nd in nodes if nd.column == 2), default=20)
@@ -175,7 +175,7 @@ def to_svg(report: Report, scenario: str, title: str | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_mermaid(report: Report, scenario: str) -> str:
+def to_mermaid(report: SimulationReport, scenario: str) -> str:
     nodes, links = flows(report, scenario)
     ids = {nd.key: f"n{i}" for i, nd in enumerate(nodes)}
     lines = ["flowchart LR"]
@@ -208,7 +208,7 @@ def write_png(svg: str, path: Path) -> None:
     cairosvg.svg2png(bytestring=svg.encode("utf-8"), write_to=str(path))
 
 
-def scenario_for_picture(report: Report, wanted: Sequence[str] | None = None) -> str:
+def scenario_for_picture(report: SimulationReport, wanted: Sequence[str] | None = None) -> str:
     """The scenario to draw: the one asked for, else the first."""
     names = [s.name for s in report.scenarios]
     for w in wanted or []:

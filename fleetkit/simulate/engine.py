@@ -20,8 +20,8 @@ from fleetkit.simulate.fleet import (
     LABEL_REGION,
     LABEL_ZONE,
     ClusterConfig,
-    Fleet,
-    Route,
+    MeshRoute,
+    SimulatedFleet,
     Workload,
     selects,
 )
@@ -50,9 +50,9 @@ def _match_value(cond: Mapping[str, Any], value: str | None) -> bool:
 
 
 class Simulator:
-    """Outcome distributions for requests and scenarios over one :class:`Fleet` (caches per scenario)."""
+    """Outcome distributions for requests and scenarios over one :class:`SimulatedFleet` (caches per scenario)."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: SimulatedFleet) -> None:
         self.fleet = fleet
         self._cache: dict[tuple[Any, ...], Distribution] = {}
         self._members_cache: dict[tuple[str, str, str], _Members | None] = {}
@@ -196,7 +196,7 @@ class Simulator:
     def _route(
         self, cfg: ClusterConfig, request: Request, headers: Mapping[str, str]
     ) -> tuple[Distribution | None, list[tuple[float, str, float]]]:
-        route: Route | None = None
+        route: MeshRoute | None = None
         for r in cfg.routes:
             if any(self._matches(m, request, headers) for m in r.matches):
                 route = r

@@ -1,6 +1,6 @@
 """The rendered fleet as the simulator sees it, and the reader of a fleet's manifests.
 
-The model (:class:`Fleet`): per mesh cluster its :class:`ClusterInfo` (cluster id, network,
+The model (:class:`SimulatedFleet`): per mesh cluster its :class:`ClusterInfo` (cluster id, network,
 region, the zones of each node pool — the mesh topology, which the manifests do not carry) and
 its :class:`ClusterConfig` (what its ingress gateway is programmed with: ``VirtualService``,
 ``DestinationRule``, ``Service`` selectors, the edge filters of :mod:`.edge`), plus one
@@ -132,17 +132,17 @@ class DestinationRule:
 
 
 @dataclass(frozen=True)
-class Destination:
+class MeshDestination:
     host: str
     subset: str | None
     weight: int
 
 
 @dataclass(frozen=True)
-class Route:
+class MeshRoute:
     name: str
     matches: tuple[Mapping[str, Any], ...]
-    destinations: tuple[Destination, ...]
+    destinations: tuple[MeshDestination, ...]
     direct_response: tuple[int, str] | None = None
 
 
@@ -151,7 +151,7 @@ class ClusterConfig:
     """What the ingress gateway of one cluster is configured with (each primary's istiod reads its
     own cluster's Istio config; endpoints come from every cluster)."""
 
-    routes: list[Route] = field(default_factory=list)
+    routes: list[MeshRoute] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
     rules: dict[str, DestinationRule] = field(default_factory=dict)
     #: fully qualified service host -> pod selector
@@ -160,7 +160,7 @@ class ClusterConfig:
 
 
 @dataclass
-class Fleet:
+class SimulatedFleet:
     clusters: dict[str, ClusterInfo]
     config: dict[str, ClusterConfig]
     workloads: list[Workload]
@@ -310,9 +310,9 @@ def _scale_targets(objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, in
     return out
 
 
-def _route(http: Mapping[str, Any], namespace: str, index: int) -> Route:
+def _route(http: Mapping[str, Any], namespace: str, index: int) -> MeshRoute:
     dests = tuple(
-        Destination(
+        MeshDestination(
             fqdn(str((d.get("destination") or {}).get("host")), namespace),
             (d.get("destination") or {}).get("subset"),
             int(d.get("weight", 100 if len(http.get("route") or []) == 1 else 0)),
@@ -323,7 +323,9 @@ def _route(http: Mapping[str, Any], namespace: str, index: int) -> Route:
     if http.get("directResponse"):
         dr = http["directResponse"]
         direct = (int(dr.get("status", 200)), str((dr.get("body") or {}).get("string", "")))
-    return Route(str(http.get("name") or f"http[{index}]"), tuple(http.get("match") or ({},)), dests, direct)
+    return MeshRoute(
+        str(http.get("name") or f"http[{index}]"), tuple(http.get("match") or ({},)), dests, direct
+    )
 
 
 def _cluster_config(objs: list[Mapping[str, Any]]) -> tuple[ClusterConfig, str | None]:
@@ -402,7 +404,7 @@ def build_fleet(
     manifests: Mapping[str, Sequence[Mapping[str, Any]]],
     topology: Mapping[str, ClusterInfo],
     weights: Mapping[str, Mapping[str, float]] | None = None,
-) -> Fleet:
+) -> SimulatedFleet:
     """The fleet from per-stack manifests alone and each stack's :class:`ClusterInfo` (stacks without
     one, e.g. the trust root, are skipped). ``weights``: stack -> Deployment -> bytes of the weights
     (for the capacity view; without it the size is read from a served name such as ``…-70B-…``)."""
@@ -423,7 +425,7 @@ def build_fleet(
             if w is not None:
                 workloads.append(with_rewrites(w, rendered.rewrites))
     workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
-    return Fleet(clusters, config, workloads, notes)
+    return SimulatedFleet(clusters, config, workloads, notes)
 
 
 #: the inbound Lua filter the kit puts on a fallback model's pods (``policies.fallback_rewrite.render_fallback_rewrites``)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from fleetkit.simulate.diagram import to_mermaid
-from fleetkit.simulate.report import Report, describe, findings
+from fleetkit.simulate.report import SimulationReport, describe, findings
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def report_markdown(report: Report, picture: str) -> str:
+def report_markdown(report: SimulationReport, picture: str) -> str:
     out = ["## fleetkit simulate", ""]
     out += [
         f"Where each request class goes, per scenario. Diagram: **{picture}**.",

@@ -17,7 +17,7 @@ from fleetkit.errors import Issue, SpecError
 from fleetkit.output import check_output_file
 
 if TYPE_CHECKING:
-    from fleetkit.simulate.fleet import Fleet
+    from fleetkit.simulate.fleet import SimulatedFleet
     from fleetkit.simulate.scenarios import Scenario
 
 
@@ -52,7 +52,7 @@ def project_root(root: Path | None, problems: list[Issue]) -> Path | None:
 
 
 def scenarios_to_run(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     custom: Scenario,
     given: bool,
     standard: bool | None,
@@ -93,7 +93,7 @@ def raise_with_spec_problems(project: Path, problems: list[Issue]) -> NoReturn:
 
 
 def capacity_options(
-    fleet: Fleet, assume: list[str], demand: list[str], problems: list[Issue]
+    fleet: SimulatedFleet, assume: list[str], demand: list[str], problems: list[Issue]
 ) -> tuple[dict[str, float], dict[str, float]]:
     assumptions = {k: float(v) for k, v in pairs("--assume", assume, problems, number=True).items()}
     # the range each assumption makes sense in (fleetkit.simulate.capacity): fractions, and counts above 0
@@ -129,7 +129,7 @@ def capacity_options(
     return assumptions, demands
 
 
-def check_options(fleet: Fleet, problems: list[Issue], *, origin: list[str], baseline: str) -> None:
+def check_options(fleet: SimulatedFleet, problems: list[Issue], *, origin: list[str], baseline: str) -> None:
     if baseline not in ("min", "max"):
         problems.append(
             Issue.at("--baseline", baseline, "simulate.bad-baseline", "expected min or max", baseline)

@@ -12,7 +12,7 @@ from fleetkit.issue import Issue
 from fleetkit.simulate.capacity import DEFAULT_ASSUMPTIONS, ModelRow, capacity_view
 from fleetkit.simulate.core import Distribution, Request, rounded
 from fleetkit.simulate.engine import Simulator
-from fleetkit.simulate.fleet import Fleet
+from fleetkit.simulate.fleet import SimulatedFleet
 from fleetkit.simulate.scenarios import Scenario
 
 
@@ -32,7 +32,7 @@ class RequestClass:
         return f"{tier + ' ' if tier else ''}{self.intended} from {self.request.origin}"
 
 
-def intended_service(fleet: Fleet, model: str | None) -> str:
+def intended_service(fleet: SimulatedFleet, model: str | None) -> str:
     """The service a body model names: the edge's model map when there is one, else the service whose
     pods list the name first (its own served name)."""
     for cfg in fleet.config.values():
@@ -44,7 +44,7 @@ def intended_service(fleet: Fleet, model: str | None) -> str:
     return model or "-"
 
 
-def tiers(fleet: Fleet) -> list[str]:
+def tiers(fleet: SimulatedFleet) -> list[str]:
     """Tier claim values: the edge's tier map when there is one, else the values the routes match
     on a header whose name mentions ``tier``; [""] when neither exists."""
     found: set[str] = set()
@@ -61,7 +61,7 @@ def tiers(fleet: Fleet) -> list[str]:
 
 
 def request_classes(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     models: Iterable[str] | None = None,
     tier_values: Iterable[str] | None = None,
     origins: Iterable[str] | None = None,
@@ -84,7 +84,7 @@ def request_classes(
     return out
 
 
-def route_classes(fleet: Fleet, **extra: Any) -> list[RequestClass]:
+def route_classes(fleet: SimulatedFleet, **extra: Any) -> list[RequestClass]:
     """One class per route and origin: a client that sends the exact headers the route's first match
     names (the body's model is the served name of the route's first destination). Shows what header
     routing does — and, once the edge strips client headers, that a forged header changes nothing."""
@@ -112,8 +112,8 @@ def route_classes(fleet: Fleet, **extra: Any) -> list[RequestClass]:
 
 
 @dataclass
-class Report:
-    fleet: Fleet
+class SimulationReport:
+    fleet: SimulatedFleet
     scenarios: list[Scenario]
     classes: list[RequestClass]
     #: (class index, scenario name) -> outcome distribution (rounded)
@@ -166,7 +166,7 @@ def _request_dict(r: Request) -> dict[str, Any]:
 
 
 def _run_part(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     scenarios: list[Scenario],
     classes: list[RequestClass],
     assumptions: Mapping[str, float],
@@ -205,18 +205,18 @@ def _worker(
 
 
 def simulate(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     scenarios: list[Scenario],
     classes: list[RequestClass],
     assume: Mapping[str, float] | None = None,
     demand: Mapping[str, float] | None = None,
     capacity: bool = True,
     jobs: int = 1,
-) -> Report:
+) -> SimulationReport:
     """Every class under every scenario. ``jobs`` > 1 splits the scenarios over forked worker
     processes (same result; where ``fork`` is unavailable it runs in this process)."""
     assumptions = {**DEFAULT_ASSUMPTIONS, **(assume or {})}
-    report = Report(fleet, scenarios, classes, assumptions=assumptions)
+    report = SimulationReport(fleet, scenarios, classes, assumptions=assumptions)
     parts = [scenarios[k::jobs] for k in range(jobs)] if jobs > 1 and len(scenarios) > 1 else [scenarios]
     parts = [p for p in parts if p]
     if len(parts) > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -244,7 +244,7 @@ def finding_dict(issue: Issue) -> dict[str, str]:
     return {"rule": issue.rule, "class": issue.subject, "detail": issue.message}
 
 
-def findings(report: Report) -> list[Issue]:
+def findings(report: SimulationReport) -> list[Issue]:
     """With everything healthy: no request class may end in an error (``healthy.error``), and none
     may be answered by another model while the model it names has running pods
     (``healthy.fallback-while-primary-up``). Each is an :class:`Issue` about a request class (its
@@ -265,7 +265,7 @@ def findings(report: Report) -> list[Issue]:
     return out
 
 
-def to_json(report: Report) -> str:
+def to_json(report: SimulationReport) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
@@ -281,7 +281,7 @@ def describe(dist: Distribution, limit: int = 4) -> str:
     return text or "—"
 
 
-def to_renderables(report: Report) -> list[Any]:
+def to_renderables(report: SimulationReport) -> list[Any]:
     from rich.table import Table
     from rich.text import Text
 

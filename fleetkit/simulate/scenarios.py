@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from fleetkit.errors import Issue
-from fleetkit.simulate.fleet import Fleet, Workload
+from fleetkit.simulate.fleet import SimulatedFleet, Workload
 
 REPLICA_WORDS = ("min", "max", "zero")
 
@@ -50,7 +50,7 @@ class Scenario:
             or self.no_capacity
         )
 
-    def cluster_down(self, fleet: Fleet, cluster: str) -> bool:
+    def cluster_down(self, fleet: SimulatedFleet, cluster: str) -> bool:
         info = fleet.clusters.get(cluster)
         return (
             info is None
@@ -67,7 +67,7 @@ class Scenario:
                 count = words[value] if value in words else int(value)
         return max(0, int(count or 0))
 
-    def pods(self, fleet: Fleet, w: Workload) -> dict[str, int]:
+    def pods(self, fleet: SimulatedFleet, w: Workload) -> dict[str, int]:
         """Zone -> running pods of ``w`` (zone "" when its pool's zones are unknown)."""
         if self.cluster_down(fleet, w.cluster):
             return {}
@@ -122,7 +122,7 @@ def _selects_pool(sel: str, w: Workload) -> bool:
 
 
 # --------------------------------------------------------------------------- the standard set
-def primary_versions(fleet: Fleet) -> dict[str, str]:
+def primary_versions(fleet: SimulatedFleet) -> dict[str, str]:
     """Service -> its primary version: the one with the most baseline replicas fleet-wide (ties:
     the version that sorts first)."""
     count: dict[tuple[str, str], int] = {}
@@ -135,7 +135,7 @@ def primary_versions(fleet: Fleet) -> dict[str, str]:
     return {m: v for m, (_, v) in sorted(best.items())}
 
 
-def standard_scenarios(fleet: Fleet) -> list[Scenario]:
+def standard_scenarios(fleet: SimulatedFleet) -> list[Scenario]:
     """healthy; each cluster, region and network down; each model's primary version at zero
     everywhere. Scenarios that remove exactly the same clusters are folded into the first one."""
     out = [Scenario()]
@@ -164,7 +164,7 @@ def standard_scenarios(fleet: Fleet) -> list[Scenario]:
 
 # --------------------------------------------------------------------------- parsing CLI values
 def parse_scenario(
-    fleet: Fleet,
+    fleet: SimulatedFleet,
     down: Iterable[str],
     replicas: Iterable[str],
     eject: Iterable[str],

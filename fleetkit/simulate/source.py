@@ -42,8 +42,8 @@ from fleetkit.resolve import ResolvedModel
 from fleetkit.simulate.fleet import (
     ClusterConfig,
     ClusterInfo,
-    Fleet,
     RenderedCluster,
+    SimulatedFleet,
     Workload,
     read_cluster,
     with_rewrites,
@@ -80,7 +80,9 @@ def weights_from_specs(fleet: SpecFleet) -> dict[str, dict[str, float]]:
     }
 
 
-def fleet_from_stacks(specs: SpecFleet, manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fleet:
+def fleet_from_stacks(
+    specs: SpecFleet, manifests: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> SimulatedFleet:
     """The fleet of the loaded stacks as ``manifests`` (stack -> its rendered objects) deploy it:
     model facts from the resolve step, routing from the rendering (module docstring). Stacks
     without manifests, and stacks that are not region stacks, are not part of it."""
@@ -102,7 +104,7 @@ def fleet_from_stacks(specs: SpecFleet, manifests: Mapping[str, Sequence[Mapping
             if w is not None:
                 workloads.append(with_rewrites(w, rendered.rewrites))
     workloads.sort(key=lambda w: (w.cluster, w.namespace, w.name))
-    return Fleet(clusters, config, workloads, notes)
+    return SimulatedFleet(clusters, config, workloads, notes)
 
 
 def _workload(

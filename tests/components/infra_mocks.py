@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from components.addons import Addons, AddonsArgs
+from components.addons import AddonsArgs, ClusterAddons
 from components.cluster import Cluster, ClusterArgs
 from components.node_pools import GpuNodePoolArgs, create_gpu_node_pool
 from fleetkit.loader import Fleet, load_fleet
@@ -65,7 +65,7 @@ def run(
 def build_infra(
     stack: str, spec: RegionStackSpec, extra: Callable[[Any], dict[str, Any]] | None = None
 ) -> Callable[[], dict[str, Any]]:
-    """A program building the stack's Cluster, GPU pools and Addons (as the platform does)."""
+    """A program building the stack's Cluster, GPU pools and ClusterAddons (as the platform does)."""
 
     def program() -> dict[str, Any]:
         resolved = resolve(spec)
@@ -77,7 +77,7 @@ def build_infra(
             )
             for name in sorted(spec.node_pools)
         }
-        Addons(
+        ClusterAddons(
             f"{stack}-addons",
             AddonsArgs(placement=resolved.placement, node_pools=pools, cluster=cluster, stack=stack),
             pulumi.ResourceOptions(provider=cluster.provider),

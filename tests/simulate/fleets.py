@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.simulate.fleet import ClusterInfo, Fleet, build_fleet
+from fleetkit.simulate.fleet import ClusterInfo, SimulatedFleet, build_fleet
 
 NS = "llm"
 GATEWAY = "istio-system/ingress"
@@ -145,7 +145,7 @@ def cluster(name: str, network: str, region: str, zones: tuple[str, ...] = ()) -
     return ClusterInfo(name, network, region, name, {"gpu": zones} if zones else {})
 
 
-def fleet(stacks: dict[ClusterInfo, list[dict[str, Any]]]) -> Fleet:
+def fleet(stacks: dict[ClusterInfo, list[dict[str, Any]]]) -> SimulatedFleet:
     return build_fleet({c.name: objs for c, objs in stacks.items()}, {c.name: c for c in stacks})
 
 

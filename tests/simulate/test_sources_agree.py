@@ -19,7 +19,7 @@ import pytest
 
 from fleetkit.loader import load_fleet
 from fleetkit.simulate.capacity import DEFAULT_ASSUMPTIONS, capacity_view, replica_rps
-from fleetkit.simulate.fleet import Fleet, build_fleet
+from fleetkit.simulate.fleet import SimulatedFleet, build_fleet
 from fleetkit.simulate.scenarios import Scenario
 from fleetkit.simulate.source import (
     fleet_from_stacks,
@@ -92,7 +92,7 @@ def test_the_stack_path_takes_model_facts_from_the_resolve_step_not_the_manifest
     obj["spec"]["template"]["spec"]["nodeSelector"] = {"fleetkit.dev/pool": "elsewhere"}
     obj["spec"]["template"]["metadata"]["labels"]["canary"] = "yes"
 
-    def eight_b(fleet: Fleet):
+    def eight_b(fleet: SimulatedFleet):
         [w] = [w for w in fleet.workloads if w.key == "aws-use1/llama-3-8b"]
         return w
 
@@ -123,7 +123,7 @@ def test_a_quantized_model_is_sized_from_the_resolve_step(project_root, demo):
     assert sizes["gcp-euw4/llama-3-70b"] == (70e9, 140e9)
     assert sizes["gcp-euw4/llama-3-8b"] == (16e9, 16e9)
 
-    def capacity(fleet: Fleet) -> dict[str, float]:
+    def capacity(fleet: SimulatedFleet) -> dict[str, float]:
         return {r.model: r.capacity_rps for r in capacity_view(fleet, Scenario(), [], DEFAULT_ASSUMPTIONS)}
 
     stacks, read = capacity(from_stacks), capacity(from_manifests)
