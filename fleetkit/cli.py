@@ -15,7 +15,16 @@ import typer
 from rich.markup import escape
 
 from fleetkit.buckets import check_pins, pinned_models
-from fleetkit.console import FleetkitGroup, err_console, fail, find_root, int_flag, out_console
+from fleetkit.console import (
+    FleetkitGroup,
+    RootOpt,
+    StackOpt,
+    err_console,
+    fail,
+    find_root,
+    int_flag,
+    out_console,
+)
 from fleetkit.errors import EXIT_USAGE, Issue, SpecError
 from fleetkit.lint.command import lint_command
 from fleetkit.loader import load_fleet
@@ -40,23 +49,6 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-RootOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        metavar="DIR",
-        help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory.",
-    ),
-]
-StackOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--stack",
-        "-s",
-        metavar="STACK",
-        help="Stack to work on (repeatable). Default: every stack in stacks/.",
-    ),
-]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(

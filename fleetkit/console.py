@@ -12,13 +12,42 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from fleetkit.errors import EXIT_USAGE, Issue, SpecError
+
+# The options every command spells the same way (typer's ``Annotated`` types), shared by the CLI
+# and the tools' own commands so a flag reads and helps alike everywhere.
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        metavar="DIR",
+        help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the current directory.",
+    ),
+]
+StackOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stack",
+        "-s",
+        metavar="STACK",
+        help="Stack to work on (repeatable). Default: every stack in stacks/.",
+    ),
+]
+OutputFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
+    ),
+]
 
 # piped output (CI logs, files) gets a fixed, wide layout instead of 80 columns
 err_console = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 160)

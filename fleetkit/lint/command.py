@@ -14,7 +14,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from fleetkit.console import choice_flag, fail
+from fleetkit.console import OutputFileOpt, choice_flag, fail
 from fleetkit.errors import Issue, SpecError, format_path
 from fleetkit.lint.documents import load_paths
 from fleetkit.lint.engine import exit_code, lint_documents
@@ -137,15 +137,7 @@ def lint_command(
             help="table (people), json (scripts), sarif (code scanning).",
         ),
     ] = OutputFormat.table.value,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
-        ),
-    ] = None,
+    output: OutputFileOpt = None,
     min_timeout: Annotated[
         str | None,
         typer.Option(

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fleetkit.console import choice_flag, err_console, fail, find_root, out_console
+from fleetkit.console import OutputFileOpt, RootOpt, choice_flag, err_console, fail, find_root, out_console
 from fleetkit.errors import Issue, SpecError
 from fleetkit.output import check_output_file, write_file
 from fleetkit.review.core import review, review_problems
@@ -65,24 +65,8 @@ def review_command(
             "policies only, fast), auto (preview when the program runs, else policies).",
         ),
     ] = Renderer.auto.value,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the review to this file (replaced whole) instead of stdout; `-` is stdout.",
-        ),
-    ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            "--root",
-            metavar="DIR",
-            help="Project directory (holds Pulumi.yaml and stacks/). Default: found from the "
-            "current directory.",
-        ),
-    ] = None,
+    output: OutputFileOpt = None,
+    root: RootOpt = None,
 ) -> None:
     """Review a change to the fleet: what it does, stack by stack.
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fleetkit.console import choice_flag, err_console, fail, float_flag, out_console
+from fleetkit.console import OutputFileOpt, RootOpt, choice_flag, err_console, fail, float_flag, out_console
 from fleetkit.errors import Issue, SpecError
 from fleetkit.simulate.options import (
     capacity_options,
@@ -276,15 +276,7 @@ def simulate_command(
             help="table (terminal), json (scripts), markdown (a pull-request comment with the Mermaid diagram).",
         ),
     ] = SimFormat.table.value,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the report to this file (replaced whole) instead of stdout; `-` is stdout.",
-        ),
-    ] = None,
+    output: OutputFileOpt = None,
     diagram: Annotated[
         Path | None,
         typer.Option(
@@ -322,9 +314,7 @@ def simulate_command(
             help="Read the rendered fleet from a `fleetkit preview --out DIR` directory instead of rendering now.",
         ),
     ] = None,
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Project directory (holds Pulumi.yaml and stacks/).")
-    ] = None,
+    root: RootOpt = None,
 ) -> None:
     """What-if: where every request goes under failures.
 
