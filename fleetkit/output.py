@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fleetkit.errors import Issue, SpecError
 from fleetkit.yamlio import dump_yaml_documents
 
@@ -226,6 +228,10 @@ def write_tree(out_dir: Path, files: dict[str, str], flag: str = "--out") -> Non
         shutil.rmtree(stage, ignore_errors=True)
 
 
+#: where a previewed stack's manifests go under its output directory
+MANIFESTS_DIR = "manifests"
+
+
 def stack_files(preview: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The files of one previewed stack, keyed by path relative to the output directory."""
     stack = preview.stack
@@ -238,7 +244,17 @@ def stack_files(preview: Any, extra: dict[str, str] | None = None) -> dict[str, 
         group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else "core"
         by_kind.setdefault(f"{group}_{obj['kind']}".lower(), []).append(obj)
     for name, objs in sorted(by_kind.items()):
-        files[f"{stack}/manifests/{name}.yaml"] = dump_yaml_documents(objs)
+        files[f"{stack}/{MANIFESTS_DIR}/{name}.yaml"] = dump_yaml_documents(objs)
     for rel, text in (extra or {}).items():
         files[f"{stack}/{rel}"] = text
     return files
+
+
+def manifest_files(stack_dir: Path) -> list[Path]:
+    """The manifest files :func:`stack_files` wrote for one stack (``<stack>/manifests/*.yaml``), sorted."""
+    return sorted((stack_dir / MANIFESTS_DIR).glob("*.yaml"))
+
+
+def read_manifest_file(path: Path) -> list[dict[str, Any]]:
+    """The objects of one written manifest file; its read or YAML error is the caller's to report."""
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]

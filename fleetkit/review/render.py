@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
-
 from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import Fleet
 from fleetkit.guardrails import check_records
 from fleetkit.lint import lint_objects
+from fleetkit.output import manifest_files, read_manifest_file
 from fleetkit.spec import RegionStackSpec
 from fleetkit.yamlio import dump_yaml
 from policies.common import manifest_key
@@ -119,8 +118,8 @@ def _finish_preview(run: _Run, stacks: Iterable[str]) -> Rendered | str:
         if not sdir.is_dir():
             return f"the preview wrote nothing for stack {stack}"
         objs: list[dict[str, Any]] = []
-        for f in sorted((sdir / "manifests").glob("*.yaml")):
-            objs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        for f in manifest_files(sdir):
+            objs += read_manifest_file(f)
         rendered.manifests[stack] = sorted(objs, key=manifest_key)
         res = sdir / "resources.json"
         rendered.resources[stack] = json.loads(res.read_text(encoding="utf-8")) if res.exists() else []

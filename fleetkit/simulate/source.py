@@ -38,6 +38,7 @@ import yaml
 from fleetkit.errors import Issue, SpecError
 from fleetkit.fleet import LoadedStack
 from fleetkit.loader import Fleet as SpecFleet
+from fleetkit.output import MANIFESTS_DIR, manifest_files, read_manifest_file
 from fleetkit.resolve import ResolvedModel
 from fleetkit.simulate.fleet import (
     ClusterConfig,
@@ -170,13 +171,12 @@ def read_preview_dir(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[
     topology: dict[str, ClusterInfo] = {}
     problems: list[Issue] = []
     for sdir in sorted(p for p in path.iterdir() if p.is_dir()):
-        mdir = sdir / "manifests"
-        if not mdir.is_dir():
+        if not (sdir / MANIFESTS_DIR).is_dir():
             continue
         objs: list[dict[str, Any]] = []
-        for f in sorted(mdir.glob("*.yaml")):
+        for f in manifest_files(sdir):
             try:
-                objs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if isinstance(d, dict)]
+                objs += read_manifest_file(f)
             except yaml.YAMLError as err:
                 problems.append(Issue.at(str(f), "", "simulate.bad-yaml", f"not YAML: {err}".splitlines()[0]))
             except (OSError, UnicodeDecodeError) as err:
