@@ -224,10 +224,17 @@ def tokens_per_tenant(ctx: Context) -> str:
     return f"usage record tenant acme, model {got[0]}: {got[1]} prompt + {got[2]} completion tokens = vLLM's usage"
 
 
-def streaming(ctx: Context) -> str:
+def _stream_times(ctx: Context, direct: bool = False) -> tuple[list[float], float]:
+    """Arrival times (s) of the content chunks of one 64-token stream through Envoy (or straight
+    from vLLM, ``direct``), and its total."""
     times = []
+    client = (
+        openai.OpenAI(base_url=f"{ctx.direct['llama-3-8b']}/v1", api_key="-", max_retries=0, timeout=120)
+        if direct
+        else ctx.client()
+    )
     start = time.monotonic()
-    stream = ctx.client().chat.completions.create(
+    stream = client.chat.completions.create(
         model=ctx.served["llama-3-8b"],
         messages=MESSAGES,
         max_tokens=64,
@@ -237,24 +244,48 @@ def streaming(ctx: Context) -> str:
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             times.append(time.monotonic() - start)
-    total = time.monotonic() - start
-    assert len(times) >= 10, len(times)
-    first, last = times[0], times[-1]
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
-    ctx.figures["stream"] = {
-        "chunks": len(times),
-        "first_chunk_s": round(first, 4),
-        "last_chunk_s": round(last, 4),
-        "total_s": round(total, 4),
-        "median_gap_ms": round(gaps[len(gaps) // 2] * 1000, 2),
-    }
-    # a buffered response would deliver every chunk at the end: first ~ last ~ total
-    assert first < 0.5 * total, ctx.figures["stream"]
-    assert last - first > 0.4 * total, ctx.figures["stream"]
-    assert sum(1 for g in gaps if g > 0.001) >= len(gaps) // 2, ctx.figures["stream"]
-    return (
-        f"{len(times)} chunks: first at {first * 1000:.0f} ms, last at {last * 1000:.0f} ms of "
-        f"{total * 1000:.0f} ms, median gap {ctx.figures['stream']['median_gap_ms']} ms"
+    return times, time.monotonic() - start
+
+
+#: streams measured before the check gives up: a proxy that buffers fails every one of them, while a
+#: CPU hiccup on a shared runner (a slow prefill, tokens flushed in one burst) spoils only one
+STREAM_ATTEMPTS = 3
+
+
+def streaming(ctx: Context) -> str:
+    seen: list[dict[str, float]] = []
+    for _ in range(STREAM_ATTEMPTS):
+        times, total = _stream_times(ctx)
+        assert len(times) >= 10, len(times)
+        first, last = times[0], times[-1]
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        figures = {
+            "chunks": len(times),
+            "first_chunk_s": round(first, 4),
+            "last_chunk_s": round(last, 4),
+            "total_s": round(total, 4),
+            "median_gap_ms": round(gaps[len(gaps) // 2] * 1000, 2),
+        }
+        seen.append(figures)
+        # a buffered response would deliver every chunk at the end: first ~ last ~ total
+        if (
+            first < 0.5 * total
+            and last - first > 0.4 * total
+            and sum(1 for g in gaps if g > 0.001) >= len(gaps) // 2
+        ):
+            ctx.figures["stream"] = {**figures, "attempts": len(seen)}
+            return (
+                f"{len(times)} chunks: first at {first * 1000:.0f} ms, last at {last * 1000:.0f} ms of "
+                f"{total * 1000:.0f} ms, median gap {figures['median_gap_ms']} ms (stream {len(seen)} of "
+                f"at most {STREAM_ATTEMPTS})"
+            )
+    ctx.figures["stream"] = {**seen[-1], "attempts": len(seen)}
+    # which side bunched the chunks: the same stream straight from vLLM, for the report
+    times, total = _stream_times(ctx, direct=True)
+    vllm = {"chunks": len(times), "first_chunk_s": round(times[0], 4), "last_chunk_s": round(times[-1], 4)}
+    raise AssertionError(
+        f"no stream arrived incrementally in {STREAM_ATTEMPTS} attempts: {seen}; "
+        f"the same stream straight from vLLM: {vllm}, total {total:.4f} s"
     )
 
 
