@@ -15,8 +15,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fleetkit.e2e.envoy_config import Backend
 
 CHUNK_PAUSE_SECONDS = 0.15
 PROMPT_TOKENS = 3
@@ -194,3 +198,17 @@ class StubBackend:
                 self.wfile.flush()
 
         return Handler
+
+
+@contextmanager
+def stub_backends(
+    services: Mapping[str, tuple[str, str]], *, chunks: int = 5
+) -> Iterator[tuple[dict[str, StubBackend], dict[str, Backend]]]:
+    """One running stub per model service (``{service: (host, served name)}``, as the rendered gateway
+    lists them) and the loopback backends Envoy is pointed at; every stub stops on exit."""
+    with ExitStack() as stack:
+        stubs = {
+            name: stack.enter_context(StubBackend(served, chunks=chunks))
+            for name, (_, served) in services.items()
+        }
+        yield stubs, {name: Backend("127.0.0.1", s.port) for name, s in stubs.items()}

@@ -17,7 +17,7 @@ from fleetkit.e2e import checks, runner
 from fleetkit.e2e.envoy_config import Backend
 from fleetkit.e2e.gateway import envoy_binary, render_stack, running_gateway
 from fleetkit.e2e.otlp import OtlpReceiver
-from fleetkit.e2e.stub import StubBackend
+from fleetkit.e2e.stub import stub_backends
 
 pytest.importorskip("openai", reason="the official openai client is a test dependency (pip install openai)")
 pytestmark = [
@@ -32,30 +32,23 @@ NEEDS_VLLM = {"premium overtakes batch", "one trace"}
 
 def test_the_runners_checks_pass_against_stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rendered = render_stack(ROOT, "aws-us-east-1", runner.OVERRIDES)
-    # enough chunks for the SSE check's minimum of 10, each after the stub's pause
-    stubs = {name: StubBackend(served, chunks=12) for name, (_, served) in rendered.services.items()}
     monkeypatch.setattr(checks, "CHECKS", tuple(c for c in checks.CHECKS if c[0] not in NEEDS_VLLM))
-    for s in stubs.values():
-        s.__enter__()
-    try:
-        backends = {name: Backend("127.0.0.1", s.port) for name, s in stubs.items()}
-        with (
-            OtlpReceiver() as receiver,
-            running_gateway(
-                rendered, backends, tmp_path / "envoy", otlp=Backend("127.0.0.1", receiver.port)
-            ) as gw,
-        ):
-            ctx = checks.Context(
-                gw,
-                direct={m: f"http://127.0.0.1:{stubs[m].port}" for m in checks.MODELS},
-                served={m: stubs[m].served_name for m in checks.MODELS},
-                receiver=receiver,
-                samples=3,
-            )
-            result = checks.drive(ctx)
-    finally:
-        for s in stubs.values():
-            s.__exit__(None, None, None)
+    with (
+        # enough chunks for the SSE check's minimum of 10, each after the stub's pause
+        stub_backends(rendered.services, chunks=12) as (stubs, backends),
+        OtlpReceiver() as receiver,
+        running_gateway(
+            rendered, backends, tmp_path / "envoy", otlp=Backend("127.0.0.1", receiver.port)
+        ) as gw,
+    ):
+        ctx = checks.Context(
+            gw,
+            direct={m: f"http://127.0.0.1:{stubs[m].port}" for m in checks.MODELS},
+            served={m: stubs[m].served_name for m in checks.MODELS},
+            receiver=receiver,
+            samples=3,
+        )
+        result = checks.drive(ctx)
     names = [name for name, _ok, _detail in result.results]
     assert names == [name for name, _fn in checks.CHECKS] and len(names) == 10
     assert result.ok, [r for r in result.results if not r[1]]

@@ -21,7 +21,7 @@ import pytest
 from fleetkit.e2e.envoy_config import Backend
 from fleetkit.e2e.gateway import Gateway, envoy_binary, render_stack, running_gateway
 from fleetkit.e2e.otlp import LogRecord, OtlpReceiver
-from fleetkit.e2e.stub import CHUNK_PAUSE_SECONDS, PROMPT_TOKENS, StubBackend
+from fleetkit.e2e.stub import CHUNK_PAUSE_SECONDS, PROMPT_TOKENS, StubBackend, stub_backends
 from policies.edge import sticky_bucket
 from policies.telemetry import USAGE_PROVIDER_NAME
 
@@ -82,24 +82,17 @@ class Edge:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     rendered = render_stack(ROOT, STACK, OVERRIDES)
-    stubs = {name: StubBackend(served) for name, (_, served) in rendered.services.items()}
-    for s in stubs.values():
-        s.__enter__()
-    try:
-        backends = {name: Backend("127.0.0.1", s.port) for name, s in stubs.items()}
-        with (
-            OtlpReceiver() as receiver,
-            running_gateway(
-                rendered,
-                backends,
-                tmp_path_factory.mktemp("envoy"),
-                otlp=Backend("127.0.0.1", receiver.port),
-            ) as gw,
-        ):
-            yield Edge(gw, stubs, receiver)
-    finally:
-        for s in stubs.values():
-            s.__exit__(None, None, None)
+    with (
+        stub_backends(rendered.services) as (stubs, backends),
+        OtlpReceiver() as receiver,
+        running_gateway(
+            rendered,
+            backends,
+            tmp_path_factory.mktemp("envoy"),
+            otlp=Backend("127.0.0.1", receiver.port),
+        ) as gw,
+    ):
+        yield Edge(gw, stubs, receiver)
 
 
 def test_body_model_reaches_the_model_it_names(edge: Edge) -> None:
